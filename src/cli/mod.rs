@@ -1,0 +1,6 @@
+//! The command line: parse arguments, pick a mode, call the library.
+
+/// Runs the program and returns its exit status.
+pub fn run() -> i32 {
+    0
+}

@@ -1,0 +1,1 @@
+//! Frame -> layered packet view. (Being written.)

@@ -1,0 +1,2 @@
+//! Roles, VIPs, services, and the expected configuration (ipvsadm output).
+pub mod rules;

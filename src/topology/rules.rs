@@ -1,0 +1,1 @@
+//! Parsers for `ipvsadm -Sn`, `ipvsadm -Ln` and `ipvsadm -Lnc` output. (Being written.)
