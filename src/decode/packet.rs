@@ -1,0 +1,175 @@
+//! The layered, owned view of one decoded frame that every later stage reads.
+//!
+//! Compact value types: addresses, ports, numbers and a hash of the payload; never the payload
+//! itself, so that a `Packet` costs the same whatever the frame's size. A layer that could not be
+//! decoded ends the chain with a `Malformed` note instead of a panic or a silent drop.
+
+use serde::Serialize;
+use std::net::IpAddr;
+
+pub type Mac = [u8; 6];
+
+/// One frame decoded as far as its bytes allow.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Packet {
+    pub link: Link,
+    pub net: Net,
+}
+
+/// What the link layer said (all optional: raw IP captures have none of it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Link {
+    pub src_mac: Option<Mac>,
+    pub dst_mac: Option<Mac>,
+    /// 802.1Q / QinQ VLAN ids, outermost first.
+    pub vlans: Vec<u16>,
+    /// Linux cooked capture packet type (0 to us, 1 broadcast, 2 multicast, 3 other host,
+    /// 4 outgoing), when the capture is SLL or SLL2.
+    pub sll_packet_type: Option<u16>,
+    /// SLL2 interface index.
+    pub sll_ifindex: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Net {
+    Arp(Arp),
+    Ip(IpPacket),
+    /// An ethertype (or link protocol) we do not decode.
+    Other {
+        ether_type: u16,
+    },
+    /// The frame ended or was corrupt before a network layer could be read.
+    Malformed {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Arp {
+    /// 1 request, 2 reply.
+    pub operation: u16,
+    pub sender_mac: Mac,
+    pub sender_ip: std::net::Ipv4Addr,
+    pub target_mac: Mac,
+    pub target_ip: std::net::Ipv4Addr,
+}
+
+/// One IP header and what it carries. Recursive: a tunnel or an ICMP error carries another.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IpPacket {
+    pub ip: IpHeader,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct IpHeader {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    /// IP protocol number of the payload (for IPv6, after extension headers).
+    pub protocol: u8,
+    /// TTL or hop limit.
+    pub ttl: u8,
+    /// IPv4 identification; IPv6 fragment identification when fragmented, else 0.
+    pub id: u32,
+    pub dont_fragment: bool,
+    pub more_fragments: bool,
+    /// Fragment offset in bytes.
+    pub fragment_offset: u16,
+    /// Total length from the header (IPv4 total length; IPv6 40 + payload length).
+    pub total_len: u32,
+    /// Bytes of this packet actually present in the frame (less than total_len when cut).
+    pub captured_len: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TunnelKind {
+    /// IPv4 in IPv4, IP protocol 4 (ipvsadm `-i`, `--tun-type ipip`).
+    IpIp,
+    /// IPv6 in IPv4, protocol 41.
+    Ipv6InIpv4,
+    /// IPv6 in IPv6 (41), or IPv4 in IPv6 (4).
+    IpInIpv6,
+    /// GRE, protocol 47 (`--tun-type gre`).
+    Gre,
+    /// GUE over UDP (`--tun-type gue`).
+    Gue,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Transport {
+    Tcp(Tcp),
+    Udp(Udp),
+    Icmp(Icmp),
+    Tunnel {
+        tunnel: TunnelKind,
+        /// For GUE: the UDP header that carried it.
+        udp: Option<Udp>,
+        inner: Box<IpPacket>,
+    },
+    /// A non-first fragment (or a first fragment too short for its transport header) that was
+    /// not reassembled.
+    Fragment,
+    /// Transport header cut short or invalid.
+    Malformed {
+        reason: String,
+    },
+    /// A protocol we do not decode.
+    Other,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Tcp {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq: u32,
+    pub ack: u32,
+    /// Flag bits as in the header: FIN 0x01, SYN 0x02, RST 0x04, PSH 0x08, ACK 0x10, URG 0x20,
+    /// ECE 0x40, CWR 0x80.
+    pub flags: u8,
+    pub window: u16,
+    pub mss: Option<u16>,
+    pub window_scale: Option<u8>,
+    pub sack_permitted: bool,
+    pub timestamp: Option<(u32, u32)>,
+    /// Payload length from the IP lengths (not what was captured).
+    pub payload_len: u32,
+    /// Hash of the captured payload bytes (FNV-1a 64), 0 when empty: to match one packet seen
+    /// in two captures.
+    pub payload_hash: u64,
+}
+
+impl Tcp {
+    pub const FIN: u8 = 0x01;
+    pub const SYN: u8 = 0x02;
+    pub const RST: u8 = 0x04;
+    pub const PSH: u8 = 0x08;
+    pub const ACK: u8 = 0x10;
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Udp {
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Payload length from the UDP length field.
+    pub payload_len: u32,
+    pub payload_hash: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Icmp {
+    pub v6: bool,
+    pub icmp_type: u8,
+    pub code: u8,
+    /// Next-hop MTU of "fragmentation needed" (v4 type 3 code 4) or "packet too big" (v6 type 2).
+    pub mtu: Option<u32>,
+    /// Echo identifier and sequence.
+    pub echo: Option<(u16, u16)>,
+    /// The packet quoted inside an error message, decoded as far as it goes.
+    pub quoted: Option<Box<IpPacket>>,
+}
