@@ -173,3 +173,16 @@ pub struct Icmp {
     /// The packet quoted inside an error message, decoded as far as it goes.
     pub quoted: Option<Box<IpPacket>>,
 }
+
+/// A decoded packet together with where and when it was captured: what `topology` and `flows`
+/// consume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DecodedFrame {
+    pub capture: crate::capture::frame::CaptureId,
+    pub interface: u32,
+    /// Wireshark frame number (from 1) in its file.
+    pub number: u64,
+    pub ts_ns: i64,
+    pub wire_len: u32,
+    pub packet: Packet,
+}
