@@ -10,4 +10,5 @@ pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod report;
+pub mod survey;
 pub mod topology;

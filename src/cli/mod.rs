@@ -41,7 +41,11 @@ pub fn run() -> i32 {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() { EXIT_UNUSABLE } else { EXIT_OK };
+            return if e.use_stderr() {
+                EXIT_UNUSABLE
+            } else {
+                EXIT_OK
+            };
         }
     };
     match cli.command {
