@@ -27,8 +27,10 @@ fn data(name: &str) -> CaptureSource {
     )
 }
 
-/// (number, interface, time, wire length, captured length) per frame, as read.
-fn frames_of(source: &CaptureSource) -> (CaptureSummary, Vec<(u64, u32, i64, u32, usize)>) {
+/// (number, interface, time, wire length, captured length) of a frame.
+type FrameRow = (u64, u32, i64, u32, usize);
+
+fn frames_of(source: &CaptureSource) -> (CaptureSummary, Vec<FrameRow>) {
     let mut frames = Vec::new();
     let summary = read_capture(0, source, |f| {
         frames.push((f.number, f.interface, f.ts_ns, f.wire_len, f.data.len()))
@@ -45,7 +47,7 @@ fn two_section_capture_matches_capinfos_and_tshark() {
     const CAPINFOS_FIRST: i64 = 1_709_287_200_250_000_000;
     const CAPINFOS_LAST: i64 = 1_709_290_802_999_999_000;
     // tshark, interface ids made capture-wide.
-    let tshark: Vec<(u64, u32, i64, u32, usize)> = vec![
+    let tshark: Vec<FrameRow> = vec![
         (1, 0, 1_709_287_200_500_001_000, 60, 60),
         (2, 0, 1_709_287_200_250_000_000, 74, 74),
         (3, 1, 1_709_287_200_750_000_000, 40, 40),
