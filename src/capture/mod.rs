@@ -1,1 +1,2 @@
 //! Capture files -> timestamped frames. (Being written.)
+pub mod frame;

@@ -1,1 +1,2 @@
 //! Frame -> layered packet view. (Being written.)
+pub mod packet;
