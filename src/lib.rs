@@ -11,4 +11,5 @@ pub mod cli;
 pub mod decode;
 pub mod flows;
 pub mod report;
+pub mod survey;
 pub mod topology;

@@ -1,6 +1,54 @@
-//! The command line: parse arguments, pick a mode, call the library.
+//! The command line: parse arguments into plain structs, pick a mode, call the library.
+//! Nothing below `cli` knows about the command line.
+//!
+//! Exit status (stable, for scripts and CI): 0 success / no check failed; 1 a check failed;
+//! 2 the input could not be used at all (or bad arguments).
+
+pub mod inspect;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: everything fine.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: the captures were read but a check failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status: the input could not be used at all.
+pub const EXIT_UNUSABLE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lvscheck",
+    version,
+    about = "Verify LVS-TUN (IPVS tunnel mode) deployments from packet captures, offline",
+    long_about = "Verify LVS-TUN (IPVS tunnel mode) deployments from packet captures taken on the \
+                  client, the director and the real servers. File names carry no meaning: roles \
+                  are worked out from the traffic."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show what lvscheck reads in each capture: format, link types, counts per layer, warnings.
+    Inspect(inspect::InspectArgs),
+}
 
 /// Runs the program and returns its exit status.
 pub fn run() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                EXIT_UNUSABLE
+            } else {
+                EXIT_OK
+            };
+        }
+    };
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&args),
+    }
 }

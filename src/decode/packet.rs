@@ -186,3 +186,65 @@ pub struct DecodedFrame {
     pub wire_len: u32,
     pub packet: Packet,
 }
+
+impl Packet {
+    /// The outermost IP packet, if the frame carries IP.
+    pub fn ip(&self) -> Option<&IpPacket> {
+        match &self.net {
+            Net::Ip(ip) => Some(ip),
+            _ => None,
+        }
+    }
+}
+
+impl IpHeader {
+    /// A fragment as captured: more to come or not at offset 0. False on the frame that
+    /// completed reassembly (its header then describes the whole datagram).
+    pub fn is_fragment(&self) -> bool {
+        self.more_fragments || self.fragment_offset != 0
+    }
+
+    pub fn is_v6(&self) -> bool {
+        self.src.is_ipv6()
+    }
+}
+
+impl IpPacket {
+    /// The packet inside all tunnels (itself when not tunnelled). ICMP quotes are not entered.
+    pub fn innermost(&self) -> &IpPacket {
+        let mut packet = self;
+        while let Transport::Tunnel { inner, .. } = &packet.transport {
+            packet = inner;
+        }
+        packet
+    }
+
+    /// The tunnel this packet carries and the packet inside it.
+    pub fn tunnel(&self) -> Option<(TunnelKind, &IpPacket)> {
+        match &self.transport {
+            Transport::Tunnel { tunnel, inner, .. } => Some((*tunnel, inner)),
+            _ => None,
+        }
+    }
+
+    pub fn tcp(&self) -> Option<&Tcp> {
+        match &self.transport {
+            Transport::Tcp(tcp) => Some(tcp),
+            _ => None,
+        }
+    }
+
+    pub fn udp(&self) -> Option<&Udp> {
+        match &self.transport {
+            Transport::Udp(udp) => Some(udp),
+            _ => None,
+        }
+    }
+
+    pub fn icmp(&self) -> Option<&Icmp> {
+        match &self.transport {
+            Transport::Icmp(icmp) => Some(icmp),
+            _ => None,
+        }
+    }
+}

@@ -21,7 +21,7 @@ pub mod join;
 pub mod legs;
 pub mod pipeline;
 
-pub use pipeline::{analyse_source, Analysis, FlowOptions, FrameSource};
+pub use pipeline::{analyse, analyse_source, Analysis, FileSource, FlowOptions, FrameSource};
 
 use crate::topology::{FrameRef, MacAddr, Proto, Role, VantageId};
 use serde::Serialize;

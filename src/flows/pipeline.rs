@@ -8,7 +8,9 @@ use super::join;
 use super::legs::{FlowContext, LegTracker, Timeouts};
 use super::{Connection, Leg};
 use crate::capture::frame::CaptureId;
+use crate::capture::{read_capture, CaptureSource};
 use crate::decode::packet::DecodedFrame;
+use crate::decode::{DecodeOptions, Decoder};
 use crate::topology::config::{self, ConfigFinding, ExpectedService, Observed};
 use crate::topology::facts::VantageFacts;
 use crate::topology::{self, Hints, Service, Topology, VantageId};
@@ -16,17 +18,109 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// Where the frames come from: files through capture + decode, or frames built by a test.
+/// Where the frames come from: files through capture + decode ([`FileSource`]), or frames
+/// built by a test.
 pub trait FrameSource: Sync {
-    /// The captures, by id.
-    fn captures(&self) -> Vec<CaptureId>;
+    /// The captures: id and a name for people (the file name).
+    fn captures(&self) -> Vec<(CaptureId, String)>;
     /// Calls `each` with every decoded frame of one capture, in file order, with the link type
-    /// of its interface. Returns what could not be read, as messages naming file and place.
+    /// of its interface. Err when nothing of the capture could be read.
     fn read(
         &self,
         capture: CaptureId,
         each: &mut dyn FnMut(&DecodedFrame, u32),
-    ) -> Result<Vec<String>, String>;
+    ) -> Result<ReadReport, String>;
+}
+
+/// What reading one capture said besides its frames.
+#[derive(Debug, Clone, Default)]
+pub struct ReadReport {
+    /// Interface id -> name (pcapng `if_name`), where known.
+    pub interface_names: Vec<(u32, String)>,
+    /// Problems met while reading, each naming the file and the frame or byte offset.
+    pub warnings: Vec<String>,
+}
+
+/// Capture files, read with [`crate::capture`] and decoded with [`crate::decode::Decoder`].
+pub struct FileSource {
+    pub files: Vec<CaptureSource>,
+    pub decode: DecodeOptions,
+}
+
+impl FrameSource for FileSource {
+    fn captures(&self) -> Vec<(CaptureId, String)> {
+        self.files
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i as CaptureId, f.display_name()))
+            .collect()
+    }
+
+    fn read(
+        &self,
+        capture: CaptureId,
+        each: &mut dyn FnMut(&DecodedFrame, u32),
+    ) -> Result<ReadReport, String> {
+        let source = self
+            .files
+            .get(capture as usize)
+            .ok_or_else(|| format!("no capture #{capture}"))?;
+        let mut decoder = Decoder::new(self.decode.clone());
+        let summary = read_capture(capture, source, |f| {
+            let packet = decoder.decode(f.ts_ns, f.link_type, f.data);
+            let d = DecodedFrame {
+                capture: f.capture,
+                interface: f.interface,
+                number: f.number,
+                ts_ns: f.ts_ns,
+                wire_len: f.wire_len,
+                packet,
+            };
+            each(&d, f.link_type);
+        })
+        .map_err(|e| e.to_string())?;
+        let mut warnings: Vec<String> = summary
+            .warnings
+            .iter()
+            .map(|w| match w.frame {
+                Some(n) => format!("{}: frame {n}, byte {}: {}", w.file, w.offset, w.message),
+                None => format!("{}: byte {}: {}", w.file, w.offset, w.message),
+            })
+            .collect();
+        if summary.warnings_suppressed > 0 {
+            warnings.push(format!(
+                "{}: {} more read warnings",
+                summary.file, summary.warnings_suppressed
+            ));
+        }
+        Ok(ReadReport {
+            interface_names: summary
+                .interfaces
+                .iter()
+                .filter_map(|i| i.name.clone().map(|n| (i.id, n)))
+                .collect(),
+            warnings,
+        })
+    }
+}
+
+/// Reads the files and runs the analysis. Standard input cannot be used: every capture is read
+/// twice.
+pub fn analyse(files: &[CaptureSource], decode: DecodeOptions, opts: &FlowOptions) -> Analysis {
+    let source = FileSource {
+        files: files.to_vec(),
+        decode,
+    };
+    analyse_source(&source, opts)
+}
+
+/// A capture as the analysis names it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaptureName {
+    pub capture: CaptureId,
+    pub file: String,
+    /// Interface id -> name, where the capture names its interfaces.
+    pub interfaces: Vec<(u32, String)>,
 }
 
 /// Options of the analysis.
@@ -49,6 +143,7 @@ pub struct VantageStats {
 /// Everything `flows` found.
 #[derive(Debug, Clone, Serialize)]
 pub struct Analysis {
+    pub captures: Vec<CaptureName>,
     pub topology: Topology,
     pub clock_offsets: Vec<ClockOffset>,
     pub connections: Vec<Connection>,
@@ -61,11 +156,12 @@ pub struct Analysis {
 
 /// Runs the analysis over any frame source.
 pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis {
-    let captures = source.captures();
+    let names = source.captures();
+    let captures: Vec<CaptureId> = names.iter().map(|(c, _)| *c).collect();
     let mut warnings = Vec::new();
 
     // Pass 1: facts per vantage point.
-    let pass1: Vec<(Vec<VantageFacts>, Vec<String>)> = captures
+    let pass1: Vec<(Vec<VantageFacts>, Result<ReadReport, String>)> = captures
         .par_iter()
         .map(|&c| {
             let mut by_if: BTreeMap<u32, VantageFacts> = BTreeMap::new();
@@ -83,17 +179,28 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
                     })
                     .push(f);
             });
-            let w = match res {
-                Ok(w) => w,
-                Err(e) => vec![e],
-            };
-            (by_if.into_values().collect(), w)
+            (by_if.into_values().collect(), res)
         })
         .collect();
     let mut facts = Vec::new();
-    for (f, w) in pass1 {
+    let mut capture_names = Vec::new();
+    for ((f, res), (c, file)) in pass1.into_iter().zip(&names) {
         facts.extend(f);
-        warnings.extend(w);
+        let interfaces = match res {
+            Ok(r) => {
+                warnings.extend(r.warnings);
+                r.interface_names
+            }
+            Err(e) => {
+                warnings.push(e);
+                Vec::new()
+            }
+        };
+        capture_names.push(CaptureName {
+            capture: *c,
+            file: file.clone(),
+            interfaces,
+        });
     }
     let topology = topology::discover(&facts, &opts.hints);
     drop(facts);
@@ -151,6 +258,7 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
         None => Vec::new(),
     };
     Analysis {
+        captures: capture_names,
         topology,
         clock_offsets,
         connections,

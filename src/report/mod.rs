@@ -1,1 +1,4 @@
 //! Terminal, JSON, chart and HTML output.
+
+pub mod inspect;
+pub mod time;
