@@ -3,3 +3,4 @@
 pub mod inspect;
 pub mod style;
 pub mod time;
+pub mod verify;
