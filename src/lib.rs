@@ -7,6 +7,7 @@
 //! about the command line.
 
 pub mod capture;
+pub mod checks;
 pub mod cli;
 pub mod decode;
 pub mod flows;

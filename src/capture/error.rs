@@ -50,10 +50,11 @@ pub enum CaptureError {
         have: usize,
     },
 
-    #[error("{file}: the {what} at byte 0 is unreadable: {reason}")]
+    #[error("{file}: the {what} at byte 0 {reason}")]
     BadHeader {
         file: String,
         what: &'static str,
+        /// Says what is wrong, as a predicate: "has ...", "is ...".
         reason: String,
     },
 

@@ -61,7 +61,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
             return Err(CaptureError::BadHeader {
                 file: file(),
                 what: "pcap file header",
-                reason: describe_error(&e),
+                reason: format!("is unreadable: {}", describe_error(&e)),
             })
         }
     };
@@ -120,7 +120,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                 offset,
                 Some(number),
                 format!(
-                    "record {number} at byte {offset} claims {caplen} captured bytes, more than the {limit} allowed: the file is corrupt from here on"
+                    "record {number} at byte {offset} claims {caplen} captured bytes, more than the {limit} a record may hold"
                 ),
             );
             return Ok(false);

@@ -25,8 +25,9 @@ use pcap_file::pcapng::blocks::interface_description::{
 };
 use pcap_file::pcapng::blocks::section_header::SectionHeaderBlock;
 use pcap_file::pcapng::blocks::{
-    ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK,
-    SIMPLE_PACKET_BLOCK, SYSTEMD_JOURNAL_EXPORT_BLOCK,
+    ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, INTERFACE_STATISTIC_BLOCK,
+    NAME_RESOLUTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK,
+    SYSTEMD_JOURNAL_EXPORT_BLOCK,
 };
 use pcap_file::pcapng::{PcapNgBlock, PcapNgState, RawBlock};
 
@@ -184,7 +185,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                 other => give_up!(
                     "section header block",
                     None,
-                    format!("has an unknown byte-order magic {other:#010x}: the file is corrupt from here on")
+                    format!("has an unknown byte-order magic {other:#010x}")
                 ),
             }
         } else {
@@ -196,10 +197,10 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
             block_type,
             ENHANCED_PACKET_BLOCK | PACKET_BLOCK | SIMPLE_PACKET_BLOCK
         );
-        let what = if is_packet {
-            format!("record {number} (block type {block_type:#x})")
-        } else {
-            format!("block of type {block_type:#x}")
+        let what = match (is_packet, block_name(block_type)) {
+            (true, Some(name)) => format!("record {number} ({name})"),
+            (false, Some(name)) => name.to_string(),
+            (_, None) => format!("block of type {block_type:#x}"),
         };
         let frame = is_packet.then_some(number);
 
@@ -207,7 +208,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
             give_up!(
                 what,
                 frame,
-                format!("has an impossible length {len} (a multiple of 4 from {MIN_BLOCK_LEN} to {MAX_BLOCK_LEN} expected): the file is corrupt from here on")
+                format!("has an impossible length {len} (a multiple of 4 from {MIN_BLOCK_LEN} to {MAX_BLOCK_LEN} expected)")
             );
         }
         let len = len as usize;
@@ -238,14 +239,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
             RawBlock::from_slice::<LittleEndian>(block)
         };
         if let Err(e) = framing {
-            give_up!(
-                what,
-                frame,
-                format!(
-                    "is corrupt ({}): the file is corrupt from here on",
-                    describe_error(&e)
-                )
-            );
+            give_up!(what, frame, format!("is corrupt: {}", describe_error(&e)));
         }
         let body = &block[8..len - 4];
 
@@ -284,7 +278,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                         what,
                         None,
                         format!(
-                            "is too short for an interface description ({} bytes of body)",
+                            "is too short ({} bytes of body, at least 8 expected)",
                             body.len()
                         )
                     ),
@@ -391,7 +385,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                             offset,
                             frame,
                             format!(
-                                "{what} at byte {offset} is a simple packet block, which has no time: such frames get the time of the frame before them"
+                                "{what} at byte {offset} has no time (simple packet blocks carry none): such frames get the time of the frame before them"
                             ),
                         );
                     }
@@ -410,7 +404,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     rec.warn(
                         offset,
                         frame,
-                        format!("{what} at byte {offset} is a simple packet block without an interface or a length; skipped"),
+                        format!("{what} at byte {offset} has no interface to belong to or no length; skipped"),
                     );
                     rec.skip_record();
                 }
@@ -425,6 +419,21 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
         first = false;
         input.consume(len);
     }
+}
+
+/// Names of the block types a user may meet, for messages.
+fn block_name(block_type: u32) -> Option<&'static str> {
+    Some(match block_type {
+        SECTION_HEADER_BLOCK => "section header block",
+        INTERFACE_DESCRIPTION_BLOCK => "interface description block",
+        PACKET_BLOCK => "obsolete packet block",
+        SIMPLE_PACKET_BLOCK => "simple packet block",
+        NAME_RESOLUTION_BLOCK => "name resolution block",
+        INTERFACE_STATISTIC_BLOCK => "interface statistics block",
+        ENHANCED_PACKET_BLOCK => "enhanced packet block",
+        SYSTEMD_JOURNAL_EXPORT_BLOCK => "systemd journal export block",
+        _ => return None,
+    })
 }
 
 /// Link type, snaplen, name, `if_tsresol` and `if_tsoffset` of an interface description body;

@@ -5,7 +5,7 @@
 
 use etherparse::err::ip::{HeaderError, LaxHeaderSliceError};
 use etherparse::err::{ipv6_exts, Layer};
-use etherparse::{IpNumber, Ipv6ExtensionSlice, Ipv6ExtensionsSlice, LaxIpSlice};
+use etherparse::{IpNumber, Ipv6ExtensionsSlice, LaxIpSlice};
 
 use super::packet::{IpHeader, IpPacket, Transport};
 use super::reassembly::{FragKey, FragOutcome};
@@ -20,6 +20,15 @@ pub const PROTO_GRE: u8 = 47;
 pub const PROTO_ICMPV6: u8 = 58;
 
 const IPV6_HEADER_LEN: usize = 40;
+const FRAGMENT_HEADER_LEN: usize = 8;
+
+mod ext {
+    pub const HOP_BY_HOP: u8 = 0;
+    pub const ROUTING: u8 = 43;
+    pub const FRAGMENT: u8 = 44;
+    pub const AUTH: u8 = 51;
+    pub const DEST_OPTIONS: u8 = 60;
+}
 
 /// The bytes an IP header carries, as the transport decoders see them.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +69,9 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
     if depth >= MAX_IP_LAYERS {
         return Err(format!("nesting deeper than {MAX_IP_LAYERS} IP headers"));
     }
+    if data.is_empty() {
+        return Err("IP header missing: 0 bytes".to_string());
+    }
     let (slice, ext_error) = LaxIpSlice::from_slice(data).map_err(describe_ip_error)?;
     let payload = slice.payload();
     let payload_offset = offset_in(data, payload.payload);
@@ -96,20 +108,11 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
             let payload_len = usize::from(h.payload_length());
             // Payload length 0 is a jumbogram or a TSO capture: unknown.
             let declared_total = (payload_len != 0).then_some(IPV6_HEADER_LEN + payload_len);
-            let frag = v6
-                .extensions()
-                .clone()
-                .into_iter()
-                .find_map(|ext| match ext {
-                    Ipv6ExtensionSlice::Fragment(f) => Some(FragInfo {
-                        id: f.identification(),
-                        offset: f.fragment_offset().byte_offset(),
-                        more: f.more_fragments(),
-                        protocol: f.next_header().0,
-                        data_start: offset_in(data, f.slice()) + f.slice().len(),
-                    }),
-                    _ => None,
-                });
+            let exts = v6.extensions().slice();
+            let frag = find_fragment_header(h.next_header().0, exts).map(|(at, f)| FragInfo {
+                data_start: offset_in(data, exts) + at + FRAGMENT_HEADER_LEN,
+                ..f
+            });
             let fragmenting = frag.as_ref().is_some_and(|f| f.more || f.offset != 0);
             let header = IpHeader {
                 src: h.source_addr().into(),
@@ -295,5 +298,40 @@ fn describe_ext_error((error, layer): &(ipv6_exts::HeaderSliceError, Layer)) -> 
             )
         }
         ipv6_exts::HeaderSliceError::Content(content) => format!("{layer}: {content}"),
+    }
+}
+
+/// Finds the fragment header among the IPv6 extension headers that etherparse parsed, and its
+/// offset in them. Walked here, bounds-checked, rather than with etherparse's extension
+/// iterator: that iterator reads past the end (undefined behaviour, caught by the debug
+/// precondition checks) when the lax parse stopped at an extension header cut short.
+fn find_fragment_header(first: u8, exts: &[u8]) -> Option<(usize, FragInfo)> {
+    let mut next = first;
+    let mut at = 0usize;
+    loop {
+        let header = exts.get(at..)?;
+        let len = match next {
+            ext::HOP_BY_HOP | ext::ROUTING | ext::DEST_OPTIONS => {
+                (usize::from(*header.get(1)?) + 1) * 8
+            }
+            ext::AUTH => (usize::from(*header.get(1)?) + 2) * 4,
+            ext::FRAGMENT => {
+                let f = header.get(..FRAGMENT_HEADER_LEN)?;
+                let offset_flags = u16::from_be_bytes([f[2], f[3]]);
+                return Some((
+                    at,
+                    FragInfo {
+                        id: u32::from_be_bytes([f[4], f[5], f[6], f[7]]),
+                        offset: offset_flags & 0xfff8,
+                        more: offset_flags & 1 != 0,
+                        protocol: f[0],
+                        data_start: 0,
+                    },
+                ));
+            }
+            _ => return None,
+        };
+        next = *header.first()?;
+        at = at.checked_add(len)?;
     }
 }

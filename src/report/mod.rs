@@ -1,4 +1,5 @@
 //! Terminal, JSON, chart and HTML output.
 
 pub mod inspect;
+pub mod style;
 pub mod time;
