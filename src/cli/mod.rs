@@ -4,6 +4,7 @@
 //! Exit status (stable, for scripts and CI): 0 success / no check failed; 1 a check failed;
 //! 2 the input could not be used at all (or bad arguments).
 
+pub mod flows;
 pub mod inspect;
 
 use clap::{Parser, Subcommand};

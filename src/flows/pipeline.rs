@@ -121,6 +121,8 @@ pub struct CaptureName {
     pub file: String,
     /// Interface id -> name, where the capture names its interfaces.
     pub interfaces: Vec<(u32, String)>,
+    /// Why nothing of it could be read, when that is so.
+    pub error: Option<String>,
 }
 
 /// Options of the analysis.
@@ -186,20 +188,21 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
     let mut capture_names = Vec::new();
     for ((f, res), (c, file)) in pass1.into_iter().zip(&names) {
         facts.extend(f);
-        let interfaces = match res {
+        let (interfaces, error) = match res {
             Ok(r) => {
                 warnings.extend(r.warnings);
-                r.interface_names
+                (r.interface_names, None)
             }
             Err(e) => {
-                warnings.push(e);
-                Vec::new()
+                warnings.push(e.clone());
+                (Vec::new(), Some(e))
             }
         };
         capture_names.push(CaptureName {
             capture: *c,
             file: file.clone(),
             interfaces,
+            error,
         });
     }
     let topology = topology::discover(&facts, &opts.hints);
