@@ -4,8 +4,10 @@
 //! Exit status (stable, for scripts and CI): 0 success / no check failed; 1 a check failed;
 //! 2 the input could not be used at all (or bad arguments).
 
+pub mod common;
 pub mod flows;
 pub mod inspect;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -34,6 +36,9 @@ pub struct Cli {
 pub enum Command {
     /// Show what lvscheck reads in each capture: format, link types, counts per layer, warnings.
     Inspect(inspect::InspectArgs),
+    /// Run every LVS-TUN check; exit 0 when none failed, 1 when one did, 2 when the input
+    /// could not be used.
+    Verify(verify::VerifyArgs),
 }
 
 /// Runs the program and returns its exit status.
@@ -51,5 +56,6 @@ pub fn run() -> i32 {
     };
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
+        Command::Verify(args) => verify::run(&args),
     }
 }

@@ -39,6 +39,8 @@ pub struct ReadReport {
     pub interface_names: Vec<(u32, String)>,
     /// Problems met while reading, each naming the file and the frame or byte offset.
     pub warnings: Vec<String>,
+    /// The capture was read to its end.
+    pub complete: bool,
 }
 
 /// Capture files, read with [`crate::capture`] and decoded with [`crate::decode::Decoder`].
@@ -100,6 +102,7 @@ impl FrameSource for FileSource {
                 .filter_map(|i| i.name.clone().map(|n| (i.id, n)))
                 .collect(),
             warnings,
+            complete: summary.complete,
         })
     }
 }
@@ -121,8 +124,12 @@ pub struct CaptureName {
     pub file: String,
     /// Interface id -> name, where the capture names its interfaces.
     pub interfaces: Vec<(u32, String)>,
-    /// Why nothing of it could be read, when that is so.
+    /// Read to its end without a problem that stopped the reader.
+    pub complete: bool,
+    /// Why nothing of it could be read.
     pub error: Option<String>,
+    /// Read problems, each naming the file and the frame or byte offset.
+    pub warnings: Vec<String>,
 }
 
 /// Options of the analysis.
@@ -188,21 +195,23 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
     let mut capture_names = Vec::new();
     for ((f, res), (c, file)) in pass1.into_iter().zip(&names) {
         facts.extend(f);
-        let (interfaces, error) = match res {
+        let (interfaces, complete, error, read_warnings) = match res {
             Ok(r) => {
-                warnings.extend(r.warnings);
-                (r.interface_names, None)
+                warnings.extend(r.warnings.iter().cloned());
+                (r.interface_names, r.complete, None, r.warnings)
             }
             Err(e) => {
                 warnings.push(e.clone());
-                (Vec::new(), Some(e))
+                (Vec::new(), false, Some(e), Vec::new())
             }
         };
         capture_names.push(CaptureName {
             capture: *c,
             file: file.clone(),
             interfaces,
+            complete,
             error,
+            warnings: read_warnings,
         });
     }
     let topology = topology::discover(&facts, &opts.hints);

@@ -4,3 +4,4 @@ pub mod flows;
 pub mod inspect;
 pub mod style;
 pub mod time;
+pub mod verify;
