@@ -1,24 +1,18 @@
 //! `lvscheck flows FILE...`: the topology and the connections rebuilt across the captures.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::common::AnalysisArgs;
 use super::{EXIT_OK, EXIT_UNUSABLE};
-use crate::capture::{CaptureId, CaptureSource};
-use crate::decode::DecodeOptions;
 use crate::flows::legs::Timeouts;
 use crate::flows::{analyse, Connection, FlowOptions, Outcome};
-use crate::topology::{Hints, Role};
 
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
-    /// Capture files (pcap, pcapng, either gzip-compressed), from any mix of hosts. File names
-    /// mean nothing: each capture's role is worked out from its traffic.
-    #[arg(required = true, value_name = "FILE")]
-    pub files: Vec<PathBuf>,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
     /// Write JSON Lines instead of tables: one `topology` record, then one `connection` record
     /// per connection (see docs/flows.md).
     #[arg(long)]
@@ -33,20 +27,9 @@ pub struct FlowsArgs {
     /// in_progress, unknown; repeatable.
     #[arg(long, value_name = "OUTCOME", value_parser = parse_outcome)]
     pub outcome: Vec<Outcome>,
-    /// Say where a capture was taken when its traffic cannot tell: ROLE=FILE with ROLE one of
-    /// director, rs, client, other; repeatable.
-    #[arg(long = "role", value_name = "ROLE=FILE", value_parser = parse_role)]
-    pub roles: Vec<(Role, PathBuf)>,
-    /// A virtual IP address, when the traffic cannot show it (no tunnelled packet in any
-    /// capture); repeatable.
-    #[arg(long, value_name = "IP")]
-    pub vip: Vec<IpAddr>,
     /// Seconds without packets after which a UDP "connection" ends (IPVS default 300).
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub udp_timeout: f64,
-    /// UDP port carrying GUE tunnels (`ipvsadm --tun-type gue --tun-port`); repeatable.
-    #[arg(long = "gue-port", value_name = "PORT")]
-    pub gue_ports: Vec<u16>,
 }
 
 fn parse_outcome(s: &str) -> Result<Outcome, String> {
@@ -57,56 +40,20 @@ fn parse_outcome(s: &str) -> Result<Outcome, String> {
     })
 }
 
-fn parse_role(s: &str) -> Result<(Role, PathBuf), String> {
-    let (role, file) = s
-        .split_once('=')
-        .ok_or_else(|| format!("'{s}': expected ROLE=FILE, e.g. director=lb.pcap"))?;
-    let role = Role::parse(role)
-        .ok_or_else(|| format!("unknown role '{role}': director, rs, client, other"))?;
-    Ok((role, PathBuf::from(file)))
-}
-
-/// The capture a `--role` names: the same path as given, or the same file.
-fn capture_of(files: &[PathBuf], wanted: &Path) -> Option<CaptureId> {
-    if let Some(i) = files.iter().position(|f| f == wanted) {
-        return Some(i as CaptureId);
-    }
-    let canon = std::fs::canonicalize(wanted).ok()?;
-    files
-        .iter()
-        .position(|f| std::fs::canonicalize(f).ok().as_ref() == Some(&canon))
-        .map(|i| i as CaptureId)
-}
-
 /// Builds the analysis options from the arguments.
 pub fn options(args: &FlowsArgs) -> Result<FlowOptions, String> {
-    let mut roles = HashMap::new();
-    for (role, file) in &args.roles {
-        let c = capture_of(&args.files, file).ok_or_else(|| {
-            format!(
-                "--role {role}={}: not one of the capture files given",
-                file.display()
-            )
-        })?;
-        roles.insert(c, *role);
-    }
+    let mut opts = args.analysis.flow_options()?;
     if !(args.udp_timeout.is_finite() && args.udp_timeout > 0.0) {
         return Err(format!(
             "--udp-timeout {}: must be a positive number of seconds",
             args.udp_timeout
         ));
     }
-    Ok(FlowOptions {
-        timeouts: Timeouts {
-            udp_idle_ns: (args.udp_timeout * 1e9) as i64,
-            ..Timeouts::default()
-        },
-        hints: Hints {
-            roles,
-            vips: args.vip.clone(),
-        },
-        expected: None,
-    })
+    opts.timeouts = Timeouts {
+        udp_idle_ns: (args.udp_timeout * 1e9) as i64,
+        ..Timeouts::default()
+    };
+    Ok(opts)
 }
 
 /// Whether a connection passes the `--rs`, `--client` and `--outcome` filters.
@@ -125,20 +72,11 @@ pub fn run(args: &FlowsArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     };
-    let sources: Vec<CaptureSource> = args.files.iter().map(CaptureSource::from_arg).collect();
-    if sources.contains(&CaptureSource::Stdin) {
-        eprintln!(
-            "lvscheck flows: '-' (standard input) cannot be used: every capture is read twice; \
-             save it to a file first"
-        );
-        return EXIT_UNUSABLE;
-    }
-    let decode = DecodeOptions {
-        gue_ports: args.gue_ports.clone(),
-        gue_auto_detect: args.gue_ports.is_empty(),
-        ..DecodeOptions::default()
-    };
-    let analysis = analyse(&sources, decode, &opts);
+    let analysis = analyse(
+        &args.analysis.sources(),
+        args.analysis.decode_options(),
+        &opts,
+    );
     let unreadable = analysis
         .captures
         .iter()
@@ -160,9 +98,12 @@ pub fn run(args: &FlowsArgs) -> i32 {
         print!("{}", crate::report::flows::render(&analysis, &shown));
     }
     if unreadable == analysis.captures.len() {
-        for w in &analysis.warnings {
-            eprintln!("lvscheck flows: {w}");
+        for c in &analysis.captures {
+            if let Some(e) = &c.error {
+                eprintln!("lvscheck flows: {e}");
+            }
         }
+        eprintln!("lvscheck flows: no capture could be read");
         EXIT_UNUSABLE
     } else {
         EXIT_OK
