@@ -5,6 +5,7 @@
 //! 2 the input could not be used at all (or bad arguments).
 
 pub mod common;
+pub mod flows;
 pub mod inspect;
 pub mod verify;
 

@@ -1,5 +1,6 @@
 //! Terminal, JSON, chart and HTML output.
 
+pub mod flows;
 pub mod inspect;
 pub mod style;
 pub mod time;

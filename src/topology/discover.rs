@@ -54,18 +54,75 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
     }
     clients.retain(|c| !is_vip(c) && !directors.contains_key(c) && !real_servers.contains_key(c));
 
+    // MACs known from the traffic's shape whatever the capture: the tunnel's source MAC is a
+    // director's, its destination MAC a real server's, and the source MAC of a plain request
+    // sent to a director's MAC a client's (or its router's). They settle which MAC is the
+    // capturing host's when a small capture leaves a tie.
+    let director_macs: BTreeSet<MacAddr> = directors
+        .values()
+        .flat_map(|d| d.0.iter().copied())
+        .collect();
+    let server_macs: BTreeSet<MacAddr> = real_servers
+        .values()
+        .flat_map(|d| d.0.iter().copied())
+        .collect();
+    let mut client_macs = BTreeSet::new();
+    for vf in facts {
+        for k in vf.flows.keys() {
+            if k.tunnel.is_none()
+                && is_vip(&k.dst)
+                && k.dst_mac.is_some_and(|m| director_macs.contains(&m))
+            {
+                client_macs.extend(k.src_mac);
+            }
+        }
+    }
+    // A MAC that is plainly the capturing host's in another capture is not this one's.
+    let claimed: BTreeSet<MacAddr> = facts
+        .iter()
+        .filter_map(|vf| match vf.local_mac_candidates().as_slice() {
+            [(m, _)] => Some(*m),
+            _ => None,
+        })
+        .collect();
+    let rank = |m: MacAddr| {
+        if claimed.contains(&m) {
+            -2
+        } else if director_macs.contains(&m) || server_macs.contains(&m) {
+            1
+        } else if client_macs.contains(&m) {
+            -1
+        } else {
+            0
+        }
+    };
     let mut vantages: Vec<Vantage> = facts
         .iter()
-        .map(|vf| decide_role(vf, &is_vip, hints))
+        .map(|vf| {
+            let candidates = vf.local_mac_candidates();
+            let local = match candidates.as_slice() {
+                [(m, _)] => Some(*m),
+                _ => vf.local_mac(rank),
+            };
+            decide_role(vf, local, &is_vip, hints)
+        })
         .collect();
     vantages.sort_by_key(|v| v.id);
 
     // A real server's own MAC is the source of the replies it sends; add it where its capture
     // says which RS it is (an RS behind a router has the router's MAC in the tunnelled frames).
-    for v in &vantages {
+    // Conversely a real-server capture without tunnelled packets (all requests bypassed the
+    // director) is known by its MAC.
+    for v in &mut vantages {
         if let (Role::RealServer, Some(addr), Some(mac)) = (v.role, v.address, v.local_mac) {
             if let Some(r) = real_servers.get_mut(&addr) {
                 r.0.insert(mac);
+            }
+        }
+        if let (Role::RealServer, None, Some(mac)) = (v.role, v.address, v.local_mac) {
+            let mut owners = real_servers.iter().filter(|(_, r)| r.0.contains(&mac));
+            if let (Some((a, _)), None) = (owners.next(), owners.next()) {
+                v.address = Some(*a);
             }
         }
     }
@@ -111,8 +168,9 @@ fn find_vips(facts: &[VantageFacts], hints: &Hints) -> Vec<Vip> {
         })
         .collect();
     // inner destination -> (packets, outer pairs, earliest example)
-    let mut tunnelled: BTreeMap<IpAddr, (u64, BTreeSet<(IpAddr, IpAddr)>, FrameRef)> =
-        BTreeMap::new();
+    // inner destination -> (packets, outer address pairs, example)
+    type Seen = (u64, BTreeSet<(IpAddr, IpAddr)>, FrameRef);
+    let mut tunnelled: BTreeMap<IpAddr, Seen> = BTreeMap::new();
     for vf in facts {
         for (k, c) in &vf.flows {
             let Some(t) = k.tunnel else { continue };
@@ -208,8 +266,12 @@ fn dir_index(k: &FlowFact, local: Option<MacAddr>) -> usize {
     }
 }
 
-fn decide_role(vf: &VantageFacts, is_vip: &dyn Fn(&IpAddr) -> bool, hints: &Hints) -> Vantage {
-    let local = vf.local_mac();
+fn decide_role(
+    vf: &VantageFacts,
+    local: Option<MacAddr>,
+    is_vip: &dyn Fn(&IpAddr) -> bool,
+    hints: &Hints,
+) -> Vantage {
     let mut c = RoleCounts::default();
     for (k, n) in &vf.flows {
         if !carries_ports(k.proto) {

@@ -151,9 +151,24 @@ impl VantageFacts {
 
     /// The capturing host's MAC: one MAC in at least 80% of the unicast frames. A mirror port or
     /// a bridge, which carries several hosts' traffic, has none.
-    pub fn local_mac(&self) -> Option<MacAddr> {
-        let (mac, n) = self.mac_frames.iter().max_by_key(|(m, n)| (**n, **m))?;
-        (self.unicast_frames > 0 && *n * 5 >= self.unicast_frames * 4).then_some(*mac)
+    ///
+    /// In a small capture several MACs can qualify (a client and the one server it talks to);
+    /// `rank` then orders them (higher first): the caller knows from all captures together which
+    /// MACs are clients' and which are servers'.
+    pub fn local_mac(&self, rank: impl Fn(MacAddr) -> i32) -> Option<MacAddr> {
+        self.local_mac_candidates()
+            .into_iter()
+            .max_by_key(|(m, n)| (rank(*m), *n, *m))
+            .map(|(m, _)| m)
+    }
+
+    /// MACs in at least 80% of the unicast frames, with their frame counts.
+    pub fn local_mac_candidates(&self) -> Vec<(MacAddr, u64)> {
+        self.mac_frames
+            .iter()
+            .filter(|(_, n)| self.unicast_frames > 0 && **n * 5 >= self.unicast_frames * 4)
+            .map(|(m, n)| (*m, *n))
+            .collect()
     }
 
     /// Whether frames carry a Linux cooked header (which says their direction).
