@@ -9,5 +9,6 @@
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod fairness;
 pub mod report;
 pub mod topology;
