@@ -249,8 +249,10 @@ mod tests {
             ack_ns: Some(NS),
             ..TcpMarks::default()
         };
-        let mut t = Timeouts::default();
-        t.tcp_established_s = 30;
+        let t = Timeouts {
+            tcp_established_s: 30,
+            ..Timeouts::default()
+        };
         let life = EntryLife::from_conn(&conn(Some(m), 0, 10 * NS), Proto::Tcp, &t);
         assert_eq!(life.expires_ns, 40 * NS);
         assert_eq!(life.counter_changes().last(), Some(&(40 * NS, -1, 0)));

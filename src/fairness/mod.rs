@@ -327,7 +327,7 @@ fn drift(timeline: &[Assignment], n: usize, span: Option<(i64, i64)>) -> Drift {
         _ => (0, 0),
     };
     let window_ns = ((end - start) / DRIFT_WINDOWS).max(1_000_000_000);
-    let count = (((end - start) / window_ns) + 1).max(1) as usize;
+    let count = ((end - start + window_ns - 1) / window_ns).max(1) as usize;
     let mut windows: Vec<Window> = (0..count)
         .map(|k| Window {
             start_ns: start + k as i64 * window_ns,

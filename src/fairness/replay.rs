@@ -589,7 +589,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
             let window = i64::from(inp.timeouts.tcp_established_s) * NS;
             let early = verdicts
                 .iter()
-                .zip(&inp.conns[..])
+                .zip(inp.conns)
                 .filter(|(v, c)| **v == Verdict::Mismatched && c.start_ns < start + window)
                 .count();
             if early > 0 {

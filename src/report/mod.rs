@@ -1,1 +1,4 @@
 //! Terminal, JSON, chart and HTML output.
+
+pub mod charts;
+pub mod fairness;
