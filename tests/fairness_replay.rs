@@ -401,3 +401,41 @@ fn drift_windows_show_the_share_moving() {
     let total: u64 = d.windows.iter().flat_map(|w| w.counts.iter()).sum();
     assert_eq!(total, 100);
 }
+
+#[test]
+fn rr_capture_starting_mid_stream_learns_the_pointer() {
+    // List [A, B, C] known; the capture starts after a connection went to A.
+    let pattern: Vec<&str> = [B, C, A].iter().copied().cycle().take(12).collect();
+    let cfg = config(Scheduler::Rr, &[(A, 1), (B, 1), (C, 1)], true);
+    let r = analyse(&input(cfg, sequence(&pattern)));
+    let c = r.services[0].conformance.as_ref().unwrap();
+    assert_eq!((c.decisions, c.matched), (12, 12));
+    assert!(
+        c.limitations
+            .iter()
+            .any(|l| l.contains("pointer on 10.0.0.11")),
+        "{:?}",
+        c.limitations
+    );
+}
+
+#[test]
+fn wrr_capture_starting_mid_cycle_learns_pointer_and_current_weight() {
+    // List [C, B, A] with weights 1, 2, 3: the steady cycle is A | B A | C B A (cw 3, 2, 1).
+    // The capture starts on the second A of the cycle: pointer on B, cw = 2.
+    let mut pattern = vec![A, C, B, A];
+    for _ in 0..3 {
+        pattern.extend([A, B, A, C, B, A]);
+    }
+    let cfg = config(Scheduler::Wrr, &[(C, 1), (B, 2), (A, 3)], true);
+    let r = analyse(&input(cfg, sequence(&pattern)));
+    let c = r.services[0].conformance.as_ref().unwrap();
+    assert_eq!((c.decisions, c.matched), (22, 22));
+    assert!(
+        c.limitations
+            .iter()
+            .any(|l| l.contains("pointer on 10.0.0.12 with current weight 2")),
+        "{:?}",
+        c.limitations
+    );
+}

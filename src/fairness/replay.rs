@@ -237,11 +237,12 @@ fn run_order(
     inp: &ReplayInput,
     decisions: &[Decision],
     perm: &[usize],
+    start: usize,
     record: bool,
 ) -> Result<Run, String> {
+    let mut model = model_for(inp, perm)?;
+    model.set_start_state(start);
     let cfg = inp.cfg;
-    let weights: Vec<u32> = perm.iter().map(|&id| cfg.servers[id].weight).collect();
-    let mut model = sched::build(cfg.scheduler, &weights, cfg.sh_port, false)?;
     let mut pos_of = vec![usize::MAX; cfg.servers.len()];
     for (pos, &id) in perm.iter().enumerate() {
         pos_of[id] = pos;
@@ -301,6 +302,71 @@ fn run_order(
         }
     }
     Ok(run)
+}
+
+fn model_for(inp: &ReplayInput, perm: &[usize]) -> Result<Box<dyn sched::Model>, String> {
+    let cfg = inp.cfg;
+    let weights: Vec<u32> = perm.iter().map(|&id| cfg.servers[id].weight).collect();
+    sched::build(cfg.scheduler, &weights, cfg.sh_port, false)
+}
+
+/// Upper bound on model steps spent searching orders and starting states.
+const SEARCH_BUDGET: usize = 20_000_000;
+
+/// The best (list order, starting state) by matched decisions, preferring the fresh
+/// state, then earlier candidates; with the number of other pairs that score the same.
+struct Best {
+    perm: usize,
+    start: usize,
+    matched: u64,
+    ties: usize,
+}
+
+fn search(
+    inp: &ReplayInput,
+    decisions: &[Decision],
+    candidates: &[Vec<usize>],
+) -> Result<Option<Best>, String> {
+    let steps = decisions
+        .iter()
+        .filter(|d| matches!(d.kind, Kind::Scheduled { .. }))
+        .count()
+        .max(1);
+    let states = model_for(inp, &candidates[0])?.start_states();
+    let full = candidates.len() * states * steps <= SEARCH_BUDGET;
+    let mut best: Option<Best> = None;
+    let consider = |best: &mut Option<Best>, perm: usize, start: usize, matched: u64| {
+        let key = (matched, start == 0);
+        match best {
+            Some(b) if key < (b.matched, b.start == 0) => {}
+            Some(b) if key == (b.matched, b.start == 0) => b.ties += 1,
+            _ => {
+                *best = Some(Best {
+                    perm,
+                    start,
+                    matched,
+                    ties: 0,
+                })
+            }
+        }
+    };
+    for (k, perm) in candidates.iter().enumerate() {
+        let range = if full { 0..states } else { 0..1 };
+        for start in range {
+            let run = run_order(inp, decisions, perm, start, false)?;
+            consider(&mut best, k, start, run.matched);
+        }
+    }
+    // Too many pairs to try them all: look for a starting state on the best order only.
+    if !full && states * steps <= SEARCH_BUDGET {
+        if let Some(k) = best.as_ref().map(|b| b.perm) {
+            for start in 1..states {
+                let run = run_order(inp, decisions, &candidates[k], start, false)?;
+                consider(&mut best, k, start, run.matched);
+            }
+        }
+    }
+    Ok(best)
 }
 
 /// What the model based its choice on, in words.
@@ -425,25 +491,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
             Some("the given order and the order of first assignments".to_string()),
         )
     };
-    let mut best: Option<(usize, u64)> = None;
-    let mut ties = 0;
-    let mut unsupported = None;
-    for (k, perm) in candidates.iter().enumerate() {
-        match run_order(inp, &decisions, perm, false) {
-            Ok(run) => match best {
-                Some((_, m)) if run.matched < m => {}
-                Some((_, m)) if run.matched == m => ties += 1,
-                _ => {
-                    best = Some((k, run.matched));
-                    ties = 0;
-                }
-            },
-            Err(why) => {
-                unsupported = Some(why);
-                break;
-            }
-        }
-    }
+    let searched = search(inp, &decisions, &candidates);
 
     let mut conformance = Conformance {
         scheduler: cfg.scheduler,
@@ -459,47 +507,66 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         limitations: Vec::new(),
     };
 
+    match searched {
+        Err(why) => {
+            conformance.order_source = "not replayed".into();
+            limitations.push(why);
+        }
+        Ok(None) => {}
+        Ok(Some(b)) => {
+            let perm = &candidates[b.perm];
+            conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
+            let tie_note = if b.ties > 0 {
+                format!(
+                    "; {} other candidate(s) matched as many, so this capture does not pin the \
+                     order down",
+                    b.ties
+                )
+            } else {
+                String::new()
+            };
+            conformance.order_source = match &how {
+                None if cfg.order_known => format!("kernel order given{tie_note}"),
+                None => format!("single server{tie_note}"),
+                Some(how) => format!(
+                    "kernel order unknown (rules list servers sorted); tried {how} and kept \
+                     the best, which matched {} decisions{tie_note}",
+                    b.matched
+                ),
+            };
+            // The search already built this model, so it cannot fail here.
+            if let Ok(run) = run_order(inp, &decisions, perm, b.start, true) {
+                conformance.matched = run.matched;
+                conformance.mismatches = run.mismatched;
+                conformance.first_mismatches = run.evidence;
+                for (conn, v) in run.verdicts {
+                    verdicts[conn] = v;
+                }
+            }
+            if let Some(note) = scheduler_notes(cfg.scheduler, true) {
+                limitations.push(note);
+            }
+            if b.start != 0 {
+                let names: Vec<String> = perm
+                    .iter()
+                    .map(|&i| cfg.servers[i].addr.ip().to_string())
+                    .collect();
+                if let Ok(model) = model_for(inp, perm) {
+                    limitations.push(format!(
+                        "the capture does not begin with a freshly built service: the closest \
+                         agreement starts from {}",
+                        model.describe_start_state(b.start, &names)
+                    ));
+                }
+            }
+        }
+    }
+
     let mut not_predicted: Vec<(String, u64)> = Vec::new();
     let mut bump = |reason: String| match not_predicted.iter_mut().find(|(r, _)| *r == reason) {
         Some(e) => e.1 += 1,
         None => not_predicted.push((reason, 1)),
     };
-
-    if let Some(why) = unsupported {
-        conformance.order_source = "not replayed".into();
-        limitations.push(why);
-    } else if let Some((k, matched)) = best {
-        let perm = &candidates[k];
-        conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
-        conformance.order_source = match &how {
-            None if cfg.order_known => "kernel order given".into(),
-            None => "single server".into(),
-            Some(how) => {
-                let tie_note = if ties > 0 {
-                    format!(
-                        "; {ties} other order(s) matched as many, so the order is not \
-                         determined by this capture"
-                    )
-                } else {
-                    String::new()
-                };
-                format!(
-                    "kernel order unknown (rules list servers sorted); tried {how} and kept \
-                     the best, which matched {matched} decisions{tie_note}"
-                )
-            }
-        };
-        let run = run_order(inp, &decisions, perm, true).expect("model was built before");
-        conformance.matched = run.matched;
-        conformance.mismatches = run.mismatched;
-        conformance.first_mismatches = run.evidence;
-        for (conn, v) in run.verdicts {
-            verdicts[conn] = v;
-        }
-        if let Some(note) = scheduler_notes(cfg.scheduler, true) {
-            limitations.push(note);
-        }
-    }
 
     for d in &decisions {
         let observed = inp.server_of[d.conn];

@@ -54,6 +54,21 @@ pub trait Model {
     /// disagreement (or an unknown starting point) does not turn every later decision into a
     /// mismatch. Stateless models ignore it.
     fn resync(&mut self, _chosen: usize) {}
+
+    /// How many starting points the model's own memory can have. A capture that begins
+    /// after the service has already scheduled connections starts the rr/wrr pointer
+    /// somewhere unknown; the replay tries each. State 0 is the freshly built service.
+    fn start_states(&self) -> usize {
+        1
+    }
+
+    /// Puts the model in starting state `k` (< `start_states()`).
+    fn set_start_state(&mut self, _k: usize) {}
+
+    /// Says in words what starting state `k` is.
+    fn describe_start_state(&self, _k: usize, _names: &[String]) -> String {
+        "the freshly built service".into()
+    }
 }
 
 /// Builds a model for `weights` in list order.

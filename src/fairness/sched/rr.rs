@@ -39,6 +39,25 @@ impl Model for Rr {
             self.last = Some(chosen);
         }
     }
+
+    /// The pointer at the head (fresh), or just after any destination.
+    fn start_states(&self) -> usize {
+        self.available.len() + 1
+    }
+
+    fn set_start_state(&mut self, k: usize) {
+        self.last = k.checked_sub(1).filter(|&i| i < self.available.len());
+    }
+
+    fn describe_start_state(&self, k: usize, names: &[String]) -> String {
+        match k.checked_sub(1) {
+            None => "the freshly built service (pointer at the list head)".into(),
+            Some(i) => format!(
+                "the pointer on {} (the last connection before the capture went there)",
+                names.get(i).map_or("?", |s| s.as_str())
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

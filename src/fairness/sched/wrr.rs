@@ -12,6 +12,8 @@ use super::{Ctx, Model};
 
 #[derive(Debug, Clone)]
 pub struct Wrr {
+    /// The state after the adds, restored by start state 0.
+    fresh: Option<Box<Wrr>>,
     weights: Vec<u32>,
     /// Last chosen destination; None is the list head.
     cl: Option<usize>,
@@ -48,6 +50,7 @@ impl Wrr {
     pub fn initialised_with(weights: &[u32]) -> Wrr {
         let (di, mw) = di_mw(weights);
         Wrr {
+            fresh: None,
             weights: weights.to_vec(),
             cl: None,
             cw: mw,
@@ -64,7 +67,19 @@ impl Wrr {
         for k in (0..weights.len()).rev() {
             m.dest_changed(&weights[k..]);
         }
+        m.fresh = Some(Box::new(m.clone()));
         m
+    }
+
+    /// Every `cw` value a pass can have: mw, mw - di, ..., down to 1 or more.
+    fn pass_weights(&self) -> Vec<i64> {
+        let mut out = Vec::new();
+        let mut cw = self.mw;
+        while cw > 0 {
+            out.push(cw);
+            cw -= self.di;
+        }
+        out
     }
 
     fn dest_changed(&mut self, weights: &[u32]) {
@@ -125,6 +140,45 @@ impl Model for Wrr {
                 stop = last;
             }
         }
+    }
+
+    /// State 0 is the service as built by the adds; then every (cl, cw) pair.
+    fn start_states(&self) -> usize {
+        1 + (self.weights.len() + 1) * self.pass_weights().len()
+    }
+
+    fn set_start_state(&mut self, k: usize) {
+        if k == 0 {
+            if let Some(f) = &self.fresh {
+                let fresh = f.clone();
+                *self = *fresh.clone();
+                self.fresh = Some(fresh);
+            }
+            return;
+        }
+        let passes = self.pass_weights();
+        if passes.is_empty() {
+            return;
+        }
+        let k = k - 1;
+        let cl = k / passes.len();
+        self.cl = cl.checked_sub(1);
+        self.cw = passes[(k % passes.len()).min(passes.len() - 1)];
+    }
+
+    fn describe_start_state(&self, k: usize, names: &[String]) -> String {
+        if k == 0 {
+            return "the service as built by successive adds".into();
+        }
+        let passes = self.pass_weights();
+        let k = k - 1;
+        let cl = (k / passes.len().max(1)).checked_sub(1);
+        let cw = passes.get(k % passes.len().max(1)).copied().unwrap_or(0);
+        let at = match cl {
+            None => "the list head".to_string(),
+            Some(i) => names.get(i).cloned().unwrap_or_else(|| "?".into()),
+        };
+        format!("the pointer on {at} with current weight {cw}")
     }
 
     /// Puts `cl` on the chosen destination and, if its weight is below the current `cw`,
@@ -211,5 +265,18 @@ mod tests {
         let count = |i| got.iter().filter(|&&g| g == i).count();
         // 1000 = 3 (first pass at cw = 1) + 99 cycles of 10 (5 + 3 + 2) + 7 (0 0 0 1 0 1 2).
         assert_eq!((count(0), count(1), count(2)), (500, 300, 200));
+    }
+
+    #[test]
+    fn start_states_cover_every_pointer_and_pass_and_zero_restores_the_fresh_state() {
+        let mut m = Wrr::built_by_adds(&[1, 2, 3]);
+        // (head + 3 destinations) x cw in {3, 2, 1}, plus the fresh state.
+        assert_eq!(m.start_states(), 1 + 4 * 3);
+        let fresh = run(&mut m, 3, 5);
+        m.set_start_state(0);
+        assert_eq!(run(&mut m, 3, 5), fresh);
+        // State 1 + 2 * 3 + 1: pointer on list[1] (B), cw = 2 -> next is A, then cw 1: C B A.
+        m.set_start_state(1 + 2 * 3 + 1);
+        assert_eq!(run(&mut m, 3, 4), vec![2, 0, 1, 2]);
     }
 }
