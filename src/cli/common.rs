@@ -8,6 +8,8 @@ use clap::Args;
 use crate::capture::CaptureSource;
 use crate::decode::DecodeOptions;
 use crate::flows::FlowOptions;
+use crate::topology::config::expected_from;
+use crate::topology::rules::{read_rules, Rules};
 use crate::topology::Role;
 
 #[derive(Args, Debug, Clone)]
@@ -44,9 +46,18 @@ impl AnalysisArgs {
         }
     }
 
+    /// The rules file given with `--rules`, parsed.
+    pub fn load_rules(&self) -> Result<Option<Rules>, String> {
+        self.rules
+            .as_deref()
+            .map(|p| read_rules(p).map_err(|e| e.to_string()))
+            .transpose()
+    }
+
     /// The analysis options; Err with a message naming the bad argument.
     pub fn flow_options(&self) -> Result<FlowOptions, String> {
         let mut opts = FlowOptions::default();
+        opts.expected = self.load_rules()?.map(|r| expected_from(&r));
         opts.hints.vips = self.vips.clone();
         for spec in &self.roles {
             let (role, file) = spec
