@@ -56,8 +56,10 @@ impl AnalysisArgs {
 
     /// The analysis options; Err with a message naming the bad argument.
     pub fn flow_options(&self) -> Result<FlowOptions, String> {
-        let mut opts = FlowOptions::default();
-        opts.expected = self.load_rules()?.map(|r| expected_from(&r));
+        let mut opts = FlowOptions {
+            expected: self.load_rules()?.map(|r| expected_from(&r)),
+            ..FlowOptions::default()
+        };
         opts.hints.vips = self.vips.clone();
         for spec in &self.roles {
             let (role, file) = spec

@@ -157,6 +157,43 @@ pub fn run(
     Ok((report, charts))
 }
 
+/// The `fairness` command: rebuild the connections, add the configuration, analyse, present.
+/// Exit status: 0 done, 2 the input could not be used.
+pub fn main(args: &FairnessArgs) -> i32 {
+    let sources: Vec<crate::capture::CaptureSource> = args
+        .files
+        .iter()
+        .map(crate::capture::CaptureSource::from_arg)
+        .collect();
+    let analysis = crate::flows::analyse(
+        &sources,
+        crate::decode::DecodeOptions::default(),
+        &crate::flows::FlowOptions::default(),
+    );
+    if analysis.captures.iter().all(|c| c.error.is_some()) {
+        for c in &analysis.captures {
+            if let Some(e) = &c.error {
+                eprintln!("lvscheck: {e}");
+            }
+        }
+        return super::EXIT_UNUSABLE;
+    }
+    let mut input = fairness::observe::input_from(&analysis);
+    args.apply_flags(&mut input);
+    match run(&input, args) {
+        Ok((_, charts)) => {
+            for c in charts {
+                eprintln!("wrote {}", c.display());
+            }
+            super::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("lvscheck: {e:#}");
+            super::EXIT_UNUSABLE
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,42 +294,5 @@ mod tests {
         assert_eq!(ok.files.len(), 2);
         assert_eq!(ok.netmask, Some(24));
         assert!(ok.json);
-    }
-}
-
-/// The `fairness` command: rebuild the connections, add the configuration, analyse, present.
-/// Exit status: 0 done, 2 the input could not be used.
-pub fn main(args: &FairnessArgs) -> i32 {
-    let sources: Vec<crate::capture::CaptureSource> = args
-        .files
-        .iter()
-        .map(crate::capture::CaptureSource::from_arg)
-        .collect();
-    let analysis = crate::flows::analyse(
-        &sources,
-        crate::decode::DecodeOptions::default(),
-        &crate::flows::FlowOptions::default(),
-    );
-    if analysis.captures.iter().all(|c| c.error.is_some()) {
-        for c in &analysis.captures {
-            if let Some(e) = &c.error {
-                eprintln!("lvscheck: {e}");
-            }
-        }
-        return super::EXIT_UNUSABLE;
-    }
-    let mut input = fairness::observe::input_from(&analysis);
-    args.apply_flags(&mut input);
-    match run(&input, args) {
-        Ok((_, charts)) => {
-            for c in charts {
-                eprintln!("wrote {}", c.display());
-            }
-            super::EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("lvscheck: {e:#}");
-            super::EXIT_UNUSABLE
-        }
     }
 }
