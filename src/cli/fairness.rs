@@ -179,6 +179,15 @@ pub fn main(args: &FairnessArgs) -> i32 {
         return super::EXIT_UNUSABLE;
     }
     let mut input = fairness::observe::input_from(&analysis);
+    if let Some(path) = &args.rules {
+        match crate::topology::rules::read_rules(path) {
+            Ok(rules) => fairness::observe::apply_rules(&mut input, &rules),
+            Err(e) => {
+                eprintln!("lvscheck: {e}");
+                return super::EXIT_UNUSABLE;
+            }
+        }
+    }
     args.apply_flags(&mut input);
     match run(&input, args) {
         Ok((_, charts)) => {
