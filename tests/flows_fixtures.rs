@@ -147,3 +147,94 @@ fn every_fixture_gives_the_right_roles_and_real_servers() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Time of the first record of a pcap file (ns), read from the file's bytes directly. None for
+/// other formats.
+fn first_record_ns(path: &Path) -> Option<i64> {
+    let b = std::fs::read(path).ok()?;
+    let magic = b.get(0..4)?;
+    let (le, nano) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (true, false),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (false, false),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (true, true),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (false, true),
+        _ => return None,
+    };
+    let word = |at: usize| -> Option<i64> {
+        let w: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+        Some(i64::from(if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }))
+    };
+    let (sec, frac) = (word(24)?, word(28)?);
+    Some(sec * 1_000_000_000 + if nano { frac } else { frac * 1000 })
+}
+
+/// A fixture made from the tutorial's captures with some clocks moved (editcap -t) gives the
+/// same connections, and clock offsets that differ from the tutorial's by the moves. The moves
+/// are read from the captures themselves: the first record's time against the tutorial's.
+#[test]
+fn shifted_clocks_give_the_same_connections_and_the_shifts_as_offsets() {
+    let base_dir = fixtures_dir().join("tutorial");
+    assert!(base_dir.is_dir(), "no tutorial fixture");
+    let base_truth = hosts(&base_dir);
+    let base = run(&base_dir, &base_truth);
+    let mut compared = 0;
+    for dir in fixtures() {
+        if dir == base_dir {
+            continue;
+        }
+        let truth = hosts(&dir);
+        // Only fixtures holding the tutorial's captures, file for file.
+        let shifts: Option<Vec<i64>> = truth
+            .iter()
+            .map(|t| {
+                let bi = base_truth.iter().position(|b| b.file == t.file)?;
+                let _ = bi;
+                Some(
+                    first_record_ns(&dir.join(&t.file))?
+                        - first_record_ns(&base_dir.join(&t.file))?,
+                )
+            })
+            .collect();
+        let Some(shifts) = shifts else { continue };
+        if shifts.iter().all(|s| *s == 0) {
+            continue;
+        }
+        compared += 1;
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let a = run(&dir, &truth);
+        let key = |an: &Analysis| {
+            let mut v: Vec<_> = an
+                .connections
+                .iter()
+                .map(|c| (c.client, c.vip, c.real_server, c.outcome, c.history.clone()))
+                .collect();
+            v.sort_by_key(|x| (x.0, x.1));
+            v
+        };
+        assert_eq!(key(&a), key(&base), "{name}: connections differ");
+        let offset = |an: &Analysis, file: &str, files: &[Truth]| {
+            let i = files.iter().position(|t| t.file == file).unwrap() as u32;
+            an.clock_offsets
+                .iter()
+                .find(|o| o.vantage.capture == i)
+                .map(|o| o.offset_ns)
+                .unwrap()
+        };
+        // Offsets are against the reference capture (the director's), itself maybe moved.
+        let reference = a.clock_offsets[0].reference.capture as usize;
+        for (i, t) in truth.iter().enumerate() {
+            let expected = shifts[i] - shifts[reference];
+            let got = offset(&a, &t.file, &truth) - offset(&base, &t.file, &base_truth);
+            assert!(
+                (got - expected).abs() < 5_000_000,
+                "{name}/{}: offset moved by {got} ns, the clock by {expected} ns",
+                t.file
+            );
+        }
+    }
+    assert!(compared > 0, "no fixture with shifted clocks");
+}
