@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 struct Truth {
     file: String,
     role: Role,
+    /// The capturing host's own addresses.
+    ips: Vec<IpAddr>,
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -52,6 +54,10 @@ fn hosts(dir: &Path) -> Vec<Truth> {
         .map(|c| Truth {
             file: c["file"].as_str().expect("file").to_string(),
             role: role_of(c["role"].as_str().expect("role")),
+            ips: c["ips"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -237,4 +243,60 @@ fn shifted_clocks_give_the_same_connections_and_the_shifts_as_offsets() {
         }
     }
     assert!(compared > 0, "no fixture with shifted clocks");
+}
+
+/// Each capture on its own still gives the connections it can show (those of its host), says
+/// what it cannot, and never names a wrong real server.
+#[test]
+fn a_single_vantage_point_gives_what_it_can_show() {
+    let mut checked = 0;
+    for dir in fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let truth = hosts(&dir);
+        let conns = ipvs_conns(&dir);
+        for t in truth
+            .iter()
+            .filter(|t| matches!(t.role, Role::Client | Role::Director))
+        {
+            let one = [Truth {
+                file: t.file.clone(),
+                role: t.role,
+                ips: t.ips.clone(),
+            }];
+            let a = run(&dir, &one);
+            checked += 1;
+            for v in &a.topology.vantages {
+                assert_eq!(v.role, t.role, "{name}/{} alone: {}", t.file, v.reason);
+            }
+            let missing = if t.role == Role::Client {
+                "no director capture"
+            } else {
+                "no client capture"
+            };
+            assert!(
+                a.topology.limits.iter().any(|l| l.contains(missing)),
+                "{name}/{} alone: limits {:?}",
+                t.file,
+                a.topology.limits
+            );
+            // A client's capture shows that client's connections only.
+            let mine = conns
+                .iter()
+                .filter(|c| t.role == Role::Director || t.ips.contains(&c.client.ip()));
+            for c in mine {
+                let x = a
+                    .connections
+                    .iter()
+                    .find(|x| x.client == c.client && x.vip == c.vip)
+                    .unwrap_or_else(|| panic!("{name}/{} alone: {c:?} not rebuilt", t.file));
+                if t.role == Role::Director {
+                    assert_eq!(x.real_server, Some(c.rs), "{name}/{} alone", t.file);
+                } else {
+                    assert_eq!(x.real_server, None, "{name}/{} alone", t.file);
+                    assert!(x.unseen.iter().any(|u| u.contains("which real server")));
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
 }
