@@ -545,3 +545,30 @@ fn stdin_child() {
         name(third)
     );
 }
+
+#[test]
+fn pcapng_section_header_options_are_not_needed() {
+    // A section header whose shb_hardware option is not UTF-8 and whose version is 2.0: the
+    // section is still read (with a warning for the version).
+    let mut ng = Pcapng {
+        big: false,
+        bytes: Vec::new(),
+    };
+    let mut body = Vec::new();
+    body.extend_from_slice(&0x1a2b_3c4du32.to_le_bytes());
+    body.extend_from_slice(&2u16.to_le_bytes());
+    body.extend_from_slice(&0u16.to_le_bytes());
+    body.extend_from_slice(&(-1i64).to_le_bytes());
+    body.extend_from_slice(&ng.options(&[(2, vec![0xff, 0xfe, 0x80])]));
+    ng.block(0x0a0d_0d0a, &body);
+    ng.interface(1, 0, &[]);
+    ng.epb(0, 1, &payload(0, 14), 14);
+    let (summary, frames) = read_ok("odd-shb.pcapng", &ng.bytes);
+    assert_eq!(frames.len(), 1);
+    assert!(summary.complete);
+    assert_eq!(summary.warnings.len(), 1);
+    assert_eq!(
+        summary.warnings[0].message,
+        "section header at byte 0 has version 2.0; read as 1.0"
+    );
+}

@@ -176,6 +176,21 @@ fn ipv6_fragments_reassemble() {
     .bytes(); // 120 bytes
     let f1 = v6_fragment(0xabcd, 0, true, 6, &seg[..64]);
     let f2 = v6_fragment(0xabcd, 64, false, 6, &seg[64..]);
+    // The same segment cut at 24 and 56 bytes: offsets that are not multiples of 16.
+    let g1 = v6_fragment(0x5678, 0, true, 6, &seg[..24]);
+    let g2 = v6_fragment(0x5678, 24, true, 6, &seg[24..56]);
+    let g3 = v6_fragment(0x5678, 56, false, 6, &seg[56..]);
+    assert_eq!(
+        ip(&decode(101, &g2, &DecodeOptions::default()))
+            .ip
+            .fragment_offset,
+        24
+    );
+    let mut d = Decoder::new(DecodeOptions::default());
+    d.decode(0, 101, &g3);
+    d.decode(1, 101, &g1);
+    let p = d.decode(2, 101, &g2);
+    assert_eq!(ip(&p).tcp().unwrap().payload_hash, fnv(&payload));
 
     let p = decode(101, &f1, &DecodeOptions::default());
     let first = ip(&p);

@@ -2,7 +2,7 @@
 //! interface with its own link type, `if_tsresol` and `if_tsoffset`.
 //!
 //! pcap-file does the block framing (`RawBlock::from_slice`: alignment, minimum length, trailing
-//! length) and decodes section headers and interface descriptions. We do not use its
+//! length) and decodes interface descriptions with their options. We do not use its
 //! `PcapNgParser`/`PcapNgReader` or its packet blocks, for these reasons (pcap-file
 //! 3.0.0-rc.3):
 //! - its `EnhancedPacketBlock` collects the block's options into a `Vec` for every packet and
@@ -23,7 +23,6 @@ use byteorder_slice::{BigEndian, ByteOrder, LittleEndian};
 use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
-use pcap_file::pcapng::blocks::section_header::SectionHeaderBlock;
 use pcap_file::pcapng::blocks::{
     ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, INTERFACE_STATISTIC_BLOCK,
     NAME_RESOLUTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK,
@@ -42,6 +41,8 @@ const MIN_BLOCK_LEN: usize = 12;
 /// Largest block we buffer. A 256 KiB snaplen packet plus options is far below; anything above
 /// is taken as a corrupt length field.
 pub(crate) const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
+/// Fixed part of a section header body: byte-order magic, version, section length.
+const SHB_FIXED_LEN: usize = 16;
 /// Fixed part of enhanced and (obsolete) packet blocks: interface, time high/low, lengths.
 const PACKET_FIXED_LEN: usize = 20;
 
@@ -245,25 +246,29 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
 
         match block_type {
             SECTION_HEADER_BLOCK => {
-                match SectionHeaderBlock::from_slice::<BigEndian>(&PcapNgState::default(), body) {
-                    Ok((_, shb)) => {
-                        big = shb.endianness.is_big();
-                        section.clear();
-                        rec.summary.sections += 1;
-                        if shb.major_version != 1 {
-                            rec.warn(
-                                offset,
-                                None,
-                                format!(
-                                "section header at byte {offset} has version {}.{}; read as 1.0",
-                                shb.major_version, shb.minor_version
-                            ),
-                            );
-                        }
-                    }
-                    Err(e) => {
-                        give_up!(what, None, format!("is unreadable: {}", describe_error(&e)))
-                    }
+                // Byte-order magic, major and minor version, section length: all we need. Its
+                // options (comments, hardware, OS) are not, so they are not parsed, and a
+                // malformed one cannot make the section unreadable.
+                if body.len() < SHB_FIXED_LEN {
+                    give_up!(
+                        what,
+                        None,
+                        format!(
+                            "is too short ({} bytes of body, at least {SHB_FIXED_LEN} expected)",
+                            body.len()
+                        )
+                    );
+                }
+                big = block_big;
+                section.clear();
+                rec.summary.sections += 1;
+                let (major, minor) = (u16_at(body, 4, big), u16_at(body, 6, big));
+                if major != 1 {
+                    rec.warn(
+                        offset,
+                        None,
+                        format!("section header at byte {offset} has version {major}.{minor}; read as 1.0"),
+                    );
                 }
             }
             INTERFACE_DESCRIPTION_BLOCK => {

@@ -5,6 +5,7 @@
 //! 2 the input could not be used at all (or bad arguments).
 
 pub mod common;
+pub mod fairness;
 pub mod flows;
 pub mod inspect;
 pub mod verify;
@@ -39,7 +40,12 @@ pub enum Command {
     /// Run every LVS-TUN check; exit 0 when none failed, 1 when one did, 2 when the input
     /// could not be used.
     Verify(verify::VerifyArgs),
+    /// Rebuild every connection across the captures: topology and connection table.
+    Flows(flows::FlowsArgs),
+    /// Scheduler fairness and conformance against the configured scheduler and weights.
+    Fairness(fairness::FairnessArgs),
 }
+
 
 /// Runs the program and returns its exit status.
 pub fn run() -> i32 {
@@ -57,5 +63,7 @@ pub fn run() -> i32 {
     match cli.command {
         Command::Inspect(args) => inspect::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Flows(args) => flows::run(&args),
+        Command::Fairness(args) => fairness::main(&args),
     }
 }

@@ -62,6 +62,10 @@ pub struct IpPacket {
     pub transport: Transport,
 }
 
+/// On the frame with which the stateful `Decoder` completes a fragmented datagram, the header
+/// describes the reassembled datagram (offset 0, no more-fragments flag, the whole datagram's
+/// lengths) and the transport is decoded from all of it; every other fragment keeps the flags
+/// it was captured with (`is_fragment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IpHeader {
     pub src: IpAddr,
@@ -110,7 +114,8 @@ pub enum Transport {
         inner: Box<IpPacket>,
     },
     /// A non-first fragment (or a first fragment too short for its transport header) that was
-    /// not reassembled.
+    /// not reassembled. A first fragment long enough is decoded from the bytes it has (its
+    /// payload length and hash cover that fragment only).
     Fragment,
     /// Transport header cut short or invalid.
     Malformed {
@@ -120,6 +125,8 @@ pub enum Transport {
     Other,
 }
 
+/// In a packet quoted by an ICMP error only the first 8 bytes may be there (ports and sequence
+/// number); fields beyond the quoted bytes are 0 / None.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Tcp {
     pub src_port: u16,

@@ -1,0 +1,298 @@
+//! `lvscheck fairness FILE... [--rules FILE | --scheduler NAME --weights RIP=W,...] [--charts DIR]`
+//!
+//! The arguments, their parsing and validation, and what the command does once the
+//! connection records exist: analyse, print (table or JSON), draw charts.
+
+use crate::fairness::{self, FairnessInput, FairnessReport, Scheduler, Server, ServiceConfig};
+use crate::report;
+use anyhow::Context;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct FairnessArgs {
+    /// Capture files (pcap or pcapng) from the clients, the director and the real servers.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+
+    /// Expected configuration as `ipvsadm -Sn` or `ipvsadm -Ln` output.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["scheduler", "weights"])]
+    pub rules: Option<PathBuf>,
+
+    /// Configured scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, fo, ovf, mh, lblc, lblcr, twos.
+    #[arg(long, value_name = "NAME", value_parser = parse_scheduler, requires = "weights")]
+    pub scheduler: Option<Scheduler>,
+
+    /// Real servers and their weights, e.g. 10.0.0.11=3,10.0.0.12=1 (IPv6: [2001:db8::b]=2).
+    /// Without --scheduler the kernel default, wlc, is assumed.
+    #[arg(long, value_name = "RIP=W,...", value_parser = parse_weights)]
+    pub weights: Option<Weights>,
+
+    /// The --weights list is in the kernel's order (`ipvsadm -Ln --nosort`: the most
+    /// recently added server first). Without it every order is tried.
+    #[arg(long, requires = "weights")]
+    pub kernel_order: bool,
+
+    /// Persistence timeout in seconds (`ipvsadm -p`).
+    #[arg(long, value_name = "SECONDS", requires = "weights")]
+    pub persistent: Option<u32>,
+
+    /// Persistence netmask as a prefix length (`ipvsadm -M`), e.g. 24.
+    #[arg(long, value_name = "PREFIX", requires = "persistent", value_parser = clap::value_parser!(u8).range(0..=128))]
+    pub netmask: Option<u8>,
+
+    /// The sh scheduler also hashes the client port (`-b sh-port`).
+    #[arg(long, requires = "weights")]
+    pub sh_port: bool,
+
+    /// Write the charts (PNG and SVG) into this directory.
+    #[arg(long, value_name = "DIR")]
+    pub charts: Option<PathBuf>,
+
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parsed `--weights`: servers in the order given; a server without a port takes the VIP's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Weights(pub Vec<(IpAddr, Option<u16>, u32)>);
+
+pub fn parse_scheduler(s: &str) -> Result<Scheduler, String> {
+    Scheduler::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = Scheduler::ALL.iter().map(|s| s.name()).collect();
+        format!(
+            "unknown scheduler '{s}'; expected one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+pub fn parse_weights(s: &str) -> Result<Weights, String> {
+    let mut out: Vec<(IpAddr, Option<u16>, u32)> = Vec::new();
+    for item in s.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (addr, weight) = item
+            .rsplit_once('=')
+            .ok_or_else(|| format!("'{item}': expected RIP=WEIGHT"))?;
+        let weight: u32 = weight
+            .trim()
+            .parse()
+            .map_err(|_| format!("'{item}': weight '{weight}' is not a whole number"))?;
+        // ipvsadm accepts weights 0..=65535.
+        if weight > 65535 {
+            return Err(format!("'{item}': weight {weight} is above 65535"));
+        }
+        let addr = addr.trim();
+        let (ip, port) = if let Ok(sa) = addr.parse::<SocketAddr>() {
+            (sa.ip(), Some(sa.port()))
+        } else {
+            let bare = addr.trim_start_matches('[').trim_end_matches(']');
+            let ip: IpAddr = bare
+                .parse()
+                .map_err(|_| format!("'{item}': '{addr}' is not an IP address"))?;
+            (ip, None)
+        };
+        if out.iter().any(|(i, p, _)| *i == ip && *p == port) {
+            return Err(format!("'{item}': {addr} is listed twice"));
+        }
+        out.push((ip, port, weight));
+    }
+    if out.is_empty() {
+        return Err("no server given; expected RIP=WEIGHT[,RIP=WEIGHT...]".into());
+    }
+    Ok(Weights(out))
+}
+
+impl FairnessArgs {
+    /// The configuration given by flags, for a service on `vip`; None without --weights.
+    pub fn flag_config(&self, vip: SocketAddr) -> Option<ServiceConfig> {
+        let w = self.weights.as_ref()?;
+        Some(ServiceConfig {
+            scheduler: self.scheduler.unwrap_or(Scheduler::Wlc),
+            persistence_s: self.persistent,
+            netmask_prefix: self.netmask,
+            sh_port: self.sh_port,
+            servers: w
+                .0
+                .iter()
+                .map(|&(ip, port, weight)| Server {
+                    addr: SocketAddr::new(ip, port.unwrap_or(vip.port())),
+                    weight,
+                })
+                .collect(),
+            order_known: self.kernel_order,
+        })
+    }
+
+    /// Gives every service that has no configuration yet the one from the flags.
+    pub fn apply_flags(&self, input: &mut FairnessInput) {
+        for svc in &mut input.services {
+            if svc.config.is_none() {
+                svc.config = self.flag_config(svc.vip);
+            }
+        }
+    }
+}
+
+/// Analyses the input and presents the result as the flags ask: JSON or tables on standard
+/// output, charts into `--charts`. Returns the chart files written.
+pub fn run(
+    input: &FairnessInput,
+    args: &FairnessArgs,
+) -> anyhow::Result<(FairnessReport, Vec<PathBuf>)> {
+    let report = fairness::analyse(input);
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).context("serialising the fairness report")?
+        );
+    } else {
+        report::fairness::print(&report);
+    }
+    let charts = match &args.charts {
+        Some(dir) => report::charts::render_all(&report, dir)
+            .with_context(|| format!("writing charts into {}", dir.display()))?,
+        None => Vec::new(),
+    };
+    Ok((report, charts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: FairnessArgs,
+    }
+
+    fn parse(argv: &[&str]) -> Result<FairnessArgs, clap::Error> {
+        Cli::try_parse_from(std::iter::once("fairness").chain(argv.iter().copied())).map(|c| c.args)
+    }
+
+    #[test]
+    fn weights_keep_the_given_order_and_optional_ports() {
+        let w = parse_weights("10.0.0.12=1, 10.0.0.11:8080=3,[2001:db8::b]=2").unwrap();
+        assert_eq!(
+            w.0,
+            vec![
+                ("10.0.0.12".parse().unwrap(), None, 1),
+                ("10.0.0.11".parse().unwrap(), Some(8080), 3),
+                ("2001:db8::b".parse().unwrap(), None, 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_weights_say_what_is_wrong() {
+        assert!(parse_weights("10.0.0.1")
+            .unwrap_err()
+            .contains("RIP=WEIGHT"));
+        assert!(parse_weights("10.0.0.1=x")
+            .unwrap_err()
+            .contains("not a whole number"));
+        assert!(parse_weights("10.0.0.1=70000")
+            .unwrap_err()
+            .contains("65535"));
+        assert!(parse_weights("host=1").unwrap_err().contains("not an IP"));
+        assert!(parse_weights("10.0.0.1=1,10.0.0.1=2")
+            .unwrap_err()
+            .contains("twice"));
+        assert!(parse_weights(" , ").is_err());
+    }
+
+    #[test]
+    fn scheduler_names() {
+        assert_eq!(parse_scheduler("WRR"), Ok(Scheduler::Wrr));
+        assert!(parse_scheduler("fifo").unwrap_err().contains("wlc"));
+    }
+
+    #[test]
+    fn flags_build_a_configuration_with_the_vip_port() {
+        let a = parse(&[
+            "d.pcap",
+            "--scheduler",
+            "rr",
+            "--weights",
+            "10.0.0.11=1,10.0.0.12=0",
+        ])
+        .unwrap();
+        let cfg = a.flag_config("192.0.2.10:443".parse().unwrap()).unwrap();
+        assert_eq!(cfg.scheduler, Scheduler::Rr);
+        assert_eq!(cfg.servers[1].addr, "10.0.0.12:443".parse().unwrap());
+        assert_eq!(cfg.servers[1].weight, 0);
+        assert!(!cfg.order_known);
+        // --weights alone means the kernel's default scheduler.
+        let a = parse(&["d.pcap", "--weights", "10.0.0.11=1"]).unwrap();
+        assert_eq!(
+            a.flag_config("192.0.2.10:80".parse().unwrap())
+                .unwrap()
+                .scheduler,
+            Scheduler::Wlc
+        );
+    }
+
+    #[test]
+    fn conflicting_and_incomplete_flags_are_refused() {
+        assert!(parse(&["d.pcap", "--rules", "r.txt", "--weights", "10.0.0.1=1"]).is_err());
+        assert!(parse(&["d.pcap", "--scheduler", "rr"]).is_err());
+        assert!(parse(&["d.pcap", "--weights", "10.0.0.1=1", "--netmask", "24"]).is_err());
+        assert!(parse(&[]).is_err());
+        let ok = parse(&[
+            "a.pcap",
+            "b.pcap",
+            "--weights",
+            "10.0.0.1=1",
+            "--persistent",
+            "360",
+            "--netmask",
+            "24",
+            "--charts",
+            "out",
+            "--json",
+        ])
+        .unwrap();
+        assert_eq!(ok.files.len(), 2);
+        assert_eq!(ok.netmask, Some(24));
+        assert!(ok.json);
+    }
+}
+
+/// The `fairness` command: rebuild the connections, add the configuration, analyse, present.
+/// Exit status: 0 done, 2 the input could not be used.
+pub fn main(args: &FairnessArgs) -> i32 {
+    let sources: Vec<crate::capture::CaptureSource> = args
+        .files
+        .iter()
+        .map(crate::capture::CaptureSource::from_arg)
+        .collect();
+    let analysis = crate::flows::analyse(
+        &sources,
+        crate::decode::DecodeOptions::default(),
+        &crate::flows::FlowOptions::default(),
+    );
+    if analysis.captures.iter().all(|c| c.error.is_some()) {
+        for c in &analysis.captures {
+            if let Some(e) = &c.error {
+                eprintln!("lvscheck: {e}");
+            }
+        }
+        return super::EXIT_UNUSABLE;
+    }
+    let mut input = fairness::observe::input_from(&analysis);
+    args.apply_flags(&mut input);
+    match run(&input, args) {
+        Ok((_, charts)) => {
+            for c in charts {
+                eprintln!("wrote {}", c.display());
+            }
+            super::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("lvscheck: {e:#}");
+            super::EXIT_UNUSABLE
+        }
+    }
+}

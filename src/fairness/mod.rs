@@ -1,0 +1,343 @@
+//! Scheduler fairness and conformance.
+//!
+//! Input is plain data (`FairnessInput`: services, their configuration if known, and the
+//! connections the director saw); output is a `FairnessReport` with, per service: the share
+//! of connections each real server got against the share its weight promises, Jain's index,
+//! the max/min ratio and a chi-square test; a replay of the configured scheduler (ported
+//! from the kernel's ip_vs_*.c) that counts how many assignments it reproduces and names the
+//! first that it does not; and shares over time windows. Nothing here reads files or
+//! prints; `report::fairness` and `report::charts` present the result.
+
+pub mod entry;
+pub mod observe;
+pub mod input;
+pub mod outcome;
+pub mod replay;
+pub mod sched;
+pub mod stats;
+
+pub use input::{
+    ConnObs, FairnessInput, Proto, Scheduler, Server, ServiceConfig, ServiceObs, TcpMarks, Timeouts,
+};
+pub use outcome::{
+    Assignment, Conformance, Drift, FairnessReport, FairnessStats, Mismatch, Percentiles,
+    ServerStats, ServiceReport, Unpredicted, Verdict, Window,
+};
+
+use std::net::{IpAddr, SocketAddr};
+
+/// Number of windows the drift table splits the capture into.
+pub const DRIFT_WINDOWS: i64 = 10;
+
+/// Analyses every service.
+pub fn analyse(input: &FairnessInput) -> FairnessReport {
+    FairnessReport {
+        services: input
+            .services
+            .iter()
+            .map(|s| analyse_service(s, input))
+            .collect(),
+    }
+}
+
+fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
+    let cfg = svc.config.as_ref();
+    let mut notes = Vec::new();
+
+    // Servers: configured ones first, then any other server that got traffic.
+    let mut addrs: Vec<SocketAddr> = cfg
+        .map(|c| c.servers.iter().map(|s| s.addr).collect())
+        .unwrap_or_default();
+    let n_cfg = addrs.len();
+    let mut extra: Vec<IpAddr> = svc
+        .connections
+        .iter()
+        .filter_map(|c| c.rs)
+        .filter(|ip| !addrs.iter().any(|a| a.ip() == *ip))
+        .collect();
+    extra.sort();
+    extra.dedup();
+    if cfg.is_some() && !extra.is_empty() {
+        notes.push(format!(
+            "{} server(s) received connections but are not in the configuration: {}",
+            extra.len(),
+            extra
+                .iter()
+                .map(|ip| ip.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    addrs.extend(extra.iter().map(|&ip| SocketAddr::new(ip, svc.vip.port())));
+    let server_of: Vec<Option<usize>> = svc
+        .connections
+        .iter()
+        .map(|c| c.rs.and_then(|ip| addrs.iter().position(|a| a.ip() == ip)))
+        .collect();
+
+    let mut servers: Vec<ServerStats> = addrs
+        .iter()
+        .enumerate()
+        .map(|(i, &addr)| ServerStats {
+            addr,
+            weight: cfg.and_then(|c| c.servers.get(i)).map(|s| s.weight),
+            connections: 0,
+            share: 0.0,
+            expected_share: None,
+            packets_to_server: 0,
+            bytes_to_server: 0,
+            packets_to_client: 0,
+            bytes_to_client: 0,
+            response_ms: None,
+            response_samples_ms: Vec::new(),
+        })
+        .collect();
+    let mut unattributed = 0;
+    for (c, s) in svc.connections.iter().zip(&server_of) {
+        let Some(s) = *s else {
+            unattributed += 1;
+            continue;
+        };
+        let st = &mut servers[s];
+        st.connections += 1;
+        st.packets_to_server += c.packets_to_server;
+        st.bytes_to_server += c.bytes_to_server;
+        st.packets_to_client += c.packets_to_client;
+        st.bytes_to_client += c.bytes_to_client;
+        if let Some(rt) = c.response_time_ns {
+            st.response_samples_ms.push(rt as f64 / 1e6);
+        }
+    }
+    let attributed: u64 = servers.iter().map(|s| s.connections).sum();
+    for st in &mut servers {
+        st.share = if attributed > 0 {
+            st.connections as f64 / attributed as f64
+        } else {
+            0.0
+        };
+        st.response_samples_ms.sort_by(f64::total_cmp);
+        let v = &st.response_samples_ms;
+        st.response_ms = stats::percentile(v, 50.0).map(|p50| Percentiles {
+            count: v.len(),
+            p50,
+            p90: stats::percentile(v, 90.0).unwrap_or(p50),
+            p99: stats::percentile(v, 99.0).unwrap_or(p50),
+            max: v[v.len() - 1],
+        });
+    }
+    if unattributed > 0 {
+        notes.push(format!(
+            "{unattributed} connection(s) have no observed real server and are left out of the \
+             shares"
+        ));
+    }
+
+    let promised = cfg.and_then(|c| promised_shares(c, &mut notes));
+    if let Some(p) = &promised {
+        for (st, share) in servers.iter_mut().zip(p) {
+            st.expected_share = Some(*share);
+        }
+        // Servers outside the configuration are promised nothing.
+        for st in servers.iter_mut().skip(n_cfg) {
+            st.expected_share = Some(0.0);
+        }
+    }
+    let fairness = fairness_stats(&servers, cfg, promised.as_deref(), n_cfg);
+
+    let (conformance, verdicts) = match cfg {
+        Some(c) => {
+            let (conf, v) = replay::replay(&replay::ReplayInput {
+                cfg: c,
+                proto: svc.proto,
+                vip: svc.vip,
+                conns: &svc.connections,
+                server_of: &server_of,
+                server_addrs: &addrs,
+                timeouts: &input.timeouts,
+                capture_span: input.capture_span,
+            });
+            (Some(conf), v)
+        }
+        None => {
+            notes.push(
+                "no configuration for this service (no rules file, no --scheduler/--weights): \
+                 shares are shown without a promise and nothing is replayed"
+                    .into(),
+            );
+            (None, vec![Verdict::Unchecked; svc.connections.len()])
+        }
+    };
+
+    let mut timeline: Vec<Assignment> = svc
+        .connections
+        .iter()
+        .zip(&server_of)
+        .zip(&verdicts)
+        .filter_map(|((c, s), v)| {
+            s.map(|server| Assignment {
+                time_ns: c.start_ns,
+                server,
+                verdict: *v,
+            })
+        })
+        .collect();
+    timeline.sort_by_key(|a| a.time_ns);
+    let drift = drift(&timeline, servers.len(), input.capture_span);
+
+    ServiceReport {
+        proto: svc.proto,
+        vip: svc.vip,
+        scheduler: cfg.map(|c| c.scheduler),
+        persistence_s: cfg.and_then(|c| c.persistence_s),
+        servers,
+        connections: svc.connections.len() as u64,
+        unattributed,
+        fairness,
+        conformance,
+        drift,
+        notes,
+        timeline,
+    }
+}
+
+/// The share of connections each configured server should get, when the scheduler
+/// promises one. Over many connections every spreading scheduler converges to the weights
+/// (or to equal shares for the unweighted ones); sh promises the share of hash buckets.
+fn promised_shares(cfg: &ServiceConfig, notes: &mut Vec<String>) -> Option<Vec<f64>> {
+    let w: Vec<f64> = cfg.servers.iter().map(|s| f64::from(s.weight)).collect();
+    let live = w.iter().filter(|&&x| x > 0.0).count();
+    if live == 0 {
+        notes.push("every configured weight is 0: the service accepts no new connection".into());
+        return None;
+    }
+    let shares: Vec<f64> = match cfg.scheduler {
+        Scheduler::Rr | Scheduler::Lc => w
+            .iter()
+            .map(|&x| if x > 0.0 { 1.0 / live as f64 } else { 0.0 })
+            .collect(),
+        Scheduler::Sh => {
+            // Bucket counts: a server with weight w owns w consecutive buckets per round;
+            // the table order does not change the totals.
+            let m = sched::Sh::new(
+                &cfg.servers.iter().map(|s| s.weight).collect::<Vec<_>>(),
+                false,
+                false,
+            );
+            let mut buckets = vec![0f64; w.len()];
+            for d in m.table().iter().flatten() {
+                buckets[*d] += 1.0;
+            }
+            for (b, &x) in buckets.iter_mut().zip(&w) {
+                if x == 0.0 {
+                    *b = 0.0;
+                }
+            }
+            let total: f64 = buckets.iter().sum();
+            notes.push(
+                "sh assigns clients, not connections: the shares promise holds over many \
+                 distinct clients, and the chi-square test treats connections as independent, \
+                 which they are not"
+                    .into(),
+            );
+            buckets.iter().map(|b| b / total).collect()
+        }
+        Scheduler::Dh | Scheduler::Fo => {
+            notes.push(format!(
+                "{} sends all new connections to one server by design: no share is promised",
+                cfg.scheduler
+            ));
+            return None;
+        }
+        Scheduler::Ovf => {
+            notes.push("ovf fills the heaviest server first: no share is promised".into());
+            return None;
+        }
+        _ => {
+            let total: f64 = w.iter().sum();
+            w.iter().map(|x| x / total).collect()
+        }
+    };
+    if cfg.persistence_s.is_some() {
+        notes.push(
+            "persistence sends each client's connections to one server: shares of connections \
+             follow the weights only over many clients, and the chi-square test is indicative"
+                .into(),
+        );
+    }
+    Some(shares)
+}
+
+fn fairness_stats(
+    servers: &[ServerStats],
+    cfg: Option<&ServiceConfig>,
+    promised: Option<&[f64]>,
+    n_cfg: usize,
+) -> FairnessStats {
+    let mut out = FairnessStats::default();
+    // Connections per unit of weight, over the servers meant to take load.
+    let normalised: Vec<f64> = match (cfg, promised) {
+        (Some(_), Some(p)) => servers
+            .iter()
+            .take(n_cfg)
+            .zip(p)
+            .filter(|(_, &share)| share > 0.0)
+            .map(|(s, &share)| s.connections as f64 / share)
+            .collect(),
+        _ => {
+            if !servers.is_empty() {
+                out.notes.push(
+                    "no promised shares: Jain's index and the max/min ratio compare raw \
+                     connection counts as if all weights were equal"
+                        .into(),
+                );
+            }
+            servers.iter().map(|s| s.connections as f64).collect()
+        }
+    };
+    out.jain = stats::jain(&normalised);
+    out.max_min_ratio = stats::max_min_ratio(&normalised);
+    if out.max_min_ratio.is_none() && !normalised.is_empty() {
+        out.notes
+            .push("a server meant to take load got no connection: max/min is infinite".into());
+    }
+    if let Some(p) = promised {
+        let observed: Vec<u64> = servers.iter().map(|s| s.connections).collect();
+        let mut shares = p.to_vec();
+        shares.resize(servers.len(), 0.0);
+        out.chi_square = stats::chi_square(&observed, &shares);
+        match &out.chi_square {
+            Some(c) if c.too_few => out.notes.push(format!(
+                "too few connections for the chi-square test to mean much (smallest expected \
+                 count {:.1} < {})",
+                c.min_expected,
+                stats::MIN_EXPECTED
+            )),
+            None => out
+                .notes
+                .push("chi-square test not applicable (fewer than two servers with a share, or no connection)".into()),
+            _ => {}
+        }
+    }
+    out
+}
+
+fn drift(timeline: &[Assignment], n: usize, span: Option<(i64, i64)>) -> Drift {
+    let (start, end) = match (span, timeline.first(), timeline.last()) {
+        (Some(s), _, _) => s,
+        (None, Some(a), Some(b)) => (a.time_ns, b.time_ns),
+        _ => (0, 0),
+    };
+    let window_ns = ((end - start) / DRIFT_WINDOWS).max(1_000_000_000);
+    let count = ((end - start + window_ns - 1) / window_ns).max(1) as usize;
+    let mut windows: Vec<Window> = (0..count)
+        .map(|k| Window {
+            start_ns: start + k as i64 * window_ns,
+            counts: vec![0; n],
+        })
+        .collect();
+    for a in timeline {
+        let k = ((a.time_ns - start).max(0) / window_ns) as usize;
+        windows[k.min(count - 1)].counts[a.server] += 1;
+    }
+    Drift { window_ns, windows }
+}

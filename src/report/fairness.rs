@@ -1,0 +1,217 @@
+//! Terminal output of the fairness stage: one block per service with the per-server table,
+//! the fairness numbers, the conformance verdict with its evidence, and the drift table.
+//! Times are seconds from the start of the capture (or of the service's first connection).
+
+use crate::fairness::{FairnessReport, ServiceReport};
+use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+use std::fmt::Write;
+
+/// Prints the report to standard output.
+pub fn print(report: &FairnessReport) {
+    print!("{}", render(report));
+}
+
+/// The report as text.
+pub fn render(report: &FairnessReport) -> String {
+    let mut out = String::new();
+    if report.services.is_empty() {
+        out.push_str("No virtual service with connections was found.\n");
+    }
+    for (k, svc) in report.services.iter().enumerate() {
+        if k > 0 {
+            out.push('\n');
+        }
+        render_service(&mut out, svc);
+    }
+    out
+}
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_style(UTF8_FULL_CONDENSED);
+    t
+}
+
+fn right_align(t: &mut Table, from: usize) {
+    let n = t.column_count();
+    for i in from..n {
+        if let Some(c) = t.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.1}%", x * 100.0)
+}
+
+fn origin(svc: &ServiceReport) -> i64 {
+    svc.drift.windows.first().map_or(0, |w| w.start_ns)
+}
+
+fn secs(t: i64, origin: i64) -> String {
+    format!("{:.3}", (t - origin) as f64 / 1e9)
+}
+
+fn render_service(out: &mut String, svc: &ServiceReport) {
+    let proto = format!("{:?}", svc.proto).to_uppercase();
+    let sched = svc
+        .scheduler
+        .map_or("no configuration".to_string(), |s| format!("scheduler {s}"));
+    let persist = svc
+        .persistence_s
+        .map_or(String::new(), |p| format!(", persistence {p} s"));
+    let _ = writeln!(
+        out,
+        "Service {proto} {} ({sched}{persist}): {} connection(s)",
+        svc.vip, svc.connections
+    );
+
+    let mut t = table();
+    t.set_header(vec![
+        "Real server",
+        "Weight",
+        "Conns",
+        "Share",
+        "Promised",
+        "Pkts→RS",
+        "Bytes→RS",
+        "Pkts→client",
+        "Bytes→client",
+        "Resp ms p50/p90/p99",
+    ]);
+    for s in &svc.servers {
+        t.add_row(vec![
+            s.addr.ip().to_string(),
+            s.weight.map_or("not configured".into(), |w| w.to_string()),
+            s.connections.to_string(),
+            pct(s.share),
+            s.expected_share.map_or("-".into(), pct),
+            s.packets_to_server.to_string(),
+            s.bytes_to_server.to_string(),
+            s.packets_to_client.to_string(),
+            s.bytes_to_client.to_string(),
+            s.response_ms.as_ref().map_or("-".into(), |r| {
+                format!("{:.1}/{:.1}/{:.1} (n={})", r.p50, r.p90, r.p99, r.count)
+            }),
+        ]);
+    }
+    right_align(&mut t, 1);
+    let _ = writeln!(out, "{t}");
+
+    let f = &svc.fairness;
+    let mut line = String::from("Fairness:");
+    match f.jain {
+        Some(j) => {
+            let _ = write!(line, " Jain index {j:.3} (1 = load exactly as promised)");
+        }
+        None => line.push_str(" Jain index n/a"),
+    }
+    match f.max_min_ratio {
+        Some(r) => {
+            let _ = write!(line, ", max/min {r:.2}");
+        }
+        None => line.push_str(", max/min infinite or n/a"),
+    }
+    if let Some(c) = &f.chi_square {
+        let _ = write!(
+            line,
+            ", chi-square {:.2} (df {}), p = {:.3}{}",
+            c.statistic,
+            c.df,
+            c.p_value,
+            if c.too_few {
+                " [too few connections]"
+            } else {
+                ""
+            }
+        );
+    }
+    let _ = writeln!(out, "{line}");
+    for n in &f.notes {
+        let _ = writeln!(out, "  - {n}");
+    }
+
+    if let Some(c) = &svc.conformance {
+        let rate = c
+            .match_rate()
+            .map_or("n/a".to_string(), |r| format!("{:.1}%", r * 100.0));
+        let persist = if c.persistent > 0 || svc.persistence_s.is_some() {
+            format!(
+                ", {} of {} assignments by a persistence template kept",
+                c.persistent_matched, c.persistent
+            )
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "Conformance ({}): {} of {} scheduled decisions reproduced{persist}; overall {rate}",
+            c.scheduler, c.matched, c.decisions
+        );
+        let order: Vec<String> = c.order.iter().map(|a| a.ip().to_string()).collect();
+        let _ = writeln!(
+            out,
+            "  Server list order: {} ({})",
+            order.join(", "),
+            c.order_source
+        );
+        for u in &c.not_predicted {
+            let _ = writeln!(out, "  Not checked: {} x {}", u.count, u.reason);
+        }
+        if !c.first_mismatches.is_empty() {
+            let _ = writeln!(
+                out,
+                "  {} mismatch(es); the first {}:",
+                c.mismatches,
+                c.first_mismatches.len()
+            );
+            let mut t = table();
+            t.set_header(vec!["t (s)", "Client", "Expected", "Observed", "Evidence"]);
+            let o = origin(svc);
+            for m in &c.first_mismatches {
+                t.add_row(vec![
+                    secs(m.time_ns, o),
+                    m.client.to_string(),
+                    m.expected.map_or("none".into(), |a| a.ip().to_string()),
+                    m.observed.map_or("none".into(), |a| a.ip().to_string()),
+                    m.evidence.clone(),
+                ]);
+            }
+            let _ = writeln!(out, "{t}");
+        }
+        for l in &c.limitations {
+            let _ = writeln!(out, "  - {l}");
+        }
+    }
+
+    if svc.drift.windows.len() > 1 && !svc.servers.is_empty() {
+        let _ = writeln!(
+            out,
+            "Share per {:.1} s window (drift):",
+            svc.drift.window_ns as f64 / 1e9
+        );
+        let mut t = table();
+        let mut header = vec!["from t (s)".to_string(), "conns".to_string()];
+        header.extend(svc.servers.iter().map(|s| s.addr.ip().to_string()));
+        t.set_header(header);
+        let o = origin(svc);
+        for w in &svc.drift.windows {
+            let total: u64 = w.counts.iter().sum();
+            let mut row = vec![secs(w.start_ns, o), total.to_string()];
+            row.extend(w.counts.iter().map(|&c| {
+                if total == 0 {
+                    "-".to_string()
+                } else {
+                    pct(c as f64 / total as f64)
+                }
+            }));
+            t.add_row(row);
+        }
+        right_align(&mut t, 0);
+        let _ = writeln!(out, "{t}");
+    }
+    for n in &svc.notes {
+        let _ = writeln!(out, "Note: {n}");
+    }
+}

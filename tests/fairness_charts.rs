@@ -1,0 +1,157 @@
+//! The charts exist, decode, and name every server; pixels are not compared.
+
+use lvscheck::fairness::{
+    analyse, ConnObs, FairnessInput, Proto, Scheduler, Server, ServiceConfig, ServiceObs, TcpMarks,
+};
+use lvscheck::report::charts::{self, CHARTS, HEIGHT, WIDTH};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+const S: i64 = 1_000_000_000;
+const SERVERS: [&str; 3] = ["10.0.0.11", "10.0.0.12", "10.0.0.13"];
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lvscheck-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// wrr 3:2:1 with one connection sent to the wrong server, and response times that differ
+/// per server, so every chart has something to draw.
+fn input() -> FairnessInput {
+    let mut order = vec![2usize, 1, 0];
+    for _ in 0..10 {
+        order.extend([0, 1, 0, 2, 1, 0]);
+    }
+    order[20] = 2;
+    let connections = order
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| {
+            let t = k as i64 * S / 2;
+            ConnObs {
+                client: format!("198.51.100.{}:{}", k % 250 + 1, 40000 + k)
+                    .parse()
+                    .unwrap(),
+                rs: Some(SERVERS[s].parse().unwrap()),
+                start_ns: t,
+                last_ns: t + S / 10,
+                tcp: Some(TcpMarks {
+                    syn_ns: Some(t),
+                    ack_ns: Some(t + 1_000_000),
+                    fin_ns: Some(t + S / 10),
+                    rst_ns: None,
+                }),
+                packets_to_server: 6,
+                bytes_to_server: 600,
+                packets_to_client: 5,
+                bytes_to_client: 5000 + k as u64,
+                response_time_ns: Some((s as i64 + 1) * 3_000_000 + (k as i64 % 7) * 500_000),
+            }
+        })
+        .collect();
+    FairnessInput {
+        services: vec![ServiceObs {
+            proto: Proto::Tcp,
+            vip: "192.0.2.10:80".parse().unwrap(),
+            config: Some(ServiceConfig {
+                scheduler: Scheduler::Wrr,
+                persistence_s: None,
+                netmask_prefix: None,
+                sh_port: false,
+                servers: SERVERS
+                    .iter()
+                    .zip([3, 2, 1])
+                    .map(|(ip, weight)| Server {
+                        addr: SocketAddr::new(ip.parse().unwrap(), 80),
+                        weight,
+                    })
+                    .collect(),
+                order_known: false,
+            }),
+            connections,
+        }],
+        capture_span: None,
+        timeouts: Default::default(),
+    }
+}
+
+#[test]
+fn every_chart_is_written_as_png_and_svg_that_decode() {
+    let report = analyse(&input());
+    let dir = scratch("charts");
+    let files = charts::render_all(&report, &dir).unwrap();
+    assert_eq!(files.len(), CHARTS.len() * 2);
+    for name in CHARTS {
+        let png = dir.join(format!("tcp-192.0.2.10-80-{name}.png"));
+        let svg = dir.join(format!("tcp-192.0.2.10-80-{name}.svg"));
+        assert!(files.contains(&png) && files.contains(&svg), "{name}");
+
+        let decoder =
+            png::Decoder::new(std::io::BufReader::new(std::fs::File::open(&png).unwrap()));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        let info = reader.next_frame(&mut buf).unwrap();
+        assert_eq!((info.width, info.height), (WIDTH, HEIGHT), "{name}");
+        // Not a blank canvas: more than one colour.
+        let first = &buf[..3];
+        assert!(buf.chunks(3).any(|px| px != first), "{name} is blank");
+
+        let text = std::fs::read_to_string(&svg).unwrap();
+        let doc = roxmltree::Document::parse(&text).unwrap();
+        let texts: Vec<&str> = doc
+            .descendants()
+            .filter(|n| n.is_text())
+            .filter_map(|n| n.text())
+            .collect();
+        for server in SERVERS {
+            assert!(
+                texts.iter().any(|t| t.contains(server)),
+                "{name}.svg does not name {server}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_service_without_response_times_or_configuration_still_charts() {
+    let mut inp = input();
+    for c in &mut inp.services[0].connections {
+        c.response_time_ns = None;
+    }
+    inp.services[0].config = None;
+    let report = analyse(&inp);
+    let dir = scratch("bare");
+    let files = charts::render_all(&report, &dir).unwrap();
+    assert_eq!(files.len(), 8);
+    let svg = std::fs::read_to_string(dir.join("tcp-192.0.2.10-80-response.svg")).unwrap();
+    assert!(svg.contains("no response time captured"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn an_unwritable_directory_is_an_error_naming_it() {
+    let report = analyse(&input());
+    let file = scratch("notadir");
+    std::fs::write(&file, b"x").unwrap();
+    let err = charts::render_all(&report, &file).unwrap_err().to_string();
+    assert!(err.contains(&file.display().to_string()), "{err}");
+    std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn a_single_server_service_charts() {
+    let mut inp = input();
+    let svc = &mut inp.services[0];
+    svc.connections
+        .retain(|c| c.rs == Some(SERVERS[0].parse().unwrap()));
+    svc.config.as_mut().unwrap().servers.truncate(1);
+    let report = analyse(&inp);
+    let dir = scratch("single");
+    let files = charts::render_all(&report, &dir).unwrap();
+    assert_eq!(files.len(), 8);
+    let svg = std::fs::read_to_string(dir.join("tcp-192.0.2.10-80-shares.svg")).unwrap();
+    assert!(svg.contains(SERVERS[0]));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
