@@ -139,6 +139,8 @@ pub struct FlowOptions {
     pub hints: Hints,
     /// The expected configuration (`--rules`), when given.
     pub expected: Option<Vec<ExpectedService>>,
+    /// Remarks about the options to pass on as warnings (parts of the rules not compared).
+    pub notes: Vec<String>,
 }
 
 /// Per vantage point: how many connection states it held at most at once.
@@ -167,7 +169,7 @@ pub struct Analysis {
 pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis {
     let names = source.captures();
     let captures: Vec<CaptureId> = names.iter().map(|(c, _)| *c).collect();
-    let mut warnings = Vec::new();
+    let mut warnings = opts.notes.clone();
 
     // Pass 1: facts per vantage point.
     let pass1: Vec<(Vec<VantageFacts>, Result<ReadReport, String>)> = captures
