@@ -75,6 +75,12 @@ impl AnalysisArgs {
                 .ok_or_else(|| format!("--role {spec}: {file} is not one of the capture files"))?;
             opts.hints.roles.insert(index as u32, role);
         }
+        if let Some(path) = &self.rules {
+            let rules = crate::topology::rules::read_rules(path).map_err(|e| e.to_string())?;
+            let (expected, notes) = crate::topology::config::expected_from_rules(&rules);
+            opts.expected = Some(expected);
+            opts.notes.extend(notes);
+        }
         if self.files.iter().any(|f| f.as_os_str() == "-") {
             return Err(
                 "standard input cannot be analysed: every capture is read twice; \

@@ -5,10 +5,11 @@
 //! timestamps: a request leaves the client, reaches the director, leaves it wrapped, reaches the
 //! real server; a reply leaves the real server and reaches the client. With packets both ways
 //! between two captures the offset is bracketed as NTP does (half the difference of the minimum
-//! one-way times, uncertainty half their sum); with one direction only the median difference is
-//! taken, which includes the one-way delay (tens of microseconds on one Ethernet segment).
-//! Captures not matched directly against the reference are reached through others, adding the
-//! uncertainties.
+//! one-way times, uncertainty half their sum); with one direction only the fastest packet's
+//! difference is taken, which still includes the smallest one-way delay (tens of microseconds on
+//! one Ethernet segment), and its distance to the median difference is the uncertainty.
+//! Captures not matched directly against the reference are reached through others, along the
+//! pairs that give the smallest accumulated uncertainty.
 
 use super::{ConnKey, Form, Leg};
 use crate::topology::{Role, VantageId};
@@ -114,18 +115,23 @@ impl Pair {
             });
         }
         if !self.forward.is_empty() || !self.backward.is_empty() {
-            let v = if self.forward.is_empty() {
-                &mut self.backward
-            } else {
+            // One direction: every sample is the offset plus (forward) or minus (backward) a
+            // delay >= 0, so the sample nearest the offset is the smallest delay's. Its distance
+            // to the median (the typical delay) is given as the uncertainty.
+            let forward = !self.forward.is_empty();
+            let v = if forward {
                 &mut self.forward
+            } else {
+                &mut self.backward
             };
             let m = median(v);
-            let lo = v[0];
-            let hi = v[v.len() - 1];
-            // Spread around the median; the delay itself is not separable one way.
-            let unc = (m - lo).max(hi - m).max(0);
+            let (best, unc) = if forward {
+                (v[0], m - v[0])
+            } else {
+                (v[v.len() - 1], v[v.len() - 1] - m)
+            };
             return Some(Edge {
-                est: m,
+                est: best,
                 unc,
                 method: OffsetMethod::OneWay,
                 samples: n,
@@ -203,7 +209,8 @@ pub fn estimate(legs: &[Leg], vantages: &[(VantageId, Role)]) -> Vec<ClockOffset
         .filter_map(|(k, mut p)| p.edge().map(|e| (k, e)))
         .collect();
 
-    // Grow a tree from the reference, best-measured edges first (two-way, then most samples).
+    // Grow a tree from the reference, each time adding the capture that can be reached with
+    // the smallest accumulated uncertainty (then the most packets).
     let mut out: BTreeMap<VantageId, ClockOffset> = BTreeMap::new();
     out.insert(
         reference,
@@ -219,20 +226,18 @@ pub fn estimate(legs: &[Leg], vantages: &[(VantageId, Role)]) -> Vec<ClockOffset
         },
     );
     loop {
-        let mut best: Option<(u8, u64, VantageId, VantageId, &Edge, i64)> = None;
+        let mut best: Option<(i64, u64, VantageId, VantageId, &Edge, i64)> = None;
         for ((a, b), e) in &edges {
             let (known, new, sign) = match (out.contains_key(a), out.contains_key(b)) {
                 (true, false) => (*a, *b, 1),
                 (false, true) => (*b, *a, -1),
                 _ => continue,
             };
-            let rank = match e.method {
-                OffsetMethod::TwoWay => 3,
-                OffsetMethod::OneWay => 2,
-                _ => 1,
-            };
-            if best.is_none_or(|b| (rank, e.samples) > (b.0, b.1)) {
-                best = Some((rank, e.samples, known, new, e, sign));
+            let unc = out[&known].uncertainty_ns + e.unc;
+            if best
+                .is_none_or(|b| (unc, std::cmp::Reverse(e.samples)) < (b.0, std::cmp::Reverse(b.1)))
+            {
+                best = Some((unc, e.samples, known, new, e, sign));
             }
         }
         let Some((_, _, known, new, e, sign)) = best else {

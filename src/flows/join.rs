@@ -260,6 +260,14 @@ fn connection(
         req + l.reply.as_ref().map_or(0, |r| r.retransmissions)
     });
     let unseen = unseen(&legs, topology, real_server, outcome);
+    let outcome_from = from.map(|l| l.vantage);
+    let history = shown.map(|l| l.history.clone()).unwrap_or_default();
+    let handshake_ns = shown.and_then(|l| l.handshake_ns);
+    let first_response_ns = shown.and_then(|l| l.first_response_ns);
+    // Fingerprints served the clock and the join; the record does not need them.
+    for l in &mut legs {
+        l.fingerprints = Vec::new();
+    }
     Connection {
         id: 0,
         proto: key.proto,
@@ -272,10 +280,10 @@ fn connection(
         real_server_from,
         reply_mac,
         outcome,
-        outcome_from: from.map(|l| l.vantage),
-        history: shown.map(|l| l.history.clone()).unwrap_or_default(),
-        handshake_ns: shown.and_then(|l| l.handshake_ns),
-        first_response_ns: shown.and_then(|l| l.first_response_ns),
+        outcome_from,
+        history,
+        handshake_ns,
+        first_response_ns,
         retransmissions,
         legs,
         unseen,

@@ -140,6 +140,8 @@ impl LegState {
 pub struct LegTracker<'c> {
     vantage: VantageId,
     role: Role,
+    /// Raw IP link (a tunnel device such as tunl0): packets arrive here decapsulated.
+    raw_ip: bool,
     ctx: &'c FlowContext,
     timeouts: Timeouts,
     active: HashMap<ConnKey, LegState>,
@@ -150,10 +152,17 @@ pub struct LegTracker<'c> {
 }
 
 impl<'c> LegTracker<'c> {
-    pub fn new(vantage: VantageId, role: Role, ctx: &'c FlowContext, timeouts: Timeouts) -> Self {
+    pub fn new(
+        vantage: VantageId,
+        role: Role,
+        raw_ip: bool,
+        ctx: &'c FlowContext,
+        timeouts: Timeouts,
+    ) -> Self {
         LegTracker {
             vantage,
             role,
+            raw_ip,
             ctx,
             timeouts,
             active: HashMap::new(),
@@ -379,7 +388,8 @@ impl<'c> LegTracker<'c> {
             self.by_client
                 .remove(&(k.proto, k.client.ip(), k.client.port()));
         }
-        if self.role == Role::RealServer {
+        // On a tunnel device (tunl0) requests are seen after decapsulation: no anomaly there.
+        if self.role == Role::RealServer && !self.raw_ip {
             if let (Some(r), None) = (
                 &s.forms[Form::Request.index()],
                 &s.forms[Form::RequestWrapped.index()],

@@ -139,6 +139,8 @@ pub struct FlowOptions {
     pub hints: Hints,
     /// The expected configuration (`--rules`), when given.
     pub expected: Option<Vec<ExpectedService>>,
+    /// Remarks about the options to pass on as warnings (parts of the rules not compared).
+    pub notes: Vec<String>,
 }
 
 /// Per vantage point: how many connection states it held at most at once.
@@ -167,7 +169,7 @@ pub struct Analysis {
 pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis {
     let names = source.captures();
     let captures: Vec<CaptureId> = names.iter().map(|(c, _)| *c).collect();
-    let mut warnings = Vec::new();
+    let mut warnings = opts.notes.clone();
 
     // Pass 1: facts per vantage point.
     let pass1: Vec<(Vec<VantageFacts>, Result<ReadReport, String>)> = captures
@@ -231,7 +233,15 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
                 };
                 let (t, max) = trackers.entry(f.interface).or_insert_with(|| {
                     (
-                        LegTracker::new(v, topology.role_of(v), &ctx, opts.timeouts),
+                        LegTracker::new(
+                            v,
+                            topology.role_of(v),
+                            topology
+                                .vantage(v)
+                                .is_some_and(|x| join::is_raw_ip(x.link_type)),
+                            &ctx,
+                            opts.timeouts,
+                        ),
                         0,
                     )
                 });
@@ -265,6 +275,8 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
     let roles: Vec<_> = topology.vantages.iter().map(|v| (v.id, v.role)).collect();
     let clock_offsets = clock::estimate(&legs, &roles);
     let connections = join::join(legs, &topology, &clock_offsets);
+    let mut topology = topology;
+    name_tunnel_devices(&mut topology, &connections);
     let config = match &opts.expected {
         Some(e) => config::compare(e, &observed(&connections)),
         None => Vec::new(),
@@ -292,4 +304,26 @@ pub fn observed(connections: &[Connection]) -> Observed {
         *o.entry(svc).or_default().entry(c.real_server).or_default() += 1;
     }
     o
+}
+
+/// A real server's tunnel device (tunl0) sees only inner packets, so its capture does not show
+/// the server's address; the connections it saw do, when they all went to one real server.
+fn name_tunnel_devices(topology: &mut Topology, connections: &[Connection]) {
+    for v in topology.vantages.iter_mut() {
+        if v.role != crate::topology::Role::RealServer || v.address.is_some() {
+            continue;
+        }
+        let mut seen: Vec<std::net::IpAddr> = connections
+            .iter()
+            .filter(|c| c.legs.iter().any(|l| l.vantage == v.id))
+            .filter_map(|c| c.real_server)
+            .collect();
+        seen.sort();
+        seen.dedup();
+        if let [rs] = seen.as_slice() {
+            v.address = Some(*rs);
+            v.reason
+                .push_str(&format!("; every connection it saw went to {rs}"));
+        }
+    }
 }

@@ -273,7 +273,11 @@ fn connection_table(a: &Analysis, connections: &[&Connection]) -> Table {
             Cell::new(format!("+{:.6} s", (c.first_ts_ns - start) as f64 / 1e9)),
             Cell::new(format!("{} {}", c.proto, c.client)),
             Cell::new(c.vip),
-            Cell::new(c.real_server.map_or("?".into(), |r| r.to_string())),
+            Cell::new(match (c.real_server, c.reply_mac) {
+                (Some(r), _) => r.to_string(),
+                (None, Some(m)) => format!("? (replies from {m})"),
+                (None, None) => "?".into(),
+            }),
             Cell::new(c.outcome),
             Cell::new(&c.history),
             Cell::new(opt_ms(c.handshake_ns)).set_alignment(CellAlignment::Right),

@@ -36,6 +36,56 @@ pub struct ConfigFinding {
     pub message: String,
 }
 
+/// The rules as read by [`super::rules`], in the plain form compared here. Firewall-mark
+/// services carry no address to compare with and are left out, with a note saying so.
+pub fn expected_from_rules(rules: &super::rules::Rules) -> (Vec<ExpectedService>, Vec<String>) {
+    use super::rules::{Forward, Proto as RuleProto, VirtualService};
+    let mut out = Vec::new();
+    let mut notes = Vec::new();
+    for s in &rules.services {
+        let (proto, vip) = match s.service {
+            VirtualService::Addr { proto, vip } => (proto, vip),
+            VirtualService::FwMark { mark, .. } => {
+                notes.push(format!(
+                    "firewall-mark service {mark} not compared with the traffic (no address)"
+                ));
+                continue;
+            }
+        };
+        let proto = match proto {
+            RuleProto::Tcp => super::Proto::TCP,
+            RuleProto::Udp => super::Proto::UDP,
+            RuleProto::Sctp => super::Proto(132),
+            RuleProto::Ip => continue,
+        };
+        out.push(ExpectedService {
+            service: Service {
+                vip: vip.ip(),
+                port: vip.port(),
+                proto,
+            },
+            scheduler: Some(s.scheduler.clone()),
+            real_servers: s
+                .servers
+                .iter()
+                .map(|r| ExpectedRealServer {
+                    addr: r.addr.ip(),
+                    port: r.addr.port(),
+                    forwarding: match r.forward {
+                        Forward::Tunnel => "tunnel",
+                        Forward::Route => "route",
+                        Forward::Masq => "masq",
+                        Forward::Local => "local",
+                    }
+                    .into(),
+                    weight: Some(r.weight),
+                })
+                .collect(),
+        });
+    }
+    (out, notes)
+}
+
 /// How many connections each service sent to each real server (None: RS not known).
 pub type Observed = BTreeMap<Service, BTreeMap<Option<IpAddr>, u64>>;
 
@@ -170,6 +220,30 @@ mod tests {
             forwarding: fwd.into(),
             weight: Some(1),
         }
+    }
+
+    #[test]
+    fn rules_from_ipvsadm_save_become_expected_services() {
+        let text = "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 10.0.0.2:80 -i -w 1\n\
+                    -a -t 10.0.0.100:80 -r 10.0.0.3:8080 -g -w 3\n";
+        let rules = crate::topology::rules::parse_rules(text, "test").expect("parses");
+        let (e, notes) = expected_from_rules(&rules);
+        assert!(notes.is_empty());
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].service, svc(80));
+        assert_eq!(e[0].scheduler.as_deref(), Some("rr"));
+        let rs: Vec<(IpAddr, u16, &str, Option<u32>)> = e[0]
+            .real_servers
+            .iter()
+            .map(|r| (r.addr, r.port, r.forwarding.as_str(), r.weight))
+            .collect();
+        assert_eq!(
+            rs,
+            vec![
+                ("10.0.0.2".parse().unwrap(), 80, "tunnel", Some(1)),
+                ("10.0.0.3".parse().unwrap(), 8080, "route", Some(3)),
+            ]
+        );
     }
 
     #[test]
