@@ -159,6 +159,7 @@ fn rr_mismatch_is_counted_once_and_named() {
         m.evidence
     );
     assert_eq!(c.order_source, "kernel order given");
+    assert_eq!(r.services[0].conforms(), Some(false));
     let verdicts: Vec<Verdict> = r.services[0].timeline.iter().map(|a| a.verdict).collect();
     assert_eq!(verdicts[2], Verdict::Mismatched);
 }
@@ -382,6 +383,13 @@ fn schedulers_that_cannot_be_replayed_say_so_and_keep_the_statistics() {
     let c = svc.conformance.as_ref().unwrap();
     assert_eq!(c.matched, 0);
     assert!(c.limitations.iter().any(|l| l.contains("random")));
+    assert!(!c.replayed);
+    assert_eq!(svc.conforms(), None);
+    assert!(
+        svc.headline().contains("twos not replayed"),
+        "{}",
+        svc.headline()
+    );
     assert_eq!(svc.fairness.jain, Some(1.0));
 }
 

@@ -495,6 +495,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
 
     let mut conformance = Conformance {
         scheduler: cfg.scheduler,
+        replayed: false,
         order: given.iter().map(|&i| cfg.servers[i].addr).collect(),
         order_source: String::new(),
         decisions: 0,
@@ -514,6 +515,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         }
         Ok(None) => {}
         Ok(Some(b)) => {
+            conformance.replayed = true;
             let perm = &candidates[b.perm];
             conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
             let tie_note = if b.ties > 0 {
