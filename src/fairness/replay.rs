@@ -673,6 +673,18 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
             }
         }
     }
+    let unseen = inp.server_of.iter().filter(|s| s.is_none()).count();
+    if unseen > 0
+        && matches!(
+            cfg.scheduler,
+            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Ovf
+        )
+    {
+        limitations.push(format!(
+            "{unseen} connection(s) with no observed server are missing from the rebuilt \
+             counters, which can tip close decisions"
+        ));
+    }
     limitations.push(
         "weights, the server set and overload thresholds are assumed constant for the whole \
          capture"
