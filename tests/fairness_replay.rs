@@ -447,3 +447,62 @@ fn wrr_capture_starting_mid_cycle_learns_pointer_and_current_weight() {
         c.limitations
     );
 }
+
+#[test]
+fn mh_is_exact_from_the_client_address() {
+    // Expected servers computed with an independent Python port of ip_vs_mh.c and of
+    // SipHash-1-3 (checked against the kernel's hsiphash self-test vectors), list [A, B, C]
+    // with weights 3, 2, 1 and ports 80.
+    let expect = [
+        ("198.51.100.1", B),
+        ("198.51.100.2", C),
+        ("198.51.100.6", A),
+        ("198.51.100.7", A),
+        ("198.51.100.10", C),
+        ("198.51.100.11", B),
+        ("198.51.100.14", A),
+    ];
+    let conns: Vec<ConnObs> = expect
+        .iter()
+        .enumerate()
+        .map(|(k, (client, rs))| {
+            tcp(
+                &format!("{client}:{}", 40000 + k),
+                Some(rs),
+                k as f64,
+                0.5,
+                true,
+            )
+        })
+        .collect();
+    let cfg = config(Scheduler::Mh, &[(A, 3), (B, 2), (C, 1)], true);
+    let r = analyse(&input(cfg, conns.clone()));
+    let svc = &r.services[0];
+    let c = svc.conformance.as_ref().unwrap();
+    assert_eq!(
+        (c.decisions, c.matched),
+        (7, 7),
+        "{:?} {:?}",
+        c.first_mismatches,
+        c.limitations
+    );
+    // Table slots 2047, 1364, 682 of 4093.
+    let promised: Vec<f64> = svc
+        .servers
+        .iter()
+        .map(|s| s.expected_share.unwrap())
+        .collect();
+    assert_eq!(
+        promised,
+        vec![2047.0 / 4093.0, 1364.0 / 4093.0, 682.0 / 4093.0]
+    );
+    // With mh-port the port joins the key: 198.51.100.1 from port 40000 -> A, 40001 -> C.
+    let mut cfg = config(Scheduler::Mh, &[(A, 3), (B, 2), (C, 1)], true);
+    cfg.sh_port = true;
+    let conns = vec![
+        tcp("198.51.100.1:40000", Some(A), 0.0, 0.5, true),
+        tcp("198.51.100.1:40001", Some(C), 1.0, 0.5, true),
+    ];
+    let r = analyse(&input(cfg, conns));
+    assert_eq!(r.services[0].conformance.as_ref().unwrap().matched, 2);
+}

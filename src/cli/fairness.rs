@@ -43,7 +43,7 @@ pub struct FairnessArgs {
     #[arg(long, value_name = "PREFIX", requires = "persistent", value_parser = clap::value_parser!(u8).range(0..=128))]
     pub netmask: Option<u8>,
 
-    /// The sh scheduler also hashes the client port (`-b sh-port`).
+    /// sh or mh also hashes the client port (`-b sh-port` / `-b mh-port`).
     #[arg(long, requires = "weights")]
     pub sh_port: bool,
 

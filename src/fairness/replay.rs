@@ -306,8 +306,11 @@ fn run_order(
 
 fn model_for(inp: &ReplayInput, perm: &[usize]) -> Result<Box<dyn sched::Model>, String> {
     let cfg = inp.cfg;
-    let weights: Vec<u32> = perm.iter().map(|&id| cfg.servers[id].weight).collect();
-    sched::build(cfg.scheduler, &weights, cfg.sh_port, false)
+    let dests: Vec<(SocketAddr, u32)> = perm
+        .iter()
+        .map(|&id| (cfg.servers[id].addr, cfg.servers[id].weight))
+        .collect();
+    sched::build(cfg.scheduler, &dests, cfg.sh_port, false)
 }
 
 /// Upper bound on model steps spent searching orders and starting states.
