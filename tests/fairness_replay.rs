@@ -506,3 +506,27 @@ fn mh_is_exact_from_the_client_address() {
     let r = analyse(&input(cfg, conns));
     assert_eq!(r.services[0].conformance.as_ref().unwrap().matched, 2);
 }
+
+/// wrr over [C, B, A] with weights 1, 2, 3, built by adds, with one connection missing from
+/// or added to the capture (a lost SYN, a connection split in two by the capture side).
+fn wrr_glitch(edit: impl Fn(&mut Vec<&'static str>)) -> (u64, u64, u64) {
+    let mut pattern = vec![C, B, A];
+    for _ in 0..4 {
+        pattern.extend([A, B, A, C, B, A]);
+    }
+    edit(&mut pattern);
+    let cfg = config(Scheduler::Wrr, &[(C, 1), (B, 2), (A, 3)], true);
+    let r = analyse(&input(cfg, sequence(&pattern)));
+    let c = r.services[0].conformance.as_ref().unwrap();
+    (c.decisions, c.matched, c.mismatches)
+}
+
+#[test]
+fn wrr_glitches_cost_one_mismatch_each() {
+    // A missing decision: the director's pointer moved, the replay's did not.
+    assert_eq!(wrr_glitch(|p| drop(p.remove(10))), (26, 25, 1));
+    // An extra connection to A right after the first A (position 2): a plain resync
+    // would leave the replay on the wrong pass for two more decisions; re-aligning on the
+    // state that best explains what follows costs only the one mismatch.
+    assert_eq!(wrr_glitch(|p| p.insert(2, A)), (28, 27, 1));
+}

@@ -47,7 +47,18 @@ pub struct Ctx<'a> {
     pub loads: &'a [Load],
 }
 
-pub trait Model {
+/// Lets the replay copy a model to try alternatives (`Box<dyn Model>` is not `Clone`).
+pub trait ModelClone {
+    fn box_clone(&self) -> Box<dyn Model>;
+}
+
+impl<T: Model + Clone + 'static> ModelClone for T {
+    fn box_clone(&self) -> Box<dyn Model> {
+        Box::new(self.clone())
+    }
+}
+
+pub trait Model: ModelClone {
     /// The destination the kernel would pick (index in list order), or None when it would
     /// refuse the connection ("no destination available").
     fn schedule(&mut self, ctx: &Ctx) -> Option<usize>;
