@@ -524,7 +524,12 @@ fn wrr_glitch(edit: impl Fn(&mut Vec<&'static str>)) -> (u64, u64, u64) {
 #[test]
 fn wrr_glitches_cost_one_mismatch_each() {
     // A missing decision: the director's pointer moved, the replay's did not.
-    assert_eq!(wrr_glitch(|p| drop(p.remove(10))), (26, 25, 1));
+    assert_eq!(
+        wrr_glitch(|p| {
+            p.remove(10);
+        }),
+        (26, 25, 1)
+    );
     // An extra connection to A right after the first A (position 2): a plain resync
     // would leave the replay on the wrong pass for two more decisions; re-aligning on the
     // state that best explains what follows costs only the one mismatch.
