@@ -60,6 +60,10 @@ struct Args {
     /// Write only this host's capture (repeatable); the others are still simulated.
     #[arg(long)]
     only: Vec<String>,
+    /// Capture only part of the traffic on one host: HOST=FROM_MS-UNTIL_MS after the traffic's
+    /// start (repeatable), as when tcpdump started late or stopped early.
+    #[arg(long = "capture-window", value_name = "HOST=FROM-UNTIL")]
+    capture_window: Vec<String>,
 }
 
 fn config(a: &Args) -> Result<Config, String> {
@@ -94,6 +98,16 @@ fn config(a: &Args) -> Result<Config, String> {
         .checked_sub(1)
         .ok_or("--faulty-server is 1-based")?;
     c.only = a.only.clone();
+    for s in &a.capture_window {
+        let bad = || format!("--capture-window {s}: expected HOST=FROM_MS-UNTIL_MS");
+        let (host, range) = s.split_once('=').ok_or_else(bad)?;
+        let (from, until) = range.split_once('-').ok_or_else(bad)?;
+        let ms = |x: &str| x.parse::<f64>().map(|v| (v * 1e6).round() as i64);
+        c.capture_window_ns.insert(
+            host.to_string(),
+            (ms(from).map_err(|_| bad())?, ms(until).map_err(|_| bad())?),
+        );
+    }
     Ok(c)
 }
 

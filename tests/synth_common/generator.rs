@@ -169,6 +169,9 @@ pub struct Config {
     pub faulty_server: usize,
     /// Write only these hosts' captures (all when empty).
     pub only: Vec<String>,
+    /// Host name -> (from, until) in ns after the traffic's start: that host's capture only
+    /// holds what passed in this window (tcpdump started late or stopped early).
+    pub capture_window_ns: BTreeMap<String, (i64, i64)>,
 }
 
 impl Config {
@@ -187,6 +190,7 @@ impl Config {
             fault: None,
             faulty_server: 0,
             only: Vec::new(),
+            capture_window_ns: BTreeMap::new(),
         }
     }
 
@@ -306,6 +310,7 @@ struct Host {
     mac: [u8; 6],
     addr: Ipv4Addr,
     shift_ns: i64,
+    window: (i64, i64),
     writer: Option<Writer>,
     path: Option<PathBuf>,
     frames: u64,
@@ -375,6 +380,9 @@ impl World {
         while self.pending.peek().is_some_and(|e| e.0.ts < until) {
             let Reverse(e) = self.pending.pop().expect("peeked");
             let h = &mut self.hosts[e.host];
+            if e.ts < h.window.0 || e.ts > h.window.1 {
+                continue;
+            }
             let w = h
                 .writer
                 .as_mut()
@@ -875,7 +883,7 @@ pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
         .chain((0..cfg.servers).map(|i| (format!("rs{}", i + 1), mac(0xe0, i as u16), rs_addr(i))))
         .collect();
     for (name, m, addr) in names {
-        let write = cfg.only.is_empty() || cfg.only.iter().any(|o| *o == name);
+        let write = cfg.only.is_empty() || cfg.only.contains(&name);
         let path = write.then(|| out.join(format!("{name}.{ext}")));
         let writer = match &path {
             Some(p) => Some(Writer::create(p, cfg.format)?),
@@ -883,6 +891,11 @@ pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
         };
         hosts.push(Host {
             shift_ns: cfg.clock_shift_ns.get(&name).copied().unwrap_or(0),
+            window: cfg
+                .capture_window_ns
+                .get(&name)
+                .copied()
+                .unwrap_or((i64::MIN, i64::MAX)),
             name,
             mac: m,
             addr,
@@ -892,9 +905,13 @@ pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
             bytes: 0,
         });
     }
-    for h in cfg.clock_shift_ns.keys() {
+    for h in cfg
+        .clock_shift_ns
+        .keys()
+        .chain(cfg.capture_window_ns.keys())
+    {
         if !hosts.iter().any(|x| x.name == *h) {
-            return Err(io::Error::other(format!("--clock-shift-ms: no host {h:?}")));
+            return Err(io::Error::other(format!("no host {h:?}")));
         }
     }
 
