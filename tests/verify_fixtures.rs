@@ -11,7 +11,7 @@ use lvscheck::capture::CaptureSource;
 use lvscheck::checks::Status;
 use lvscheck::decode::DecodeOptions;
 use lvscheck::flows::FlowOptions;
-use lvscheck::topology::config::expected_from;
+use lvscheck::topology::config::expected_from_rules;
 use lvscheck::topology::rules::read_rules;
 use lvscheck::verify::{verify, Verification};
 
@@ -42,7 +42,7 @@ fn run(name: &str) -> Verification {
     let dir = fixture(name);
     let rules = read_rules(&dir.join("rules.txt")).expect("rules.txt parses");
     let opts = FlowOptions {
-        expected: Some(expected_from(&rules)),
+        expected: Some(expected_from_rules(&rules).0),
         ..FlowOptions::default()
     };
     let sources: Vec<CaptureSource> = captures(&dir).iter().map(CaptureSource::from_arg).collect();

@@ -19,11 +19,7 @@ pub struct VerifyArgs {
 
 /// Exit status: 0 no check failed, 1 a check failed, 2 the input could not be used at all.
 pub fn run(args: &VerifyArgs) -> i32 {
-    let prepared = args
-        .analysis
-        .flow_options()
-        .and_then(|opts| Ok((opts, args.analysis.load_rules()?)));
-    let (opts, rules) = match prepared {
+    let (opts, rules) = match args.analysis.prepare() {
         Ok(p) => p,
         Err(e) => {
             eprintln!("lvscheck: {e}");

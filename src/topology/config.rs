@@ -158,49 +158,6 @@ pub fn compare(expected: &[ExpectedService], observed: &Observed) -> Vec<ConfigF
     out
 }
 
-/// The services of a rules file in the plain form the comparison uses (firewall-mark
-/// services carry no address and are left out).
-pub fn expected_from(rules: &super::rules::Rules) -> Vec<ExpectedService> {
-    use super::rules::{Forward, Proto as RuleProto};
-    rules
-        .services
-        .iter()
-        .filter_map(|s| {
-            let vip = s.vip()?;
-            let proto = match s.proto()? {
-                RuleProto::Tcp => super::Proto::TCP,
-                RuleProto::Udp => super::Proto::UDP,
-                RuleProto::Sctp => super::Proto(132),
-                RuleProto::Ip => return None,
-            };
-            Some(ExpectedService {
-                service: Service {
-                    vip: vip.ip(),
-                    port: vip.port(),
-                    proto,
-                },
-                scheduler: Some(s.scheduler.clone()),
-                real_servers: s
-                    .servers
-                    .iter()
-                    .map(|r| ExpectedRealServer {
-                        addr: r.addr.ip(),
-                        port: r.addr.port(),
-                        forwarding: match r.forward {
-                            Forward::Tunnel => "tunnel",
-                            Forward::Route => "route",
-                            Forward::Masq => "masq",
-                            Forward::Local => "local",
-                        }
-                        .to_string(),
-                        weight: Some(r.weight),
-                    })
-                    .collect(),
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
