@@ -105,8 +105,10 @@ pub fn check(ctx: &Context) -> CheckResult {
             ),
         });
     }
-    CheckResult::from_findings(
+    CheckResult::judged(
         ID,
+        total,
+        "no connection to a VIP in the captures",
         format!("all {total} connections went through the director"),
         findings,
     )

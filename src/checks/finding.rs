@@ -120,5 +120,23 @@ impl CheckResult {
     }
 }
 
+impl CheckResult {
+    /// Like [`CheckResult::from_findings`], but a check that had nothing to judge (`judged` is
+    /// 0 and nothing was found) is skipped with the reason `nothing`, rather than passing on
+    /// "all 0 connections".
+    pub fn judged(
+        id: &'static str,
+        judged: usize,
+        nothing: &str,
+        pass_reason: impl Into<String>,
+        findings: Vec<Finding>,
+    ) -> CheckResult {
+        if judged == 0 && findings.is_empty() {
+            return CheckResult::skip(id, nothing);
+        }
+        CheckResult::from_findings(id, pass_reason, findings)
+    }
+}
+
 /// At most this many example packets per finding: enough to find them, few enough to read.
 pub const MAX_EVIDENCE: usize = 5;

@@ -177,8 +177,10 @@ pub fn present(ctx: &Context) -> CheckResult {
         });
     }
     let total: usize = unanswered.total.values().sum();
-    CheckResult::from_findings(
+    CheckResult::judged(
         PRESENT,
+        total,
+        "no connection was seen reaching a real server or leaving a client",
         format!("all {total} connections that reached a server were answered"),
         findings,
     )
@@ -199,11 +201,7 @@ pub fn source(ctx: &Context) -> CheckResult {
             continue;
         }
         by_rs.count(conn.real_server);
-        let Some((leg, other)) = conn
-            .legs
-            .iter()
-            .find_map(|l| l.reply_other_source.as_ref().map(|o| (l, o)))
-        else {
+        let Some(other) = conn.legs.iter().find_map(|l| l.reply_other_source.as_ref()) else {
             continue;
         };
         let rs = conn
@@ -233,7 +231,6 @@ pub fn source(ctx: &Context) -> CheckResult {
                 ),
             )),
         );
-        let _ = leg;
     }
     let mut findings = Vec::new();
     for (rs, (conns, examples)) in by_rs.hits {
@@ -274,8 +271,10 @@ pub fn source(ctx: &Context) -> CheckResult {
         });
     }
     let total: usize = by_rs.total.values().sum();
-    CheckResult::from_findings(
+    CheckResult::judged(
         SOURCE,
+        total,
+        "no connection was answered in these captures: nothing to judge",
         format!("all {total} answered connections got replies from VIP:port"),
         findings,
     )
@@ -290,8 +289,11 @@ pub fn direct(ctx: &Context) -> CheckResult {
     }
     let mut by_rs = ByServer::default();
     for conn in &ctx.analysis.connections {
-        let answered = conn.legs.iter().any(|l| l.reply.is_some());
-        if !answered {
+        // The way of a reply shows where it leaves the real server (its destination MAC) or
+        // at the director (which it must never cross); a client alone cannot tell.
+        let judged = ctx.legs_at(conn, Role::RealServer).any(|l| l.reply.is_some())
+            || ctx.legs_at(conn, Role::Director).next().is_some();
+        if !judged {
             continue;
         }
         by_rs.count(conn.real_server);
@@ -337,9 +339,11 @@ pub fn direct(ctx: &Context) -> CheckResult {
         });
     }
     let total: usize = by_rs.total.values().sum();
-    CheckResult::from_findings(
+    CheckResult::judged(
         DIRECT,
-        format!("all {total} answered connections replied straight to the client"),
+        total,
+        "no connection was answered in these captures: nothing to judge",
+        format!("no reply of {total} connections went through the director"),
         findings,
     )
 }

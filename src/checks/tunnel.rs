@@ -188,8 +188,10 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
                 .into(),
         });
     }
-    CheckResult::from_findings(
+    CheckResult::judged(
         ENCAPSULATION,
+        forwarded + not_forwarded.conns.len(),
+        "no connection to a VIP reached the director while it was captured",
         format!("all {forwarded} forwarded connections left the director IP-in-IP wrapped"),
         findings,
     )
@@ -298,8 +300,10 @@ pub fn delivery(ctx: &Context) -> CheckResult {
         });
     }
     let total: usize = sent.values().sum();
-    CheckResult::from_findings(
+    CheckResult::judged(
         DELIVERY,
+        total,
+        "no tunnelled connection went to a real server while that server was captured",
         format!("all {total} tunnelled connections to captured real servers arrived"),
         findings,
     )

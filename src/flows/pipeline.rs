@@ -84,10 +84,8 @@ impl FrameSource for FileSource {
         let mut warnings: Vec<String> = summary
             .warnings
             .iter()
-            .map(|w| match w.frame {
-                Some(n) => format!("{}: frame {n}, byte {}: {}", w.file, w.offset, w.message),
-                None => format!("{}: byte {}: {}", w.file, w.offset, w.message),
-            })
+            // The reader's messages name the record and byte offset themselves.
+            .map(|w| w.to_string())
             .collect();
         if summary.warnings_suppressed > 0 {
             warnings.push(format!(
