@@ -18,6 +18,8 @@ pub struct CaptureSurvey {
     pub read: ReadResult,
     /// Layer counts per interface, same order as the summary's interfaces.
     pub layers_per_interface: Vec<LayerCounts>,
+    /// Earliest and latest frame time per interface (ns since the epoch), same order.
+    pub span_per_interface: Vec<Option<(i64, i64)>>,
     /// Frames with a layer that could not be decoded: frame number and reason.
     pub decode_notes: Vec<DecodeNote>,
     pub decode_notes_suppressed: u64,
@@ -39,6 +41,7 @@ pub struct DecodeNote {
 struct State {
     decoder: Decoder,
     layers: Vec<LayerCounts>,
+    spans: Vec<Option<(i64, i64)>>,
     notes: Vec<DecodeNote>,
     notes_suppressed: u64,
 }
@@ -50,6 +53,7 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
         |_| State {
             decoder: Decoder::new(opts.clone()),
             layers: Vec::new(),
+            spans: Vec::new(),
             notes: Vec::new(),
             notes_suppressed: 0,
         },
@@ -62,6 +66,14 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
                 state.layers.resize(slot + 1, LayerCounts::default());
             }
             state.layers[slot].add(&packet);
+            if state.spans.len() <= slot {
+                state.spans.resize(slot + 1, None);
+            }
+            let ts = frame.ts_ns;
+            state.spans[slot] = Some(match state.spans[slot] {
+                Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
+                None => (ts, ts),
+            });
             if let Some(reason) = malformed_reason(&packet) {
                 if state.notes.len() < MAX_DECODE_NOTES {
                     state.notes.push(DecodeNote {
@@ -80,10 +92,9 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
         .map(|((outcome, mut state), source)| {
             let read = match outcome {
                 Ok(summary) => {
-                    state.layers.resize(
-                        summary.interfaces.len().max(state.layers.len()),
-                        LayerCounts::default(),
-                    );
+                    let n = summary.interfaces.len().max(state.layers.len());
+                    state.layers.resize(n, LayerCounts::default());
+                    state.spans.resize(n, None);
                     ReadResult::Summary(summary)
                 }
                 Err(e) => ReadResult::Error(e.to_string()),
@@ -92,6 +103,7 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
                 file: source.display_name(),
                 read,
                 layers_per_interface: state.layers,
+                span_per_interface: state.spans,
                 decode_notes: state.notes,
                 decode_notes_suppressed: state.notes_suppressed,
             }

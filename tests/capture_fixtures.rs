@@ -22,15 +22,25 @@ fn fixtures_match_capinfos() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let table = std::fs::read_to_string(root.join("tests/data/capinfos-fixtures.tsv")).unwrap();
     let mut checked = 0;
-    for line in table.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+    for line in table
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
         let cols: Vec<&str> = line.split('\t').collect();
         assert_eq!(cols.len(), 4, "bad line: {line}");
         let (file, packets, earliest, latest) = (cols[0], cols[1], cols[2], cols[3]);
         let path = root.join(file);
-        assert!(path.exists(), "{file} is in the capinfos table but not in fixtures/");
+        assert!(
+            path.exists(),
+            "{file} is in the capinfos table but not in fixtures/"
+        );
         let summary = read_capture(0, &CaptureSource::File(path), |_| {})
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-        assert_eq!(summary.frames, packets.parse::<u64>().unwrap(), "{file}: packets");
+        assert_eq!(
+            summary.frames,
+            packets.parse::<u64>().unwrap(),
+            "{file}: packets"
+        );
         assert_eq!(
             summary.earliest_ts_ns,
             Some(parse_seconds(earliest)),
@@ -57,5 +67,8 @@ fn fixtures_match_capinfos() {
             }
         }
     }
-    assert_eq!(checked, on_disk, "capinfos table and fixtures/ differ: regenerate the table");
+    assert_eq!(
+        checked, on_disk,
+        "capinfos table and fixtures/ differ: regenerate the table"
+    );
 }

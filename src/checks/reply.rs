@@ -291,7 +291,9 @@ pub fn direct(ctx: &Context) -> CheckResult {
     for conn in &ctx.analysis.connections {
         // The way of a reply shows where it leaves the real server (its destination MAC) or
         // at the director (which it must never cross); a client alone cannot tell.
-        let judged = ctx.legs_at(conn, Role::RealServer).any(|l| l.reply.is_some())
+        let judged = ctx
+            .legs_at(conn, Role::RealServer)
+            .any(|l| l.reply.is_some())
             || ctx.legs_at(conn, Role::Director).next().is_some();
         if !judged {
             continue;

@@ -174,10 +174,10 @@ pub fn run(
 ) -> anyhow::Result<(FairnessReport, Vec<PathBuf>)> {
     let report = fairness::analyse(input);
     if args.json {
-        println!(
-            "{}",
+        super::emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&report).context("serialising the fairness report")?
-        );
+        ));
     } else {
         report::fairness::print(&report);
     }

@@ -90,12 +90,17 @@ pub fn run(args: &FlowsArgs) -> i32 {
     if args.json {
         let stdout = std::io::stdout();
         let mut lock = stdout.lock();
-        if let Err(e) = crate::report::flows::write_json_lines(&analysis, &shown, &mut lock) {
+        let written = crate::report::flows::write_json_lines(&analysis, &shown, &mut lock);
+        // A reader that stops early (`| head`) is not a failure.
+        if let Some(e) = written
+            .err()
+            .filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe)
+        {
             eprintln!("lvscheck flows: writing JSON: {e}");
             return EXIT_UNUSABLE;
         }
     } else {
-        print!("{}", crate::report::flows::render(&analysis, &shown));
+        super::emit(&crate::report::flows::render(&analysis, &shown));
     }
     if unreadable == analysis.captures.len() {
         for c in &analysis.captures {

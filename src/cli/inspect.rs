@@ -33,12 +33,12 @@ pub fn run(args: &InspectArgs) -> i32 {
     let surveys = survey(&sources, &opts);
     if args.json {
         let doc = serde_json::json!({ "schema_version": 1, "captures": surveys });
-        println!(
-            "{}",
+        super::emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&doc).expect("survey serialises")
-        );
+        ));
     } else {
-        print!("{}", crate::report::inspect::render(&surveys));
+        super::emit(&crate::report::inspect::render(&surveys));
     }
     let failed = surveys
         .iter()

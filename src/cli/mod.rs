@@ -46,6 +46,14 @@ pub enum Command {
     Fairness(fairness::FairnessArgs),
 }
 
+/// Writes a report to standard output. A reader that goes away early (`lvscheck ... | head`)
+/// is not an error worth a panic: the rest of the output is simply dropped.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
 /// Runs the program and returns its exit status.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {

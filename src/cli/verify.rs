@@ -48,15 +48,15 @@ pub fn run(args: &VerifyArgs) -> i32 {
     };
     if args.json {
         let doc = document(&v.analysis, &v.checks, &v.fairness, code);
-        println!(
-            "{}",
+        super::emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&doc).expect("report serialises")
-        );
+        ));
     } else {
         let paint = Painter {
             enabled: color_wanted(),
         };
-        print!("{}", render(&v.analysis, &v.checks, paint));
+        super::emit(&render(&v.analysis, &v.checks, paint));
     }
     code
 }

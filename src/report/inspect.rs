@@ -97,6 +97,19 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
             summary.skipped_records
         ));
     }
+    if summary.interfaces.len() > 1 {
+        for (iface, span) in summary.interfaces.iter().zip(&survey.span_per_interface) {
+            if let Some((first, last)) = span {
+                out.push_str(&format!(
+                    "  if {:<8} {} .. {} ({})\n",
+                    iface.id,
+                    rfc3339_ns(*first),
+                    rfc3339_ns(*last),
+                    seconds(last - first)
+                ));
+            }
+        }
+    }
     out.push_str(&layer_table(summary, &survey.layers_per_interface).to_string());
     out.push('\n');
     for warning in &summary.warnings {
