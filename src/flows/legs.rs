@@ -220,7 +220,15 @@ impl<'c> LegTracker<'c> {
                 },
             )
         } else if let Some(k) = self.by_client.get(&(proto, v.ip.dst, dp)).copied() {
-            if !(self.ctx.real_servers.contains(&v.ip.src) || sp == k.vip.port()) {
+            // From a known real server; when none is known (no tunnel seen anywhere), from the
+            // service's port at least.
+            let rs_known = !self.ctx.real_servers.is_empty();
+            let plausible = if rs_known {
+                self.ctx.real_servers.contains(&v.ip.src)
+            } else {
+                sp == k.vip.port()
+            };
+            if !plausible {
                 return;
             }
             (Form::ReplyOtherSource, k)
