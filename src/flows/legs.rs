@@ -434,6 +434,8 @@ impl<'c> LegTracker<'c> {
             handshake_ns,
             first_response_ns,
             icmp_unreachable: s.icmp_unreachable,
+            // Decided when the legs are joined, knowing what this vantage point can see.
+            outcome: None,
             evidence: s.evidence,
             fingerprints: s.fingerprints,
         }
