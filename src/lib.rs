@@ -15,3 +15,4 @@ pub mod flows;
 pub mod report;
 pub mod survey;
 pub mod topology;
+pub mod verify;

@@ -500,3 +500,24 @@ fn every_truncation_point_is_handled() {
         assert_eq!(summary.frames, 2);
     }
 }
+
+#[test]
+fn interface_descriptions_without_end_are_bounded() {
+    let mut ng = Pcapng::new(false);
+    ng.interface(1, 0, &[]);
+    ng.epb(0, 1, &payload(0, 14), 14);
+    let mut last = 0;
+    for _ in 0..(1 << 16) {
+        last = ng.interface(1, 0, &[]);
+    }
+    let summary = read_bytes("idbs.pcapng", &ng.bytes).0.unwrap();
+    assert_eq!(summary.interfaces.len(), 1 << 16);
+    assert_eq!(summary.frames, 1);
+    assert!(!summary.complete);
+    let w = &summary.warnings[0];
+    assert_eq!(w.offset, last);
+    assert_eq!(
+        w.message,
+        format!("interface description block at byte {last} would be interface number 65536, more than a capture may have; 1 frame read")
+    );
+}

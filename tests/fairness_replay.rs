@@ -159,6 +159,7 @@ fn rr_mismatch_is_counted_once_and_named() {
         m.evidence
     );
     assert_eq!(c.order_source, "kernel order given");
+    assert_eq!(r.services[0].conforms(), Some(false));
     let verdicts: Vec<Verdict> = r.services[0].timeline.iter().map(|a| a.verdict).collect();
     assert_eq!(verdicts[2], Verdict::Mismatched);
 }
@@ -382,6 +383,13 @@ fn schedulers_that_cannot_be_replayed_say_so_and_keep_the_statistics() {
     let c = svc.conformance.as_ref().unwrap();
     assert_eq!(c.matched, 0);
     assert!(c.limitations.iter().any(|l| l.contains("random")));
+    assert!(!c.replayed);
+    assert_eq!(svc.conforms(), None);
+    assert!(
+        svc.headline().contains("twos not replayed"),
+        "{}",
+        svc.headline()
+    );
     assert_eq!(svc.fairness.jain, Some(1.0));
 }
 
@@ -438,4 +446,92 @@ fn wrr_capture_starting_mid_cycle_learns_pointer_and_current_weight() {
         "{:?}",
         c.limitations
     );
+}
+
+#[test]
+fn mh_is_exact_from_the_client_address() {
+    // Expected servers computed with an independent Python port of ip_vs_mh.c and of
+    // SipHash-1-3 (checked against the kernel's hsiphash self-test vectors), list [A, B, C]
+    // with weights 3, 2, 1 and ports 80.
+    let expect = [
+        ("198.51.100.1", B),
+        ("198.51.100.2", C),
+        ("198.51.100.6", A),
+        ("198.51.100.7", A),
+        ("198.51.100.10", C),
+        ("198.51.100.11", B),
+        ("198.51.100.14", A),
+    ];
+    let conns: Vec<ConnObs> = expect
+        .iter()
+        .enumerate()
+        .map(|(k, (client, rs))| {
+            tcp(
+                &format!("{client}:{}", 40000 + k),
+                Some(rs),
+                k as f64,
+                0.5,
+                true,
+            )
+        })
+        .collect();
+    let cfg = config(Scheduler::Mh, &[(A, 3), (B, 2), (C, 1)], true);
+    let r = analyse(&input(cfg, conns.clone()));
+    let svc = &r.services[0];
+    let c = svc.conformance.as_ref().unwrap();
+    assert_eq!(
+        (c.decisions, c.matched),
+        (7, 7),
+        "{:?} {:?}",
+        c.first_mismatches,
+        c.limitations
+    );
+    // Table slots 2047, 1364, 682 of 4093.
+    let promised: Vec<f64> = svc
+        .servers
+        .iter()
+        .map(|s| s.expected_share.unwrap())
+        .collect();
+    assert_eq!(
+        promised,
+        vec![2047.0 / 4093.0, 1364.0 / 4093.0, 682.0 / 4093.0]
+    );
+    // With mh-port the port joins the key: 198.51.100.1 from port 40000 -> A, 40001 -> C.
+    let mut cfg = config(Scheduler::Mh, &[(A, 3), (B, 2), (C, 1)], true);
+    cfg.sh_port = true;
+    let conns = vec![
+        tcp("198.51.100.1:40000", Some(A), 0.0, 0.5, true),
+        tcp("198.51.100.1:40001", Some(C), 1.0, 0.5, true),
+    ];
+    let r = analyse(&input(cfg, conns));
+    assert_eq!(r.services[0].conformance.as_ref().unwrap().matched, 2);
+}
+
+/// wrr over [C, B, A] with weights 1, 2, 3, built by adds, with one connection missing from
+/// or added to the capture (a lost SYN, a connection split in two by the capture side).
+fn wrr_glitch(edit: impl Fn(&mut Vec<&'static str>)) -> (u64, u64, u64) {
+    let mut pattern = vec![C, B, A];
+    for _ in 0..4 {
+        pattern.extend([A, B, A, C, B, A]);
+    }
+    edit(&mut pattern);
+    let cfg = config(Scheduler::Wrr, &[(C, 1), (B, 2), (A, 3)], true);
+    let r = analyse(&input(cfg, sequence(&pattern)));
+    let c = r.services[0].conformance.as_ref().unwrap();
+    (c.decisions, c.matched, c.mismatches)
+}
+
+#[test]
+fn wrr_glitches_cost_one_mismatch_each() {
+    // A missing decision: the director's pointer moved, the replay's did not.
+    assert_eq!(
+        wrr_glitch(|p| {
+            p.remove(10);
+        }),
+        (26, 25, 1)
+    );
+    // An extra connection to A right after the first A (position 2): a plain resync
+    // would leave the replay on the wrong pass for two more decisions; re-aligning on the
+    // state that best explains what follows costs only the one mismatch.
+    assert_eq!(wrr_glitch(|p| p.insert(2, A)), (28, 27, 1));
 }

@@ -41,6 +41,8 @@ const MIN_BLOCK_LEN: usize = 12;
 /// Largest block we buffer. A 256 KiB snaplen packet plus options is far below; anything above
 /// is taken as a corrupt length field.
 pub(crate) const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
+/// Interfaces a capture may describe, over all its sections.
+pub(crate) const MAX_INTERFACES: usize = 1 << 16;
 /// Fixed part of a section header body: byte-order magic, version, section length.
 const SHB_FIXED_LEN: usize = 16;
 /// Fixed part of enhanced and (obsolete) packet blocks: interface, time high/low, lengths.
@@ -288,6 +290,15 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                         )
                     ),
                 };
+                if rec.summary.interfaces.len() >= MAX_INTERFACES {
+                    // Interfaces are kept for the summary; a file of nothing but interface
+                    // descriptions must not make that list grow without bound.
+                    give_up!(
+                        what,
+                        None,
+                        format!("would be interface number {MAX_INTERFACES}, more than a capture may have")
+                    );
+                }
                 if let Some(reason) = lenient_reason {
                     rec.warn(
                         offset,

@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::{connections_filter, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE};
+use crate::flows::join::is_raw_ip;
 use crate::flows::{Connection, EvidenceKind};
 use crate::topology::Role;
 
@@ -43,9 +44,17 @@ pub fn check(ctx: &Context) -> CheckResult {
     let mut total = 0usize;
     for conn in &ctx.analysis.connections {
         total += 1;
+        // A raw-IP capture on a real server is its tunl0: everything there came through the
+        // tunnel, already unwrapped, so only link-layer captures can show a bypass.
         let unwrapped = conn
             .evidence()
-            .find(|e| e.kind == EvidenceKind::UnwrappedRequestAtRealServer)
+            .filter(|e| e.kind == EvidenceKind::UnwrappedRequestAtRealServer)
+            .find(|e| {
+                ctx.analysis
+                    .topology
+                    .vantage(e.first.vantage())
+                    .is_some_and(|v| !is_raw_ip(v.link_type))
+            })
             .map(|e| ctx.packet(&e.first, e.detail.clone()));
         let skipped_director = || {
             let client_got_reply = ctx

@@ -8,6 +8,8 @@ use clap::Args;
 use crate::capture::CaptureSource;
 use crate::decode::DecodeOptions;
 use crate::flows::FlowOptions;
+use crate::topology::config::expected_from_rules;
+use crate::topology::rules::{read_rules, Rules};
 use crate::topology::Role;
 
 #[derive(Args, Debug, Clone)]
@@ -44,8 +46,21 @@ impl AnalysisArgs {
         }
     }
 
+    /// The rules file given with `--rules`, parsed.
+    pub fn load_rules(&self) -> Result<Option<Rules>, String> {
+        self.rules
+            .as_deref()
+            .map(|p| read_rules(p).map_err(|e| e.to_string()))
+            .transpose()
+    }
+
     /// The analysis options; Err with a message naming the bad argument.
     pub fn flow_options(&self) -> Result<FlowOptions, String> {
+        self.prepare().map(|(opts, _)| opts)
+    }
+
+    /// The analysis options and the parsed rules (read once); Err naming the bad argument.
+    pub fn prepare(&self) -> Result<(FlowOptions, Option<Rules>), String> {
         let mut opts = FlowOptions::default();
         opts.hints.vips = self.vips.clone();
         for spec in &self.roles {
@@ -62,9 +77,9 @@ impl AnalysisArgs {
                 .ok_or_else(|| format!("--role {spec}: {file} is not one of the capture files"))?;
             opts.hints.roles.insert(index as u32, role);
         }
-        if let Some(path) = &self.rules {
-            let rules = crate::topology::rules::read_rules(path).map_err(|e| e.to_string())?;
-            let (expected, notes) = crate::topology::config::expected_from_rules(&rules);
+        let rules = self.load_rules()?;
+        if let Some(rules) = &rules {
+            let (expected, notes) = expected_from_rules(rules);
             opts.expected = Some(expected);
             opts.notes.extend(notes);
         }
@@ -75,6 +90,6 @@ impl AnalysisArgs {
                     .into(),
             );
         }
-        Ok(opts)
+        Ok((opts, rules))
     }
 }

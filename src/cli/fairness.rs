@@ -3,7 +3,9 @@
 //! The arguments, their parsing and validation, and what the command does once the
 //! connection records exist: analyse, print (table or JSON), draw charts.
 
-use crate::fairness::{self, FairnessInput, FairnessReport, Scheduler, Server, ServiceConfig};
+use crate::fairness::{
+    self, FairnessInput, FairnessReport, Scheduler, Server, ServiceConfig, Timeouts,
+};
 use crate::report;
 use anyhow::Context;
 use std::net::{IpAddr, SocketAddr};
@@ -41,9 +43,14 @@ pub struct FairnessArgs {
     #[arg(long, value_name = "PREFIX", requires = "persistent", value_parser = clap::value_parser!(u8).range(0..=128))]
     pub netmask: Option<u8>,
 
-    /// The sh scheduler also hashes the client port (`-b sh-port`).
+    /// sh or mh also hashes the client port (`-b sh-port` / `-b mh-port`).
     #[arg(long, requires = "weights")]
     pub sh_port: bool,
+
+    /// Connection timeouts set with `ipvsadm --set TCP TCPFIN UDP`, in seconds (0 keeps
+    /// the kernel default for that one), e.g. 900,120,300.
+    #[arg(long, value_name = "TCP,TCPFIN,UDP", value_parser = parse_timeouts)]
+    pub timeouts: Option<Timeouts>,
 
     /// Write the charts (PNG and SVG) into this directory.
     #[arg(long, value_name = "DIR")]
@@ -103,6 +110,27 @@ pub fn parse_weights(s: &str) -> Result<Weights, String> {
     Ok(Weights(out))
 }
 
+/// `ipvsadm --set tcp tcpfin udp`: three whole numbers of seconds, 0 meaning "unchanged".
+pub fn parse_timeouts(s: &str) -> Result<Timeouts, String> {
+    let parts: Vec<&str> = s.split(',').map(str::trim).collect();
+    if parts.len() != 3 {
+        return Err(format!("'{s}': expected TCP,TCPFIN,UDP in seconds"));
+    }
+    let mut v = [0u32; 3];
+    for (slot, p) in v.iter_mut().zip(&parts) {
+        *slot = p
+            .parse()
+            .map_err(|_| format!("'{s}': '{p}' is not a whole number of seconds"))?;
+    }
+    let d = Timeouts::default();
+    let pick = |x: u32, default: u32| if x == 0 { default } else { x };
+    Ok(Timeouts {
+        tcp_established_s: pick(v[0], d.tcp_established_s),
+        tcp_fin_wait_s: pick(v[1], d.tcp_fin_wait_s),
+        udp_s: pick(v[2], d.udp_s),
+    })
+}
+
 impl FairnessArgs {
     /// The configuration given by flags, for a service on `vip`; None without --weights.
     pub fn flag_config(&self, vip: SocketAddr) -> Option<ServiceConfig> {
@@ -124,8 +152,12 @@ impl FairnessArgs {
         })
     }
 
-    /// Gives every service that has no configuration yet the one from the flags.
+    /// Gives every service that has no configuration yet the one from the flags, and the
+    /// timeouts from --timeouts.
     pub fn apply_flags(&self, input: &mut FairnessInput) {
+        if let Some(t) = self.timeouts {
+            input.timeouts = t;
+        }
         for svc in &mut input.services {
             if svc.config.is_none() {
                 svc.config = self.flag_config(svc.vip);
@@ -155,6 +187,52 @@ pub fn run(
         None => Vec::new(),
     };
     Ok((report, charts))
+}
+
+/// The `fairness` command: rebuild the connections, add the configuration, analyse, present.
+/// Exit status: 0 done, 2 the input could not be used.
+pub fn main(args: &FairnessArgs) -> i32 {
+    let sources: Vec<crate::capture::CaptureSource> = args
+        .files
+        .iter()
+        .map(crate::capture::CaptureSource::from_arg)
+        .collect();
+    let analysis = crate::flows::analyse(
+        &sources,
+        crate::decode::DecodeOptions::default(),
+        &crate::flows::FlowOptions::default(),
+    );
+    if analysis.captures.iter().all(|c| c.error.is_some()) {
+        for c in &analysis.captures {
+            if let Some(e) = &c.error {
+                eprintln!("lvscheck: {e}");
+            }
+        }
+        return super::EXIT_UNUSABLE;
+    }
+    let mut input = fairness::observe::input_from(&analysis);
+    if let Some(path) = &args.rules {
+        match crate::topology::rules::read_rules(path) {
+            Ok(rules) => fairness::observe::apply_rules(&mut input, &rules),
+            Err(e) => {
+                eprintln!("lvscheck: {e}");
+                return super::EXIT_UNUSABLE;
+            }
+        }
+    }
+    args.apply_flags(&mut input);
+    match run(&input, args) {
+        Ok((_, charts)) => {
+            for c in charts {
+                eprintln!("wrote {}", c.display());
+            }
+            super::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("lvscheck: {e:#}");
+            super::EXIT_UNUSABLE
+        }
+    }
 }
 
 #[cfg(test)]
@@ -201,6 +279,17 @@ mod tests {
             .unwrap_err()
             .contains("twice"));
         assert!(parse_weights(" , ").is_err());
+    }
+
+    #[test]
+    fn timeouts_like_ipvsadm_set() {
+        let t = parse_timeouts("30,0,60").unwrap();
+        assert_eq!(
+            (t.tcp_established_s, t.tcp_fin_wait_s, t.udp_s),
+            (30, 120, 60)
+        );
+        assert!(parse_timeouts("30,60").is_err());
+        assert!(parse_timeouts("a,1,2").unwrap_err().contains("'a'"));
     }
 
     #[test]
@@ -257,42 +346,5 @@ mod tests {
         assert_eq!(ok.files.len(), 2);
         assert_eq!(ok.netmask, Some(24));
         assert!(ok.json);
-    }
-}
-
-/// The `fairness` command: rebuild the connections, add the configuration, analyse, present.
-/// Exit status: 0 done, 2 the input could not be used.
-pub fn main(args: &FairnessArgs) -> i32 {
-    let sources: Vec<crate::capture::CaptureSource> = args
-        .files
-        .iter()
-        .map(crate::capture::CaptureSource::from_arg)
-        .collect();
-    let analysis = crate::flows::analyse(
-        &sources,
-        crate::decode::DecodeOptions::default(),
-        &crate::flows::FlowOptions::default(),
-    );
-    if analysis.captures.iter().all(|c| c.error.is_some()) {
-        for c in &analysis.captures {
-            if let Some(e) = &c.error {
-                eprintln!("lvscheck: {e}");
-            }
-        }
-        return super::EXIT_UNUSABLE;
-    }
-    let mut input = fairness::observe::input_from(&analysis);
-    args.apply_flags(&mut input);
-    match run(&input, args) {
-        Ok((_, charts)) => {
-            for c in charts {
-                eprintln!("wrote {}", c.display());
-            }
-            super::EXIT_OK
-        }
-        Err(e) => {
-            eprintln!("lvscheck: {e:#}");
-            super::EXIT_UNUSABLE
-        }
     }
 }

@@ -46,7 +46,6 @@ pub enum Command {
     Fairness(fairness::FairnessArgs),
 }
 
-
 /// Runs the program and returns its exit status.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {

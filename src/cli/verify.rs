@@ -4,9 +4,9 @@ use clap::Args;
 
 use super::common::AnalysisArgs;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
-use crate::checks::{run_all, Status};
+use crate::checks::Status;
 use crate::report::style::{color_wanted, Painter};
-use crate::report::verify::{document, overall, render};
+use crate::report::verify::{document, render};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -19,20 +19,21 @@ pub struct VerifyArgs {
 
 /// Exit status: 0 no check failed, 1 a check failed, 2 the input could not be used at all.
 pub fn run(args: &VerifyArgs) -> i32 {
-    let opts = match args.analysis.flow_options() {
-        Ok(o) => o,
+    let (opts, rules) = match args.analysis.prepare() {
+        Ok(p) => p,
         Err(e) => {
             eprintln!("lvscheck: {e}");
             return EXIT_UNUSABLE;
         }
     };
-    let analysis = crate::flows::analyse(
+    let v = crate::verify::verify(
         &args.analysis.sources(),
         args.analysis.decode_options(),
         &opts,
+        rules.as_ref(),
     );
-    if analysis.captures.iter().all(|c| c.error.is_some()) {
-        for c in &analysis.captures {
+    if v.unusable() {
+        for c in &v.analysis.captures {
             if let Some(e) = &c.error {
                 eprintln!("lvscheck: {e}");
             }
@@ -40,29 +41,22 @@ pub fn run(args: &VerifyArgs) -> i32 {
         eprintln!("lvscheck: no capture could be read");
         return EXIT_UNUSABLE;
     }
-    let checks = run_all(&analysis);
-    let code = if overall(&checks) == Status::Fail {
+    let code = if v.status() == Status::Fail {
         EXIT_FAILED
     } else {
         EXIT_OK
     };
     if args.json {
-        let doc = document(&analysis, &checks, code);
+        let doc = document(&v.analysis, &v.checks, &v.fairness, code);
         println!(
             "{}",
             serde_json::to_string_pretty(&doc).expect("report serialises")
         );
     } else {
-        print!(
-            "{}",
-            render(
-                &analysis,
-                &checks,
-                Painter {
-                    enabled: color_wanted()
-                }
-            )
-        );
+        let paint = Painter {
+            enabled: color_wanted(),
+        };
+        print!("{}", render(&v.analysis, &v.checks, paint));
     }
     code
 }

@@ -43,7 +43,7 @@ pub struct ServiceConfig {
     pub persistence_s: Option<u32>,
     /// `-M`: persistence netmask as a prefix length (IPv4 default 32, IPv6 default 128).
     pub netmask_prefix: Option<u8>,
-    /// `-b sh-port`: the sh scheduler also hashes the client port.
+    /// `-b sh-port` (or `mh-port`, the same flag bit): sh and mh also hash the client port.
     pub sh_port: bool,
     /// Servers in the kernel's list order when `order_known`, otherwise in any order (rules
     /// files print them sorted, which is not the kernel's order).

@@ -8,9 +8,10 @@
 //! first that it does not; and shares over time windows. Nothing here reads files or
 //! prints; `report::fairness` and `report::charts` present the result.
 
+pub mod check;
 pub mod entry;
-pub mod observe;
 pub mod input;
+pub mod observe;
 pub mod outcome;
 pub mod replay;
 pub mod sched;
@@ -215,31 +216,37 @@ fn promised_shares(cfg: &ServiceConfig, notes: &mut Vec<String>) -> Option<Vec<f
             .iter()
             .map(|&x| if x > 0.0 { 1.0 / live as f64 } else { 0.0 })
             .collect(),
-        Scheduler::Sh => {
-            // Bucket counts: a server with weight w owns w consecutive buckets per round;
-            // the table order does not change the totals.
-            let m = sched::Sh::new(
-                &cfg.servers.iter().map(|s| s.weight).collect::<Vec<_>>(),
-                false,
-                false,
-            );
-            let mut buckets = vec![0f64; w.len()];
-            for d in m.table().iter().flatten() {
-                buckets[*d] += 1.0;
+        Scheduler::Sh | Scheduler::Mh => {
+            // Table slots: sh gives a server with weight w that many consecutive buckets per
+            // round, mh `turns` slots per round; the list order does not change the totals.
+            let table: Vec<Option<usize>> = if cfg.scheduler == Scheduler::Sh {
+                let weights: Vec<u32> = cfg.servers.iter().map(|s| s.weight).collect();
+                sched::Sh::new(&weights, false, false).table().to_vec()
+            } else {
+                let dests: Vec<(IpAddr, u16, u32)> = cfg
+                    .servers
+                    .iter()
+                    .map(|s| (s.addr.ip(), s.addr.port(), s.weight))
+                    .collect();
+                sched::Mh::new(&dests, false, false).table().to_vec()
+            };
+            let mut slots = vec![0f64; w.len()];
+            for d in table.iter().flatten() {
+                slots[*d] += 1.0;
             }
-            for (b, &x) in buckets.iter_mut().zip(&w) {
+            for (b, &x) in slots.iter_mut().zip(&w) {
                 if x == 0.0 {
                     *b = 0.0;
                 }
             }
-            let total: f64 = buckets.iter().sum();
-            notes.push(
-                "sh assigns clients, not connections: the shares promise holds over many \
+            let total: f64 = slots.iter().sum();
+            notes.push(format!(
+                "{} assigns clients, not connections: the promised shares hold over many \
                  distinct clients, and the chi-square test treats connections as independent, \
-                 which they are not"
-                    .into(),
-            );
-            buckets.iter().map(|b| b / total).collect()
+                 which they are not",
+                cfg.scheduler
+            ));
+            slots.iter().map(|b| b / total).collect()
         }
         Scheduler::Dh | Scheduler::Fo => {
             notes.push(format!(

@@ -92,7 +92,9 @@ fn observe(conn: &Connection) -> ConnObs {
 /// ACK follows it, and a FIN or RST is within one round trip of the last client packet (the
 /// final ACK), which on one segment is well under the timer granularity that matters here.
 fn marks(conn: &Connection, leg: Option<&Leg>, start_ns: i64, last_ns: i64) -> TcpMarks {
-    let flags = leg.and_then(|l| l.tcp).or_else(|| conn.legs.iter().find_map(|l| l.tcp));
+    let flags = leg
+        .and_then(|l| l.tcp)
+        .or_else(|| conn.legs.iter().find_map(|l| l.tcp));
     let packets = leg
         .and_then(|l| l.request.as_ref())
         .map_or(0, |r| r.packets);
@@ -107,3 +109,53 @@ fn marks(conn: &Connection, leg: Option<&Leg>, start_ns: i64, last_ns: i64) -> T
     }
 }
 
+/// Gives every service the configuration the rules file holds for it.
+///
+/// `ipvsadm -Sn` and a plain `-Ln` list servers sorted by address, which says nothing of the
+/// kernel's order; a list that is not sorted can only come from `-Ln --nosort`, so then the
+/// order is the kernel's.
+pub fn apply_rules(input: &mut FairnessInput, rules: &crate::topology::rules::Rules) {
+    use super::input::{Scheduler, Server, ServiceConfig};
+    use crate::topology::rules::Proto as RuleProto;
+    for svc in &mut input.services {
+        let rule = rules.services.iter().find(|r| {
+            r.vip() == Some(svc.vip)
+                && matches!(
+                    (r.proto(), svc.proto),
+                    (Some(RuleProto::Tcp), Proto::Tcp) | (Some(RuleProto::Udp), Proto::Udp)
+                )
+        });
+        let Some(rule) = rule else { continue };
+        let Some(scheduler) = Scheduler::from_name(&rule.scheduler) else {
+            continue;
+        };
+        let addrs: Vec<_> = rule.servers.iter().map(|s| s.addr).collect();
+        let sorted = addrs.windows(2).all(|w| w[0] <= w[1]);
+        svc.config = Some(ServiceConfig {
+            scheduler,
+            persistence_s: rule.persistence,
+            netmask_prefix: rule.netmask.as_deref().and_then(prefix_len),
+            sh_port: rule.sched_flags.iter().any(|f| f == "sh-port"),
+            servers: rule
+                .servers
+                .iter()
+                .map(|s| Server {
+                    addr: s.addr,
+                    weight: s.weight,
+                })
+                .collect(),
+            order_known: addrs.len() > 1 && !sorted,
+        });
+    }
+}
+
+/// `255.255.255.0` -> 24, `64` -> 64; None for a mask that is not a prefix.
+fn prefix_len(mask: &str) -> Option<u8> {
+    if let Ok(n) = mask.parse::<u8>() {
+        return Some(n);
+    }
+    let addr: std::net::Ipv4Addr = mask.parse().ok()?;
+    let bits = u32::from(addr);
+    let len = bits.leading_ones();
+    (bits.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}

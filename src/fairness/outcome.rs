@@ -32,6 +32,44 @@ pub struct ServiceReport {
     pub timeline: Vec<Assignment>,
 }
 
+impl ServiceReport {
+    /// Whether the director did what its configuration says: Some(true) when every checked
+    /// assignment was reproduced, Some(false) when any was not, None when nothing could be
+    /// checked (no configuration, a scheduler that cannot be replayed, no decision seen).
+    pub fn conforms(&self) -> Option<bool> {
+        let c = self.conformance.as_ref()?;
+        if !c.replayed || (c.decisions + c.persistent == 0 && c.mismatches == 0) {
+            return None;
+        }
+        Some(c.mismatches == 0)
+    }
+
+    /// One line for a check list: scheduler, match count, fairness index.
+    pub fn headline(&self) -> String {
+        let mut s = format!(
+            "{} {}",
+            format!("{:?}", self.proto).to_uppercase(),
+            self.vip
+        );
+        if let Some(c) = &self.conformance {
+            let checked = c.decisions + c.persistent;
+            let ok = c.matched + c.persistent_matched;
+            match c.match_rate().filter(|_| c.replayed) {
+                Some(r) => s.push_str(&format!(
+                    ": {} reproduced {ok} of {checked} assignments ({:.1}%)",
+                    c.scheduler,
+                    r * 100.0
+                )),
+                None => s.push_str(&format!(": {} not replayed", c.scheduler)),
+            }
+        }
+        if let Some(j) = self.fairness.jain {
+            s.push_str(&format!(", Jain index {j:.3}"));
+        }
+        s
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ServerStats {
     pub addr: SocketAddr,
@@ -75,6 +113,9 @@ pub struct FairnessStats {
 #[derive(Debug, Clone, Serialize)]
 pub struct Conformance {
     pub scheduler: Scheduler,
+    /// False when the scheduler cannot be replayed from captures (mh, lblc, lblcr, twos):
+    /// then only the statistics and the persistence/entry-reuse checks apply.
+    pub replayed: bool,
     /// The list order the replay used (kernel order: most recently added first).
     pub order: Vec<SocketAddr>,
     /// How that order was obtained, in words.

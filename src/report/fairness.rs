@@ -144,11 +144,16 @@ fn render_service(out: &mut String, svc: &ServiceReport) {
         } else {
             String::new()
         };
-        let _ = writeln!(
-            out,
-            "Conformance ({}): {} of {} scheduled decisions reproduced{persist}; overall {rate}",
-            c.scheduler, c.matched, c.decisions
-        );
+        if c.replayed {
+            let _ = writeln!(
+                out,
+                "Conformance ({}): {} of {} scheduled decisions reproduced{persist}; overall \
+                 {rate}",
+                c.scheduler, c.matched, c.decisions
+            );
+        } else {
+            let _ = writeln!(out, "Conformance ({}): not replayed{persist}", c.scheduler);
+        }
         let order: Vec<String> = c.order.iter().map(|a| a.ip().to_string()).collect();
         let _ = writeln!(
             out,

@@ -74,6 +74,8 @@ pub struct VerifyDocument<'a> {
     pub per_real_server: Vec<PerServer>,
     pub clock_offsets: &'a [crate::flows::clock::ClockOffset],
     pub read_warnings: &'a [String],
+    /// Per service: shares, fairness statistics and the scheduler replay (docs/fairness.md).
+    pub fairness: &'a crate::fairness::FairnessReport,
 }
 
 #[derive(Serialize)]
@@ -88,6 +90,7 @@ pub struct CaptureDoc<'a> {
 pub fn document<'a>(
     analysis: &'a Analysis,
     checks: &'a [CheckResult],
+    fairness: &'a crate::fairness::FairnessReport,
     exit_code: i32,
 ) -> VerifyDocument<'a> {
     VerifyDocument {
@@ -117,6 +120,7 @@ pub fn document<'a>(
         per_real_server: per_server(analysis),
         clock_offsets: &analysis.clock_offsets,
         read_warnings: &analysis.warnings,
+        fairness,
     }
 }
 

@@ -10,11 +10,13 @@
 
 mod hash;
 mod least;
+mod maglev;
 mod rr;
 mod wrr;
 
 pub use hash::{dh_bucket, hash_32, sh_bucket, Dh, Sh};
 pub use least::{Fo, Lc, Nq, Ovf, Sed, Wlc};
+pub use maglev::{hsiphash, Mh, MH_TAB_SIZE};
 pub use rr::Rr;
 pub use wrr::Wrr;
 
@@ -45,7 +47,18 @@ pub struct Ctx<'a> {
     pub loads: &'a [Load],
 }
 
-pub trait Model {
+/// Lets the replay copy a model to try alternatives (`Box<dyn Model>` is not `Clone`).
+pub trait ModelClone {
+    fn box_clone(&self) -> Box<dyn Model>;
+}
+
+impl<T: Model + Clone + 'static> ModelClone for T {
+    fn box_clone(&self) -> Box<dyn Model> {
+        Box::new(self.clone())
+    }
+}
+
+pub trait Model: ModelClone {
     /// The destination the kernel would pick (index in list order), or None when it would
     /// refuse the connection ("no destination available").
     fn schedule(&mut self, ctx: &Ctx) -> Option<usize>;
@@ -71,13 +84,17 @@ pub trait Model {
     }
 }
 
-/// Builds a model for `weights` in list order.
+/// Builds a model for destinations (address, weight) in list order. `hash_port` and
+/// `fallback` are the service flags sh and mh share (`-b sh-port`/`mh-port`,
+/// `sh-fallback`/`mh-fallback`).
 pub fn build(
     scheduler: Scheduler,
-    weights: &[u32],
-    sh_port: bool,
-    sh_fallback: bool,
+    dests: &[(SocketAddr, u32)],
+    hash_port: bool,
+    fallback: bool,
 ) -> Result<Box<dyn Model>, String> {
+    let weights: Vec<u32> = dests.iter().map(|d| d.1).collect();
+    let weights = &weights[..];
     Ok(match scheduler {
         Scheduler::Rr => Box::new(Rr::new(weights)),
         Scheduler::Wrr => Box::new(Wrr::built_by_adds(weights)),
@@ -87,14 +104,12 @@ pub fn build(
         Scheduler::Nq => Box::new(Nq::new(weights)),
         Scheduler::Fo => Box::new(Fo::new(weights)),
         Scheduler::Ovf => Box::new(Ovf::new(weights)),
-        Scheduler::Sh => Box::new(Sh::new(weights, sh_port, sh_fallback)),
+        Scheduler::Sh => Box::new(Sh::new(weights, hash_port, fallback)),
         Scheduler::Dh => Box::new(Dh::new(weights)),
         Scheduler::Mh => {
-            return Err(
-                "mh (Maglev) keys its table with hsiphash; this version does not \
-                        replay it, so only the statistics apply"
-                    .into(),
-            )
+            let d: Vec<(std::net::IpAddr, u16, u32)> =
+                dests.iter().map(|(a, w)| (a.ip(), a.port(), *w)).collect();
+            Box::new(Mh::new(&d, hash_port, fallback))
         }
         Scheduler::Lblc | Scheduler::Lblcr => {
             return Err(format!(
