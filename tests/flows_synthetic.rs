@@ -984,3 +984,35 @@ fn a_director_that_no_client_reached_is_known_by_its_arp_answer() {
             .any(|e| e.kind == EvidenceKind::UnwrappedRequestAtRealServer));
     }
 }
+
+#[test]
+fn an_icmp_error_about_a_tunnelled_packet_attaches_to_the_inner_connection() {
+    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0)]);
+    sim.http(MS, 45500, 1, 0);
+    // A hop between director and RS cannot forward a tunnelled segment: it quotes the outer
+    // header back to the director.
+    let inner = tcp((CLIENT, 45500), (VIP, 80), 2, 1, Tcp::ACK, 1460).packet(998, 63);
+    let icmp = IpPacket {
+        ip: header(Ipv4Addr::new(10, 1, 0, 254), DIRECTOR, 1, 6, 64, 576),
+        transport: Transport::Icmp(Icmp {
+            v6: false,
+            icmp_type: 3,
+            code: 4,
+            mtu: Some(1400),
+            echo: None,
+            quoted: Some(Box::new(wrap(DIRECTOR, RS[0], inner))),
+        }),
+    };
+    let f = eth([2, 0, 0, 0, 0, 0xfe], MAC_DIRECTOR, icmp);
+    sim.see(Host::Director, 2 * MS, &f, true);
+    let a = sim.analyse();
+    assert_eq!(a.connections.len(), 1);
+    let c = &a.connections[0];
+    let dir = c.legs.iter().find(|l| l.role == Role::Director).unwrap();
+    let e = dir
+        .evidence
+        .iter()
+        .find(|e| e.kind == EvidenceKind::IcmpFragNeeded)
+        .expect("frag-needed at the director");
+    assert!(e.detail.contains("MTU 1400") && e.detail.contains("10.1.0.254"));
+}

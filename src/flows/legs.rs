@@ -324,6 +324,12 @@ impl<'c> LegTracker<'c> {
         q: &IpPacket,
         at: FrameRef,
     ) {
+        // An error about a tunnelled packet (a hop between director and real server) quotes
+        // the outer header; the connection is the inner packet's.
+        let q = match &q.transport {
+            Transport::Tunnel { inner, .. } => inner.as_ref(),
+            _ => q,
+        };
         let (sp, dp) = match &q.transport {
             Transport::Tcp(t) => (t.src_port, t.dst_port),
             Transport::Udp(u) => (u.src_port, u.dst_port),
