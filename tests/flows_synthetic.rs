@@ -926,3 +926,93 @@ fn udp_idle_timeout_splits_a_tuple() {
         assert_eq!(c.outcome, Outcome::Completed);
     }
 }
+
+#[test]
+fn a_director_that_no_client_reached_is_known_by_its_arp_answer() {
+    // A real server answers ARP for the VIP too, and the client picked it: every request goes
+    // straight to RS 0; the director's capture shows only its own ARP answer.
+    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0)]);
+    let answer = Packet {
+        link: Link {
+            src_mac: Some(MAC_DIRECTOR),
+            dst_mac: Some(MAC_CLIENT),
+            ..Link::default()
+        },
+        net: Net::Arp(Arp {
+            operation: 2,
+            sender_mac: MAC_DIRECTOR,
+            sender_ip: VIP,
+            target_mac: MAC_CLIENT,
+            target_ip: CLIENT,
+        }),
+    };
+    sim.see(Host::Director, 0, &answer, false);
+    sim.see(Host::Client, 20 * US, &answer, false);
+    for i in 0..3u16 {
+        let t = MS + i64::from(i) * 10 * MS;
+        let port = 47000 + i;
+        let isn = 10 + u32::from(i);
+        sim.request(
+            t,
+            &tcp((CLIENT, port), (VIP, 80), isn, 0, Tcp::SYN, 0),
+            Some(0),
+            true,
+        );
+        sim.reply(
+            t + 100 * US,
+            0,
+            &tcp(
+                (VIP, 80),
+                (CLIENT, port),
+                99,
+                isn + 1,
+                Tcp::SYN | Tcp::ACK,
+                0,
+            ),
+        );
+    }
+    let a = sim.analyse();
+    let d = a.topology.vantage(vantage(&sim, Host::Director)).unwrap();
+    assert_eq!(d.role, Role::Director, "{}", d.reason);
+    assert_eq!(d.decided_by, Decision::Guess);
+    assert_eq!(role(&a, vantage(&sim, Host::Rs(0))), Role::RealServer);
+    assert_eq!(role(&a, vantage(&sim, Host::Client)), Role::Client);
+    assert_eq!(a.connections.len(), 3);
+    for c in &a.connections {
+        assert!(c
+            .evidence()
+            .any(|e| e.kind == EvidenceKind::UnwrappedRequestAtRealServer));
+    }
+}
+
+#[test]
+fn an_icmp_error_about_a_tunnelled_packet_attaches_to_the_inner_connection() {
+    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0)]);
+    sim.http(MS, 45500, 1, 0);
+    // A hop between director and RS cannot forward a tunnelled segment: it quotes the outer
+    // header back to the director.
+    let inner = tcp((CLIENT, 45500), (VIP, 80), 2, 1, Tcp::ACK, 1460).packet(998, 63);
+    let icmp = IpPacket {
+        ip: header(Ipv4Addr::new(10, 1, 0, 254), DIRECTOR, 1, 6, 64, 576),
+        transport: Transport::Icmp(Icmp {
+            v6: false,
+            icmp_type: 3,
+            code: 4,
+            mtu: Some(1400),
+            echo: None,
+            quoted: Some(Box::new(wrap(DIRECTOR, RS[0], inner))),
+        }),
+    };
+    let f = eth([2, 0, 0, 0, 0, 0xfe], MAC_DIRECTOR, icmp);
+    sim.see(Host::Director, 2 * MS, &f, true);
+    let a = sim.analyse();
+    assert_eq!(a.connections.len(), 1);
+    let c = &a.connections[0];
+    let dir = c.legs.iter().find(|l| l.role == Role::Director).unwrap();
+    let e = dir
+        .evidence
+        .iter()
+        .find(|e| e.kind == EvidenceKind::IcmpFragNeeded)
+        .expect("frag-needed at the director");
+    assert!(e.detail.contains("MTU 1400") && e.detail.contains("10.1.0.254"));
+}

@@ -270,3 +270,58 @@ pub fn estimate(legs: &[Leg], vantages: &[(VantageId, Role)]) -> Vec<ClockOffset
     }
     out.into_values().collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_way_brackets_the_offset_like_ntp() {
+        // b's clock is 1000 ahead; a->b delays 30, 50; b->a delays 10, 20.
+        let mut p = Pair {
+            forward: vec![1030, 1050],
+            backward: vec![1000 - 10, 1000 - 20],
+            unordered: vec![],
+        };
+        let e = p.edge().unwrap();
+        assert_eq!(e.method, OffsetMethod::TwoWay);
+        // min forward 1030, max backward 990: midpoint 1010, half-width 20.
+        assert_eq!((e.est, e.unc), (1010, 20));
+        assert_eq!(e.samples, 4);
+    }
+
+    #[test]
+    fn one_way_takes_the_fastest_packet() {
+        let mut p = Pair {
+            forward: vec![530, 500, 900, 520],
+            ..Pair::default()
+        };
+        let e = p.edge().unwrap();
+        assert_eq!(e.method, OffsetMethod::OneWay);
+        // fastest 500, median (520 + 530) / 2 = 525.
+        assert_eq!((e.est, e.unc), (500, 25));
+        let mut back = Pair {
+            backward: vec![-530, -500, -900],
+            ..Pair::default()
+        };
+        let e = back.edge().unwrap();
+        assert_eq!((e.est, e.unc), (-500, 30));
+    }
+
+    #[test]
+    fn the_reference_is_a_director_then_a_client() {
+        let v = |c| VantageId {
+            capture: c,
+            interface: 0,
+        };
+        assert_eq!(
+            reference(&[(v(0), Role::Client), (v(1), Role::Director)]),
+            Some(v(1))
+        );
+        assert_eq!(
+            reference(&[(v(0), Role::RealServer), (v(1), Role::Client)]),
+            Some(v(1))
+        );
+        assert_eq!(reference(&[(v(2), Role::Other)]), Some(v(2)));
+    }
+}

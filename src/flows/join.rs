@@ -224,6 +224,10 @@ fn connection(
     sees_replies: &HashMap<VantageId, bool>,
 ) -> Connection {
     legs.sort_by_key(|l| (path_rank(l.role), l.vantage));
+    for l in &mut legs {
+        let s = sees_replies.get(&l.vantage).copied().unwrap_or(false);
+        l.outcome = leg_outcome(l, s);
+    }
     let first_ts_ns = legs
         .iter()
         .map(|l| corr(l, l.first_ts_ns))
@@ -238,10 +242,7 @@ fn connection(
 
     let mut judged: Vec<&Leg> = legs.iter().collect();
     judged.sort_by_key(|l| (role_rank(l.role), l.vantage));
-    let decided = judged.iter().find_map(|l| {
-        let s = sees_replies.get(&l.vantage).copied().unwrap_or(false);
-        leg_outcome(l, s).map(|o| (o, *l))
-    });
+    let decided = judged.iter().find_map(|l| l.outcome.map(|o| (o, *l)));
     let (outcome, from) = match decided {
         Some((o, l)) => (o, Some(l)),
         None => (Outcome::Unknown, None),

@@ -220,7 +220,15 @@ impl<'c> LegTracker<'c> {
                 },
             )
         } else if let Some(k) = self.by_client.get(&(proto, v.ip.dst, dp)).copied() {
-            if !(self.ctx.real_servers.contains(&v.ip.src) || sp == k.vip.port()) {
+            // From a known real server; when none is known (no tunnel seen anywhere), from the
+            // service's port at least.
+            let rs_known = !self.ctx.real_servers.is_empty();
+            let plausible = if rs_known {
+                self.ctx.real_servers.contains(&v.ip.src)
+            } else {
+                sp == k.vip.port()
+            };
+            if !plausible {
                 return;
             }
             (Form::ReplyOtherSource, k)
@@ -316,6 +324,12 @@ impl<'c> LegTracker<'c> {
         q: &IpPacket,
         at: FrameRef,
     ) {
+        // An error about a tunnelled packet (a hop between director and real server) quotes
+        // the outer header; the connection is the inner packet's.
+        let q = match &q.transport {
+            Transport::Tunnel { inner, .. } => inner.as_ref(),
+            _ => q,
+        };
         let (sp, dp) = match &q.transport {
             Transport::Tcp(t) => (t.src_port, t.dst_port),
             Transport::Udp(u) => (u.src_port, u.dst_port),
@@ -426,6 +440,8 @@ impl<'c> LegTracker<'c> {
             handshake_ns,
             first_response_ns,
             icmp_unreachable: s.icmp_unreachable,
+            // Decided when the legs are joined, knowing what this vantage point can see.
+            outcome: None,
             evidence: s.evidence,
             fingerprints: s.fingerprints,
         }

@@ -184,6 +184,9 @@ pub struct Leg {
     pub first_response_ns: Option<i64>,
     /// An ICMP unreachable about this connection from the server side was seen.
     pub icmp_unreachable: bool,
+    /// How the connection ended as far as this vantage point can tell (null: it cannot, e.g.
+    /// a director, which replies do not cross).
+    pub outcome: Option<Outcome>,
     pub evidence: Vec<Evidence>,
     #[serde(skip)]
     pub fingerprints: Vec<Fingerprint>,

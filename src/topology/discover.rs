@@ -78,13 +78,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         }
     }
     // A MAC that is plainly the capturing host's in another capture is not this one's.
-    let claimed: BTreeSet<MacAddr> = facts
-        .iter()
-        .filter_map(|vf| match vf.local_mac_candidates().as_slice() {
-            [(m, _)] => Some(*m),
-            _ => None,
-        })
-        .collect();
+    let claimed: BTreeSet<MacAddr> = facts.iter().filter_map(clear_local_mac).collect();
     let rank = |m: MacAddr| {
         if claimed.contains(&m) {
             -2
@@ -96,15 +90,23 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
             0
         }
     };
+    // Which host a MAC belongs to, from the tunnels: for captures that saw no VIP traffic.
+    let mut mac_owner: BTreeMap<MacAddr, (Role, IpAddr)> = BTreeMap::new();
+    for (addr, (macs, _)) in &real_servers {
+        for m in macs {
+            mac_owner.insert(*m, (Role::RealServer, *addr));
+        }
+    }
+    for (addr, (macs, _)) in &directors {
+        for m in macs {
+            mac_owner.insert(*m, (Role::Director, *addr));
+        }
+    }
     let mut vantages: Vec<Vantage> = facts
         .iter()
         .map(|vf| {
-            let candidates = vf.local_mac_candidates();
-            let local = match candidates.as_slice() {
-                [(m, _)] => Some(*m),
-                _ => vf.local_mac(rank),
-            };
-            decide_role(vf, local, &is_vip, hints)
+            let local = clear_local_mac(vf).or_else(|| vf.local_mac(rank));
+            decide_role(vf, local, &is_vip, &mac_owner, hints)
         })
         .collect();
     vantages.sort_by_key(|v| v.id);
@@ -147,6 +149,18 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         clients: clients.into_iter().collect(),
         arp,
         limits,
+    }
+}
+
+/// The capturing host's MAC when the frames leave no doubt: the one candidate in more frames
+/// than any other.
+fn clear_local_mac(vf: &VantageFacts) -> Option<MacAddr> {
+    let mut c = vf.local_mac_candidates();
+    c.sort_by_key(|(m, n)| (std::cmp::Reverse(*n), *m));
+    match c.as_slice() {
+        [(m, _)] => Some(*m),
+        [(m, a), (_, b), ..] if a > b => Some(*m),
+        _ => None,
     }
 }
 
@@ -270,6 +284,7 @@ fn decide_role(
     vf: &VantageFacts,
     local: Option<MacAddr>,
     is_vip: &dyn Fn(&IpAddr) -> bool,
+    mac_owner: &BTreeMap<MacAddr, (Role, IpAddr)>,
     hints: &Hints,
 ) -> Vantage {
     let mut c = RoleCounts::default();
@@ -290,7 +305,13 @@ fn decide_role(
             c.replies[d] += n.packets;
         }
     }
-    let (role, decided_by, reason, address) = role_from_counts(vf, local, &c);
+    let (role, decided_by, reason, address) = match role_from_counts(vf, local, &c) {
+        (Role::Other, _, why, _) if c.requests == [0; 3] && c.replies == [0; 3] => quiet_host(
+            vf, local, is_vip, mac_owner,
+        )
+        .unwrap_or((Role::Other, Decision::Traffic, why, None)),
+        decided => decided,
+    };
     let (role, decided_by, reason) = match hints.roles.get(&vf.vantage.capture) {
         Some(r) => (
             *r,
@@ -492,6 +513,47 @@ fn role_from_counts(
         format!("{req} packets to the VIP and {rep} from it, direction unknown; {how}"),
         None,
     )
+}
+
+/// A capture without VIP traffic can still be the director's or a real server's: its MAC is one
+/// the tunnels show elsewhere, or it answers ARP for a VIP with its own MAC (every client was
+/// sent elsewhere, as when a real server also answers ARP for the VIP).
+fn quiet_host(
+    vf: &VantageFacts,
+    local: Option<MacAddr>,
+    is_vip: &dyn Fn(&IpAddr) -> bool,
+    mac_owner: &BTreeMap<MacAddr, (Role, IpAddr)>,
+) -> Option<(Role, Decision, String, Option<IpAddr>)> {
+    let local = local?;
+    if let Some((role, addr)) = mac_owner.get(&local) {
+        let what = match role {
+            Role::Director => "source of the tunnelled packets",
+            _ => "destination of the tunnelled packets",
+        };
+        return Some((
+            *role,
+            Decision::Guess,
+            format!(
+                "no traffic for the VIP here, but this host's MAC {local} is {addr}'s, the {what} \
+                 seen in other captures"
+            ),
+            Some(*addr),
+        ));
+    }
+    let answers = vf
+        .arp
+        .keys()
+        .find(|k| k.operation == 2 && is_vip(&k.sender_ip) && k.sender_mac == local)?;
+    Some((
+        Role::Director,
+        Decision::Guess,
+        format!(
+            "no traffic for the VIP here, but this host answers ARP for the VIP {} with its own \
+             MAC {local}",
+            answers.sender_ip
+        ),
+        None,
+    ))
 }
 
 fn arp_observations(
