@@ -328,10 +328,6 @@ fn director_capture_started_late_blames_nobody() {
 }
 
 #[test]
-#[ignore = "lvscheck bug: tunnel.delivery counts connections tunnelled up to 50 ms before a \
-            real server's capture began as never arrived (checks/tunnel.rs covered(): the \
-            slack is on the wrong side of the start), and reply.present calls a connection \
-            unanswered when the RS capture began after its replies were sent"]
 fn rs_capture_started_late_blames_nobody() {
     partial_captures("rs-late", "rs1", (50, 1_000_000));
 }
@@ -382,9 +378,6 @@ fn faults_seen_from_director_and_real_servers_only() {
 
 /// From the client alone, replies from 192.0.2.11:80 name rs1 by its address.
 #[test]
-#[ignore = "lvscheck bug: reply.source with only a client capture reports \"100 of 0 answered \
-            connections from 192.0.2.11\" (count > out_of): checks/reply.rs source() counts the \
-            total under conn.real_server (None) but files the hit under the reply's source address"]
 fn fault_reply_from_rip_seen_from_client_only() {
     assert_fault_seen_by(Fault::ReplyFromRip, "reply.source", &["client"]);
 }
@@ -392,8 +385,6 @@ fn fault_reply_from_rip_seen_from_client_only() {
 /// The ARP replies rs1 sent, counted in its own capture (with etherparse, not lvscheck), are
 /// what arp.vip reports: the same reply seen again arriving at the client is not another one.
 #[test]
-#[ignore = "lvscheck bug: arp.vip counts one ARP reply once per capture that saw it (\"sent 2 \\
-            ARP reply\" for the single reply rs1 sent, seen in rs1.pcap and client.pcap)"]
 fn arp_reply_seen_in_two_captures_is_counted_once() {
     let mut cfg = Config::new(100, SERVERS);
     cfg.fault = Some(Fault::Arp);

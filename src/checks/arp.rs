@@ -21,11 +21,7 @@ pub fn vip(ctx: &Context) -> CheckResult {
             },
         );
     }
-    let director_macs: Vec<MacAddr> = topo
-        .directors
-        .iter()
-        .flat_map(|h| h.macs.iter().copied())
-        .collect();
+    let director_macs = ctx.director_macs();
     if director_macs.is_empty() {
         // Without the director's MAC, a single claimant is most likely the director itself;
         // several claimants for one VIP are a conflict whoever the director is.
@@ -85,17 +81,27 @@ pub fn vip(ctx: &Context) -> CheckResult {
     }
     let mut findings = Vec::new();
     for (mac, list) in by_mac {
-        let rs = topo.real_server_by_mac(mac);
-        let host = match rs {
+        let host = match topo.real_server_by_mac(mac) {
             Some(addr) => format!("{addr} ({mac})"),
-            None => format!("the host with MAC {mac}"),
+            // A capture taken on that host names it better than the MAC alone.
+            None => match topo.vantages.iter().find(|v| v.local_mac == Some(mac)) {
+                Some(v) => ctx.vantage_host(v.id),
+                None => format!("the host with MAC {mac}"),
+            },
         };
         let vips: Vec<String> = {
             let mut v: Vec<String> = list.iter().map(|c| c.sender_ip.to_string()).collect();
             v.dedup();
             v
         };
-        let packets: u64 = list.iter().map(|c| c.count).sum();
+        // The same ARP packet is seen in every capture on the segment: count each statement
+        // (operation, VIP) as often as the capture that saw it most, not once per capture.
+        let mut most: BTreeMap<(&str, std::net::IpAddr), u64> = BTreeMap::new();
+        for c in &list {
+            let n = most.entry((c.operation, c.sender_ip)).or_default();
+            *n = (*n).max(c.count);
+        }
+        let packets: u64 = most.values().sum();
         let kinds: Vec<&str> = {
             let mut k: Vec<&str> = list.iter().map(|c| c.operation).collect();
             k.sort();
@@ -107,9 +113,9 @@ pub fn vip(ctx: &Context) -> CheckResult {
             severity: Status::Fail,
             summary: format!(
                 "{host} sent {packets} ARP {} with the VIP {} as sender address",
-                kinds.join("/"),
+                if packets == 1 { "packet" } else { "packets" },
                 vips.join(", ")
-            ),
+            ) + &format!(" ({})", kinds.join(", ")),
             host: Some(host.clone()),
             count: packets,
             out_of: None,

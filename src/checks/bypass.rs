@@ -1,7 +1,6 @@
 //! `bypass`: no client traffic to the VIP reaches a real server without the director.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 
 use super::{connections_filter, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE};
 use crate::flows::join::is_raw_ip;
@@ -40,7 +39,8 @@ pub fn check(ctx: &Context) -> CheckResult {
             "needs a capture from a real server, or from both a client and the director",
         );
     }
-    let mut hits: BTreeMap<Option<IpAddr>, (Vec<&Connection>, Vec<PacketRef>)> = BTreeMap::new();
+    // Keyed by the host's name: the real server's address, else the capture it was seen in.
+    let mut hits: BTreeMap<String, (Vec<&Connection>, Vec<PacketRef>)> = BTreeMap::new();
     let mut total = 0usize;
     for conn in &ctx.analysis.connections {
         total += 1;
@@ -55,22 +55,33 @@ pub fn check(ctx: &Context) -> CheckResult {
                     .vantage(e.first.vantage())
                     .is_some_and(|v| !is_raw_ip(v.link_type))
             })
-            .map(|e| ctx.packet(&e.first, e.detail.clone()));
+            .map(|e| {
+                let host = match conn.real_server {
+                    Some(rs) => ctx.host(rs),
+                    None => ctx.vantage_host(e.first.vantage()),
+                };
+                (host, ctx.packet(&e.first, e.detail.clone()))
+            });
         let skipped_director = || {
             let client_got_reply = ctx
                 .legs_at(conn, Role::Client)
                 .find_map(|l| l.reply.as_ref());
             let seen_by_director = ctx.legs_at(conn, Role::Director).next().is_some();
             match client_got_reply {
-                Some(r) if !seen_by_director && director_watching(ctx, conn) => Some(ctx.packet(
-                    &r.first,
-                    "reply at the client for a connection the director never saw",
+                Some(r) if !seen_by_director && director_watching(ctx, conn) => Some((
+                    conn.real_server
+                        .map(|rs| ctx.host(rs))
+                        .unwrap_or_else(|| "an unidentified real server".into()),
+                    ctx.packet(
+                        &r.first,
+                        "reply at the client for a connection the director never saw",
+                    ),
                 )),
                 _ => None,
             }
         };
-        if let Some(example) = unwrapped.or_else(skipped_director) {
-            let (conns, examples) = hits.entry(conn.real_server).or_default();
+        if let Some((host, example)) = unwrapped.or_else(skipped_director) {
+            let (conns, examples) = hits.entry(host).or_default();
             conns.push(conn);
             if examples.len() < MAX_EVIDENCE {
                 examples.push(example);
@@ -78,10 +89,7 @@ pub fn check(ctx: &Context) -> CheckResult {
         }
     }
     let mut findings = Vec::new();
-    for (rs, (conns, examples)) in hits {
-        let name = rs
-            .map(|a| ctx.host(a))
-            .unwrap_or_else(|| "a real server".to_string());
+    for (name, (conns, examples)) in hits {
         findings.push(Finding {
             check: ID,
             severity: Status::Fail,
@@ -94,10 +102,10 @@ pub fn check(ctx: &Context) -> CheckResult {
             out_of: Some(total as u64),
             evidence: examples,
             display_filter: connections_filter(conns.iter().copied()),
-            likely_cause: format!(
-                "clients learnt {name}'s MAC for the VIP (it answered ARP for the VIP), or a \
-                 router sends VIP traffic to it directly; those connections skip the scheduler"
-            ),
+            likely_cause: "clients learnt this host's MAC for the VIP (it answered ARP for the \
+                           VIP), or a router sends VIP traffic to it directly; those connections \
+                           skip the director and its scheduler"
+                .into(),
             fix: format!(
                 "on {name}: block ARP for the VIP (arptables -A INPUT -d VIP -j DROP, or \
                  arp_ignore=1/arp_announce=2); on the clients or the gateway: ip neigh flush to \

@@ -92,6 +92,45 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// The host a capture was taken on, for messages: its address when known, its MAC, and
+    /// the file.
+    pub fn vantage_host(&self, id: crate::topology::VantageId) -> String {
+        let file = self.file(&FrameRef {
+            capture: id.capture,
+            interface: id.interface,
+            frame: 0,
+            ts_ns: 0,
+        });
+        match self.analysis.topology.vantage(id) {
+            Some(v) => match (v.address, v.local_mac) {
+                (Some(a), Some(m)) => format!("{a} ({m})"),
+                (Some(a), None) => format!("{a} (captured in {file})"),
+                (None, Some(m)) => format!("the host with MAC {m} (captured in {file})"),
+                (None, None) => format!("the host captured in {file}"),
+            },
+            None => format!("the host captured in {file}"),
+        }
+    }
+
+    /// The MACs the director uses: from its tunnelled packets, or from a capture taken on it.
+    pub fn director_macs(&self) -> Vec<crate::topology::MacAddr> {
+        let topo = &self.analysis.topology;
+        let mut macs: Vec<_> = topo
+            .directors
+            .iter()
+            .flat_map(|h| h.macs.iter().copied())
+            .chain(
+                topo.vantages
+                    .iter()
+                    .filter(|v| v.role == Role::Director)
+                    .filter_map(|v| v.local_mac),
+            )
+            .collect();
+        macs.sort();
+        macs.dedup();
+        macs
+    }
+
     /// The legs of a connection seen at vantage points of a role.
     pub fn legs_at<'c>(&self, conn: &'c Connection, role: Role) -> impl Iterator<Item = &'c Leg> {
         conn.legs.iter().filter(move |l| l.role == role)

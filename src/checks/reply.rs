@@ -85,9 +85,12 @@ pub fn present(ctx: &Context) -> CheckResult {
     for conn in &ctx.analysis.connections {
         // Judge where the requests were seen arriving: at the real server when it was captured,
         // else where the client sent them.
+        // A real server's capture that began mid-connection (no SYN seen there) cannot say
+        // whether the start was answered; the client's view can.
         let rs_legs: Vec<&Leg> = ctx
             .legs_at(conn, Role::RealServer)
             .filter(|l| l.request.is_some() || l.request_wrapped.is_some())
+            .filter(|l| conn.proto != crate::topology::Proto::TCP || l.tcp.is_some_and(|t| t.syn))
             .collect();
         let legs: Vec<&Leg> = if rs_legs.is_empty() {
             ctx.legs_at(conn, Role::Client)
@@ -102,10 +105,15 @@ pub fn present(ctx: &Context) -> CheckResult {
         let rs = conn.real_server;
         unanswered.count(rs);
         refused.count(rs);
-        let answers: Vec<Answer> = legs.iter().map(|l| answer(l)).collect();
-        if answers.iter().any(|a| matches!(a, Answer::Answered)) {
+        // A reply seen anywhere (the client's capture, the server's) answers the connection.
+        if conn
+            .legs
+            .iter()
+            .any(|l| matches!(answer(l), Answer::Answered))
+        {
             continue;
         }
+        let answers: Vec<Answer> = legs.iter().map(|l| answer(l)).collect();
         if let Some(at) = answers.iter().find_map(|a| match a {
             Answer::Refused(at) => Some(*at),
             _ => None,
@@ -200,13 +208,15 @@ pub fn source(ctx: &Context) -> CheckResult {
         if !answered {
             continue;
         }
-        by_rs.count(conn.real_server);
-        let Some(other) = conn.legs.iter().find_map(|l| l.reply_other_source.as_ref()) else {
-            continue;
-        };
+        let other = conn.legs.iter().find_map(|l| l.reply_other_source.as_ref());
+        // The server that answered: known from the tunnel, else the replies' own source.
         let rs = conn
             .real_server
-            .or_else(|| other.sources.first().map(|s| s.ip()));
+            .or_else(|| other.and_then(|o| o.sources.first()).map(|s| s.ip()));
+        by_rs.count(rs);
+        let Some(other) = other else {
+            continue;
+        };
         let from = other
             .sources
             .iter()

@@ -36,13 +36,7 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
             "no capture from the director: what it sends cannot be seen",
         );
     }
-    let director_macs: Vec<_> = ctx
-        .analysis
-        .topology
-        .directors
-        .iter()
-        .flat_map(|h| h.macs.iter().copied())
-        .collect();
+    let director_macs = ctx.director_macs();
     let mut forwarded = 0usize;
     let mut unwrapped: Tally = Tally::default();
     let mut not_forwarded: Tally = Tally::default();
@@ -226,7 +220,7 @@ fn covered(ctx: &Context, rs: VantageId, director: &Leg, ts_director: i64) -> bo
     let at_rs = ts_director - offset_of(ctx, director.vantage) + offset_of(ctx, rs);
     // Allow for the delay and the uncertainty of the offsets.
     const SLACK_NS: i64 = 50_000_000;
-    at_rs >= first - SLACK_NS && at_rs + SLACK_NS <= last
+    at_rs >= first + SLACK_NS && at_rs + SLACK_NS <= last
 }
 
 pub fn delivery(ctx: &Context) -> CheckResult {

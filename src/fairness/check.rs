@@ -16,7 +16,10 @@ pub fn check(report: &FairnessReport) -> CheckResult {
         .filter(|s| s.scheduler.is_some())
         .collect();
     if report.services.is_empty() {
-        return CheckResult::skip(ID, "no connection to a virtual service in the captures");
+        return CheckResult::skip(
+            ID,
+            "the director scheduled no connection seen in these captures",
+        );
     }
     if configured.is_empty() {
         return CheckResult::skip(

@@ -8,7 +8,17 @@ use crate::topology::{Proto as IpProto, Role};
 /// The connections of every TCP or UDP service, without configuration (the caller adds it).
 pub fn input_from(analysis: &Analysis) -> FairnessInput {
     let mut services: Vec<ServiceObs> = Vec::new();
+    let director_captured = analysis
+        .topology
+        .vantages
+        .iter()
+        .any(|v| v.role == Role::Director);
     for conn in &analysis.connections {
+        // With the director captured, a connection it never saw was not scheduled by IPVS
+        // (a client bypassing it: the `bypass` check's business), so it is no assignment.
+        if director_captured && director_leg(conn).is_none() {
+            continue;
+        }
         let proto = match conn.proto {
             IpProto::TCP => Proto::Tcp,
             IpProto::UDP => Proto::Udp,
