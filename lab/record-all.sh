@@ -4,7 +4,7 @@
 set -euo pipefail
 LAB="$(cd "$(dirname "$0")" && pwd)"
 [ -f "$LAB/build/initrd.gz" ] || "$LAB/build-vm.sh"
-for s in tutorial wrr arp-vip rp-filter no-vip reply-via-director not-listening-tcp \
+for s in tutorial wrr arp-vip arp-vip-late rp-filter no-vip reply-via-director not-listening-tcp \
          not-listening-udp udp-wildcard mtu wlc-long sh-clients persistence; do
     echo "== $s"
     "$LAB/run-scenario.sh" "$s"
