@@ -1,5 +1,6 @@
 //! `lvscheck flows FILE...`: the topology and the connections rebuilt across the captures.
 
+use std::io::Write;
 use std::net::IpAddr;
 
 use clap::Args;
@@ -87,15 +88,21 @@ pub fn run(args: &FlowsArgs) -> i32 {
         .iter()
         .filter(|c| selected(args, c))
         .collect();
-    if args.json {
-        let stdout = std::io::stdout();
-        let mut lock = stdout.lock();
-        if let Err(e) = crate::report::flows::write_json_lines(&analysis, &shown, &mut lock) {
-            eprintln!("lvscheck flows: writing JSON: {e}");
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = if args.json {
+        crate::report::flows::write_json_lines(&analysis, &shown, &mut out)
+    } else {
+        out.write_all(crate::report::flows::render(&analysis, &shown).as_bytes())
+    };
+    match written {
+        // The reader went away (`| head`): not an error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return EXIT_OK,
+        Err(e) => {
+            eprintln!("lvscheck flows: writing the report: {e}");
             return EXIT_UNUSABLE;
         }
-    } else {
-        print!("{}", crate::report::flows::render(&analysis, &shown));
+        Ok(()) => {}
     }
     if unreadable == analysis.captures.len() {
         for c in &analysis.captures {
