@@ -83,6 +83,15 @@ pub fn run(args: &FlowsArgs) -> i32 {
         .iter()
         .filter(|c| c.error.is_some())
         .count();
+    if unreadable == analysis.captures.len() {
+        for c in &analysis.captures {
+            if let Some(e) = &c.error {
+                eprintln!("lvscheck flows: {e}");
+            }
+        }
+        eprintln!("lvscheck flows: no capture could be read");
+        return EXIT_UNUSABLE;
+    }
     let shown: Vec<&Connection> = analysis
         .connections
         .iter()
@@ -104,15 +113,5 @@ pub fn run(args: &FlowsArgs) -> i32 {
         }
         Ok(()) => {}
     }
-    if unreadable == analysis.captures.len() {
-        for c in &analysis.captures {
-            if let Some(e) = &c.error {
-                eprintln!("lvscheck flows: {e}");
-            }
-        }
-        eprintln!("lvscheck flows: no capture could be read");
-        EXIT_UNUSABLE
-    } else {
-        EXIT_OK
-    }
+    EXIT_OK
 }
