@@ -317,6 +317,7 @@ struct TopologyRecord<'a> {
     topology: &'a crate::topology::Topology,
     clock_offsets: &'a [ClockOffset],
     config: &'a [crate::topology::config::ConfigFinding],
+    stats: &'a [crate::flows::pipeline::VantageStats],
     connections: usize,
     warnings: &'a [String],
 }
@@ -343,6 +344,7 @@ pub fn write_json_lines(
         topology: &a.topology,
         clock_offsets: &a.clock_offsets,
         config: &a.config,
+        stats: &a.stats,
         connections: connections.len(),
         warnings: &a.warnings,
     };
