@@ -1,0 +1,544 @@
+//! The lab's recordings from a real Linux 6.1 IPVS director (fixtures/wrr, fixtures/tutorial),
+//! reduced to what the fairness stage consumes: for every client connection tunnelled by the
+//! director, the client, the real server (outer destination of the IP-in-IP packets), and the
+//! times of its first SYN, first pure ACK and first FIN. The tables were extracted from the
+//! director's capture with tshark, independently of lvscheck:
+//!
+//! `tshark -r lb.pcap -Y "ip.proto==4 && tcp" -T fields -e frame.time_epoch -e ip.dst -e ip.src -e tcp.srcport -e tcp.flags.syn -e tcp.flags.ack -e tcp.flags.fin -e tcp.flags.reset -e tcp.len`
+//!
+//! grouped by client port. The expected outcome is what the fixtures' READMEs state the
+//! director did: it must be reproduced in full, with the kernel's list order found from a
+//! sorted rules file.
+
+use lvscheck::fairness::{
+    analyse, ConnObs, FairnessInput, Proto, Scheduler, Server, ServiceConfig, ServiceObs, TcpMarks,
+};
+use std::net::{IpAddr, SocketAddr};
+
+/// (client, real server, SYN, first ACK, first FIN, last packet, packets, payload bytes).
+type Row = (
+    &'static str,
+    &'static str,
+    Option<i64>,
+    Option<i64>,
+    Option<i64>,
+    i64,
+    u64,
+    u64,
+);
+
+/// fixtures/wrr/lb.pcap: `-s wrr`, rs-a .11 (w 3), rs-b .12 (w 2), rs-c .13 (w 1) added in
+/// that order; thirty sequential requests.
+const WRR: &[Row] = &[
+    (
+        "192.168.60.200:43334",
+        "192.168.60.13",
+        Some(1795629592605686000),
+        Some(1795629592612133000),
+        Some(1795629592753727000),
+        1795629592753727000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:43342",
+        "192.168.60.12",
+        Some(1795629594291745000),
+        Some(1795629594308333000),
+        Some(1795629594528514000),
+        1795629594528514000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:43352",
+        "192.168.60.11",
+        Some(1795629595311622000),
+        Some(1795629595331323000),
+        Some(1795629595439783000),
+        1795629595439783000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:42838",
+        "192.168.60.11",
+        Some(1795629596431654000),
+        Some(1795629596432648000),
+        Some(1795629596548071000),
+        1795629596548071000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:42842",
+        "192.168.60.12",
+        Some(1795629597495735000),
+        Some(1795629597496365000),
+        Some(1795629597566819000),
+        1795629597566819000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:42852",
+        "192.168.60.11",
+        Some(1795629598298127000),
+        Some(1795629598299245000),
+        Some(1795629598471708000),
+        1795629598471708000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:42860",
+        "192.168.60.13",
+        Some(1795629599892495000),
+        Some(1795629599899932000),
+        Some(1795629600013450000),
+        1795629600013450000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:42868",
+        "192.168.60.12",
+        Some(1795629601083614000),
+        Some(1795629601084539000),
+        Some(1795629601149826000),
+        1795629601149826000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:42874",
+        "192.168.60.11",
+        Some(1795629602664196000),
+        Some(1795629602665617000),
+        Some(1795629602772374000),
+        1795629602772374000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:42884",
+        "192.168.60.11",
+        Some(1795629603583849000),
+        Some(1795629603584780000),
+        Some(1795629603768693000),
+        1795629603768693000,
+        5,
+        82,
+    ),
+    (
+        "192.168.60.200:42892",
+        "192.168.60.12",
+        Some(1795629605269261000),
+        Some(1795629605269917000),
+        Some(1795629605425604000),
+        1795629605425604000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:52530",
+        "192.168.60.11",
+        Some(1795629607024076000),
+        Some(1795629607024687000),
+        Some(1795629607124801000),
+        1795629607124801000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:52540",
+        "192.168.60.13",
+        Some(1795629607859080000),
+        Some(1795629607859922000),
+        Some(1795629607995935000),
+        1795629607995935000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:52544",
+        "192.168.60.12",
+        Some(1795629609192428000),
+        Some(1795629609214963000),
+        Some(1795629609285279000),
+        1795629609285279000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:52558",
+        "192.168.60.11",
+        Some(1795629609984237000),
+        Some(1795629609984792000),
+        Some(1795629610109402000),
+        1795629610109402000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:52568",
+        "192.168.60.11",
+        Some(1795629611867543000),
+        Some(1795629611868139000),
+        Some(1795629611987982000),
+        1795629611987982000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:52578",
+        "192.168.60.12",
+        Some(1795629613174484000),
+        Some(1795629613175185000),
+        Some(1795629613261795000),
+        1795629613261795000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:52594",
+        "192.168.60.11",
+        Some(1795629613717973000),
+        Some(1795629613718602000),
+        Some(1795629613800427000),
+        1795629613800427000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:52606",
+        "192.168.60.13",
+        Some(1795629614938523000),
+        Some(1795629614939552000),
+        Some(1795629615054189000),
+        1795629615054189000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:37630",
+        "192.168.60.12",
+        Some(1795629616158856000),
+        Some(1795629616159506000),
+        Some(1795629616251724000),
+        1795629616251724000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:37644",
+        "192.168.60.11",
+        Some(1795629617101426000),
+        Some(1795629617102123000),
+        Some(1795629617203509000),
+        1795629617203509000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:37648",
+        "192.168.60.11",
+        Some(1795629618147148000),
+        Some(1795629618147755000),
+        Some(1795629618239900000),
+        1795629618239900000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:37664",
+        "192.168.60.12",
+        Some(1795629619810467000),
+        Some(1795629619811506000),
+        Some(1795629619995879000),
+        1795629619995879000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:37680",
+        "192.168.60.11",
+        Some(1795629621368368000),
+        Some(1795629621377560000),
+        Some(1795629621524543000),
+        1795629621524543000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:37690",
+        "192.168.60.13",
+        Some(1795629622759616000),
+        Some(1795629622760218000),
+        Some(1795629622911432000),
+        1795629622911432000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:37700",
+        "192.168.60.12",
+        Some(1795629625228577000),
+        Some(1795629625279603000),
+        Some(1795629625539143000),
+        1795629625539143000,
+        5,
+        82,
+    ),
+    (
+        "192.168.60.200:36608",
+        "192.168.60.11",
+        Some(1795629627292103000),
+        Some(1795629627299407000),
+        Some(1795629627504524000),
+        1795629627504524000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:36616",
+        "192.168.60.11",
+        Some(1795629629094360000),
+        Some(1795629629095248000),
+        Some(1795629629244537000),
+        1795629629244537000,
+        7,
+        82,
+    ),
+    (
+        "192.168.60.200:36620",
+        "192.168.60.12",
+        Some(1795629631338179000),
+        Some(1795629631338999000),
+        Some(1795629631472161000),
+        1795629631472161000,
+        6,
+        82,
+    ),
+    (
+        "192.168.60.200:36622",
+        "192.168.60.11",
+        Some(1795629632089746000),
+        Some(1795629632090656000),
+        Some(1795629632161469000),
+        1795629632161469000,
+        6,
+        82,
+    ),
+];
+
+/// fixtures/tutorial/server1.pcap: `-s rr`, .2 then .3 added; ten sequential requests.
+const TUTORIAL: &[Row] = &[
+    (
+        "172.25.254.67:56232",
+        "172.25.67.3",
+        Some(1795629504771811000),
+        Some(1795629504802612000),
+        Some(1795629505186674000),
+        1795629505186674000,
+        7,
+        77,
+    ),
+    (
+        "172.25.254.67:34746",
+        "172.25.67.2",
+        Some(1795629506975828000),
+        Some(1795629506982133000),
+        Some(1795629507234787000),
+        1795629507234787000,
+        7,
+        77,
+    ),
+    (
+        "172.25.254.67:34754",
+        "172.25.67.3",
+        Some(1795629509126590000),
+        Some(1795629509127192000),
+        Some(1795629509156490000),
+        1795629509156490000,
+        6,
+        77,
+    ),
+    (
+        "172.25.254.67:34770",
+        "172.25.67.2",
+        Some(1795629511330413000),
+        Some(1795629511331167000),
+        Some(1795629511588180000),
+        1795629511588180000,
+        7,
+        77,
+    ),
+    (
+        "172.25.254.67:34772",
+        "172.25.67.3",
+        Some(1795629513347321000),
+        Some(1795629513347887000),
+        Some(1795629513414813000),
+        1795629513414813000,
+        6,
+        77,
+    ),
+    (
+        "172.25.254.67:34786",
+        "172.25.67.2",
+        Some(1795629514761417000),
+        Some(1795629514762914000),
+        Some(1795629514957829000),
+        1795629514957829000,
+        7,
+        77,
+    ),
+    (
+        "172.25.254.67:38362",
+        "172.25.67.3",
+        Some(1795629517189881000),
+        Some(1795629517201775000),
+        Some(1795629517329648000),
+        1795629517329648000,
+        7,
+        77,
+    ),
+    (
+        "172.25.254.67:38368",
+        "172.25.67.2",
+        Some(1795629518934322000),
+        Some(1795629518935221000),
+        Some(1795629519110024000),
+        1795629519110024000,
+        7,
+        77,
+    ),
+    (
+        "172.25.254.67:38384",
+        "172.25.67.3",
+        Some(1795629521151675000),
+        Some(1795629521153246000),
+        Some(1795629521395325000),
+        1795629521395325000,
+        7,
+        77,
+    ),
+    (
+        "172.25.254.67:38390",
+        "172.25.67.2",
+        Some(1795629523245641000),
+        Some(1795629523259203000),
+        Some(1795629523503431000),
+        1795629523503431000,
+        7,
+        77,
+    ),
+];
+
+fn connections(rows: &[Row]) -> Vec<ConnObs> {
+    rows.iter()
+        .map(
+            |&(client, rs, syn, ack, fin, last, packets, bytes)| ConnObs {
+                client: client.parse().unwrap(),
+                rs: Some(rs.parse().unwrap()),
+                start_ns: syn.unwrap_or(last),
+                last_ns: last,
+                tcp: Some(TcpMarks {
+                    syn_ns: syn,
+                    ack_ns: ack,
+                    fin_ns: fin,
+                    rst_ns: None,
+                }),
+                packets_to_server: packets,
+                bytes_to_server: bytes,
+                packets_to_client: 0,
+                bytes_to_client: 0,
+                response_time_ns: None,
+            },
+        )
+        .collect()
+}
+
+/// The configuration as `ipvsadm -Sn` prints it (rules.txt): sorted, so the order is unknown.
+fn sorted_config(scheduler: Scheduler, port: u16, servers: &[(&str, u32)]) -> ServiceConfig {
+    ServiceConfig {
+        scheduler,
+        persistence_s: None,
+        netmask_prefix: None,
+        sh_port: false,
+        servers: servers
+            .iter()
+            .map(|&(ip, weight)| Server {
+                addr: SocketAddr::new(ip.parse().unwrap(), port),
+                weight,
+            })
+            .collect(),
+        order_known: false,
+    }
+}
+
+fn run(vip: &str, cfg: ServiceConfig, rows: &[Row]) -> lvscheck::fairness::ServiceReport {
+    let report = analyse(&FairnessInput {
+        services: vec![ServiceObs {
+            proto: Proto::Tcp,
+            vip: vip.parse().unwrap(),
+            config: Some(cfg),
+            connections: connections(rows),
+        }],
+        capture_span: None,
+        timeouts: Default::default(),
+    });
+    report.services.into_iter().next().unwrap()
+}
+
+fn ips(order: &[SocketAddr]) -> Vec<IpAddr> {
+    order.iter().map(|a| a.ip()).collect()
+}
+
+#[test]
+fn lab_wrr_conforms_fully_and_the_kernel_order_is_recovered() {
+    let cfg = sorted_config(
+        Scheduler::Wrr,
+        8080,
+        &[
+            ("192.168.60.11", 3),
+            ("192.168.60.12", 2),
+            ("192.168.60.13", 1),
+        ],
+    );
+    let svc = run("192.168.60.80:8080", cfg, WRR);
+    let c = svc.conformance.as_ref().unwrap();
+    assert_eq!((c.decisions, c.matched, c.mismatches), (30, 30, 0));
+    // README: "kernel list order rs-c, rs-b, rs-a" (the reverse of the adds).
+    let want: Vec<IpAddr> = ["192.168.60.13", "192.168.60.12", "192.168.60.11"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(ips(&c.order), want);
+    assert!(!c
+        .limitations
+        .iter()
+        .any(|l| l.contains("does not begin with a freshly built")));
+    // stats.txt / conns.txt: 15 / 10 / 5 against the promised 3:2:1 exactly.
+    let conns: Vec<u64> = svc.servers.iter().map(|s| s.connections).collect();
+    assert_eq!(conns, vec![15, 10, 5]);
+    assert_eq!(svc.fairness.jain, Some(1.0));
+    assert_eq!(svc.fairness.chi_square.as_ref().unwrap().p_value, 1.0);
+    assert_eq!(svc.conforms(), Some(true));
+}
+
+#[test]
+fn lab_tutorial_rr_conforms_fully() {
+    let cfg = sorted_config(Scheduler::Rr, 80, &[("172.25.67.2", 1), ("172.25.67.3", 1)]);
+    let svc = run("172.25.67.100:80", cfg, TUTORIAL);
+    let c = svc.conformance.as_ref().unwrap();
+    assert_eq!((c.decisions, c.matched, c.mismatches), (10, 10, 0));
+    // README: "the kernel list has server3 first".
+    let want: Vec<IpAddr> = ["172.25.67.3", "172.25.67.2"]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+    assert_eq!(ips(&c.order), want);
+    assert_eq!(svc.conforms(), Some(true));
+}
