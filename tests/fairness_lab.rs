@@ -10,6 +10,7 @@
 //! director did: it must be reproduced in full, with the kernel's list order found from a
 //! sorted rules file.
 
+use lvscheck::fairness::entry::{counters_at, EntryLife};
 use lvscheck::fairness::{
     analyse, ConnObs, FairnessInput, Proto, Scheduler, Server, ServiceConfig, ServiceObs, TcpMarks,
 };
@@ -541,4 +542,111 @@ fn lab_tutorial_rr_conforms_fully() {
         .collect();
     assert_eq!(ips(&c.order), want);
     assert_eq!(svc.conforms(), Some(true));
+}
+
+/// The director's own connection table at the end of each recording (`ipvsadm -Lnc`,
+/// conns.txt): client, real server, state, time left before the entry expires.
+const WRR_CONNS: &[(&str, &str, &str, &str)] = &[
+    ("192.168.60.200:37648", "192.168.60.11", "FIN_WAIT", "01:44"),
+    ("192.168.60.200:36608", "192.168.60.11", "FIN_WAIT", "01:53"),
+    ("192.168.60.200:36620", "192.168.60.12", "FIN_WAIT", "01:57"),
+    ("192.168.60.200:42884", "192.168.60.11", "FIN_WAIT", "01:29"),
+    ("192.168.60.200:43352", "192.168.60.11", "FIN_WAIT", "01:21"),
+    ("192.168.60.200:37680", "192.168.60.11", "FIN_WAIT", "01:47"),
+    ("192.168.60.200:37664", "192.168.60.12", "FIN_WAIT", "01:45"),
+    ("192.168.60.200:42842", "192.168.60.12", "FIN_WAIT", "01:23"),
+    ("192.168.60.200:43334", "192.168.60.13", "FIN_WAIT", "01:18"),
+    ("192.168.60.200:52558", "192.168.60.11", "FIN_WAIT", "01:35"),
+    ("192.168.60.200:37644", "192.168.60.11", "FIN_WAIT", "01:43"),
+    ("192.168.60.200:42838", "192.168.60.11", "FIN_WAIT", "01:22"),
+    ("192.168.60.200:43342", "192.168.60.12", "FIN_WAIT", "01:20"),
+    ("192.168.60.200:52578", "192.168.60.12", "FIN_WAIT", "01:39"),
+    ("192.168.60.200:36622", "192.168.60.11", "FIN_WAIT", "01:57"),
+    ("192.168.60.200:37630", "192.168.60.12", "FIN_WAIT", "01:42"),
+    ("192.168.60.200:42852", "192.168.60.11", "FIN_WAIT", "01:24"),
+    ("192.168.60.200:42892", "192.168.60.12", "FIN_WAIT", "01:31"),
+    ("192.168.60.200:37690", "192.168.60.13", "FIN_WAIT", "01:48"),
+    ("192.168.60.200:52544", "192.168.60.12", "FIN_WAIT", "01:35"),
+    ("192.168.60.200:42874", "192.168.60.11", "FIN_WAIT", "01:28"),
+    ("192.168.60.200:52594", "192.168.60.11", "FIN_WAIT", "01:39"),
+    ("192.168.60.200:52568", "192.168.60.11", "FIN_WAIT", "01:37"),
+    ("192.168.60.200:52606", "192.168.60.13", "FIN_WAIT", "01:40"),
+    ("192.168.60.200:52530", "192.168.60.11", "FIN_WAIT", "01:32"),
+    ("192.168.60.200:42868", "192.168.60.12", "FIN_WAIT", "01:26"),
+    ("192.168.60.200:36616", "192.168.60.11", "FIN_WAIT", "01:55"),
+    ("192.168.60.200:42860", "192.168.60.13", "FIN_WAIT", "01:25"),
+    ("192.168.60.200:52540", "192.168.60.13", "FIN_WAIT", "01:33"),
+    ("192.168.60.200:37700", "192.168.60.12", "FIN_WAIT", "01:51"),
+];
+const TUTORIAL_CONNS: &[(&str, &str, &str, &str)] = &[
+    ("172.25.254.67:56232", "172.25.67.3", "FIN_WAIT", "01:39"),
+    ("172.25.254.67:38368", "172.25.67.2", "FIN_WAIT", "01:53"),
+    ("172.25.254.67:38390", "172.25.67.2", "FIN_WAIT", "01:58"),
+    ("172.25.254.67:34772", "172.25.67.3", "FIN_WAIT", "01:48"),
+    ("172.25.254.67:34786", "172.25.67.2", "FIN_WAIT", "01:49"),
+    ("172.25.254.67:38384", "172.25.67.3", "FIN_WAIT", "01:56"),
+    ("172.25.254.67:38362", "172.25.67.3", "FIN_WAIT", "01:52"),
+    ("172.25.254.67:34770", "172.25.67.2", "FIN_WAIT", "01:46"),
+    ("172.25.254.67:34746", "172.25.67.2", "FIN_WAIT", "01:41"),
+    ("172.25.254.67:34754", "172.25.67.3", "FIN_WAIT", "01:43"),
+];
+
+/// Checks the rebuilt entries against `ipvsadm -Lnc`: same server and state for every
+/// entry, and expiry times that differ from the kernel's by one common offset (the unknown
+/// moment of the snapshot; ipvsadm truncates to whole seconds).
+fn entries_agree(rows: &[Row], table: &[(&str, &str, &str, &str)]) {
+    let conns = connections(rows);
+    let timeouts = Default::default();
+    let last = conns.iter().map(|c| c.last_ns).max().unwrap();
+    let mut offsets = Vec::new();
+    for &(client, rs, state, expire) in table {
+        let c = conns
+            .iter()
+            .find(|c| c.client == client.parse::<SocketAddr>().unwrap())
+            .unwrap_or_else(|| panic!("{client} is in conns.txt but not in the capture"));
+        assert_eq!(c.rs, Some(rs.parse().unwrap()), "{client}");
+        let life = EntryLife::from_conn(c, Proto::Tcp, &timeouts);
+        assert_eq!(
+            life.state_at(last).map(|s| s.ipvs_name()),
+            Some(state),
+            "{client}"
+        );
+        let (m, s) = expire.split_once(':').unwrap();
+        let left_ns = (m.parse::<i64>().unwrap() * 60 + s.parse::<i64>().unwrap()) * 1_000_000_000;
+        offsets.push(life.expires_ns - left_ns);
+    }
+    assert_eq!(offsets.len(), conns.len());
+    let spread = offsets.iter().max().unwrap() - offsets.iter().min().unwrap();
+    assert!(
+        spread < 1_100_000_000,
+        "expiry offsets spread over {spread} ns"
+    );
+}
+
+#[test]
+fn lab_entries_match_the_directors_connection_table() {
+    entries_agree(WRR, WRR_CONNS);
+    entries_agree(TUTORIAL, TUTORIAL_CONNS);
+}
+
+#[test]
+fn lab_counters_match_ipvsadm_at_the_end_of_the_recording() {
+    // rules-nosort.txt: ActiveConn 0 everywhere; InActConn 15 / 10 / 5 (wrr), 5 / 5 (rr).
+    let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+    let conns = connections(WRR);
+    let end = conns.iter().map(|c| c.last_ns).max().unwrap() + 1_000_000_000;
+    assert_eq!(
+        counters_at(&conns, Proto::Tcp, &Default::default(), end),
+        vec![
+            (ip("192.168.60.11"), 0, 15),
+            (ip("192.168.60.12"), 0, 10),
+            (ip("192.168.60.13"), 0, 5)
+        ]
+    );
+    let conns = connections(TUTORIAL);
+    let end = conns.iter().map(|c| c.last_ns).max().unwrap() + 1_000_000_000;
+    assert_eq!(
+        counters_at(&conns, Proto::Tcp, &Default::default(), end),
+        vec![(ip("172.25.67.2"), 0, 5), (ip("172.25.67.3"), 0, 5)]
+    );
 }
