@@ -138,8 +138,8 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
                 None if cfg.order_known => format!("kernel order given{tie_note}"),
                 None => format!("single server{tie_note}"),
                 Some(how) => format!(
-                    "kernel order unknown (rules list servers sorted); tried {how} and kept \
-                     the best, which matched {} decisions{tie_note}",
+                    "kernel order unknown (rules files list servers sorted): tried {how} \
+                     and kept the best, which matched {} decisions{tie_note}",
                     conformance.matched
                 ),
             };
