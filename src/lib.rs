@@ -7,8 +7,12 @@
 //! about the command line.
 
 pub mod capture;
+pub mod checks;
 pub mod cli;
 pub mod decode;
 pub mod fairness;
+pub mod flows;
 pub mod report;
+pub mod survey;
 pub mod topology;
+pub mod verify;

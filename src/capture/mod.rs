@@ -1,1 +1,179 @@
-//! Capture files -> timestamped frames. (Being written.)
+//! Capture files -> timestamped frames.
+//!
+//! Contract: a capture (pcap with micro- or nanosecond times in either byte order, or pcapng
+//! with any number of sections and interfaces; plain or gzip-compressed; a file or `-` for
+//! standard input) is recognised by its magic bytes, never by its name, and streamed: each
+//! frame is handed to a callback as a [`Frame`] that borrows the reader's buffer, numbered from
+//! 1 as Wireshark numbers it, with its time in nanoseconds since the epoch, so memory does not
+//! grow with the number of packets.
+//! A capture of which nothing can be read gives a [`CaptureError`]; a problem after that (a
+//! record cut short, an absurd length, a corrupt block, a read error) stops or disturbs reading
+//! but keeps what was read, and is a [`ReadWarning`] in the [`CaptureSummary`], which says
+//! whether the capture was read `complete`ly. Every message names the file and the frame number
+//! and/or byte offset (in the decompressed stream); no input makes the reader panic or allocate
+//! more than a bounded buffer (largest record: 16 MiB).
+
+pub mod error;
+pub mod frame;
+mod input;
+mod pcap;
+mod pcapng;
+pub mod summary;
+
+use std::io::Read;
+
+use rayon::prelude::*;
+
+pub use error::CaptureError;
+pub use frame::{CaptureId, Format, Frame, InterfaceInfo, ReadWarning};
+pub use input::CaptureSource;
+pub use summary::{CaptureSummary, MAX_WARNINGS};
+
+use input::{open_source, unwrap_gzip, StreamBuf};
+use summary::Recorder;
+
+/// What reading one capture gave: its summary, or why nothing of it could be read.
+pub type CaptureOutcome = Result<CaptureSummary, CaptureError>;
+
+/// Reads one capture, calling `on_frame` for every frame in file order.
+pub fn read_capture(
+    id: CaptureId,
+    source: &CaptureSource,
+    on_frame: impl FnMut(&Frame),
+) -> CaptureOutcome {
+    let reader = open_source(source)?;
+    read_capture_from(id, source.display_name(), reader, on_frame)
+}
+
+/// Reads one capture from any byte stream; `name` is used in the summary and in messages.
+pub fn read_capture_from<R: Read>(
+    id: CaptureId,
+    name: impl Into<String>,
+    reader: R,
+    on_frame: impl FnMut(&Frame),
+) -> CaptureOutcome {
+    let file = name.into();
+    let read_error = |file: &str, source| CaptureError::Read {
+        file: file.to_string(),
+        offset: 0,
+        source,
+    };
+    let (reader, gzip) = unwrap_gzip(Box::new(reader)).map_err(|e| read_error(&file, e))?;
+    let mut input = StreamBuf::new(reader);
+    let have = input.fill_to(4).map_err(|e| read_error(&file, e))?;
+    if have == 0 {
+        return Err(CaptureError::Empty { file, gzip });
+    }
+    let head = &input.bytes()[..have.min(4)];
+    let Some(format) = format_of(head) else {
+        if have < 4 && MAGICS.iter().any(|(magic, _)| magic.starts_with(head)) {
+            return Err(CaptureError::TruncatedHeader {
+                file,
+                what: "file header",
+                need: 4,
+                have,
+            });
+        }
+        return Err(CaptureError::UnknownFormat {
+            file,
+            gzip,
+            magic: error::hex_prefix(head),
+            hint: error::format_hint(head),
+        });
+    };
+
+    let mut rec = Recorder::new(id, file, format, gzip, on_frame);
+    let complete = match format {
+        Format::Pcapng => pcapng::read(&mut input, &mut rec)?,
+        Format::PcapMicro | Format::PcapNano => pcap::read(&mut input, &mut rec)?,
+    };
+    Ok(rec.finish(input.offset(), complete))
+}
+
+/// Reads several captures at once (one rayon task each). For each capture, `init` makes the
+/// state that `visit` then receives with every frame of that capture, in file order. Results
+/// come back in the order of `sources`. Only the first `-` reads standard input; any later one
+/// gets `CaptureError::StdinAlreadyRead`.
+pub fn read_captures_parallel<T: Send>(
+    sources: &[CaptureSource],
+    init: impl Fn(CaptureId) -> T + Sync,
+    visit: impl Fn(&mut T, &Frame) + Sync,
+) -> Vec<(CaptureOutcome, T)> {
+    let first_stdin = sources.iter().position(|s| *s == CaptureSource::Stdin);
+    sources
+        .par_iter()
+        .enumerate()
+        .map(|(index, source)| {
+            let id = index as CaptureId;
+            let mut state = init(id);
+            let outcome = if *source == CaptureSource::Stdin && Some(index) != first_stdin {
+                Err(CaptureError::StdinAlreadyRead)
+            } else {
+                read_capture(id, source, |frame| visit(&mut state, frame))
+            };
+            (outcome, state)
+        })
+        .collect()
+}
+
+/// The magic numbers we read, as they appear in the first four bytes.
+const MAGICS: [([u8; 4], Format); 5] = [
+    ([0xa1, 0xb2, 0xc3, 0xd4], Format::PcapMicro),
+    ([0xd4, 0xc3, 0xb2, 0xa1], Format::PcapMicro),
+    ([0xa1, 0xb2, 0x3c, 0x4d], Format::PcapNano),
+    ([0x4d, 0x3c, 0xb2, 0xa1], Format::PcapNano),
+    ([0x0a, 0x0d, 0x0d, 0x0a], Format::Pcapng),
+];
+
+fn format_of(head: &[u8]) -> Option<Format> {
+    MAGICS
+        .iter()
+        .find(|(magic, _)| head == magic)
+        .map(|(_, format)| *format)
+}
+
+/// A 32-bit field in the given byte order. Callers check lengths first; a field out of range
+/// reads as 0 rather than panicking.
+#[inline]
+pub(crate) fn u32_at(bytes: &[u8], at: usize, big: bool) -> u32 {
+    match bytes.get(at..at + 4) {
+        Some(&[a, b, c, d]) => {
+            if big {
+                u32::from_be_bytes([a, b, c, d])
+            } else {
+                u32::from_le_bytes([a, b, c, d])
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// A 16-bit field in the given byte order; see [`u32_at`].
+#[inline]
+pub(crate) fn u16_at(bytes: &[u8], at: usize, big: bool) -> u16 {
+    match bytes.get(at..at + 2) {
+        Some(&[a, b]) => {
+            if big {
+                u16::from_be_bytes([a, b])
+            } else {
+                u16::from_le_bytes([a, b])
+            }
+        }
+        _ => 0,
+    }
+}
+
+/// An error and its sources on one line: pcap-file's errors put the detail in the source.
+pub(crate) fn describe_error(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let more = inner.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = inner.source();
+    }
+    text
+}

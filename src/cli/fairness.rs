@@ -174,10 +174,10 @@ pub fn run(
 ) -> anyhow::Result<(FairnessReport, Vec<PathBuf>)> {
     let report = fairness::analyse(input);
     if args.json {
-        println!(
-            "{}",
+        super::emit(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&report).context("serialising the fairness report")?
-        );
+        ));
     } else {
         report::fairness::print(&report);
     }
@@ -187,6 +187,52 @@ pub fn run(
         None => Vec::new(),
     };
     Ok((report, charts))
+}
+
+/// The `fairness` command: rebuild the connections, add the configuration, analyse, present.
+/// Exit status: 0 done, 2 the input could not be used.
+pub fn main(args: &FairnessArgs) -> i32 {
+    let sources: Vec<crate::capture::CaptureSource> = args
+        .files
+        .iter()
+        .map(crate::capture::CaptureSource::from_arg)
+        .collect();
+    let analysis = crate::flows::analyse(
+        &sources,
+        crate::decode::DecodeOptions::default(),
+        &crate::flows::FlowOptions::default(),
+    );
+    if analysis.captures.iter().all(|c| c.error.is_some()) {
+        for c in &analysis.captures {
+            if let Some(e) = &c.error {
+                eprintln!("lvscheck: {e}");
+            }
+        }
+        return super::EXIT_UNUSABLE;
+    }
+    let mut input = fairness::observe::input_from(&analysis);
+    if let Some(path) = &args.rules {
+        match crate::topology::rules::read_rules(path) {
+            Ok(rules) => fairness::observe::apply_rules(&mut input, &rules),
+            Err(e) => {
+                eprintln!("lvscheck: {e}");
+                return super::EXIT_UNUSABLE;
+            }
+        }
+    }
+    args.apply_flags(&mut input);
+    match run(&input, args) {
+        Ok((_, charts)) => {
+            for c in charts {
+                eprintln!("wrote {}", c.display());
+            }
+            super::EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("lvscheck: {e:#}");
+            super::EXIT_UNUSABLE
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,8 +1,76 @@
-//! The command line: parse arguments, pick a mode, call the library.
+//! The command line: parse arguments into plain structs, pick a mode, call the library.
+//! Nothing below `cli` knows about the command line.
+//!
+//! Exit status (stable, for scripts and CI): 0 success / no check failed; 1 a check failed;
+//! 2 the input could not be used at all (or bad arguments).
 
+pub mod common;
 pub mod fairness;
+pub mod flows;
+pub mod inspect;
+pub mod verify;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status: everything fine.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: the captures were read but a check failed.
+pub const EXIT_FAILED: i32 = 1;
+/// Exit status: the input could not be used at all.
+pub const EXIT_UNUSABLE: i32 = 2;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lvscheck",
+    version,
+    about = "Verify LVS-TUN (IPVS tunnel mode) deployments from packet captures, offline",
+    long_about = "Verify LVS-TUN (IPVS tunnel mode) deployments from packet captures taken on the \
+                  client, the director and the real servers. File names carry no meaning: roles \
+                  are worked out from the traffic."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show what lvscheck reads in each capture: format, link types, counts per layer, warnings.
+    Inspect(inspect::InspectArgs),
+    /// Run every LVS-TUN check; exit 0 when none failed, 1 when one did, 2 when the input
+    /// could not be used.
+    Verify(verify::VerifyArgs),
+    /// Rebuild every connection across the captures: topology and connection table.
+    Flows(flows::FlowsArgs),
+    /// Scheduler fairness and conformance against the configured scheduler and weights.
+    Fairness(fairness::FairnessArgs),
+}
+
+/// Writes a report to standard output. A reader that goes away early (`lvscheck ... | head`)
+/// is not an error worth a panic: the rest of the output is simply dropped.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
 
 /// Runs the program and returns its exit status.
 pub fn run() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                EXIT_UNUSABLE
+            } else {
+                EXIT_OK
+            };
+        }
+    };
+    match cli.command {
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Verify(args) => verify::run(&args),
+        Command::Flows(args) => flows::run(&args),
+        Command::Fairness(args) => fairness::main(&args),
+    }
 }

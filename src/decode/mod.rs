@@ -1,1 +1,194 @@
-//! Frame -> layered packet view. (Being written.)
+//! Frame bytes + link type -> the layered [`Packet`] of [`packet`].
+//!
+//! Contract: decoding never panics, whatever the bytes; every length is checked once, where a
+//! layer is read, and a layer that cannot be read ends the chain with `Net::Malformed` or
+//! `Transport::Malformed` and a short reason naming the layer and the byte counts, which the
+//! caller reports with the frame number. Decoding is lax the way real captures need it: a frame
+//! cut short by the snap length is decoded as far as its bytes go (IP lengths are taken from the
+//! headers, hashes from the bytes present), checksums are not verified, and the packet quoted in
+//! an ICMP error is decoded from its first bytes only. What is validated: header lengths against
+//! the bytes present, the IP version nibble, and, for the GUE auto-detection rule only
+//! ([`looks_like_gue`]), the inner IPv4 header checksum and lengths.
+//!
+//! Layout: [`link`] (link types, VLAN tags) -> [`ip`] (IPv4/IPv6, fragments) -> [`transport`]
+//! (TCP, UDP), [`icmp`] (ICMP, ICMPv6 and the quoted packet), [`tunnel`] (IP-in-IP, GRE, GUE),
+//! [`arp`]. [`reassembly`] holds the stateful [`Decoder`]'s fragment table and [`counts`] the
+//! per-layer tallies that `inspect` prints. Nesting (tunnels, quoted packets) stops at
+//! [`MAX_IP_LAYERS`] IP headers.
+//!
+//! [`decode`] is stateless: a fragment is decoded from what it has (a first fragment's
+//! transport header, `Transport::Fragment` for the others). [`Decoder`] adds reassembly: the
+//! frame that completes a datagram carries the transport decoded from the whole datagram, and
+//! its IP header then describes the reassembled datagram (see `IpHeader::is_fragment`).
+
+pub mod arp;
+pub mod counts;
+pub mod icmp;
+pub mod ip;
+pub mod link;
+pub mod packet;
+pub mod reassembly;
+pub mod transport;
+pub mod tunnel;
+
+pub use counts::{LayerCounts, TunnelCounts};
+pub use link::LinkType;
+pub use packet::*;
+pub use reassembly::{ReassemblyLimits, ReassemblyStats};
+pub use tunnel::{gue_candidate_port, looks_like_gue};
+
+use reassembly::Reassembler;
+
+/// At most this many IP headers are decoded in one frame (outer, tunnelled, quoted): a tunnel in
+/// a tunnel in a ... ends with `Transport::Malformed` at this depth.
+pub const MAX_IP_LAYERS: u8 = 4;
+
+/// What the user told us about the traffic.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DecodeOptions {
+    /// UDP destination ports that carry GUE (`ipvsadm --tun-type gue --tun-port`).
+    pub gue_ports: Vec<u16>,
+    /// Also decode as GUE any UDP payload that passes [`looks_like_gue`], whatever its port.
+    pub gue_auto_detect: bool,
+    /// Bounds of the [`Decoder`]'s fragment reassembly table.
+    pub reassembly: ReassemblyLimits,
+}
+
+impl DecodeOptions {
+    fn is_gue_port(&self, port: u16) -> bool {
+        self.gue_ports.contains(&port)
+    }
+}
+
+/// Decodes one frame without reassembly.
+pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
+    let mut ctx = Ctx {
+        opts,
+        reassembler: None,
+        ts_ns: 0,
+        quoted: false,
+    };
+    link::decode_frame(link_type, data, &mut ctx)
+}
+
+/// Decodes frames in capture order and reassembles IP fragments in a bounded table.
+#[derive(Debug)]
+pub struct Decoder {
+    opts: DecodeOptions,
+    reassembler: Reassembler,
+}
+
+impl Decoder {
+    pub fn new(opts: DecodeOptions) -> Decoder {
+        let reassembler = Reassembler::new(opts.reassembly);
+        Decoder { opts, reassembler }
+    }
+
+    pub fn options(&self) -> &DecodeOptions {
+        &self.opts
+    }
+
+    /// Decodes one frame; `frame_ts_ns` ages the fragment table (frames should come in time
+    /// order; one that goes back in time ages nothing).
+    pub fn decode(&mut self, frame_ts_ns: i64, link_type: u32, data: &[u8]) -> Packet {
+        let mut ctx = Ctx {
+            opts: &self.opts,
+            reassembler: Some(&mut self.reassembler),
+            ts_ns: frame_ts_ns,
+            quoted: false,
+        };
+        link::decode_frame(link_type, data, &mut ctx)
+    }
+
+    /// What the fragment table did so far.
+    pub fn reassembly_stats(&self) -> ReassemblyStats {
+        self.reassembler.stats()
+    }
+
+    /// Datagrams waiting for fragments.
+    pub fn pending_datagrams(&self) -> usize {
+        self.reassembler.pending()
+    }
+}
+
+/// State threaded through one frame's decode.
+pub(crate) struct Ctx<'a> {
+    pub opts: &'a DecodeOptions,
+    /// None for the stateless decode and inside ICMP-quoted packets (not real traffic).
+    pub reassembler: Option<&'a mut Reassembler>,
+    pub ts_ns: i64,
+    /// Inside a packet quoted by an ICMP error: headers are read laxly.
+    pub quoted: bool,
+}
+
+impl Ctx<'_> {
+    /// The context for a packet quoted in an ICMP error: same options, no reassembly.
+    pub(crate) fn quoted(&self) -> Ctx<'_> {
+        Ctx {
+            opts: self.opts,
+            reassembler: None,
+            ts_ns: self.ts_ns,
+            quoted: true,
+        }
+    }
+}
+
+/// FNV-1a 64 of the bytes, 0 for none: cheap, allocation-free, and stable across runs, which
+/// is all that matching one packet in two captures needs.
+pub fn payload_hash(bytes: &[u8]) -> u64 {
+    if bytes.is_empty() {
+        return 0;
+    }
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// Big-endian u16 at `at`, if the bytes are there.
+#[inline]
+pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_be_bytes([
+        *b.get(at)?,
+        *b.get(at.checked_add(1)?)?,
+    ]))
+}
+
+/// Big-endian u32 at `at`, if the bytes are there.
+#[inline]
+pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
+    let s = b.get(at..at.checked_add(4)?)?;
+    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+/// Byte offset of `inner` within `outer` (a sub-slice of it).
+#[inline]
+pub(crate) fn offset_in(outer: &[u8], inner: &[u8]) -> usize {
+    (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_reference_values() {
+        // Reference values of FNV-1a 64 (Fowler/Noll/Vo test vectors).
+        assert_eq!(payload_hash(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(payload_hash(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(payload_hash(b""), 0);
+    }
+
+    #[test]
+    fn field_readers_stop_at_the_end() {
+        let b = [1u8, 2, 3, 4, 5];
+        assert_eq!(be16(&b, 3), Some(0x0405));
+        assert_eq!(be16(&b, 4), None);
+        assert_eq!(be32(&b, 1), Some(0x0203_0405));
+        assert_eq!(be32(&b, 2), None);
+        assert_eq!(be16(&b, usize::MAX), None);
+        assert_eq!(be32(&b, usize::MAX - 1), None);
+    }
+}

@@ -62,6 +62,10 @@ pub struct IpPacket {
     pub transport: Transport,
 }
 
+/// On the frame with which the stateful `Decoder` completes a fragmented datagram, the header
+/// describes the reassembled datagram (offset 0, no more-fragments flag, the whole datagram's
+/// lengths) and the transport is decoded from all of it; every other fragment keeps the flags
+/// it was captured with (`is_fragment`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct IpHeader {
     pub src: IpAddr,
@@ -110,7 +114,8 @@ pub enum Transport {
         inner: Box<IpPacket>,
     },
     /// A non-first fragment (or a first fragment too short for its transport header) that was
-    /// not reassembled.
+    /// not reassembled. A first fragment long enough is decoded from the bytes it has (its
+    /// payload length and hash cover that fragment only).
     Fragment,
     /// Transport header cut short or invalid.
     Malformed {
@@ -120,6 +125,8 @@ pub enum Transport {
     Other,
 }
 
+/// In a packet quoted by an ICMP error only the first 8 bytes may be there (ports and sequence
+/// number); fields beyond the quoted bytes are 0 / None.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Tcp {
     pub src_port: u16,
@@ -185,4 +192,66 @@ pub struct DecodedFrame {
     pub ts_ns: i64,
     pub wire_len: u32,
     pub packet: Packet,
+}
+
+impl Packet {
+    /// The outermost IP packet, if the frame carries IP.
+    pub fn ip(&self) -> Option<&IpPacket> {
+        match &self.net {
+            Net::Ip(ip) => Some(ip),
+            _ => None,
+        }
+    }
+}
+
+impl IpHeader {
+    /// A fragment as captured: more to come or not at offset 0. False on the frame that
+    /// completed reassembly (its header then describes the whole datagram).
+    pub fn is_fragment(&self) -> bool {
+        self.more_fragments || self.fragment_offset != 0
+    }
+
+    pub fn is_v6(&self) -> bool {
+        self.src.is_ipv6()
+    }
+}
+
+impl IpPacket {
+    /// The packet inside all tunnels (itself when not tunnelled). ICMP quotes are not entered.
+    pub fn innermost(&self) -> &IpPacket {
+        let mut packet = self;
+        while let Transport::Tunnel { inner, .. } = &packet.transport {
+            packet = inner;
+        }
+        packet
+    }
+
+    /// The tunnel this packet carries and the packet inside it.
+    pub fn tunnel(&self) -> Option<(TunnelKind, &IpPacket)> {
+        match &self.transport {
+            Transport::Tunnel { tunnel, inner, .. } => Some((*tunnel, inner)),
+            _ => None,
+        }
+    }
+
+    pub fn tcp(&self) -> Option<&Tcp> {
+        match &self.transport {
+            Transport::Tcp(tcp) => Some(tcp),
+            _ => None,
+        }
+    }
+
+    pub fn udp(&self) -> Option<&Udp> {
+        match &self.transport {
+            Transport::Udp(udp) => Some(udp),
+            _ => None,
+        }
+    }
+
+    pub fn icmp(&self) -> Option<&Icmp> {
+        match &self.transport {
+            Transport::Icmp(icmp) => Some(icmp),
+            _ => None,
+        }
+    }
 }

@@ -8,8 +8,10 @@
 //! first that it does not; and shares over time windows. Nothing here reads files or
 //! prints; `report::fairness` and `report::charts` present the result.
 
+pub mod check;
 pub mod entry;
 pub mod input;
+pub mod observe;
 pub mod outcome;
 pub mod replay;
 pub mod sched;

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 /// Prints the report to standard output.
 pub fn print(report: &FairnessReport) {
-    print!("{}", render(report));
+    crate::cli::emit(&render(report));
 }
 
 /// The report as text.

@@ -2,3 +2,8 @@
 
 pub mod charts;
 pub mod fairness;
+pub mod flows;
+pub mod inspect;
+pub mod style;
+pub mod time;
+pub mod verify;

@@ -1,2 +1,291 @@
 //! Roles, VIPs, services, and the expected configuration (ipvsadm output).
+//!
+//! Everything here is decided from the traffic alone (file names mean nothing), in one cheap
+//! streaming pass per capture: [`facts::VantageFacts`] is fed one decoded frame at a time and keeps
+//! only counts keyed by hosts and services, never per packet or per connection. [`discover`] then
+//! looks at the facts of all captures together: the VIPs are the inner destinations of tunnelled
+//! packets, the director is where client packets to a VIP arrive and leave again wrapped, a real
+//! server is where wrapped packets arrive and replies from the VIP leave, and so on. Every
+//! decision carries the reason it was taken, so the report can say how each role was decided.
+
+pub mod config;
+pub mod discover;
+pub mod facts;
 pub mod rules;
+pub mod view;
+
+pub use discover::{discover, Hints};
+
+use crate::capture::frame::CaptureId;
+use serde::{Serialize, Serializer};
+use std::fmt;
+use std::net::IpAddr;
+
+/// One place a capture was taken: one interface of one capture file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct VantageId {
+    pub capture: CaptureId,
+    pub interface: u32,
+}
+
+impl fmt::Display for VantageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}/if{}", self.capture, self.interface)
+    }
+}
+
+/// Points at one packet the way Wireshark shows it: capture, frame number, the capture's own time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FrameRef {
+    pub capture: CaptureId,
+    pub interface: u32,
+    /// Wireshark frame number, from 1.
+    pub frame: u64,
+    /// Nanoseconds since the Unix epoch, by the capturing host's clock (not corrected).
+    pub ts_ns: i64,
+}
+
+impl FrameRef {
+    pub fn of(f: &crate::decode::packet::DecodedFrame) -> FrameRef {
+        FrameRef {
+            capture: f.capture,
+            interface: f.interface,
+            frame: f.number,
+            ts_ns: f.ts_ns,
+        }
+    }
+    pub fn vantage(&self) -> VantageId {
+        VantageId {
+            capture: self.capture,
+            interface: self.interface,
+        }
+    }
+}
+
+/// A MAC address that prints and serialises as `aa:bb:cc:dd:ee:ff`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(
+            f,
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        )
+    }
+}
+
+impl Serialize for MacAddr {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// An IP protocol number that prints as `tcp`, `udp`, `icmp` where it has a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Proto(pub u8);
+
+impl Proto {
+    pub const ICMP: Proto = Proto(1);
+    pub const TCP: Proto = Proto(6);
+    pub const UDP: Proto = Proto(17);
+    pub const ICMPV6: Proto = Proto(58);
+    pub fn is_icmp(self) -> bool {
+        self == Proto::ICMP || self == Proto::ICMPV6
+    }
+    /// Parses `tcp`, `udp`, `sctp`, `icmp` or a number.
+    pub fn parse(s: &str) -> Option<Proto> {
+        match s.to_ascii_lowercase().as_str() {
+            "tcp" => Some(Proto::TCP),
+            "udp" => Some(Proto::UDP),
+            "sctp" => Some(Proto(132)),
+            "icmp" => Some(Proto::ICMP),
+            other => other.parse().ok().map(Proto),
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            1 => f.write_str("icmp"),
+            6 => f.write_str("tcp"),
+            17 => f.write_str("udp"),
+            58 => f.write_str("icmpv6"),
+            132 => f.write_str("sctp"),
+            n => write!(f, "{n}"),
+        }
+    }
+}
+
+impl Serialize for Proto {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// Where a capture was taken, as far as LVS-TUN is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Director,
+    RealServer,
+    Client,
+    /// A mirror port, a bridge, a router, or a capture without LVS traffic.
+    Other,
+}
+
+impl Role {
+    /// Parses the names the command line accepts (`director`, `rs`, `real_server`, `client`, `other`).
+    pub fn parse(s: &str) -> Option<Role> {
+        match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "director" | "lb" => Some(Role::Director),
+            "rs" | "real_server" | "realserver" | "server" => Some(Role::RealServer),
+            "client" => Some(Role::Client),
+            "other" => Some(Role::Other),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Role::Director => "director",
+            Role::RealServer => "real_server",
+            Role::Client => "client",
+            Role::Other => "other",
+        })
+    }
+}
+
+/// How a role (or a VIP) was decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Seen in the traffic, without doubt.
+    Traffic,
+    /// The most likely reading of traffic that cannot tell for sure.
+    Guess,
+    /// Given on the command line.
+    User,
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Decision::Traffic => "traffic",
+            Decision::Guess => "guess",
+            Decision::User => "user",
+        })
+    }
+}
+
+/// One vantage point and what it was found to be.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vantage {
+    pub id: VantageId,
+    pub link_type: u32,
+    pub frames: u64,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    pub role: Role,
+    pub decided_by: Decision,
+    /// Why: the traffic that decided it, in words.
+    pub reason: String,
+    /// The MAC address of the capturing host, when one MAC is in (nearly) every unicast frame.
+    pub local_mac: Option<MacAddr>,
+    /// The capturing host's own address as far as LVS goes: the director's tunnel source or the
+    /// real server's RIP (outer destination of the tunnelled packets it receives).
+    pub address: Option<IpAddr>,
+}
+
+/// A virtual address that clients talk to.
+#[derive(Debug, Clone, Serialize)]
+pub struct Vip {
+    pub addr: IpAddr,
+    pub decided_by: Decision,
+    pub reason: String,
+    pub evidence: Option<FrameRef>,
+}
+
+/// A virtual service (VIP, port, protocol) that carried traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct Service {
+    pub vip: IpAddr,
+    pub port: u16,
+    pub proto: Proto,
+}
+
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.vip {
+            IpAddr::V4(a) => write!(f, "{} {a}:{}", self.proto, self.port),
+            IpAddr::V6(a) => write!(f, "{} [{a}]:{}", self.proto, self.port),
+        }
+    }
+}
+
+/// A director or real server: its address and the MACs it used.
+#[derive(Debug, Clone, Serialize)]
+pub struct Host {
+    pub addr: IpAddr,
+    pub macs: Vec<MacAddr>,
+    /// A packet that shows it in that role.
+    pub evidence: Option<FrameRef>,
+}
+
+/// One ARP statement seen in one capture: who asked or answered what, with which MAC.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArpObservation {
+    pub vantage: VantageId,
+    /// `request` or `reply`; a gratuitous ARP (sender IP = target IP) is `announcement`.
+    pub operation: &'static str,
+    pub sender_ip: IpAddr,
+    pub sender_mac: MacAddr,
+    pub target_ip: IpAddr,
+    pub count: u64,
+    pub first: FrameRef,
+    /// True when the sender IP is a VIP: what `arp.vip` looks at.
+    pub about_vip: bool,
+}
+
+/// Everything known about the deployment, before connections are rebuilt.
+#[derive(Debug, Clone, Serialize)]
+pub struct Topology {
+    pub vantages: Vec<Vantage>,
+    pub vips: Vec<Vip>,
+    pub services: Vec<Service>,
+    pub directors: Vec<Host>,
+    pub real_servers: Vec<Host>,
+    pub clients: Vec<IpAddr>,
+    pub arp: Vec<ArpObservation>,
+    /// What the set of captures cannot show (no director capture, ...), in words.
+    pub limits: Vec<String>,
+}
+
+impl Topology {
+    pub fn vantage(&self, id: VantageId) -> Option<&Vantage> {
+        self.vantages.iter().find(|v| v.id == id)
+    }
+    pub fn role_of(&self, id: VantageId) -> Role {
+        self.vantage(id).map(|v| v.role).unwrap_or(Role::Other)
+    }
+    pub fn is_vip(&self, a: IpAddr) -> bool {
+        self.vips.iter().any(|v| v.addr == a)
+    }
+    pub fn is_real_server(&self, a: IpAddr) -> bool {
+        self.real_servers.iter().any(|h| h.addr == a)
+    }
+    /// The real server that used this MAC, when exactly one did.
+    pub fn real_server_by_mac(&self, mac: MacAddr) -> Option<IpAddr> {
+        let mut found = self.real_servers.iter().filter(|h| h.macs.contains(&mac));
+        let first = found.next()?;
+        found.next().is_none().then_some(first.addr)
+    }
+    pub fn is_director_mac(&self, mac: MacAddr) -> bool {
+        self.directors.iter().any(|h| h.macs.contains(&mac))
+    }
+}

@@ -1,0 +1,55 @@
+//! Fuzzes the decode layer: any bytes, any supported link type, stateless and stateful.
+//!
+//! Input: byte 0 picks the link type, byte 1 the options (GUE port / auto-detection), then
+//! frames, each prefixed by a 2-byte big-endian length (the last one takes what is left), so
+//! that one input can carry several fragments of a datagram for the reassembly table, which
+//! is kept small here to exercise eviction and expiry.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use lvscheck::decode::{
+    decode, gue_candidate_port, DecodeOptions, Decoder, LayerCounts, ReassemblyLimits,
+};
+
+const LINK_TYPES: [u32; 11] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147];
+
+fuzz_target!(|input: &[u8]| {
+    let [link, flags, rest @ ..] = input else {
+        return;
+    };
+    let link_type = LINK_TYPES[usize::from(*link) % LINK_TYPES.len()];
+    let opts = DecodeOptions {
+        gue_ports: if flags & 1 != 0 { vec![5555, 6080] } else { Vec::new() },
+        gue_auto_detect: flags & 2 != 0,
+        reassembly: ReassemblyLimits {
+            max_datagrams: 4,
+            max_bytes: 8192,
+            max_age_ns: 1000,
+        },
+    };
+    let mut decoder = Decoder::new(opts.clone());
+    let mut counts = LayerCounts::default();
+    let mut rest = rest;
+    let mut ts = 0i64;
+    while !rest.is_empty() {
+        let frame = match rest {
+            [hi, lo, tail @ ..] => {
+                let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
+                let (frame, after) = tail.split_at(len);
+                rest = after;
+                frame
+            }
+            _ => std::mem::take(&mut rest),
+        };
+        let stateless = decode(link_type, frame, &opts);
+        if let Some(ip) = stateless.ip() {
+            assert!(ip.ip.captured_len as usize <= frame.len());
+        }
+        let stateful = decoder.decode(ts, link_type, frame);
+        counts.add(&stateless);
+        counts.add(&stateful);
+        let _ = gue_candidate_port(link_type, frame);
+        ts += i64::from(flags >> 2) * 100;
+    }
+    assert!(decoder.pending_datagrams() <= 4);
+});

@@ -1,0 +1,211 @@
+#!/bin/bash
+# Helpers for lab scenarios, run inside the guest (see guest/init).
+#
+# Each lab host is a network namespace with one interface, eth0, whose veth peer sits
+# on the bridge br0 in the root namespace: one flat Ethernet segment, as in the tutorial.
+# Every host gets a fixed MAC so that the ground truth stays the same between recordings.
+# Results go to /out: one capture per host, the director's ipvsadm view, hosts.json.
+set -u
+OUT="${OUT:-/out}"
+declare -a CAPTURE_PIDS=()
+HOSTS_TSV="$OUT/.hosts.tsv"
+
+log() { echo "[$(date +%T.%N | cut -c1-12)] $*"; }
+
+# The lab's kernel modules. IPVS and its schedulers, ipip (tunl0 appears in every
+# namespace once it is loaded), veth and bridge for the segment.
+lab_modules() {
+    local m
+    for m in veth bridge ipip ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_sh ip_vs_sed \
+             ip_vs_nq ip_vs_dh ip_vs_mh ip_vs_lblc ip_vs_lblcr ip_vs_fo ip_vs_ovf; do
+        modprobe "$m" || log "modprobe $m failed"
+    done
+    ip link add br0 type bridge stp_state 0 forward_delay 0
+    # The bridge is a plain switch: no multicast snooping queries, no IPv6 (ipv6.disable=1).
+    echo 0 > /sys/class/net/br0/bridge/multicast_snooping
+    ip link set br0 up
+}
+
+# Offloads off so that the captures show what a wire would carry: no GSO super-packets,
+# no GRO-merged segments, no checksums left for hardware to fill in.
+no_offloads() { # ns-or-"-" dev
+    local ns="$1" dev="$2"
+    if [ "$ns" = - ]; then
+        ethtool -K "$dev" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+    else
+        ip netns exec "$ns" ethtool -K "$dev" tso off gso off gro off tx off rx off >/dev/null 2>&1 || true
+    fi
+}
+
+# host NAME MAC ADDR/PREFIX [ADDR/PREFIX...]: a namespace joined to br0 through eth0.
+host() {
+    local name="$1" mac="$2"; shift 2
+    ip netns add "$name"
+    ip link add eth0 netns "$name" address "$mac" type veth peer name "v-$name"
+    ip link set "v-$name" master br0
+    no_offloads - "v-$name"
+    no_offloads "$name" eth0
+    ip link set "v-$name" up
+    local a
+    for a in "$@"; do ip -n "$name" addr add "$a" dev eth0; done
+    ip -n "$name" link set lo up
+    ip -n "$name" link set eth0 up
+}
+
+in_ns() { local ns="$1"; shift; ip netns exec "$ns" "$@"; }
+
+# sysctl_ns NS KEY VALUE (minbase has no procps): /proc/sys/net is per namespace.
+sysctl_ns() { ip netns exec "$1" sh -c "echo $3 > /proc/sys/${2//.//}"; }
+
+# The director, as in the tutorial: the VIP on tunl0 (whose address this host then owns
+# and answers ARP for on eth0, since arp_ignore is 0).
+director_vip() { # NAME VIP
+    in_ns "$1" ip link set tunl0 up
+    in_ns "$1" ip addr add "$2" dev tunl0
+}
+
+# A real server, as in the tutorial: VIP/32 on tunl0, rp_filter off on tunl0, and
+# arptables so that it neither answers ARP for the VIP nor announces it.
+rs_tunnel() { # NAME VIP
+    in_ns "$1" ip link set tunl0 up
+    in_ns "$1" ip addr add "$2/32" dev tunl0
+    sysctl_ns "$1" net.ipv4.conf.tunl0.rp_filter 0
+}
+rs_arp() { # NAME VIP RIP
+    in_ns "$1" arptables -A INPUT -d "$2" -j DROP
+    in_ns "$1" arptables -A OUTPUT -s "$2" -j mangle --mangle-ip-s "$3"
+}
+
+# web NAME PORT TEXT: busybox httpd serving TEXT as the page, plus two CGI scripts:
+# /cgi-bin/slow?N answers after N seconds (long connections), /cgi-bin/post reads the
+# request body and answers with its size.
+web() { # NAME PORT TEXT
+    local ns="$1" port="$2" text="$3" dir="/tmp/www-$1-$2"
+    mkdir -p "$dir/cgi-bin"
+    echo "$text" > "$dir/index.html"
+    cat > "$dir/cgi-bin/slow" <<CGI
+#!/bin/sh
+sleep "\${QUERY_STRING:-2}"
+printf 'Content-Type: text/plain\r\n\r\n$text\n'
+CGI
+    cat > "$dir/cgi-bin/post" <<CGI
+#!/bin/sh
+n=\$(head -c "\${CONTENT_LENGTH:-0}" | wc -c)
+printf 'Content-Type: text/plain\r\n\r\n$text got %s bytes\n' "\$n"
+CGI
+    chmod +x "$dir/cgi-bin/slow" "$dir/cgi-bin/post"
+    in_ns "$ns" busybox httpd -p "$port" -h "$dir"
+}
+
+# capture NAME IFACE FILE [tcpdump options]: start tcpdump in the namespace and wait
+# until it is really listening, so that no early packet is lost.
+capture() {
+    local ns="$1" ifc="$2" file="$3"; shift 3
+    local err="/tmp/tcpdump-$ns-$ifc.err"
+    # ip netns exec itself (not a shell function) so that $! is tcpdump's own pid.
+    ip netns exec "$ns" tcpdump -Z root -U -n -s 0 -i "$ifc" "$@" -w "$OUT/$file" 2> "$err" &
+    CAPTURE_PIDS+=("$!")
+    local i
+    for i in $(seq 100); do grep -q listening "$err" && return 0; sleep 0.1; done
+    log "tcpdump on $ns/$ifc did not start"; cat "$err"
+}
+
+# Stop every capture with SIGINT (tcpdump then flushes and closes its file).
+stop_captures() {
+    sleep 1  # let the last packets in flight reach every host
+    local p
+    for p in "${CAPTURE_PIDS[@]}"; do kill -INT "$p" 2>/dev/null; done
+    for p in "${CAPTURE_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    cat /tmp/tcpdump-*.err
+    CAPTURE_PIDS=()
+}
+
+# The director's own view, saved right after the traffic while the connection entries
+# still exist: rules as ipvsadm -R reads them, the kernel's server order, the table.
+director_truth() { # NAME
+    in_ns "$1" ipvsadm -Sn > "$OUT/rules.txt"
+    in_ns "$1" ipvsadm -Ln --nosort > "$OUT/rules-nosort.txt"
+    in_ns "$1" ipvsadm -Lnc > "$OUT/conns.txt"
+    in_ns "$1" ipvsadm -Ln --stats > "$OUT/stats.txt"
+}
+
+# note_host FILE HOST ROLE MAC IFACE LINKTYPE IPS [VIPS]: one capture's ground truth.
+# IPS and VIPS are comma separated. Written to hosts.json by write_hosts.
+note_host() {
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:-}" >> "$HOSTS_TSV"
+}
+write_hosts() {
+    # python3-minimal has no json module; the format is simple enough to print.
+    jlist() { local IFS=,; local a out="" sep=""; for a in $1; do out="$out$sep\"$a\""; sep=", "; done; echo "[$out]"; }
+    local first=1
+    {
+        echo '{'
+        echo '  "captures": ['
+        while IFS=$'\t' read -r f host role mac ifc link ips vips; do
+            [ $first = 1 ] || echo '    },'
+            first=0
+            echo '    {'
+            printf '      "file": "%s",\n      "host": "%s",\n      "role": "%s",\n' "$f" "$host" "$role"
+            printf '      "mac": "%s",\n      "interface": "%s",\n      "link_type": "%s",\n' "$mac" "$ifc" "$link"
+            printf '      "ips": %s,\n      "vips": %s\n' "$(jlist "$ips")" "$(jlist "$vips")"
+        done < "$HOSTS_TSV"
+        echo '    }'
+        echo '  ]'
+        echo '}'
+    } > "$OUT/hosts.json"
+    rm -f "$HOSTS_TSV"
+}
+
+# curl_n NS URL N [curl options]: N sequential requests, one line of result each.
+curl_n() {
+    local ns="$1" url="$2" n="$3"; shift 3
+    local i
+    for i in $(seq "$n"); do
+        in_ns "$ns" curl -s -m 4 "$@" "$url" || echo "request $i: curl exit $?"
+    done
+}
+
+# ---- The four hosts shared by the failure scenarios: one director, two real servers,
+# one client on 10.7.0.0/24, VIP 10.7.0.100. Each scenario breaks rs2 in its own way.
+VIP=10.7.0.100
+DIR_IP=10.7.0.1
+RS1=10.7.0.11
+RS2=10.7.0.12
+CLIENT=10.7.0.200
+MAC_DIR=02:00:00:07:00:01
+MAC_RS1=02:00:00:07:00:0b
+MAC_RS2=02:00:00:07:00:0c
+MAC_CLIENT=02:00:00:07:00:c8
+
+four_hosts() {
+    lab_modules
+    host director $MAC_DIR $DIR_IP/24
+    host rs1 $MAC_RS1 $RS1/24
+    host rs2 $MAC_RS2 $RS2/24
+    host client $MAC_CLIENT $CLIENT/24
+    director_vip director $VIP
+}
+
+# rr_service PROTO-FLAG PORT: the director's service, rs1 added first, then rs2.
+rr_service() {
+    in_ns director ipvsadm -A "$1" $VIP:"$2" -s rr
+    in_ns director ipvsadm -a "$1" $VIP:"$2" -r $RS1:"$2" -i
+    in_ns director ipvsadm -a "$1" $VIP:"$2" -r $RS2:"$2" -i
+}
+
+four_captures() {
+    capture director eth0 director.pcap
+    capture rs1 eth0 rs1.pcap
+    capture rs2 eth0 rs2.pcap
+    capture client eth0 client.pcap
+    note_host director.pcap director director $MAC_DIR eth0 ethernet $DIR_IP $VIP
+    note_host rs1.pcap rs1 real-server $MAC_RS1 eth0 ethernet $RS1 $VIP
+    note_host rs2.pcap rs2 real-server $MAC_RS2 eth0 ethernet $RS2 $VIP
+    note_host client.pcap client client $MAC_CLIENT eth0 ethernet $CLIENT
+}
+
+four_done() {
+    director_truth director
+    stop_captures
+    write_hosts
+}

@@ -1,0 +1,51 @@
+#!/bin/bash
+# Record scenarios: boot the lab VM once with the scenarios on its first disk, run them
+# one after the other (each in a fresh set of namespaces), collect what they wrote to the
+# second disk, and put each into fixtures/<name>/ (the fixture's README.md, written by
+# hand, is kept). One boot for several scenarios saves minutes under software emulation.
+#
+# Usage: lab/run-scenario.sh NAME [NAME...]   (lab/scenarios/NAME.sh; lab/build-vm.sh first)
+set -euo pipefail
+
+LAB="$(cd "$(dirname "$0")" && pwd)"
+BUILD="$LAB/build"
+[ $# -ge 1 ] || { echo "usage: $0 NAME [NAME...]" >&2; exit 2; }
+[ -f "$BUILD/initrd.gz" ] || { echo "build the VM first: lab/build-vm.sh" >&2; exit 2; }
+
+RUN="$BUILD/run-$1"
+rm -rf "$RUN" && mkdir -p "$RUN/in" "$RUN/out"
+cp "$LAB/guest/lib.sh" "$LAB/guest/udp.py" "$RUN/in/"
+for name in "$@"; do
+    [ -f "$LAB/scenarios/$name.sh" ] || { echo "no scenario $name" >&2; exit 2; }
+    cp "$LAB/scenarios/$name.sh" "$RUN/in/"
+done
+echo "$@" > "$RUN/in/scenarios"
+# Scenarios in, results out: two raw disks, each holding a plain tar.
+tar -cf "$RUN/in.img" -C "$RUN/in" .
+truncate -s 256M "$RUN/out.img"
+
+# No network device: the lab's network lives inside the guest. ipv6.disable=1 keeps the
+# captures free of router solicitations and MLD reports.
+timeout 3600 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2048 -smp 2 \
+    -nographic -no-reboot -nic none \
+    -kernel "$BUILD/vmlinuz" -initrd "$BUILD/initrd.gz" \
+    -append "console=ttyS0 quiet ipv6.disable=1 panic=-1 rdinit=/init" \
+    -drive "file=$RUN/in.img,format=raw,if=virtio" \
+    -drive "file=$RUN/out.img,format=raw,if=virtio" > "$RUN/console.log" 2>&1 || true
+
+tar -xf "$RUN/out.img" -C "$RUN/out"
+status=0
+for name in "$@"; do
+    if ! grep -q "lab: scenario exit 0" "$RUN/out/$name/guest.log" 2>/dev/null; then
+        echo "scenario $name failed; see $RUN/console.log" >&2
+        status=1
+        continue
+    fi
+    FIX="$LAB/../fixtures/$name"
+    mkdir -p "$FIX"
+    find "$FIX" -mindepth 1 ! -name README.md -delete
+    cp -r "$RUN/out/$name/." "$FIX/"
+    mv "$FIX/guest.log" "$BUILD/guest-$name.log"
+    ls -l "$FIX"
+done
+exit $status

@@ -1,0 +1,181 @@
+//! Classic pcap (libpcap) files: micro- or nanosecond timestamps, either byte order.
+//!
+//! pcap-file parses the file header and each record (`PcapParser::next_raw_packet`, borrowed, no
+//! copy). We peek at the record header ourselves first so that an absurd captured length is
+//! refused before the buffer grows for it, and so a record cut short can say how many bytes it
+//! lacks. We take raw records rather than pcap-file's validated `PcapPacket` because that
+//! rejects records Wireshark reads: a captured length above the file's snaplen (some writers put
+//! 0 or a wrong snaplen in the header) and a microsecond field of a million or more.
+
+use std::io::Read;
+
+use pcap_file::pcap::{PcapParser, PcapTsResolution};
+
+use super::error::CaptureError;
+use super::frame::{Format, Frame, InterfaceInfo};
+use super::input::StreamBuf;
+use super::summary::Recorder;
+use super::{describe_error, u32_at};
+
+const FILE_HEADER_LEN: usize = 24;
+const RECORD_HEADER_LEN: usize = 16;
+
+/// Captured lengths up to this are always accepted: it is tcpdump's and Wireshark's default
+/// snaplen (262144).
+const STANDARD_MAX_CAPLEN: u32 = 256 * 1024;
+/// A snaplen in the file header can raise the limit up to this, and no further.
+const HARD_MAX_CAPLEN: u32 = 16 * 1024 * 1024;
+
+/// The largest captured length a record of this file may claim; beyond it, the length field is
+/// taken as corruption rather than a reason to allocate.
+fn caplen_limit(snaplen: u32) -> u32 {
+    snaplen.clamp(STANDARD_MAX_CAPLEN, HARD_MAX_CAPLEN)
+}
+
+/// Reads the file header (errors are fatal) and then every record (problems become warnings).
+/// Returns whether the file was read to its end.
+pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
+    input: &mut StreamBuf<R>,
+    rec: &mut Recorder<F>,
+) -> Result<bool, CaptureError> {
+    let file = || rec.summary.file.clone();
+    let have = input
+        .fill_to(FILE_HEADER_LEN)
+        .map_err(|source| CaptureError::Read {
+            file: file(),
+            offset: 0,
+            source,
+        })?;
+    if have < FILE_HEADER_LEN {
+        return Err(CaptureError::TruncatedHeader {
+            file: file(),
+            what: "pcap file header",
+            need: FILE_HEADER_LEN,
+            have,
+        });
+    }
+    let header_bytes = &input.bytes()[..FILE_HEADER_LEN];
+    let parser = match PcapParser::new(header_bytes) {
+        Ok((_, parser)) => parser,
+        Err(e) => {
+            return Err(CaptureError::BadHeader {
+                file: file(),
+                what: "pcap file header",
+                reason: format!("is unreadable: {}", describe_error(&e)),
+            })
+        }
+    };
+    let header = parser.header();
+    let big = header.endianness.is_big();
+    // The upper bits of the link-type field carry FCS information (pcap spec, LinkType field).
+    let link_type = u32_at(header_bytes, 20, big) & 0xffff;
+    let nano = header.ts_resolution == PcapTsResolution::NanoSecond;
+    rec.summary.format = if nano {
+        Format::PcapNano
+    } else {
+        Format::PcapMicro
+    };
+    rec.summary.sections = 1;
+    rec.add_interface(InterfaceInfo {
+        id: 0,
+        link_type,
+        name: None,
+        snaplen: header.snaplen,
+        ts_resolution_ns: if nano { 1.0 } else { 1000.0 },
+    });
+    input.consume(FILE_HEADER_LEN);
+
+    let frac_ns: i64 = if nano { 1 } else { 1000 };
+    let limit = caplen_limit(header.snaplen);
+    loop {
+        let offset = input.offset();
+        let number = rec.next_number();
+        let have = match input.fill_to(RECORD_HEADER_LEN) {
+            Ok(n) => n,
+            Err(e) => {
+                rec.stop(
+                    offset,
+                    Some(number),
+                    format!("record {number} at byte {offset} could not be read: {e}"),
+                );
+                return Ok(false);
+            }
+        };
+        if have == 0 {
+            return Ok(true);
+        }
+        if have < RECORD_HEADER_LEN {
+            rec.stop(
+                offset,
+                Some(number),
+                format!(
+                    "record {number} at byte {offset} is cut short (its header needs {RECORD_HEADER_LEN} bytes, {have} remain)"
+                ),
+            );
+            return Ok(false);
+        }
+        let caplen = u32_at(input.bytes(), 8, big);
+        if caplen > limit {
+            rec.stop(
+                offset,
+                Some(number),
+                format!(
+                    "record {number} at byte {offset} claims {caplen} captured bytes, more than the {limit} a record may hold"
+                ),
+            );
+            return Ok(false);
+        }
+        let need = RECORD_HEADER_LEN + caplen as usize;
+        let have = match input.fill_to(need) {
+            Ok(n) => n,
+            Err(e) => {
+                rec.stop(
+                    offset,
+                    Some(number),
+                    format!("record {number} at byte {offset} could not be read: {e}"),
+                );
+                return Ok(false);
+            }
+        };
+        if have < need {
+            rec.stop(
+                offset,
+                Some(number),
+                format!(
+                    "record {number} at byte {offset} is cut short (header says {caplen} bytes, {} remain)",
+                    have - RECORD_HEADER_LEN
+                ),
+            );
+            return Ok(false);
+        }
+        let record = &input.bytes()[..need];
+        let raw = match parser.next_raw_packet(record) {
+            Ok((_, raw)) => raw,
+            // Cannot happen with the length checked above; kept as a message, not a panic.
+            Err(e) => {
+                rec.stop(
+                    offset,
+                    Some(number),
+                    format!("record {number} at byte {offset}: {}", describe_error(&e)),
+                );
+                return Ok(false);
+            }
+        };
+        let ts_ns = i64::from(raw.ts_sec) * 1_000_000_000 + i64::from(raw.ts_frac) * frac_ns;
+        rec.frame(0, link_type, ts_ns, true, raw.orig_len, &raw.data, offset);
+        input.consume(need);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn caplen_limit_is_bounded_both_ways() {
+        assert_eq!(caplen_limit(0), STANDARD_MAX_CAPLEN);
+        assert_eq!(caplen_limit(65535), STANDARD_MAX_CAPLEN);
+        assert_eq!(caplen_limit(1 << 20), 1 << 20);
+        assert_eq!(caplen_limit(u32::MAX), HARD_MAX_CAPLEN);
+    }
+}

@@ -1,0 +1,166 @@
+//! `arp.vip`: only the director answers (or announces) ARP for a VIP.
+
+use std::collections::BTreeMap;
+
+use super::{CheckResult, Context, Finding, Status, MAX_EVIDENCE};
+use crate::topology::{ArpObservation, MacAddr};
+
+pub const ID: &str = "arp.vip";
+
+pub fn vip(ctx: &Context) -> CheckResult {
+    let topo = &ctx.analysis.topology;
+    let claims: Vec<&ArpObservation> = topo.arp.iter().filter(|a| a.about_vip).collect();
+    if claims.is_empty() {
+        let any_arp = !topo.arp.is_empty();
+        return CheckResult::skip(
+            ID,
+            if any_arp {
+                "no ARP packet with a VIP as sender address in the captures"
+            } else {
+                "no ARP traffic in the captures (raw IP captures or warm neighbour caches)"
+            },
+        );
+    }
+    let director_macs = ctx.director_macs();
+    if director_macs.is_empty() {
+        // Without the director's MAC, a single claimant is most likely the director itself;
+        // several claimants for one VIP are a conflict whoever the director is.
+        let mut by_vip: BTreeMap<_, Vec<&ArpObservation>> = BTreeMap::new();
+        for c in &claims {
+            by_vip.entry(c.sender_ip).or_default().push(c);
+        }
+        let mut findings = Vec::new();
+        for (vip, list) in by_vip {
+            let macs: Vec<MacAddr> = {
+                let mut m: Vec<MacAddr> = list.iter().map(|c| c.sender_mac).collect();
+                m.sort();
+                m.dedup();
+                m
+            };
+            if macs.len() > 1 {
+                findings.push(Finding {
+                    check: ID,
+                    severity: Status::Fail,
+                    summary: format!(
+                        "{} different MACs claim the VIP {vip} in ARP: {}",
+                        macs.len(),
+                        macs.iter()
+                            .map(|m| m.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    host: None,
+                    count: macs.len() as u64,
+                    out_of: None,
+                    evidence: list
+                        .iter()
+                        .take(MAX_EVIDENCE)
+                        .map(|c| ctx.packet(&c.first, describe(c)))
+                        .collect(),
+                    display_filter: Some(format!("arp.src.proto_ipv4 == {vip}")),
+                    likely_cause: "a real server answers ARP for the VIP (arptables rules or \
+                                   arp_ignore/arp_announce missing there)"
+                        .into(),
+                    fix: fix_text(&vip.to_string(), "each real server"),
+                });
+            }
+        }
+        return CheckResult::from_findings(
+            ID,
+            "one MAC claims each VIP in ARP (the director's MAC is not known from these \
+             captures, so it is taken to be that one)",
+            findings,
+        );
+    }
+    let mut by_mac: BTreeMap<MacAddr, Vec<&ArpObservation>> = BTreeMap::new();
+    for c in claims
+        .iter()
+        .filter(|c| !director_macs.contains(&c.sender_mac))
+    {
+        by_mac.entry(c.sender_mac).or_default().push(c);
+    }
+    let mut findings = Vec::new();
+    for (mac, list) in by_mac {
+        let host = match topo.real_server_by_mac(mac) {
+            Some(addr) => format!("{addr} ({mac})"),
+            // A capture taken on that host names it better than the MAC alone.
+            None => match topo.vantages.iter().find(|v| v.local_mac == Some(mac)) {
+                Some(v) => ctx.vantage_host(v.id),
+                None => format!("the host with MAC {mac}"),
+            },
+        };
+        let vips: Vec<String> = {
+            let mut v: Vec<String> = list.iter().map(|c| c.sender_ip.to_string()).collect();
+            v.dedup();
+            v
+        };
+        // The same ARP packet is seen in every capture on the segment: count each statement
+        // (operation, VIP) as often as the capture that saw it most, not once per capture.
+        let mut most: BTreeMap<(&str, std::net::IpAddr), u64> = BTreeMap::new();
+        for c in &list {
+            let n = most.entry((c.operation, c.sender_ip)).or_default();
+            *n = (*n).max(c.count);
+        }
+        let packets: u64 = most.values().sum();
+        let kinds: Vec<&str> = {
+            let mut k: Vec<&str> = list.iter().map(|c| c.operation).collect();
+            k.sort();
+            k.dedup();
+            k
+        };
+        findings.push(Finding {
+            check: ID,
+            severity: Status::Fail,
+            summary: format!(
+                "{host} sent {packets} ARP {} with the VIP {} as sender address",
+                if packets == 1 { "packet" } else { "packets" },
+                vips.join(", ")
+            ) + &format!(" ({})", kinds.join(", ")),
+            host: Some(host.clone()),
+            count: packets,
+            out_of: None,
+            evidence: list
+                .iter()
+                .take(MAX_EVIDENCE)
+                .map(|c| ctx.packet(&c.first, describe(c)))
+                .collect(),
+            display_filter: Some(format!(
+                "arp.src.hw_mac == {mac} && arp.src.proto_ipv4 == {}",
+                vips[0]
+            )),
+            likely_cause: "that host holds the VIP (on tunl0 or lo) and answers ARP for it: \
+                           arptables rules, or arp_ignore/arp_announce, are missing there; \
+                           clients that learn its MAC bypass the director"
+                .into(),
+            fix: fix_text(&vips[0], &host),
+        });
+    }
+    CheckResult::from_findings(
+        ID,
+        format!(
+            "only the director's MAC ({}) claims the VIP in ARP",
+            director_macs
+                .iter()
+                .map(|m| m.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        findings,
+    )
+}
+
+fn describe(c: &ArpObservation) -> String {
+    format!(
+        "ARP {} {} is-at {} ({} packets)",
+        c.operation, c.sender_ip, c.sender_mac, c.count
+    )
+}
+
+fn fix_text(vip: &str, host: &str) -> String {
+    format!(
+        "on {host}: arptables -A INPUT -d {vip} -j DROP; arptables -A OUTPUT -s {vip} -j mangle \
+         --mangle-ip-s <its own RIP> (or sysctl -w net.ipv4.conf.all.arp_ignore=1 and \
+         net.ipv4.conf.all.arp_announce=2); then flush the clients' neighbour caches \
+         (ip neigh flush dev eth0)"
+    )
+}

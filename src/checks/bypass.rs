@@ -1,0 +1,123 @@
+//! `bypass`: no client traffic to the VIP reaches a real server without the director.
+
+use std::collections::BTreeMap;
+
+use super::{connections_filter, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE};
+use crate::flows::join::is_raw_ip;
+use crate::flows::{Connection, EvidenceKind};
+use crate::topology::Role;
+
+pub const ID: &str = "bypass";
+
+/// Whether some director capture was running when the connection happened (reference clock).
+fn director_watching(ctx: &Context, conn: &Connection) -> bool {
+    let offsets = &ctx.analysis.clock_offsets;
+    ctx.analysis
+        .topology
+        .vantages
+        .iter()
+        .filter(|v| v.role == Role::Director)
+        .any(|v| {
+            let off = offsets
+                .iter()
+                .find(|o| o.vantage == v.id)
+                .map(|o| o.offset_ns)
+                .unwrap_or(0);
+            match (v.first_ts_ns, v.last_ts_ns) {
+                (Some(f), Some(l)) => conn.first_ts_ns + off >= f && conn.first_ts_ns + off <= l,
+                _ => false,
+            }
+        })
+}
+
+pub fn check(ctx: &Context) -> CheckResult {
+    let has_rs = ctx.has_role(Role::RealServer);
+    let has_client_and_director = ctx.has_role(Role::Client) && ctx.has_role(Role::Director);
+    if !has_rs && !has_client_and_director {
+        return CheckResult::skip(
+            ID,
+            "needs a capture from a real server, or from both a client and the director",
+        );
+    }
+    // Keyed by the host's name: the real server's address, else the capture it was seen in.
+    let mut hits: BTreeMap<String, (Vec<&Connection>, Vec<PacketRef>)> = BTreeMap::new();
+    let mut total = 0usize;
+    for conn in &ctx.analysis.connections {
+        total += 1;
+        // A raw-IP capture on a real server is its tunl0: everything there came through the
+        // tunnel, already unwrapped, so only link-layer captures can show a bypass.
+        let unwrapped = conn
+            .evidence()
+            .filter(|e| e.kind == EvidenceKind::UnwrappedRequestAtRealServer)
+            .find(|e| {
+                ctx.analysis
+                    .topology
+                    .vantage(e.first.vantage())
+                    .is_some_and(|v| !is_raw_ip(v.link_type))
+            })
+            .map(|e| {
+                let host = match conn.real_server {
+                    Some(rs) => ctx.host(rs),
+                    None => ctx.vantage_host(e.first.vantage()),
+                };
+                (host, ctx.packet(&e.first, e.detail.clone()))
+            });
+        let skipped_director = || {
+            let client_got_reply = ctx
+                .legs_at(conn, Role::Client)
+                .find_map(|l| l.reply.as_ref());
+            let seen_by_director = ctx.legs_at(conn, Role::Director).next().is_some();
+            match client_got_reply {
+                Some(r) if !seen_by_director && director_watching(ctx, conn) => Some((
+                    conn.real_server
+                        .map(|rs| ctx.host(rs))
+                        .unwrap_or_else(|| "an unidentified real server".into()),
+                    ctx.packet(
+                        &r.first,
+                        "reply at the client for a connection the director never saw",
+                    ),
+                )),
+                _ => None,
+            }
+        };
+        if let Some((host, example)) = unwrapped.or_else(skipped_director) {
+            let (conns, examples) = hits.entry(host).or_default();
+            conns.push(conn);
+            if examples.len() < MAX_EVIDENCE {
+                examples.push(example);
+            }
+        }
+    }
+    let mut findings = Vec::new();
+    for (name, (conns, examples)) in hits {
+        findings.push(Finding {
+            check: ID,
+            severity: Status::Fail,
+            summary: format!(
+                "{} of {total} connections reached {name} without passing through the director",
+                conns.len()
+            ),
+            host: Some(name.clone()),
+            count: conns.len() as u64,
+            out_of: Some(total as u64),
+            evidence: examples,
+            display_filter: connections_filter(conns.iter().copied()),
+            likely_cause: "clients learnt this host's MAC for the VIP (it answered ARP for the \
+                           VIP), or a router sends VIP traffic to it directly; those connections \
+                           skip the director and its scheduler"
+                .into(),
+            fix: format!(
+                "on {name}: block ARP for the VIP (arptables -A INPUT -d VIP -j DROP, or \
+                 arp_ignore=1/arp_announce=2); on the clients or the gateway: ip neigh flush to \
+                 forget the wrong MAC"
+            ),
+        });
+    }
+    CheckResult::judged(
+        ID,
+        total,
+        "no connection to a VIP in the captures",
+        format!("all {total} connections went through the director"),
+        findings,
+    )
+}

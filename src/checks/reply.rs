@@ -1,0 +1,361 @@
+//! `reply.present`, `reply.source`, `reply.direct`: every connection that reached a real server
+//! was answered, from the VIP and service port, straight to the client.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::{
+    connections_filter, of, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE,
+};
+use crate::flows::{Connection, EvidenceKind, Leg};
+use crate::topology::{FrameRef, Role};
+
+pub const PRESENT: &str = "reply.present";
+pub const SOURCE: &str = "reply.source";
+pub const DIRECT: &str = "reply.direct";
+
+/// Connections grouped by real server, with example packets.
+#[derive(Default)]
+struct ByServer<'a> {
+    total: BTreeMap<Option<IpAddr>, usize>,
+    hits: BTreeMap<Option<IpAddr>, (Vec<&'a Connection>, Vec<PacketRef>)>,
+}
+
+impl<'a> ByServer<'a> {
+    fn count(&mut self, rs: Option<IpAddr>) {
+        *self.total.entry(rs).or_default() += 1;
+    }
+    fn hit(&mut self, rs: Option<IpAddr>, conn: &'a Connection, example: Option<PacketRef>) {
+        let (conns, examples) = self.hits.entry(rs).or_default();
+        conns.push(conn);
+        if let Some(e) = example {
+            if examples.len() < MAX_EVIDENCE {
+                examples.push(e);
+            }
+        }
+    }
+}
+
+fn rs_label(ctx: &Context, rs: Option<IpAddr>) -> String {
+    rs.map(|a| ctx.host(a))
+        .unwrap_or_else(|| "an unidentified real server".into())
+}
+
+/// What one vantage point saw come back for a connection.
+enum Answer {
+    Answered,
+    Refused(Option<FrameRef>),
+    Nothing,
+}
+
+fn answer(leg: &Leg) -> Answer {
+    if leg.reply.is_some() || leg.reply_other_source.is_some() {
+        if leg.tcp.is_some_and(|t| t.server_rst && !t.syn_ack) {
+            return Answer::Refused(leg.reply.as_ref().map(|r| r.first));
+        }
+        return Answer::Answered;
+    }
+    if leg.icmp_unreachable || leg.tcp.is_some_and(|t| t.server_rst) {
+        let at = leg
+            .evidence
+            .iter()
+            .find(|e| {
+                matches!(
+                    e.kind,
+                    EvidenceKind::IcmpUnreachable | EvidenceKind::ResetFromServer
+                )
+            })
+            .map(|e| e.first);
+        return Answer::Refused(at);
+    }
+    Answer::Nothing
+}
+
+pub fn present(ctx: &Context) -> CheckResult {
+    let from_rs = ctx.has_role(Role::RealServer);
+    let from_client = ctx.has_role(Role::Client);
+    if !from_rs && !from_client {
+        return CheckResult::skip(
+            PRESENT,
+            "no capture from a real server or a client: replies cannot be seen",
+        );
+    }
+    let mut unanswered = ByServer::default();
+    let mut refused = ByServer::default();
+    for conn in &ctx.analysis.connections {
+        // Judge where the requests were seen arriving: at the real server when it was captured,
+        // else where the client sent them.
+        // A real server's capture that began mid-connection (no SYN seen there) cannot say
+        // whether the start was answered; the client's view can.
+        let rs_legs: Vec<&Leg> = ctx
+            .legs_at(conn, Role::RealServer)
+            .filter(|l| l.request.is_some() || l.request_wrapped.is_some())
+            .filter(|l| conn.proto != crate::topology::Proto::TCP || l.tcp.is_some_and(|t| t.syn))
+            .collect();
+        let legs: Vec<&Leg> = if rs_legs.is_empty() {
+            ctx.legs_at(conn, Role::Client)
+                .filter(|l| l.request.is_some())
+                .collect()
+        } else {
+            rs_legs
+        };
+        if legs.is_empty() {
+            continue;
+        }
+        let rs = conn.real_server;
+        unanswered.count(rs);
+        refused.count(rs);
+        // A reply seen anywhere (the client's capture, the server's) answers the connection.
+        if conn
+            .legs
+            .iter()
+            .any(|l| matches!(answer(l), Answer::Answered))
+        {
+            continue;
+        }
+        let answers: Vec<Answer> = legs.iter().map(|l| answer(l)).collect();
+        if let Some(at) = answers.iter().find_map(|a| match a {
+            Answer::Refused(at) => Some(*at),
+            _ => None,
+        }) {
+            let example = at.map(|f| ctx.packet(&f, "refusal from the VIP"));
+            refused.hit(rs, conn, example);
+            continue;
+        }
+        let first = legs
+            .iter()
+            .find_map(|l| l.request_wrapped.as_ref().or(l.request.as_ref()))
+            .map(|d| ctx.packet(&d.first, "request that got no reply"));
+        unanswered.hit(rs, conn, first);
+    }
+    let mut findings = Vec::new();
+    for (rs, (conns, examples)) in unanswered.hits {
+        let total = unanswered.total.get(&rs).copied().unwrap_or(0);
+        let name = rs_label(ctx, rs);
+        let where_seen = if from_rs {
+            "arrived at"
+        } else {
+            "were sent to"
+        };
+        findings.push(Finding {
+            check: PRESENT,
+            severity: Status::Fail,
+            summary: format!(
+                "{} connections that {where_seen} {name} were never answered",
+                of(conns.len(), total)
+            ),
+            host: Some(name.clone()),
+            count: conns.len() as u64,
+            out_of: Some(total as u64),
+            evidence: examples,
+            display_filter: connections_filter(conns.iter().copied()),
+            likely_cause: "the real server drops the decapsulated packets: strict reverse-path \
+                           filtering on tunl0 (rp_filter=1), the VIP missing from its tunl0, or a \
+                           firewall"
+                .into(),
+            fix: format!(
+                "on {name}: sysctl -w net.ipv4.conf.tunl0.rp_filter=0 and \
+                 net.ipv4.conf.all.rp_filter=0 (the kernel uses the larger of the two); \
+                 ip addr add VIP/32 dev tunl0 and ip link set tunl0 up; check iptables -S"
+            ),
+        });
+    }
+    for (rs, (conns, examples)) in refused.hits {
+        let total = refused.total.get(&rs).copied().unwrap_or(0);
+        let name = rs_label(ctx, rs);
+        findings.push(Finding {
+            check: PRESENT,
+            severity: Status::Fail,
+            summary: format!(
+                "{} connections to {name} were refused (TCP RST or ICMP unreachable)",
+                of(conns.len(), total)
+            ),
+            host: Some(name.clone()),
+            count: conns.len() as u64,
+            out_of: Some(total as u64),
+            evidence: examples,
+            display_filter: connections_filter(conns.iter().copied()),
+            likely_cause: "nothing listens on the service port on that real server (or it \
+                           listens only on its own address, not on the VIP)"
+                .into(),
+            fix: format!(
+                "on {name}: start the service and make it listen on the VIP's port (ss -lntup \
+                 shows what listens; bind to 0.0.0.0 or to the VIP)"
+            ),
+        });
+    }
+    let total: usize = unanswered.total.values().sum();
+    CheckResult::judged(
+        PRESENT,
+        total,
+        "no connection was seen reaching a real server or leaving a client",
+        format!("all {total} connections that reached a server were answered"),
+        findings,
+    )
+}
+
+pub fn source(ctx: &Context) -> CheckResult {
+    if !ctx.has_role(Role::RealServer) && !ctx.has_role(Role::Client) {
+        return CheckResult::skip(SOURCE, "no capture from a real server or a client");
+    }
+    let mut by_rs = ByServer::default();
+    let mut sources: BTreeMap<Option<IpAddr>, Vec<String>> = BTreeMap::new();
+    for conn in &ctx.analysis.connections {
+        let answered = conn
+            .legs
+            .iter()
+            .any(|l| l.reply.is_some() || l.reply_other_source.is_some());
+        if !answered {
+            continue;
+        }
+        let other = conn.legs.iter().find_map(|l| l.reply_other_source.as_ref());
+        // The server that answered: known from the tunnel, else the replies' own source.
+        let rs = conn
+            .real_server
+            .or_else(|| other.and_then(|o| o.sources.first()).map(|s| s.ip()));
+        by_rs.count(rs);
+        let Some(other) = other else {
+            continue;
+        };
+        let from = other
+            .sources
+            .iter()
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let list = sources.entry(rs).or_default();
+        for s in &other.sources {
+            let s = s.to_string();
+            if !list.contains(&s) {
+                list.push(s);
+            }
+        }
+        by_rs.hit(
+            rs,
+            conn,
+            Some(ctx.packet(
+                &other.first,
+                format!(
+                    "reply to {} from {from} instead of {}",
+                    conn.client, conn.vip
+                ),
+            )),
+        );
+    }
+    let mut findings = Vec::new();
+    for (rs, (conns, examples)) in by_rs.hits {
+        let total = by_rs.total.get(&rs).copied().unwrap_or(0);
+        let name = rs_label(ctx, rs);
+        let from = sources.get(&rs).cloned().unwrap_or_default().join(", ");
+        let udp = conns.iter().all(|c| c.proto == crate::topology::Proto::UDP);
+        findings.push(Finding {
+            check: SOURCE,
+            severity: Status::Fail,
+            summary: format!(
+                "{} answered connections from {name} got replies from {from}, not from the VIP",
+                of(conns.len(), total)
+            ),
+            host: Some(name.clone()),
+            count: conns.len() as u64,
+            out_of: Some(total as u64),
+            evidence: examples,
+            display_filter: connections_filter(conns.iter().copied()),
+            likely_cause: if udp {
+                "a UDP service bound to 0.0.0.0 answers from the address of the outgoing route \
+                 (the real server's own address); the client drops replies from an address it \
+                 did not send to"
+                    .into()
+            } else {
+                "a source NAT (masquerade) rule on the real server or on its way rewrites the \
+                 replies' source"
+                    .into()
+            },
+            fix: if udp {
+                format!(
+                    "on {name}: bind the service to the VIP (or use IP_PKTINFO to answer from \
+                     the address the request came to)"
+                )
+            } else {
+                format!("on {name}: iptables -t nat -S; remove the SNAT/MASQUERADE rule for replies from the VIP")
+            },
+        });
+    }
+    let total: usize = by_rs.total.values().sum();
+    CheckResult::judged(
+        SOURCE,
+        total,
+        "no connection was answered in these captures: nothing to judge",
+        format!("all {total} answered connections got replies from VIP:port"),
+        findings,
+    )
+}
+
+pub fn direct(ctx: &Context) -> CheckResult {
+    if !ctx.has_role(Role::RealServer) && !ctx.has_role(Role::Director) {
+        return CheckResult::skip(
+            DIRECT,
+            "no capture from a real server or the director: the replies' way cannot be seen",
+        );
+    }
+    let mut by_rs = ByServer::default();
+    for conn in &ctx.analysis.connections {
+        // The way of a reply shows where it leaves the real server (its destination MAC) or
+        // at the director (which it must never cross); a client alone cannot tell.
+        let judged = ctx
+            .legs_at(conn, Role::RealServer)
+            .any(|l| l.reply.is_some())
+            || ctx.legs_at(conn, Role::Director).next().is_some();
+        if !judged {
+            continue;
+        }
+        by_rs.count(conn.real_server);
+        let hit = conn.evidence().find(|e| {
+            matches!(
+                e.kind,
+                EvidenceKind::ReplyToDirectorMac | EvidenceKind::ReplyAtDirector
+            )
+        });
+        if let Some(e) = hit {
+            by_rs.hit(
+                conn.real_server,
+                conn,
+                Some(ctx.packet(&e.first, e.detail.clone())),
+            );
+        }
+    }
+    let mut findings = Vec::new();
+    for (rs, (conns, examples)) in by_rs.hits {
+        let total = by_rs.total.get(&rs).copied().unwrap_or(0);
+        let name = rs_label(ctx, rs);
+        findings.push(Finding {
+            check: DIRECT,
+            severity: Status::Fail,
+            summary: format!(
+                "{} answered connections from {name} sent their replies through the director",
+                of(conns.len(), total)
+            ),
+            host: Some(name.clone()),
+            count: conns.len() as u64,
+            out_of: Some(total as u64),
+            evidence: examples,
+            display_filter: connections_filter(conns.iter().copied()),
+            likely_cause: "the real server's route to the clients (its default gateway) is the \
+                           director; the director drops replies from its own VIP, so the client \
+                           retransmits"
+                .into(),
+            fix: format!(
+                "on {name}: route replies through the real gateway, not the director \
+                 (ip route replace default via GATEWAY); in TUN mode the director sees only \
+                 inbound traffic"
+            ),
+        });
+    }
+    let total: usize = by_rs.total.values().sum();
+    CheckResult::judged(
+        DIRECT,
+        total,
+        "no connection was answered in these captures: nothing to judge",
+        format!("no reply of {total} connections went through the director"),
+        findings,
+    )
+}

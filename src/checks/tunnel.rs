@@ -1,0 +1,304 @@
+//! `tunnel.encapsulation` and `tunnel.delivery`: what the director forwarded left IP-in-IP
+//! wrapped towards a real server, and arrived there.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::{
+    connections_filter, of, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE,
+};
+use crate::flows::{Connection, EvidenceKind, Leg};
+use crate::topology::{Role, VantageId};
+
+pub const ENCAPSULATION: &str = "tunnel.encapsulation";
+pub const DELIVERY: &str = "tunnel.delivery";
+
+/// Groups connections (with one example packet each) under a key, for counted findings.
+#[derive(Default)]
+struct Tally<'a> {
+    conns: Vec<&'a Connection>,
+    examples: Vec<PacketRef>,
+}
+
+impl<'a> Tally<'a> {
+    fn add(&mut self, conn: &'a Connection, example: impl FnOnce() -> PacketRef) {
+        self.conns.push(conn);
+        if self.examples.len() < MAX_EVIDENCE {
+            self.examples.push(example());
+        }
+    }
+}
+
+pub fn encapsulation(ctx: &Context) -> CheckResult {
+    if !ctx.has_role(Role::Director) {
+        return CheckResult::skip(
+            ENCAPSULATION,
+            "no capture from the director: what it sends cannot be seen",
+        );
+    }
+    let director_macs = ctx.director_macs();
+    let mut forwarded = 0usize;
+    let mut unwrapped: Tally = Tally::default();
+    let mut not_forwarded: Tally = Tally::default();
+    let mut unknown_rs: BTreeMap<IpAddr, Tally> = BTreeMap::new();
+    let mut altered: Tally = Tally::default();
+    for conn in &ctx.analysis.connections {
+        for leg in ctx.legs_at(conn, Role::Director) {
+            let Some(arrived) = &leg.request else {
+                continue;
+            };
+            match &leg.request_wrapped {
+                Some(wrapped) => {
+                    forwarded += 1;
+                    if let Some(ev) = leg
+                        .evidence
+                        .iter()
+                        .find(|e| e.kind == EvidenceKind::WrappedToUnknownRs)
+                    {
+                        for pair in &wrapped.outer {
+                            unknown_rs.entry(pair.dst).or_default().add(conn, || {
+                                ctx.packet(&ev.first, format!("wrapped request to {}", pair.dst))
+                            });
+                        }
+                    }
+                    // The inner packet must be the one that arrived: same segments, same payload
+                    // (only the TTL and checksum change). Compare only when every packet that
+                    // arrived was also seen leaving, so a capture cut mid-connection does not
+                    // count as alteration.
+                    if wrapped.packets == arrived.packets
+                        && wrapped.payload_bytes != arrived.payload_bytes
+                    {
+                        altered.add(conn, || {
+                            ctx.packet(
+                                &wrapped.first,
+                                format!(
+                                    "{} payload bytes arrived, {} left inside the tunnel",
+                                    arrived.payload_bytes, wrapped.payload_bytes
+                                ),
+                            )
+                        });
+                    }
+                }
+                None => {
+                    // A copy leaving towards another host's MAC is DR-style forwarding.
+                    let elsewhere = arrived
+                        .dst_macs
+                        .iter()
+                        .any(|m| !director_macs.is_empty() && !director_macs.contains(m));
+                    if elsewhere {
+                        forwarded += 1;
+                        unwrapped.add(conn, || {
+                            ctx.packet(&arrived.first, "request to the VIP, forwarded unwrapped")
+                        });
+                    } else {
+                        not_forwarded.add(conn, || {
+                            ctx.packet(&arrived.first, "request to the VIP, never forwarded")
+                        });
+                    }
+                }
+            }
+        }
+    }
+    let mut findings = Vec::new();
+    if !unwrapped.conns.is_empty() {
+        findings.push(Finding {
+            check: ENCAPSULATION,
+            severity: Status::Fail,
+            summary: format!(
+                "{} forwarded connections left the director without an IP-in-IP tunnel",
+                of(unwrapped.conns.len(), forwarded)
+            ),
+            host: director_name(ctx),
+            count: unwrapped.conns.len() as u64,
+            out_of: Some(forwarded as u64),
+            evidence: unwrapped.examples,
+            display_filter: connections_filter(unwrapped.conns.iter().copied()),
+            likely_cause: "the real servers were added in direct-routing (-g) or NAT (-m) mode"
+                .into(),
+            fix: "on the director: ipvsadm -e -t VIP:PORT -r RIP:PORT -i (tunnel mode) for each \
+                  real server; check with ipvsadm -Ln (Forward column: Tunnel)"
+                .into(),
+        });
+    }
+    for (rs, tally) in unknown_rs {
+        findings.push(Finding {
+            check: ENCAPSULATION,
+            severity: Status::Fail,
+            summary: format!(
+                "{} connections were tunnelled to {rs}, which is not a real server in the rules",
+                tally.conns.len()
+            ),
+            host: Some(rs.to_string()),
+            count: tally.conns.len() as u64,
+            out_of: Some(forwarded as u64),
+            evidence: tally.examples,
+            display_filter: Some(format!("ip.proto == 4 && ip.dst == {rs}")),
+            likely_cause: "the director's running table differs from the rules file given".into(),
+            fix: "compare ipvsadm -Sn on the director with the rules file; remove or add the \
+                  server with ipvsadm -d / -a"
+                .into(),
+        });
+    }
+    if !altered.conns.is_empty() {
+        findings.push(Finding {
+            check: ENCAPSULATION,
+            severity: Status::Fail,
+            summary: format!(
+                "{} tunnelled connections carry a different payload than what arrived",
+                of(altered.conns.len(), forwarded)
+            ),
+            host: director_name(ctx),
+            count: altered.conns.len() as u64,
+            out_of: Some(forwarded as u64),
+            evidence: altered.examples,
+            display_filter: connections_filter(altered.conns.iter().copied()),
+            likely_cause: "something on the director rewrites packets before the tunnel (a \
+                           netfilter mangle or NAT rule, a proxy)"
+                .into(),
+            fix: "on the director: iptables -t mangle -S and iptables -t nat -S; remove rules \
+                  that touch traffic to the VIP"
+                .into(),
+        });
+    }
+    if !not_forwarded.conns.is_empty() {
+        let total = forwarded + not_forwarded.conns.len();
+        findings.push(Finding {
+            check: ENCAPSULATION,
+            severity: Status::Warn,
+            summary: format!(
+                "{} connections arrived at the director and were not forwarded at all",
+                of(not_forwarded.conns.len(), total)
+            ),
+            host: director_name(ctx),
+            count: not_forwarded.conns.len() as u64,
+            out_of: Some(total as u64),
+            evidence: not_forwarded.examples,
+            display_filter: connections_filter(not_forwarded.conns.iter().copied()),
+            likely_cause: "no virtual service for that address and port, or no available real \
+                           server (all weights 0 or over their thresholds)"
+                .into(),
+            fix: "on the director: ipvsadm -Ln; add the service (ipvsadm -A) or its servers \
+                  (ipvsadm -a ... -i)"
+                .into(),
+        });
+    }
+    CheckResult::judged(
+        ENCAPSULATION,
+        forwarded + not_forwarded.conns.len(),
+        "no connection to a VIP reached the director while it was captured",
+        format!("all {forwarded} forwarded connections left the director IP-in-IP wrapped"),
+        findings,
+    )
+}
+
+fn director_name(ctx: &Context) -> Option<String> {
+    ctx.analysis
+        .topology
+        .directors
+        .first()
+        .map(|d| ctx.host(d.addr))
+}
+
+/// Offset of a vantage point's clock against the reference (0 when unknown).
+fn offset_of(ctx: &Context, v: VantageId) -> i64 {
+    ctx.analysis
+        .clock_offsets
+        .iter()
+        .find(|o| o.vantage == v)
+        .map(|o| o.offset_ns)
+        .unwrap_or(0)
+}
+
+/// Whether a real-server capture was running when a packet left the director.
+fn covered(ctx: &Context, rs: VantageId, director: &Leg, ts_director: i64) -> bool {
+    let Some(v) = ctx.analysis.topology.vantage(rs) else {
+        return false;
+    };
+    let (Some(first), Some(last)) = (v.first_ts_ns, v.last_ts_ns) else {
+        return false;
+    };
+    let at_rs = ts_director - offset_of(ctx, director.vantage) + offset_of(ctx, rs);
+    // Allow for the delay and the uncertainty of the offsets.
+    const SLACK_NS: i64 = 50_000_000;
+    at_rs >= first + SLACK_NS && at_rs + SLACK_NS <= last
+}
+
+pub fn delivery(ctx: &Context) -> CheckResult {
+    if !ctx.has_role(Role::Director) {
+        return CheckResult::skip(DELIVERY, "no capture from the director");
+    }
+    let rs_vantages: Vec<(IpAddr, VantageId)> = ctx
+        .analysis
+        .topology
+        .vantages
+        .iter()
+        .filter(|v| v.role == Role::RealServer)
+        .filter_map(|v| v.address.map(|a| (a, v.id)))
+        .collect();
+    if rs_vantages.is_empty() {
+        return CheckResult::skip(DELIVERY, "no capture from any real server");
+    }
+    // Per real server: connections sent to it (while its capture ran) and those that never arrived.
+    let mut sent: BTreeMap<IpAddr, usize> = BTreeMap::new();
+    let mut lost: BTreeMap<IpAddr, Tally> = BTreeMap::new();
+    for conn in &ctx.analysis.connections {
+        for leg in ctx.legs_at(conn, Role::Director) {
+            let Some(wrapped) = &leg.request_wrapped else {
+                continue;
+            };
+            for pair in &wrapped.outer {
+                let captured: Vec<VantageId> = rs_vantages
+                    .iter()
+                    .filter(|(a, v)| *a == pair.dst && covered(ctx, *v, leg, wrapped.first.ts_ns))
+                    .map(|(_, v)| *v)
+                    .collect();
+                if captured.is_empty() {
+                    continue;
+                }
+                *sent.entry(pair.dst).or_default() += 1;
+                let arrived = conn.legs.iter().any(|l| {
+                    captured.contains(&l.vantage)
+                        && (l.request_wrapped.is_some() || l.request.is_some())
+                });
+                if !arrived {
+                    lost.entry(pair.dst).or_default().add(conn, || {
+                        ctx.packet(&wrapped.first, format!("tunnelled request to {}", pair.dst))
+                    });
+                }
+            }
+        }
+    }
+    let mut findings = Vec::new();
+    for (rs, tally) in lost {
+        let total = sent.get(&rs).copied().unwrap_or(0);
+        findings.push(Finding {
+            check: DELIVERY,
+            severity: Status::Fail,
+            summary: format!(
+                "{} tunnelled connections to {rs} never arrived there",
+                of(tally.conns.len(), total)
+            ),
+            host: Some(ctx.host(rs)),
+            count: tally.conns.len() as u64,
+            out_of: Some(total as u64),
+            evidence: tally.examples,
+            display_filter: Some(format!("ip.proto == 4 && ip.dst == {rs}")),
+            likely_cause: "the path from the director to the real server drops IP protocol 4 (a \
+                           firewall, a cloud security group), or the real server's address is \
+                           wrong"
+                .into(),
+            fix: format!(
+                "allow IP protocol 4 from the director to {rs} (iptables -A INPUT -p 4 -j ACCEPT \
+                 on {rs}); check that {rs} has the ipip module loaded (modprobe ipip)"
+            ),
+        });
+    }
+    let total: usize = sent.values().sum();
+    CheckResult::judged(
+        DELIVERY,
+        total,
+        "no tunnelled connection went to a real server while that server was captured",
+        format!("all {total} tunnelled connections to captured real servers arrived"),
+        findings,
+    )
+}

@@ -1,0 +1,116 @@
+//! `lvscheck flows FILE...`: the topology and the connections rebuilt across the captures.
+
+use std::net::IpAddr;
+
+use clap::Args;
+
+use super::common::AnalysisArgs;
+use super::{EXIT_OK, EXIT_UNUSABLE};
+use crate::flows::legs::Timeouts;
+use crate::flows::{analyse, Connection, FlowOptions, Outcome};
+
+#[derive(Args, Debug)]
+pub struct FlowsArgs {
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+    /// Write JSON Lines instead of tables: one `topology` record, then one `connection` record
+    /// per connection (see docs/flows.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Show only connections that went to this real server; repeatable.
+    #[arg(long, value_name = "IP")]
+    pub rs: Vec<IpAddr>,
+    /// Show only connections from this client address; repeatable.
+    #[arg(long, value_name = "IP")]
+    pub client: Vec<IpAddr>,
+    /// Show only connections with this outcome: completed, reset, refused, unanswered,
+    /// in_progress, unknown; repeatable.
+    #[arg(long, value_name = "OUTCOME", value_parser = parse_outcome)]
+    pub outcome: Vec<Outcome>,
+    /// Seconds without packets after which a UDP "connection" ends (IPVS default 300).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
+    pub udp_timeout: f64,
+}
+
+fn parse_outcome(s: &str) -> Result<Outcome, String> {
+    Outcome::parse(s).ok_or_else(|| {
+        format!(
+            "unknown outcome '{s}': completed, reset, refused, unanswered, in_progress, unknown"
+        )
+    })
+}
+
+/// Builds the analysis options from the arguments.
+pub fn options(args: &FlowsArgs) -> Result<FlowOptions, String> {
+    let mut opts = args.analysis.flow_options()?;
+    if !(args.udp_timeout.is_finite() && args.udp_timeout > 0.0) {
+        return Err(format!(
+            "--udp-timeout {}: must be a positive number of seconds",
+            args.udp_timeout
+        ));
+    }
+    opts.timeouts = Timeouts {
+        udp_idle_ns: (args.udp_timeout * 1e9) as i64,
+        ..Timeouts::default()
+    };
+    Ok(opts)
+}
+
+/// Whether a connection passes the `--rs`, `--client` and `--outcome` filters.
+pub fn selected(args: &FlowsArgs, c: &Connection) -> bool {
+    (args.rs.is_empty() || c.real_server.is_some_and(|r| args.rs.contains(&r)))
+        && (args.client.is_empty() || args.client.contains(&c.client.ip()))
+        && (args.outcome.is_empty() || args.outcome.contains(&c.outcome))
+}
+
+/// Exit status: 0 when the captures could be read, 2 when none could (or bad arguments).
+pub fn run(args: &FlowsArgs) -> i32 {
+    let opts = match options(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("lvscheck flows: {e}");
+            return EXIT_UNUSABLE;
+        }
+    };
+    let analysis = analyse(
+        &args.analysis.sources(),
+        args.analysis.decode_options(),
+        &opts,
+    );
+    let unreadable = analysis
+        .captures
+        .iter()
+        .filter(|c| c.error.is_some())
+        .count();
+    let shown: Vec<&Connection> = analysis
+        .connections
+        .iter()
+        .filter(|c| selected(args, c))
+        .collect();
+    if args.json {
+        let stdout = std::io::stdout();
+        let mut lock = stdout.lock();
+        let written = crate::report::flows::write_json_lines(&analysis, &shown, &mut lock);
+        // A reader that stops early (`| head`) is not a failure.
+        if let Some(e) = written
+            .err()
+            .filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe)
+        {
+            eprintln!("lvscheck flows: writing JSON: {e}");
+            return EXIT_UNUSABLE;
+        }
+    } else {
+        super::emit(&crate::report::flows::render(&analysis, &shown));
+    }
+    if unreadable == analysis.captures.len() {
+        for c in &analysis.captures {
+            if let Some(e) = &c.error {
+                eprintln!("lvscheck flows: {e}");
+            }
+        }
+        eprintln!("lvscheck flows: no capture could be read");
+        EXIT_UNUSABLE
+    } else {
+        EXIT_OK
+    }
+}

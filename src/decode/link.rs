@@ -1,0 +1,245 @@
+//! Link layers: Ethernet (with 802.1Q / QinQ tags), Linux cooked SLL and SLL2, raw IP and BSD
+//! null/loopback. Each reads its fixed header, fills [`Link`] and hands the payload with its
+//! ethertype to the network layer.
+
+use super::packet::{Link, Net, Packet};
+use super::{arp, be16, be32, ip, Ctx};
+
+/// The pcap / pcapng link types we decode (the LINKTYPE_* numbers of tcpdump.org).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkType {
+    /// 0: 4-byte address family in the capturing host's byte order.
+    Null,
+    /// 1
+    Ethernet,
+    /// 101, and the BSD values 12 and 14: the frame is an IP packet.
+    RawIp,
+    /// 108: OpenBSD loopback, like null but the family is big-endian.
+    Loop,
+    /// 113
+    LinuxSll,
+    /// 228
+    Ipv4,
+    /// 229
+    Ipv6,
+    /// 276
+    LinuxSll2,
+}
+
+impl LinkType {
+    pub fn from_number(n: u32) -> Option<LinkType> {
+        Some(match n {
+            0 => LinkType::Null,
+            1 => LinkType::Ethernet,
+            12 | 14 | 101 => LinkType::RawIp,
+            108 => LinkType::Loop,
+            113 => LinkType::LinuxSll,
+            228 => LinkType::Ipv4,
+            229 => LinkType::Ipv6,
+            276 => LinkType::LinuxSll2,
+            _ => return None,
+        })
+    }
+}
+
+pub const ETHERTYPE_IPV4: u16 = 0x0800;
+pub const ETHERTYPE_ARP: u16 = 0x0806;
+pub const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+
+/// More tags than this is not a real frame; stop rather than walk a long run of 0x8100s.
+const MAX_VLAN_TAGS: usize = 8;
+
+mod ethernet {
+    use std::ops::Range;
+    pub const DST: Range<usize> = 0..6;
+    pub const SRC: Range<usize> = 6..12;
+    pub const ETHERTYPE: usize = 12;
+    pub const LEN: usize = 14;
+}
+
+mod vlan {
+    pub const TCI: usize = 0;
+    pub const ETHERTYPE: usize = 2;
+    pub const LEN: usize = 4;
+    pub const ID_MASK: u16 = 0x0fff;
+}
+
+/// Linux cooked capture v1 (LINKTYPE_LINUX_SLL).
+mod sll {
+    use std::ops::Range;
+    pub const PACKET_TYPE: usize = 0;
+    pub const ADDR_LEN: usize = 4;
+    pub const ADDR: Range<usize> = 6..14;
+    pub const PROTOCOL: usize = 14;
+    pub const LEN: usize = 16;
+}
+
+/// Linux cooked capture v2 (LINKTYPE_LINUX_SLL2).
+mod sll2 {
+    use std::ops::Range;
+    pub const PROTOCOL: usize = 0;
+    pub const IFINDEX: usize = 4;
+    pub const PACKET_TYPE: usize = 10;
+    pub const ADDR_LEN: usize = 11;
+    pub const ADDR: Range<usize> = 12..20;
+    pub const LEN: usize = 20;
+}
+
+/// SLL protocol values below this are not ethertypes but Linux "non-standard" protocol ids
+/// (802.3, 802.2 LLC, CAN, ...).
+const MIN_ETHERTYPE: u16 = 0x0600;
+/// ARPHRD_NETLINK: the SLL protocol field is a netlink family then.
+const ARPHRD_NETLINK: u16 = 824;
+
+mod null {
+    pub const LEN: usize = 4;
+    pub const AF_INET: u32 = 2;
+    /// AF_INET6 as NetBSD/OpenBSD, FreeBSD and macOS number it.
+    pub const AF_INET6: [u32; 3] = [24, 28, 30];
+}
+
+pub(crate) fn decode_frame(link_type: u32, data: &[u8], ctx: &mut Ctx) -> Packet {
+    let mut link = Link::default();
+    let net = match LinkType::from_number(link_type) {
+        None => malformed(format!("link type {link_type} not decoded")),
+        Some(LinkType::Ethernet) => ethernet(data, &mut link, ctx),
+        Some(LinkType::LinuxSll) => linux_sll(data, &mut link, ctx),
+        Some(LinkType::LinuxSll2) => linux_sll2(data, &mut link, ctx),
+        Some(LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6) => raw_ip(data, ctx),
+        Some(LinkType::Null) => null(data, ctx, true),
+        Some(LinkType::Loop) => null(data, ctx, false),
+    };
+    Packet { link, net }
+}
+
+fn malformed(reason: String) -> Net {
+    Net::Malformed { reason }
+}
+
+fn mac(b: &[u8]) -> Option<[u8; 6]> {
+    b.get(..6)?.try_into().ok()
+}
+
+fn ethernet(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+    if data.len() < ethernet::LEN {
+        return malformed(format!(
+            "Ethernet header cut short: {} of {} bytes",
+            data.len(),
+            ethernet::LEN
+        ));
+    }
+    link.dst_mac = mac(&data[ethernet::DST]);
+    link.src_mac = mac(&data[ethernet::SRC]);
+    let ether_type = be16(data, ethernet::ETHERTYPE).unwrap_or(0);
+    ether_payload(ether_type, &data[ethernet::LEN..], link, ctx)
+}
+
+/// Walks VLAN tags, then decodes the network layer.
+fn ether_payload(mut ether_type: u16, mut rest: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+    while matches!(
+        ether_type,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+    ) {
+        if link.vlans.len() == MAX_VLAN_TAGS {
+            return malformed(format!("more than {MAX_VLAN_TAGS} VLAN tags"));
+        }
+        let (Some(tci), Some(next)) = (be16(rest, vlan::TCI), be16(rest, vlan::ETHERTYPE)) else {
+            return malformed(format!(
+                "VLAN tag cut short: {} of {} bytes",
+                rest.len(),
+                vlan::LEN
+            ));
+        };
+        link.vlans.push(tci & vlan::ID_MASK);
+        ether_type = next;
+        rest = &rest[vlan::LEN..];
+    }
+    net_layer(ether_type, rest, ctx)
+}
+
+fn net_layer(ether_type: u16, rest: &[u8], ctx: &mut Ctx) -> Net {
+    match ether_type {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => match ip::decode_ip(rest, 0, ctx) {
+            Ok(packet) => Net::Ip(packet),
+            Err(reason) => malformed(reason),
+        },
+        ETHERTYPE_ARP => arp::decode_arp(rest),
+        other => Net::Other { ether_type: other },
+    }
+}
+
+fn linux_sll(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+    if data.len() < sll::LEN {
+        return malformed(format!(
+            "Linux SLL header cut short: {} of {} bytes",
+            data.len(),
+            sll::LEN
+        ));
+    }
+    link.sll_packet_type = be16(data, sll::PACKET_TYPE);
+    let arphrd = be16(data, 2).unwrap_or(0);
+    if be16(data, sll::ADDR_LEN) == Some(6) {
+        link.src_mac = mac(&data[sll::ADDR]);
+    }
+    let protocol = be16(data, sll::PROTOCOL).unwrap_or(0);
+    cooked_payload(protocol, arphrd, &data[sll::LEN..], link, ctx)
+}
+
+fn linux_sll2(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+    if data.len() < sll2::LEN {
+        return malformed(format!(
+            "Linux SLL2 header cut short: {} of {} bytes",
+            data.len(),
+            sll2::LEN
+        ));
+    }
+    let protocol = be16(data, sll2::PROTOCOL).unwrap_or(0);
+    link.sll_ifindex = be32(data, sll2::IFINDEX);
+    let arphrd = be16(data, 8).unwrap_or(0);
+    link.sll_packet_type = Some(u16::from(data[sll2::PACKET_TYPE]));
+    if data[sll2::ADDR_LEN] == 6 {
+        link.src_mac = mac(&data[sll2::ADDR]);
+    }
+    cooked_payload(protocol, arphrd, &data[sll2::LEN..], link, ctx)
+}
+
+fn cooked_payload(protocol: u16, arphrd: u16, rest: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+    if arphrd == ARPHRD_NETLINK || protocol < MIN_ETHERTYPE {
+        return Net::Other {
+            ether_type: protocol,
+        };
+    }
+    ether_payload(protocol, rest, link, ctx)
+}
+
+fn raw_ip(data: &[u8], ctx: &mut Ctx) -> Net {
+    match ip::decode_ip(data, 0, ctx) {
+        Ok(packet) => Net::Ip(packet),
+        Err(reason) => malformed(reason),
+    }
+}
+
+/// BSD null (host byte order, so either order is accepted) and OpenBSD loop (big-endian).
+fn null(data: &[u8], ctx: &mut Ctx, either_order: bool) -> Net {
+    let Some(header) = data.get(..null::LEN) else {
+        return malformed(format!(
+            "null/loopback header cut short: {} of {} bytes",
+            data.len(),
+            null::LEN
+        ));
+    };
+    let raw = [header[0], header[1], header[2], header[3]];
+    let be = u32::from_be_bytes(raw);
+    let le = u32::from_le_bytes(raw);
+    let is = |family: u32| be == family || (either_order && le == family);
+    let rest = &data[null::LEN..];
+    if is(null::AF_INET) || null::AF_INET6.iter().any(|&f| is(f)) {
+        raw_ip(rest, ctx)
+    } else {
+        // Not an ethertype: the family does not fit one; 0 says "no ethertype".
+        Net::Other { ether_type: 0 }
+    }
+}

@@ -1,0 +1,347 @@
+//! The [`Decoder`](super::Decoder)'s bounded IP fragment reassembly table.
+//!
+//! Each datagram in progress is keyed on (source, destination, protocol, identification) and
+//! filled by etherparse's `IpDefragBuf`, which tracks the byte ranges received and rejects
+//! fragments that contradict each other. etherparse's own `IpDefragPool` is not used: it is
+//! unbounded (its documentation says so) and takes strictly sliced packets, while captures need
+//! a table that cannot grow without limit. Here a datagram is dropped when it is older than
+//! `max_age_ns` (by frame timestamps, as Linux's `ipfrag_time`), and the oldest are evicted
+//! when more than `max_datagrams` are pending or they hold more than `max_bytes`.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+use etherparse::defrag::{IpDefragBuf, IpDefragError, IpFragRange};
+use etherparse::{IpFragOffset, IpNumber};
+use serde::Serialize;
+
+/// Bounds of the fragment table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReassemblyLimits {
+    pub max_datagrams: usize,
+    /// Bytes held by all pending datagrams together.
+    pub max_bytes: usize,
+    /// A datagram whose first fragment is older than this (frame timestamps) is dropped.
+    pub max_age_ns: i64,
+}
+
+impl Default for ReassemblyLimits {
+    /// 1024 datagrams, 16 MiB, 30 s (Linux's default `ipfrag_time`).
+    fn default() -> Self {
+        ReassemblyLimits {
+            max_datagrams: 1024,
+            max_bytes: 16 << 20,
+            max_age_ns: 30_000_000_000,
+        }
+    }
+}
+
+/// What the table did, for the report.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ReassemblyStats {
+    pub completed: u64,
+    /// Dropped to stay within `max_datagrams` / `max_bytes`.
+    pub evicted: u64,
+    /// Dropped for age.
+    pub expired: u64,
+    /// Dropped because a fragment contradicted the others.
+    pub rejected: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FragKey {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub id: u32,
+}
+
+pub(crate) enum FragOutcome {
+    /// Kept; the datagram is not whole yet (or was evicted at once for being too large).
+    Pending,
+    /// The datagram's payload, from offset 0; give it back with [`Reassembler::recycle`].
+    Complete(Vec<u8>),
+    /// The fragment contradicts the others; the datagram was dropped.
+    Rejected(String),
+}
+
+#[derive(Debug)]
+struct Datagram {
+    buf: IpDefragBuf,
+    first_ts_ns: i64,
+    /// Arrival order, to evict deterministically among equal timestamps.
+    order: u64,
+}
+
+/// Spare buffers kept for reuse; more would only hold memory.
+const MAX_SPARE: usize = 16;
+
+#[derive(Debug)]
+pub(crate) struct Reassembler {
+    limits: ReassemblyLimits,
+    table: HashMap<FragKey, Datagram>,
+    bytes: usize,
+    next_order: u64,
+    stats: ReassemblyStats,
+    spare_data: Vec<Vec<u8>>,
+    spare_ranges: Vec<Vec<IpFragRange>>,
+}
+
+impl Reassembler {
+    pub fn new(limits: ReassemblyLimits) -> Reassembler {
+        Reassembler {
+            limits,
+            table: HashMap::new(),
+            bytes: 0,
+            next_order: 0,
+            stats: ReassemblyStats::default(),
+            spare_data: Vec::new(),
+            spare_ranges: Vec::new(),
+        }
+    }
+
+    pub fn stats(&self) -> ReassemblyStats {
+        self.stats
+    }
+
+    pub fn pending(&self) -> usize {
+        self.table.len()
+    }
+
+    /// Adds one fragment's payload (`offset` in bytes, a multiple of 8 as IP sends them).
+    pub fn add(
+        &mut self,
+        key: FragKey,
+        ts_ns: i64,
+        offset: u16,
+        more_fragments: bool,
+        data: &[u8],
+    ) -> FragOutcome {
+        self.expire(ts_ns);
+        // IP offsets are 13-bit counts of 8 bytes, so this cannot fail for a decoded header.
+        let Ok(offset) = IpFragOffset::try_new(offset / 8) else {
+            return FragOutcome::Rejected(format!("fragment offset {offset} out of range"));
+        };
+        if !self.table.contains_key(&key) {
+            let buf = IpDefragBuf::new(
+                IpNumber(key.protocol),
+                self.spare_data.pop().unwrap_or_default(),
+                self.spare_ranges.pop().unwrap_or_default(),
+            );
+            let order = self.next_order;
+            self.next_order += 1;
+            self.table.insert(
+                key,
+                Datagram {
+                    buf,
+                    first_ts_ns: ts_ns,
+                    order,
+                },
+            );
+        }
+        let Some(datagram) = self.table.get_mut(&key) else {
+            return FragOutcome::Pending;
+        };
+        let before = datagram.buf.data().len();
+        let added = datagram.buf.add(offset, more_fragments, data);
+        let after = datagram.buf.data().len();
+        let complete = datagram.buf.is_complete();
+        self.bytes = self.bytes.saturating_sub(before).saturating_add(after);
+        match added {
+            Err(error) => {
+                self.remove(&key);
+                self.stats.rejected += 1;
+                FragOutcome::Rejected(describe(&error))
+            }
+            Ok(()) if complete => match self.take(&key) {
+                Some(payload) => {
+                    self.stats.completed += 1;
+                    FragOutcome::Complete(payload)
+                }
+                None => FragOutcome::Pending,
+            },
+            Ok(()) => {
+                self.enforce_limits();
+                FragOutcome::Pending
+            }
+        }
+    }
+
+    /// Gives a completed datagram's buffer back for reuse.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare_data.len() < MAX_SPARE {
+            buf.clear();
+            self.spare_data.push(buf);
+        }
+    }
+
+    fn take(&mut self, key: &FragKey) -> Option<Vec<u8>> {
+        let datagram = self.table.remove(key)?;
+        let (data, ranges) = datagram.buf.take_bufs();
+        self.bytes = self.bytes.saturating_sub(data.len());
+        if self.spare_ranges.len() < MAX_SPARE {
+            self.spare_ranges.push(ranges);
+        }
+        Some(data)
+    }
+
+    fn remove(&mut self, key: &FragKey) {
+        if let Some(data) = self.take(key) {
+            self.recycle(data);
+        }
+    }
+
+    fn expire(&mut self, now_ns: i64) {
+        if self.table.is_empty() {
+            return;
+        }
+        let max_age = self.limits.max_age_ns;
+        let before = self.table.len();
+        let mut freed = 0usize;
+        self.table.retain(|_, d| {
+            let keep = now_ns.saturating_sub(d.first_ts_ns) <= max_age;
+            if !keep {
+                freed += d.buf.data().len();
+            }
+            keep
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
+        self.stats.expired += (before - self.table.len()) as u64;
+    }
+
+    fn enforce_limits(&mut self) {
+        while self.table.len() > self.limits.max_datagrams || self.bytes > self.limits.max_bytes {
+            let oldest = self
+                .table
+                .iter()
+                .min_by_key(|(_, d)| (d.first_ts_ns, d.order))
+                .map(|(k, _)| *k);
+            let Some(key) = oldest else { break };
+            self.remove(&key);
+            self.stats.evicted += 1;
+        }
+    }
+}
+
+fn describe(error: &IpDefragError) -> String {
+    match error {
+        IpDefragError::UnalignedFragmentPayloadLen { payload_len, .. } => {
+            format!("fragment of {payload_len} bytes followed by more is not a multiple of 8 bytes")
+        }
+        IpDefragError::SegmentTooBig { .. } => "fragment ends beyond 65535 bytes".to_string(),
+        IpDefragError::ConflictingEnd {
+            previous_end,
+            conflicting_end,
+        } => format!(
+            "fragment ends at byte {conflicting_end}, another ended the datagram at {previous_end}"
+        ),
+        IpDefragError::AllocationFailure { len } => {
+            format!("no memory for a {len}-byte datagram")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn key(id: u32) -> FragKey {
+        FragKey {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            protocol: 17,
+            id,
+        }
+    }
+
+    #[test]
+    fn completes_in_any_order() {
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        let a = [1u8; 8];
+        let b = [2u8; 8];
+        let c = [3u8; 3];
+        assert!(matches!(
+            r.add(key(1), 0, 16, false, &c),
+            FragOutcome::Pending
+        ));
+        assert!(matches!(
+            r.add(key(1), 1, 0, true, &a),
+            FragOutcome::Pending
+        ));
+        match r.add(key(1), 2, 8, true, &b) {
+            FragOutcome::Complete(d) => assert_eq!(d, [&a[..], &b[..], &c[..]].concat()),
+            _ => panic!("expected a whole datagram"),
+        }
+        assert_eq!(r.pending(), 0);
+        assert_eq!(r.bytes, 0);
+        assert_eq!(r.stats().completed, 1);
+    }
+
+    #[test]
+    fn evicts_oldest_when_full() {
+        let limits = ReassemblyLimits {
+            max_datagrams: 2,
+            ..ReassemblyLimits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        for id in 0..3 {
+            r.add(key(id), i64::from(id as u8), 0, true, &[0; 8]);
+        }
+        assert_eq!(r.pending(), 2);
+        assert_eq!(r.stats().evicted, 1);
+        // Datagram 0 was the oldest: its last fragment now starts a new, incomplete one.
+        assert!(matches!(
+            r.add(key(0), 3, 8, false, &[0; 4]),
+            FragOutcome::Pending
+        ));
+        assert!(matches!(
+            r.add(key(2), 4, 8, false, &[0; 4]),
+            FragOutcome::Complete(_)
+        ));
+    }
+
+    #[test]
+    fn byte_limit_evicts() {
+        let limits = ReassemblyLimits {
+            max_bytes: 20,
+            ..ReassemblyLimits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        r.add(key(1), 0, 0, true, &[0; 16]);
+        assert_eq!(r.pending(), 1);
+        r.add(key(2), 1, 0, true, &[0; 16]);
+        assert_eq!(r.pending(), 1);
+        assert_eq!(r.stats().evicted, 1);
+        assert!(r.bytes <= 20);
+    }
+
+    #[test]
+    fn expires_by_timestamp() {
+        let limits = ReassemblyLimits {
+            max_age_ns: 100,
+            ..ReassemblyLimits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        r.add(key(1), 0, 0, true, &[0; 8]);
+        // 101 ns later the first fragment is too old: the last one cannot complete it.
+        assert!(matches!(
+            r.add(key(1), 101, 8, false, &[0; 8]),
+            FragOutcome::Pending
+        ));
+        assert_eq!(r.stats().expired, 1);
+        assert_eq!(r.pending(), 1);
+    }
+
+    #[test]
+    fn contradicting_ends_are_rejected() {
+        let mut r = Reassembler::new(ReassemblyLimits::default());
+        r.add(key(1), 0, 8, false, &[0; 8]);
+        assert!(matches!(
+            r.add(key(1), 0, 8, false, &[0; 16]),
+            FragOutcome::Rejected(_)
+        ));
+        assert_eq!(r.pending(), 0);
+        assert_eq!(r.stats().rejected, 1);
+    }
+}

@@ -1,0 +1,108 @@
+//! The `scheduler` check of `verify`: did the director share the load the way it was
+//! configured to? Built on the fairness report, so `verify` and `fairness` agree.
+
+use super::outcome::{FairnessReport, ServiceReport};
+use crate::checks::{CheckResult, Finding, Status};
+
+pub const ID: &str = "scheduler";
+
+/// Below this p-value the observed shares are taken to differ from what the weights promise.
+const P_VALUE_ALARM: f64 = 0.01;
+
+pub fn check(report: &FairnessReport) -> CheckResult {
+    let configured: Vec<&ServiceReport> = report
+        .services
+        .iter()
+        .filter(|s| s.scheduler.is_some())
+        .collect();
+    if report.services.is_empty() {
+        return CheckResult::skip(
+            ID,
+            "the director scheduled no connection seen in these captures",
+        );
+    }
+    if configured.is_empty() {
+        return CheckResult::skip(
+            ID,
+            "no configuration to compare with: give --rules (the output of ipvsadm -Sn)",
+        );
+    }
+    let mut findings = Vec::new();
+    let mut summaries = Vec::new();
+    for svc in configured {
+        let sched = svc.scheduler.map(|s| s.name()).unwrap_or("?");
+        let service = format!("{} {}", sched, svc.vip);
+        if let Some(conf) = &svc.conformance {
+            let n = conf.decisions + conf.persistent;
+            let ok = conf.matched + conf.persistent_matched;
+            summaries.push(format!("{service}: {ok} of {n} assignments reproduced"));
+            if conf.mismatches > 0 {
+                let examples: Vec<String> = conf
+                    .first_mismatches
+                    .iter()
+                    .take(3)
+                    .map(|m| {
+                        format!(
+                            "{} went to {} where the {} replay says {} ({})",
+                            m.client,
+                            m.observed.map_or("?".into(), |a| a.to_string()),
+                            sched,
+                            m.expected.map_or("?".into(), |a| a.to_string()),
+                            m.evidence
+                        )
+                    })
+                    .collect();
+                findings.push(Finding {
+                    check: ID,
+                    severity: Status::Warn,
+                    summary: format!(
+                        "{service}: {} of {n} assignments differ from a replay of the configured \
+                         scheduler",
+                        conf.mismatches
+                    ),
+                    host: None,
+                    count: conf.mismatches,
+                    out_of: Some(n),
+                    evidence: Vec::new(),
+                    display_filter: Some(format!(
+                        "tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.dst == {}",
+                        svc.vip.ip()
+                    )),
+                    likely_cause: format!(
+                        "the director runs another scheduler or other weights than the rules say, \
+                         or changed them during the capture; first mismatches: {}. {}",
+                        examples.join("; "),
+                        conf.limitations.join(" ")
+                    ),
+                    fix: "compare ipvsadm -Ln --nosort on the director with the intended rules; \
+                          restore them with ipvsadm -R < rules"
+                        .into(),
+                });
+            }
+        }
+        if let Some(chi) = &svc.fairness.chi_square {
+            if chi.p_value < P_VALUE_ALARM && !chi.too_few {
+                findings.push(Finding {
+                    check: ID,
+                    severity: Status::Warn,
+                    summary: format!(
+                        "{service}: the connection shares differ from what the weights promise \
+                         (chi-square p = {:.4})",
+                        chi.p_value
+                    ),
+                    host: None,
+                    count: svc.connections,
+                    out_of: None,
+                    evidence: Vec::new(),
+                    display_filter: None,
+                    likely_cause: "weights other than configured, a server that was down or \
+                                   quiesced for part of the time, or persistence pinning clients"
+                        .into(),
+                    fix: "run lvscheck fairness with --charts to see when the shares drifted"
+                        .into(),
+                });
+            }
+        }
+    }
+    CheckResult::from_findings(ID, summaries.join("; "), findings)
+}

@@ -1,0 +1,171 @@
+//! From the rebuilt connections to what the fairness stage reads: per service, each connection
+//! as the director saw it (client -> VIP direction only, as IPVS does in tunnel mode).
+
+use super::input::{ConnObs, FairnessInput, Proto, ServiceObs, TcpMarks};
+use crate::flows::{Analysis, Connection, Leg};
+use crate::topology::{Proto as IpProto, Role};
+
+/// The connections of every TCP or UDP service, without configuration (the caller adds it).
+pub fn input_from(analysis: &Analysis) -> FairnessInput {
+    let mut services: Vec<ServiceObs> = Vec::new();
+    let director_captured = analysis
+        .topology
+        .vantages
+        .iter()
+        .any(|v| v.role == Role::Director);
+    for conn in &analysis.connections {
+        // With the director captured, a connection it never saw was not scheduled by IPVS
+        // (a client bypassing it: the `bypass` check's business), so it is no assignment.
+        if director_captured && director_leg(conn).is_none() {
+            continue;
+        }
+        let proto = match conn.proto {
+            IpProto::TCP => Proto::Tcp,
+            IpProto::UDP => Proto::Udp,
+            _ => continue,
+        };
+        let obs = observe(conn);
+        match services
+            .iter_mut()
+            .find(|s| s.proto == proto && s.vip == conn.vip)
+        {
+            Some(s) => s.connections.push(obs),
+            None => services.push(ServiceObs {
+                proto,
+                vip: conn.vip,
+                config: None,
+                connections: vec![obs],
+            }),
+        }
+    }
+    for s in &mut services {
+        s.connections.sort_by_key(|c| (c.start_ns, c.client));
+    }
+    services.sort_by_key(|s| (s.vip, s.proto == Proto::Udp));
+    let capture_span = analysis
+        .topology
+        .vantages
+        .iter()
+        .filter(|v| v.role == Role::Director)
+        .filter_map(|v| Some((v.first_ts_ns?, v.last_ts_ns?)))
+        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+    FairnessInput {
+        services,
+        capture_span,
+        timeouts: Default::default(),
+    }
+}
+
+/// The director's leg when there is one: its clock is the reference and it sees what IPVS sees.
+fn director_leg(conn: &Connection) -> Option<&Leg> {
+    conn.legs
+        .iter()
+        .find(|l| l.role == Role::Director && l.request.is_some())
+}
+
+fn observe(conn: &Connection) -> ConnObs {
+    let leg = director_leg(conn);
+    let request = leg.and_then(|l| l.request.as_ref());
+    let (start_ns, last_ns) = match request {
+        Some(r) => (r.first_ts_ns, r.last_ts_ns),
+        None => (conn.first_ts_ns, conn.last_ts_ns),
+    };
+    // Client packets: the director's count, else the largest any vantage point saw.
+    let to_server = request.or_else(|| {
+        conn.legs
+            .iter()
+            .filter_map(|l| l.request.as_ref())
+            .max_by_key(|r| r.packets)
+    });
+    let to_client = conn
+        .legs
+        .iter()
+        .filter_map(|l| l.reply.as_ref())
+        .max_by_key(|r| r.packets);
+    let tcp = (conn.proto == IpProto::TCP).then(|| marks(conn, leg, start_ns, last_ns));
+    ConnObs {
+        client: conn.client,
+        rs: conn.real_server,
+        start_ns,
+        last_ns,
+        tcp,
+        packets_to_server: to_server.map_or(0, |r| r.packets),
+        bytes_to_server: to_server.map_or(0, |r| r.ip_bytes),
+        packets_to_client: to_client.map_or(0, |r| r.packets),
+        bytes_to_client: to_client.map_or(0, |r| r.ip_bytes),
+        response_time_ns: conn.first_response_ns,
+    }
+}
+
+/// When the client's SYN, first ACK, FIN and RST reached the director. The legs keep which flags
+/// were seen, and the first and last client packet's times; the SYN is the first packet, the
+/// ACK follows it, and a FIN or RST is within one round trip of the last client packet (the
+/// final ACK), which on one segment is well under the timer granularity that matters here.
+fn marks(conn: &Connection, leg: Option<&Leg>, start_ns: i64, last_ns: i64) -> TcpMarks {
+    let flags = leg
+        .and_then(|l| l.tcp)
+        .or_else(|| conn.legs.iter().find_map(|l| l.tcp));
+    let packets = leg
+        .and_then(|l| l.request.as_ref())
+        .map_or(0, |r| r.packets);
+    let Some(f) = flags else {
+        return TcpMarks::default();
+    };
+    TcpMarks {
+        syn_ns: f.syn.then_some(start_ns),
+        ack_ns: (packets > 1).then_some(start_ns),
+        fin_ns: f.client_fin.then_some(last_ns),
+        rst_ns: f.client_rst.then_some(last_ns),
+    }
+}
+
+/// Gives every service the configuration the rules file holds for it.
+///
+/// `ipvsadm -Sn` and a plain `-Ln` list servers sorted by address, which says nothing of the
+/// kernel's order; a list that is not sorted can only come from `-Ln --nosort`, so then the
+/// order is the kernel's.
+pub fn apply_rules(input: &mut FairnessInput, rules: &crate::topology::rules::Rules) {
+    use super::input::{Scheduler, Server, ServiceConfig};
+    use crate::topology::rules::Proto as RuleProto;
+    for svc in &mut input.services {
+        let rule = rules.services.iter().find(|r| {
+            r.vip() == Some(svc.vip)
+                && matches!(
+                    (r.proto(), svc.proto),
+                    (Some(RuleProto::Tcp), Proto::Tcp) | (Some(RuleProto::Udp), Proto::Udp)
+                )
+        });
+        let Some(rule) = rule else { continue };
+        let Some(scheduler) = Scheduler::from_name(&rule.scheduler) else {
+            continue;
+        };
+        let addrs: Vec<_> = rule.servers.iter().map(|s| s.addr).collect();
+        let sorted = addrs.windows(2).all(|w| w[0] <= w[1]);
+        svc.config = Some(ServiceConfig {
+            scheduler,
+            persistence_s: rule.persistence,
+            netmask_prefix: rule.netmask.as_deref().and_then(prefix_len),
+            sh_port: rule.sched_flags.iter().any(|f| f == "sh-port"),
+            servers: rule
+                .servers
+                .iter()
+                .map(|s| Server {
+                    addr: s.addr,
+                    weight: s.weight,
+                })
+                .collect(),
+            order_known: addrs.len() > 1 && !sorted,
+        });
+    }
+}
+
+/// `255.255.255.0` -> 24, `64` -> 64; None for a mask that is not a prefix.
+fn prefix_len(mask: &str) -> Option<u8> {
+    if let Ok(n) = mask.parse::<u8>() {
+        return Some(n);
+    }
+    let addr: std::net::Ipv4Addr = mask.parse().ok()?;
+    let bits = u32::from(addr);
+    let len = bits.leading_ones();
+    (bits.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}

@@ -1,0 +1,371 @@
+//! Grouping the legs of one connection seen at several vantage points, and deciding what the
+//! connection as a whole did.
+//!
+//! Legs are grouped by the client-side tuple. Within a tuple, legs at different vantage points
+//! belong together when they share a packet (fingerprint), or have the same client initial
+//! sequence number, or (lacking both) overlap in time once each capture's clock offset is
+//! removed. Two legs of the same vantage point are never joined: they are two connections on a
+//! reused port.
+
+use super::clock::ClockOffset;
+use super::{ConnKey, Connection, Form, Leg, Outcome, RsSource};
+use crate::topology::{MacAddr, Role, Topology, VantageId};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+/// Slack when joining legs by time alone, after clock correction.
+const TIME_SLACK_NS: i64 = 1_000_000_000;
+
+/// Link types that carry bare IP packets (no MACs, no direction): LINKTYPE_RAW, IPV4, IPV6 and
+/// the old DLT_RAW values.
+pub fn is_raw_ip(link_type: u32) -> bool {
+    matches!(link_type, 12 | 14 | 101 | 228 | 229)
+}
+
+struct Clusters {
+    parent: Vec<usize>,
+    vantages: Vec<Vec<VantageId>>,
+    isn: Vec<Option<u32>>,
+}
+
+impl Clusters {
+    fn new(legs: &[&Leg]) -> Clusters {
+        Clusters {
+            parent: (0..legs.len()).collect(),
+            vantages: legs.iter().map(|l| vec![l.vantage]).collect(),
+            isn: legs.iter().map(|l| l.isn).collect(),
+        }
+    }
+    fn root(&mut self, mut i: usize) -> usize {
+        while self.parent[i] != i {
+            self.parent[i] = self.parent[self.parent[i]];
+            i = self.parent[i];
+        }
+        i
+    }
+    /// Joins two clusters unless that would put two legs of one vantage point, or two
+    /// different initial sequence numbers, together.
+    fn join(&mut self, a: usize, b: usize) -> bool {
+        let (ra, rb) = (self.root(a), self.root(b));
+        if ra == rb {
+            return true;
+        }
+        if self.vantages[ra]
+            .iter()
+            .any(|v| self.vantages[rb].contains(v))
+        {
+            return false;
+        }
+        if let (Some(x), Some(y)) = (self.isn[ra], self.isn[rb]) {
+            if x != y {
+                return false;
+            }
+        }
+        let vs = std::mem::take(&mut self.vantages[rb]);
+        self.vantages[ra].extend(vs);
+        self.isn[ra] = self.isn[ra].or(self.isn[rb]);
+        self.parent[rb] = ra;
+        true
+    }
+}
+
+/// Groups legs into connections.
+pub fn join(legs: Vec<Leg>, topology: &Topology, offsets: &[ClockOffset]) -> Vec<Connection> {
+    let offset: HashMap<VantageId, i64> =
+        offsets.iter().map(|o| (o.vantage, o.offset_ns)).collect();
+    let corr = |l: &Leg, t: i64| t - offset.get(&l.vantage).copied().unwrap_or(0);
+    let sees_replies = reply_visibility(&legs, topology);
+
+    let mut groups: BTreeMap<ConnKey, Vec<Leg>> = BTreeMap::new();
+    for l in legs {
+        groups.entry(l.key).or_default().push(l);
+    }
+    let mut out = Vec::new();
+    for (key, group) in groups {
+        let refs: Vec<&Leg> = group.iter().collect();
+        let mut c = Clusters::new(&refs);
+        // Same packet seen at both.
+        let mut by_fp: HashMap<u64, Vec<usize>> = HashMap::new();
+        for (i, l) in refs.iter().enumerate() {
+            for fp in &l.fingerprints {
+                by_fp.entry(fp.value).or_default().push(i);
+            }
+        }
+        let mut fp_lists: Vec<Vec<usize>> = by_fp.into_values().collect();
+        fp_lists.sort();
+        for ids in fp_lists {
+            for w in ids.windows(2) {
+                c.join(w[0], w[1]);
+            }
+        }
+        // Same client initial sequence number.
+        for i in 0..refs.len() {
+            for j in i + 1..refs.len() {
+                if refs[i].isn.is_some() && refs[i].isn == refs[j].isn {
+                    c.join(i, j);
+                }
+            }
+        }
+        // Overlapping in corrected time, nearest first.
+        let mut candidates: Vec<(i64, usize, usize)> = Vec::new();
+        for i in 0..refs.len() {
+            for j in i + 1..refs.len() {
+                let (a, b) = (refs[i], refs[j]);
+                if a.vantage == b.vantage {
+                    continue;
+                }
+                let (a0, a1) = (corr(a, a.first_ts_ns), corr(a, a.last_ts_ns));
+                let (b0, b1) = (corr(b, b.first_ts_ns), corr(b, b.last_ts_ns));
+                let gap = (a0.max(b0) - a1.min(b1)).max(0);
+                if gap <= TIME_SLACK_NS {
+                    candidates.push(((a0 - b0).abs(), i, j));
+                }
+            }
+        }
+        candidates.sort();
+        for (_, i, j) in candidates {
+            c.join(i, j);
+        }
+        let mut clusters: BTreeMap<usize, Vec<Leg>> = BTreeMap::new();
+        let roots: Vec<usize> = (0..refs.len()).map(|i| c.root(i)).collect();
+        for (l, r) in group.into_iter().zip(roots) {
+            clusters.entry(r).or_default().push(l);
+        }
+        for legs in clusters.into_values() {
+            out.push(connection(key, legs, topology, &corr, &sees_replies));
+        }
+    }
+    out.sort_by_key(|c| (c.first_ts_ns, c.key()));
+    for (i, c) in out.iter_mut().enumerate() {
+        c.id = i as u64 + 1;
+    }
+    out
+}
+
+/// Whether a vantage point would have seen replies had there been any: a director never does
+/// (replies go straight to the client); a raw-IP capture (a real server's tunl0) only if it
+/// showed some.
+fn reply_visibility(legs: &[Leg], topology: &Topology) -> HashMap<VantageId, bool> {
+    let mut saw: HashMap<VantageId, bool> = HashMap::new();
+    for l in legs {
+        *saw.entry(l.vantage).or_default() |= l.reply.is_some();
+    }
+    topology
+        .vantages
+        .iter()
+        .map(|v| {
+            let s = match v.role {
+                Role::Director => false,
+                _ => saw.get(&v.id).copied().unwrap_or(false) || !is_raw_ip(v.link_type),
+            };
+            (v.id, s)
+        })
+        .collect()
+}
+
+fn role_rank(r: Role) -> u8 {
+    match r {
+        Role::Client => 0,
+        Role::RealServer => 1,
+        Role::Other => 2,
+        Role::Director => 3,
+    }
+}
+
+fn path_rank(r: Role) -> u8 {
+    match r {
+        Role::Client => 0,
+        Role::Director => 1,
+        Role::RealServer => 2,
+        Role::Other => 3,
+    }
+}
+
+/// What one vantage point can say about how the connection ended.
+pub fn leg_outcome(l: &Leg, sees_replies: bool) -> Option<Outcome> {
+    let replied = l.reply.is_some();
+    let requested = l.request.is_some() || l.request_wrapped.is_some();
+    match l.tcp {
+        Some(f) => {
+            if f.syn && !f.syn_ack && (f.server_rst || l.icmp_unreachable) {
+                return Some(Outcome::Refused);
+            }
+            if f.syn_ack || replied {
+                return Some(if f.client_rst || f.server_rst {
+                    Outcome::Reset
+                } else if f.client_fin && f.server_fin {
+                    Outcome::Completed
+                } else {
+                    Outcome::InProgress
+                });
+            }
+            if l.icmp_unreachable {
+                return Some(Outcome::Refused);
+            }
+            (sees_replies && requested).then_some(Outcome::Unanswered)
+        }
+        None => {
+            if replied {
+                Some(Outcome::Completed)
+            } else if l.icmp_unreachable {
+                Some(Outcome::Refused)
+            } else {
+                (sees_replies && requested).then_some(Outcome::Unanswered)
+            }
+        }
+    }
+}
+
+fn connection(
+    key: ConnKey,
+    mut legs: Vec<Leg>,
+    topology: &Topology,
+    corr: &dyn Fn(&Leg, i64) -> i64,
+    sees_replies: &HashMap<VantageId, bool>,
+) -> Connection {
+    legs.sort_by_key(|l| (path_rank(l.role), l.vantage));
+    for l in &mut legs {
+        let s = sees_replies.get(&l.vantage).copied().unwrap_or(false);
+        l.outcome = leg_outcome(l, s);
+    }
+    let first_ts_ns = legs
+        .iter()
+        .map(|l| corr(l, l.first_ts_ns))
+        .min()
+        .unwrap_or(0);
+    let last_ts_ns = legs
+        .iter()
+        .map(|l| corr(l, l.last_ts_ns))
+        .max()
+        .unwrap_or(0);
+    let isn = legs.iter().find_map(|l| l.isn);
+
+    let mut judged: Vec<&Leg> = legs.iter().collect();
+    judged.sort_by_key(|l| (role_rank(l.role), l.vantage));
+    let decided = judged.iter().find_map(|l| l.outcome.map(|o| (o, *l)));
+    let (outcome, from) = match decided {
+        Some((o, l)) => (o, Some(l)),
+        None => (Outcome::Unknown, None),
+    };
+    let shown = from.or(judged.first().copied());
+    let (real_server, real_server_from) = real_server(&legs, topology);
+    let reply_mac = judged
+        .iter()
+        .find_map(|l| l.reply.as_ref().and_then(|r| r.src_macs.first().copied()));
+    let retransmissions = shown.map_or(0, |l| {
+        let req = [Form::Request, Form::RequestWrapped]
+            .iter()
+            .filter_map(|f| l.form(*f).map(|s| s.retransmissions))
+            .max()
+            .unwrap_or(0);
+        req + l.reply.as_ref().map_or(0, |r| r.retransmissions)
+    });
+    let unseen = unseen(&legs, topology, real_server, outcome);
+    let outcome_from = from.map(|l| l.vantage);
+    let history = shown.map(|l| l.history.clone()).unwrap_or_default();
+    let handshake_ns = shown.and_then(|l| l.handshake_ns);
+    let first_response_ns = shown.and_then(|l| l.first_response_ns);
+    // Fingerprints served the clock and the join; the record does not need them.
+    for l in &mut legs {
+        l.fingerprints = Vec::new();
+    }
+    Connection {
+        id: 0,
+        proto: key.proto,
+        client: key.client,
+        vip: key.vip,
+        isn,
+        first_ts_ns,
+        last_ts_ns,
+        real_server,
+        real_server_from,
+        reply_mac,
+        outcome,
+        outcome_from,
+        history,
+        handshake_ns,
+        first_response_ns,
+        retransmissions,
+        legs,
+        unseen,
+    }
+}
+
+/// The real server: the tunnel's outer destination, else the RS capture that saw it, else the
+/// RS whose MAC sent the replies, else a real server's address answering in place of the VIP.
+fn real_server(legs: &[Leg], topology: &Topology) -> (Option<IpAddr>, Option<RsSource>) {
+    let mut outer: BTreeMap<IpAddr, u64> = BTreeMap::new();
+    for l in legs {
+        if let Some(w) = &l.request_wrapped {
+            for p in &w.outer {
+                *outer.entry(p.dst).or_default() += p.packets;
+            }
+        }
+    }
+    if let Some((a, _)) = outer.iter().max_by_key(|(_, n)| **n) {
+        return (Some(*a), Some(RsSource::Tunnel));
+    }
+    if let Some(a) = legs.iter().find_map(|l| {
+        let v = topology.vantage(l.vantage)?;
+        (v.role == Role::RealServer).then_some(v.address).flatten()
+    }) {
+        return (Some(a), Some(RsSource::RsCapture));
+    }
+    let macs: Vec<MacAddr> = legs
+        .iter()
+        .filter_map(|l| l.reply.as_ref())
+        .flat_map(|r| r.src_macs.iter().copied())
+        .collect();
+    if let Some(a) = macs.iter().find_map(|m| topology.real_server_by_mac(*m)) {
+        return (Some(a), Some(RsSource::ReplyMac));
+    }
+    if let Some(a) = legs
+        .iter()
+        .filter_map(|l| l.reply_other_source.as_ref())
+        .flat_map(|r| r.sources.iter())
+        .map(|s| s.ip())
+        .find(|a| topology.is_real_server(*a))
+    {
+        return (Some(a), Some(RsSource::ReplySource));
+    }
+    (None, None)
+}
+
+fn unseen(legs: &[Leg], topology: &Topology, rs: Option<IpAddr>, outcome: Outcome) -> Vec<String> {
+    let at = |r: Role| legs.iter().any(|l| l.role == r);
+    let exists = |r: Role| topology.vantages.iter().any(|v| v.role == r);
+    let mut out = Vec::new();
+    for (role, name) in [
+        (Role::Client, "client"),
+        (Role::Director, "director"),
+        (Role::RealServer, "real server"),
+    ] {
+        if at(role) {
+            continue;
+        }
+        if !exists(role) {
+            out.push(format!("no {name} capture"));
+            continue;
+        }
+        if role == Role::RealServer {
+            if let Some(rs) = rs {
+                let has = topology
+                    .vantages
+                    .iter()
+                    .any(|v| v.role == Role::RealServer && v.address == Some(rs));
+                if !has {
+                    out.push(format!("no capture of real server {rs}"));
+                    continue;
+                }
+            }
+        }
+        out.push(format!("not seen in the {name} capture(s)"));
+    }
+    if rs.is_none() {
+        out.push("which real server it went to".into());
+    }
+    if outcome == Outcome::Unknown {
+        out.push("how it ended: no capture that replies cross".into());
+    }
+    out
+}

@@ -1,0 +1,666 @@
+//! Pass 2: per vantage point, one small state per connection in flight, fed one frame at a time.
+//!
+//! A frame belongs to a connection when it is a request to a VIP (plain or tunnelled), a reply
+//! from a VIP, a reply to a client's port from a real server's own address, or an ICMP error
+//! quoting one of those. States end when the client starts over with a new initial sequence
+//! number, or after a time without packets, and are then handed on as [`Leg`]s.
+
+use super::history::{History, SeqTracker};
+use super::{
+    ConnKey, DirStats, Evidence, EvidenceKind, Fingerprint, Form, Leg, OuterPair, TcpFlags,
+};
+use crate::decode::packet::{DecodedFrame, IpPacket, Tcp, Transport};
+use crate::topology::config::ExpectedService;
+use crate::topology::view::IpView;
+use crate::topology::{FrameRef, MacAddr, Proto, Role, Topology, VantageId};
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+
+/// How many packets of each form keep a fingerprint for clock matching.
+const FINGERPRINTS_PER_FORM: usize = 8;
+/// How often (by the capture's clock) states are checked for expiry.
+const SWEEP_EVERY_NS: i64 = 1_000_000_000;
+/// A TCP connection closed by FIN both ways or RST is kept this long for stragglers.
+const TCP_CLOSED_LINGER_NS: i64 = 120_000_000_000;
+const MAX_MACS: usize = 4;
+
+/// What the trackers need from the topology.
+#[derive(Debug, Clone, Default)]
+pub struct FlowContext {
+    pub vips: HashSet<IpAddr>,
+    pub real_servers: HashSet<IpAddr>,
+    /// Real servers in the rules, when rules were given.
+    pub configured_rs: Option<HashSet<IpAddr>>,
+    pub director_addrs: HashSet<IpAddr>,
+    pub director_macs: HashSet<MacAddr>,
+}
+
+impl FlowContext {
+    pub fn new(t: &Topology, expected: Option<&[ExpectedService]>) -> FlowContext {
+        FlowContext {
+            vips: t.vips.iter().map(|v| v.addr).collect(),
+            real_servers: t.real_servers.iter().map(|h| h.addr).collect(),
+            configured_rs: expected.map(|e| {
+                e.iter()
+                    .flat_map(|s| s.real_servers.iter().map(|r| r.addr))
+                    .collect()
+            }),
+            director_addrs: t.directors.iter().map(|h| h.addr).collect(),
+            director_macs: t
+                .directors
+                .iter()
+                .flat_map(|h| h.macs.iter().copied())
+                .collect(),
+        }
+    }
+}
+
+/// Timeouts that end a connection's state at one vantage point.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    /// A UDP "connection" ends after this long without packets (IPVS default: 300 s).
+    pub udp_idle_ns: i64,
+    /// An open TCP connection is given up after this long without packets (IPVS: 900 s).
+    pub tcp_idle_ns: i64,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            udp_idle_ns: 300_000_000_000,
+            tcp_idle_ns: 900_000_000_000,
+        }
+    }
+}
+
+struct LegState {
+    key: ConnKey,
+    isn: Option<u32>,
+    first_ts: i64,
+    last_ts: i64,
+    forms: [Option<DirStats>; 4],
+    seq: [SeqTracker; 4],
+    /// The request form seen first here: the one history and timings follow (the other is the
+    /// same packets again, wrapped or unwrapped by this host).
+    canonical: Option<Form>,
+    history: History,
+    flags: TcpFlags,
+    syn_ts: Option<i64>,
+    syn_ack_ts: Option<i64>,
+    request_data_ts: Option<i64>,
+    reply_data_ts: Option<i64>,
+    icmp_unreachable: bool,
+    evidence: Vec<Evidence>,
+    fingerprints: Vec<Fingerprint>,
+}
+
+impl LegState {
+    fn new(key: ConnKey, ts: i64) -> LegState {
+        LegState {
+            key,
+            isn: None,
+            first_ts: ts,
+            last_ts: ts,
+            forms: Default::default(),
+            seq: Default::default(),
+            canonical: None,
+            history: History::default(),
+            flags: TcpFlags::default(),
+            syn_ts: None,
+            syn_ack_ts: None,
+            request_data_ts: None,
+            reply_data_ts: None,
+            icmp_unreachable: false,
+            evidence: Vec::new(),
+            fingerprints: Vec::new(),
+        }
+    }
+
+    fn closed(&self) -> bool {
+        self.flags.client_rst
+            || self.flags.server_rst
+            || (self.flags.client_fin && self.flags.server_fin)
+    }
+
+    fn note(&mut self, kind: EvidenceKind, at: FrameRef, detail: impl FnOnce() -> String) {
+        if let Some(e) = self.evidence.iter_mut().find(|e| e.kind == kind) {
+            e.count += 1;
+        } else {
+            self.evidence.push(Evidence {
+                kind,
+                count: 1,
+                first: at,
+                detail: detail(),
+            });
+        }
+    }
+}
+
+/// Feeds on the frames of one vantage point; yields its legs.
+pub struct LegTracker<'c> {
+    vantage: VantageId,
+    role: Role,
+    /// Raw IP link (a tunnel device such as tunl0): packets arrive here decapsulated.
+    raw_ip: bool,
+    ctx: &'c FlowContext,
+    timeouts: Timeouts,
+    active: HashMap<ConnKey, LegState>,
+    /// (protocol, client address, client port) -> key, to attach replies from other sources.
+    by_client: HashMap<(Proto, IpAddr, u16), ConnKey>,
+    done: Vec<Leg>,
+    last_sweep_ns: Option<i64>,
+}
+
+impl<'c> LegTracker<'c> {
+    pub fn new(
+        vantage: VantageId,
+        role: Role,
+        raw_ip: bool,
+        ctx: &'c FlowContext,
+        timeouts: Timeouts,
+    ) -> Self {
+        LegTracker {
+            vantage,
+            role,
+            raw_ip,
+            ctx,
+            timeouts,
+            active: HashMap::new(),
+            by_client: HashMap::new(),
+            done: Vec::new(),
+            last_sweep_ns: None,
+        }
+    }
+
+    /// Connections currently held in memory.
+    pub fn in_flight(&self) -> usize {
+        self.active.len()
+    }
+
+    pub fn push(&mut self, f: &DecodedFrame) {
+        self.sweep(f.ts_ns);
+        let Some(v) = IpView::of(&f.packet) else {
+            return;
+        };
+        let at = FrameRef::of(f);
+        if let Some(icmp) = v.icmp() {
+            if let Some(q) = &icmp.quoted {
+                self.icmp_error(&v, icmp, q, at);
+            }
+            return;
+        }
+        if !v.has_ports() {
+            return;
+        }
+        let proto = Proto(v.ip.protocol);
+        let (sp, dp) = v.ports();
+        let src = SocketAddr::new(v.ip.src, sp);
+        let dst = SocketAddr::new(v.ip.dst, dp);
+        let (form, key) = if self.ctx.vips.contains(&v.ip.dst) {
+            let form = if v.outer.is_some() {
+                Form::RequestWrapped
+            } else {
+                Form::Request
+            };
+            (
+                form,
+                ConnKey {
+                    proto,
+                    client: src,
+                    vip: dst,
+                },
+            )
+        } else if self.ctx.vips.contains(&v.ip.src) {
+            (
+                Form::Reply,
+                ConnKey {
+                    proto,
+                    client: dst,
+                    vip: src,
+                },
+            )
+        } else if let Some(k) = self.by_client.get(&(proto, v.ip.dst, dp)).copied() {
+            // From a known real server; when none is known (no tunnel seen anywhere), from the
+            // service's port at least.
+            let rs_known = !self.ctx.real_servers.is_empty();
+            let plausible = if rs_known {
+                self.ctx.real_servers.contains(&v.ip.src)
+            } else {
+                sp == k.vip.port()
+            };
+            if !plausible {
+                return;
+            }
+            (Form::ReplyOtherSource, k)
+        } else {
+            return;
+        };
+        let tcp = v.tcp();
+        let new_isn = tcp
+            .filter(|t| form.is_request() && t.has(Tcp::SYN) && !t.has(Tcp::ACK))
+            .map(|t| t.seq);
+        self.start_over_if_new(key, f.ts_ns, new_isn);
+        let (ctx, role) = (self.ctx, self.role);
+        let state = self.state(key, f.ts_ns);
+        if let (Some(isn), None) = (new_isn, state.isn) {
+            state.isn = Some(isn);
+        }
+        state.last_ts = state.last_ts.max(f.ts_ns);
+        record(state, form, &v, f, at, ctx, role);
+    }
+
+    fn state(&mut self, key: ConnKey, ts: i64) -> &mut LegState {
+        self.by_client
+            .insert((key.proto, key.client.ip(), key.client.port()), key);
+        self.active
+            .entry(key)
+            .or_insert_with(|| LegState::new(key, ts))
+    }
+
+    /// A client SYN with a new initial sequence number, or a UDP packet after the idle
+    /// timeout, begins a new connection on the same tuple.
+    fn start_over_if_new(&mut self, key: ConnKey, ts: i64, new_isn: Option<u32>) {
+        let Some(s) = self.active.get(&key) else {
+            return;
+        };
+        let new = match new_isn {
+            Some(isn) => {
+                s.isn != Some(isn) && (s.isn.is_some() || s.forms.iter().any(|f| f.is_some()))
+            }
+            None => {
+                let idle = if key.proto == Proto::TCP {
+                    self.timeouts.tcp_idle_ns
+                } else {
+                    self.timeouts.udp_idle_ns
+                };
+                ts - s.last_ts > idle
+            }
+        };
+        if new {
+            if let Some(s) = self.active.remove(&key) {
+                let leg = self.finish_state(s);
+                self.done.push(leg);
+            }
+        }
+    }
+
+    fn sweep(&mut self, now: i64) {
+        let due = self
+            .last_sweep_ns
+            .is_none_or(|t| now - t >= SWEEP_EVERY_NS || now < t);
+        if !due {
+            return;
+        }
+        self.last_sweep_ns = Some(now);
+        let t = self.timeouts;
+        let expired: Vec<ConnKey> = self
+            .active
+            .values()
+            .filter(|s| {
+                let idle = now - s.last_ts;
+                let limit = if s.key.proto != Proto::TCP {
+                    t.udp_idle_ns
+                } else if s.closed() {
+                    TCP_CLOSED_LINGER_NS
+                } else {
+                    t.tcp_idle_ns
+                };
+                idle > limit
+            })
+            .map(|s| s.key)
+            .collect();
+        for k in expired {
+            if let Some(s) = self.active.remove(&k) {
+                let leg = self.finish_state(s);
+                self.done.push(leg);
+            }
+        }
+    }
+
+    fn icmp_error(
+        &mut self,
+        v: &IpView,
+        icmp: &crate::decode::packet::Icmp,
+        q: &IpPacket,
+        at: FrameRef,
+    ) {
+        // An error about a tunnelled packet (a hop between director and real server) quotes
+        // the outer header; the connection is the inner packet's.
+        let q = match &q.transport {
+            Transport::Tunnel { inner, .. } => inner.as_ref(),
+            _ => q,
+        };
+        let (sp, dp) = match &q.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port),
+            Transport::Udp(u) => (u.src_port, u.dst_port),
+            _ => return,
+        };
+        let proto = Proto(q.ip.protocol);
+        // The quoted packet is one the ICMP's receiver sent: a request (client -> VIP) or a
+        // reply (VIP -> client).
+        let (key, about_request) = if self.ctx.vips.contains(&q.ip.dst) {
+            let k = ConnKey {
+                proto,
+                client: SocketAddr::new(q.ip.src, sp),
+                vip: SocketAddr::new(q.ip.dst, dp),
+            };
+            (k, true)
+        } else if self.ctx.vips.contains(&q.ip.src) {
+            let k = ConnKey {
+                proto,
+                client: SocketAddr::new(q.ip.dst, dp),
+                vip: SocketAddr::new(q.ip.src, sp),
+            };
+            (k, false)
+        } else {
+            return;
+        };
+        let (t, code) = (icmp.icmp_type, icmp.code);
+        let frag = (!icmp.v6 && t == 3 && code == 4) || (icmp.v6 && t == 2);
+        let unreachable = !frag && ((!icmp.v6 && t == 3) || (icmp.v6 && t == 1));
+        let state = self.state(key, at.ts_ns);
+        state.last_ts = state.last_ts.max(at.ts_ns);
+        let (src, dst) = (v.ip.src, v.ip.dst);
+        let kind = if frag {
+            EvidenceKind::IcmpFragNeeded
+        } else if unreachable {
+            if about_request {
+                state.icmp_unreachable = true;
+            }
+            EvidenceKind::IcmpUnreachable
+        } else {
+            EvidenceKind::IcmpOther
+        };
+        let mtu = icmp.mtu;
+        state.note(kind, at, || {
+            let mut d = format!("ICMP type {t} code {code} from {src} to {dst}");
+            if let Some(m) = mtu {
+                d.push_str(&format!(", MTU {m}"));
+            }
+            d
+        });
+    }
+
+    /// Ends every state (end of the capture) and returns all legs.
+    pub fn finish(mut self) -> Vec<Leg> {
+        let rest: Vec<LegState> = self.active.drain().map(|(_, s)| s).collect();
+        for s in rest {
+            let leg = self.finish_state(s);
+            self.done.push(leg);
+        }
+        self.done.sort_by_key(|l| (l.first_ts_ns, l.key));
+        self.done
+    }
+
+    fn finish_state(&mut self, mut s: LegState) -> Leg {
+        let k = s.key;
+        if self
+            .by_client
+            .get(&(k.proto, k.client.ip(), k.client.port()))
+            == Some(&k)
+        {
+            self.by_client
+                .remove(&(k.proto, k.client.ip(), k.client.port()));
+        }
+        // On a tunnel device (tunl0) requests are seen after decapsulation: no anomaly there.
+        if self.role == Role::RealServer && !self.raw_ip {
+            if let (Some(r), None) = (
+                &s.forms[Form::Request.index()],
+                &s.forms[Form::RequestWrapped.index()],
+            ) {
+                let (first, n) = (r.first, r.packets);
+                s.evidence.push(Evidence {
+                    kind: EvidenceKind::UnwrappedRequestAtRealServer,
+                    count: n,
+                    first,
+                    detail: "requests to the VIP arrived without a tunnel, and no tunnelled copy \
+                             was seen here"
+                        .into(),
+                });
+            }
+        }
+        let [request, request_wrapped, reply, reply_other_source] = s.forms;
+        let tcp = (k.proto == Proto::TCP).then_some(s.flags);
+        let handshake_ns = s.syn_ts.zip(s.syn_ack_ts).map(|(a, b)| b - a);
+        let first_response_ns = s.request_data_ts.zip(s.reply_data_ts).map(|(a, b)| b - a);
+        s.evidence.sort_by_key(|e| e.kind);
+        Leg {
+            vantage: self.vantage,
+            role: self.role,
+            key: k,
+            isn: s.isn,
+            first_ts_ns: s.first_ts,
+            last_ts_ns: s.last_ts,
+            request,
+            request_wrapped,
+            reply,
+            reply_other_source,
+            history: s.history.as_str().to_string(),
+            tcp,
+            handshake_ns,
+            first_response_ns,
+            icmp_unreachable: s.icmp_unreachable,
+            // Decided when the legs are joined, knowing what this vantage point can see.
+            outcome: None,
+            evidence: s.evidence,
+            fingerprints: s.fingerprints,
+        }
+    }
+}
+
+/// The identity of a packet across captures: fields no router or tunnel changes.
+pub fn fingerprint(v: &IpView) -> u64 {
+    let mut h = Fnv::default();
+    h.u64(u64::from(v.ip.id));
+    h.u64(u64::from(v.ip.protocol));
+    let (sp, dp) = v.ports();
+    h.u64(u64::from(sp) << 16 | u64::from(dp));
+    if let Some(t) = v.tcp() {
+        h.u64(u64::from(t.seq) << 32 | u64::from(t.ack));
+        h.u64(u64::from(t.flags));
+    }
+    let (len, hash) = v.payload();
+    h.u64(u64::from(len));
+    h.u64(hash);
+    h.0
+}
+
+struct Fnv(u64);
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+impl Fnv {
+    fn u64(&mut self, x: u64) {
+        for b in x.to_le_bytes() {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+}
+
+fn add_mac(v: &mut Vec<MacAddr>, m: Option<[u8; 6]>) {
+    if let Some(m) = m.map(MacAddr) {
+        if !v.contains(&m) && v.len() < MAX_MACS {
+            v.push(m);
+        }
+    }
+}
+
+fn record(
+    s: &mut LegState,
+    form: Form,
+    v: &IpView,
+    f: &DecodedFrame,
+    at: FrameRef,
+    ctx: &FlowContext,
+    role: Role,
+) {
+    let ts = f.ts_ns;
+    let (payload_len, _) = v.payload();
+    let retrans = v
+        .tcp()
+        .is_some_and(|t| s.seq[form.index()].retransmission(t));
+    let link = &f.packet.link;
+    let st = s.forms[form.index()].get_or_insert_with(|| DirStats {
+        first_ts_ns: ts,
+        last_ts_ns: ts,
+        packets: 0,
+        ip_bytes: 0,
+        payload_bytes: 0,
+        retransmissions: 0,
+        first: at,
+        ttl: v.ip.ttl,
+        src_macs: Vec::new(),
+        dst_macs: Vec::new(),
+        outer: Vec::new(),
+        sources: Vec::new(),
+    });
+    st.first_ts_ns = st.first_ts_ns.min(ts);
+    st.last_ts_ns = st.last_ts_ns.max(ts);
+    st.packets += 1;
+    st.ip_bytes += u64::from(v.ip.total_len);
+    st.payload_bytes += u64::from(payload_len);
+    st.retransmissions += u64::from(retrans);
+    add_mac(&mut st.src_macs, link.src_mac);
+    add_mac(&mut st.dst_macs, link.dst_mac);
+    if let Some(o) = v.outer {
+        match st
+            .outer
+            .iter_mut()
+            .find(|p| p.src == o.ip.src && p.dst == o.ip.dst)
+        {
+            Some(p) => p.packets += 1,
+            None => st.outer.push(OuterPair {
+                src: o.ip.src,
+                dst: o.ip.dst,
+                packets: 1,
+            }),
+        }
+    }
+    if form == Form::ReplyOtherSource {
+        let src = SocketAddr::new(v.ip.src, v.ports().0);
+        if !st.sources.contains(&src) && st.sources.len() < MAX_MACS {
+            st.sources.push(src);
+        }
+    }
+
+    // Fingerprints of the first few distinct packets of each form; a value seen twice here is
+    // ambiguous and dropped.
+    let value = fingerprint(v);
+    if let Some(i) = s
+        .fingerprints
+        .iter()
+        .position(|p| p.form == form && p.value == value)
+    {
+        s.fingerprints.remove(i);
+    } else if s.fingerprints.iter().filter(|p| p.form == form).count() < FINGERPRINTS_PER_FORM {
+        s.fingerprints.push(Fingerprint {
+            form,
+            value,
+            ts_ns: ts,
+        });
+    }
+
+    anomalies(s, form, v, f, at, ctx, role, retrans);
+
+    // History and timings follow one copy of each packet.
+    if form.is_request() && s.canonical.is_none() {
+        s.canonical = Some(form);
+    }
+    let canonical = form == Form::Reply || Some(form) == s.canonical;
+    if !canonical {
+        return;
+    }
+    let from_client = form.is_request();
+    match v.tcp() {
+        Some(t) => {
+            s.history.tcp(from_client, t, retrans);
+            let syn = t.has(Tcp::SYN);
+            let fl = &mut s.flags;
+            if from_client {
+                fl.syn |= syn && !t.has(Tcp::ACK);
+                fl.client_fin |= t.has(Tcp::FIN);
+                fl.client_rst |= t.has(Tcp::RST);
+            } else {
+                fl.syn_ack |= syn && t.has(Tcp::ACK);
+                fl.server_fin |= t.has(Tcp::FIN);
+                fl.server_rst |= t.has(Tcp::RST);
+            }
+            if syn && !t.has(Tcp::ACK) && from_client && s.syn_ts.is_none() {
+                s.syn_ts = Some(ts);
+            }
+            if syn && t.has(Tcp::ACK) && !from_client && s.syn_ack_ts.is_none() {
+                s.syn_ack_ts = Some(ts);
+            }
+        }
+        None => s.history.datagram(from_client, payload_len),
+    }
+    if payload_len > 0 {
+        if from_client && s.request_data_ts.is_none() {
+            s.request_data_ts = Some(ts);
+        } else if !from_client && s.request_data_ts.is_some() && s.reply_data_ts.is_none() {
+            s.reply_data_ts = Some(ts);
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn anomalies(
+    s: &mut LegState,
+    form: Form,
+    v: &IpView,
+    f: &DecodedFrame,
+    at: FrameRef,
+    ctx: &FlowContext,
+    role: Role,
+    retrans: bool,
+) {
+    let link = &f.packet.link;
+    if retrans {
+        let seq = v.tcp().map_or(0, |t| t.seq);
+        s.note(EvidenceKind::Retransmission, at, || {
+            format!("{form:?} segment repeats sequence space (seq {seq})")
+        });
+    }
+    if v.tcp().is_some_and(|t| t.has(Tcp::RST)) {
+        let src = v.ip.src;
+        let kind = if form.is_request() {
+            EvidenceKind::ResetFromClient
+        } else {
+            EvidenceKind::ResetFromServer
+        };
+        s.note(kind, at, || format!("RST from {src}"));
+    }
+    if form == Form::ReplyOtherSource {
+        let src = v.ip.src;
+        s.note(EvidenceKind::ReplyFromOtherSource, at, || {
+            format!("reply to the client from {src}, not from the VIP")
+        });
+    }
+    if matches!(form, Form::Reply | Form::ReplyOtherSource) {
+        if let Some(m) = link.dst_mac.map(MacAddr) {
+            if ctx.director_macs.contains(&m) {
+                s.note(EvidenceKind::ReplyToDirectorMac, at, || {
+                    format!("reply sent to {m}, a director's MAC")
+                });
+            }
+        }
+        if role == Role::Director {
+            s.note(EvidenceKind::ReplyAtDirector, at, || {
+                "a reply crossed the director".into()
+            });
+        }
+    }
+    if let (Form::RequestWrapped, Some(o)) = (form, v.outer) {
+        if let Some(conf) = &ctx.configured_rs {
+            if !conf.contains(&o.ip.dst) {
+                let d = o.ip.dst;
+                s.note(EvidenceKind::WrappedToUnknownRs, at, || {
+                    format!("tunnelled to {d}, not a real server in the rules")
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+//! Connections rebuilt across every capture.
+//!
+//! The same connection is seen up to six times: leaving the client, arriving at the director,
+//! leaving it wrapped, arriving at the real server, the reply leaving the RS, arriving back at the
+//! client. The work is done in three steps:
+//!
+//! 1. Per vantage point, [`legs::LegTracker`] is fed one decoded frame at a time and keeps one
+//!    small state per connection in flight (counts, a history string, a few example frames and
+//!    packet fingerprints), never the packets: memory follows the connections in flight.
+//! 2. [`clock::estimate`] matches the same packet seen at two vantage points by content (IP
+//!    identification, TCP sequence and acknowledgement numbers, flags, lengths, payload hash),
+//!    never by time, and estimates each capture's clock offset against the reference capture
+//!    (the director's when there is one).
+//! 3. [`join::join`] groups the legs of one connection, keyed on the client-side tuple and
+//!    separated by the client's initial sequence number (TCP) or by shared packets and clock-
+//!    corrected time (UDP), and decides the real server and the outcome.
+
+pub mod clock;
+pub mod history;
+pub mod join;
+pub mod legs;
+pub mod pipeline;
+
+pub use pipeline::{analyse, analyse_source, Analysis, FileSource, FlowOptions, FrameSource};
+
+use crate::topology::{FrameRef, MacAddr, Proto, Role, VantageId};
+use serde::Serialize;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+/// What a connection is keyed on: the tuple as the client sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct ConnKey {
+    pub proto: Proto,
+    pub client: SocketAddr,
+    pub vip: SocketAddr,
+}
+
+/// The shape in which a connection's packets were seen at one vantage point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Form {
+    /// Client to VIP, not tunnelled (leaving the client, arriving at the director, or arriving
+    /// decapsulated on a real server's tunl0).
+    Request,
+    /// Client to VIP inside a tunnel (leaving the director, arriving at a real server).
+    RequestWrapped,
+    /// VIP to client.
+    Reply,
+    /// To the client's address and port from an address that is not the VIP (a real server's
+    /// own address: a UDP service bound to 0.0.0.0).
+    ReplyOtherSource,
+}
+
+impl Form {
+    pub const ALL: [Form; 4] = [
+        Form::Request,
+        Form::RequestWrapped,
+        Form::Reply,
+        Form::ReplyOtherSource,
+    ];
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn is_request(self) -> bool {
+        matches!(self, Form::Request | Form::RequestWrapped)
+    }
+}
+
+/// A tunnel's outer addresses and how many packets it carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct OuterPair {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub packets: u64,
+}
+
+/// Packets of one form at one vantage point.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirStats {
+    pub first_ts_ns: i64,
+    pub last_ts_ns: i64,
+    pub packets: u64,
+    /// Sum of the (inner) IP total lengths.
+    pub ip_bytes: u64,
+    /// Sum of the TCP/UDP payload lengths.
+    pub payload_bytes: u64,
+    /// Packets that repeat sequence space already seen (TCP only).
+    pub retransmissions: u64,
+    /// The first packet of this form.
+    pub first: FrameRef,
+    /// TTL (hop limit) of the first packet, inner header when tunnelled.
+    pub ttl: u8,
+    /// Source and destination MACs seen (at most four each).
+    pub src_macs: Vec<MacAddr>,
+    pub dst_macs: Vec<MacAddr>,
+    /// Tunnel outer addresses (RequestWrapped only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outer: Vec<OuterPair>,
+    /// Source addresses of replies that did not come from the VIP (ReplyOtherSource only).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SocketAddr>,
+}
+
+/// Something worth pointing at, with an example packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceKind {
+    /// A TCP segment repeating sequence space already sent.
+    Retransmission,
+    /// RST from the server side (VIP or real server).
+    ResetFromServer,
+    ResetFromClient,
+    /// ICMP destination unreachable (or v6 equivalent) about this connection.
+    IcmpUnreachable,
+    /// ICMP fragmentation needed / packet too big about this connection.
+    IcmpFragNeeded,
+    /// Any other ICMP error quoting this connection.
+    IcmpOther,
+    /// A reply whose source is not the VIP (UDP service bound to 0.0.0.0 on the RS).
+    ReplyFromOtherSource,
+    /// A reply sent to a director's MAC (RS routing replies through the director).
+    ReplyToDirectorMac,
+    /// A reply seen at the director (replies should go straight to the client).
+    ReplyAtDirector,
+    /// A request arriving at a real server without a tunnel around it (ARP bypass).
+    UnwrappedRequestAtRealServer,
+    /// A tunnelled request whose outer destination is not among the configured real servers.
+    WrappedToUnknownRs,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Evidence {
+    pub kind: EvidenceKind,
+    /// How many packets showed it at this vantage point.
+    pub count: u64,
+    /// The first of them.
+    pub first: FrameRef,
+    pub detail: String,
+}
+
+/// A packet's identity, to find it again in another capture; kept for a few packets per leg.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub form: Form,
+    pub value: u64,
+    pub ts_ns: i64,
+}
+
+/// The TCP control flags seen at one vantage point.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TcpFlags {
+    pub syn: bool,
+    pub syn_ack: bool,
+    pub client_fin: bool,
+    pub server_fin: bool,
+    pub client_rst: bool,
+    pub server_rst: bool,
+}
+
+/// One connection as one vantage point saw it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Leg {
+    pub vantage: VantageId,
+    pub role: Role,
+    #[serde(skip)]
+    pub key: ConnKey,
+    /// The client's initial sequence number, when its SYN was seen here.
+    pub isn: Option<u32>,
+    /// By this vantage point's own clock.
+    pub first_ts_ns: i64,
+    pub last_ts_ns: i64,
+    pub request: Option<DirStats>,
+    pub request_wrapped: Option<DirStats>,
+    pub reply: Option<DirStats>,
+    pub reply_other_source: Option<DirStats>,
+    /// Zeek conn.log style: S h A D a d F f R r T t W w, upper case for the client.
+    pub history: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tcp: Option<TcpFlags>,
+    /// First SYN to first SYN-ACK, at this vantage point.
+    pub handshake_ns: Option<i64>,
+    /// First request payload to first reply payload, at this vantage point.
+    pub first_response_ns: Option<i64>,
+    /// An ICMP unreachable about this connection from the server side was seen.
+    pub icmp_unreachable: bool,
+    /// How the connection ended as far as this vantage point can tell (null: it cannot, e.g.
+    /// a director, which replies do not cross).
+    pub outcome: Option<Outcome>,
+    pub evidence: Vec<Evidence>,
+    #[serde(skip)]
+    pub fingerprints: Vec<Fingerprint>,
+}
+
+impl Leg {
+    pub fn form(&self, f: Form) -> Option<&DirStats> {
+        match f {
+            Form::Request => self.request.as_ref(),
+            Form::RequestWrapped => self.request_wrapped.as_ref(),
+            Form::Reply => self.reply.as_ref(),
+            Form::ReplyOtherSource => self.reply_other_source.as_ref(),
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// TCP: handshake and FIN from both sides. UDP: a reply from the VIP came back.
+    Completed,
+    /// TCP: RST after the handshake.
+    Reset,
+    /// RST or ICMP unreachable instead of a SYN-ACK / reply.
+    Refused,
+    /// No answer at all where one would have been seen.
+    Unanswered,
+    /// Open at the end of the captures.
+    InProgress,
+    /// No capture that could tell (e.g. only the director's, which replies do not cross).
+    Unknown,
+}
+
+impl Outcome {
+    pub fn parse(s: &str) -> Option<Outcome> {
+        Some(match s.to_ascii_lowercase().replace('-', "_").as_str() {
+            "completed" => Outcome::Completed,
+            "reset" => Outcome::Reset,
+            "refused" => Outcome::Refused,
+            "unanswered" => Outcome::Unanswered,
+            "in_progress" => Outcome::InProgress,
+            "unknown" => Outcome::Unknown,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Outcome::Completed => "completed",
+            Outcome::Reset => "reset",
+            Outcome::Refused => "refused",
+            Outcome::Unanswered => "unanswered",
+            Outcome::InProgress => "in_progress",
+            Outcome::Unknown => "unknown",
+        })
+    }
+}
+
+/// How the real server of a connection was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RsSource {
+    /// Outer destination of the tunnelled request.
+    Tunnel,
+    /// Seen in a real server's capture.
+    RsCapture,
+    /// Source MAC of the replies, known as that real server's.
+    ReplyMac,
+    /// Source address of replies that did not come from the VIP.
+    ReplySource,
+}
+
+/// One connection, all vantage points together.
+#[derive(Debug, Clone, Serialize)]
+pub struct Connection {
+    pub id: u64,
+    pub proto: Proto,
+    pub client: SocketAddr,
+    pub vip: SocketAddr,
+    pub isn: Option<u32>,
+    /// By the reference clock (see the clock offsets).
+    pub first_ts_ns: i64,
+    pub last_ts_ns: i64,
+    pub real_server: Option<IpAddr>,
+    pub real_server_from: Option<RsSource>,
+    /// Source MAC of the replies as the client (or any capture) saw them.
+    pub reply_mac: Option<MacAddr>,
+    pub outcome: Outcome,
+    /// The vantage point whose view decided the outcome and history.
+    pub outcome_from: Option<VantageId>,
+    pub history: String,
+    pub handshake_ns: Option<i64>,
+    pub first_response_ns: Option<i64>,
+    /// Retransmissions seen at the vantage point that decided the outcome.
+    pub retransmissions: u64,
+    pub legs: Vec<Leg>,
+    /// What the captures could not show about this connection.
+    pub unseen: Vec<String>,
+}
+
+impl Connection {
+    pub fn key(&self) -> ConnKey {
+        ConnKey {
+            proto: self.proto,
+            client: self.client,
+            vip: self.vip,
+        }
+    }
+    /// Every piece of evidence of every leg.
+    pub fn evidence(&self) -> impl Iterator<Item = &Evidence> {
+        self.legs.iter().flat_map(|l| l.evidence.iter())
+    }
+}

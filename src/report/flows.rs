@@ -1,0 +1,342 @@
+//! Output of `flows`: the topology and the connection table for people (comfy-table), and JSON
+//! Lines for programs (documented in docs/flows.md).
+
+use std::io::{self, Write};
+
+use comfy_table::{presets, Cell, CellAlignment, Table};
+use serde::Serialize;
+
+use super::time::rfc3339_ns;
+use crate::flows::clock::{ClockOffset, OffsetMethod};
+use crate::flows::{Analysis, Connection, Leg};
+use crate::topology::{Role, VantageId};
+
+/// Version of the JSON Lines records; bumped when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// A capture interface as people know it: the file name, and the interface when the file has
+/// several.
+pub fn vantage_label(a: &Analysis, v: VantageId) -> String {
+    let Some(c) = a.captures.iter().find(|c| c.capture == v.capture) else {
+        return v.to_string();
+    };
+    let several = a
+        .topology
+        .vantages
+        .iter()
+        .filter(|x| x.id.capture == v.capture)
+        .count()
+        > 1;
+    let name = c
+        .interfaces
+        .iter()
+        .find(|(i, _)| *i == v.interface)
+        .map(|(_, n)| n.clone());
+    match (several, name) {
+        (_, Some(n)) if several => format!("{} ({n})", c.file),
+        (true, None) => format!("{} (if {})", c.file, v.interface),
+        _ => c.file.clone(),
+    }
+}
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED);
+    t
+}
+
+fn ms(ns: i64) -> String {
+    format!("{:.3} ms", ns as f64 / 1e6)
+}
+
+fn opt_ms(ns: Option<i64>) -> String {
+    ns.map(ms).unwrap_or_else(|| "-".into())
+}
+
+fn role_letter(r: Role) -> char {
+    match r {
+        Role::Client => 'C',
+        Role::Director => 'D',
+        Role::RealServer => 'R',
+        Role::Other => 'O',
+    }
+}
+
+/// The whole report: topology, clocks, configuration, then the given connections.
+pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
+    let mut out = String::new();
+    out.push_str("Captures\n");
+    let mut t = table();
+    t.set_header(vec![
+        "capture",
+        "role",
+        "decided by",
+        "address",
+        "MAC",
+        "why",
+    ]);
+    for v in &a.topology.vantages {
+        t.add_row(vec![
+            Cell::new(vantage_label(a, v.id)),
+            Cell::new(v.role),
+            Cell::new(v.decided_by),
+            Cell::new(v.address.map_or("-".into(), |x| x.to_string())),
+            Cell::new(v.local_mac.map_or("-".into(), |x| x.to_string())),
+            Cell::new(&v.reason),
+        ]);
+    }
+    out.push_str(&format!("{t}\n\n"));
+
+    out.push_str("Topology\n");
+    let mut t = table();
+    t.set_header(vec!["what", "address", "detail"]);
+    for v in &a.topology.vips {
+        t.add_row(vec![
+            Cell::new("VIP"),
+            Cell::new(v.addr),
+            Cell::new(format!("{}: {}", v.decided_by, v.reason)),
+        ]);
+    }
+    for s in &a.topology.services {
+        let n = a
+            .connections
+            .iter()
+            .filter(|c| c.vip.ip() == s.vip && c.vip.port() == s.port && c.proto == s.proto)
+            .count();
+        t.add_row(vec![
+            Cell::new("service"),
+            Cell::new(s),
+            Cell::new(format!("{n} connections")),
+        ]);
+    }
+    for d in &a.topology.directors {
+        let macs: Vec<String> = d.macs.iter().map(|m| m.to_string()).collect();
+        t.add_row(vec![
+            Cell::new("director"),
+            Cell::new(d.addr),
+            Cell::new(format!("MAC {}", macs.join(", "))),
+        ]);
+    }
+    for r in &a.topology.real_servers {
+        let macs: Vec<String> = r.macs.iter().map(|m| m.to_string()).collect();
+        let n = a
+            .connections
+            .iter()
+            .filter(|c| c.real_server == Some(r.addr))
+            .count();
+        t.add_row(vec![
+            Cell::new("real server"),
+            Cell::new(r.addr),
+            Cell::new(format!("MAC {}; {n} connections", macs.join(", "))),
+        ]);
+    }
+    let clients: Vec<String> = a.topology.clients.iter().map(|c| c.to_string()).collect();
+    if !clients.is_empty() {
+        t.add_row(vec![
+            Cell::new("clients"),
+            Cell::new(clients.len()),
+            Cell::new(clients.join(", ")),
+        ]);
+    }
+    out.push_str(&format!("{t}\n\n"));
+
+    let vip_arp: Vec<_> = a.topology.arp.iter().filter(|o| o.about_vip).collect();
+    if !vip_arp.is_empty() {
+        out.push_str("ARP about the VIP\n");
+        let mut t = table();
+        t.set_header(vec!["capture", "what", "VIP is at", "count", "first frame"]);
+        for o in vip_arp {
+            t.add_row(vec![
+                Cell::new(vantage_label(a, o.vantage)),
+                Cell::new(o.operation),
+                Cell::new(format!("{} {}", o.sender_ip, o.sender_mac)),
+                Cell::new(o.count).set_alignment(CellAlignment::Right),
+                Cell::new(o.first.frame).set_alignment(CellAlignment::Right),
+            ]);
+        }
+        out.push_str(&format!("{t}\n\n"));
+    }
+
+    out.push_str(&clocks(a));
+
+    if !a.config.is_empty() {
+        out.push_str("Configuration against traffic\n");
+        let mut t = table();
+        t.set_header(vec!["finding", "detail"]);
+        for f in &a.config {
+            t.add_row(vec![Cell::new(f.kind), Cell::new(&f.message)]);
+        }
+        out.push_str(&format!("{t}\n\n"));
+    }
+
+    out.push_str(&format!(
+        "Connections ({} of {})\n",
+        connections.len(),
+        a.connections.len()
+    ));
+    if !connections.is_empty() {
+        out.push_str(&format!("{}\n", connection_table(a, connections)));
+        out.push_str(
+            "seen at: C client, D director, R real server, O other; times by the reference \
+             clock\n\n",
+        );
+    }
+    for l in &a.topology.limits {
+        out.push_str(&format!("limit: {l}\n"));
+    }
+    for w in &a.warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
+}
+
+fn clocks(a: &Analysis) -> String {
+    if a.clock_offsets.len() < 2 {
+        return String::new();
+    }
+    let mut t = table();
+    t.set_header(vec![
+        "capture",
+        "offset",
+        "uncertainty",
+        "how",
+        "against",
+        "packets",
+    ]);
+    for o in &a.clock_offsets {
+        t.add_row(offset_row(a, o));
+    }
+    let reference = a
+        .clock_offsets
+        .first()
+        .map(|o| vantage_label(a, o.reference))
+        .unwrap_or_default();
+    format!("Clocks (offset = this capture's clock minus {reference}'s)\n{t}\n\n")
+}
+
+fn offset_row(a: &Analysis, o: &ClockOffset) -> Vec<Cell> {
+    let how = match o.method {
+        OffsetMethod::Reference => "reference",
+        OffsetMethod::TwoWay => "both directions",
+        OffsetMethod::OneWay => "one direction (includes the one-way delay)",
+        OffsetMethod::Unordered => "order on the path unknown",
+        OffsetMethod::Unmatched => "no packet in common: unknown",
+    };
+    vec![
+        Cell::new(vantage_label(a, o.vantage)),
+        Cell::new(ms(o.offset_ns)).set_alignment(CellAlignment::Right),
+        Cell::new(format!("± {}", ms(o.uncertainty_ns))).set_alignment(CellAlignment::Right),
+        Cell::new(how),
+        Cell::new(o.via.map_or("-".into(), |v| vantage_label(a, v))),
+        Cell::new(o.samples).set_alignment(CellAlignment::Right),
+    ]
+}
+
+fn seen_at(legs: &[Leg]) -> String {
+    legs.iter().map(|l| role_letter(l.role)).collect()
+}
+
+fn connection_table(a: &Analysis, connections: &[&Connection]) -> Table {
+    let start = a
+        .connections
+        .iter()
+        .map(|c| c.first_ts_ns)
+        .min()
+        .unwrap_or(0);
+    let mut t = table();
+    t.set_header(vec![
+        "#",
+        "start",
+        "client",
+        "VIP",
+        "real server",
+        "outcome",
+        "history",
+        "handshake",
+        "1st response",
+        "retr",
+        "seen at",
+        "notes",
+    ]);
+    for c in connections {
+        let mut kinds: Vec<String> = c
+            .evidence()
+            .map(|e| format!("{:?}", e.kind))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        if kinds.is_empty() && !c.unseen.is_empty() {
+            kinds.push(format!("unseen: {}", c.unseen.join("; ")));
+        }
+        t.add_row(vec![
+            Cell::new(c.id).set_alignment(CellAlignment::Right),
+            Cell::new(format!("+{:.6} s", (c.first_ts_ns - start) as f64 / 1e9)),
+            Cell::new(format!("{} {}", c.proto, c.client)),
+            Cell::new(c.vip),
+            Cell::new(match (c.real_server, c.reply_mac) {
+                (Some(r), _) => r.to_string(),
+                (None, Some(m)) => format!("? (replies from {m})"),
+                (None, None) => "?".into(),
+            }),
+            Cell::new(c.outcome),
+            Cell::new(&c.history),
+            Cell::new(opt_ms(c.handshake_ns)).set_alignment(CellAlignment::Right),
+            Cell::new(opt_ms(c.first_response_ns)).set_alignment(CellAlignment::Right),
+            Cell::new(c.retransmissions).set_alignment(CellAlignment::Right),
+            Cell::new(seen_at(&c.legs)),
+            Cell::new(kinds.join(", ")),
+        ]);
+    }
+    t
+}
+
+#[derive(Serialize)]
+struct TopologyRecord<'a> {
+    record: &'static str,
+    schema_version: u32,
+    captures: &'a [crate::flows::pipeline::CaptureName],
+    topology: &'a crate::topology::Topology,
+    clock_offsets: &'a [ClockOffset],
+    config: &'a [crate::topology::config::ConfigFinding],
+    connections: usize,
+    warnings: &'a [String],
+}
+
+#[derive(Serialize)]
+struct ConnectionRecord<'a> {
+    record: &'static str,
+    /// Start time as RFC 3339, by the reference clock.
+    start: String,
+    #[serde(flatten)]
+    connection: &'a Connection,
+}
+
+/// JSON Lines: one `topology` record, then one `connection` record per connection.
+pub fn write_json_lines(
+    a: &Analysis,
+    connections: &[&Connection],
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let head = TopologyRecord {
+        record: "topology",
+        schema_version: SCHEMA_VERSION,
+        captures: &a.captures,
+        topology: &a.topology,
+        clock_offsets: &a.clock_offsets,
+        config: &a.config,
+        connections: connections.len(),
+        warnings: &a.warnings,
+    };
+    serde_json::to_writer(&mut *out, &head)?;
+    out.write_all(b"\n")?;
+    for c in connections {
+        let r = ConnectionRecord {
+            record: "connection",
+            start: rfc3339_ns(c.first_ts_ns),
+            connection: c,
+        };
+        serde_json::to_writer(&mut *out, &r)?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}

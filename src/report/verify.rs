@@ -1,0 +1,286 @@
+//! The `verify` report: the checks table, the findings with their evidence, connections per real
+//! server and the clock offsets; as text for a person or as one JSON document for scripts
+//! (schema in docs/verify-json.md).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use serde::Serialize;
+
+use super::style::Painter;
+use crate::checks::{CheckResult, Status};
+use crate::flows::{Analysis, Outcome};
+use crate::topology::{Service, VantageId};
+
+/// Version of the JSON document; bumped when a field changes meaning or goes away.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Connections of one service sent to one real server, by outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct PerServer {
+    pub service: String,
+    /// None: the real server could not be identified from the captures given.
+    pub real_server: Option<IpAddr>,
+    pub connections: u64,
+    pub outcomes: BTreeMap<String, u64>,
+}
+
+/// Counts per service and real server.
+pub fn per_server(analysis: &Analysis) -> Vec<PerServer> {
+    let mut map: BTreeMap<(Service, Option<IpAddr>), BTreeMap<String, u64>> = BTreeMap::new();
+    for c in &analysis.connections {
+        let svc = Service {
+            vip: c.vip.ip(),
+            port: c.vip.port(),
+            proto: c.proto,
+        };
+        *map.entry((svc, c.real_server))
+            .or_default()
+            .entry(c.outcome.to_string())
+            .or_default() += 1;
+    }
+    map.into_iter()
+        .map(|((svc, rs), outcomes)| PerServer {
+            service: svc.to_string(),
+            real_server: rs,
+            connections: outcomes.values().sum(),
+            outcomes,
+        })
+        .collect()
+}
+
+/// The worst status of all checks.
+pub fn overall(checks: &[CheckResult]) -> Status {
+    checks
+        .iter()
+        .map(|c| c.status)
+        .filter(|s| *s != Status::Info)
+        .max()
+        .unwrap_or(Status::Skip)
+}
+
+/// The JSON document of `verify --json`.
+#[derive(Serialize)]
+pub struct VerifyDocument<'a> {
+    pub schema_version: u32,
+    pub tool: &'static str,
+    pub version: &'static str,
+    pub status: Status,
+    pub exit_code: i32,
+    pub checks: &'a [CheckResult],
+    pub captures: Vec<CaptureDoc<'a>>,
+    pub topology: &'a crate::topology::Topology,
+    pub per_real_server: Vec<PerServer>,
+    pub clock_offsets: &'a [crate::flows::clock::ClockOffset],
+    pub read_warnings: &'a [String],
+    /// Per service: shares, fairness statistics and the scheduler replay (docs/fairness.md).
+    pub fairness: &'a crate::fairness::FairnessReport,
+}
+
+#[derive(Serialize)]
+pub struct CaptureDoc<'a> {
+    pub capture: u32,
+    pub file: &'a str,
+    pub complete: bool,
+    pub error: Option<&'a str>,
+    pub vantages: Vec<&'a crate::topology::Vantage>,
+}
+
+pub fn document<'a>(
+    analysis: &'a Analysis,
+    checks: &'a [CheckResult],
+    fairness: &'a crate::fairness::FairnessReport,
+    exit_code: i32,
+) -> VerifyDocument<'a> {
+    VerifyDocument {
+        schema_version: SCHEMA_VERSION,
+        tool: "lvscheck",
+        version: env!("CARGO_PKG_VERSION"),
+        status: overall(checks),
+        exit_code,
+        checks,
+        captures: analysis
+            .captures
+            .iter()
+            .map(|c| CaptureDoc {
+                capture: c.capture,
+                file: &c.file,
+                complete: c.complete,
+                error: c.error.as_deref(),
+                vantages: analysis
+                    .topology
+                    .vantages
+                    .iter()
+                    .filter(|v| v.id.capture == c.capture)
+                    .collect(),
+            })
+            .collect(),
+        topology: &analysis.topology,
+        per_real_server: per_server(analysis),
+        clock_offsets: &analysis.clock_offsets,
+        read_warnings: &analysis.warnings,
+        fairness,
+    }
+}
+
+fn table() -> Table {
+    let mut t = Table::new();
+    t.load_style(presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_width(120);
+    t
+}
+
+fn vantage_name(analysis: &Analysis, v: VantageId) -> String {
+    let file = analysis
+        .captures
+        .iter()
+        .find(|c| c.capture == v.capture)
+        .map(|c| c.file.as_str())
+        .unwrap_or("?");
+    let multi = analysis
+        .topology
+        .vantages
+        .iter()
+        .filter(|o| o.id.capture == v.capture)
+        .count()
+        > 1;
+    if multi {
+        format!("{file} if{}", v.interface)
+    } else {
+        file.to_string()
+    }
+}
+
+/// The text report.
+pub fn render(analysis: &Analysis, checks: &[CheckResult], paint: Painter) -> String {
+    let mut out = String::new();
+    let status = overall(checks);
+    out.push_str(&format!(
+        "lvscheck verify: {} captures, {} connections: {}\n\n",
+        analysis.captures.len(),
+        analysis.connections.len(),
+        paint.status(status)
+    ));
+
+    let mut t = table();
+    t.set_header(vec!["check", "status", "reason"]);
+    for c in checks {
+        t.add_row(vec![
+            Cell::new(c.id),
+            Cell::new(paint.status(c.status)),
+            Cell::new(&c.reason),
+        ]);
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
+
+    let findings: Vec<_> = checks
+        .iter()
+        .flat_map(|c| c.findings.iter())
+        .filter(|f| f.severity >= Status::Warn)
+        .collect();
+    if !findings.is_empty() {
+        out.push_str(&format!("\n{}\n", paint.bold("Findings")));
+        for f in findings {
+            out.push_str(&format!(
+                "\n{} {}: {}\n",
+                paint.status(f.severity),
+                f.check,
+                f.summary
+            ));
+            if let Some(h) = &f.host {
+                out.push_str(&format!("  host:     {h}\n"));
+            }
+            out.push_str(&format!("  cause:    {}\n", f.likely_cause));
+            out.push_str(&format!("  fix:      {}\n", f.fix));
+            if let Some(filter) = &f.display_filter {
+                out.push_str(&format!("  filter:   {filter}\n"));
+            }
+            for p in &f.evidence {
+                out.push_str(&format!(
+                    "  evidence: {} frame {} at {}: {}\n",
+                    p.file, p.frame, p.time, p.summary
+                ));
+            }
+        }
+    }
+
+    let per = per_server(analysis);
+    if !per.is_empty() {
+        out.push_str(&format!(
+            "\n{}\n",
+            paint.bold("Connections per real server")
+        ));
+        let mut t = table();
+        t.set_header(vec![
+            "service",
+            "real server",
+            "connections",
+            "completed",
+            "reset",
+            "refused",
+            "unanswered",
+            "other",
+        ]);
+        for p in per {
+            let get = |o: Outcome| p.outcomes.get(&o.to_string()).copied().unwrap_or(0);
+            let named = get(Outcome::Completed)
+                + get(Outcome::Reset)
+                + get(Outcome::Refused)
+                + get(Outcome::Unanswered);
+            let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
+            t.add_row(vec![
+                Cell::new(&p.service),
+                Cell::new(
+                    p.real_server
+                        .map(|a| a.to_string())
+                        .unwrap_or_else(|| "(not seen)".into()),
+                ),
+                num(p.connections),
+                num(get(Outcome::Completed)),
+                num(get(Outcome::Reset)),
+                num(get(Outcome::Refused)),
+                num(get(Outcome::Unanswered)),
+                num(p.connections - named),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+    }
+
+    out.push_str(&format!("\n{}\n", paint.bold("Captures and clocks")));
+    let mut t = table();
+    t.set_header(vec!["capture", "role", "decided by", "clock offset", "why"]);
+    for v in &analysis.topology.vantages {
+        let offset = analysis
+            .clock_offsets
+            .iter()
+            .find(|o| o.vantage == v.id)
+            .map(|o| {
+                if o.vantage == o.reference {
+                    "reference".to_string()
+                } else {
+                    format!(
+                        "{:+.3} ms ± {:.3} ms ({:?}, {} packets)",
+                        o.offset_ns as f64 / 1e6,
+                        o.uncertainty_ns as f64 / 1e6,
+                        o.method,
+                        o.samples
+                    )
+                }
+            })
+            .unwrap_or_else(|| "-".into());
+        t.add_row(vec![
+            Cell::new(vantage_name(analysis, v.id)),
+            Cell::new(v.role.to_string()),
+            Cell::new(v.decided_by.to_string()),
+            Cell::new(offset),
+            Cell::new(&v.reason),
+        ]);
+    }
+    out.push_str(&t.to_string());
+    out.push('\n');
+    out
+}

@@ -1,0 +1,183 @@
+//! Pass 1: cheap facts about one vantage point, gathered one frame at a time.
+//!
+//! Memory is bounded by the number of distinct (hosts, MACs, service ports) seen, not by packets
+//! or connections: client ports are folded away by keeping only the server side's port.
+
+use super::view::{is_unicast, IpView};
+use super::{FrameRef, MacAddr, Proto, VantageId};
+use crate::decode::packet::{DecodedFrame, Net, Tcp};
+use std::collections::HashMap;
+use std::net::IpAddr;
+
+/// The tunnel around a group of packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TunnelFact {
+    pub outer_src: IpAddr,
+    pub outer_dst: IpAddr,
+    /// IP protocol of the outer header: 4 (IPIP), 41, 47 (GRE), 17 (GUE).
+    pub outer_proto: u8,
+}
+
+/// A group of packets with the same hosts, MACs, service port and tunnel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FlowFact {
+    pub tunnel: Option<TunnelFact>,
+    pub src_mac: Option<MacAddr>,
+    pub dst_mac: Option<MacAddr>,
+    pub sll_packet_type: Option<u16>,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub proto: Proto,
+    /// The service side's port (see [`IpView::server_side`]); for tunnelled packets the inner
+    /// destination port, since whatever is tunnelled goes to the VIP.
+    pub server_port: u16,
+    pub to_server: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct FlowCount {
+    pub packets: u64,
+    /// TCP SYN without ACK.
+    pub syns: u64,
+    pub first: FrameRef,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ArpFact {
+    pub operation: u16,
+    pub sender_ip: IpAddr,
+    pub sender_mac: MacAddr,
+    pub target_ip: IpAddr,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct ArpCount {
+    pub count: u64,
+    pub first: FrameRef,
+}
+
+/// What one vantage point saw, summed up.
+#[derive(Debug, Clone)]
+pub struct VantageFacts {
+    pub vantage: VantageId,
+    pub link_type: u32,
+    pub frames: u64,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    pub unicast_frames: u64,
+    /// For each MAC, the unicast frames it was source or destination of.
+    pub mac_frames: HashMap<MacAddr, u64>,
+    pub flows: HashMap<FlowFact, FlowCount>,
+    pub arp: HashMap<ArpFact, ArpCount>,
+}
+
+impl VantageFacts {
+    pub fn new(vantage: VantageId, link_type: u32) -> VantageFacts {
+        VantageFacts {
+            vantage,
+            link_type,
+            frames: 0,
+            first_ts_ns: None,
+            last_ts_ns: None,
+            unicast_frames: 0,
+            mac_frames: HashMap::new(),
+            flows: HashMap::new(),
+            arp: HashMap::new(),
+        }
+    }
+
+    pub fn push(&mut self, f: &DecodedFrame) {
+        self.frames += 1;
+        self.first_ts_ns = Some(self.first_ts_ns.map_or(f.ts_ns, |t| t.min(f.ts_ns)));
+        self.last_ts_ns = Some(self.last_ts_ns.map_or(f.ts_ns, |t| t.max(f.ts_ns)));
+        let link = &f.packet.link;
+        if let (Some(s), Some(d)) = (link.src_mac, link.dst_mac) {
+            if is_unicast(&d) {
+                self.unicast_frames += 1;
+                *self.mac_frames.entry(MacAddr(s)).or_default() += 1;
+                if d != s {
+                    *self.mac_frames.entry(MacAddr(d)).or_default() += 1;
+                }
+            }
+        }
+        if let Net::Arp(a) = &f.packet.net {
+            let key = ArpFact {
+                operation: a.operation,
+                sender_ip: IpAddr::V4(a.sender_ip),
+                sender_mac: MacAddr(a.sender_mac),
+                target_ip: IpAddr::V4(a.target_ip),
+            };
+            self.arp
+                .entry(key)
+                .or_insert(ArpCount {
+                    count: 0,
+                    first: FrameRef::of(f),
+                })
+                .count += 1;
+            return;
+        }
+        let Some(v) = IpView::of(&f.packet) else {
+            return;
+        };
+        let (server_port, to_server) = if v.outer.is_some() {
+            (v.ports().1, true)
+        } else {
+            v.server_side()
+        };
+        let key = FlowFact {
+            tunnel: v.outer.map(|o| TunnelFact {
+                outer_src: o.ip.src,
+                outer_dst: o.ip.dst,
+                outer_proto: o.ip.protocol,
+            }),
+            src_mac: link.src_mac.map(MacAddr),
+            dst_mac: link.dst_mac.map(MacAddr),
+            sll_packet_type: link.sll_packet_type,
+            src: v.ip.src,
+            dst: v.ip.dst,
+            proto: Proto(v.ip.protocol),
+            server_port,
+            to_server,
+        };
+        let syn = v.tcp().is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
+        let c = self.flows.entry(key).or_insert(FlowCount {
+            packets: 0,
+            syns: 0,
+            first: FrameRef::of(f),
+        });
+        c.packets += 1;
+        c.syns += u64::from(syn);
+    }
+
+    /// The capturing host's MAC: one MAC in at least 80% of the unicast frames. A mirror port or
+    /// a bridge, which carries several hosts' traffic, has none.
+    ///
+    /// In a small capture several MACs can qualify (a client and the one server it talks to);
+    /// `rank` then orders them (higher first): the caller knows from all captures together which
+    /// MACs are clients' and which are servers'.
+    pub fn local_mac(&self, rank: impl Fn(MacAddr) -> i32) -> Option<MacAddr> {
+        self.local_mac_candidates()
+            .into_iter()
+            .max_by_key(|(m, n)| (rank(*m), *n, *m))
+            .map(|(m, _)| m)
+    }
+
+    /// MACs in at least 80% of the unicast frames, with their frame counts.
+    pub fn local_mac_candidates(&self) -> Vec<(MacAddr, u64)> {
+        self.mac_frames
+            .iter()
+            .filter(|(_, n)| self.unicast_frames > 0 && **n * 5 >= self.unicast_frames * 4)
+            .map(|(m, n)| (*m, *n))
+            .collect()
+    }
+
+    /// Whether frames carry a Linux cooked header (which says their direction).
+    pub fn has_sll(&self) -> bool {
+        self.flows.keys().any(|k| k.sll_packet_type.is_some())
+    }
+
+    /// Whether frames carry MAC addresses at all.
+    pub fn has_macs(&self) -> bool {
+        self.flows.keys().any(|k| k.src_mac.is_some())
+    }
+}

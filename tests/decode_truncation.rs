@@ -1,0 +1,158 @@
+//! Every prefix of good frames: never a panic, and each cut reported at the layer it falls in.
+
+mod decode_common;
+use decode_common::*;
+
+use lvscheck::decode::{decode, DecodeOptions, Decoder, Net, Packet, Transport};
+
+fn reason(p: &Packet) -> String {
+    match &p.net {
+        Net::Malformed { reason } => reason.clone(),
+        Net::Ip(ip) => match &ip.transport {
+            Transport::Malformed { reason } => reason.clone(),
+            t => panic!("expected a malformed layer, got {t:?}"),
+        },
+        other => panic!("expected a malformed layer, got {other:?}"),
+    }
+}
+
+#[test]
+fn ethernet_vlan_ipv4_tcp_cut_at_every_length() {
+    let payload = b"GET / HTTP/1.1\r\n";
+    let seg = TcpSeg {
+        src_port: 40000,
+        dst_port: 80,
+        seq: 10,
+        ack: 20,
+        flags: 0x18,
+        window: 502,
+        options: &[1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2],
+        payload,
+    }
+    .bytes();
+    let ip = V4::new(CLIENT, VIP, 6).packet(&seg);
+    let tagged = [&[0u8, 10, 0x08, 0x00][..], &ip].concat();
+    let frame = ethernet(MAC_A, MAC_B, 0x8100, &tagged);
+    let o = DecodeOptions::default();
+    let (eth, vlan, ip_h, tcp_h) = (14, 18, 38, 70);
+    for len in 0..=frame.len() {
+        let p = decode(1, &frame[..len], &o);
+        if len < eth {
+            assert_eq!(
+                reason(&p),
+                format!("Ethernet header cut short: {len} of 14 bytes")
+            );
+        } else if len < vlan {
+            assert_eq!(
+                reason(&p),
+                format!("VLAN tag cut short: {} of 4 bytes", len - eth)
+            );
+        } else if len == vlan {
+            assert_eq!(reason(&p), "IP header missing: 0 bytes");
+        } else if len < ip_h {
+            assert_eq!(
+                reason(&p),
+                format!("IPv4 header cut short: {} of 20 bytes", len - vlan)
+            );
+        } else {
+            let ipp = p.ip().expect("IP");
+            assert_eq!(ipp.ip.total_len as usize, ip.len());
+            assert_eq!(ipp.ip.captured_len as usize, len - vlan);
+            if len < ip_h + 20 {
+                assert_eq!(
+                    reason(&p),
+                    format!("TCP header cut short: {} of 20 bytes", len - ip_h)
+                );
+            } else {
+                let t = ipp.tcp().expect("TCP");
+                assert_eq!(
+                    (t.seq, t.ack, t.payload_len),
+                    (10, 20, payload.len() as u32)
+                );
+                // The timestamp option ends at byte 70 of the frame.
+                let ts_end = ip_h + 20 + 12;
+                assert_eq!(t.timestamp.is_some(), len >= ts_end);
+                let captured = len.saturating_sub(tcp_h);
+                assert_eq!(t.payload_hash, fnv(&payload[..captured]));
+            }
+        }
+    }
+}
+
+fn all_prefixes(link_type: u32, frame: &[u8], opts: &DecodeOptions) {
+    let mut decoder = Decoder::new(opts.clone());
+    let full = decode(link_type, frame, opts);
+    for len in 0..=frame.len() {
+        let p = decode(link_type, &frame[..len], opts);
+        let q = decoder.decode(len as i64, link_type, &frame[..len]);
+        assert_eq!(
+            p, q,
+            "stateless and stateful differ on a non-fragment at {len}"
+        );
+        // Once the outer IP header is there, its addresses are those of the whole frame.
+        if let (Some(ip), Some(full_ip)) = (p.ip(), full.ip()) {
+            assert_eq!((ip.ip.src, ip.ip.dst), (full_ip.ip.src, full_ip.ip.dst));
+            assert!(ip.ip.captured_len <= full_ip.ip.captured_len);
+        }
+    }
+}
+
+#[test]
+fn tunnels_and_quotes_cut_at_every_length() {
+    let inner = V4::new(CLIENT, VIP, 6).packet(&client_syn());
+    let gue_opts = DecodeOptions {
+        gue_ports: vec![5555],
+        ..DecodeOptions::default()
+    };
+    let ipip = V4::new(DIRECTOR, RS, 4).packet(&inner);
+    all_prefixes(1, &ethernet(MAC_A, MAC_B, 0x0800, &ipip), &gue_opts);
+    let gre = V4::new(DIRECTOR, RS, 47)
+        .packet(&[&[0x20, 0, 0x08, 0][..], &[0, 0, 0, 1], &inner].concat());
+    all_prefixes(101, &gre, &gue_opts);
+    let gue = V4::new(DIRECTOR, RS, 17).packet(&udp(
+        1,
+        5555,
+        &[&[0x01, 4, 0, 0, 9, 9, 9, 9][..], &inner].concat(),
+    ));
+    all_prefixes(101, &gue, &gue_opts);
+    let six = ipv6(v6(1), v6(2), 4, 64, &inner);
+    all_prefixes(229, &six, &gue_opts);
+    let mut icmp = vec![3, 4, 0, 0, 0, 0, 0x05, 0xc8];
+    icmp.extend_from_slice(&ipip);
+    all_prefixes(
+        0,
+        &[
+            &2u32.to_le_bytes()[..],
+            &V4::new(RS, DIRECTOR, 1).packet(&icmp),
+        ]
+        .concat(),
+        &gue_opts,
+    );
+    let mut icmp6 = vec![2, 0, 0, 0, 0, 0, 0x05, 0x00];
+    icmp6.extend_from_slice(&six);
+    all_prefixes(229, &ipv6(v6(2), v6(1), 58, 64, &icmp6), &gue_opts);
+    // IPv6 with hop-by-hop and destination options before UDP.
+    let exts = [
+        &[60u8, 0, 1, 4, 0, 0, 0, 0][..],
+        &[17, 0, 1, 4, 0, 0, 0, 0],
+        &udp(1, 2, b"x"),
+    ]
+    .concat();
+    let hbh = ipv6(v6(1), v6(2), 0, 64, &exts);
+    all_prefixes(229, &hbh, &gue_opts);
+    let full = decode(229, &hbh, &gue_opts);
+    assert_eq!(full.ip().unwrap().ip.protocol, 17);
+    assert_eq!(full.ip().unwrap().udp().unwrap().payload_len, 1);
+    let cut = decode(229, &hbh[..44], &gue_opts);
+    assert_eq!(
+        reason(&cut),
+        "IPv6 hop-by-hop option header cut short: 4 of 8 bytes"
+    );
+    // ARP in SLL2.
+    let mut sll2 = vec![0x08, 0x06, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6];
+    sll2.extend_from_slice(&MAC_A);
+    sll2.extend_from_slice(&[0, 0]);
+    sll2.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    sll2.extend_from_slice(&[0; 20]);
+    all_prefixes(276, &sll2, &gue_opts);
+}

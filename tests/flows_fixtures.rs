@@ -1,0 +1,322 @@
+//! The flows analysis on the lab's real captures (fixtures/<scenario>/, recorded from a real
+//! Linux IPVS director under qemu). Ground truth comes from the fixture, never from lvscheck:
+//! `hosts.json` says which capture was taken on which host in which role, `conns.txt` is the
+//! director's `ipvsadm -Lnc` (client, VIP and chosen real server of every connection).
+
+use lvscheck::capture::CaptureSource;
+use lvscheck::decode::DecodeOptions;
+use lvscheck::flows::{analyse, Analysis, FlowOptions};
+use lvscheck::topology::rules::{read_conns, ConnEntry, Proto as RuleProto};
+use lvscheck::topology::Role;
+use serde_json::Value;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+struct Truth {
+    file: String,
+    role: Role,
+    /// The capturing host's own addresses.
+    ips: Vec<IpAddr>,
+    /// When several hosts share one pcapng file: this host's interface in it.
+    interface: Option<u32>,
+}
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Every fixture directory with a hosts.json.
+fn fixtures() -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.join("hosts.json").is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn role_of(s: &str) -> Role {
+    match s {
+        "director" => Role::Director,
+        "real-server" | "real_server" | "rs" => Role::RealServer,
+        "client" => Role::Client,
+        _ => Role::Other,
+    }
+}
+
+fn hosts(dir: &Path) -> Vec<Truth> {
+    let text = std::fs::read_to_string(dir.join("hosts.json")).expect("hosts.json");
+    let v: Value = serde_json::from_str(&text).expect("hosts.json is JSON");
+    v["captures"]
+        .as_array()
+        .expect("captures[]")
+        .iter()
+        .map(|c| Truth {
+            file: c["file"].as_str().expect("file").to_string(),
+            role: role_of(c["role"].as_str().expect("role")),
+            ips: c["ips"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
+                .unwrap_or_default(),
+            interface: c["pcapng_interface"].as_u64().map(|i| i as u32),
+        })
+        .collect()
+}
+
+/// The distinct capture files of a fixture, in order of first mention.
+fn files_of(truth: &[Truth]) -> Vec<String> {
+    let mut files: Vec<String> = Vec::new();
+    for t in truth {
+        if !files.contains(&t.file) {
+            files.push(t.file.clone());
+        }
+    }
+    files
+}
+
+/// The vantage points of the analysis that a ground-truth entry describes.
+fn vantages_of<'a>(
+    a: &'a Analysis,
+    truth: &[Truth],
+    t: &Truth,
+) -> Vec<&'a lvscheck::topology::Vantage> {
+    let capture = files_of(truth).iter().position(|f| *f == t.file).unwrap() as u32;
+    a.topology
+        .vantages
+        .iter()
+        .filter(|v| v.id.capture == capture && t.interface.is_none_or(|i| i == v.id.interface))
+        .collect()
+}
+
+/// The director's connection table (`ipvsadm -Lnc`), read with lvscheck's rules parser;
+/// persistence templates are not connections.
+fn ipvs_conns(dir: &Path) -> Vec<ConnEntry> {
+    let path = dir.join("conns.txt");
+    if !path.is_file() {
+        return Vec::new();
+    }
+    read_conns(&path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .filter(|c| !c.is_template())
+        .collect()
+}
+
+fn proto_name(p: RuleProto) -> &'static str {
+    match p {
+        RuleProto::Tcp => "tcp",
+        RuleProto::Udp => "udp",
+        RuleProto::Sctp => "sctp",
+        RuleProto::Ip => "ip",
+    }
+}
+
+fn run(dir: &Path, truth: &[Truth]) -> Analysis {
+    let files: Vec<CaptureSource> = files_of(truth)
+        .iter()
+        .map(|f| CaptureSource::File(dir.join(f)))
+        .collect();
+    analyse(&files, DecodeOptions::default(), &FlowOptions::default())
+}
+
+#[test]
+fn every_fixture_gives_the_right_roles_and_real_servers() {
+    let all = fixtures();
+    assert!(
+        !all.is_empty(),
+        "no fixture in {}",
+        fixtures_dir().display()
+    );
+    let mut failures = Vec::new();
+    for dir in &all {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let truth = hosts(dir);
+        let a = run(dir, &truth);
+        for t in &truth {
+            for v in vantages_of(&a, &truth, t) {
+                if v.role != t.role {
+                    failures.push(format!(
+                        "{name}/{}: role {} (by {}: {}), expected {}",
+                        t.file, v.role, v.decided_by, v.reason, t.role
+                    ));
+                }
+            }
+        }
+        let has_director = truth.iter().any(|t| t.role == Role::Director);
+        for c in ipvs_conns(dir) {
+            let found = a.connections.iter().find(|x| {
+                x.client == c.client && x.vip == c.vip && x.proto.to_string() == proto_name(c.proto)
+            });
+            match found {
+                None => failures.push(format!("{name}: connection {c:?} not rebuilt")),
+                Some(x) if has_director && x.real_server != Some(c.rs.ip()) => {
+                    failures.push(format!(
+                        "{name}: {} -> {}: real server {:?}, ipvsadm says {}",
+                        c.client, c.vip, x.real_server, c.rs
+                    ))
+                }
+                Some(x) if x.real_server.is_some_and(|r| r != c.rs.ip()) => failures.push(format!(
+                    "{name}: {} -> {}: real server {:?}, ipvsadm says {}",
+                    c.client, c.vip, x.real_server, c.rs
+                )),
+                Some(_) => {}
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Time of the first record of a pcap file (ns), read from the file's bytes directly. None for
+/// other formats.
+fn first_record_ns(path: &Path) -> Option<i64> {
+    let b = std::fs::read(path).ok()?;
+    let magic = b.get(0..4)?;
+    let (le, nano) = match magic {
+        [0xd4, 0xc3, 0xb2, 0xa1] => (true, false),
+        [0xa1, 0xb2, 0xc3, 0xd4] => (false, false),
+        [0x4d, 0x3c, 0xb2, 0xa1] => (true, true),
+        [0xa1, 0xb2, 0x3c, 0x4d] => (false, true),
+        _ => return None,
+    };
+    let word = |at: usize| -> Option<i64> {
+        let w: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+        Some(i64::from(if le {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }))
+    };
+    let (sec, frac) = (word(24)?, word(28)?);
+    Some(sec * 1_000_000_000 + if nano { frac } else { frac * 1000 })
+}
+
+/// A fixture made from the tutorial's captures with some clocks moved (editcap -t) gives the
+/// same connections, and clock offsets that differ from the tutorial's by the moves. The moves
+/// are read from the captures themselves: the first record's time against the tutorial's.
+#[test]
+fn shifted_clocks_give_the_same_connections_and_the_shifts_as_offsets() {
+    let base_dir = fixtures_dir().join("tutorial");
+    assert!(base_dir.is_dir(), "no tutorial fixture");
+    let base_truth = hosts(&base_dir);
+    let base = run(&base_dir, &base_truth);
+    let mut compared = 0;
+    for dir in fixtures() {
+        if dir == base_dir {
+            continue;
+        }
+        let truth = hosts(&dir);
+        // Only fixtures holding the tutorial's captures, file for file.
+        let shifts: Option<Vec<i64>> = truth
+            .iter()
+            .map(|t| {
+                let bi = base_truth.iter().position(|b| b.file == t.file)?;
+                let _ = bi;
+                Some(
+                    first_record_ns(&dir.join(&t.file))?
+                        - first_record_ns(&base_dir.join(&t.file))?,
+                )
+            })
+            .collect();
+        let Some(shifts) = shifts else { continue };
+        if shifts.iter().all(|s| *s == 0) {
+            continue;
+        }
+        compared += 1;
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let a = run(&dir, &truth);
+        let key = |an: &Analysis| {
+            let mut v: Vec<_> = an
+                .connections
+                .iter()
+                .map(|c| (c.client, c.vip, c.real_server, c.outcome, c.history.clone()))
+                .collect();
+            v.sort_by_key(|x| (x.0, x.1));
+            v
+        };
+        assert_eq!(key(&a), key(&base), "{name}: connections differ");
+        let offset = |an: &Analysis, file: &str, files: &[Truth]| {
+            let i = files_of(files).iter().position(|f| f == file).unwrap() as u32;
+            an.clock_offsets
+                .iter()
+                .find(|o| o.vantage.capture == i)
+                .map(|o| o.offset_ns)
+                .unwrap()
+        };
+        // Offsets are against the reference capture (the director's), itself maybe moved.
+        let reference_file = &files_of(&truth)[a.clock_offsets[0].reference.capture as usize];
+        let reference = truth
+            .iter()
+            .position(|t| &t.file == reference_file)
+            .unwrap();
+        for (i, t) in truth.iter().enumerate() {
+            let expected = shifts[i] - shifts[reference];
+            let got = offset(&a, &t.file, &truth) - offset(&base, &t.file, &base_truth);
+            assert!(
+                (got - expected).abs() < 5_000_000,
+                "{name}/{}: offset moved by {got} ns, the clock by {expected} ns",
+                t.file
+            );
+        }
+    }
+    assert!(compared > 0, "no fixture with shifted clocks");
+}
+
+/// Each capture on its own still gives the connections it can show (those of its host), says
+/// what it cannot, and never names a wrong real server.
+#[test]
+fn a_single_vantage_point_gives_what_it_can_show() {
+    let mut checked = 0;
+    for dir in fixtures() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let truth = hosts(&dir);
+        let conns = ipvs_conns(&dir);
+        for t in truth
+            .iter()
+            .filter(|t| matches!(t.role, Role::Client | Role::Director) && t.interface.is_none())
+        {
+            let one = [Truth {
+                file: t.file.clone(),
+                role: t.role,
+                ips: t.ips.clone(),
+                interface: None,
+            }];
+            let a = run(&dir, &one);
+            checked += 1;
+            for v in &a.topology.vantages {
+                assert_eq!(v.role, t.role, "{name}/{} alone: {}", t.file, v.reason);
+            }
+            let missing = if t.role == Role::Client {
+                "no director capture"
+            } else {
+                "no client capture"
+            };
+            assert!(
+                a.topology.limits.iter().any(|l| l.contains(missing)),
+                "{name}/{} alone: limits {:?}",
+                t.file,
+                a.topology.limits
+            );
+            // A client's capture shows that client's connections only.
+            let mine = conns
+                .iter()
+                .filter(|c| t.role == Role::Director || t.ips.contains(&c.client.ip()));
+            for c in mine {
+                let x = a
+                    .connections
+                    .iter()
+                    .find(|x| x.client == c.client && x.vip == c.vip)
+                    .unwrap_or_else(|| panic!("{name}/{} alone: {c:?} not rebuilt", t.file));
+                if t.role == Role::Director {
+                    assert_eq!(x.real_server, Some(c.rs.ip()), "{name}/{} alone", t.file);
+                } else {
+                    assert_eq!(x.real_server, None, "{name}/{} alone", t.file);
+                    assert!(x.unseen.iter().any(|u| u.contains("which real server")));
+                }
+            }
+        }
+    }
+    assert!(checked > 0);
+}
