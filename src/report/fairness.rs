@@ -160,7 +160,7 @@ fn render_service(out: &mut String, svc: &ServiceReport) {
         let order: Vec<String> = c.order.iter().map(|a| a.ip().to_string()).collect();
         let _ = writeln!(
             out,
-            "  Server list order: {} ({})",
+            "  Server list order: {}; {}",
             order.join(", "),
             c.order_source
         );
