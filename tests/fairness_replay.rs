@@ -535,3 +535,37 @@ fn wrr_glitches_cost_one_mismatch_each() {
     // state that best explains what follows costs only the one mismatch.
     assert_eq!(wrr_glitch(|p| p.insert(2, A)), (28, 27, 1));
 }
+
+/// A UDP flow: first and last packet, no TCP marks.
+fn udp(client: &str, rs: &str, t: f64, dur: f64) -> ConnObs {
+    ConnObs {
+        tcp: None,
+        ..tcp(client, Some(rs), t, dur, false)
+    }
+}
+
+#[test]
+fn udp_entries_count_as_inactive_and_live_300_seconds() {
+    // lc over [A, B] with UDP flows; every entry is inactive (overhead 1).
+    // 0 s: idle list -> A. 1 s: A 1, B 0 -> B. 2 s: 1 vs 1, tie -> A.
+    // 100 s: same address and port as the 1 s flow, whose entry lives until 301.5 s: the
+    // kernel reuses it (B) without scheduling, and it now lives until 400.5 s.
+    // 400 s: A's entries expired at 300.5 s and 302.5 s, B's lives on -> A.
+    let conns = vec![
+        udp("198.51.100.1:5000", A, 0.0, 0.5),
+        udp("198.51.100.2:5000", B, 1.0, 0.5),
+        udp("198.51.100.3:5000", A, 2.0, 0.5),
+        udp("198.51.100.2:5000", B, 100.0, 0.5),
+        udp("198.51.100.4:5000", A, 400.0, 0.5),
+    ];
+    let cfg = config(Scheduler::Lc, &[(A, 1), (B, 1)], true);
+    let mut inp = input(cfg, conns);
+    inp.services[0].proto = Proto::Udp;
+    let r = analyse(&inp);
+    let c = r.services[0].conformance.as_ref().unwrap();
+    assert_eq!((c.decisions, c.matched, c.mismatches), (4, 4, 0));
+    assert!(c
+        .not_predicted
+        .iter()
+        .any(|u| u.count == 1 && u.reason.contains("live entry")));
+}

@@ -105,3 +105,15 @@ fn json_has_stable_field_names() {
     // The per-connection timeline is for charts, not for the JSON.
     assert!(svc.get("timeline").is_none());
 }
+
+#[test]
+fn a_lopsided_service_shows_a_tiny_p_value_plainly() {
+    // rr promises 50/50; 20 of 20 to one server: chi-square 20 (df 1), p ~ 7.7e-6.
+    let all_a = vec!["10.0.0.11"; 20];
+    let text = render(&analyse(&input(Scheduler::Rr, &all_a)));
+    assert!(
+        text.contains("chi-square 20.00 (df 1), p < 0.001"),
+        "{text}"
+    );
+    assert!(text.contains("max/min infinite"), "{text}");
+}

@@ -1,6 +1,7 @@
 //! The `scheduler` check of `verify`: did the director share the load the way it was
 //! configured to? Built on the fairness report, so `verify` and `fairness` agree.
 
+use super::input::Scheduler;
 use super::outcome::{FairnessReport, ServiceReport};
 use crate::checks::{CheckResult, Finding, Status};
 
@@ -32,7 +33,13 @@ pub fn check(report: &FairnessReport) -> CheckResult {
     for svc in configured {
         let sched = svc.scheduler.map(|s| s.name()).unwrap_or("?");
         let service = format!("{} {}", sched, svc.vip);
-        if let Some(conf) = &svc.conformance {
+        if let Some(conf) = svc.conformance.as_ref().filter(|c| !c.replayed) {
+            summaries.push(format!(
+                "{service}: not replayable from captures ({}), statistics only",
+                conf.limitations.first().map_or("", |l| l.as_str())
+            ));
+        }
+        if let Some(conf) = svc.conformance.as_ref().filter(|c| c.replayed) {
             let n = conf.decisions + conf.persistent;
             let ok = conf.matched + conf.persistent_matched;
             summaries.push(format!("{service}: {ok} of {n} assignments reproduced"));
@@ -80,7 +87,11 @@ pub fn check(report: &FairnessReport) -> CheckResult {
                 });
             }
         }
-        if let Some(chi) = &svc.fairness.chi_square {
+        // sh, mh and persistence share clients, not connections: their connection counts are
+        // not independent draws, and the replay above already checks them exactly.
+        let per_client = matches!(svc.scheduler, Some(Scheduler::Sh | Scheduler::Mh))
+            || svc.persistence_s.is_some();
+        if let Some(chi) = svc.fairness.chi_square.as_ref().filter(|_| !per_client) {
             if chi.p_value < P_VALUE_ALARM && !chi.too_few {
                 findings.push(Finding {
                     check: ID,

@@ -56,6 +56,18 @@ impl TcpState {
         }
     }
 
+    /// The name `ipvsadm -Lnc` prints for the state (UDP entries print "UDP").
+    pub fn ipvs_name(self) -> &'static str {
+        match self {
+            TcpState::None => "NONE",
+            TcpState::SynRecv => "SYN_RECV",
+            TcpState::Established => "ESTABLISHED",
+            TcpState::FinWait => "FIN_WAIT",
+            TcpState::TimeWait => "TIME_WAIT",
+            TcpState::Close => "CLOSE",
+        }
+    }
+
     /// `tcp_state_active_table[]`.
     pub fn is_active(self) -> bool {
         matches!(self, TcpState::SynRecv | TcpState::Established)
@@ -165,6 +177,40 @@ impl EntryLife {
         }
         out
     }
+}
+
+/// The counters `ipvsadm -Ln` would show at `t` (ActiveConn, InActConn) per real server,
+/// rebuilt from the connections seen: for comparing with a snapshot taken on the director.
+/// Connections with no observed server are left out.
+pub fn counters_at(
+    conns: &[ConnObs],
+    proto: Proto,
+    timeouts: &Timeouts,
+    t: i64,
+) -> Vec<(std::net::IpAddr, u32, u32)> {
+    let mut out: Vec<(std::net::IpAddr, u32, u32)> = Vec::new();
+    for c in conns {
+        let Some(rs) = c.rs else { continue };
+        let life = EntryLife::from_conn(c, proto, timeouts);
+        let Some(state) = life.state_at(t) else {
+            continue;
+        };
+        let active = proto == Proto::Tcp && state.is_active();
+        let slot = match out.iter_mut().position(|e| e.0 == rs) {
+            Some(i) => i,
+            None => {
+                out.push((rs, 0, 0));
+                out.len() - 1
+            }
+        };
+        if active {
+            out[slot].1 += 1;
+        } else {
+            out[slot].2 += 1;
+        }
+    }
+    out.sort_by_key(|e| e.0);
+    out
 }
 
 #[cfg(test)]

@@ -282,15 +282,21 @@ fn timeline<DB: DrawingBackend>(svc: &ServiceReport, root: &Area<DB>) -> DrawRes
             SegmentValue::CenterOf(a.server as i32),
         )
     };
+    // Bigger marks when there are few, so a short capture still reads from the back row.
+    let (small, big) = if svc.timeline.len() <= 200 {
+        (6, 10)
+    } else {
+        (3, 6)
+    };
     for (verdict, name, style, size) in [
-        (Verdict::Unchecked, "not checked", UNCHECKED.filled(), 3),
+        (Verdict::Unchecked, "not checked", UNCHECKED.filled(), small),
         (
             Verdict::Matched,
             "as the scheduler predicts",
             colour(0).filled(),
-            3,
+            small,
         ),
-        (Verdict::Mismatched, "mismatch", MISMATCH.filled(), 6),
+        (Verdict::Mismatched, "mismatch", MISMATCH.filled(), big),
     ] {
         let pts: Vec<_> = svc
             .timeline

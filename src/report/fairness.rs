@@ -114,17 +114,20 @@ fn render_service(out: &mut String, svc: &ServiceReport) {
         None => line.push_str(", max/min infinite or n/a"),
     }
     if let Some(c) = &f.chi_square {
+        let p = if c.p_value < 0.001 {
+            "p < 0.001".to_string()
+        } else {
+            format!("p = {:.3}", c.p_value)
+        };
+        let few = if c.too_few {
+            " [too few connections]"
+        } else {
+            ""
+        };
         let _ = write!(
             line,
-            ", chi-square {:.2} (df {}), p = {:.3}{}",
-            c.statistic,
-            c.df,
-            c.p_value,
-            if c.too_few {
-                " [too few connections]"
-            } else {
-                ""
-            }
+            ", chi-square {:.2} (df {}), {p}{few}",
+            c.statistic, c.df
         );
     }
     let _ = writeln!(out, "{line}");
@@ -157,7 +160,7 @@ fn render_service(out: &mut String, svc: &ServiceReport) {
         let order: Vec<String> = c.order.iter().map(|a| a.ip().to_string()).collect();
         let _ = writeln!(
             out,
-            "  Server list order: {} ({})",
+            "  Server list order: {}; {}",
             order.join(", "),
             c.order_source
         );

@@ -1,0 +1,354 @@
+//! Conformance: replay the configured scheduler over the observed arrivals.
+//!
+//! The replay walks new connections in the order the director saw their first packet and,
+//! for each, works out what the kernel did before asking the scheduler (`ip_vs_in` and
+//! `ip_vs_sched_persist` in ip_vs_core.c):
+//! - a SYN whose client address and port match a live entry reuses it unless that entry is
+//!   in TIME_WAIT and not controlled by a template (`is_new_conn_expected`, conn_reuse_mode 1);
+//! - on a persistent service a live template for the client (masked) decides, and the
+//!   scheduler is not called; a template lives `-p` seconds after its last use and, while
+//!   connections it controls are alive, is pushed back 60 s at a time (`ip_vs_conn_expire`);
+//! - otherwise the scheduler runs, with counters rebuilt from every earlier entry (see
+//!   `entry`) and attributed to the server each connection was really sent to.
+//!
+//! Everything that does not depend on the list order (counters, templates, reuse) is worked
+//! out once; then each candidate list order runs the scheduler model over the decisions. A
+//! stateful model (rr, wrr) is re-aligned on the director's choice after a mismatch, so one
+//! disagreement counts once instead of shifting every later prediction.
+
+mod arrivals;
+mod search;
+
+use crate::fairness::input::{ConnObs, Proto, Scheduler, ServiceConfig, Timeouts};
+use crate::fairness::outcome::{Conformance, Mismatch, Unpredicted, Verdict};
+use arrivals::{decisions, masked, Decision, Kind};
+use search::{first_appearance, model_for, permutations, run_order, search};
+use std::net::SocketAddr;
+
+const NS: i64 = 1_000_000_000;
+/// How many mismatches are kept as evidence.
+pub const EVIDENCE: usize = 10;
+/// Largest server count for which every list order is tried (5! = 120 runs).
+const MAX_PERMUTED: usize = 5;
+
+pub struct ReplayInput<'a> {
+    pub cfg: &'a ServiceConfig,
+    pub proto: Proto,
+    pub vip: SocketAddr,
+    pub conns: &'a [ConnObs],
+    /// Server index (into `server_addrs`) of each connection; indices below
+    /// `cfg.servers.len()` are the configured servers, in the configuration's order.
+    pub server_of: &'a [Option<usize>],
+    pub server_addrs: &'a [SocketAddr],
+    pub timeouts: &'a Timeouts,
+    pub capture_span: Option<(i64, i64)>,
+}
+
+/// What the replay of this scheduler had to assume, in words.
+fn scheduler_notes(s: Scheduler) -> Option<String> {
+    match s {
+        Scheduler::Rr | Scheduler::Wrr => Some(format!(
+            "{s} keeps a pointer the captures cannot show: the replay assumes a freshly built \
+             service (ipvsadm -A, then -a per server, or -R) unless another starting pointer \
+             fits the capture better, and after a mismatch continues from the state that best \
+             explains the director's choice and the decisions that follow"
+        )),
+        Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Ovf => {
+            Some(format!(
+                "{s} reads the active/inactive counters; they are rebuilt from the captured \
+                 client packets (INPUT-ONLY state table, entry timers), so entries for clients \
+                 that were not captured, or that were idle for the whole capture, are not \
+                 counted"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Replays the configured scheduler; returns the conformance summary and a verdict per
+/// connection (Unchecked for those that were not scheduling decisions).
+pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
+    let cfg = inp.cfg;
+    let n = cfg.servers.len();
+    let decisions = decisions(inp);
+    let mut verdicts = vec![Verdict::Unchecked; inp.conns.len()];
+    let mut limitations = Vec::new();
+
+    // Candidate list orders.
+    let given: Vec<usize> = (0..n).collect();
+    let (candidates, how) = if cfg.order_known || n <= 1 {
+        (vec![given.clone()], None)
+    } else if n <= MAX_PERMUTED {
+        (
+            permutations(n),
+            Some(format!("all {} possible orders", permutations(n).len())),
+        )
+    } else {
+        (
+            vec![given.clone(), first_appearance(inp, &decisions)],
+            Some("the given order and the order of first assignments".to_string()),
+        )
+    };
+    let searched = search(inp, &decisions, &candidates);
+
+    let mut conformance = Conformance {
+        scheduler: cfg.scheduler,
+        replayed: false,
+        order: given.iter().map(|&i| cfg.servers[i].addr).collect(),
+        order_source: String::new(),
+        decisions: 0,
+        matched: 0,
+        persistent: 0,
+        persistent_matched: 0,
+        not_predicted: Vec::new(),
+        first_mismatches: Vec::new(),
+        mismatches: 0,
+        limitations: Vec::new(),
+    };
+
+    match searched {
+        Err(why) => {
+            conformance.order_source = "not replayed".into();
+            limitations.push(why);
+        }
+        Ok(None) => {}
+        Ok(Some(b)) => {
+            conformance.replayed = true;
+            let perm = &candidates[b.perm];
+            conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
+            let tie_note = if b.ties > 0 {
+                format!(
+                    "; {} other candidate(s) matched as many, so this capture does not pin the \
+                     order down",
+                    b.ties
+                )
+            } else {
+                String::new()
+            };
+            // The search already built this model, so it cannot fail here.
+            if let Ok(run) = run_order(inp, &decisions, perm, b.start, true) {
+                conformance.matched = run.matched;
+                conformance.mismatches = run.mismatched;
+                conformance.first_mismatches = run.evidence;
+                for (conn, v) in run.verdicts {
+                    verdicts[conn] = v;
+                }
+            }
+            conformance.order_source = match &how {
+                None if cfg.order_known => format!("kernel order given{tie_note}"),
+                None => format!("single server{tie_note}"),
+                Some(how) => format!(
+                    "kernel order unknown (rules files list servers sorted): tried {how} \
+                     and kept the best, which matched {} decisions{tie_note}",
+                    conformance.matched
+                ),
+            };
+            if let Some(note) = scheduler_notes(cfg.scheduler) {
+                limitations.push(note);
+            }
+            if b.start != 0 {
+                let names: Vec<String> = perm
+                    .iter()
+                    .map(|&i| cfg.servers[i].addr.ip().to_string())
+                    .collect();
+                if let Ok(model) = model_for(inp, perm) {
+                    limitations.push(format!(
+                        "the capture does not begin with a freshly built service: the closest \
+                         agreement starts from {}",
+                        model.describe_start_state(b.start, &names)
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut not_predicted: Vec<(String, u64)> = Vec::new();
+    let mut bump = |reason: String| match not_predicted.iter_mut().find(|(r, _)| *r == reason) {
+        Some(e) => e.1 += 1,
+        None => not_predicted.push((reason, 1)),
+    };
+
+    for d in &decisions {
+        let observed = inp.server_of[d.conn];
+        match &d.kind {
+            Kind::Scheduled { .. } => {
+                if observed.is_some() {
+                    conformance.decisions += 1;
+                } else {
+                    bump("scheduled, but no tunnelled packet shows which server got it".into());
+                }
+            }
+            Kind::BeforeCapture => bump(
+                "started before the capture (no SYN seen), so the decision is not in it".into(),
+            ),
+            Kind::Reused { server, state } => {
+                let reason = format!(
+                    "same client address and port as a live entry ({state:?}): the kernel \
+                     reused it instead of scheduling"
+                );
+                match (server, observed) {
+                    (Some(s), Some(o)) if s != &o => {
+                        conformance.mismatches += 1;
+                        verdicts[d.conn] = Verdict::Mismatched;
+                        if conformance.first_mismatches.len() < EVIDENCE {
+                            conformance.first_mismatches.push(Mismatch {
+                                time_ns: d.time_ns,
+                                client: inp.conns[d.conn].client,
+                                expected: Some(inp.server_addrs[*s]),
+                                observed: Some(inp.server_addrs[o]),
+                                evidence: reason.clone(),
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+                bump(reason);
+            }
+            Kind::Persisted { server, since_ns } => match (server, observed) {
+                (Some(s), Some(o)) => {
+                    conformance.persistent += 1;
+                    if *s == o {
+                        conformance.persistent_matched += 1;
+                        verdicts[d.conn] = Verdict::Matched;
+                    } else {
+                        conformance.mismatches += 1;
+                        verdicts[d.conn] = Verdict::Mismatched;
+                        if conformance.first_mismatches.len() < EVIDENCE {
+                            conformance.first_mismatches.push(Mismatch {
+                                time_ns: d.time_ns,
+                                client: inp.conns[d.conn].client,
+                                expected: Some(inp.server_addrs[*s]),
+                                observed: Some(inp.server_addrs[o]),
+                                evidence: format!(
+                                    "persistence template for {} created {:.3} s earlier \
+                                     still alive",
+                                    masked(inp.conns[d.conn].client.ip(), cfg.netmask_prefix),
+                                    (d.time_ns - since_ns) as f64 / 1e9
+                                ),
+                            });
+                        }
+                    }
+                }
+                _ => bump("sent by a persistence template whose server was never seen".into()),
+            },
+        }
+    }
+    conformance.first_mismatches.sort_by_key(|m| m.time_ns);
+    conformance.first_mismatches.truncate(EVIDENCE);
+    conformance.not_predicted = not_predicted
+        .into_iter()
+        .map(|(reason, count)| Unpredicted { reason, count })
+        .collect();
+
+    // What the captures cannot show.
+    if cfg.persistence_s.is_some() {
+        limitations.push(
+            "persistence templates made before the capture are not known: a client's first \
+             connection in the capture is treated as a scheduling decision"
+                .into(),
+        );
+    }
+    if let Some((start, _)) = inp.capture_span {
+        if matches!(
+            cfg.scheduler,
+            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Ovf
+        ) {
+            let window = i64::from(inp.timeouts.tcp_established_s) * NS;
+            let early = verdicts
+                .iter()
+                .zip(inp.conns)
+                .filter(|(v, c)| **v == Verdict::Mismatched && c.start_ns < start + window)
+                .count();
+            if early > 0 {
+                limitations.push(format!(
+                    "{early} mismatch(es) fall in the first {} s of the capture, when entries \
+                     from before it (ESTABLISHED up to {} s, FIN_WAIT up to {} s after their \
+                     last packet) still counted in the kernel but are invisible here",
+                    window / NS,
+                    inp.timeouts.tcp_established_s,
+                    inp.timeouts.tcp_fin_wait_s
+                ));
+            }
+        }
+    }
+    let unseen = inp.server_of.iter().filter(|s| s.is_none()).count();
+    if unseen > 0
+        && matches!(
+            cfg.scheduler,
+            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Ovf
+        )
+    {
+        limitations.push(format!(
+            "{unseen} connection(s) with no observed server are missing from the rebuilt \
+             counters, which can tip close decisions"
+        ));
+    }
+    limitations.push(
+        "weights, the server set and overload thresholds are assumed constant for the whole \
+         capture"
+            .into(),
+    );
+    if let Some(note) = change_point(&decisions, &verdicts) {
+        limitations.push(note);
+    }
+    conformance.limitations = limitations;
+    (conformance, verdicts)
+}
+
+/// Looks for a moment after which the replay stops agreeing with the director, which is
+/// what a weight edit or a server added or removed mid-capture looks like.
+fn change_point(decisions: &[Decision], verdicts: &[Verdict]) -> Option<String> {
+    let checked: Vec<(i64, bool)> = decisions
+        .iter()
+        .filter_map(|d| match verdicts[d.conn] {
+            Verdict::Matched => Some((d.time_ns, true)),
+            Verdict::Mismatched => Some((d.time_ns, false)),
+            Verdict::Unchecked => None,
+        })
+        .collect();
+    const SIDE: usize = 10;
+    if checked.len() < 2 * SIDE {
+        return None;
+    }
+    let total_ok = checked.iter().filter(|c| c.1).count();
+    let mut ok_before = 0;
+    let mut best: Option<(usize, f64, f64)> = None;
+    for k in 0..checked.len() {
+        if k >= SIDE && checked.len() - k >= SIDE {
+            let before = ok_before as f64 / k as f64;
+            let after = (total_ok - ok_before) as f64 / (checked.len() - k) as f64;
+            if before >= 0.9 && after <= 0.5 && best.is_none_or(|b| before - after > b.1 - b.2) {
+                best = Some((k, before, after));
+            }
+        }
+        if checked[k].1 {
+            ok_before += 1;
+        }
+    }
+    best.map(|(k, before, after)| {
+        format!(
+            "from {:.3} s on, the replay agrees with {:.0}% of decisions against {:.0}% before: \
+             consistent with a configuration change at about that time (weight edit, server \
+             added or removed, threshold reached), which the captures cannot show",
+            checked[k].0 as f64 / 1e9,
+            after * 100.0,
+            before * 100.0
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permutations_cover_every_order_once() {
+        let p = permutations(4);
+        assert_eq!(p.len(), 24);
+        let mut q = p.clone();
+        q.sort();
+        q.dedup();
+        assert_eq!(q.len(), 24);
+        assert_eq!(p[0], vec![0, 1, 2, 3]);
+    }
+}
