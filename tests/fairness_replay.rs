@@ -408,6 +408,15 @@ fn drift_windows_show_the_share_moving() {
     assert_eq!(last[1], 0);
     let total: u64 = d.windows.iter().flat_map(|w| w.counts.iter()).sum();
     assert_eq!(total, 100);
+    // Window 5 (49.5 s to 59.4 s) holds connections 50 to 59, all on A: 100% against 50%.
+    let peak = d.largest.as_ref().unwrap();
+    assert_eq!((peak.window, peak.server, peak.connections), (5, 0, 10));
+    assert_eq!((peak.share, peak.promised), (1.0, 0.5));
+    let text = lvscheck::report::fairness::render(&r);
+    assert!(
+        text.contains("Largest drift: 10.0.0.11 took 100.0% of the 10 connections from t = 49.500 s (promised 50.0%)"),
+        "{text}"
+    );
 }
 
 #[test]

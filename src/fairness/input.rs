@@ -119,11 +119,6 @@ impl Scheduler {
             .into_iter()
             .find(|s| s.name().eq_ignore_ascii_case(name.trim()))
     }
-
-    /// Whether the scheduler honours weights beyond "0 means quiesced".
-    pub fn is_weighted(self) -> bool {
-        !matches!(self, Scheduler::Rr | Scheduler::Lc | Scheduler::Dh)
-    }
 }
 
 impl std::fmt::Display for Scheduler {

@@ -21,14 +21,16 @@ pub use input::{
     ConnObs, FairnessInput, Proto, Scheduler, Server, ServiceConfig, ServiceObs, TcpMarks, Timeouts,
 };
 pub use outcome::{
-    Assignment, Conformance, Drift, FairnessReport, FairnessStats, Mismatch, Percentiles,
-    ServerStats, ServiceReport, Unpredicted, Verdict, Window,
+    Assignment, Conformance, Drift, DriftPeak, FairnessReport, FairnessStats, Mismatch,
+    Percentiles, ServerStats, ServiceReport, Unpredicted, Verdict, Window,
 };
 
 use std::net::{IpAddr, SocketAddr};
 
 /// Number of windows the drift table splits the capture into.
 pub const DRIFT_WINDOWS: i64 = 10;
+/// Windows with fewer connections are too noisy to name as the largest drift.
+pub const MIN_WINDOW_CONNS: u64 = 10;
 
 /// Analyses every service.
 pub fn analyse(input: &FairnessInput) -> FairnessReport {
@@ -183,7 +185,13 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
         })
         .collect();
     timeline.sort_by_key(|a| a.time_ns);
-    let drift = drift(&timeline, servers.len(), input.capture_span);
+    let promised_all: Option<Vec<f64>> = servers.iter().map(|s| s.expected_share).collect();
+    let drift = drift(
+        &timeline,
+        servers.len(),
+        input.capture_span,
+        promised_all.as_deref(),
+    );
 
     ServiceReport {
         proto: svc.proto,
@@ -328,7 +336,12 @@ fn fairness_stats(
     out
 }
 
-fn drift(timeline: &[Assignment], n: usize, span: Option<(i64, i64)>) -> Drift {
+fn drift(
+    timeline: &[Assignment],
+    n: usize,
+    span: Option<(i64, i64)>,
+    promised: Option<&[f64]>,
+) -> Drift {
     let (start, end) = match (span, timeline.first(), timeline.last()) {
         (Some(s), _, _) => s,
         (None, Some(a), Some(b)) => (a.time_ns, b.time_ns),
@@ -346,5 +359,33 @@ fn drift(timeline: &[Assignment], n: usize, span: Option<(i64, i64)>) -> Drift {
         let k = ((a.time_ns - start).max(0) / window_ns) as usize;
         windows[k.min(count - 1)].counts[a.server] += 1;
     }
-    Drift { window_ns, windows }
+    let mut largest: Option<DriftPeak> = None;
+    if let Some(promised) = promised {
+        for (w, win) in windows.iter().enumerate() {
+            let total: u64 = win.counts.iter().sum();
+            if total < MIN_WINDOW_CONNS {
+                continue;
+            }
+            for (server, (&c, &p)) in win.counts.iter().zip(promised).enumerate() {
+                let share = c as f64 / total as f64;
+                if largest
+                    .as_ref()
+                    .is_none_or(|l| (share - p).abs() > (l.share - l.promised).abs())
+                {
+                    largest = Some(DriftPeak {
+                        window: w,
+                        server,
+                        share,
+                        promised: p,
+                        connections: total,
+                    });
+                }
+            }
+        }
+    }
+    Drift {
+        window_ns,
+        windows,
+        largest,
+    }
 }

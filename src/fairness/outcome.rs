@@ -162,6 +162,18 @@ pub struct Mismatch {
 pub struct Drift {
     pub window_ns: i64,
     pub windows: Vec<Window>,
+    /// The window where one server's share strayed furthest from its promise, among windows
+    /// with at least `MIN_WINDOW_CONNS` connections.
+    pub largest: Option<DriftPeak>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DriftPeak {
+    pub window: usize,
+    pub server: usize,
+    pub share: f64,
+    pub promised: f64,
+    pub connections: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -366,6 +366,23 @@ fn cumulative<DB: DrawingBackend>(svc: &ServiceReport, root: &Area<DB>) -> DrawR
             ))?;
         }
     }
+    if svc.servers.iter().any(|s| s.expected_share.is_some()) {
+        // One legend entry explaining the dashed lines, drawn off-chart (no points).
+        chart
+            .draw_series(LineSeries::new(
+                Vec::<(f64, f64)>::new(),
+                BLACK.stroke_width(1),
+            ))?
+            .label("promised share (dashed)")
+            .legend(|(x, y)| {
+                plotters::element::DashedPathElement::new(
+                    vec![(x, y), (x + 20, y)],
+                    5,
+                    3,
+                    BLACK.stroke_width(1),
+                )
+            });
+    }
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.8))

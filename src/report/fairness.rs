@@ -219,6 +219,21 @@ fn render_service(out: &mut String, svc: &ServiceReport) {
         right_align(&mut t, 0);
         let _ = writeln!(out, "{t}");
     }
+    if let Some(d) = &svc.drift.largest {
+        let o = origin(svc);
+        let from = svc.drift.windows.get(d.window).map_or(o, |w| w.start_ns);
+        let _ = writeln!(
+            out,
+            "Largest drift: {} took {} of the {} connections from t = {} s (promised {})",
+            svc.servers
+                .get(d.server)
+                .map_or("?".into(), |s| s.addr.ip().to_string()),
+            pct(d.share),
+            d.connections,
+            secs(from, o),
+            pct(d.promised)
+        );
+    }
     for n in &svc.notes {
         let _ = writeln!(out, "Note: {n}");
     }

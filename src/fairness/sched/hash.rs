@@ -19,7 +19,8 @@ pub fn hash_32(val: u32, bits: u32) -> u32 {
     val.wrapping_mul(0x61C8_8647) >> (32 - bits)
 }
 
-fn fold(addr: IpAddr) -> u32 {
+/// `addr_fold`: the IPv4 address, or the XOR of an IPv6 address's four 32-bit words.
+pub(super) fn fold(addr: IpAddr) -> u32 {
     match addr {
         IpAddr::V4(a) => u32::from(a),
         IpAddr::V6(a) => a

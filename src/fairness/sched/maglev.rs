@@ -8,6 +8,7 @@
 //! truncated to 32 bits; the message is the 32-bit key in the CPU's byte order, little
 //! endian on the architectures LVS directors run on.
 
+use super::hash::fold;
 use super::{Ctx, Model};
 use siphasher::sip::SipHasher13;
 use std::hash::Hasher;
@@ -26,17 +27,6 @@ pub fn hsiphash(data: &[u8], key: (u64, u64)) -> u32 {
     let mut h = SipHasher13::new_with_keys(key.0, key.1);
     h.write(data);
     h.finish() as u32
-}
-
-fn fold(addr: IpAddr) -> u32 {
-    match addr {
-        IpAddr::V4(a) => u32::from(a),
-        IpAddr::V6(a) => a
-            .octets()
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .fold(0, |x, w| x ^ w),
-    }
 }
 
 /// `ip_vs_mh_hashkey()`.
