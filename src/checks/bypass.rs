@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{connections_filter, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE};
+use super::{of, Affected, CheckResult, Context, Explained, Status};
 use crate::flows::join::is_raw_ip;
 use crate::flows::{Connection, EvidenceKind};
 use crate::topology::Role;
@@ -40,7 +40,7 @@ pub fn check(ctx: &Context) -> CheckResult {
         );
     }
     // Keyed by the host's name: the real server's address, else the capture it was seen in.
-    let mut hits: BTreeMap<String, (Vec<&Connection>, Vec<PacketRef>)> = BTreeMap::new();
+    let mut hits: BTreeMap<String, Affected> = BTreeMap::new();
     let mut total = 0usize;
     for conn in &ctx.analysis.connections {
         total += 1;
@@ -81,38 +81,31 @@ pub fn check(ctx: &Context) -> CheckResult {
             }
         };
         if let Some((host, example)) = unwrapped.or_else(skipped_director) {
-            let (conns, examples) = hits.entry(host).or_default();
-            conns.push(conn);
-            if examples.len() < MAX_EVIDENCE {
-                examples.push(example);
-            }
+            hits.entry(host).or_default().add(conn, || Some(example));
         }
     }
-    let mut findings = Vec::new();
-    for (name, (conns, examples)) in hits {
-        findings.push(Finding {
-            check: ID,
-            severity: Status::Fail,
-            summary: format!(
-                "{} of {total} connections reached {name} without passing through the director",
-                conns.len()
-            ),
-            host: Some(name.clone()),
-            count: conns.len() as u64,
-            out_of: Some(total as u64),
-            evidence: examples,
-            display_filter: connections_filter(conns.iter().copied()),
-            likely_cause: "clients learnt this host's MAC for the VIP (it answered ARP for the \
-                           VIP), or a router sends VIP traffic to it directly; those connections \
-                           skip the director and its scheduler"
-                .into(),
-            fix: format!(
-                "on {name}: block ARP for the VIP (arptables -A INPUT -d VIP -j DROP, or \
-                 arp_ignore=1/arp_announce=2); on the clients or the gateway: ip neigh flush to \
-                 forget the wrong MAC"
-            ),
-        });
-    }
+    let findings = hits
+        .into_iter()
+        .map(|(name, affected)| {
+            let text = Explained {
+                summary: format!(
+                    "{} connections reached {name} without passing through the director",
+                    of(affected.len(), total)
+                ),
+                host: Some(name.clone()),
+                likely_cause: "clients learnt this host's MAC for the VIP (it answered ARP for \
+                               the VIP), or a router sends VIP traffic to it directly; those \
+                               connections skip the director and its scheduler"
+                    .into(),
+                fix: format!(
+                    "on {name}: block ARP for the VIP (arptables -A INPUT -d VIP -j DROP, or \
+                     arp_ignore=1/arp_announce=2); on the clients or the gateway: ip neigh \
+                     flush to forget the wrong MAC"
+                ),
+            };
+            affected.finding(ID, Status::Fail, total, text)
+        })
+        .collect();
     CheckResult::judged(
         ID,
         total,

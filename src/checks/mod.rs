@@ -6,6 +6,7 @@
 //! read outcome of each capture. When the captures given cannot show what a check looks at
 //! (no capture from any real server, say), the check is skipped and says why.
 
+pub mod affected;
 pub mod arp;
 pub mod bypass;
 pub mod capture;
@@ -18,6 +19,7 @@ pub mod tunnel;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
+pub use affected::{Affected, Explained};
 pub use finding::{CheckResult, Finding, PacketRef, Status, MAX_EVIDENCE};
 
 use crate::flows::{Analysis, Connection, Leg};

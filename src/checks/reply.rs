@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{
-    connections_filter, of, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE,
-};
+use super::{of, Affected, CheckResult, Context, Explained, Finding, PacketRef, Status};
 use crate::flows::{Connection, EvidenceKind, Leg};
 use crate::topology::{FrameRef, Role};
 
@@ -14,11 +12,11 @@ pub const PRESENT: &str = "reply.present";
 pub const SOURCE: &str = "reply.source";
 pub const DIRECT: &str = "reply.direct";
 
-/// Connections grouped by real server, with example packets.
+/// Connections grouped by real server: how many were judged, and those with the problem.
 #[derive(Default)]
 struct ByServer<'a> {
     total: BTreeMap<Option<IpAddr>, usize>,
-    hits: BTreeMap<Option<IpAddr>, (Vec<&'a Connection>, Vec<PacketRef>)>,
+    hits: BTreeMap<Option<IpAddr>, Affected<'a>>,
 }
 
 impl<'a> ByServer<'a> {
@@ -26,13 +24,25 @@ impl<'a> ByServer<'a> {
         *self.total.entry(rs).or_default() += 1;
     }
     fn hit(&mut self, rs: Option<IpAddr>, conn: &'a Connection, example: Option<PacketRef>) {
-        let (conns, examples) = self.hits.entry(rs).or_default();
-        conns.push(conn);
-        if let Some(e) = example {
-            if examples.len() < MAX_EVIDENCE {
-                examples.push(e);
-            }
-        }
+        self.hits.entry(rs).or_default().add(conn, || example);
+    }
+    /// One finding per server with the problem, worded by
+    /// `explain(server, its name, "n of total", the connections)`.
+    fn findings(
+        self,
+        ctx: &Context,
+        check: &'static str,
+        explain: impl Fn(Option<IpAddr>, &str, String, &Affected) -> Explained,
+    ) -> Vec<Finding> {
+        self.hits
+            .into_iter()
+            .map(|(rs, affected)| {
+                let total = self.total.get(&rs).copied().unwrap_or(0);
+                let name = rs_label(ctx, rs);
+                let text = explain(rs, &name, of(affected.len(), total), &affected);
+                affected.finding(check, Status::Fail, total, text)
+            })
+            .collect()
     }
 }
 
@@ -128,63 +138,40 @@ pub fn present(ctx: &Context) -> CheckResult {
             .map(|d| ctx.packet(&d.first, "request that got no reply"));
         unanswered.hit(rs, conn, first);
     }
-    let mut findings = Vec::new();
-    for (rs, (conns, examples)) in unanswered.hits {
-        let total = unanswered.total.get(&rs).copied().unwrap_or(0);
-        let name = rs_label(ctx, rs);
-        let where_seen = if from_rs {
-            "arrived at"
-        } else {
-            "were sent to"
-        };
-        findings.push(Finding {
-            check: PRESENT,
-            severity: Status::Fail,
+    let total: usize = unanswered.total.values().sum();
+    let where_seen = if from_rs {
+        "arrived at"
+    } else {
+        "were sent to"
+    };
+    let mut findings = unanswered.findings(ctx, PRESENT, |_, name, n_of, _| Explained {
+        summary: format!("{n_of} connections that {where_seen} {name} were never answered"),
+        host: Some(name.to_string()),
+        likely_cause: "the real server drops the decapsulated packets: strict reverse-path \
+                       filtering on tunl0 (rp_filter=1), the VIP missing from its tunl0, or a \
+                       firewall"
+            .into(),
+        fix: format!(
+            "on {name}: sysctl -w net.ipv4.conf.tunl0.rp_filter=0 and \
+             net.ipv4.conf.all.rp_filter=0 (the kernel uses the larger of the two); \
+             ip addr add VIP/32 dev tunl0 and ip link set tunl0 up; check iptables -S"
+        ),
+    });
+    findings.extend(refused.findings(ctx, PRESENT, |_, name, n_of, _| {
+        Explained {
             summary: format!(
-                "{} connections that {where_seen} {name} were never answered",
-                of(conns.len(), total)
+                "{n_of} connections to {name} were refused (TCP RST or ICMP unreachable)"
             ),
-            host: Some(name.clone()),
-            count: conns.len() as u64,
-            out_of: Some(total as u64),
-            evidence: examples,
-            display_filter: connections_filter(conns.iter().copied()),
-            likely_cause: "the real server drops the decapsulated packets: strict reverse-path \
-                           filtering on tunl0 (rp_filter=1), the VIP missing from its tunl0, or a \
-                           firewall"
-                .into(),
-            fix: format!(
-                "on {name}: sysctl -w net.ipv4.conf.tunl0.rp_filter=0 and \
-                 net.ipv4.conf.all.rp_filter=0 (the kernel uses the larger of the two); \
-                 ip addr add VIP/32 dev tunl0 and ip link set tunl0 up; check iptables -S"
-            ),
-        });
-    }
-    for (rs, (conns, examples)) in refused.hits {
-        let total = refused.total.get(&rs).copied().unwrap_or(0);
-        let name = rs_label(ctx, rs);
-        findings.push(Finding {
-            check: PRESENT,
-            severity: Status::Fail,
-            summary: format!(
-                "{} connections to {name} were refused (TCP RST or ICMP unreachable)",
-                of(conns.len(), total)
-            ),
-            host: Some(name.clone()),
-            count: conns.len() as u64,
-            out_of: Some(total as u64),
-            evidence: examples,
-            display_filter: connections_filter(conns.iter().copied()),
-            likely_cause: "nothing listens on the service port on that real server (or it \
-                           listens only on its own address, not on the VIP)"
+            host: Some(name.to_string()),
+            likely_cause: "nothing listens on the service port on that real server (or it listens \
+                       only on its own address, not on the VIP)"
                 .into(),
             fix: format!(
                 "on {name}: start the service and make it listen on the VIP's port (ss -lntup \
-                 shows what listens; bind to 0.0.0.0 or to the VIP)"
+             shows what listens; bind to 0.0.0.0 or to the VIP)"
             ),
-        });
-    }
-    let total: usize = unanswered.total.values().sum();
+        }
+    }));
     CheckResult::judged(
         PRESENT,
         total,
@@ -242,24 +229,18 @@ pub fn source(ctx: &Context) -> CheckResult {
             )),
         );
     }
-    let mut findings = Vec::new();
-    for (rs, (conns, examples)) in by_rs.hits {
-        let total = by_rs.total.get(&rs).copied().unwrap_or(0);
-        let name = rs_label(ctx, rs);
+    let total: usize = by_rs.total.values().sum();
+    let findings = by_rs.findings(ctx, SOURCE, |rs, name, n_of, affected| {
         let from = sources.get(&rs).cloned().unwrap_or_default().join(", ");
-        let udp = conns.iter().all(|c| c.proto == crate::topology::Proto::UDP);
-        findings.push(Finding {
-            check: SOURCE,
-            severity: Status::Fail,
+        let udp = affected
+            .conns
+            .iter()
+            .all(|c| c.proto == crate::topology::Proto::UDP);
+        Explained {
             summary: format!(
-                "{} answered connections from {name} got replies from {from}, not from the VIP",
-                of(conns.len(), total)
+                "{n_of} answered connections from {name} got replies from {from}, not from the VIP"
             ),
-            host: Some(name.clone()),
-            count: conns.len() as u64,
-            out_of: Some(total as u64),
-            evidence: examples,
-            display_filter: connections_filter(conns.iter().copied()),
+            host: Some(name.to_string()),
             likely_cause: if udp {
                 "a UDP service bound to 0.0.0.0 answers from the address of the outgoing route \
                  (the real server's own address); the client drops replies from an address it \
@@ -276,11 +257,13 @@ pub fn source(ctx: &Context) -> CheckResult {
                      the address the request came to)"
                 )
             } else {
-                format!("on {name}: iptables -t nat -S; remove the SNAT/MASQUERADE rule for replies from the VIP")
+                format!(
+                    "on {name}: iptables -t nat -S; remove the SNAT/MASQUERADE rule for replies \
+                     from the VIP"
+                )
             },
-        });
-    }
-    let total: usize = by_rs.total.values().sum();
+        }
+    });
     CheckResult::judged(
         SOURCE,
         total,
@@ -323,34 +306,22 @@ pub fn direct(ctx: &Context) -> CheckResult {
             );
         }
     }
-    let mut findings = Vec::new();
-    for (rs, (conns, examples)) in by_rs.hits {
-        let total = by_rs.total.get(&rs).copied().unwrap_or(0);
-        let name = rs_label(ctx, rs);
-        findings.push(Finding {
-            check: DIRECT,
-            severity: Status::Fail,
-            summary: format!(
-                "{} answered connections from {name} sent their replies through the director",
-                of(conns.len(), total)
-            ),
-            host: Some(name.clone()),
-            count: conns.len() as u64,
-            out_of: Some(total as u64),
-            evidence: examples,
-            display_filter: connections_filter(conns.iter().copied()),
-            likely_cause: "the real server's route to the clients (its default gateway) is the \
-                           director; the director drops replies from its own VIP, so the client \
-                           retransmits"
-                .into(),
-            fix: format!(
-                "on {name}: route replies through the real gateway, not the director \
-                 (ip route replace default via GATEWAY); in TUN mode the director sees only \
-                 inbound traffic"
-            ),
-        });
-    }
     let total: usize = by_rs.total.values().sum();
+    let findings = by_rs.findings(ctx, DIRECT, |_, name, n_of, _| Explained {
+        summary: format!(
+            "{n_of} answered connections from {name} sent their replies through the director"
+        ),
+        host: Some(name.to_string()),
+        likely_cause: "the real server's route to the clients (its default gateway) is the \
+                       director; the director drops replies from its own VIP, so the client \
+                       retransmits"
+            .into(),
+        fix: format!(
+            "on {name}: route replies through the real gateway, not the director \
+             (ip route replace default via GATEWAY); in TUN mode the director sees only \
+             inbound traffic"
+        ),
+    });
     CheckResult::judged(
         DIRECT,
         total,

@@ -4,30 +4,12 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::{
-    connections_filter, of, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE,
-};
-use crate::flows::{Connection, EvidenceKind, Leg};
+use super::{of, Affected, CheckResult, Context, Explained, Status};
+use crate::flows::{EvidenceKind, Leg};
 use crate::topology::{Role, VantageId};
 
 pub const ENCAPSULATION: &str = "tunnel.encapsulation";
 pub const DELIVERY: &str = "tunnel.delivery";
-
-/// Groups connections (with one example packet each) under a key, for counted findings.
-#[derive(Default)]
-struct Tally<'a> {
-    conns: Vec<&'a Connection>,
-    examples: Vec<PacketRef>,
-}
-
-impl<'a> Tally<'a> {
-    fn add(&mut self, conn: &'a Connection, example: impl FnOnce() -> PacketRef) {
-        self.conns.push(conn);
-        if self.examples.len() < MAX_EVIDENCE {
-            self.examples.push(example());
-        }
-    }
-}
 
 pub fn encapsulation(ctx: &Context) -> CheckResult {
     if !ctx.has_role(Role::Director) {
@@ -38,10 +20,10 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
     }
     let director_macs = ctx.director_macs();
     let mut forwarded = 0usize;
-    let mut unwrapped: Tally = Tally::default();
-    let mut not_forwarded: Tally = Tally::default();
-    let mut unknown_rs: BTreeMap<IpAddr, Tally> = BTreeMap::new();
-    let mut altered: Tally = Tally::default();
+    let mut unwrapped: Affected = Affected::default();
+    let mut not_forwarded: Affected = Affected::default();
+    let mut unknown_rs: BTreeMap<IpAddr, Affected> = BTreeMap::new();
+    let mut altered: Affected = Affected::default();
     for conn in &ctx.analysis.connections {
         for leg in ctx.legs_at(conn, Role::Director) {
             let Some(arrived) = &leg.request else {
@@ -57,7 +39,12 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
                     {
                         for pair in &wrapped.outer {
                             unknown_rs.entry(pair.dst).or_default().add(conn, || {
-                                ctx.packet(&ev.first, format!("wrapped request to {}", pair.dst))
+                                Some(
+                                    ctx.packet(
+                                        &ev.first,
+                                        format!("wrapped request to {}", pair.dst),
+                                    ),
+                                )
                             });
                         }
                     }
@@ -69,13 +56,13 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
                         && wrapped.payload_bytes != arrived.payload_bytes
                     {
                         altered.add(conn, || {
-                            ctx.packet(
+                            Some(ctx.packet(
                                 &wrapped.first,
                                 format!(
                                     "{} payload bytes arrived, {} left inside the tunnel",
                                     arrived.payload_bytes, wrapped.payload_bytes
                                 ),
-                            )
+                            ))
                         });
                     }
                 }
@@ -88,11 +75,16 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
                     if elsewhere {
                         forwarded += 1;
                         unwrapped.add(conn, || {
-                            ctx.packet(&arrived.first, "request to the VIP, forwarded unwrapped")
+                            Some(
+                                ctx.packet(
+                                    &arrived.first,
+                                    "request to the VIP, forwarded unwrapped",
+                                ),
+                            )
                         });
                     } else {
                         not_forwarded.add(conn, || {
-                            ctx.packet(&arrived.first, "request to the VIP, never forwarded")
+                            Some(ctx.packet(&arrived.first, "request to the VIP, never forwarded"))
                         });
                     }
                 }
@@ -100,91 +92,73 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
         }
     }
     let mut findings = Vec::new();
-    if !unwrapped.conns.is_empty() {
-        findings.push(Finding {
-            check: ENCAPSULATION,
-            severity: Status::Fail,
+    if !unwrapped.is_empty() {
+        let text = Explained {
             summary: format!(
                 "{} forwarded connections left the director without an IP-in-IP tunnel",
-                of(unwrapped.conns.len(), forwarded)
+                of(unwrapped.len(), forwarded)
             ),
             host: director_name(ctx),
-            count: unwrapped.conns.len() as u64,
-            out_of: Some(forwarded as u64),
-            evidence: unwrapped.examples,
-            display_filter: connections_filter(unwrapped.conns.iter().copied()),
             likely_cause: "the real servers were added in direct-routing (-g) or NAT (-m) mode"
                 .into(),
             fix: "on the director: ipvsadm -e -t VIP:PORT -r RIP:PORT -i (tunnel mode) for each \
                   real server; check with ipvsadm -Ln (Forward column: Tunnel)"
                 .into(),
-        });
+        };
+        findings.push(unwrapped.finding(ENCAPSULATION, Status::Fail, forwarded, text));
     }
-    for (rs, tally) in unknown_rs {
-        findings.push(Finding {
-            check: ENCAPSULATION,
-            severity: Status::Fail,
+    for (rs, affected) in unknown_rs {
+        let text = Explained {
             summary: format!(
                 "{} connections were tunnelled to {rs}, which is not a real server in the rules",
-                tally.conns.len()
+                affected.len()
             ),
             host: Some(rs.to_string()),
-            count: tally.conns.len() as u64,
-            out_of: Some(forwarded as u64),
-            evidence: tally.examples,
-            display_filter: Some(format!("ip.proto == 4 && ip.dst == {rs}")),
             likely_cause: "the director's running table differs from the rules file given".into(),
             fix: "compare ipvsadm -Sn on the director with the rules file; remove or add the \
                   server with ipvsadm -d / -a"
                 .into(),
-        });
+        };
+        let mut finding = affected.finding(ENCAPSULATION, Status::Fail, forwarded, text);
+        finding.display_filter = Some(format!("ip.proto == 4 && ip.dst == {rs}"));
+        findings.push(finding);
     }
-    if !altered.conns.is_empty() {
-        findings.push(Finding {
-            check: ENCAPSULATION,
-            severity: Status::Fail,
+    if !altered.is_empty() {
+        let text = Explained {
             summary: format!(
                 "{} tunnelled connections carry a different payload than what arrived",
-                of(altered.conns.len(), forwarded)
+                of(altered.len(), forwarded)
             ),
             host: director_name(ctx),
-            count: altered.conns.len() as u64,
-            out_of: Some(forwarded as u64),
-            evidence: altered.examples,
-            display_filter: connections_filter(altered.conns.iter().copied()),
             likely_cause: "something on the director rewrites packets before the tunnel (a \
                            netfilter mangle or NAT rule, a proxy)"
                 .into(),
             fix: "on the director: iptables -t mangle -S and iptables -t nat -S; remove rules \
                   that touch traffic to the VIP"
                 .into(),
-        });
+        };
+        findings.push(altered.finding(ENCAPSULATION, Status::Fail, forwarded, text));
     }
-    if !not_forwarded.conns.is_empty() {
-        let total = forwarded + not_forwarded.conns.len();
-        findings.push(Finding {
-            check: ENCAPSULATION,
-            severity: Status::Warn,
+    let judged = forwarded + not_forwarded.len();
+    if !not_forwarded.is_empty() {
+        let text = Explained {
             summary: format!(
                 "{} connections arrived at the director and were not forwarded at all",
-                of(not_forwarded.conns.len(), total)
+                of(not_forwarded.len(), judged)
             ),
             host: director_name(ctx),
-            count: not_forwarded.conns.len() as u64,
-            out_of: Some(total as u64),
-            evidence: not_forwarded.examples,
-            display_filter: connections_filter(not_forwarded.conns.iter().copied()),
             likely_cause: "no virtual service for that address and port, or no available real \
                            server (all weights 0 or over their thresholds)"
                 .into(),
             fix: "on the director: ipvsadm -Ln; add the service (ipvsadm -A) or its servers \
                   (ipvsadm -a ... -i)"
                 .into(),
-        });
+        };
+        findings.push(not_forwarded.finding(ENCAPSULATION, Status::Warn, judged, text));
     }
     CheckResult::judged(
         ENCAPSULATION,
-        forwarded + not_forwarded.conns.len(),
+        judged,
         "no connection to a VIP reached the director while it was captured",
         format!("all {forwarded} forwarded connections left the director IP-in-IP wrapped"),
         findings,
@@ -240,7 +214,7 @@ pub fn delivery(ctx: &Context) -> CheckResult {
     }
     // Per real server: connections sent to it (while its capture ran) and those that never arrived.
     let mut sent: BTreeMap<IpAddr, usize> = BTreeMap::new();
-    let mut lost: BTreeMap<IpAddr, Tally> = BTreeMap::new();
+    let mut lost: BTreeMap<IpAddr, Affected> = BTreeMap::new();
     for conn in &ctx.analysis.connections {
         for leg in ctx.legs_at(conn, Role::Director) {
             let Some(wrapped) = &leg.request_wrapped else {
@@ -267,27 +241,26 @@ pub fn delivery(ctx: &Context) -> CheckResult {
                 *sent.entry(pair.dst).or_default() += 1;
                 if !arrived {
                     lost.entry(pair.dst).or_default().add(conn, || {
-                        ctx.packet(&wrapped.first, format!("tunnelled request to {}", pair.dst))
+                        Some(
+                            ctx.packet(
+                                &wrapped.first,
+                                format!("tunnelled request to {}", pair.dst),
+                            ),
+                        )
                     });
                 }
             }
         }
     }
     let mut findings = Vec::new();
-    for (rs, tally) in lost {
+    for (rs, affected) in lost {
         let total = sent.get(&rs).copied().unwrap_or(0);
-        findings.push(Finding {
-            check: DELIVERY,
-            severity: Status::Fail,
+        let text = Explained {
             summary: format!(
                 "{} tunnelled connections to {rs} never arrived there",
-                of(tally.conns.len(), total)
+                of(affected.len(), total)
             ),
             host: Some(ctx.host(rs)),
-            count: tally.conns.len() as u64,
-            out_of: Some(total as u64),
-            evidence: tally.examples,
-            display_filter: Some(format!("ip.proto == 4 && ip.dst == {rs}")),
             likely_cause: "the path from the director to the real server drops IP protocol 4 (a \
                            firewall, a cloud security group), or the real server's address is \
                            wrong"
@@ -296,7 +269,10 @@ pub fn delivery(ctx: &Context) -> CheckResult {
                 "allow IP protocol 4 from the director to {rs} (iptables -A INPUT -p 4 -j ACCEPT \
                  on {rs}); check that {rs} has the ipip module loaded (modprobe ipip)"
             ),
-        });
+        };
+        let mut finding = affected.finding(DELIVERY, Status::Fail, total, text);
+        finding.display_filter = Some(format!("ip.proto == 4 && ip.dst == {rs}"));
+        findings.push(finding);
     }
     let total: usize = sent.values().sum();
     CheckResult::judged(
