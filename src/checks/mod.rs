@@ -156,31 +156,35 @@ pub fn run_all(analysis: &Analysis) -> Vec<CheckResult> {
     ]
 }
 
-/// A Wireshark display filter for the given connections: the VIP and the clients' ports.
+/// A Wireshark display filter for the given connections: their clients' addresses and ports.
+/// The client side is what every packet of a connection shares: requests, replies from the
+/// VIP or from a real server's own address, the tunnelled copies (Wireshark matches the inner
+/// header too) and ICMP errors quoting them.
 pub fn connections_filter<'c>(conns: impl IntoIterator<Item = &'c Connection>) -> Option<String> {
-    let mut vips = BTreeSet::new();
+    let mut clients = BTreeSet::new();
     let mut ports = BTreeSet::new();
     let mut proto = "tcp";
     for c in conns {
-        vips.insert(c.vip.ip());
+        clients.insert(c.client.ip());
         ports.insert(c.client.port());
         if c.proto == crate::topology::Proto::UDP {
             proto = "udp";
         }
     }
-    if vips.is_empty() {
+    if clients.is_empty() {
         return None;
     }
-    let vip_part = vips
+    let client_part = clients
         .iter()
-        .map(|v| format!("{} == {v}", ip_field(*v)))
+        .map(|a| format!("{} == {a}", ip_field(*a)))
         .collect::<Vec<_>>()
         .join(" || ");
     // Long port lists make filters nobody reads; the first ports are enough to find them.
     let ports: Vec<String> = ports.iter().take(12).map(|p| p.to_string()).collect();
+    // Wireshark 4 wants set members separated by commas.
     Some(format!(
-        "({vip_part}) && {proto}.port in {{{}}}",
-        ports.join(" ")
+        "({client_part}) && {proto}.port in {{{}}}",
+        ports.join(", ")
     ))
 }
 
