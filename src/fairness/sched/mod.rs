@@ -9,12 +9,14 @@
 //! captures cannot show when the kernel set IP_VS_DEST_F_OVERLOAD.
 
 mod hash;
+mod lblc;
 mod least;
 mod maglev;
 mod rr;
 mod wrr;
 
 pub use hash::{dh_bucket, hash_32, sh_bucket, Dh, Sh};
+pub use lblc::Lblc;
 pub use least::{Fo, Lc, Nq, Ovf, Sed, Wlc};
 pub use maglev::{hsiphash, Mh, MH_TAB_SIZE};
 pub use rr::Rr;
@@ -111,11 +113,13 @@ pub fn build(
                 dests.iter().map(|(a, w)| (a.ip(), a.port(), *w)).collect();
             Box::new(Mh::new(&d, hash_port, fallback))
         }
-        Scheduler::Lblc | Scheduler::Lblcr => {
-            return Err(format!(
-                "{scheduler} decides from a per-destination-address cache that the kernel \
-                 expires on its own schedule; only the statistics apply"
-            ))
+        Scheduler::Lblc => Box::new(Lblc::new(weights)),
+        Scheduler::Lblcr => {
+            return Err(
+                "lblcr keeps a growing and shrinking set of servers per destination \
+                        address on the kernel's own timers; only the statistics apply"
+                    .into(),
+            )
         }
         Scheduler::Twos => {
             return Err(
