@@ -263,12 +263,12 @@ fn promised_shares(cfg: &ServiceConfig, notes: &mut Vec<String>) -> Option<Vec<f
             ));
             return None;
         }
-        Scheduler::Lblc => {
-            notes.push(
-                "lblc keeps each destination address (in tunnel mode, the VIP) on one server \
-                 until that server is overloaded: no share is promised"
-                    .into(),
-            );
+        Scheduler::Lblc | Scheduler::Lblcr => {
+            notes.push(format!(
+                "{} keeps each destination address (in tunnel mode, the VIP) on one server \
+                 (lblcr: a set that grows) until it is overloaded: no share is promised",
+                cfg.scheduler
+            ));
             return None;
         }
         Scheduler::Ovf => {

@@ -260,6 +260,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
                 | Scheduler::Nq
                 | Scheduler::Ovf
                 | Scheduler::Lblc
+                | Scheduler::Lblcr
         ) {
             let window = i64::from(inp.timeouts.tcp_established_s) * NS;
             let early = verdicts
@@ -289,6 +290,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
                 | Scheduler::Nq
                 | Scheduler::Ovf
                 | Scheduler::Lblc
+                | Scheduler::Lblcr
         )
     {
         limitations.push(format!(

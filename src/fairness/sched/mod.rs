@@ -16,7 +16,7 @@ mod rr;
 mod wrr;
 
 pub use hash::{dh_bucket, hash_32, sh_bucket, Dh, Sh};
-pub use lblc::Lblc;
+pub use lblc::{Lblc, Lblcr};
 pub use least::{Fo, Lc, Nq, Ovf, Sed, Wlc};
 pub use maglev::{hsiphash, Mh, MH_TAB_SIZE};
 pub use rr::Rr;
@@ -114,13 +114,7 @@ pub fn build(
             Box::new(Mh::new(&d, hash_port, fallback))
         }
         Scheduler::Lblc => Box::new(Lblc::new(weights)),
-        Scheduler::Lblcr => {
-            return Err(
-                "lblcr keeps a growing and shrinking set of servers per destination \
-                        address on the kernel's own timers; only the statistics apply"
-                    .into(),
-            )
-        }
+        Scheduler::Lblcr => Box::new(Lblcr::new(weights)),
         Scheduler::Twos => {
             return Err(
                 "twos picks two servers with the kernel's random numbers; only the \
