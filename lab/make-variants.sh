@@ -4,10 +4,10 @@
 # container, compression, clock or an abrupt end change. Each variant keeps a copy of the
 # tutorial's ground truth (rules, connection table) and its own hosts.json.
 #
-# Usage: lab/make-variants.sh      (after lab/run-scenario.sh tutorial)
+# Usage: lab/make-variants.sh      (after lab/run-scenario.sh tutorial; FIXTURES=DIR as there)
 set -euo pipefail
 LAB="$(cd "$(dirname "$0")" && pwd)"
-FIX="$LAB/../fixtures"
+FIX="${FIXTURES:-$LAB/../fixtures}"
 SRC="$FIX/tutorial"
 CAPS="server1 server2 server3 client"
 command -v editcap >/dev/null || { apt-get update -qq; apt-get install -y -qq tshark >/dev/null; }

@@ -5,10 +5,12 @@
 # hand, is kept). One boot for several scenarios saves minutes under software emulation.
 #
 # Usage: lab/run-scenario.sh NAME [NAME...]   (lab/scenarios/NAME.sh; lab/build-vm.sh first)
+# FIXTURES=DIR puts the results under DIR instead of fixtures/ (to compare a re-recording).
 set -euo pipefail
 
 LAB="$(cd "$(dirname "$0")" && pwd)"
 BUILD="$LAB/build"
+FIXTURES="${FIXTURES:-$LAB/../fixtures}"
 [ $# -ge 1 ] || { echo "usage: $0 NAME [NAME...]" >&2; exit 2; }
 [ -f "$BUILD/initrd.gz" ] || { echo "build the VM first: lab/build-vm.sh" >&2; exit 2; }
 
@@ -41,7 +43,7 @@ for name in "$@"; do
         status=1
         continue
     fi
-    FIX="$LAB/../fixtures/$name"
+    FIX="$FIXTURES/$name"
     mkdir -p "$FIX"
     find "$FIX" -mindepth 1 ! -name README.md -delete
     cp -r "$RUN/out/$name/." "$FIX/"

@@ -1016,3 +1016,91 @@ fn an_icmp_error_about_a_tunnelled_packet_attaches_to_the_inner_connection() {
         .expect("frag-needed at the director");
     assert!(e.detail.contains("MTU 1400") && e.detail.contains("10.1.0.254"));
 }
+
+#[test]
+fn ipv6_services_tunnelled_in_ipv6_are_rebuilt_too() {
+    use std::net::Ipv6Addr;
+    let vip: Ipv6Addr = "2001:db8::100".parse().unwrap();
+    let dir: Ipv6Addr = "2001:db8::1".parse().unwrap();
+    let rs: Ipv6Addr = "2001:db8::2".parse().unwrap();
+    let client: Ipv6Addr = "2001:db8:9::10".parse().unwrap();
+    let h6 = |src: Ipv6Addr, dst: Ipv6Addr, proto: u8, len: u32| IpHeader {
+        src: IpAddr::V6(src),
+        dst: IpAddr::V6(dst),
+        protocol: proto,
+        ttl: 64,
+        id: 0,
+        dont_fragment: false,
+        more_fragments: false,
+        fragment_offset: 0,
+        total_len: len,
+        captured_len: len,
+    };
+    let seg = |src: Ipv6Addr, sp: u16, dst: Ipv6Addr, dp: u16, seq: u32, flags: u8| IpPacket {
+        ip: h6(src, dst, 6, 60),
+        transport: Transport::Tcp(Tcp {
+            src_port: sp,
+            dst_port: dp,
+            seq,
+            ack: 0,
+            flags,
+            window: 1000,
+            mss: None,
+            window_scale: None,
+            sack_permitted: false,
+            timestamp: None,
+            payload_len: 0,
+            payload_hash: 0,
+        }),
+    };
+    let syn = seg(client, 50000, vip, 443, 7, Tcp::SYN);
+    let syn_ack = seg(vip, 443, client, 50000, 99, Tcp::SYN | Tcp::ACK);
+    let wrapped = IpPacket {
+        ip: h6(dir, rs, 41, 100),
+        transport: Transport::Tunnel {
+            tunnel: TunnelKind::IpInIpv6,
+            udp: None,
+            inner: Box::new(syn.clone()),
+        },
+    };
+    let frame = |capture: u32, number: u64, ts: i64, src: Mac, dst: Mac, ip: IpPacket| {
+        (
+            DecodedFrame {
+                capture,
+                interface: 0,
+                number,
+                ts_ns: EPOCH + ts,
+                wire_len: 100,
+                packet: eth(src, dst, ip),
+            },
+            1,
+        )
+    };
+    let source = Source(vec![
+        // client
+        vec![
+            frame(0, 1, 0, MAC_CLIENT, MAC_DIRECTOR, syn.clone()),
+            frame(0, 2, 300 * US, MAC_RS[0], MAC_CLIENT, syn_ack.clone()),
+        ],
+        // director
+        vec![
+            frame(1, 1, 20 * US, MAC_CLIENT, MAC_DIRECTOR, syn.clone()),
+            frame(1, 2, 30 * US, MAC_DIRECTOR, MAC_RS[0], wrapped.clone()),
+        ],
+        // real server
+        vec![
+            frame(2, 1, 50 * US, MAC_DIRECTOR, MAC_RS[0], wrapped),
+            frame(2, 2, 280 * US, MAC_RS[0], MAC_CLIENT, syn_ack),
+        ],
+    ]);
+    let a = analyse_source(&source, &FlowOptions::default());
+    let roles: Vec<Role> = a.topology.vantages.iter().map(|v| v.role).collect();
+    assert_eq!(roles, vec![Role::Client, Role::Director, Role::RealServer]);
+    assert_eq!(a.topology.vips[0].addr, IpAddr::V6(vip));
+    assert_eq!(a.connections.len(), 1);
+    let c = &a.connections[0];
+    assert_eq!(c.client, SocketAddr::new(IpAddr::V6(client), 50000));
+    assert_eq!(c.real_server, Some(IpAddr::V6(rs)));
+    assert_eq!(c.history, "Sh");
+    assert_eq!(c.legs.len(), 3);
+}

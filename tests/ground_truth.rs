@@ -131,6 +131,14 @@ fn assert_configured(f: &Fixture, want: &Configured) {
             want.servers.iter().map(|(a, w)| (sa(a), *w)).collect();
         assert_eq!(got, expected, "{name}/{label}: servers and weights");
     }
+    // ipvsadm 1.31 names the tunnel type in -Sn.
+    assert!(
+        f.rules.services[0]
+            .servers
+            .iter()
+            .all(|r| r.tunnel_type.as_deref() == Some("ipip")),
+        "{name}: --tun-type ipip"
+    );
     // The kernel keeps servers in reverse order of adding (list_add_rcu at the head).
     let kernel_order: Vec<SocketAddr> = f.nosort.services[0]
         .servers
@@ -298,4 +306,206 @@ fn wrr() {
         .map(|h| h.link_type.as_str())
         .collect();
     assert_eq!(links, BTreeSet::from(["ethernet", "raw", "linux_sll2"]));
+}
+
+/// The failure scenarios share one plan (lab/guest/lib.sh `four_hosts`, `rr_service`):
+/// VIP 10.7.0.100, rr, rs1 10.7.0.11 added before rs2 10.7.0.12, client 10.7.0.200.
+fn assert_failure_plan(f: &Fixture, proto: Proto, port: u16) {
+    let vip = format!("10.7.0.100:{port}");
+    let rs1 = format!("10.7.0.11:{port}");
+    let rs2 = format!("10.7.0.12:{port}");
+    assert_configured(
+        f,
+        &Configured {
+            proto,
+            vip: &vip,
+            scheduler: "rr",
+            persistence: None,
+            servers: &[(&rs1, 1), (&rs2, 1)],
+        },
+    );
+    let roles: BTreeMap<&str, &str> = f
+        .hosts
+        .captures
+        .iter()
+        .map(|h| (h.host.as_str(), h.role.as_str()))
+        .collect();
+    assert_eq!(
+        roles,
+        BTreeMap::from([
+            ("client", "client"),
+            ("director", "director"),
+            ("rs1", "real-server"),
+            ("rs2", "real-server"),
+        ])
+    );
+}
+
+/// `requests` connections scheduled by rr over two servers: half each.
+fn assert_rr_halves(f: &Fixture, requests: usize, port: u16) {
+    let name = f.dir.display();
+    let conns: Vec<&ConnEntry> = f.conns.iter().filter(|c| !c.is_template()).collect();
+    assert_eq!(conns.len(), requests, "{name}: one entry per request");
+    assert!(conns.iter().all(|c| c.client.ip() == ip("10.7.0.200")));
+    let counts = per_server(&f.conns);
+    for rs in ["10.7.0.11", "10.7.0.12"] {
+        let addr = SocketAddr::new(ip(rs), port);
+        assert_eq!(counts.get(&addr), Some(&(requests / 2)), "{name}: {addr}");
+    }
+}
+
+#[test]
+fn arp_vip() {
+    let f = fixture("arp-vip");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    // rs2's ARP answers won both times: every request bypassed the director.
+    assert!(f.conns.is_empty());
+}
+
+#[test]
+fn rp_filter() {
+    let f = fixture("rp-filter");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    assert_rr_halves(&f, 4, 80);
+}
+
+#[test]
+fn no_vip() {
+    let f = fixture("no-vip");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    assert_rr_halves(&f, 4, 80);
+}
+
+#[test]
+fn reply_via_director() {
+    let f = fixture("reply-via-director");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    assert_rr_halves(&f, 4, 80);
+}
+
+#[test]
+fn not_listening_tcp() {
+    let f = fixture("not-listening-tcp");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    assert_rr_halves(&f, 6, 80);
+}
+
+#[test]
+fn not_listening_udp() {
+    let f = fixture("not-listening-udp");
+    assert_failure_plan(&f, Proto::Udp, 5300);
+    assert_rr_halves(&f, 6, 5300);
+    assert!(f
+        .conns
+        .iter()
+        .all(|c| c.proto == Proto::Udp && c.state == "UDP"));
+}
+
+#[test]
+fn udp_wildcard() {
+    let f = fixture("udp-wildcard");
+    assert_failure_plan(&f, Proto::Udp, 5300);
+    assert_rr_halves(&f, 6, 5300);
+}
+
+#[test]
+fn mtu() {
+    let f = fixture("mtu");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    assert_eq!(f.conns.len(), 3, "three POSTs");
+}
+
+#[test]
+fn arp_vip_late() {
+    let f = fixture("arp-vip-late");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    // Only the six requests before rs2 lost its arptables rules crossed the director.
+    assert_rr_halves(&f, 6, 80);
+}
+
+fn three_servers<'a>(weights: [u32; 3]) -> [(&'a str, u32); 3] {
+    [
+        ("10.7.0.11:80", weights[0]),
+        ("10.7.0.12:80", weights[1]),
+        ("10.7.0.13:80", weights[2]),
+    ]
+}
+
+#[test]
+fn wlc_long() {
+    let f = fixture("wlc-long");
+    assert_configured(
+        &f,
+        &Configured {
+            proto: Proto::Tcp,
+            vip: "10.7.0.100:80",
+            scheduler: "wlc",
+            persistence: None,
+            servers: &three_servers([1, 1, 2]),
+        },
+    );
+    assert_eq!(f.conns.len(), 8, "eight long requests");
+}
+
+/// Each client address stays on one server; returns client -> server.
+fn sticky(f: &Fixture) -> BTreeMap<IpAddr, SocketAddr> {
+    let mut m = BTreeMap::new();
+    for c in f.conns.iter().filter(|c| !c.is_template()) {
+        let rs = *m.entry(c.client.ip()).or_insert(c.rs);
+        assert_eq!(
+            rs,
+            c.rs,
+            "{}: {} stays on one server",
+            f.dir.display(),
+            c.client
+        );
+    }
+    m
+}
+
+#[test]
+fn sh_clients() {
+    let f = fixture("sh-clients");
+    assert_configured(
+        &f,
+        &Configured {
+            proto: Proto::Tcp,
+            vip: "10.7.0.100:80",
+            scheduler: "sh",
+            persistence: None,
+            servers: &three_servers([1, 1, 1]),
+        },
+    );
+    // Eight client addresses, two requests each, each address on one server.
+    assert_eq!(f.conns.len(), 16);
+    let clients: BTreeSet<IpAddr> = (200..208).map(|i| ip(&format!("10.7.0.{i}"))).collect();
+    let map = sticky(&f);
+    assert_eq!(map.keys().copied().collect::<BTreeSet<_>>(), clients);
+}
+
+#[test]
+fn persistence() {
+    let f = fixture("persistence");
+    assert_configured(
+        &f,
+        &Configured {
+            proto: Proto::Tcp,
+            vip: "10.7.0.100:80",
+            scheduler: "rr",
+            persistence: Some(120),
+            servers: &[("10.7.0.11:80", 1), ("10.7.0.12:80", 1)],
+        },
+    );
+    // Five requests per client plus one template per client.
+    let templates: Vec<&ConnEntry> = f.conns.iter().filter(|c| c.is_template()).collect();
+    assert_eq!(templates.len(), 2);
+    assert_eq!(f.conns.len() - templates.len(), 10);
+    let map = sticky(&f);
+    assert_eq!(map.len(), 2);
+    // rr runs once per client (the template holds it afterwards): two different servers.
+    let servers: BTreeSet<SocketAddr> = map.values().copied().collect();
+    assert_eq!(servers.len(), 2);
+    for t in templates {
+        assert_eq!(map[&t.client.ip()], t.rs, "template and connections agree");
+    }
 }

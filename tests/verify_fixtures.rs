@@ -149,3 +149,119 @@ fn a_capture_cut_mid_record_warns_and_the_rest_is_analysed() {
     );
     no_other_failure(&v, name, &[]);
 }
+
+/// Every LVS check passes but the ones named, which must have the given status and name the
+/// host; `topology` informs (or warns where rules and traffic disagree); nothing else fails.
+fn failing(name: &str, expected: &[(&str, Status, &str)]) -> Verification {
+    let v = run(name);
+    for (id, status, host) in expected {
+        expect(&v, name, id, *status, Some(host));
+    }
+    let named: Vec<&str> = expected.iter().map(|e| e.0).collect();
+    no_other_failure(&v, name, &named);
+    expect(&v, name, "capture.read", Status::Pass, None);
+    v
+}
+
+// rs2 of the failure scenarios: 10.7.0.12, MAC 02:00:00:07:00:0c (fixtures/README.md).
+const RS2: &str = "10.7.0.12 (02:00:00:07:00:0c)";
+const RS2_MAC: &str = "02:00:00:07:00:0c";
+
+#[test]
+fn rs_answering_arp_for_the_vip_from_the_start() {
+    // No traffic of rs2 shows its own address: it is named by its MAC.
+    let v = failing(
+        "arp-vip",
+        &[
+            ("arp.vip", Status::Fail, RS2_MAC),
+            ("bypass", Status::Fail, RS2_MAC),
+        ],
+    );
+    // The director scheduled nothing: never "conforms".
+    expect(&v, "arp-vip", "scheduler", Status::Skip, None);
+    for id in ["reply.present", "reply.source", "reply.direct", "mtu"] {
+        expect(&v, "arp-vip", id, Status::Pass, None);
+    }
+}
+
+#[test]
+fn rs_answering_arp_for_the_vip_midway() {
+    let v = failing(
+        "arp-vip-late",
+        &[
+            ("arp.vip", Status::Fail, RS2),
+            ("bypass", Status::Fail, RS2),
+        ],
+    );
+    // The six bypassing connections are not the director's: rr conforms on the other six.
+    expect(&v, "arp-vip-late", "scheduler", Status::Pass, None);
+    let bypass = &v.check("bypass").unwrap().findings[0];
+    assert_eq!((bypass.count, bypass.out_of), (6, Some(12)));
+}
+
+#[test]
+fn strict_rp_filter_and_missing_vip_leave_requests_unanswered() {
+    for name in ["rp-filter", "no-vip"] {
+        let v = failing(name, &[("reply.present", Status::Fail, RS2)]);
+        let f = &v.check("reply.present").unwrap().findings[0];
+        assert_eq!((f.count, f.out_of), (2, Some(2)), "{name}");
+        assert!(f.likely_cause.contains("rp_filter") && f.likely_cause.contains("tunl0"));
+        expect(&v, name, "scheduler", Status::Pass, None);
+    }
+}
+
+#[test]
+fn replies_routed_through_the_director() {
+    let v = failing("reply-via-director", &[("reply.direct", Status::Fail, RS2)]);
+    // rs2 did answer: it must not be reported silent.
+    expect(
+        &v,
+        "reply-via-director",
+        "reply.present",
+        Status::Pass,
+        None,
+    );
+}
+
+#[test]
+fn service_not_listening_is_refused() {
+    for name in ["not-listening-tcp", "not-listening-udp"] {
+        let v = failing(name, &[("reply.present", Status::Fail, RS2)]);
+        let f = &v.check("reply.present").unwrap().findings[0];
+        assert!(f.summary.contains("refused"), "{name}: {}", f.summary);
+        assert_eq!(f.count, 3, "{name}");
+    }
+}
+
+#[test]
+fn udp_service_bound_to_the_wildcard_replies_from_the_rip() {
+    let v = failing("udp-wildcard", &[("reply.source", Status::Fail, RS2)]);
+    let f = &v.check("reply.source").unwrap().findings[0];
+    assert!(f.summary.contains("10.7.0.12:5300"), "{}", f.summary);
+    assert_eq!(f.count, 3);
+}
+
+#[test]
+fn full_size_segments_warn_about_the_tunnel_mtu() {
+    let v = failing(
+        "mtu",
+        &[(
+            "mtu",
+            Status::Warn,
+            "the director 10.7.0.1 (02:00:00:07:00:01)",
+        )],
+    );
+    assert!(v.check("mtu").unwrap().findings[0]
+        .summary
+        .contains("MTU 1480"));
+    expect(&v, "mtu", "scheduler", Status::Pass, None);
+}
+
+#[test]
+fn scheduler_fixtures_are_healthy_and_conform() {
+    for name in ["wlc-long", "sh-clients", "persistence"] {
+        let v = healthy(name, Status::Pass);
+        let sched = v.check("scheduler").unwrap();
+        assert!(sched.findings.is_empty(), "{name}: {:#?}", sched.findings);
+    }
+}

@@ -4,47 +4,80 @@
 use std::collections::BTreeMap;
 
 use super::{connections_filter, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE};
-use crate::flows::{Connection, EvidenceKind};
+use crate::flows::{Connection, EvidenceKind, Outcome};
+use crate::topology::{Role, VantageId};
 
 pub const ID: &str = "mtu";
+
+/// The connections one kind of ICMP message (its text names sender, receiver and MTU) was
+/// about, how many such messages each capture saw, and examples.
+#[derive(Default)]
+struct Messages<'a> {
+    conns: Vec<&'a Connection>,
+    per_vantage: BTreeMap<VantageId, u64>,
+    examples: Vec<PacketRef>,
+    seen_at_director: bool,
+}
 
 pub fn check(ctx: &Context) -> CheckResult {
     if ctx.analysis.connections.is_empty() {
         return CheckResult::skip(ID, "no connection to the VIP in the captures");
     }
-    // Grouped by the ICMP message's text (it names the sender and the MTU).
-    let mut hits: BTreeMap<String, (Vec<&Connection>, Vec<PacketRef>, u64)> = BTreeMap::new();
+    let mut hits: BTreeMap<String, Messages> = BTreeMap::new();
     for conn in &ctx.analysis.connections {
         for e in conn
             .evidence()
             .filter(|e| e.kind == EvidenceKind::IcmpFragNeeded)
         {
-            let (conns, examples, packets) = hits.entry(e.detail.clone()).or_default();
-            if !conns.iter().any(|c| c.id == conn.id) {
-                conns.push(conn);
+            let m = hits.entry(e.detail.clone()).or_default();
+            if !m.conns.iter().any(|c| c.id == conn.id) {
+                m.conns.push(conn);
             }
-            *packets += e.count;
-            if examples.len() < MAX_EVIDENCE {
-                examples.push(ctx.packet(&e.first, e.detail.clone()));
+            let v = e.first.vantage();
+            *m.per_vantage.entry(v).or_default() += e.count;
+            m.seen_at_director |= ctx.analysis.topology.role_of(v) == Role::Director;
+            if m.examples.len() < MAX_EVIDENCE {
+                m.examples.push(ctx.packet(&e.first, e.detail.clone()));
             }
         }
     }
     let total = ctx.analysis.connections.len();
     let mut findings = Vec::new();
-    for (detail, (conns, examples, packets)) in hits {
+    for (detail, m) in hits {
+        // One message crosses several captures: count it as the capture that saw most did.
+        let messages = m.per_vantage.values().copied().max().unwrap_or(0);
+        let recovered = m
+            .conns
+            .iter()
+            .filter(|c| c.outcome == Outcome::Completed)
+            .count();
+        // The director sends "fragmentation needed" from the VIP when a client segment plus the
+        // tunnel header exceeds its path MTU; a capture on it shows the message leaving.
+        let host = if m.seen_at_director {
+            ctx.analysis
+                .topology
+                .directors
+                .first()
+                .map(|d| format!("the director {}", ctx.host(d.addr)))
+        } else {
+            None
+        };
         findings.push(Finding {
             check: ID,
             severity: Status::Warn,
             summary: format!(
-                "{packets} ICMP fragmentation-needed messages for {} of {total} connections: {detail}",
-                conns.len()
+                "{messages} ICMP fragmentation-needed messages for {} of {total} connections \
+                 ({detail}); {recovered} of them completed afterwards (path MTU discovery \
+                 recovered, after a lost first attempt)",
+                m.conns.len()
             ),
-            host: None,
-            count: conns.len() as u64,
+            host,
+            count: m.conns.len() as u64,
             out_of: Some(total as u64),
-            evidence: examples,
-            display_filter: connections_filter(conns.iter().copied())
-                .map(|f| format!("(icmp.type == 3 && icmp.code == 4) || icmpv6.type == 2 || ({f})")),
+            evidence: m.examples,
+            display_filter: connections_filter(m.conns.iter().copied()).map(|f| {
+                format!("(icmp.type == 3 && icmp.code == 4) || icmpv6.type == 2 || ({f})")
+            }),
             likely_cause: "the IP-in-IP tunnel adds 20 bytes: a full-size client segment (1500 \
                            bytes) no longer fits the director-to-server path, so the director \
                            asks the client to send smaller packets and the first attempt is lost"

@@ -247,19 +247,24 @@ pub fn delivery(ctx: &Context) -> CheckResult {
                 continue;
             };
             for pair in &wrapped.outer {
-                let captured: Vec<VantageId> = rs_vantages
+                let at_rs: Vec<VantageId> = rs_vantages
                     .iter()
-                    .filter(|(a, v)| *a == pair.dst && covered(ctx, *v, leg, wrapped.first.ts_ns))
+                    .filter(|(a, _)| *a == pair.dst)
                     .map(|(_, v)| *v)
                     .collect();
-                if captured.is_empty() {
+                let arrived = conn.legs.iter().any(|l| {
+                    at_rs.contains(&l.vantage)
+                        && (l.request_wrapped.is_some() || l.request.is_some())
+                });
+                // What arrived counts; what did not counts as lost only if the server's
+                // capture was surely running then.
+                let watched = at_rs
+                    .iter()
+                    .any(|v| covered(ctx, *v, leg, wrapped.first.ts_ns));
+                if !arrived && !watched {
                     continue;
                 }
                 *sent.entry(pair.dst).or_default() += 1;
-                let arrived = conn.legs.iter().any(|l| {
-                    captured.contains(&l.vantage)
-                        && (l.request_wrapped.is_some() || l.request.is_some())
-                });
                 if !arrived {
                     lost.entry(pair.dst).or_default().add(conn, || {
                         ctx.packet(&wrapped.first, format!("tunnelled request to {}", pair.dst))

@@ -1,5 +1,6 @@
 //! `lvscheck flows FILE...`: the topology and the connections rebuilt across the captures.
 
+use std::io::Write;
 use std::net::IpAddr;
 
 use clap::Args;
@@ -82,26 +83,6 @@ pub fn run(args: &FlowsArgs) -> i32 {
         .iter()
         .filter(|c| c.error.is_some())
         .count();
-    let shown: Vec<&Connection> = analysis
-        .connections
-        .iter()
-        .filter(|c| selected(args, c))
-        .collect();
-    if args.json {
-        let stdout = std::io::stdout();
-        let mut lock = stdout.lock();
-        let written = crate::report::flows::write_json_lines(&analysis, &shown, &mut lock);
-        // A reader that stops early (`| head`) is not a failure.
-        if let Some(e) = written
-            .err()
-            .filter(|e| e.kind() != std::io::ErrorKind::BrokenPipe)
-        {
-            eprintln!("lvscheck flows: writing JSON: {e}");
-            return EXIT_UNUSABLE;
-        }
-    } else {
-        super::emit(&crate::report::flows::render(&analysis, &shown));
-    }
     if unreadable == analysis.captures.len() {
         for c in &analysis.captures {
             if let Some(e) = &c.error {
@@ -109,8 +90,28 @@ pub fn run(args: &FlowsArgs) -> i32 {
             }
         }
         eprintln!("lvscheck flows: no capture could be read");
-        EXIT_UNUSABLE
-    } else {
-        EXIT_OK
+        return EXIT_UNUSABLE;
     }
+    let shown: Vec<&Connection> = analysis
+        .connections
+        .iter()
+        .filter(|c| selected(args, c))
+        .collect();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let written = if args.json {
+        crate::report::flows::write_json_lines(&analysis, &shown, &mut out)
+    } else {
+        out.write_all(crate::report::flows::render(&analysis, &shown).as_bytes())
+    };
+    match written {
+        // The reader went away (`| head`): not an error of ours.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return EXIT_OK,
+        Err(e) => {
+            eprintln!("lvscheck flows: writing the report: {e}");
+            return EXIT_UNUSABLE;
+        }
+        Ok(()) => {}
+    }
+    EXIT_OK
 }

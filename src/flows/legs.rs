@@ -20,8 +20,9 @@ use std::net::{IpAddr, SocketAddr};
 const FINGERPRINTS_PER_FORM: usize = 8;
 /// How often (by the capture's clock) states are checked for expiry.
 const SWEEP_EVERY_NS: i64 = 1_000_000_000;
-/// A TCP connection closed by FIN both ways or RST is kept this long for stragglers.
-const TCP_CLOSED_LINGER_NS: i64 = 120_000_000_000;
+/// A TCP connection closed by FIN both ways or RST is kept this long for stragglers (Linux
+/// TIME_WAIT: 60 s).
+const TCP_CLOSED_LINGER_NS: i64 = 60_000_000_000;
 const MAX_MACS: usize = 4;
 
 /// What the trackers need from the topology.

@@ -130,12 +130,23 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
             Cell::new(format!("MAC {}; {n} connections", macs.join(", "))),
         ]);
     }
-    let clients: Vec<String> = a.topology.clients.iter().map(|c| c.to_string()).collect();
-    if !clients.is_empty() {
+    const SHOWN_CLIENTS: usize = 10;
+    let n = a.topology.clients.len();
+    if n > 0 {
+        let mut list: Vec<String> = a
+            .topology
+            .clients
+            .iter()
+            .take(SHOWN_CLIENTS)
+            .map(|c| c.to_string())
+            .collect();
+        if n > SHOWN_CLIENTS {
+            list.push(format!("and {} more", n - SHOWN_CLIENTS));
+        }
         t.add_row(vec![
             Cell::new("clients"),
-            Cell::new(clients.len()),
-            Cell::new(clients.join(", ")),
+            Cell::new(n),
+            Cell::new(list.join(", ")),
         ]);
     }
     out.push_str(&format!("{t}\n\n"));
@@ -232,6 +243,14 @@ fn offset_row(a: &Analysis, o: &ClockOffset) -> Vec<Cell> {
     ]
 }
 
+/// The evidence kind as the JSON output names it.
+fn evidence_name(k: crate::flows::EvidenceKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{k:?}"))
+}
+
 fn seen_at(legs: &[Leg]) -> String {
     legs.iter().map(|l| role_letter(l.role)).collect()
 }
@@ -261,7 +280,7 @@ fn connection_table(a: &Analysis, connections: &[&Connection]) -> Table {
     for c in connections {
         let mut kinds: Vec<String> = c
             .evidence()
-            .map(|e| format!("{:?}", e.kind))
+            .map(|e| evidence_name(e.kind))
             .collect::<std::collections::BTreeSet<_>>()
             .into_iter()
             .collect();
@@ -298,6 +317,7 @@ struct TopologyRecord<'a> {
     topology: &'a crate::topology::Topology,
     clock_offsets: &'a [ClockOffset],
     config: &'a [crate::topology::config::ConfigFinding],
+    stats: &'a [crate::flows::pipeline::VantageStats],
     connections: usize,
     warnings: &'a [String],
 }
@@ -324,6 +344,7 @@ pub fn write_json_lines(
         topology: &a.topology,
         clock_offsets: &a.clock_offsets,
         config: &a.config,
+        stats: &a.stats,
         connections: connections.len(),
         warnings: &a.warnings,
     };

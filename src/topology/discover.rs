@@ -306,10 +306,20 @@ fn decide_role(
         }
     }
     let (role, decided_by, reason, address) = match role_from_counts(vf, local, &c) {
-        (Role::Other, _, why, _) if c.requests == [0; 3] && c.replies == [0; 3] => quiet_host(
-            vf, local, is_vip, mac_owner,
-        )
-        .unwrap_or((Role::Other, Decision::Traffic, why, None)),
+        (Role::Other, _, why, _) if c.requests == [0; 3] && c.replies == [0; 3] => {
+            quiet_host(vf, local, is_vip, mac_owner).unwrap_or_else(|| {
+                let arp: u64 = vf.arp.values().map(|c| c.count).sum();
+                let why = if arp > 0 && vf.flows.is_empty() {
+                    format!(
+                        "{why}: only {arp} ARP frames, no IP packet (a real server that does not \
+                         answer ARP for the VIP looks like this, and so does any other host)"
+                    )
+                } else {
+                    why
+                };
+                (Role::Other, Decision::Traffic, why, None)
+            })
+        }
         decided => decided,
     };
     let (role, decided_by, reason) = match hints.roles.get(&vf.vantage.capture) {

@@ -134,10 +134,11 @@ pub struct ConnEntry {
 }
 
 impl ConnEntry {
-    /// A persistence template: state `NONE`, client port 0; it pins a client to a server
-    /// and is not a connection.
+    /// A persistence template: it pins a client to a server and is not a connection. Its
+    /// client port is 0 (no real TCP/UDP connection has that); the state column says
+    /// `ASSURED` on Linux 6.1 (seen in fixtures/persistence); `NONE` is also seen.
     pub fn is_template(&self) -> bool {
-        self.state == "NONE" && self.client.port() == 0
+        self.client.port() == 0
     }
 }
 
@@ -636,9 +637,10 @@ mod tests {
 
     #[test]
     fn save_form_of_the_tutorial() {
+        // As ipvsadm 1.31 prints it (it names the tunnel type).
         let text = "-A -t 172.25.67.100:80 -s rr\n\
-                    -a -t 172.25.67.100:80 -r 172.25.67.2:80 -i -w 1\n\
-                    -a -t 172.25.67.100:80 -r 172.25.67.3:80 -i -w 1\n";
+                    -a -t 172.25.67.100:80 -r 172.25.67.2:80 -i -w 1 --tun-type ipip\n\
+                    -a -t 172.25.67.100:80 -r 172.25.67.3:80 -i -w 1 --tun-type ipip\n";
         let rules = parse_rules(text, "rules.txt").unwrap();
         assert_eq!(rules.services.len(), 1);
         let s = &rules.services[0];
@@ -658,6 +660,7 @@ mod tests {
             .iter()
             .all(|r| r.forward == Forward::Tunnel && r.weight == 1));
         assert_eq!(s.servers[0].active_conns, None);
+        assert_eq!(s.servers[1].tunnel_type.as_deref(), Some("ipip"));
     }
 
     #[test]
@@ -774,9 +777,10 @@ pro expire state       source             virtual            destination\n\
 TCP 01:57  FIN_WAIT    172.25.254.67:45678 172.25.67.100:80   172.25.67.3:80\n\
 TCP 14:59  ESTABLISHED 10.0.0.9:1024      10.0.0.1:80        10.0.0.2:80\n\
 TCP 05:59  NONE        10.0.0.9:0         10.0.0.1:80        10.0.0.2:80\n\
+TCP 01:59  ASSURED     10.0.0.8:0         10.0.0.1:80        10.0.0.3:80\n\
 UDP 04:58  UDP         [2001:db8::9]:5353 [2001:db8::1]:53   [2001:db8::2]:53\n";
         let conns = parse_conns(text, "c").unwrap();
-        assert_eq!(conns.len(), 4);
+        assert_eq!(conns.len(), 5);
         assert_eq!(conns[0].proto, Proto::Tcp);
         assert_eq!(conns[0].expire_s, 117);
         assert_eq!(conns[0].state, "FIN_WAIT");
@@ -786,8 +790,10 @@ UDP 04:58  UDP         [2001:db8::9]:5353 [2001:db8::1]:53   [2001:db8::2]:53\n"
         assert_eq!(conns[1].expire_s, 899);
         assert!(!conns[1].is_template());
         assert!(conns[2].is_template());
-        assert_eq!(conns[3].proto, Proto::Udp);
-        assert_eq!(conns[3].client, sa("[2001:db8::9]:5353"));
+        assert!(conns[3].is_template());
+        assert_eq!(conns[3].state, "ASSURED");
+        assert_eq!(conns[4].proto, Proto::Udp);
+        assert_eq!(conns[4].client, sa("[2001:db8::9]:5353"));
     }
 
     #[test]

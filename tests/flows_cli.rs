@@ -1,0 +1,102 @@
+//! `lvscheck flows` as a user runs it: JSON Lines records, filters, exit status. Expected values
+//! come from the fixtures' own ground truth (ipvsadm -Lnc, parsed with topology::rules).
+
+use lvscheck::topology::rules::read_conns;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(name)
+}
+
+fn captures(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn flows(args: &[&str], files: &[PathBuf]) -> (i32, Vec<Value>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .arg("flows")
+        .args(args)
+        .args(files)
+        .output()
+        .expect("runs");
+    let lines = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("each line is JSON"))
+        .collect();
+    (out.status.code().unwrap_or(-1), lines)
+}
+
+#[test]
+fn json_lines_hold_a_topology_then_the_filtered_connections() {
+    let dir = fixture("tutorial");
+    let conns = read_conns(&dir.join("conns.txt")).unwrap();
+    let rs = conns[0].rs.ip().to_string();
+    let (code, lines) = flows(&["--json", "--rs", &rs], &captures(&dir));
+    assert_eq!(code, 0);
+    assert_eq!(lines[0]["record"], "topology");
+    assert_eq!(lines[0]["schema_version"], 1);
+    let want = conns.iter().filter(|c| c.rs.ip().to_string() == rs).count();
+    assert_eq!(lines.len() - 1, want);
+    assert_eq!(lines[0]["connections"], want);
+    for l in &lines[1..] {
+        assert_eq!(l["record"], "connection");
+        assert_eq!(l["real_server"], rs.as_str());
+        let client = l["client"].as_str().unwrap();
+        assert!(conns
+            .iter()
+            .any(|c| c.client.to_string() == client && c.rs.ip().to_string() == rs));
+        assert!(!l["legs"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn the_outcome_filter_selects_the_refused_connections() {
+    // rs2 has no web server: its connections are refused, rs1's complete.
+    let dir = fixture("not-listening-tcp");
+    let conns = read_conns(&dir.join("conns.txt")).unwrap();
+    let hosts: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("hosts.json")).unwrap()).unwrap();
+    let rs2 = hosts["captures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["host"] == "rs2")
+        .unwrap()["ips"][0]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, lines) = flows(&["--json", "--outcome", "refused"], &captures(&dir));
+    assert_eq!(code, 0);
+    let to_rs2 = conns
+        .iter()
+        .filter(|c| c.rs.ip().to_string() == rs2 && c.client.port() != 0)
+        .count();
+    assert!(to_rs2 > 0);
+    assert_eq!(lines.len() - 1, to_rs2);
+    for l in &lines[1..] {
+        assert_eq!(l["outcome"], "refused");
+        assert_eq!(l["real_server"], rs2.as_str());
+    }
+}
+
+#[test]
+fn unreadable_input_and_bad_arguments_exit_2() {
+    let (code, _) = flows(&["--json"], &[PathBuf::from("/nonexistent/capture.pcap")]);
+    assert_eq!(code, 2);
+    let dir = fixture("tutorial");
+    let (code, _) = flows(&["--outcome", "sideways"], &captures(&dir));
+    assert_eq!(code, 2);
+    let (code, _) = flows(&["--role", "director=other.pcap"], &captures(&dir));
+    assert_eq!(code, 2);
+}
