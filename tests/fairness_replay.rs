@@ -578,3 +578,31 @@ fn udp_entries_count_as_inactive_and_live_300_seconds() {
         .iter()
         .any(|u| u.count == 1 && u.reason.contains("live entry")));
 }
+
+#[test]
+fn lblc_keeps_the_vip_on_one_server_until_it_is_overloaded() {
+    // lblc over [A, B], weights 1, connections that stay open (active):
+    // 0 s: empty cache, wlc on an idle list -> A. 1 s: A has 1 active, not more than its
+    // weight -> A. 2 s: A has 2 > 1 and B 0 * 2 < 1: overloaded, wlc -> B, cached.
+    // 3 s: B has 1 -> B. 4 s: B has 2 > 1 but A has 2 * 2 >= 1: nobody underloaded -> B.
+    let pattern = [A, A, B, B, B];
+    let conns: Vec<ConnObs> = pattern
+        .iter()
+        .enumerate()
+        .map(|(k, rs)| {
+            tcp(
+                &format!("198.51.100.{}:1000", k + 1),
+                Some(rs),
+                k as f64,
+                100.0,
+                false,
+            )
+        })
+        .collect();
+    let cfg = config(Scheduler::Lblc, &[(A, 1), (B, 1)], true);
+    let r = analyse(&input(cfg, conns));
+    let svc = &r.services[0];
+    let c = svc.conformance.as_ref().unwrap();
+    assert_eq!((c.decisions, c.matched, c.mismatches), (5, 5, 0));
+    assert!(svc.notes.iter().any(|n| n.contains("lblc keeps")));
+}

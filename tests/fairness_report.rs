@@ -86,11 +86,11 @@ fn report_names_servers_numbers_and_the_first_mismatch() {
 #[test]
 fn report_says_when_a_scheduler_is_not_replayed() {
     let text = render(&analyse(&input(
-        Scheduler::Lblc,
+        Scheduler::Twos,
         &["10.0.0.11", "10.0.0.12"],
     )));
-    assert!(text.contains("Conformance (lblc): not replayed"), "{text}");
-    assert!(text.contains("cache"), "{text}");
+    assert!(text.contains("Conformance (twos): not replayed"), "{text}");
+    assert!(text.contains("random numbers"), "{text}");
 }
 
 #[test]

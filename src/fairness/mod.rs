@@ -263,6 +263,14 @@ fn promised_shares(cfg: &ServiceConfig, notes: &mut Vec<String>) -> Option<Vec<f
             ));
             return None;
         }
+        Scheduler::Lblc | Scheduler::Lblcr => {
+            notes.push(format!(
+                "{} keeps each destination address (in tunnel mode, the VIP) on one server \
+                 (lblcr: a set that grows) until it is overloaded: no share is promised",
+                cfg.scheduler
+            ));
+            return None;
+        }
         Scheduler::Ovf => {
             notes.push("ovf fills the heaviest server first: no share is promised".into());
             return None;

@@ -53,14 +53,17 @@ fn scheduler_notes(s: Scheduler) -> Option<String> {
              fits the capture better, and after a mismatch continues from the state that best \
              explains the director's choice and the decisions that follow"
         )),
-        Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Ovf => {
-            Some(format!(
-                "{s} reads the active/inactive counters; they are rebuilt from the captured \
+        Scheduler::Lc
+        | Scheduler::Wlc
+        | Scheduler::Sed
+        | Scheduler::Nq
+        | Scheduler::Ovf
+        | Scheduler::Lblc => Some(format!(
+            "{s} reads the active/inactive counters; they are rebuilt from the captured \
                  client packets (INPUT-ONLY state table, entry timers), so entries for clients \
                  that were not captured, or that were idle for the whole capture, are not \
                  counted"
-            ))
-        }
+        )),
         _ => None,
     }
 }
@@ -251,7 +254,13 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
     if let Some((start, _)) = inp.capture_span {
         if matches!(
             cfg.scheduler,
-            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Ovf
+            Scheduler::Lc
+                | Scheduler::Wlc
+                | Scheduler::Sed
+                | Scheduler::Nq
+                | Scheduler::Ovf
+                | Scheduler::Lblc
+                | Scheduler::Lblcr
         ) {
             let window = i64::from(inp.timeouts.tcp_established_s) * NS;
             let early = verdicts
@@ -275,7 +284,13 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
     if unseen > 0
         && matches!(
             cfg.scheduler,
-            Scheduler::Lc | Scheduler::Wlc | Scheduler::Sed | Scheduler::Nq | Scheduler::Ovf
+            Scheduler::Lc
+                | Scheduler::Wlc
+                | Scheduler::Sed
+                | Scheduler::Nq
+                | Scheduler::Ovf
+                | Scheduler::Lblc
+                | Scheduler::Lblcr
         )
     {
         limitations.push(format!(

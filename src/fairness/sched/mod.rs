@@ -9,12 +9,14 @@
 //! captures cannot show when the kernel set IP_VS_DEST_F_OVERLOAD.
 
 mod hash;
+mod lblc;
 mod least;
 mod maglev;
 mod rr;
 mod wrr;
 
 pub use hash::{dh_bucket, hash_32, sh_bucket, Dh, Sh};
+pub use lblc::{Lblc, Lblcr};
 pub use least::{Fo, Lc, Nq, Ovf, Sed, Wlc};
 pub use maglev::{hsiphash, Mh, MH_TAB_SIZE};
 pub use rr::Rr;
@@ -111,12 +113,8 @@ pub fn build(
                 dests.iter().map(|(a, w)| (a.ip(), a.port(), *w)).collect();
             Box::new(Mh::new(&d, hash_port, fallback))
         }
-        Scheduler::Lblc | Scheduler::Lblcr => {
-            return Err(format!(
-                "{scheduler} decides from a per-destination-address cache that the kernel \
-                 expires on its own schedule; only the statistics apply"
-            ))
-        }
+        Scheduler::Lblc => Box::new(Lblc::new(weights)),
+        Scheduler::Lblcr => Box::new(Lblcr::new(weights)),
         Scheduler::Twos => {
             return Err(
                 "twos picks two servers with the kernel's random numbers; only the \
