@@ -44,8 +44,18 @@ struct Fixture {
     hosts: HostsFile,
 }
 
+/// `LVSCHECK_FIXTURES=DIR` checks a re-recording (`FIXTURES=DIR lab/record-all.sh`)
+/// before it replaces the committed corpus.
 fn fixtures_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+    match std::env::var_os("LVSCHECK_FIXTURES") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures"),
+    }
+}
+
+/// The hand-written READMEs live in the committed corpus only.
+fn committed_corpus() -> bool {
+    std::env::var_os("LVSCHECK_FIXTURES").is_none()
 }
 
 fn fixture_dirs() -> Vec<PathBuf> {
@@ -168,7 +178,9 @@ fn every_fixture_has_parseable_ground_truth() {
             !f.rules.services.is_empty(),
             "{name}: rules.txt has a service"
         );
-        assert!(dir.join("README.md").is_file(), "{name}: README.md");
+        if committed_corpus() {
+            assert!(dir.join("README.md").is_file(), "{name}: README.md");
+        }
         // Every connection belongs to a configured service and server.
         for c in &f.conns {
             let svc = f

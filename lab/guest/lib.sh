@@ -11,6 +11,8 @@ declare -a CAPTURE_PIDS=()
 HOSTS_TSV="$OUT/.hosts.tsv"
 
 log() { echo "[$(date +%T.%N | cut -c1-12)] $*"; }
+# A scenario whose lab could not be built must not produce a fixture: stop it, non-zero.
+die() { log "FATAL: $*"; exit 1; }
 
 # The lab's kernel modules. IPVS and its schedulers, ipip (tunl0 appears in every
 # namespace once it is loaded), veth and bridge for the segment.
@@ -20,7 +22,7 @@ lab_modules() {
              ip_vs_nq ip_vs_dh ip_vs_mh ip_vs_lblc ip_vs_lblcr ip_vs_fo ip_vs_ovf; do
         modprobe "$m" || log "modprobe $m failed"
     done
-    ip link add br0 type bridge stp_state 0 forward_delay 0
+    ip link add br0 type bridge stp_state 0 forward_delay 0 || die "cannot create br0"
     # The bridge is a plain switch: no multicast snooping queries, no IPv6 (ipv6.disable=1).
     echo 0 > /sys/class/net/br0/bridge/multicast_snooping
     ip link set br0 up
@@ -40,14 +42,15 @@ no_offloads() { # ns-or-"-" dev
 # host NAME MAC ADDR/PREFIX [ADDR/PREFIX...]: a namespace joined to br0 through eth0.
 host() {
     local name="$1" mac="$2"; shift 2
-    ip netns add "$name"
-    ip link add eth0 netns "$name" address "$mac" type veth peer name "v-$name"
-    ip link set "v-$name" master br0
+    ip netns add "$name" || die "cannot create namespace $name"
+    ip link add eth0 netns "$name" address "$mac" type veth peer name "v-$name" \
+        || die "cannot create eth0 of $name"
+    ip link set "v-$name" master br0 || die "cannot attach $name to br0"
     no_offloads - "v-$name"
     no_offloads "$name" eth0
     ip link set "v-$name" up
     local a
-    for a in "$@"; do ip -n "$name" addr add "$a" dev eth0; done
+    for a in "$@"; do ip -n "$name" addr add "$a" dev eth0 || die "cannot add $a to $name"; done
     ip -n "$name" link set lo up
     ip -n "$name" link set eth0 up
 }
@@ -107,7 +110,8 @@ capture() {
     CAPTURE_PIDS+=("$!")
     local i
     for i in $(seq 100); do grep -q listening "$err" && return 0; sleep 0.1; done
-    log "tcpdump on $ns/$ifc did not start"; cat "$err"
+    cat "$err"
+    die "tcpdump on $ns/$ifc did not start"
 }
 
 # Stop every capture with SIGINT (tcpdump then flushes and closes its file).
