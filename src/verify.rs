@@ -2,11 +2,14 @@
 //! command line and the tests run exactly the same thing.
 
 use crate::capture::CaptureSource;
-use crate::checks::{run_all, CheckResult, Status};
+use std::net::SocketAddr;
+
+use crate::checks::{run_all, CheckResult, Context, Status};
 use crate::decode::DecodeOptions;
 use crate::fairness::{self, FairnessReport};
 use crate::flows::{analyse, Analysis, FlowOptions};
 use crate::topology::rules::Rules;
+use crate::topology::Role;
 
 /// Everything `verify` found.
 pub struct Verification {
@@ -46,7 +49,25 @@ pub fn verify(
         fairness::observe::apply_rules(&mut input, rules);
     }
     let fairness = fairness::analyse(&input);
-    checks.push(fairness::check::check(&fairness));
+    let ctx = Context::new(&analysis);
+    let packet_of = |client: SocketAddr, time_ns: i64| {
+        // The connection of that client port that started nearest that time, as the director
+        // saw its first packet.
+        analysis
+            .connections
+            .iter()
+            .filter(|c| c.client == client)
+            .filter_map(|c| {
+                c.legs
+                    .iter()
+                    .find(|l| l.role == Role::Director)
+                    .and_then(|l| l.request.as_ref())
+            })
+            .min_by_key(|r| (r.first_ts_ns - time_ns).abs())
+            .map(|r| ctx.packet(&r.first, format!("new connection from {client}")))
+    };
+    let scheduler = fairness::check::check_with(&fairness, &packet_of);
+    checks.push(scheduler);
     Verification {
         analysis,
         checks,

@@ -265,3 +265,28 @@ fn scheduler_fixtures_are_healthy_and_conform() {
         assert!(sched.findings.is_empty(), "{name}: {:#?}", sched.findings);
     }
 }
+
+#[test]
+fn rules_that_differ_from_the_director_make_the_scheduler_warn_with_evidence() {
+    // The tutorial's director ran rr over two servers; claim wrr 3:1 instead.
+    let dir = fixture("tutorial");
+    let wrong = lvscheck::topology::rules::parse_rules(
+        "-A -t 172.25.67.100:80 -s wrr\n\
+         -a -t 172.25.67.100:80 -r 172.25.67.2:80 -i -w 3\n\
+         -a -t 172.25.67.100:80 -r 172.25.67.3:80 -i -w 1\n",
+        "wrong-rules.txt",
+    )
+    .unwrap();
+    let sources: Vec<CaptureSource> = captures(&dir).iter().map(CaptureSource::from_arg).collect();
+    let opts = FlowOptions {
+        expected: Some(expected_from_rules(&wrong).0),
+        ..FlowOptions::default()
+    };
+    let v = verify(&sources, DecodeOptions::default(), &opts, Some(&wrong));
+    let sched = v.check("scheduler").unwrap();
+    assert_eq!(sched.status, Status::Warn, "{}", sched.reason);
+    let f = &sched.findings[0];
+    assert!(f.count > 0 && !f.evidence.is_empty(), "{f:#?}");
+    // Evidence points at the director's capture, where the scheduling decision shows.
+    assert!(f.evidence.iter().all(|p| p.file.ends_with("server1.pcap")));
+}

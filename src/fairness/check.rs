@@ -3,7 +3,9 @@
 
 use super::input::Scheduler;
 use super::outcome::{FairnessReport, ServiceReport};
-use crate::checks::{CheckResult, Finding, Status};
+use std::net::SocketAddr;
+
+use crate::checks::{CheckResult, Finding, PacketRef, Status, MAX_EVIDENCE};
 
 pub const ID: &str = "scheduler";
 
@@ -11,6 +13,15 @@ pub const ID: &str = "scheduler";
 const P_VALUE_ALARM: f64 = 0.01;
 
 pub fn check(report: &FairnessReport) -> CheckResult {
+    check_with(report, &|_, _| None)
+}
+
+/// The check, with `packet_of(client, time)` giving the packet that shows a mismatched
+/// assignment (the client's first packet at the director), for evidence.
+pub fn check_with(
+    report: &FairnessReport,
+    packet_of: &dyn Fn(SocketAddr, i64) -> Option<PacketRef>,
+) -> CheckResult {
     let configured: Vec<&ServiceReport> = report
         .services
         .iter()
@@ -70,7 +81,12 @@ pub fn check(report: &FairnessReport) -> CheckResult {
                     host: None,
                     count: conf.mismatches,
                     out_of: Some(n),
-                    evidence: Vec::new(),
+                    evidence: conf
+                        .first_mismatches
+                        .iter()
+                        .filter_map(|m| packet_of(m.client, m.time_ns))
+                        .take(MAX_EVIDENCE)
+                        .collect(),
                     display_filter: Some(format!(
                         "tcp.flags.syn == 1 && tcp.flags.ack == 0 && ip.dst == {}",
                         svc.vip.ip()
@@ -79,7 +95,7 @@ pub fn check(report: &FairnessReport) -> CheckResult {
                         "the director runs another scheduler or other weights than the rules say, \
                          or changed them during the capture; first mismatches: {}. {}",
                         examples.join("; "),
-                        conf.limitations.join(" ")
+                        conf.limitations.join("; ")
                     ),
                     fix: "compare ipvsadm -Ln --nosort on the director with the intended rules; \
                           restore them with ipvsadm -R < rules"
