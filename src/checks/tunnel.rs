@@ -210,7 +210,10 @@ pub fn delivery(ctx: &Context) -> CheckResult {
         .filter_map(|v| v.address.map(|a| (a, v.id)))
         .collect();
     if rs_vantages.is_empty() {
-        return CheckResult::skip(DELIVERY, "no capture from any real server");
+        return CheckResult::skip(
+            DELIVERY,
+            "no capture from a real server that tunnelled packets were addressed to",
+        );
     }
     // Per real server: connections sent to it (while its capture ran) and those that never arrived.
     let mut sent: BTreeMap<IpAddr, usize> = BTreeMap::new();
