@@ -76,3 +76,15 @@ fn unusable_input_exits_2() {
     let out = verify(&["--role", "nonsense=x", "fixtures/tutorial/client.pcap"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn the_same_captures_give_the_same_document() {
+    // Hash maps inside must not leak their order into the report: CI diffs these documents.
+    let files = fixture_files("wrr");
+    let mut args: Vec<&str> = vec!["--json"];
+    args.extend(files.iter().map(String::as_str));
+    let first = verify(&args).stdout;
+    for _ in 0..3 {
+        assert_eq!(verify(&args).stdout, first);
+    }
+}

@@ -46,10 +46,12 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
                 .entry(t.outer_src)
                 .or_insert((BTreeSet::new(), c.first));
             d.0.extend(k.src_mac);
+            d.1 = earliest(d.1, c.first);
             let r = real_servers
                 .entry(t.outer_dst)
                 .or_insert((BTreeSet::new(), c.first));
             r.0.extend(k.dst_mac);
+            r.1 = earliest(r.1, c.first);
         }
     }
     clients.retain(|c| !is_vip(c) && !directors.contains_key(c) && !real_servers.contains_key(c));
@@ -196,9 +198,7 @@ fn find_vips(facts: &[VantageFacts], hints: &Hints) -> Vec<Vip> {
                 .or_insert((0, BTreeSet::new(), c.first));
             e.0 += c.packets;
             e.1.insert((t.outer_src, t.outer_dst));
-            if c.first.ts_ns < e.2.ts_ns && c.first.capture == e.2.capture {
-                e.2 = c.first;
-            }
+            e.2 = earliest(e.2, c.first);
         }
     }
     for (addr, (n, pairs, ev)) in tunnelled {
@@ -232,6 +232,7 @@ fn find_vips(facts: &[VantageFacts], hints: &Hints) -> Vec<Vip> {
             e.0 += c.syns;
             e.1 += c.packets;
             e.2.insert(k.src);
+            e.3 = earliest(e.3, c.first);
         }
     }
     if let Some((addr, (syns, packets, peers, ev))) = towards
@@ -595,6 +596,16 @@ fn arp_observations(
         .collect();
     out.sort_by_key(|a| (a.vantage, a.first.frame));
     out
+}
+
+/// The example frame to show: the first capture's earliest, whatever order the facts (hash
+/// maps) were walked in, so that the same input always gives the same report.
+fn earliest(a: FrameRef, b: FrameRef) -> FrameRef {
+    if (b.capture, b.interface, b.frame) < (a.capture, a.interface, a.frame) {
+        b
+    } else {
+        a
+    }
 }
 
 fn limits(vantages: &[Vantage], vips: &[Vip]) -> Vec<String> {
