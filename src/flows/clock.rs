@@ -11,7 +11,7 @@
 //! Captures not matched directly against the reference are reached through others, along the
 //! pairs that give the smallest accumulated uncertainty.
 
-use super::{ConnKey, Form, Leg};
+use super::{Form, Leg};
 use crate::topology::{Role, VantageId};
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap};
@@ -74,6 +74,54 @@ struct Pair {
     /// b earlier on the path than a.
     backward: Vec<i64>,
     unordered: Vec<i64>,
+}
+
+/// Time differences while they are gathered: every matched packet of every connection gives
+/// one, and all of them are needed (medians), so they are kept as 32-bit distances from the
+/// first one where they fit (the differences of one pair of captures stay within a few ms of
+/// each other) and as full values otherwise.
+#[derive(Default, Debug)]
+struct Samples {
+    base: i64,
+    narrow: Vec<i32>,
+    wide: Vec<i64>,
+}
+
+impl Samples {
+    fn push(&mut self, d: i64) {
+        if self.narrow.is_empty() && self.wide.is_empty() {
+            self.base = d;
+        }
+        match d.checked_sub(self.base).map(i32::try_from) {
+            Some(Ok(x)) => self.narrow.push(x),
+            _ => self.wide.push(d),
+        }
+    }
+    fn into_vec(self) -> Vec<i64> {
+        let base = self.base;
+        let mut v: Vec<i64> = Vec::with_capacity(self.narrow.len() + self.wide.len());
+        v.extend(self.narrow.iter().map(|&x| base + i64::from(x)));
+        v.extend(self.wide);
+        v
+    }
+}
+
+/// [`Pair`] while it is gathered.
+#[derive(Default, Debug)]
+struct PairSamples {
+    forward: Samples,
+    backward: Samples,
+    unordered: Samples,
+}
+
+impl PairSamples {
+    fn into_pair(self) -> Pair {
+        Pair {
+            forward: self.forward.into_vec(),
+            backward: self.backward.into_vec(),
+            unordered: self.unordered.into_vec(),
+        }
+    }
 }
 
 /// An estimate of off_b - off_a.
@@ -168,20 +216,19 @@ pub fn estimate(legs: &[Leg], vantages: &[(VantageId, Role)]) -> Vec<ClockOffset
         return Vec::new();
     };
     let role: HashMap<VantageId, Role> = vantages.iter().copied().collect();
-    let mut by_key: HashMap<ConnKey, Vec<usize>> = HashMap::new();
-    for (i, l) in legs.iter().enumerate() {
-        by_key.entry(l.key).or_default().push(i);
-    }
-    let mut pairs: BTreeMap<(VantageId, VantageId), Pair> = BTreeMap::new();
-    for idx in by_key.values() {
+    // The legs of one key, by index: no table of every key.
+    let mut order: Vec<usize> = (0..legs.len()).collect();
+    order.sort_by_key(|&i| legs[i].key);
+    let mut pairs: BTreeMap<(VantageId, VantageId), PairSamples> = BTreeMap::new();
+    for idx in order.chunk_by(|&a, &b| legs[a].key == legs[b].key) {
         // fingerprint -> sightings (vantage, form, ts)
         let mut seen: HashMap<u64, Vec<(VantageId, Form, i64)>> = HashMap::new();
         for &i in idx {
             let l = &legs[i];
-            for fp in &l.fingerprints {
-                seen.entry(fp.value)
+            for fp in l.fingerprints.iter() {
+                seen.entry(fp.value())
                     .or_default()
-                    .push((l.vantage, fp.form, fp.ts_ns));
+                    .push((l.vantage, fp.form(), fp.ts_ns));
             }
         }
         for s in seen.values() {
@@ -206,7 +253,7 @@ pub fn estimate(legs: &[Leg], vantages: &[(VantageId, Role)]) -> Vec<ClockOffset
     }
     let edges: Vec<((VantageId, VantageId), Edge)> = pairs
         .into_iter()
-        .filter_map(|(k, mut p)| p.edge().map(|e| (k, e)))
+        .filter_map(|(k, p)| p.into_pair().edge().map(|e| (k, e)))
         .collect();
 
     // Grow a tree from the reference, each time adding the capture that can be reached with
@@ -306,6 +353,27 @@ mod tests {
         };
         let e = back.edge().unwrap();
         assert_eq!((e.est, e.unc), (-500, 30));
+    }
+
+    #[test]
+    fn samples_come_back_whole_near_or_far() {
+        let values = [
+            5_000_000_000_i64,
+            5_000_000_030,
+            4_999_999_990,
+            -7,
+            i64::MAX,
+            5,
+        ];
+        let mut s = Samples::default();
+        for v in values {
+            s.push(v);
+        }
+        let mut back = s.into_vec();
+        back.sort_unstable();
+        let mut expected = values.to_vec();
+        expected.sort_unstable();
+        assert_eq!(back, expected);
     }
 
     #[test]

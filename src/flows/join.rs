@@ -70,25 +70,36 @@ impl Clusters {
 }
 
 /// Groups legs into connections.
-pub fn join(legs: Vec<Leg>, topology: &Topology, offsets: &[ClockOffset]) -> Vec<Connection> {
+pub fn join(mut legs: Vec<Leg>, topology: &Topology, offsets: &[ClockOffset]) -> Vec<Connection> {
     let offset: HashMap<VantageId, i64> =
         offsets.iter().map(|o| (o.vantage, o.offset_ns)).collect();
     let corr = |l: &Leg, t: i64| t - offset.get(&l.vantage).copied().unwrap_or(0);
     let sees_replies = reply_visibility(&legs, topology);
 
-    let mut groups: BTreeMap<ConnKey, Vec<Leg>> = BTreeMap::new();
-    for l in legs {
-        groups.entry(l.key).or_default().push(l);
-    }
-    let mut out = Vec::new();
-    for (key, group) in groups {
+    // Grouped by key without a second copy of every leg: sorted so that popping from the end
+    // gives the keys in order and each key's legs in their original order, and the vector is
+    // shrunk as it empties while the connections fill up.
+    // Descending by key, each key's legs in reverse of their order here.
+    permute_sorted(&mut legs, |a, b| b.key.cmp(&a.key), true);
+    // At least one connection per key; a few more where a tuple was reused.
+    let keys = legs.chunk_by(|a, b| a.key == b.key).count();
+    let mut out = Vec::with_capacity(keys);
+    while let Some(first) = legs.pop() {
+        let key = first.key;
+        let mut group = vec![first];
+        while let Some(l) = legs.pop_if(|l| l.key == key) {
+            group.push(l);
+        }
+        if legs.capacity() > 4096 && legs.len() < legs.capacity() / 2 {
+            legs.shrink_to_fit();
+        }
         let refs: Vec<&Leg> = group.iter().collect();
         let mut c = Clusters::new(&refs);
         // Same packet seen at both.
         let mut by_fp: HashMap<u64, Vec<usize>> = HashMap::new();
         for (i, l) in refs.iter().enumerate() {
-            for fp in &l.fingerprints {
-                by_fp.entry(fp.value).or_default().push(i);
+            for fp in l.fingerprints.iter() {
+                by_fp.entry(fp.value()).or_default().push(i);
             }
         }
         let mut fp_lists: Vec<Vec<usize>> = by_fp.into_values().collect();
@@ -135,11 +146,47 @@ pub fn join(legs: Vec<Leg>, topology: &Topology, offsets: &[ClockOffset]) -> Vec
             out.push(connection(key, legs, topology, &corr, &sees_replies));
         }
     }
-    out.sort_by_key(|c| (c.first_ts_ns, c.key()));
+    permute_sorted(
+        &mut out,
+        |a, b| (a.first_ts_ns, a.key()).cmp(&(b.first_ts_ns, b.key())),
+        false,
+    );
     for (i, c) in out.iter_mut().enumerate() {
         c.id = i as u64 + 1;
     }
     out
+}
+
+/// A stable sort (equal items keep their order) that finds the order on indices and applies it
+/// by swapping in place: sorting large items directly takes a scratch copy of half of them.
+///
+/// With `ties_reversed`, equal items end up in reverse of their order instead (to pop a key's
+/// legs from the end in their original order).
+pub(crate) fn permute_sorted<T>(
+    items: &mut [T],
+    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
+    ties_reversed: bool,
+) {
+    let n = items.len();
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let tie = if ties_reversed { b.cmp(&a) } else { a.cmp(&b) };
+        cmp(&items[a], &items[b]).then(tie)
+    });
+    // Position i receives the item now at order[i]; each cycle of the permutation is walked
+    // once, and a visited position is marked by pointing to itself.
+    for i in 0..n {
+        let mut cur = i;
+        loop {
+            let next = order[cur];
+            order[cur] = cur;
+            if next == i {
+                break;
+            }
+            items.swap(cur, next);
+            cur = next;
+        }
+    }
 }
 
 /// Whether a vantage point would have seen replies had there been any: a director never does
@@ -267,8 +314,9 @@ fn connection(
     let first_response_ns = shown.and_then(|l| l.first_response_ns);
     // Fingerprints served the clock and the join; the record does not need them.
     for l in &mut legs {
-        l.fingerprints = Vec::new();
+        l.fingerprints = Box::default();
     }
+    legs.shrink_to_fit();
     Connection {
         id: 0,
         proto: key.proto,
@@ -368,4 +416,30 @@ fn unseen(legs: &[Leg], topology: &Topology, rs: Option<IpAddr>, outcome: Outcom
         out.push("how it ended: no capture that replies cross".into());
     }
     out
+}
+
+#[cfg(test)]
+mod permute_tests {
+    use super::permute_sorted;
+
+    #[test]
+    fn sorts_in_place_keeping_or_reversing_ties() {
+        let items: Vec<(u8, usize)> = [3, 1, 2, 1, 3, 0, 1, 2]
+            .into_iter()
+            .enumerate()
+            .map(|(i, k)| (k, i))
+            .collect();
+        let mut stable = items.clone();
+        permute_sorted(&mut stable, |a, b| a.0.cmp(&b.0), false);
+        let mut expected = items.clone();
+        expected.sort_by_key(|x| x.0);
+        assert_eq!(stable, expected);
+
+        let mut reversed = items.clone();
+        permute_sorted(&mut reversed, |a, b| b.0.cmp(&a.0), true);
+        let mut expected = items;
+        expected.reverse();
+        expected.sort_by_key(|x| std::cmp::Reverse(x.0));
+        assert_eq!(reversed, expected);
+    }
 }

@@ -7,7 +7,7 @@
 
 use super::history::{History, SeqTracker};
 use super::{
-    ConnKey, DirStats, Evidence, EvidenceKind, Fingerprint, Form, Leg, OuterPair, TcpFlags,
+    ConnKey, DirStats, Evidence, EvidenceKind, Fingerprint, Form, Leg, MacList, OuterPair, TcpFlags,
 };
 use crate::decode::packet::{DecodedFrame, IpPacket, Tcp, Transport};
 use crate::topology::config::ExpectedService;
@@ -74,12 +74,13 @@ impl Default for Timeouts {
     }
 }
 
+/// The key is the table's, not repeated here: a slot of the table is key and state, and the
+/// tables of closed connections lingering for stragglers are the largest thing in this pass.
 struct LegState {
-    key: ConnKey,
     isn: Option<u32>,
     first_ts: i64,
     last_ts: i64,
-    forms: [Option<DirStats>; 4],
+    forms: [Option<Box<DirStats>>; 4],
     seq: [SeqTracker; 4],
     /// The request form seen first here: the one history and timings follow (the other is the
     /// same packets again, wrapped or unwrapped by this host).
@@ -96,9 +97,8 @@ struct LegState {
 }
 
 impl LegState {
-    fn new(key: ConnKey, ts: i64) -> LegState {
+    fn new(ts: i64) -> LegState {
         LegState {
-            key,
             isn: None,
             first_ts: ts,
             last_ts: ts,
@@ -145,6 +145,8 @@ pub struct LegTracker<'c> {
     raw_ip: bool,
     ctx: &'c FlowContext,
     timeouts: Timeouts,
+    /// Not boxed: the table is one block, given back whole when the tracker finishes, where
+    /// hundreds of thousands of small boxes freed by a worker thread stay in its malloc arena.
     active: HashMap<ConnKey, LegState>,
     /// (protocol, client address, client port) -> key, to attach replies from other sources.
     by_client: HashMap<(Proto, IpAddr, u16), ConnKey>,
@@ -253,9 +255,7 @@ impl<'c> LegTracker<'c> {
     fn state(&mut self, key: ConnKey, ts: i64) -> &mut LegState {
         self.by_client
             .insert((key.proto, key.client.ip(), key.client.port()), key);
-        self.active
-            .entry(key)
-            .or_insert_with(|| LegState::new(key, ts))
+        self.active.entry(key).or_insert_with(|| LegState::new(ts))
     }
 
     /// A client SYN with a new initial sequence number, or a UDP packet after the idle
@@ -279,7 +279,7 @@ impl<'c> LegTracker<'c> {
         };
         if new {
             if let Some(s) = self.active.remove(&key) {
-                let leg = self.finish_state(s);
+                let leg = self.finish_state(key, s);
                 self.done.push(leg);
             }
         }
@@ -296,10 +296,10 @@ impl<'c> LegTracker<'c> {
         let t = self.timeouts;
         let expired: Vec<ConnKey> = self
             .active
-            .values()
-            .filter(|s| {
+            .iter()
+            .filter(|(k, s)| {
                 let idle = now - s.last_ts;
-                let limit = if s.key.proto != Proto::TCP {
+                let limit = if k.proto != Proto::TCP {
                     t.udp_idle_ns
                 } else if s.closed() {
                     TCP_CLOSED_LINGER_NS
@@ -308,11 +308,11 @@ impl<'c> LegTracker<'c> {
                 };
                 idle > limit
             })
-            .map(|s| s.key)
+            .map(|(k, _)| *k)
             .collect();
         for k in expired {
             if let Some(s) = self.active.remove(&k) {
-                let leg = self.finish_state(s);
+                let leg = self.finish_state(k, s);
                 self.done.push(leg);
             }
         }
@@ -384,17 +384,23 @@ impl<'c> LegTracker<'c> {
 
     /// Ends every state (end of the capture) and returns all legs.
     pub fn finish(mut self) -> Vec<Leg> {
-        let rest: Vec<LegState> = self.active.drain().map(|(_, s)| s).collect();
-        for s in rest {
-            let leg = self.finish_state(s);
+        let rest = std::mem::take(&mut self.active);
+        self.done.reserve_exact(rest.len());
+        for (k, s) in rest {
+            let leg = self.finish_state(k, s);
             self.done.push(leg);
         }
-        self.done.sort_by_key(|l| (l.first_ts_ns, l.key));
+        self.done.shrink_to_fit();
+        // Stable, without a scratch copy of half the legs.
+        super::join::permute_sorted(
+            &mut self.done,
+            |a, b| (a.first_ts_ns, a.key).cmp(&(b.first_ts_ns, b.key)),
+            false,
+        );
         self.done
     }
 
-    fn finish_state(&mut self, mut s: LegState) -> Leg {
-        let k = s.key;
+    fn finish_state(&mut self, k: ConnKey, mut s: LegState) -> Leg {
         if self
             .by_client
             .get(&(k.proto, k.client.ip(), k.client.port()))
@@ -420,6 +426,12 @@ impl<'c> LegTracker<'c> {
                 });
             }
         }
+        // A closed state lingers for stragglers and a leg is kept to the end: no spare capacity.
+        for st in s.forms.iter_mut().flatten() {
+            st.outer.shrink_to_fit();
+            st.sources.shrink_to_fit();
+        }
+        s.evidence.shrink_to_fit();
         let [request, request_wrapped, reply, reply_other_source] = s.forms;
         let tcp = (k.proto == Proto::TCP).then_some(s.flags);
         let handshake_ns = s.syn_ts.zip(s.syn_ack_ts).map(|(a, b)| b - a);
@@ -444,7 +456,7 @@ impl<'c> LegTracker<'c> {
             // Decided when the legs are joined, knowing what this vantage point can see.
             outcome: None,
             evidence: s.evidence,
-            fingerprints: s.fingerprints,
+            fingerprints: s.fingerprints.into_boxed_slice(),
         }
     }
 }
@@ -481,7 +493,7 @@ impl Fnv {
     }
 }
 
-fn add_mac(v: &mut Vec<MacAddr>, m: Option<[u8; 6]>) {
+fn add_mac(v: &mut MacList, m: Option<[u8; 6]>) {
     if let Some(m) = m.map(MacAddr) {
         if !v.contains(&m) && v.len() < MAX_MACS {
             v.push(m);
@@ -504,19 +516,21 @@ fn record(
         .tcp()
         .is_some_and(|t| s.seq[form.index()].retransmission(t));
     let link = &f.packet.link;
-    let st = s.forms[form.index()].get_or_insert_with(|| DirStats {
-        first_ts_ns: ts,
-        last_ts_ns: ts,
-        packets: 0,
-        ip_bytes: 0,
-        payload_bytes: 0,
-        retransmissions: 0,
-        first: at,
-        ttl: v.ip.ttl,
-        src_macs: Vec::new(),
-        dst_macs: Vec::new(),
-        outer: Vec::new(),
-        sources: Vec::new(),
+    let st = s.forms[form.index()].get_or_insert_with(|| {
+        Box::new(DirStats {
+            first_ts_ns: ts,
+            last_ts_ns: ts,
+            packets: 0,
+            ip_bytes: 0,
+            payload_bytes: 0,
+            retransmissions: 0,
+            first: at,
+            ttl: v.ip.ttl,
+            src_macs: MacList::new(),
+            dst_macs: MacList::new(),
+            outer: Vec::new(),
+            sources: Vec::new(),
+        })
     });
     st.first_ts_ns = st.first_ts_ns.min(ts);
     st.last_ts_ns = st.last_ts_ns.max(ts);
@@ -533,11 +547,15 @@ fn record(
             .find(|p| p.src == o.ip.src && p.dst == o.ip.dst)
         {
             Some(p) => p.packets += 1,
-            None => st.outer.push(OuterPair {
-                src: o.ip.src,
-                dst: o.ip.dst,
-                packets: 1,
-            }),
+            None => {
+                // Almost always one pair: no room for four.
+                st.outer.reserve_exact(1);
+                st.outer.push(OuterPair {
+                    src: o.ip.src,
+                    dst: o.ip.dst,
+                    packets: 1,
+                })
+            }
         }
     }
     if form == Form::ReplyOtherSource {
@@ -550,18 +568,15 @@ fn record(
     // Fingerprints of the first few distinct packets of each form; a value seen twice here is
     // ambiguous and dropped.
     let value = fingerprint(v);
-    if let Some(i) = s
-        .fingerprints
-        .iter()
-        .position(|p| p.form == form && p.value == value)
-    {
+    if let Some(i) = s.fingerprints.iter().position(|p| p.same(form, value)) {
         s.fingerprints.remove(i);
-    } else if s.fingerprints.iter().filter(|p| p.form == form).count() < FINGERPRINTS_PER_FORM {
-        s.fingerprints.push(Fingerprint {
-            form,
-            value,
-            ts_ns: ts,
-        });
+    } else if s.fingerprints.iter().filter(|p| p.form() == form).count() < FINGERPRINTS_PER_FORM {
+        // Grown four at a time rather than doubled: ten or so per leg is the rule, and the
+        // states of closed connections linger.
+        if s.fingerprints.len() == s.fingerprints.capacity() {
+            s.fingerprints.reserve_exact(4);
+        }
+        s.fingerprints.push(Fingerprint::new(form, value, ts));
     }
 
     anomalies(s, form, v, f, at, ctx, role, retrans);

@@ -258,15 +258,19 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
                     legs: l.len(),
                     max_in_flight: max,
                 });
-                legs.extend(l);
+                append(&mut legs, l);
             }
             (legs, stats)
         })
         .collect();
+    let total: usize = pass2.iter().map(|(l, _)| l.len()).sum();
     let mut legs = Vec::new();
     let mut stats = Vec::new();
     for (l, s) in pass2 {
-        legs.extend(l);
+        if !legs.is_empty() {
+            legs.reserve_exact(total - legs.len());
+        }
+        append(&mut legs, l);
         stats.extend(s);
     }
 
@@ -287,6 +291,16 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
         config,
         stats,
         warnings,
+    }
+}
+
+/// Moves `more` to the end of `legs`, without a copy when `legs` is empty. Each leg is kept to
+/// the end, so a second copy of all of them while they are gathered would double the peak.
+fn append(legs: &mut Vec<Leg>, mut more: Vec<Leg>) {
+    if legs.is_empty() {
+        *legs = more;
+    } else {
+        legs.append(&mut more);
     }
 }
 
