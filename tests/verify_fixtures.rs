@@ -290,3 +290,26 @@ fn rules_that_differ_from_the_director_make_the_scheduler_warn_with_evidence() {
     // Evidence points at the director's capture, where the scheduling decision shows.
     assert!(f.evidence.iter().all(|p| p.file.ends_with("server1.pcap")));
 }
+
+#[test]
+fn client_flag_times_follow_the_tcp_exchange_at_the_director() {
+    // curl's connections to busybox httpd: SYN first, then the client's ACK, then its FIN,
+    // all before or at its last packet; times are the director capture's own.
+    let v = run("tutorial");
+    let mut seen = 0;
+    for conn in &v.analysis.connections {
+        let leg = conn
+            .legs
+            .iter()
+            .find(|l| l.role == lvscheck::topology::Role::Director)
+            .expect("the director saw every tutorial connection");
+        let request = leg.request.as_ref().unwrap();
+        let t = leg.tcp.expect("TCP");
+        assert_eq!(t.client_syn_ns, Some(request.first_ts_ns));
+        let (ack, fin) = (t.client_ack_ns.unwrap(), t.client_fin_ns.unwrap());
+        assert!(request.first_ts_ns < ack && ack < fin && fin <= request.last_ts_ns);
+        assert_eq!(t.client_rst_ns, None);
+        seen += 1;
+    }
+    assert_eq!(seen, 10);
+}

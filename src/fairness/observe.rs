@@ -82,7 +82,7 @@ fn observe(conn: &Connection) -> ConnObs {
         .iter()
         .filter_map(|l| l.reply.as_ref())
         .max_by_key(|r| r.packets);
-    let tcp = (conn.proto == IpProto::TCP).then(|| marks(conn, leg, start_ns, last_ns));
+    let tcp = (conn.proto == IpProto::TCP).then(|| marks(conn, leg, start_ns));
     ConnObs {
         client: conn.client,
         rs: conn.real_server,
@@ -97,25 +97,23 @@ fn observe(conn: &Connection) -> ConnObs {
     }
 }
 
-/// When the client's SYN, first ACK, FIN and RST reached the director. The legs keep which flags
-/// were seen, and the first and last client packet's times; the SYN is the first packet, the
-/// ACK follows it, and a FIN or RST is within one round trip of the last client packet (the
-/// final ACK), which on one segment is well under the timer granularity that matters here.
-fn marks(conn: &Connection, leg: Option<&Leg>, start_ns: i64, last_ns: i64) -> TcpMarks {
-    let flags = leg
-        .and_then(|l| l.tcp)
-        .or_else(|| conn.legs.iter().find_map(|l| l.tcp));
-    let packets = leg
-        .and_then(|l| l.request.as_ref())
-        .map_or(0, |r| r.packets);
-    let Some(f) = flags else {
+/// When the client's SYN, first ACK, FIN and RST reached the director, as the director's
+/// capture saw them; without it, as another vantage point saw them, moved onto the clock of
+/// `start_ns` (the connection's first request there is taken to be at `start_ns`).
+fn marks(conn: &Connection, leg: Option<&Leg>, start_ns: i64) -> TcpMarks {
+    let Some(leg) = leg.or_else(|| conn.legs.iter().find(|l| l.tcp.is_some())) else {
         return TcpMarks::default();
     };
+    let Some(f) = leg.tcp else {
+        return TcpMarks::default();
+    };
+    let shift = leg.request.as_ref().map_or(0, |r| start_ns - r.first_ts_ns);
+    let on_our_clock = |t: Option<i64>| t.map(|t| t + shift);
     TcpMarks {
-        syn_ns: f.syn.then_some(start_ns),
-        ack_ns: (packets > 1).then_some(start_ns),
-        fin_ns: f.client_fin.then_some(last_ns),
-        rst_ns: f.client_rst.then_some(last_ns),
+        syn_ns: on_our_clock(f.client_syn_ns),
+        ack_ns: on_our_clock(f.client_ack_ns),
+        fin_ns: on_our_clock(f.client_fin_ns),
+        rst_ns: on_our_clock(f.client_rst_ns),
     }
 }
 

@@ -599,6 +599,17 @@ fn record(
                 fl.syn |= syn && !t.has(Tcp::ACK);
                 fl.client_fin |= t.has(Tcp::FIN);
                 fl.client_rst |= t.has(Tcp::RST);
+                // tcp_state_idx() in ip_vs_proto_tcp.c: RST, then SYN, then FIN, then ACK.
+                let first = if t.has(Tcp::RST) {
+                    &mut fl.client_rst_ns
+                } else if syn {
+                    &mut fl.client_syn_ns
+                } else if t.has(Tcp::FIN) {
+                    &mut fl.client_fin_ns
+                } else {
+                    &mut fl.client_ack_ns
+                };
+                first.get_or_insert(ts);
             } else {
                 fl.syn_ack |= syn && t.has(Tcp::ACK);
                 fl.server_fin |= t.has(Tcp::FIN);

@@ -183,6 +183,17 @@ pub struct TcpFlags {
     pub server_fin: bool,
     pub client_rst: bool,
     pub server_rst: bool,
+    /// When the client's first packet of each kind was seen here (this capture's clock), each
+    /// packet classified as IPVS's TCP state machine does (RST before SYN before FIN before
+    /// ACK): what moves an IPVS entry between active and inactive.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_syn_ns: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_ack_ns: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_fin_ns: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_rst_ns: Option<i64>,
 }
 
 /// One connection as one vantage point saw it.
