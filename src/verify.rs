@@ -28,11 +28,6 @@ impl Verification {
     pub fn check(&self, id: &str) -> Option<&CheckResult> {
         self.checks.iter().find(|c| c.id == id)
     }
-
-    /// Whether no capture could be read at all.
-    pub fn unusable(&self) -> bool {
-        self.analysis.captures.iter().all(|c| c.error.is_some())
-    }
 }
 
 /// Reads the captures, rebuilds the connections and runs every check.

@@ -26,20 +26,6 @@ use crate::flows::{Analysis, Connection, Leg};
 use crate::report::time::rfc3339_ns;
 use crate::topology::{FrameRef, Role};
 
-/// Every check id, in the order the report lists them.
-pub const CHECK_IDS: [&str; 10] = [
-    "capture.read",
-    "tunnel.encapsulation",
-    "tunnel.delivery",
-    "reply.present",
-    "reply.source",
-    "reply.direct",
-    "arp.vip",
-    "bypass",
-    "mtu",
-    "topology",
-];
-
 /// What the checks read.
 pub struct Context<'a> {
     pub analysis: &'a Analysis,

@@ -202,12 +202,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
         crate::decode::DecodeOptions::default(),
         &crate::flows::FlowOptions::default(),
     );
-    if analysis.captures.iter().all(|c| c.error.is_some()) {
-        for c in &analysis.captures {
-            if let Some(e) = &c.error {
-                eprintln!("lvscheck: {e}");
-            }
-        }
+    if super::report_unreadable(&analysis) {
         return super::EXIT_UNUSABLE;
     }
     let mut input = fairness::observe::input_from(&analysis);

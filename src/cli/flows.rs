@@ -78,18 +78,7 @@ pub fn run(args: &FlowsArgs) -> i32 {
         args.analysis.decode_options(),
         &opts,
     );
-    let unreadable = analysis
-        .captures
-        .iter()
-        .filter(|c| c.error.is_some())
-        .count();
-    if unreadable == analysis.captures.len() {
-        for c in &analysis.captures {
-            if let Some(e) = &c.error {
-                eprintln!("lvscheck flows: {e}");
-            }
-        }
-        eprintln!("lvscheck flows: no capture could be read");
+    if super::report_unreadable(&analysis) {
         return EXIT_UNUSABLE;
     }
     let shown: Vec<&Connection> = analysis

@@ -54,6 +54,20 @@ pub fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
+/// When no capture could be read, says why on standard error and returns true.
+pub fn report_unreadable(analysis: &crate::flows::Analysis) -> bool {
+    if !analysis.unreadable() {
+        return false;
+    }
+    for c in &analysis.captures {
+        if let Some(e) = &c.error {
+            eprintln!("lvscheck: {e}");
+        }
+    }
+    eprintln!("lvscheck: no capture could be read");
+    true
+}
+
 /// Runs the program and returns its exit status.
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {

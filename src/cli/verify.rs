@@ -32,13 +32,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         &opts,
         rules.as_ref(),
     );
-    if v.unusable() {
-        for c in &v.analysis.captures {
-            if let Some(e) = &c.error {
-                eprintln!("lvscheck: {e}");
-            }
-        }
-        eprintln!("lvscheck: no capture could be read");
+    if super::report_unreadable(&v.analysis) {
         return EXIT_UNUSABLE;
     }
     let code = if v.status() == Status::Fail {

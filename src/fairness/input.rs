@@ -95,6 +95,21 @@ impl Scheduler {
         Scheduler::Twos,
     ];
 
+    /// Whether the scheduler decides from the servers' active/inactive connection counters
+    /// (which a replay must rebuild from the captured client packets).
+    pub fn reads_counters(self) -> bool {
+        matches!(
+            self,
+            Scheduler::Lc
+                | Scheduler::Wlc
+                | Scheduler::Sed
+                | Scheduler::Nq
+                | Scheduler::Ovf
+                | Scheduler::Lblc
+                | Scheduler::Lblcr
+        )
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Scheduler::Rr => "rr",

@@ -163,6 +163,13 @@ pub struct Analysis {
     pub warnings: Vec<String>,
 }
 
+impl Analysis {
+    /// Whether no capture could be read at all: the input is unusable.
+    pub fn unreadable(&self) -> bool {
+        self.captures.iter().all(|c| c.error.is_some())
+    }
+}
+
 /// Runs the analysis over any frame source.
 pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis {
     let names = source.captures();

@@ -82,6 +82,20 @@ pub struct ServiceRule {
 }
 
 impl ServiceRule {
+    /// A service with its scheduler and nothing else set yet.
+    fn new(service: VirtualService, scheduler: &str) -> ServiceRule {
+        ServiceRule {
+            service,
+            scheduler: scheduler.to_string(),
+            persistence: None,
+            netmask: None,
+            sched_flags: Vec::new(),
+            one_packet: false,
+            persistence_engine: None,
+            servers: Vec::new(),
+        }
+    }
+
     /// The VIP and port, for an address-keyed service.
     pub fn vip(&self) -> Option<SocketAddr> {
         match self.service {
@@ -293,17 +307,8 @@ fn save_service_options(
     service: VirtualService,
     words: &[&str],
 ) -> Result<ServiceRule, ParseError> {
-    let mut rule = ServiceRule {
-        service,
-        // ipvsadm's default when -s is left out.
-        scheduler: "wlc".to_string(),
-        persistence: None,
-        netmask: None,
-        sched_flags: Vec::new(),
-        one_packet: false,
-        persistence_engine: None,
-        servers: Vec::new(),
-    };
+    // ipvsadm's default when -s is left out.
+    let mut rule = ServiceRule::new(service, "wlc");
     let mut i = 0;
     while i < words.len() {
         let w = words[i];
@@ -489,16 +494,7 @@ fn list_service(cx: &Lines, n: usize, words: &[&str]) -> Result<ServiceRule, Par
     let scheduler = rest
         .first()
         .ok_or_else(|| cx.err(n, "service without a scheduler"))?;
-    let mut rule = ServiceRule {
-        service,
-        scheduler: scheduler.to_string(),
-        persistence: None,
-        netmask: None,
-        sched_flags: Vec::new(),
-        one_packet: false,
-        persistence_engine: None,
-        servers: Vec::new(),
-    };
+    let mut rule = ServiceRule::new(service, scheduler);
     let mut i = 1;
     while i < rest.len() {
         let w = rest[i];

@@ -53,18 +53,35 @@ fn scheduler_notes(s: Scheduler) -> Option<String> {
              fits the capture better, and after a mismatch continues from the state that best \
              explains the director's choice and the decisions that follow"
         )),
-        Scheduler::Lc
-        | Scheduler::Wlc
-        | Scheduler::Sed
-        | Scheduler::Nq
-        | Scheduler::Ovf
-        | Scheduler::Lblc => Some(format!(
+        s if s.reads_counters() => Some(format!(
             "{s} reads the active/inactive counters; they are rebuilt from the captured \
                  client packets (INPUT-ONLY state table, entry timers), so entries for clients \
                  that were not captured, or that were idle for the whole capture, are not \
                  counted"
         )),
         _ => None,
+    }
+}
+
+/// Counts a decision that went to `observed` where the model says `expected`, keeping the
+/// first ones as evidence.
+fn note_mismatch(
+    conformance: &mut Conformance,
+    inp: &ReplayInput,
+    d: &Decision,
+    expected: usize,
+    observed: usize,
+    evidence: impl FnOnce() -> String,
+) {
+    conformance.mismatches += 1;
+    if conformance.first_mismatches.len() < EVIDENCE {
+        conformance.first_mismatches.push(Mismatch {
+            time_ns: d.time_ns,
+            client: inp.conns[d.conn].client,
+            expected: Some(inp.server_addrs[expected]),
+            observed: Some(inp.server_addrs[observed]),
+            evidence: evidence(),
+        });
     }
 }
 
@@ -191,17 +208,8 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
                 );
                 match (server, observed) {
                     (Some(s), Some(o)) if s != &o => {
-                        conformance.mismatches += 1;
                         verdicts[d.conn] = Verdict::Mismatched;
-                        if conformance.first_mismatches.len() < EVIDENCE {
-                            conformance.first_mismatches.push(Mismatch {
-                                time_ns: d.time_ns,
-                                client: inp.conns[d.conn].client,
-                                expected: Some(inp.server_addrs[*s]),
-                                observed: Some(inp.server_addrs[o]),
-                                evidence: reason.clone(),
-                            });
-                        }
+                        note_mismatch(&mut conformance, inp, d, *s, o, || reason.clone());
                     }
                     _ => {}
                 }
@@ -214,22 +222,15 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
                         conformance.persistent_matched += 1;
                         verdicts[d.conn] = Verdict::Matched;
                     } else {
-                        conformance.mismatches += 1;
                         verdicts[d.conn] = Verdict::Mismatched;
-                        if conformance.first_mismatches.len() < EVIDENCE {
-                            conformance.first_mismatches.push(Mismatch {
-                                time_ns: d.time_ns,
-                                client: inp.conns[d.conn].client,
-                                expected: Some(inp.server_addrs[*s]),
-                                observed: Some(inp.server_addrs[o]),
-                                evidence: format!(
-                                    "persistence template for {} created {:.3} s earlier \
+                        note_mismatch(&mut conformance, inp, d, *s, o, || {
+                            format!(
+                                "persistence template for {} created {:.3} s earlier \
                                      still alive",
-                                    masked(inp.conns[d.conn].client.ip(), cfg.netmask_prefix),
-                                    (d.time_ns - since_ns) as f64 / 1e9
-                                ),
-                            });
-                        }
+                                masked(inp.conns[d.conn].client.ip(), cfg.netmask_prefix),
+                                (d.time_ns - since_ns) as f64 / 1e9
+                            )
+                        });
                     }
                 }
                 _ => bump("sent by a persistence template whose server was never seen".into()),
@@ -252,16 +253,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         );
     }
     if let Some((start, _)) = inp.capture_span {
-        if matches!(
-            cfg.scheduler,
-            Scheduler::Lc
-                | Scheduler::Wlc
-                | Scheduler::Sed
-                | Scheduler::Nq
-                | Scheduler::Ovf
-                | Scheduler::Lblc
-                | Scheduler::Lblcr
-        ) {
+        if cfg.scheduler.reads_counters() {
             let window = i64::from(inp.timeouts.tcp_established_s) * NS;
             let early = verdicts
                 .iter()
@@ -281,18 +273,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         }
     }
     let unseen = inp.server_of.iter().filter(|s| s.is_none()).count();
-    if unseen > 0
-        && matches!(
-            cfg.scheduler,
-            Scheduler::Lc
-                | Scheduler::Wlc
-                | Scheduler::Sed
-                | Scheduler::Nq
-                | Scheduler::Ovf
-                | Scheduler::Lblc
-                | Scheduler::Lblcr
-        )
-    {
+    if unseen > 0 && cfg.scheduler.reads_counters() {
         limitations.push(format!(
             "{unseen} connection(s) with no observed server are missing from the rebuilt \
              counters, which can tip close decisions"

@@ -94,7 +94,8 @@ impl Model for Lblc {
 mod tests {
     use super::*;
 
-    fn step(m: &mut Lblc, loads: &[(u32, u32)]) -> Option<usize> {
+    /// One decision of either model with the given (active, inactive) counts per server.
+    pub(super) fn step(m: &mut dyn Model, loads: &[(u32, u32)]) -> Option<usize> {
         let loads: Vec<Load> = loads
             .iter()
             .map(|&(active, inactive)| Load { active, inactive })
@@ -241,20 +242,8 @@ impl Model for Lblcr {
 
 #[cfg(test)]
 mod lblcr_tests {
+    use super::tests::step;
     use super::*;
-
-    fn step(m: &mut Lblcr, loads: &[(u32, u32)]) -> Option<usize> {
-        let loads: Vec<Load> = loads
-            .iter()
-            .map(|&(active, inactive)| Load { active, inactive })
-            .collect();
-        m.schedule(&Ctx {
-            now_ns: 0,
-            client: "198.51.100.1:1000".parse().unwrap(),
-            vip: "192.0.2.10:80".parse().unwrap(),
-            loads: &loads,
-        })
-    }
 
     #[test]
     fn the_set_grows_on_overload_and_then_shares_by_least_load() {
