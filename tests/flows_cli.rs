@@ -38,18 +38,24 @@ fn flows(args: &[&str], files: &[PathBuf]) -> (i32, Vec<Value>) {
 }
 
 #[test]
-fn json_lines_hold_a_topology_then_the_filtered_connections() {
+fn json_lines_hold_a_topology_the_filtered_connections_and_a_summary() {
     let dir = fixture("tutorial");
     let conns = read_conns(&dir.join("conns.txt")).unwrap();
     let rs = conns[0].rs.ip().to_string();
     let (code, lines) = flows(&["--json", "--rs", &rs], &captures(&dir));
     assert_eq!(code, 0);
     assert_eq!(lines[0]["record"], "topology");
-    assert_eq!(lines[0]["schema_version"], 1);
+    assert_eq!(lines[0]["schema_version"], 2);
+    assert!(lines[0]["topology"]["vantages"].as_array().unwrap().len() == 4);
     let want = conns.iter().filter(|c| c.rs.ip().to_string() == rs).count();
-    assert_eq!(lines.len() - 1, want);
-    assert_eq!(lines[0]["connections"], want);
-    for l in &lines[1..] {
+    let (summary, records) = lines[1..].split_last().unwrap();
+    assert_eq!(records.len(), want);
+    assert_eq!(summary["record"], "summary");
+    assert_eq!(summary["connections"], want);
+    assert_eq!(summary["connections_total"], conns.len());
+    assert_eq!(summary["stats"].as_array().unwrap().len(), 4);
+    let mut ids = Vec::new();
+    for l in records {
         assert_eq!(l["record"], "connection");
         assert_eq!(l["real_server"], rs.as_str());
         let client = l["client"].as_str().unwrap();
@@ -57,7 +63,11 @@ fn json_lines_hold_a_topology_then_the_filtered_connections() {
             .iter()
             .any(|c| c.client.to_string() == client && c.rs.ip().to_string() == rs));
         assert!(!l["legs"].as_array().unwrap().is_empty());
+        ids.push(l["id"].as_u64().unwrap());
     }
+    // Numbered in the order written (the order connections ended), the others filtered out.
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    assert!(ids.iter().all(|&i| i >= 1 && i <= conns.len() as u64));
 }
 
 #[test]
@@ -83,8 +93,9 @@ fn the_outcome_filter_selects_the_refused_connections() {
         .filter(|c| c.rs.ip().to_string() == rs2 && c.client.port() != 0)
         .count();
     assert!(to_rs2 > 0);
-    assert_eq!(lines.len() - 1, to_rs2);
-    for l in &lines[1..] {
+    assert_eq!(lines.len() - 2, to_rs2);
+    assert_eq!(lines.last().unwrap()["record"], "summary");
+    for l in &lines[1..lines.len() - 1] {
         assert_eq!(l["outcome"], "refused");
         assert_eq!(l["real_server"], rs2.as_str());
     }

@@ -8,14 +8,18 @@ use clap::Args;
 use super::common::AnalysisArgs;
 use super::{EXIT_OK, EXIT_UNUSABLE};
 use crate::flows::legs::Timeouts;
-use crate::flows::{analyse, Connection, FlowOptions, Outcome};
+use crate::flows::{
+    analyse, analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions, Outcome,
+};
+use crate::report::flows::JsonLines;
 
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
-    /// Write JSON Lines instead of tables: one `topology` record, then one `connection` record
-    /// per connection (see docs/flows.md).
+    /// Write JSON Lines instead of tables: a `topology` record, one `connection` record per
+    /// connection as each is rebuilt (in the order they end), a `summary` record (see
+    /// docs/flows.md). Memory then follows the connections in flight.
     #[arg(long)]
     pub json: bool,
     /// Show only connections that went to this real server; repeatable.
@@ -73,6 +77,9 @@ pub fn run(args: &FlowsArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     };
+    if args.json {
+        return run_json_lines(args, &opts);
+    }
     let analysis = analyse(
         &args.analysis.sources(),
         args.analysis.decode_options(),
@@ -88,19 +95,66 @@ pub fn run(args: &FlowsArgs) -> i32 {
         .collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let written = if args.json {
-        crate::report::flows::write_json_lines(&analysis, &shown, &mut out)
-    } else {
-        out.write_all(crate::report::flows::render(&analysis, &shown).as_bytes())
-    };
+    let written = out.write_all(crate::report::flows::render(&analysis, &shown).as_bytes());
+    finish(written.and_then(|()| out.flush()))
+}
+
+/// Exit status for what writing the report gave.
+fn finish(written: std::io::Result<()>) -> i32 {
     match written {
         // The reader went away (`| head`): not an error of ours.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return EXIT_OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
         Err(e) => {
             eprintln!("lvscheck flows: writing the report: {e}");
-            return EXIT_UNUSABLE;
+            EXIT_UNUSABLE
         }
-        Ok(()) => {}
+        Ok(()) => EXIT_OK,
     }
-    EXIT_OK
+}
+
+/// `--json`: each connection is written as soon as it is rebuilt and then forgotten, so memory
+/// follows the connections in flight however many there are.
+fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions) -> i32 {
+    struct Sink<'a, W: Write> {
+        args: &'a FlowsArgs,
+        out: JsonLines<W>,
+        error: Option<std::io::Error>,
+    }
+    impl<W: Write> ConnectionSink for Sink<'_, W> {
+        fn begin(&mut self, a: &Analysis) {
+            // Nothing readable: the caller reports it, and nothing goes to stdout.
+            if !a.unreadable() {
+                if let Err(e) = self.out.head(a) {
+                    self.error.get_or_insert(e);
+                }
+            }
+        }
+        fn connection(&mut self, c: Connection) {
+            if self.error.is_none() && selected(self.args, &c) {
+                if let Err(e) = self.out.connection(&c) {
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+    let stdout = std::io::stdout();
+    let mut sink = Sink {
+        args,
+        out: JsonLines::new(std::io::BufWriter::new(stdout.lock())),
+        error: None,
+    };
+    let analysis = analyse_files_streaming(
+        &args.analysis.sources(),
+        args.analysis.decode_options(),
+        opts,
+        &mut sink,
+    );
+    if super::report_unreadable(&analysis) {
+        return EXIT_UNUSABLE;
+    }
+    let written = match sink.error.take() {
+        Some(e) => Err(e),
+        None => sink.out.tail(&analysis),
+    };
+    finish(written)
 }

@@ -11,10 +11,142 @@
 //! Captures not matched directly against the reference are reached through others, along the
 //! pairs that give the smallest accumulated uncertainty.
 
-use super::{Form, Leg};
-use crate::topology::{Role, VantageId};
+use super::legs::fingerprint;
+use super::Form;
+use crate::decode::packet::DecodedFrame;
+use crate::topology::view::IpView;
+use crate::topology::{Role, Topology, VantageId};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+
+/// Packets kept per vantage point for the clock estimate, at most. The sample is thinned by
+/// halves past this, so memory stays flat however long the capture is.
+pub const MAX_CLOCK_SAMPLES: usize = 1 << 15;
+
+/// One packet kept for the clock estimate: its identity, when it was seen here, and what is
+/// needed to tell its form once the VIPs are known.
+#[derive(Debug, Clone, Copy)]
+struct Sighting {
+    /// [`fingerprint`] without its two low bits, as [`super::Fingerprint::value`].
+    value: u64,
+    ts_ns: i64,
+    src: IpAddr,
+    dst: IpAddr,
+    src_port: u16,
+    wrapped: bool,
+}
+
+/// A sample of one vantage point's TCP/UDP packets for matching against other captures, taken
+/// while the topology is still unknown (pass 1).
+///
+/// The sample is chosen by the packet's identity, not by time or order: a packet is kept when
+/// its mixed fingerprint has `level` low zero bits. Every capture applies the same rule, so the
+/// packets sampled at one vantage point are sampled at every other one that saw them, and
+/// thinning (one more bit) keeps a consistent subset. Memory is bounded by
+/// [`MAX_CLOCK_SAMPLES`], not by packets or connections.
+#[derive(Debug, Default)]
+pub struct ClockSampler {
+    level: u32,
+    kept: Vec<Sighting>,
+}
+
+fn mix(value: u64) -> u64 {
+    // splitmix64's finaliser: the fingerprint's low bits are not uniform enough on their own.
+    let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+fn sampled(value: u64, level: u32) -> bool {
+    level == 0 || mix(value).trailing_zeros() >= level
+}
+
+impl ClockSampler {
+    pub fn push(&mut self, f: &DecodedFrame) {
+        let Some(v) = IpView::of(&f.packet) else {
+            return;
+        };
+        if !v.has_ports() {
+            return;
+        }
+        let value = fingerprint(&v) >> 2;
+        if !sampled(value, self.level) {
+            return;
+        }
+        self.kept.push(Sighting {
+            value,
+            ts_ns: f.ts_ns,
+            src: v.ip.src,
+            dst: v.ip.dst,
+            src_port: v.ports().0,
+            wrapped: v.outer.is_some(),
+        });
+        while self.kept.len() > MAX_CLOCK_SAMPLES {
+            self.level += 1;
+            let level = self.level;
+            self.kept.retain(|s| sampled(s.value, level));
+        }
+    }
+
+    /// Packets kept.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+}
+
+/// The form of a sampled packet, now that the VIPs are known; None for packets of no service.
+fn form_of(s: &Sighting, topology: &Topology, service_ports: &HashSet<u16>) -> Option<Form> {
+    if topology.is_vip(s.dst) {
+        Some(if s.wrapped {
+            Form::RequestWrapped
+        } else {
+            Form::Request
+        })
+    } else if topology.is_vip(s.src) {
+        Some(Form::Reply)
+    } else if topology.is_real_server(s.src) && service_ports.contains(&s.src_port) {
+        Some(Form::ReplyOtherSource)
+    } else {
+        None
+    }
+}
+
+/// Estimates every capture's offset against the reference from the packets sampled in pass 1.
+pub fn estimate_from_samples(
+    samplers: Vec<(VantageId, ClockSampler)>,
+    topology: &Topology,
+) -> Vec<ClockOffset> {
+    let vantages: Vec<(VantageId, Role)> =
+        topology.vantages.iter().map(|v| (v.id, v.role)).collect();
+    let service_ports: HashSet<u16> = topology.services.iter().map(|s| s.port).collect();
+    // The strictest rule any sampler had to take: only packets that every vantage point would
+    // have kept can be compared.
+    let level = samplers.iter().map(|(_, s)| s.level).max().unwrap_or(0);
+    let mut seen: HashMap<u64, Vec<(VantageId, Form, i64)>> = HashMap::new();
+    for (vantage, sampler) in samplers {
+        let mut mine: Vec<(u64, Form, i64)> = sampler
+            .kept
+            .iter()
+            .filter(|s| sampled(s.value, level))
+            .filter_map(|s| Some((s.value, form_of(s, topology, &service_ports)?, s.ts_ns)))
+            .collect();
+        // A packet identity seen twice in one form here (a retransmission that repeats IP ID,
+        // sequence numbers and payload) cannot say which copy another capture saw: dropped.
+        mine.sort_unstable_by_key(|&(v, f, _)| (v, f));
+        for run in mine.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
+            if let [(value, form, ts)] = run {
+                seen.entry(*value).or_default().push((vantage, *form, *ts));
+            }
+        }
+    }
+    estimate_from_sightings(seen.values().map(|v| v.as_slice()), &vantages)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -210,43 +342,32 @@ pub fn reference(vantages: &[(VantageId, Role)]) -> Option<VantageId> {
         .or_else(|| vantages.iter().map(|v| v.0).min())
 }
 
-/// Estimates every capture's offset against the reference from the legs' fingerprints.
-pub fn estimate(legs: &[Leg], vantages: &[(VantageId, Role)]) -> Vec<ClockOffset> {
+/// Estimates every capture's offset from packets seen at several vantage points: each item is
+/// one packet's sightings (vantage point, form, time there).
+pub fn estimate_from_sightings<'s>(
+    packets: impl Iterator<Item = &'s [(VantageId, Form, i64)]>,
+    vantages: &[(VantageId, Role)],
+) -> Vec<ClockOffset> {
     let Some(reference) = reference(vantages) else {
         return Vec::new();
     };
     let role: HashMap<VantageId, Role> = vantages.iter().copied().collect();
-    // The legs of one key, by index: no table of every key.
-    let mut order: Vec<usize> = (0..legs.len()).collect();
-    order.sort_by_key(|&i| legs[i].key);
     let mut pairs: BTreeMap<(VantageId, VantageId), PairSamples> = BTreeMap::new();
-    for idx in order.chunk_by(|&a, &b| legs[a].key == legs[b].key) {
-        // fingerprint -> sightings (vantage, form, ts)
-        let mut seen: HashMap<u64, Vec<(VantageId, Form, i64)>> = HashMap::new();
-        for &i in idx {
-            let l = &legs[i];
-            for fp in l.fingerprints.iter() {
-                seen.entry(fp.value())
-                    .or_default()
-                    .push((l.vantage, fp.form(), fp.ts_ns));
-            }
-        }
-        for s in seen.values() {
-            for (i, x) in s.iter().enumerate() {
-                for y in &s[i + 1..] {
-                    let (a, b) = if x.0 < y.0 { (x, y) } else { (y, x) };
-                    if a.0 == b.0 {
-                        continue;
-                    }
-                    let pa = position(role.get(&a.0).copied().unwrap_or(Role::Other), a.1);
-                    let pb = position(role.get(&b.0).copied().unwrap_or(Role::Other), b.1);
-                    let p = pairs.entry((a.0, b.0)).or_default();
-                    let d = b.2 - a.2;
-                    match (pa, pb) {
-                        (Some(pa), Some(pb)) if pa < pb => p.forward.push(d),
-                        (Some(pa), Some(pb)) if pa > pb => p.backward.push(d),
-                        _ => p.unordered.push(d),
-                    }
+    for s in packets {
+        for (i, x) in s.iter().enumerate() {
+            for y in &s[i + 1..] {
+                let (a, b) = if x.0 < y.0 { (x, y) } else { (y, x) };
+                if a.0 == b.0 {
+                    continue;
+                }
+                let pa = position(role.get(&a.0).copied().unwrap_or(Role::Other), a.1);
+                let pb = position(role.get(&b.0).copied().unwrap_or(Role::Other), b.1);
+                let p = pairs.entry((a.0, b.0)).or_default();
+                let d = b.2 - a.2;
+                match (pa, pb) {
+                    (Some(pa), Some(pb)) if pa < pb => p.forward.push(d),
+                    (Some(pa), Some(pb)) if pa > pb => p.backward.push(d),
+                    _ => p.unordered.push(d),
                 }
             }
         }

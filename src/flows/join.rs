@@ -10,11 +10,11 @@
 use super::clock::ClockOffset;
 use super::{ConnKey, Connection, Form, Leg, Outcome, RsSource};
 use crate::topology::{MacAddr, Role, Topology, VantageId};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 /// Slack when joining legs by time alone, after clock correction.
-const TIME_SLACK_NS: i64 = 1_000_000_000;
+pub(crate) const TIME_SLACK_NS: i64 = 1_000_000_000;
 
 /// Link types that carry bare IP packets (no MACs, no direction): LINKTYPE_RAW, IPV4, IPV6 and
 /// the old DLT_RAW values.
@@ -69,30 +69,42 @@ impl Clusters {
     }
 }
 
-/// Groups legs into connections.
-pub fn join(mut legs: Vec<Leg>, topology: &Topology, offsets: &[ClockOffset]) -> Vec<Connection> {
-    let offset: HashMap<VantageId, i64> =
-        offsets.iter().map(|o| (o.vantage, o.offset_ns)).collect();
-    let corr = |l: &Leg, t: i64| t - offset.get(&l.vantage).copied().unwrap_or(0);
-    let sees_replies = reply_visibility(&legs, topology);
+/// What joining needs besides the legs: the topology, each capture's clock offset, and which
+/// vantage points would have seen replies had there been any.
+pub struct Joiner<'t> {
+    topology: &'t Topology,
+    offset: HashMap<VantageId, i64>,
+    sees_replies: HashMap<VantageId, bool>,
+}
 
-    // Grouped by key without a second copy of every leg: sorted so that popping from the end
-    // gives the keys in order and each key's legs in their original order, and the vector is
-    // shrunk as it empties while the connections fill up.
-    // Descending by key, each key's legs in reverse of their order here.
-    permute_sorted(&mut legs, |a, b| b.key.cmp(&a.key), true);
-    // At least one connection per key; a few more where a tuple was reused.
-    let keys = legs.chunk_by(|a, b| a.key == b.key).count();
-    let mut out = Vec::with_capacity(keys);
-    while let Some(first) = legs.pop() {
-        let key = first.key;
-        let mut group = vec![first];
-        while let Some(l) = legs.pop_if(|l| l.key == key) {
-            group.push(l);
+impl<'t> Joiner<'t> {
+    /// `saw_replies`: the vantage points where a packet from a VIP was seen at all.
+    pub fn new(
+        topology: &'t Topology,
+        offsets: &[ClockOffset],
+        saw_replies: &HashSet<VantageId>,
+    ) -> Joiner<'t> {
+        Joiner {
+            topology,
+            offset: offsets.iter().map(|o| (o.vantage, o.offset_ns)).collect(),
+            sees_replies: reply_visibility(saw_replies, topology),
         }
-        if legs.capacity() > 4096 && legs.len() < legs.capacity() / 2 {
-            legs.shrink_to_fit();
-        }
+    }
+
+    /// A time of this leg's capture on the reference clock.
+    pub fn corrected(&self, l: &Leg, t: i64) -> i64 {
+        self.corrected_at(l.vantage, t)
+    }
+
+    pub fn corrected_at(&self, v: VantageId, t: i64) -> i64 {
+        t - self.offset.get(&v).copied().unwrap_or(0)
+    }
+
+    /// The connections made of the legs of one key (one, or several where the tuple was
+    /// reused). Legs at different vantage points belong together when they share a packet,
+    /// have the same client ISN, or (lacking both) overlap in corrected time.
+    pub fn join_key(&self, key: ConnKey, group: Vec<Leg>) -> Vec<Connection> {
+        let corr = |l: &Leg, t: i64| self.corrected(l, t);
         let refs: Vec<&Leg> = group.iter().collect();
         let mut c = Clusters::new(&refs);
         // Same packet seen at both.
@@ -142,68 +154,29 @@ pub fn join(mut legs: Vec<Leg>, topology: &Topology, offsets: &[ClockOffset]) ->
         for (l, r) in group.into_iter().zip(roots) {
             clusters.entry(r).or_default().push(l);
         }
-        for legs in clusters.into_values() {
-            out.push(connection(key, legs, topology, &corr, &sees_replies));
-        }
-    }
-    permute_sorted(
-        &mut out,
-        |a, b| (a.first_ts_ns, a.key()).cmp(&(b.first_ts_ns, b.key())),
-        false,
-    );
-    for (i, c) in out.iter_mut().enumerate() {
-        c.id = i as u64 + 1;
-    }
-    out
-}
-
-/// A stable sort (equal items keep their order) that finds the order on indices and applies it
-/// by swapping in place: sorting large items directly takes a scratch copy of half of them.
-///
-/// With `ties_reversed`, equal items end up in reverse of their order instead (to pop a key's
-/// legs from the end in their original order).
-pub(crate) fn permute_sorted<T>(
-    items: &mut [T],
-    cmp: impl Fn(&T, &T) -> std::cmp::Ordering,
-    ties_reversed: bool,
-) {
-    let n = items.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let tie = if ties_reversed { b.cmp(&a) } else { a.cmp(&b) };
-        cmp(&items[a], &items[b]).then(tie)
-    });
-    // Position i receives the item now at order[i]; each cycle of the permutation is walked
-    // once, and a visited position is marked by pointing to itself.
-    for i in 0..n {
-        let mut cur = i;
-        loop {
-            let next = order[cur];
-            order[cur] = cur;
-            if next == i {
-                break;
-            }
-            items.swap(cur, next);
-            cur = next;
-        }
+        let mut out: Vec<Connection> = clusters
+            .into_values()
+            .map(|legs| connection(key, legs, self.topology, &corr, &self.sees_replies))
+            .collect();
+        out.sort_by_key(|c| c.first_ts_ns);
+        out
     }
 }
 
 /// Whether a vantage point would have seen replies had there been any: a director never does
 /// (replies go straight to the client); a raw-IP capture (a real server's tunl0) only if it
 /// showed some.
-fn reply_visibility(legs: &[Leg], topology: &Topology) -> HashMap<VantageId, bool> {
-    let mut saw: HashMap<VantageId, bool> = HashMap::new();
-    for l in legs {
-        *saw.entry(l.vantage).or_default() |= l.reply.is_some();
-    }
+fn reply_visibility(
+    saw_replies: &HashSet<VantageId>,
+    topology: &Topology,
+) -> HashMap<VantageId, bool> {
     topology
         .vantages
         .iter()
         .map(|v| {
             let s = match v.role {
                 Role::Director => false,
-                _ => saw.get(&v.id).copied().unwrap_or(false) || !is_raw_ip(v.link_type),
+                _ => saw_replies.contains(&v.id) || !is_raw_ip(v.link_type),
             };
             (v.id, s)
         })
@@ -416,30 +389,4 @@ fn unseen(legs: &[Leg], topology: &Topology, rs: Option<IpAddr>, outcome: Outcom
         out.push("how it ended: no capture that replies cross".into());
     }
     out
-}
-
-#[cfg(test)]
-mod permute_tests {
-    use super::permute_sorted;
-
-    #[test]
-    fn sorts_in_place_keeping_or_reversing_ties() {
-        let items: Vec<(u8, usize)> = [3, 1, 2, 1, 3, 0, 1, 2]
-            .into_iter()
-            .enumerate()
-            .map(|(i, k)| (k, i))
-            .collect();
-        let mut stable = items.clone();
-        permute_sorted(&mut stable, |a, b| a.0.cmp(&b.0), false);
-        let mut expected = items.clone();
-        expected.sort_by_key(|x| x.0);
-        assert_eq!(stable, expected);
-
-        let mut reversed = items.clone();
-        permute_sorted(&mut reversed, |a, b| b.0.cmp(&a.0), true);
-        let mut expected = items;
-        expected.reverse();
-        expected.sort_by_key(|x| std::cmp::Reverse(x.0));
-        assert_eq!(reversed, expected);
-    }
 }

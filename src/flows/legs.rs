@@ -3,7 +3,14 @@
 //! A frame belongs to a connection when it is a request to a VIP (plain or tunnelled), a reply
 //! from a VIP, a reply to a client's port from a real server's own address, or an ICMP error
 //! quoting one of those. States end when the client starts over with a new initial sequence
-//! number, or after a time without packets, and are then handed on as [`Leg`]s.
+//! number, shortly after the connection closed, or after a time without packets, and are then
+//! handed on as [`Leg`]s ([`LegEvent::Finished`]), in the order they end; every state's start is
+//! announced too ([`LegEvent::Opened`]), so that whoever joins legs knows what is still open.
+//!
+//! A closed TCP connection keeps its whole state only briefly ([`TCP_CLOSED_LINGER_NS`], for the
+//! last ACK and a retransmitted FIN); after that a 16-byte tombstone stands in for it until
+//! TIME_WAIT is over, so that a straggler is counted as one ([`LegTracker::late_packets`])
+//! instead of starting a connection of its own. Memory follows the connections open at once.
 
 use super::history::{History, SeqTracker};
 use super::{
@@ -16,13 +23,21 @@ use crate::topology::{FrameRef, MacAddr, Proto, Role, Topology, VantageId};
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
-/// How many packets of each form keep a fingerprint for clock matching.
+/// How many packets of each form keep a fingerprint, to join the legs of one connection.
 const FINGERPRINTS_PER_FORM: usize = 8;
 /// How often (by the capture's clock) states are checked for expiry.
 const SWEEP_EVERY_NS: i64 = 1_000_000_000;
-/// A TCP connection closed by FIN both ways or RST is kept this long for stragglers (Linux
-/// TIME_WAIT: 60 s).
-const TCP_CLOSED_LINGER_NS: i64 = 60_000_000_000;
+/// A TCP connection closed by FIN both ways or RST keeps its whole state this long after its
+/// last packet: the client's last ACK follows at once, a retransmitted FIN within a
+/// retransmission timeout (200 ms to a few seconds).
+pub const TCP_CLOSED_LINGER_NS: i64 = 3_000_000_000;
+/// After that a tombstone marks the tuple as closed for the rest of TIME_WAIT (Linux: 60 s):
+/// packets of the old connection arriving then are stragglers, not a new connection.
+pub const TCP_TIME_WAIT_NS: i64 = 60_000_000_000;
+/// A TCP connection of which only the client's SYNs were seen is given up after this long
+/// without packets (IPVS keeps SYN_RECV 60 s; a client gives up after ~127 s, retrying SYN at
+/// gaps of up to 64 s, so the state must outlast the longest gap).
+pub const TCP_HALF_OPEN_IDLE_NS: i64 = 120_000_000_000;
 const MAX_MACS: usize = 4;
 
 /// What the trackers need from the topology.
@@ -123,6 +138,17 @@ impl LegState {
             || (self.flags.client_fin && self.flags.server_fin)
     }
 
+    /// Only the client's SYNs so far: nothing answered, nothing else sent.
+    fn half_open(&self) -> bool {
+        let f = &self.flags;
+        f.syn
+            && !f.syn_ack
+            && f.client_ack_ns.is_none()
+            && f.client_fin_ns.is_none()
+            && self.forms[Form::Reply.index()].is_none()
+            && self.forms[Form::ReplyOtherSource.index()].is_none()
+    }
+
     fn note(&mut self, kind: EvidenceKind, at: FrameRef, detail: impl FnOnce() -> String) {
         if let Some(e) = self.evidence.iter_mut().find(|e| e.kind == kind) {
             e.count += 1;
@@ -135,6 +161,32 @@ impl LegState {
             });
         }
     }
+}
+
+/// What a tracker hands on, in the order it happened.
+#[derive(Debug)]
+pub enum LegEvent {
+    /// A state began for this key: a leg of it will follow.
+    Opened(ConnKey),
+    /// A state ended.
+    Finished(Box<Leg>),
+}
+
+/// The identity of a closed connection's tuple, in 8 bytes: tombstones are many (every
+/// connection closed in the last minute) and need no more than to be recognised.
+fn tuple_hash(k: &ConnKey) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // SipHash with fixed keys: the same in every run, so reports are reproducible.
+    let mut h = std::hash::DefaultHasher::new();
+    k.hash(&mut h);
+    h.finish()
+}
+
+/// A closed connection's tuple during TIME_WAIT.
+#[derive(Debug, Clone, Copy)]
+struct Tombstone {
+    isn: Option<u32>,
+    last_ts: i64,
 }
 
 /// Feeds on the frames of one vantage point; yields its legs.
@@ -150,7 +202,12 @@ pub struct LegTracker<'c> {
     active: HashMap<ConnKey, LegState>,
     /// (protocol, client address, client port) -> key, to attach replies from other sources.
     by_client: HashMap<(Proto, IpAddr, u16), ConnKey>,
-    done: Vec<Leg>,
+    /// Closed TCP tuples in TIME_WAIT, by [`tuple_hash`], and the order they expire in.
+    closed: HashMap<u64, Tombstone>,
+    closed_order: std::collections::VecDeque<(i64, u64)>,
+    events: Vec<LegEvent>,
+    legs: usize,
+    late_packets: u64,
     last_sweep_ns: Option<i64>,
 }
 
@@ -170,7 +227,11 @@ impl<'c> LegTracker<'c> {
             timeouts,
             active: HashMap::new(),
             by_client: HashMap::new(),
-            done: Vec::new(),
+            closed: HashMap::new(),
+            closed_order: std::collections::VecDeque::new(),
+            events: Vec::new(),
+            legs: 0,
+            late_packets: 0,
             last_sweep_ns: None,
         }
     }
@@ -178,6 +239,49 @@ impl<'c> LegTracker<'c> {
     /// Connections currently held in memory.
     pub fn in_flight(&self) -> usize {
         self.active.len()
+    }
+
+    /// Legs finished so far.
+    pub fn legs(&self) -> usize {
+        self.legs
+    }
+
+    /// Packets of a closed TCP connection that came after its state was dropped, during
+    /// TIME_WAIT: counted here, not made into a connection of their own.
+    pub fn late_packets(&self) -> u64 {
+        self.late_packets
+    }
+
+    /// What happened since the last call: states opened and legs finished, in order.
+    pub fn take_events(&mut self) -> Vec<LegEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Whether events wait to be taken.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
+    /// A packet for a tuple in TIME_WAIT that does not open a new connection: a straggler.
+    fn straggler(&mut self, key: &ConnKey, new_isn: Option<u32>) -> bool {
+        if key.proto != Proto::TCP || self.closed.is_empty() || self.active.contains_key(key) {
+            return false;
+        }
+        let h = tuple_hash(key);
+        let Some(t) = self.closed.get(&h) else {
+            return false;
+        };
+        match new_isn {
+            // A new SYN: the tuple is reused.
+            Some(isn) if t.isn != Some(isn) => {
+                self.closed.remove(&h);
+                false
+            }
+            _ => {
+                self.late_packets += 1;
+                true
+            }
+        }
     }
 
     pub fn push(&mut self, f: &DecodedFrame) {
@@ -242,6 +346,9 @@ impl<'c> LegTracker<'c> {
         let new_isn = tcp
             .filter(|t| form.is_request() && t.has(Tcp::SYN) && !t.has(Tcp::ACK))
             .map(|t| t.seq);
+        if self.straggler(&key, new_isn) {
+            return;
+        }
         self.start_over_if_new(key, f.ts_ns, new_isn);
         let (ctx, role) = (self.ctx, self.role);
         let state = self.state(key, f.ts_ns);
@@ -255,7 +362,11 @@ impl<'c> LegTracker<'c> {
     fn state(&mut self, key: ConnKey, ts: i64) -> &mut LegState {
         self.by_client
             .insert((key.proto, key.client.ip(), key.client.port()), key);
-        self.active.entry(key).or_insert_with(|| LegState::new(ts))
+        let events = &mut self.events;
+        self.active.entry(key).or_insert_with(|| {
+            events.push(LegEvent::Opened(key));
+            LegState::new(ts)
+        })
     }
 
     /// A client SYN with a new initial sequence number, or a UDP packet after the idle
@@ -279,10 +390,33 @@ impl<'c> LegTracker<'c> {
         };
         if new {
             if let Some(s) = self.active.remove(&key) {
-                let leg = self.finish_state(key, s);
-                self.done.push(leg);
+                self.end(key, s);
             }
         }
+    }
+
+    /// Hands a state on as a leg; a closed TCP connection leaves a tombstone.
+    fn end(&mut self, key: ConnKey, s: LegState) {
+        if key.proto == Proto::TCP && s.closed() {
+            let h = tuple_hash(&key);
+            self.closed.insert(
+                h,
+                Tombstone {
+                    isn: s.isn,
+                    last_ts: s.last_ts,
+                },
+            );
+            self.closed_order.push_back((s.last_ts, h));
+        }
+        let leg = self.finish_state(key, s);
+        self.legs += 1;
+        self.events.push(LegEvent::Finished(Box::new(leg)));
+    }
+
+    /// Lets states age to `now` (this capture's clock) without a frame of this vantage point:
+    /// the capture's other interfaces keep time for it.
+    pub fn advance(&mut self, now: i64) {
+        self.sweep(now);
     }
 
     fn sweep(&mut self, now: i64) {
@@ -303,6 +437,8 @@ impl<'c> LegTracker<'c> {
                     t.udp_idle_ns
                 } else if s.closed() {
                     TCP_CLOSED_LINGER_NS
+                } else if s.half_open() {
+                    TCP_HALF_OPEN_IDLE_NS.min(t.tcp_idle_ns)
                 } else {
                     t.tcp_idle_ns
                 };
@@ -312,9 +448,22 @@ impl<'c> LegTracker<'c> {
             .collect();
         for k in expired {
             if let Some(s) = self.active.remove(&k) {
-                let leg = self.finish_state(k, s);
-                self.done.push(leg);
+                self.end(k, s);
             }
+        }
+        // Tombstones leave in the order they came, when TIME_WAIT is over; a tuple closed again
+        // since has a newer one, which stays.
+        while let Some(&(ts, h)) = self.closed_order.front() {
+            if now - ts <= TCP_TIME_WAIT_NS {
+                break;
+            }
+            self.closed_order.pop_front();
+            if self.closed.get(&h).is_some_and(|t| t.last_ts == ts) {
+                self.closed.remove(&h);
+            }
+        }
+        if self.closed.capacity() > 1024 && self.closed.len() < self.closed.capacity() / 4 {
+            self.closed.shrink_to_fit();
         }
     }
 
@@ -359,6 +508,9 @@ impl<'c> LegTracker<'c> {
         let (t, code) = (icmp.icmp_type, icmp.code);
         let frag = (!icmp.v6 && t == 3 && code == 4) || (icmp.v6 && t == 2);
         let unreachable = !frag && ((!icmp.v6 && t == 3) || (icmp.v6 && t == 1));
+        if self.straggler(&key, None) {
+            return;
+        }
         let state = self.state(key, at.ts_ns);
         state.last_ts = state.last_ts.max(at.ts_ns);
         let (src, dst) = (v.ip.src, v.ip.dst);
@@ -382,22 +534,15 @@ impl<'c> LegTracker<'c> {
         });
     }
 
-    /// Ends every state (end of the capture) and returns all legs.
-    pub fn finish(mut self) -> Vec<Leg> {
-        let rest = std::mem::take(&mut self.active);
-        self.done.reserve_exact(rest.len());
+    /// Ends every state (end of the capture); its legs are among the events to take, in the
+    /// order the connections started.
+    pub fn finish(&mut self) {
+        let mut rest: Vec<(ConnKey, LegState)> =
+            std::mem::take(&mut self.active).into_iter().collect();
+        rest.sort_by_key(|(k, s)| (s.first_ts, *k));
         for (k, s) in rest {
-            let leg = self.finish_state(k, s);
-            self.done.push(leg);
+            self.end(k, s);
         }
-        self.done.shrink_to_fit();
-        // Stable, without a scratch copy of half the legs.
-        super::join::permute_sorted(
-            &mut self.done,
-            |a, b| (a.first_ts_ns, a.key).cmp(&(b.first_ts_ns, b.key)),
-            false,
-        );
-        self.done
     }
 
     fn finish_state(&mut self, k: ConnKey, mut s: LegState) -> Leg {

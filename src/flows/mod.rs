@@ -20,8 +20,12 @@ pub mod history;
 pub mod join;
 pub mod legs;
 pub mod pipeline;
+pub mod stream;
 
-pub use pipeline::{analyse, analyse_source, Analysis, FileSource, FlowOptions, FrameSource};
+pub use pipeline::{
+    analyse, analyse_files_streaming, analyse_source, analyse_streaming, Analysis, ConnectionSink,
+    FileSource, FlowOptions, FrameSource,
+};
 
 use crate::topology::{FrameRef, MacAddr, Proto, Role, VantageId};
 use serde::Serialize;

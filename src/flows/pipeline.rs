@@ -1,22 +1,25 @@
-//! The whole analysis: pass 1 (facts -> topology), pass 2 (legs), clock offsets, join.
+//! The whole analysis: pass 1 (facts -> topology, and a sample of packets -> clock offsets),
+//! then pass 2 (legs, joined into connections as they end: [`super::stream`]).
 //!
-//! Each pass reads every capture once, captures in parallel, one state per capture; nothing
-//! holds packets, so reading twice is cheaper than remembering.
+//! Each pass reads every capture once, captures in parallel; nothing holds packets, so reading
+//! twice is cheaper than remembering.
 
-use super::clock::{self, ClockOffset};
-use super::join;
-use super::legs::{FlowContext, LegTracker, Timeouts};
-use super::{Connection, Leg};
+use super::clock::{self, ClockOffset, ClockSampler};
+use super::join::Joiner;
+use super::legs::{FlowContext, Timeouts};
+use super::stream;
+use super::Connection;
 use crate::capture::frame::CaptureId;
 use crate::capture::{read_capture, CaptureSource};
 use crate::decode::packet::DecodedFrame;
 use crate::decode::{DecodeOptions, Decoder};
 use crate::topology::config::{self, ConfigFinding, ExpectedService, Observed};
 use crate::topology::facts::VantageFacts;
-use crate::topology::{self, Hints, Service, Topology, VantageId};
+use crate::topology::{self, Hints, Proto, Role, Service, Topology, VantageId};
 use rayon::prelude::*;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::net::IpAddr;
 
 /// Where the frames come from: files through capture + decode ([`FileSource`]), or frames
 /// built by a test.
@@ -115,6 +118,20 @@ pub fn analyse(files: &[CaptureSource], decode: DecodeOptions, opts: &FlowOption
     analyse_source(&source, opts)
 }
 
+/// [`analyse`], handing each connection to `sink` as it is finished ([`analyse_streaming`]).
+pub fn analyse_files_streaming(
+    files: &[CaptureSource],
+    decode: DecodeOptions,
+    opts: &FlowOptions,
+    sink: &mut dyn ConnectionSink,
+) -> Analysis {
+    let source = FileSource {
+        files: files.to_vec(),
+        decode,
+    };
+    analyse_streaming(&source, opts, sink)
+}
+
 /// A capture as the analysis names it.
 #[derive(Debug, Clone, Serialize)]
 pub struct CaptureName {
@@ -147,6 +164,9 @@ pub struct VantageStats {
     pub vantage: VantageId,
     pub legs: usize,
     pub max_in_flight: usize,
+    /// Packets of closed TCP connections that came during TIME_WAIT, after the connection's
+    /// state was handed on: stragglers, not new connections.
+    pub late_packets: u64,
 }
 
 /// Everything `flows` found.
@@ -155,7 +175,11 @@ pub struct Analysis {
     pub captures: Vec<CaptureName>,
     pub topology: Topology,
     pub clock_offsets: Vec<ClockOffset>,
+    /// Every connection, in order of start ([`analyse_source`]); empty when they were handed
+    /// on one by one ([`analyse_streaming`]).
     pub connections: Vec<Connection>,
+    /// How many connections there were, kept or not.
+    pub connection_count: u64,
     /// Disagreements between `--rules` and the traffic (empty without rules).
     pub config: Vec<ConfigFinding>,
     pub stats: Vec<VantageStats>,
@@ -170,38 +194,64 @@ impl Analysis {
     }
 }
 
-/// Runs the analysis over any frame source.
+/// Runs the analysis over any frame source and keeps every connection, in order of start and
+/// numbered so (`id` 1, 2, ...). Memory then grows with the connections; [`analyse_streaming`]
+/// hands them on instead.
 pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis {
+    let mut connections = Vec::new();
+    let mut analysis = analyse_streaming(source, opts, &mut |c| connections.push(c));
+    connections.sort_by_key(|c| (c.first_ts_ns, c.key()));
+    for (i, c) in connections.iter_mut().enumerate() {
+        c.id = i as u64 + 1;
+    }
+    analysis.connections = connections;
+    analysis
+}
+
+/// Runs the analysis over any frame source, handing each connection to `each` as soon as no
+/// capture can add to it, in the order connections end (`id` 1, 2, ... in that order). The
+/// [`Analysis`] returned has no connections; its topology, clock offsets, configuration
+/// findings and statistics cover all of them. Memory follows the connections in flight.
+pub fn analyse_streaming(
+    source: &dyn FrameSource,
+    opts: &FlowOptions,
+    sink: &mut dyn ConnectionSink,
+) -> Analysis {
     let names = source.captures();
     let captures: Vec<CaptureId> = names.iter().map(|(c, _)| *c).collect();
     let mut warnings = opts.notes.clone();
 
-    // Pass 1: facts per vantage point.
-    let pass1: Vec<(Vec<VantageFacts>, Result<ReadReport, String>)> = captures
+    // Pass 1: facts per vantage point, and a sample of packets for the clocks.
+    type Pass1 = (
+        Vec<(VantageFacts, ClockSampler)>,
+        Result<ReadReport, String>,
+    );
+    let pass1: Vec<Pass1> = captures
         .par_iter()
         .map(|&c| {
-            let mut by_if: BTreeMap<u32, VantageFacts> = BTreeMap::new();
+            let mut by_if: BTreeMap<u32, (VantageFacts, ClockSampler)> = BTreeMap::new();
             let res = source.read(c, &mut |f, link_type| {
-                by_if
-                    .entry(f.interface)
-                    .or_insert_with(|| {
-                        VantageFacts::new(
-                            VantageId {
-                                capture: f.capture,
-                                interface: f.interface,
-                            },
-                            link_type,
-                        )
-                    })
-                    .push(f);
+                let (facts, sampler) = by_if.entry(f.interface).or_insert_with(|| {
+                    let v = VantageId {
+                        capture: f.capture,
+                        interface: f.interface,
+                    };
+                    (VantageFacts::new(v, link_type), ClockSampler::default())
+                });
+                facts.push(f);
+                sampler.push(f);
             });
             (by_if.into_values().collect(), res)
         })
         .collect();
     let mut facts = Vec::new();
+    let mut samplers = Vec::new();
     let mut capture_names = Vec::new();
     for ((f, res), (c, file)) in pass1.into_iter().zip(&names) {
-        facts.extend(f);
+        for (facts_of, sampler) in f {
+            samplers.push((facts_of.vantage, sampler));
+            facts.push(facts_of);
+        }
         let (interfaces, complete, error, read_warnings) = match res {
             Ok(r) => {
                 warnings.extend(r.warnings.iter().cloned());
@@ -222,92 +272,132 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
         });
     }
     let topology = topology::discover(&facts, &opts.hints);
+    let saw_replies = saw_replies(&facts, &topology);
     drop(facts);
-
-    // Pass 2: legs per vantage point.
-    let ctx = FlowContext::new(&topology, opts.expected.as_deref());
-    let pass2: Vec<(Vec<Leg>, Vec<VantageStats>)> = captures
-        .par_iter()
-        .map(|&c| {
-            let mut trackers: BTreeMap<u32, (LegTracker, usize)> = BTreeMap::new();
-            // Errors were reported by pass 1 already.
-            let _ = source.read(c, &mut |f, _| {
-                let v = VantageId {
-                    capture: f.capture,
-                    interface: f.interface,
-                };
-                let (t, max) = trackers.entry(f.interface).or_insert_with(|| {
-                    (
-                        LegTracker::new(
-                            v,
-                            topology.role_of(v),
-                            topology
-                                .vantage(v)
-                                .is_some_and(|x| join::is_raw_ip(x.link_type)),
-                            &ctx,
-                            opts.timeouts,
-                        ),
-                        0,
-                    )
-                });
-                t.push(f);
-                *max = (*max).max(t.in_flight());
-            });
-            let mut legs = Vec::new();
-            let mut stats = Vec::new();
-            for (i, (t, max)) in trackers {
-                let l = t.finish();
-                stats.push(VantageStats {
-                    vantage: VantageId {
-                        capture: c,
-                        interface: i,
-                    },
-                    legs: l.len(),
-                    max_in_flight: max,
-                });
-                append(&mut legs, l);
-            }
-            (legs, stats)
-        })
-        .collect();
-    let total: usize = pass2.iter().map(|(l, _)| l.len()).sum();
-    let mut legs = Vec::new();
-    let mut stats = Vec::new();
-    for (l, s) in pass2 {
-        if !legs.is_empty() {
-            legs.reserve_exact(total - legs.len());
-        }
-        append(&mut legs, l);
-        stats.extend(s);
-    }
-
-    let roles: Vec<_> = topology.vantages.iter().map(|v| (v.id, v.role)).collect();
-    let clock_offsets = clock::estimate(&legs, &roles);
-    let connections = join::join(legs, &topology, &clock_offsets);
-    let mut topology = topology;
-    name_tunnel_devices(&mut topology, &connections);
-    let config = match &opts.expected {
-        Some(e) => config::compare(e, &observed(&connections)),
-        None => Vec::new(),
-    };
-    Analysis {
+    let clock_offsets = clock::estimate_from_samples(samplers, &topology);
+    let mut analysis = Analysis {
         captures: capture_names,
         topology,
         clock_offsets,
-        connections,
-        config,
-        stats,
+        connections: Vec::new(),
+        connection_count: 0,
+        config: Vec::new(),
+        stats: Vec::new(),
         warnings,
+    };
+    sink.begin(&analysis);
+
+    // Pass 2: legs per vantage point, joined as they end.
+    let topology = &analysis.topology;
+    let ctx = FlowContext::new(topology, opts.expected.as_deref());
+    let joiner = Joiner::new(topology, &analysis.clock_offsets, &saw_replies);
+    let mut seen = Seen::default();
+    let mut id = 0;
+    let outcome = stream::run(
+        source,
+        topology,
+        &ctx,
+        opts.timeouts,
+        &analysis.clock_offsets,
+        &joiner,
+        &mut |mut c| {
+            id += 1;
+            c.id = id;
+            seen.add(&c, topology);
+            sink.connection(c);
+        },
+    );
+    analysis.warnings.extend(outcome.warnings);
+    seen.name_tunnel_devices(&mut analysis.topology);
+    analysis.config = match &opts.expected {
+        Some(e) => config::compare(e, &seen.observed),
+        None => Vec::new(),
+    };
+    analysis.connection_count = id;
+    analysis.stats = outcome.stats;
+    analysis
+}
+
+/// Where [`analyse_streaming`] hands the connections. Any `FnMut(Connection)` is one.
+pub trait ConnectionSink {
+    /// Called once, before the first connection, with what is known by then: the captures,
+    /// the topology, the clock offsets and the read warnings (no configuration findings or
+    /// statistics yet; a tunl0 capture is named after its real server only at the end).
+    fn begin(&mut self, _analysis: &Analysis) {}
+    fn connection(&mut self, c: Connection);
+}
+
+impl<F: FnMut(Connection)> ConnectionSink for F {
+    fn connection(&mut self, c: Connection) {
+        self(c)
     }
 }
 
-/// Moves `more` to the end of `legs`, without a copy when `legs` is empty. Each leg is kept to
-/// the end, so a second copy of all of them while they are gathered would double the peak.
-fn append(legs: &mut Vec<Leg>, mut more: Vec<Leg>) {
-    if legs.is_empty() {
-        *legs = more;
-    } else {
-        legs.append(&mut more);
+/// The vantage points where a TCP or UDP packet from a VIP was seen.
+fn saw_replies(facts: &[VantageFacts], topology: &Topology) -> HashSet<VantageId> {
+    facts
+        .iter()
+        .filter(|f| {
+            f.flows
+                .keys()
+                .any(|k| topology.is_vip(k.src) && matches!(k.proto, Proto::TCP | Proto::UDP))
+        })
+        .map(|f| f.vantage)
+        .collect()
+}
+
+/// What the connections add up to, gathered as they pass: per service and real server, and the
+/// real servers each vantage point saw connections of.
+#[derive(Default)]
+struct Seen {
+    observed: Observed,
+    servers_at: HashMap<VantageId, BTreeSet<IpAddr>>,
+}
+
+impl Seen {
+    fn add(&mut self, c: &Connection, topology: &Topology) {
+        let svc = Service {
+            vip: c.vip.ip(),
+            port: c.vip.port(),
+            proto: c.proto,
+        };
+        *self
+            .observed
+            .entry(svc)
+            .or_default()
+            .entry(c.real_server)
+            .or_default() += 1;
+        for l in &c.legs {
+            let unnamed = topology
+                .vantage(l.vantage)
+                .is_some_and(|v| v.role == Role::RealServer && v.address.is_none());
+            if unnamed {
+                let servers = self.servers_at.entry(l.vantage).or_default();
+                // Two are as good as many: the device is not named then.
+                if servers.len() < 2 {
+                    servers.extend(c.real_server);
+                }
+            }
+        }
+    }
+
+    /// A real server's tunnel device (tunl0) sees only inner packets, so its capture does not
+    /// show the server's address; the connections it saw do, when they all went to one real
+    /// server.
+    fn name_tunnel_devices(&self, topology: &mut Topology) {
+        for v in topology.vantages.iter_mut() {
+            if v.role != Role::RealServer || v.address.is_some() {
+                continue;
+            }
+            let Some(servers) = self.servers_at.get(&v.id) else {
+                continue;
+            };
+            if let [rs] = servers.iter().collect::<Vec<_>>().as_slice() {
+                v.address = Some(**rs);
+                v.reason
+                    .push_str(&format!("; every connection it saw went to {rs}"));
+            }
+        }
     }
 }
 
@@ -323,26 +413,4 @@ pub fn observed(connections: &[Connection]) -> Observed {
         *o.entry(svc).or_default().entry(c.real_server).or_default() += 1;
     }
     o
-}
-
-/// A real server's tunnel device (tunl0) sees only inner packets, so its capture does not show
-/// the server's address; the connections it saw do, when they all went to one real server.
-fn name_tunnel_devices(topology: &mut Topology, connections: &[Connection]) {
-    for v in topology.vantages.iter_mut() {
-        if v.role != crate::topology::Role::RealServer || v.address.is_some() {
-            continue;
-        }
-        let mut seen: Vec<std::net::IpAddr> = connections
-            .iter()
-            .filter(|c| c.legs.iter().any(|l| l.vantage == v.id))
-            .filter_map(|c| c.real_server)
-            .collect();
-        seen.sort();
-        seen.dedup();
-        if let [rs] = seen.as_slice() {
-            v.address = Some(*rs);
-            v.reason
-                .push_str(&format!("; every connection it saw went to {rs}"));
-        }
-    }
 }

@@ -12,7 +12,7 @@ use crate::flows::{Analysis, Connection, Leg};
 use crate::topology::{Role, VantageId};
 
 /// Version of the JSON Lines records; bumped when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// A capture interface as people know it: the file name, and the interface when the file has
 /// several.
@@ -183,7 +183,7 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
     out.push_str(&format!(
         "Connections ({} of {})\n",
         connections.len(),
-        a.connections.len()
+        a.connection_count
     ));
     if !connections.is_empty() {
         out.push_str(&format!("{}\n", connection_table(a, connections)));
@@ -309,6 +309,7 @@ fn connection_table(a: &Analysis, connections: &[&Connection]) -> Table {
     t
 }
 
+/// The first line: what is known before the first connection.
 #[derive(Serialize)]
 struct TopologyRecord<'a> {
     record: &'static str,
@@ -316,9 +317,21 @@ struct TopologyRecord<'a> {
     captures: &'a [crate::flows::pipeline::CaptureName],
     topology: &'a crate::topology::Topology,
     clock_offsets: &'a [ClockOffset],
+    warnings: &'a [String],
+}
+
+/// The last line: what is known only once every connection has been seen.
+#[derive(Serialize)]
+struct SummaryRecord<'a> {
+    record: &'static str,
+    /// Connection records written (after the filters).
+    connections: u64,
+    /// Connections rebuilt, filtered or not.
+    connections_total: u64,
+    /// The topology as it stands at the end: a tunl0 capture named after its real server.
+    topology: &'a crate::topology::Topology,
     config: &'a [crate::topology::config::ConfigFinding],
     stats: &'a [crate::flows::pipeline::VantageStats],
-    connections: usize,
     warnings: &'a [String],
 }
 
@@ -331,33 +344,69 @@ struct ConnectionRecord<'a> {
     connection: &'a Connection,
 }
 
-/// JSON Lines: one `topology` record, then one `connection` record per connection.
+/// JSON Lines written as the connections come: a `topology` record, one `connection` record
+/// per connection, a `summary` record (docs/flows.md).
+pub struct JsonLines<W: Write> {
+    out: W,
+    written: u64,
+}
+
+impl<W: Write> JsonLines<W> {
+    pub fn new(out: W) -> Self {
+        JsonLines { out, written: 0 }
+    }
+
+    fn line(&mut self, record: &impl Serialize) -> io::Result<()> {
+        serde_json::to_writer(&mut self.out, record)?;
+        self.out.write_all(b"\n")
+    }
+
+    /// The `topology` record, from what the analysis knows before the first connection.
+    pub fn head(&mut self, a: &Analysis) -> io::Result<()> {
+        self.line(&TopologyRecord {
+            record: "topology",
+            schema_version: SCHEMA_VERSION,
+            captures: &a.captures,
+            topology: &a.topology,
+            clock_offsets: &a.clock_offsets,
+            warnings: &a.warnings,
+        })
+    }
+
+    pub fn connection(&mut self, c: &Connection) -> io::Result<()> {
+        self.written += 1;
+        self.line(&ConnectionRecord {
+            record: "connection",
+            start: rfc3339_ns(c.first_ts_ns),
+            connection: c,
+        })
+    }
+
+    /// The `summary` record, from the finished analysis.
+    pub fn tail(&mut self, a: &Analysis) -> io::Result<()> {
+        self.line(&SummaryRecord {
+            record: "summary",
+            connections: self.written,
+            connections_total: a.connection_count,
+            topology: &a.topology,
+            config: &a.config,
+            stats: &a.stats,
+            warnings: &a.warnings,
+        })?;
+        self.out.flush()
+    }
+}
+
+/// JSON Lines of an analysis that kept its connections: these connections, in this order.
 pub fn write_json_lines(
     a: &Analysis,
     connections: &[&Connection],
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let head = TopologyRecord {
-        record: "topology",
-        schema_version: SCHEMA_VERSION,
-        captures: &a.captures,
-        topology: &a.topology,
-        clock_offsets: &a.clock_offsets,
-        config: &a.config,
-        stats: &a.stats,
-        connections: connections.len(),
-        warnings: &a.warnings,
-    };
-    serde_json::to_writer(&mut *out, &head)?;
-    out.write_all(b"\n")?;
+    let mut w = JsonLines::new(out);
+    w.head(a)?;
     for c in connections {
-        let r = ConnectionRecord {
-            record: "connection",
-            start: rfc3339_ns(c.first_ts_ns),
-            connection: c,
-        };
-        serde_json::to_writer(&mut *out, &r)?;
-        out.write_all(b"\n")?;
+        w.connection(c)?;
     }
-    Ok(())
+    w.tail(a)
 }

@@ -1,0 +1,403 @@
+//! Pass 2 as a stream: every capture read at once, legs joined into connections as soon as no
+//! capture can still add to them, connections handed on as they are finished.
+//!
+//! One thread per capture feeds its frames to one [`LegTracker`] per interface and sends what
+//! the trackers hand on ([`LegEvent`]s) in batches, each with how far the capture has been read
+//! (its latest timestamp). The joining side keeps, per connection key, the legs finished so far
+//! and how many are still open somewhere. A key's legs are joined when none is open and every
+//! capture has been read past their end (on the reference clock) plus a slack: by then any
+//! capture that saw the connection has opened its leg of it. The joining side always reads from
+//! the capture that is furthest behind, and each capture's channel holds two batches, so the
+//! captures advance together and a fast one cannot fill memory with legs that wait for a slow
+//! one. Memory follows the connections in flight and the clock skew between captures, not the
+//! total.
+//!
+//! A capture whose frames are not in time order (a concatenation of files), or whose clock
+//! could not be matched against the others, gives no usable progress: its legs are then held
+//! until it has been read to the end, and a warning says so.
+
+use super::clock::{ClockOffset, OffsetMethod};
+use super::join::{Joiner, TIME_SLACK_NS};
+use super::legs::{FlowContext, LegEvent, LegTracker, Timeouts};
+use super::pipeline::{FrameSource, VantageStats};
+use super::{ConnKey, Connection, Leg};
+use crate::capture::frame::CaptureId;
+use crate::topology::{Topology, VantageId};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+/// Frames read before a capture sends what its trackers handed on.
+const FRAMES_PER_BATCH: usize = 4096;
+/// Events that make a batch go out early.
+const EVENTS_PER_BATCH: usize = 1024;
+/// Batches waiting per capture: enough to keep both sides busy, few enough to keep the
+/// captures in step.
+const BATCHES_IN_CHANNEL: usize = 2;
+/// A frame this much older than the newest already read means the capture is not in time
+/// order (a few milliseconds of disorder are normal on `-i any`).
+const DISORDER_NS: i64 = 1_000_000_000;
+/// The most clock uncertainty added to the wait: a worse estimate holds legs longer but it is
+/// not worth holding them for minutes.
+const MAX_UNCERTAINTY_SLACK_NS: i64 = 10_000_000_000;
+
+/// What one capture's thread sends.
+#[derive(Default)]
+struct Batch {
+    events: Vec<(VantageId, LegEvent)>,
+    /// The latest timestamp read so far (this capture's clock).
+    progress_ns: Option<i64>,
+    /// The capture went back in time by more than [`DISORDER_NS`].
+    disordered: bool,
+    /// The last batch: the capture was read to its end.
+    end: Option<Vec<VantageStats>>,
+}
+
+/// What pass 2 says besides the connections.
+pub struct StreamOutcome {
+    pub stats: Vec<VantageStats>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads every capture, joins legs into connections and hands each to `each` as soon as it is
+/// finished: in the order connections end, not the order they began.
+pub fn run(
+    source: &dyn FrameSource,
+    topology: &Topology,
+    ctx: &FlowContext,
+    timeouts: Timeouts,
+    offsets: &[ClockOffset],
+    joiner: &Joiner,
+    each: &mut dyn FnMut(Connection),
+) -> StreamOutcome {
+    let names = source.captures();
+    std::thread::scope(|scope| {
+        let mut inputs = Vec::new();
+        for (capture, _) in &names {
+            let (tx, rx) = sync_channel::<Batch>(BATCHES_IN_CHANNEL);
+            let capture = *capture;
+            scope.spawn(move || produce(source, capture, topology, ctx, timeouts, tx));
+            inputs.push(Input {
+                capture,
+                rx,
+                progress_ns: None,
+                disordered: false,
+                done: false,
+                latest_offset_ns: latest_offset(capture, offsets),
+                unmatched: unmatched(capture, offsets),
+            });
+        }
+        let slack = TIME_SLACK_NS
+            + DISORDER_NS
+            + offsets
+                .iter()
+                .map(|o| o.uncertainty_ns)
+                .max()
+                .unwrap_or(0)
+                .clamp(0, MAX_UNCERTAINTY_SLACK_NS);
+        let mut pending = Pending::new(joiner, slack);
+        let mut stats = Vec::new();
+        while let Some(i) = behind(&inputs) {
+            match inputs[i].rx.recv() {
+                Ok(batch) => {
+                    let input = &mut inputs[i];
+                    for (vantage, event) in batch.events {
+                        pending.event(vantage, event);
+                    }
+                    if let Some(p) = batch.progress_ns {
+                        input.progress_ns = Some(input.progress_ns.map_or(p, |q| q.max(p)));
+                    }
+                    input.disordered |= batch.disordered;
+                    if let Some(s) = batch.end {
+                        stats.extend(s);
+                        input.done = true;
+                    }
+                }
+                // The thread ended without a last batch: nothing more will come.
+                Err(_) => inputs[i].done = true,
+            }
+            pending.flush(watermark(&inputs), each);
+        }
+        pending.flush(i64::MAX, each);
+        stats.sort_by_key(|s: &VantageStats| s.vantage);
+        let warnings = inputs
+            .iter()
+            .filter(|i| i.disordered || i.unmatched)
+            .map(|i| {
+                let file = names
+                    .iter()
+                    .find(|(c, _)| *c == i.capture)
+                    .map_or_else(|| format!("capture #{}", i.capture), |(_, f)| f.clone());
+                let why = if i.disordered {
+                    "its frames are not in time order"
+                } else {
+                    "its clock could not be matched against the other captures"
+                };
+                format!(
+                    "{file}: {why}, so connections were joined only once it had been read to \
+                     its end (memory then grows with the connections, not only those open at once)"
+                )
+            })
+            .collect();
+        StreamOutcome { stats, warnings }
+    })
+}
+
+/// One capture as the joining side follows it.
+struct Input {
+    capture: CaptureId,
+    rx: Receiver<Batch>,
+    progress_ns: Option<i64>,
+    disordered: bool,
+    done: bool,
+    /// The largest clock offset among the capture's interfaces: its progress on the reference
+    /// clock is its own progress minus this.
+    latest_offset_ns: i64,
+    /// An interface whose clock is unknown against the reference (not the reference itself).
+    unmatched: bool,
+}
+
+impl Input {
+    /// How far this capture has been read, on the reference clock, as far as it can be trusted.
+    fn reference_progress(&self) -> i64 {
+        if self.done {
+            return i64::MAX;
+        }
+        if self.disordered || self.unmatched {
+            return i64::MIN;
+        }
+        self.progress_ns
+            .map_or(i64::MIN, |p| p.saturating_sub(self.latest_offset_ns))
+    }
+}
+
+fn latest_offset(capture: CaptureId, offsets: &[ClockOffset]) -> i64 {
+    offsets
+        .iter()
+        .filter(|o| o.vantage.capture == capture)
+        .map(|o| o.offset_ns)
+        .max()
+        .unwrap_or(0)
+}
+
+fn unmatched(capture: CaptureId, offsets: &[ClockOffset]) -> bool {
+    offsets
+        .iter()
+        .any(|o| o.vantage.capture == capture && o.method == OffsetMethod::Unmatched)
+}
+
+/// The capture to read from next: the one furthest behind (by its trustworthy progress, then
+/// by its raw progress).
+fn behind(inputs: &[Input]) -> Option<usize> {
+    inputs
+        .iter()
+        .enumerate()
+        .filter(|(_, i)| !i.done)
+        .min_by_key(|(_, i)| {
+            (
+                i.reference_progress(),
+                i.progress_ns
+                    .map_or(i64::MIN, |p| p.saturating_sub(i.latest_offset_ns)),
+            )
+        })
+        .map(|(n, _)| n)
+}
+
+/// Everything up to this time (reference clock) has been read in every capture.
+fn watermark(inputs: &[Input]) -> i64 {
+    inputs
+        .iter()
+        .map(Input::reference_progress)
+        .min()
+        .unwrap_or(i64::MAX)
+}
+
+/// One capture's thread: its frames through the trackers, their events out in batches.
+fn produce(
+    source: &dyn FrameSource,
+    capture: CaptureId,
+    topology: &Topology,
+    ctx: &FlowContext,
+    timeouts: Timeouts,
+    tx: SyncSender<Batch>,
+) {
+    let mut trackers: BTreeMap<u32, (LegTracker, usize)> = BTreeMap::new();
+    let mut batch = Batch::default();
+    let mut frames = 0usize;
+    // A send fails only when the joining side is gone; nothing is left to do then.
+    let send = |batch: &mut Batch| {
+        let b = std::mem::take(batch);
+        let _ = tx.send(b);
+    };
+    // Errors were reported by pass 1 already.
+    let _ = source.read(capture, &mut |f, _| {
+        let v = VantageId {
+            capture: f.capture,
+            interface: f.interface,
+        };
+        let (t, max) = trackers.entry(f.interface).or_insert_with(|| {
+            (
+                LegTracker::new(
+                    v,
+                    topology.role_of(v),
+                    topology
+                        .vantage(v)
+                        .is_some_and(|x| super::join::is_raw_ip(x.link_type)),
+                    ctx,
+                    timeouts,
+                ),
+                0,
+            )
+        });
+        t.push(f);
+        *max = (*max).max(t.in_flight());
+        match batch.progress_ns {
+            Some(p) if f.ts_ns < p - DISORDER_NS => batch.disordered = true,
+            _ => {}
+        }
+        batch.progress_ns = Some(batch.progress_ns.map_or(f.ts_ns, |p| p.max(f.ts_ns)));
+        // The other interfaces' states age by the same clock.
+        for (i, (t, _)) in trackers.iter_mut() {
+            if *i != f.interface {
+                t.advance(f.ts_ns);
+            }
+            if t.has_events() {
+                let vantage = VantageId {
+                    capture,
+                    interface: *i,
+                };
+                batch
+                    .events
+                    .extend(t.take_events().into_iter().map(|e| (vantage, e)));
+            }
+        }
+        frames += 1;
+        if frames >= FRAMES_PER_BATCH || batch.events.len() >= EVENTS_PER_BATCH {
+            frames = 0;
+            let progress = batch.progress_ns;
+            let disordered = batch.disordered;
+            send(&mut batch);
+            // Progress and disorder carry over: they describe the capture so far.
+            batch.progress_ns = progress;
+            batch.disordered = disordered;
+        }
+    });
+    let mut stats = Vec::new();
+    for (i, (mut t, max)) in trackers {
+        t.finish();
+        let vantage = VantageId {
+            capture,
+            interface: i,
+        };
+        batch
+            .events
+            .extend(t.take_events().into_iter().map(|e| (vantage, e)));
+        stats.push(VantageStats {
+            vantage,
+            legs: t.legs(),
+            max_in_flight: max,
+            late_packets: t.late_packets(),
+        });
+    }
+    batch.end = Some(stats);
+    send(&mut batch);
+}
+
+/// Legs waiting to be joined, per key.
+struct Waiting {
+    legs: Vec<Leg>,
+    /// States of this key still open at some vantage point.
+    open: u32,
+    /// When (reference clock) every capture must have been read to for the legs to be joined.
+    due_ns: i64,
+}
+
+struct Pending<'j, 't> {
+    joiner: &'j Joiner<'t>,
+    slack_ns: i64,
+    keys: HashMap<ConnKey, Waiting>,
+    /// Keys with nothing open, by when they are due; an entry is stale when the key's due time
+    /// has moved or something opened again since.
+    due: BinaryHeap<Reverse<(i64, ConnKey)>>,
+}
+
+impl<'j, 't> Pending<'j, 't> {
+    fn new(joiner: &'j Joiner<'t>, slack_ns: i64) -> Self {
+        Pending {
+            joiner,
+            slack_ns,
+            keys: HashMap::new(),
+            due: BinaryHeap::new(),
+        }
+    }
+
+    fn event(&mut self, vantage: VantageId, event: LegEvent) {
+        match event {
+            LegEvent::Opened(key) => {
+                self.keys
+                    .entry(key)
+                    .or_insert_with(|| Waiting {
+                        legs: Vec::new(),
+                        open: 0,
+                        due_ns: i64::MIN,
+                    })
+                    .open += 1;
+            }
+            LegEvent::Finished(leg) => {
+                let key = leg.key;
+                let end = self
+                    .joiner
+                    .corrected_at(vantage, leg.last_ts_ns)
+                    .saturating_add(self.slack_ns);
+                let w = self.keys.entry(key).or_insert_with(|| Waiting {
+                    legs: Vec::new(),
+                    open: 1,
+                    due_ns: i64::MIN,
+                });
+                w.open = w.open.saturating_sub(1);
+                w.due_ns = w.due_ns.max(end);
+                w.legs.push(*leg);
+                if w.open == 0 {
+                    self.due.push(Reverse((w.due_ns, key)));
+                }
+            }
+        }
+    }
+
+    /// Joins and hands on every key due before `watermark`.
+    fn flush(&mut self, watermark: i64, each: &mut dyn FnMut(Connection)) {
+        while let Some(&Reverse((due, key))) = self.due.peek() {
+            if due >= watermark && watermark != i64::MAX {
+                break;
+            }
+            self.due.pop();
+            let ready = self
+                .keys
+                .get(&key)
+                .is_some_and(|w| w.open == 0 && w.due_ns == due);
+            if !ready {
+                continue;
+            }
+            if let Some(w) = self.keys.remove(&key) {
+                for c in self.joiner.join_key(key, w.legs) {
+                    each(c);
+                }
+            }
+        }
+        if watermark == i64::MAX {
+            // Everything is read: whatever is left (nothing, when every state was finished).
+            let mut rest: Vec<(ConnKey, Waiting)> = self.keys.drain().collect();
+            rest.sort_by_key(|(k, _)| *k);
+            for (key, w) in rest {
+                if !w.legs.is_empty() {
+                    for c in self.joiner.join_key(key, w.legs) {
+                        each(c);
+                    }
+                }
+            }
+        }
+        if self.keys.capacity() > 4096 && self.keys.len() < self.keys.capacity() / 4 {
+            self.keys.shrink_to_fit();
+        }
+    }
+}
