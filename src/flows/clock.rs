@@ -10,6 +10,10 @@
 //! one Ethernet segment), and its distance to the median difference is the uncertainty.
 //! Captures not matched directly against the reference are reached through others, along the
 //! pairs that give the smallest accumulated uncertainty.
+//!
+//! The packets compared are a sample ([`ClockSampler`]) taken in pass 1, before the topology is
+//! known: at most [`MAX_CLOCK_SAMPLES`] per vantage point, chosen by the packet's identity so
+//! that all captures keep the same ones.
 
 use super::legs::fingerprint;
 use super::Form;

@@ -1,7 +1,8 @@
 //! Grouping the legs of one connection seen at several vantage points, and deciding what the
 //! connection as a whole did.
 //!
-//! Legs are grouped by the client-side tuple. Within a tuple, legs at different vantage points
+//! Legs are grouped by the client-side tuple (by [`super::stream`], which hands over a key's
+//! legs once no capture can add to them). Within a tuple, legs at different vantage points
 //! belong together when they share a packet (fingerprint), or have the same client initial
 //! sequence number, or (lacking both) overlap in time once each capture's clock offset is
 //! removed. Two legs of the same vantage point are never joined: they are two connections on a

@@ -132,10 +132,12 @@ impl LegState {
         }
     }
 
-    fn closed(&self) -> bool {
-        self.flags.client_rst
-            || self.flags.server_rst
-            || (self.flags.client_fin && self.flags.server_fin)
+    /// Closed by RST, or by FIN both ways. Where the server's side cannot be seen (`one_way`:
+    /// a director, a real server's tunl0), the client's FIN is the end, as in IPVS's
+    /// input-only state table; the ACKs that follow keep the state alive while they come.
+    fn closed(&self, one_way: bool) -> bool {
+        let f = &self.flags;
+        f.client_rst || f.server_rst || (f.client_fin && (f.server_fin || one_way))
     }
 
     /// Only the client's SYNs so far: nothing answered, nothing else sent.
@@ -197,9 +199,9 @@ pub struct LegTracker<'c> {
     raw_ip: bool,
     ctx: &'c FlowContext,
     timeouts: Timeouts,
-    /// Not boxed: the table is one block, given back whole when the tracker finishes, where
-    /// hundreds of thousands of small boxes freed by a worker thread stay in its malloc arena.
-    active: HashMap<ConnKey, LegState>,
+    /// Boxed: a table's capacity doubles past the peak of connections in flight, and an empty
+    /// slot then costs a pointer instead of a whole state.
+    active: HashMap<ConnKey, Box<LegState>>,
     /// (protocol, client address, client port) -> key, to attach replies from other sources.
     by_client: HashMap<(Proto, IpAddr, u16), ConnKey>,
     /// Closed TCP tuples in TIME_WAIT, by [`tuple_hash`], and the order they expire in.
@@ -239,6 +241,11 @@ impl<'c> LegTracker<'c> {
     /// Connections currently held in memory.
     pub fn in_flight(&self) -> usize {
         self.active.len()
+    }
+
+    /// Whether this vantage point sees only the client's side of a connection.
+    fn one_way(&self) -> bool {
+        self.role == Role::Director || (self.role == Role::RealServer && self.raw_ip)
     }
 
     /// Legs finished so far.
@@ -365,7 +372,7 @@ impl<'c> LegTracker<'c> {
         let events = &mut self.events;
         self.active.entry(key).or_insert_with(|| {
             events.push(LegEvent::Opened(key));
-            LegState::new(ts)
+            Box::new(LegState::new(ts))
         })
     }
 
@@ -396,8 +403,8 @@ impl<'c> LegTracker<'c> {
     }
 
     /// Hands a state on as a leg; a closed TCP connection leaves a tombstone.
-    fn end(&mut self, key: ConnKey, s: LegState) {
-        if key.proto == Proto::TCP && s.closed() {
+    fn end(&mut self, key: ConnKey, s: Box<LegState>) {
+        if key.proto == Proto::TCP && s.closed(self.one_way()) {
             let h = tuple_hash(&key);
             self.closed.insert(
                 h,
@@ -408,7 +415,7 @@ impl<'c> LegTracker<'c> {
             );
             self.closed_order.push_back((s.last_ts, h));
         }
-        let leg = self.finish_state(key, s);
+        let leg = self.finish_state(key, *s);
         self.legs += 1;
         self.events.push(LegEvent::Finished(Box::new(leg)));
     }
@@ -428,6 +435,7 @@ impl<'c> LegTracker<'c> {
         }
         self.last_sweep_ns = Some(now);
         let t = self.timeouts;
+        let one_way = self.one_way();
         let expired: Vec<ConnKey> = self
             .active
             .iter()
@@ -435,7 +443,7 @@ impl<'c> LegTracker<'c> {
                 let idle = now - s.last_ts;
                 let limit = if k.proto != Proto::TCP {
                     t.udp_idle_ns
-                } else if s.closed() {
+                } else if s.closed(one_way) {
                     TCP_CLOSED_LINGER_NS
                 } else if s.half_open() {
                     TCP_HALF_OPEN_IDLE_NS.min(t.tcp_idle_ns)
@@ -537,7 +545,7 @@ impl<'c> LegTracker<'c> {
     /// Ends every state (end of the capture); its legs are among the events to take, in the
     /// order the connections started.
     pub fn finish(&mut self) {
-        let mut rest: Vec<(ConnKey, LegState)> =
+        let mut rest: Vec<(ConnKey, Box<LegState>)> =
             std::mem::take(&mut self.active).into_iter().collect();
         rest.sort_by_key(|(k, s)| (s.first_ts, *k));
         for (k, s) in rest {

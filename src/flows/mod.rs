@@ -4,16 +4,23 @@
 //! leaving it wrapped, arriving at the real server, the reply leaving the RS, arriving back at the
 //! client. The work is done in three steps:
 //!
-//! 1. Per vantage point, [`legs::LegTracker`] is fed one decoded frame at a time and keeps one
-//!    small state per connection in flight (counts, a history string, a few example frames and
-//!    packet fingerprints), never the packets: memory follows the connections in flight.
-//! 2. [`clock::estimate`] matches the same packet seen at two vantage points by content (IP
-//!    identification, TCP sequence and acknowledgement numbers, flags, lengths, payload hash),
+//! 1. While pass 1 gathers the facts for the topology, [`clock::ClockSampler`] keeps a bounded
+//!    sample of packets per vantage point, chosen by the packet's identity (IP identification,
+//!    TCP sequence and acknowledgement numbers, flags, lengths, payload hash) so that every
+//!    capture keeps the same packets; [`clock::estimate_from_samples`] matches them by content,
 //!    never by time, and estimates each capture's clock offset against the reference capture
 //!    (the director's when there is one).
-//! 3. [`join::join`] groups the legs of one connection, keyed on the client-side tuple and
-//!    separated by the client's initial sequence number (TCP) or by shared packets and clock-
-//!    corrected time (UDP), and decides the real server and the outcome.
+//! 2. In pass 2, per vantage point, [`legs::LegTracker`] is fed one decoded frame at a time and
+//!    keeps one small state per connection in flight (counts, a history string, a few example
+//!    frames and packet fingerprints), never the packets.
+//! 3. [`stream`] joins the legs of one connection as soon as no capture can add to it, keyed on
+//!    the client-side tuple and separated by the client's initial sequence number (TCP) or by
+//!    shared packets and clock-corrected time (UDP) ([`join::Joiner`]), decides the real server
+//!    and the outcome, and hands the connection on.
+//!
+//! Memory follows the connections in flight, not the packets and not the connections in total:
+//! [`analyse_streaming`] hands each connection on and forgets it; [`analyse_source`] keeps them
+//! all, for the checks and the tables.
 
 pub mod clock;
 pub mod history;

@@ -30,7 +30,7 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 /// Frames read before a capture sends what its trackers handed on.
 const FRAMES_PER_BATCH: usize = 4096;
 /// Events that make a batch go out early.
-const EVENTS_PER_BATCH: usize = 1024;
+const EVENTS_PER_BATCH: usize = 256;
 /// Batches waiting per capture: enough to keep both sides busy, few enough to keep the
 /// captures in step.
 const BATCHES_IN_CHANNEL: usize = 2;
@@ -97,6 +97,7 @@ pub fn run(
                 .clamp(0, MAX_UNCERTAINTY_SLACK_NS);
         let mut pending = Pending::new(joiner, slack);
         let mut stats = Vec::new();
+        let (mut max_keys, mut max_heap) = (0, 0);
         while let Some(i) = behind(&inputs) {
             match inputs[i].rx.recv() {
                 Ok(batch) => {
@@ -117,6 +118,13 @@ pub fn run(
                 Err(_) => inputs[i].done = true,
             }
             pending.flush(watermark(&inputs), each);
+            if std::env::var_os("LVSCHECK_DEBUG_STREAM").is_some() {
+                max_keys = max_keys.max(pending.keys.len());
+                max_heap = max_heap.max(pending.due.len());
+            }
+        }
+        if std::env::var_os("LVSCHECK_DEBUG_STREAM").is_some() {
+            eprintln!("max keys {max_keys} max heap {max_heap}");
         }
         pending.flush(i64::MAX, each);
         stats.sort_by_key(|s: &VantageStats| s.vantage);
