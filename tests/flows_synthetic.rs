@@ -1104,3 +1104,165 @@ fn ipv6_services_tunnelled_in_ipv6_are_rebuilt_too() {
     assert_eq!(c.history, "Sh");
     assert_eq!(c.legs.len(), 3);
 }
+
+/// `n` round-robin connections `gap` apart, every host captured.
+fn steady(n: u32, gap: i64) -> Sim {
+    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0), Host::Rs(1)]);
+    sim.arp_vip(0, MAC_DIRECTOR);
+    for i in 0..n {
+        let port = 20000 + (i % 40000) as u16;
+        sim.http(
+            MS + i64::from(i) * gap,
+            port,
+            7 + i * 7919,
+            (i % 2) as usize,
+        );
+    }
+    sim
+}
+
+#[test]
+fn streaming_hands_connections_on_as_they_end_and_holds_few() {
+    // 4000 connections over 100 s, a few open at once; clocks shifted by seconds both ways.
+    // More packets than one capture's clock sample holds, so the samples are thinned too.
+    let sim = steady(4000, 25 * MS)
+        .shifted(Host::Client, -1_200 * MS)
+        .shifted(Host::Rs(1), 2_500 * MS + 3);
+    let mut streamed = Vec::new();
+    let a = lvscheck::flows::analyse_streaming(&sim.source(), &FlowOptions::default(), &mut |c| {
+        streamed.push(c)
+    });
+    assert!(a.connections.is_empty());
+    assert_eq!(a.connection_count, 4000);
+    assert_eq!(streamed.len(), 4000);
+    // Numbered in the order handed on.
+    assert!(streamed.iter().zip(1..).all(|(c, i)| c.id == i));
+    for c in &streamed {
+        let i = (c.isn.expect("SYN seen") - 7) / 7919;
+        assert_eq!(c.real_server, Some(ip4(RS[(i % 2) as usize])), "{c:?}");
+        assert_eq!(c.outcome, Outcome::Completed);
+        assert_eq!(c.legs.len(), 3);
+    }
+    // A connection is joined seconds after it ends, not at the end of the captures: 40 start
+    // each second, a closed state waits 3 s and the join about 2 s more.
+    assert!(a.max_waiting < 400, "{}", a.max_waiting);
+    for s in &a.stats {
+        assert!(s.max_in_flight < 250, "{s:?}");
+    }
+    // The clocks, from thinned samples, still to within the simulated path delays.
+    for (h, shift) in [(Host::Client, -1_200 * MS), (Host::Rs(1), 2_500 * MS + 3)] {
+        let o = a
+            .clock_offsets
+            .iter()
+            .find(|o| o.vantage == vantage(&sim, h))
+            .unwrap();
+        assert!((o.offset_ns - shift).abs() <= 60 * US, "{h:?}: {o:?}");
+    }
+    // The same connections as when they are all kept, sorted by start.
+    let kept = sim.analyse();
+    let key = |c: &lvscheck::flows::Connection| {
+        (
+            c.first_ts_ns,
+            c.client,
+            c.real_server,
+            c.outcome,
+            c.history.clone(),
+        )
+    };
+    let mut s: Vec<_> = streamed.iter().map(key).collect();
+    s.sort();
+    let k: Vec<_> = kept.connections.iter().map(key).collect();
+    assert_eq!(s, k);
+}
+
+#[test]
+fn stragglers_during_time_wait_are_counted_not_made_connections() {
+    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0)]);
+    sim.http(MS, 43000, 5000, 0);
+    // The client's FIN again, 10 s later (its state was handed on after 3 s quiet)...
+    let sisn = 5000u32.wrapping_mul(7) + 12345;
+    let fin = tcp(
+        (CLIENT, 43000),
+        (VIP, 80),
+        5101,
+        sisn + 501,
+        Tcp::ACK | Tcp::FIN,
+        0,
+    );
+    sim.request(10_000 * MS, &fin, Some(0), false);
+    // ...and the same tuple reused with a new ISN 20 s later: a connection of its own.
+    sim.http(20_000 * MS, 43000, 77_000, 0);
+    let a = sim.analyse();
+    let isns: Vec<Option<u32>> = a.connections.iter().map(|c| c.isn).collect();
+    assert_eq!(isns, vec![Some(5000), Some(77_000)]);
+    for c in &a.connections {
+        assert_eq!(c.outcome, Outcome::Completed);
+        assert_eq!(c.legs.len(), 3);
+    }
+    for h in [Host::Client, Host::Director, Host::Rs(0)] {
+        let s = a
+            .stats
+            .iter()
+            .find(|s| s.vantage == vantage(&sim, h))
+            .unwrap();
+        // The client and the RS saw the FIN again; the director both as it came and as it
+        // left wrapped.
+        let again = if h == Host::Director { 2 } else { 1 };
+        assert_eq!(s.late_packets, again, "{h:?}: {s:?}");
+        assert_eq!(s.legs, 2);
+    }
+}
+
+/// A source whose first capture gives its frames in the wrong order: those from `split_ns` on
+/// first, as a concatenation of two files would.
+struct Disordered(Source, i64);
+
+impl FrameSource for Disordered {
+    fn captures(&self) -> Vec<(CaptureId, String)> {
+        self.0.captures()
+    }
+    fn read(
+        &self,
+        capture: CaptureId,
+        each: &mut dyn FnMut(&DecodedFrame, u32),
+    ) -> Result<ReadReport, String> {
+        let frames = &self.0 .0[capture as usize];
+        let half = match capture {
+            0 => frames
+                .iter()
+                .position(|(f, _)| f.ts_ns >= self.1)
+                .unwrap_or(0),
+            _ => 0,
+        };
+        for (f, lt) in frames[half..].iter().chain(&frames[..half]) {
+            each(f, *lt);
+        }
+        Ok(ReadReport {
+            complete: true,
+            ..ReadReport::default()
+        })
+    }
+}
+
+#[test]
+fn a_capture_out_of_time_order_is_joined_once_read_to_its_end() {
+    let sim = steady(600, 20 * MS);
+    // Between two connections (each lasts 1 ms): one cut in two would be two legs at one
+    // vantage point, which no join can undo.
+    let split = EPOCH + MS + 300 * 20 * MS - 5 * MS;
+    let a = analyse_source(&Disordered(sim.source(), split), &FlowOptions::default());
+    assert_eq!(a.connections.len(), 600);
+    for c in &a.connections {
+        let i = (c.isn.unwrap() - 7) / 7919;
+        assert_eq!(c.real_server, Some(ip4(RS[(i % 2) as usize])));
+        assert_eq!(c.outcome, Outcome::Completed);
+        assert_eq!(c.legs.len(), 3);
+    }
+    assert!(
+        a.warnings
+            .iter()
+            .any(|w| w.starts_with("capture0: its frames are not in time order")),
+        "{:?}",
+        a.warnings
+    );
+}

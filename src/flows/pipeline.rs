@@ -180,6 +180,9 @@ pub struct Analysis {
     pub connections: Vec<Connection>,
     /// How many connections there were, kept or not.
     pub connection_count: u64,
+    /// Connections (keys) waiting to be joined at once, at most: with the trackers' states
+    /// ([`VantageStats::max_in_flight`]), what the analysis held in memory.
+    pub max_waiting: usize,
     /// Disagreements between `--rules` and the traffic (empty without rules).
     pub config: Vec<ConfigFinding>,
     pub stats: Vec<VantageStats>,
@@ -225,12 +228,15 @@ pub fn analyse_streaming(
     type Pass1 = (
         Vec<(VantageFacts, ClockSampler)>,
         Result<ReadReport, String>,
+        bool,
     );
     let pass1: Vec<Pass1> = captures
         .par_iter()
         .map(|&c| {
             let mut by_if: BTreeMap<u32, (VantageFacts, ClockSampler)> = BTreeMap::new();
+            let mut order = stream::TimeOrder::default();
             let res = source.read(c, &mut |f, link_type| {
+                order.push(f.ts_ns);
                 let (facts, sampler) = by_if.entry(f.interface).or_insert_with(|| {
                     let v = VantageId {
                         capture: f.capture,
@@ -241,13 +247,17 @@ pub fn analyse_streaming(
                 facts.push(f);
                 sampler.push(f);
             });
-            (by_if.into_values().collect(), res)
+            (by_if.into_values().collect(), res, order.disordered())
         })
         .collect();
     let mut facts = Vec::new();
     let mut samplers = Vec::new();
     let mut capture_names = Vec::new();
-    for ((f, res), (c, file)) in pass1.into_iter().zip(&names) {
+    let mut disordered = Vec::new();
+    for ((f, res, out_of_order), (c, file)) in pass1.into_iter().zip(&names) {
+        if out_of_order {
+            disordered.push(*c);
+        }
         for (facts_of, sampler) in f {
             samplers.push((facts_of.vantage, sampler));
             facts.push(facts_of);
@@ -281,6 +291,7 @@ pub fn analyse_streaming(
         clock_offsets,
         connections: Vec::new(),
         connection_count: 0,
+        max_waiting: 0,
         config: Vec::new(),
         stats: Vec::new(),
         warnings,
@@ -293,20 +304,19 @@ pub fn analyse_streaming(
     let joiner = Joiner::new(topology, &analysis.clock_offsets, &saw_replies);
     let mut seen = Seen::default();
     let mut id = 0;
-    let outcome = stream::run(
-        source,
+    let plan = stream::Plan {
         topology,
-        &ctx,
-        opts.timeouts,
-        &analysis.clock_offsets,
-        &joiner,
-        &mut |mut c| {
-            id += 1;
-            c.id = id;
-            seen.add(&c, topology);
-            sink.connection(c);
-        },
-    );
+        ctx: &ctx,
+        timeouts: opts.timeouts,
+        offsets: &analysis.clock_offsets,
+        disordered: &disordered,
+    };
+    let outcome = stream::run(source, &plan, &joiner, &mut |mut c| {
+        id += 1;
+        c.id = id;
+        seen.add(&c, topology);
+        sink.connection(c);
+    });
     analysis.warnings.extend(outcome.warnings);
     seen.name_tunnel_devices(&mut analysis.topology);
     analysis.config = match &opts.expected {
@@ -315,6 +325,7 @@ pub fn analyse_streaming(
     };
     analysis.connection_count = id;
     analysis.stats = outcome.stats;
+    analysis.max_waiting = outcome.max_waiting;
     analysis
 }
 

@@ -41,6 +41,27 @@ const DISORDER_NS: i64 = 1_000_000_000;
 /// not worth holding them for minutes.
 const MAX_UNCERTAINTY_SLACK_NS: i64 = 10_000_000_000;
 
+/// Whether a capture's frames are in time order, to within [`DISORDER_NS`].
+#[derive(Debug, Default)]
+pub struct TimeOrder {
+    latest_ns: Option<i64>,
+    disordered: bool,
+}
+
+impl TimeOrder {
+    pub fn push(&mut self, ts_ns: i64) {
+        match self.latest_ns {
+            Some(t) if ts_ns < t.saturating_sub(DISORDER_NS) => self.disordered = true,
+            Some(t) if ts_ns <= t => {}
+            _ => self.latest_ns = Some(ts_ns),
+        }
+    }
+
+    pub fn disordered(&self) -> bool {
+        self.disordered
+    }
+}
+
 /// What one capture's thread sends.
 #[derive(Default)]
 struct Batch {
@@ -53,23 +74,40 @@ struct Batch {
     end: Option<Vec<VantageStats>>,
 }
 
+/// What pass 2 works from: what pass 1 and the clock estimate found.
+#[derive(Clone, Copy)]
+pub struct Plan<'a> {
+    pub topology: &'a Topology,
+    pub ctx: &'a FlowContext,
+    pub timeouts: Timeouts,
+    pub offsets: &'a [ClockOffset],
+    /// Captures whose frames are not in time order (seen in pass 1).
+    pub disordered: &'a [CaptureId],
+}
+
 /// What pass 2 says besides the connections.
 pub struct StreamOutcome {
     pub stats: Vec<VantageStats>,
     pub warnings: Vec<String>,
+    /// Connection keys waiting to be joined at once, at most: what the join held in memory.
+    pub max_waiting: usize,
 }
 
 /// Reads every capture, joins legs into connections and hands each to `each` as soon as it is
 /// finished: in the order connections end, not the order they began.
 pub fn run(
     source: &dyn FrameSource,
-    topology: &Topology,
-    ctx: &FlowContext,
-    timeouts: Timeouts,
-    offsets: &[ClockOffset],
+    plan: &Plan,
     joiner: &Joiner,
     each: &mut dyn FnMut(Connection),
 ) -> StreamOutcome {
+    let Plan {
+        topology,
+        ctx,
+        timeouts,
+        offsets,
+        disordered,
+    } = *plan;
     let names = source.captures();
     std::thread::scope(|scope| {
         let mut inputs = Vec::new();
@@ -81,7 +119,9 @@ pub fn run(
                 capture,
                 rx,
                 progress_ns: None,
-                disordered: false,
+                // Known from pass 1: found out only when it happens, it would come too late
+                // for the legs joined before.
+                disordered: disordered.contains(&capture),
                 done: false,
                 latest_offset_ns: latest_offset(capture, offsets),
                 unmatched: unmatched(capture, offsets),
@@ -97,7 +137,7 @@ pub fn run(
                 .clamp(0, MAX_UNCERTAINTY_SLACK_NS);
         let mut pending = Pending::new(joiner, slack);
         let mut stats = Vec::new();
-        let (mut max_keys, mut max_heap) = (0, 0);
+        let mut max_waiting = 0;
         while let Some(i) = behind(&inputs) {
             match inputs[i].rx.recv() {
                 Ok(batch) => {
@@ -117,14 +157,8 @@ pub fn run(
                 // The thread ended without a last batch: nothing more will come.
                 Err(_) => inputs[i].done = true,
             }
+            max_waiting = max_waiting.max(pending.keys.len());
             pending.flush(watermark(&inputs), each);
-            if std::env::var_os("LVSCHECK_DEBUG_STREAM").is_some() {
-                max_keys = max_keys.max(pending.keys.len());
-                max_heap = max_heap.max(pending.due.len());
-            }
-        }
-        if std::env::var_os("LVSCHECK_DEBUG_STREAM").is_some() {
-            eprintln!("max keys {max_keys} max heap {max_heap}");
         }
         pending.flush(i64::MAX, each);
         stats.sort_by_key(|s: &VantageStats| s.vantage);
@@ -147,7 +181,11 @@ pub fn run(
                 )
             })
             .collect();
-        StreamOutcome { stats, warnings }
+        StreamOutcome {
+            stats,
+            warnings,
+            max_waiting,
+        }
     })
 }
 

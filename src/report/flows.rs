@@ -328,6 +328,8 @@ struct SummaryRecord<'a> {
     connections: u64,
     /// Connections rebuilt, filtered or not.
     connections_total: u64,
+    /// Connections waiting to be joined at once, at most.
+    max_waiting: usize,
     /// The topology as it stands at the end: a tunl0 capture named after its real server.
     topology: &'a crate::topology::Topology,
     config: &'a [crate::topology::config::ConfigFinding],
@@ -388,6 +390,7 @@ impl<W: Write> JsonLines<W> {
             record: "summary",
             connections: self.written,
             connections_total: a.connection_count,
+            max_waiting: a.max_waiting,
             topology: &a.topology,
             config: &a.config,
             stats: &a.stats,
