@@ -49,6 +49,7 @@ i10=$(field short-10k inspect 10); i1g=$(field inspect-1g inspect 10)
 v10=$(field short-10k verify 10); v200=$(field short-200k verify 10); vlong=$(field long-5k verify 10)
 if200=$(field short-200k inspect 5); ic200=$(field short-200k inspect 11)
 vf200=$(field short-200k verify 5); vc200=$(field short-200k verify 11)
+f10=$(field short-10k flows 10); f200=$(field short-200k flows 10); flong=$(field long-5k flows 10)
 ipc=$(awk "BEGIN { printf \"%.0f\", $if200 / $ic200 }")
 vpc=$(awk "BEGIN { printf \"%.0f\", $vf200 / $vc200 }")
 
@@ -61,6 +62,8 @@ cat <<TARGETS
 | \`inspect\` streams: max RSS does not grow with the capture (1 GB capture within 16 MB of the 74 MB one) | ${i10} MB (short-10k) vs ${i1g} MB (inspect-1g) | $(verdict "$i1g <= $i10 + 16") |
 | \`verify\` memory does not grow with packets: long-5k (8x the frames, half the connections) no more than short-10k | ${vlong} MB vs ${v10} MB | $(verdict "$vlong <= $v10") |
 | \`verify\` memory bounded when connections in flight are (both datasets <= 25 open at once): short-200k within 2x of short-10k | ${v200} MB vs ${v10} MB ($(awk "BEGIN { printf \"%.1f\", $v200 / $v10 }")x) | $(verdict "$v200 <= 2 * $v10") |
+| \`flows --json\` memory does not grow with packets: long-5k no more than short-10k | ${flong} MB vs ${f10} MB | $(verdict "$flong <= $f10") |
+| \`flows --json\` memory bounded when connections in flight are: short-200k within 2x of short-10k | ${f200} MB vs ${f10} MB ($(awk "BEGIN { printf \"%.1f\", $f200 / $f10 }")x) | $(verdict "$f200 <= 2 * $f10") |
 | \`inspect\` throughput >= 1 000 000 frames per CPU second (short-200k) | ${ipc} | $(verdict "$ipc >= 1000000") |
 | \`verify\` throughput >= 200 000 frames per CPU second (short-200k; every capture is read twice) | ${vpc} | $(verdict "$vpc >= 200000") |
 TARGETS

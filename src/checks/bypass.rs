@@ -30,20 +30,17 @@ fn director_watching(ctx: &Context, conn: &Connection) -> bool {
         })
 }
 
-pub fn check(ctx: &Context) -> CheckResult {
-    let has_rs = ctx.has_role(Role::RealServer);
-    let has_client_and_director = ctx.has_role(Role::Client) && ctx.has_role(Role::Director);
-    if !has_rs && !has_client_and_director {
-        return CheckResult::skip(
-            ID,
-            "needs a capture from a real server, or from both a client and the director",
-        );
-    }
-    // Keyed by the host's name: the real server's address, else the capture it was seen in.
-    let mut hits: BTreeMap<String, Affected> = BTreeMap::new();
-    let mut total = 0usize;
-    for conn in &ctx.analysis.connections {
-        total += 1;
+/// `bypass`, fed one connection at a time.
+#[derive(Default)]
+pub struct Bypass {
+    /// Keyed by the host's name: the real server's address, else the capture it was seen in.
+    hits: BTreeMap<String, Affected>,
+    total: usize,
+}
+
+impl Bypass {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+        self.total += 1;
         // A raw-IP capture on a real server is its tunl0: everything there came through the
         // tunnel, already unwrapped, so only link-layer captures can show a bypass.
         let unwrapped = conn
@@ -81,9 +78,28 @@ pub fn check(ctx: &Context) -> CheckResult {
             }
         };
         if let Some((host, example)) = unwrapped.or_else(skipped_director) {
-            hits.entry(host).or_default().add(conn, || Some(example));
+            self.hits
+                .entry(host)
+                .or_default()
+                .add(conn, || Some(example));
         }
     }
+
+    pub fn finish(self, ctx: &Context) -> CheckResult {
+        let has_rs = ctx.has_role(Role::RealServer);
+        let has_client_and_director = ctx.has_role(Role::Client) && ctx.has_role(Role::Director);
+        if !has_rs && !has_client_and_director {
+            return CheckResult::skip(
+                ID,
+                "needs a capture from a real server, or from both a client and the director",
+            );
+        }
+        report(self)
+    }
+}
+
+fn report(b: Bypass) -> CheckResult {
+    let Bypass { hits, total } = b;
     let findings = hits
         .into_iter()
         .map(|(name, affected)| {

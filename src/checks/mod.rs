@@ -16,10 +16,9 @@ pub mod reply;
 pub mod topology;
 pub mod tunnel;
 
-use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-pub use affected::{Affected, Explained};
+pub use affected::{Affected, Examples, Explained, FilterParts};
 pub use finding::{CheckResult, Finding, PacketRef, Status, MAX_EVIDENCE};
 
 use crate::flows::{Analysis, Connection, Leg};
@@ -125,53 +124,76 @@ impl<'a> Context<'a> {
     }
 }
 
-/// Runs every check.
-pub fn run_all(analysis: &Analysis) -> Vec<CheckResult> {
-    let ctx = Context::new(analysis);
-    vec![
-        capture::check(&ctx),
-        tunnel::encapsulation(&ctx),
-        tunnel::delivery(&ctx),
-        reply::present(&ctx),
-        reply::source(&ctx),
-        reply::direct(&ctx),
-        arp::vip(&ctx),
-        bypass::check(&ctx),
-        mtu::check(&ctx),
-        topology::check(&ctx),
-    ]
+/// The checks that read connections, fed one connection at a time as the analysis hands them
+/// on: what they keep is counts and a few examples, never the connections.
+pub struct ConnectionChecks {
+    encapsulation: tunnel::Encapsulation,
+    delivery: tunnel::Delivery,
+    present: reply::Present,
+    source: reply::Source,
+    direct: reply::Direct,
+    bypass: bypass::Bypass,
+    mtu: mtu::Mtu,
 }
 
-/// A Wireshark display filter for the given connections: their clients' addresses and ports.
-/// The client side is what every packet of a connection shares: requests, replies from the
-/// VIP or from a real server's own address, the tunnelled copies (Wireshark matches the inner
-/// header too) and ICMP errors quoting them.
-pub fn connections_filter<'c>(conns: impl IntoIterator<Item = &'c Connection>) -> Option<String> {
-    let mut clients = BTreeSet::new();
-    let mut ports = BTreeSet::new();
-    let mut proto = "tcp";
-    for c in conns {
-        clients.insert(c.client.ip());
-        ports.insert(c.client.port());
-        if c.proto == crate::topology::Proto::UDP {
-            proto = "udp";
+impl ConnectionChecks {
+    /// `ctx` as the analysis knows it before the first connection (topology, clocks).
+    pub fn new(ctx: &Context) -> ConnectionChecks {
+        ConnectionChecks {
+            encapsulation: tunnel::Encapsulation::new(ctx),
+            delivery: tunnel::Delivery::new(ctx),
+            present: reply::Present::default(),
+            source: reply::Source::default(),
+            direct: reply::Direct::default(),
+            bypass: bypass::Bypass::default(),
+            mtu: mtu::Mtu::default(),
         }
     }
-    if clients.is_empty() {
-        return None;
+
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+        self.encapsulation.observe(ctx, conn);
+        self.delivery.observe(ctx, conn);
+        self.present.observe(ctx, conn);
+        self.source.observe(ctx, conn);
+        self.direct.observe(ctx, conn);
+        self.bypass.observe(ctx, conn);
+        self.mtu.observe(ctx, conn);
     }
-    let client_part = clients
-        .iter()
-        .map(|a| format!("{} == {a}", ip_field(*a)))
-        .collect::<Vec<_>>()
-        .join(" || ");
-    // Long port lists make filters nobody reads; the first ports are enough to find them.
-    let ports: Vec<String> = ports.iter().take(12).map(|p| p.to_string()).collect();
-    // Wireshark 4 wants set members separated by commas.
-    Some(format!(
-        "({client_part}) && {proto}.port in {{{}}}",
-        ports.join(", ")
-    ))
+
+    /// Every check's result, in report order, with `ctx` the finished analysis.
+    pub fn finish(self, ctx: &Context) -> Vec<CheckResult> {
+        vec![
+            capture::check(ctx),
+            self.encapsulation.finish(ctx),
+            self.delivery.finish(ctx),
+            self.present.finish(ctx),
+            self.source.finish(ctx),
+            self.direct.finish(ctx),
+            arp::vip(ctx),
+            self.bypass.finish(ctx),
+            self.mtu.finish(ctx),
+            topology::check(ctx),
+        ]
+    }
+}
+
+/// Runs every check on an analysis that kept its connections.
+pub fn run_all(analysis: &Analysis) -> Vec<CheckResult> {
+    let ctx = Context::new(analysis);
+    let mut checks = ConnectionChecks::new(&ctx);
+    for conn in &analysis.connections {
+        checks.observe(&ctx, conn);
+    }
+    checks.finish(&ctx)
+}
+
+/// A Wireshark display filter for the given connections (see [`FilterParts`]).
+pub fn connections_filter<'c>(conns: impl IntoIterator<Item = &'c Connection>) -> Option<String> {
+    let mut parts = FilterParts::default();
+    for c in conns {
+        parts.add(c);
+    }
+    parts.filter()
 }
 
 /// `ip.addr` or `ipv6.addr`.

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::{connections_filter, CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE};
+use super::affected::{Examples, FilterParts};
+use super::{CheckResult, Context, Finding, Status};
 use crate::flows::{Connection, EvidenceKind, Outcome};
 use crate::topology::{Role, VantageId};
 
@@ -12,45 +13,62 @@ pub const ID: &str = "mtu";
 /// The connections one kind of ICMP message (its text names sender, receiver and MTU) was
 /// about, how many such messages each capture saw, and examples.
 #[derive(Default)]
-struct Messages<'a> {
-    conns: Vec<&'a Connection>,
+struct Messages {
+    /// Connections they were about, and of those, the ones that completed.
+    conns: usize,
+    recovered: usize,
+    /// The connection last counted: its legs may each have seen the message.
+    last_conn: Option<u64>,
+    filter: FilterParts,
     per_vantage: BTreeMap<VantageId, u64>,
-    examples: Vec<PacketRef>,
+    examples: Examples,
     seen_at_director: bool,
 }
 
-pub fn check(ctx: &Context) -> CheckResult {
-    if ctx.analysis.connections.is_empty() {
-        return CheckResult::skip(ID, "no connection to the VIP in the captures");
-    }
-    let mut hits: BTreeMap<String, Messages> = BTreeMap::new();
-    for conn in &ctx.analysis.connections {
+/// `mtu`, fed one connection at a time.
+#[derive(Default)]
+pub struct Mtu {
+    hits: BTreeMap<String, Messages>,
+    total: usize,
+}
+
+impl Mtu {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+        self.total += 1;
         for e in conn
             .evidence()
             .filter(|e| e.kind == EvidenceKind::IcmpFragNeeded)
         {
-            let m = hits.entry(e.detail.clone()).or_default();
-            if !m.conns.iter().any(|c| c.id == conn.id) {
-                m.conns.push(conn);
+            let m = self.hits.entry(e.detail.clone()).or_default();
+            if m.last_conn != Some(conn.id) {
+                m.last_conn = Some(conn.id);
+                m.conns += 1;
+                m.recovered += usize::from(conn.outcome == Outcome::Completed);
+                m.filter.add(conn);
             }
             let v = e.first.vantage();
             *m.per_vantage.entry(v).or_default() += e.count;
             m.seen_at_director |= ctx.analysis.topology.role_of(v) == Role::Director;
-            if m.examples.len() < MAX_EVIDENCE {
-                m.examples.push(ctx.packet(&e.first, e.detail.clone()));
-            }
+            m.examples
+                .offer(conn, || Some(ctx.packet(&e.first, e.detail.clone())));
         }
     }
-    let total = ctx.analysis.connections.len();
+
+    pub fn finish(self, ctx: &Context) -> CheckResult {
+        if self.total == 0 {
+            return CheckResult::skip(ID, "no connection to the VIP in the captures");
+        }
+        report(ctx, self)
+    }
+}
+
+fn report(ctx: &Context, mtu: Mtu) -> CheckResult {
+    let Mtu { hits, total } = mtu;
     let mut findings = Vec::new();
     for (detail, m) in hits {
         // One message crosses several captures: count it as the capture that saw most did.
         let messages = m.per_vantage.values().copied().max().unwrap_or(0);
-        let recovered = m
-            .conns
-            .iter()
-            .filter(|c| c.outcome == Outcome::Completed)
-            .count();
+        let recovered = m.recovered;
         // The director sends "fragmentation needed" from the VIP when a client segment plus the
         // tunnel header exceeds its path MTU; a capture on it shows the message leaving.
         let host = if m.seen_at_director {
@@ -69,13 +87,13 @@ pub fn check(ctx: &Context) -> CheckResult {
                 "{messages} ICMP fragmentation-needed messages for {} of {total} connections \
                  ({detail}); {recovered} of them completed afterwards (path MTU discovery \
                  recovered, after a lost first attempt)",
-                m.conns.len()
+                m.conns
             ),
             host,
-            count: m.conns.len() as u64,
+            count: m.conns as u64,
             out_of: Some(total as u64),
-            evidence: m.examples,
-            display_filter: connections_filter(m.conns.iter().copied()).map(|f| {
+            evidence: m.examples.into_vec(),
+            display_filter: m.filter.filter().map(|f| {
                 format!("(icmp.type == 3 && icmp.code == 4) || icmpv6.type == 2 || ({f})")
             }),
             likely_cause: "the IP-in-IP tunnel adds 20 bytes: a full-size client segment (1500 \

@@ -1,8 +1,8 @@
 //! `reply.present`, `reply.source`, `reply.direct`: every connection that reached a real server
 //! was answered, from the VIP and service port, straight to the client.
 
-use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
 
 use super::{of, Affected, CheckResult, Context, Explained, Finding, PacketRef, Status};
 use crate::flows::{Connection, EvidenceKind, Leg};
@@ -14,17 +14,22 @@ pub const DIRECT: &str = "reply.direct";
 
 /// Connections grouped by real server: how many were judged, and those with the problem.
 #[derive(Default)]
-struct ByServer<'a> {
+struct ByServer {
     total: BTreeMap<Option<IpAddr>, usize>,
-    hits: BTreeMap<Option<IpAddr>, Affected<'a>>,
+    hits: BTreeMap<Option<IpAddr>, Affected>,
 }
 
-impl<'a> ByServer<'a> {
+impl ByServer {
     fn count(&mut self, rs: Option<IpAddr>) {
         *self.total.entry(rs).or_default() += 1;
     }
-    fn hit(&mut self, rs: Option<IpAddr>, conn: &'a Connection, example: Option<PacketRef>) {
-        self.hits.entry(rs).or_default().add(conn, || example);
+    fn hit(
+        &mut self,
+        rs: Option<IpAddr>,
+        conn: &Connection,
+        example: impl FnOnce() -> Option<PacketRef>,
+    ) {
+        self.hits.entry(rs).or_default().add(conn, example);
     }
     /// One finding per server with the problem, worded by
     /// `explain(server, its name, "n of total", the connections)`.
@@ -81,18 +86,19 @@ fn answer(leg: &Leg) -> Answer {
     Answer::Nothing
 }
 
-pub fn present(ctx: &Context) -> CheckResult {
-    let from_rs = ctx.has_role(Role::RealServer);
-    let from_client = ctx.has_role(Role::Client);
-    if !from_rs && !from_client {
-        return CheckResult::skip(
-            PRESENT,
-            "no capture from a real server or a client: replies cannot be seen",
-        );
-    }
-    let mut unanswered = ByServer::default();
-    let mut refused = ByServer::default();
-    for conn in &ctx.analysis.connections {
+/// `reply.present`, fed one connection at a time.
+#[derive(Default)]
+pub struct Present {
+    unanswered: ByServer,
+    refused: ByServer,
+}
+
+impl Present {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+        let Present {
+            unanswered,
+            refused,
+        } = self;
         // Judge where the requests were seen arriving: at the real server when it was captured,
         // else where the client sent them.
         // A real server's capture that began mid-connection (no SYN seen there) cannot say
@@ -110,7 +116,7 @@ pub fn present(ctx: &Context) -> CheckResult {
             rs_legs
         };
         if legs.is_empty() {
-            continue;
+            return;
         }
         let rs = conn.real_server;
         unanswered.count(rs);
@@ -121,23 +127,43 @@ pub fn present(ctx: &Context) -> CheckResult {
             .iter()
             .any(|l| matches!(answer(l), Answer::Answered))
         {
-            continue;
+            return;
         }
         let answers: Vec<Answer> = legs.iter().map(|l| answer(l)).collect();
         if let Some(at) = answers.iter().find_map(|a| match a {
             Answer::Refused(at) => Some(*at),
             _ => None,
         }) {
-            let example = at.map(|f| ctx.packet(&f, "refusal from the VIP"));
-            refused.hit(rs, conn, example);
-            continue;
+            refused.hit(rs, conn, || {
+                at.map(|f| ctx.packet(&f, "refusal from the VIP"))
+            });
+            return;
         }
-        let first = legs
-            .iter()
-            .find_map(|l| l.request_wrapped.as_ref().or(l.request.as_ref()))
-            .map(|d| ctx.packet(&d.first, "request that got no reply"));
-        unanswered.hit(rs, conn, first);
+        unanswered.hit(rs, conn, || {
+            legs.iter()
+                .find_map(|l| l.request_wrapped.as_ref().or(l.request.as_ref()))
+                .map(|d| ctx.packet(&d.first, "request that got no reply"))
+        });
     }
+
+    pub fn finish(self, ctx: &Context) -> CheckResult {
+        let from_rs = ctx.has_role(Role::RealServer);
+        let from_client = ctx.has_role(Role::Client);
+        if !from_rs && !from_client {
+            return CheckResult::skip(
+                PRESENT,
+                "no capture from a real server or a client: replies cannot be seen",
+            );
+        }
+        report_present(ctx, self, from_rs)
+    }
+}
+
+fn report_present(ctx: &Context, p: Present, from_rs: bool) -> CheckResult {
+    let Present {
+        unanswered,
+        refused,
+    } = p;
     let total: usize = unanswered.total.values().sum();
     let where_seen = if from_rs {
         "arrived at"
@@ -181,19 +207,23 @@ pub fn present(ctx: &Context) -> CheckResult {
     )
 }
 
-pub fn source(ctx: &Context) -> CheckResult {
-    if !ctx.has_role(Role::RealServer) && !ctx.has_role(Role::Client) {
-        return CheckResult::skip(SOURCE, "no capture from a real server or a client");
-    }
-    let mut by_rs = ByServer::default();
-    let mut sources: BTreeMap<Option<IpAddr>, Vec<String>> = BTreeMap::new();
-    for conn in &ctx.analysis.connections {
+/// `reply.source`, fed one connection at a time.
+#[derive(Default)]
+pub struct Source {
+    by_rs: ByServer,
+    /// Per real server, the addresses its wrong replies came from.
+    sources: BTreeMap<Option<IpAddr>, BTreeSet<SocketAddr>>,
+}
+
+impl Source {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+        let Source { by_rs, sources } = self;
         let answered = conn
             .legs
             .iter()
             .any(|l| l.reply.is_some() || l.reply_other_source.is_some());
         if !answered {
-            continue;
+            return;
         }
         let other = conn.legs.iter().find_map(|l| l.reply_other_source.as_ref());
         // The server that answered: known from the tunnel, else the replies' own source.
@@ -202,40 +232,51 @@ pub fn source(ctx: &Context) -> CheckResult {
             .or_else(|| other.and_then(|o| o.sources.first()).map(|s| s.ip()));
         by_rs.count(rs);
         let Some(other) = other else {
-            continue;
+            return;
         };
-        let from = other
-            .sources
-            .iter()
-            .map(|s| s.to_string())
-            .collect::<Vec<_>>()
-            .join(", ");
-        let list = sources.entry(rs).or_default();
-        for s in &other.sources {
-            let s = s.to_string();
-            if !list.contains(&s) {
-                list.push(s);
-            }
-        }
-        by_rs.hit(
-            rs,
-            conn,
+        sources
+            .entry(rs)
+            .or_default()
+            .extend(other.sources.iter().copied());
+        by_rs.hit(rs, conn, || {
+            let from = other
+                .sources
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ");
             Some(ctx.packet(
                 &other.first,
                 format!(
                     "reply to {} from {from} instead of {}",
                     conn.client, conn.vip
                 ),
-            )),
-        );
+            ))
+        });
     }
+
+    pub fn finish(self, ctx: &Context) -> CheckResult {
+        if !ctx.has_role(Role::RealServer) && !ctx.has_role(Role::Client) {
+            return CheckResult::skip(SOURCE, "no capture from a real server or a client");
+        }
+        report_source(ctx, self)
+    }
+}
+
+fn report_source(ctx: &Context, s: Source) -> CheckResult {
+    let Source { by_rs, sources } = s;
     let total: usize = by_rs.total.values().sum();
     let findings = by_rs.findings(ctx, SOURCE, |rs, name, n_of, affected| {
-        let from = sources.get(&rs).cloned().unwrap_or_default().join(", ");
-        let udp = affected
-            .conns
-            .iter()
-            .all(|c| c.proto == crate::topology::Proto::UDP);
+        let from = sources
+            .get(&rs)
+            .map(|l| {
+                l.iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default();
+        let udp = affected.all_udp();
         Explained {
             summary: format!(
                 "{n_of} answered connections from {name} got replies from {from}, not from the VIP"
@@ -273,15 +314,15 @@ pub fn source(ctx: &Context) -> CheckResult {
     )
 }
 
-pub fn direct(ctx: &Context) -> CheckResult {
-    if !ctx.has_role(Role::RealServer) && !ctx.has_role(Role::Director) {
-        return CheckResult::skip(
-            DIRECT,
-            "no capture from a real server or the director: the replies' way cannot be seen",
-        );
-    }
-    let mut by_rs = ByServer::default();
-    for conn in &ctx.analysis.connections {
+/// `reply.direct`, fed one connection at a time.
+#[derive(Default)]
+pub struct Direct {
+    by_rs: ByServer,
+}
+
+impl Direct {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+        let by_rs = &mut self.by_rs;
         // The way of a reply shows where it leaves the real server (its destination MAC) or
         // at the director (which it must never cross); a client alone cannot tell.
         let judged = ctx
@@ -289,7 +330,7 @@ pub fn direct(ctx: &Context) -> CheckResult {
             .any(|l| l.reply.is_some())
             || ctx.legs_at(conn, Role::Director).next().is_some();
         if !judged {
-            continue;
+            return;
         }
         by_rs.count(conn.real_server);
         let hit = conn.evidence().find(|e| {
@@ -299,13 +340,24 @@ pub fn direct(ctx: &Context) -> CheckResult {
             )
         });
         if let Some(e) = hit {
-            by_rs.hit(
-                conn.real_server,
-                conn,
-                Some(ctx.packet(&e.first, e.detail.clone())),
-            );
+            by_rs.hit(conn.real_server, conn, || {
+                Some(ctx.packet(&e.first, e.detail.clone()))
+            });
         }
     }
+
+    pub fn finish(self, ctx: &Context) -> CheckResult {
+        if !ctx.has_role(Role::RealServer) && !ctx.has_role(Role::Director) {
+            return CheckResult::skip(
+                DIRECT,
+                "no capture from a real server or the director: the replies' way cannot be seen",
+            );
+        }
+        report_direct(ctx, self.by_rs)
+    }
+}
+
+fn report_direct(ctx: &Context, by_rs: ByServer) -> CheckResult {
     let total: usize = by_rs.total.values().sum();
     let findings = by_rs.findings(ctx, DIRECT, |_, name, n_of, _| Explained {
         summary: format!(

@@ -5,33 +5,50 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::{of, Affected, CheckResult, Context, Explained, Status};
-use crate::flows::{EvidenceKind, Leg};
-use crate::topology::{Role, VantageId};
+use crate::flows::{Connection, EvidenceKind, Leg};
+use crate::topology::{MacAddr, Role, VantageId};
 
 pub const ENCAPSULATION: &str = "tunnel.encapsulation";
 pub const DELIVERY: &str = "tunnel.delivery";
 
-pub fn encapsulation(ctx: &Context) -> CheckResult {
-    if !ctx.has_role(Role::Director) {
-        return CheckResult::skip(
-            ENCAPSULATION,
-            "no capture from the director: what it sends cannot be seen",
-        );
+/// `tunnel.encapsulation`, fed one connection at a time.
+pub struct Encapsulation {
+    director_macs: Vec<MacAddr>,
+    forwarded: usize,
+    unwrapped: Affected,
+    not_forwarded: Affected,
+    unknown_rs: BTreeMap<IpAddr, Affected>,
+    altered: Affected,
+}
+
+impl Encapsulation {
+    pub fn new(ctx: &Context) -> Self {
+        Encapsulation {
+            director_macs: ctx.director_macs(),
+            forwarded: 0,
+            unwrapped: Affected::default(),
+            not_forwarded: Affected::default(),
+            unknown_rs: BTreeMap::new(),
+            altered: Affected::default(),
+        }
     }
-    let director_macs = ctx.director_macs();
-    let mut forwarded = 0usize;
-    let mut unwrapped: Affected = Affected::default();
-    let mut not_forwarded: Affected = Affected::default();
-    let mut unknown_rs: BTreeMap<IpAddr, Affected> = BTreeMap::new();
-    let mut altered: Affected = Affected::default();
-    for conn in &ctx.analysis.connections {
+
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+        let Encapsulation {
+            director_macs,
+            forwarded,
+            unwrapped,
+            not_forwarded,
+            unknown_rs,
+            altered,
+        } = self;
         for leg in ctx.legs_at(conn, Role::Director) {
             let Some(arrived) = &leg.request else {
                 continue;
             };
             match &leg.request_wrapped {
                 Some(wrapped) => {
-                    forwarded += 1;
+                    *forwarded += 1;
                     if let Some(ev) = leg
                         .evidence
                         .iter()
@@ -73,7 +90,7 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
                         .iter()
                         .any(|m| !director_macs.is_empty() && !director_macs.contains(m));
                     if elsewhere {
-                        forwarded += 1;
+                        *forwarded += 1;
                         unwrapped.add(conn, || {
                             Some(
                                 ctx.packet(
@@ -91,6 +108,27 @@ pub fn encapsulation(ctx: &Context) -> CheckResult {
             }
         }
     }
+
+    pub fn finish(self, ctx: &Context) -> CheckResult {
+        if !ctx.has_role(Role::Director) {
+            return CheckResult::skip(
+                ENCAPSULATION,
+                "no capture from the director: what it sends cannot be seen",
+            );
+        }
+        report_encapsulation(ctx, self)
+    }
+}
+
+fn report_encapsulation(ctx: &Context, e: Encapsulation) -> CheckResult {
+    let Encapsulation {
+        forwarded,
+        unwrapped,
+        not_forwarded,
+        unknown_rs,
+        altered,
+        ..
+    } = e;
     let mut findings = Vec::new();
     if !unwrapped.is_empty() {
         let text = Explained {
@@ -197,28 +235,38 @@ fn covered(ctx: &Context, rs: VantageId, director: &Leg, ts_director: i64) -> bo
     at_rs >= first + SLACK_NS && at_rs + SLACK_NS <= last
 }
 
-pub fn delivery(ctx: &Context) -> CheckResult {
-    if !ctx.has_role(Role::Director) {
-        return CheckResult::skip(DELIVERY, "no capture from the director");
+/// `tunnel.delivery`, fed one connection at a time.
+pub struct Delivery {
+    /// The real servers with a capture: their address and that capture.
+    rs_vantages: Vec<(IpAddr, VantageId)>,
+    /// Per real server: connections sent to it (while its capture ran) and those that never
+    /// arrived.
+    sent: BTreeMap<IpAddr, usize>,
+    lost: BTreeMap<IpAddr, Affected>,
+}
+
+impl Delivery {
+    pub fn new(ctx: &Context) -> Self {
+        Delivery {
+            rs_vantages: ctx
+                .analysis
+                .topology
+                .vantages
+                .iter()
+                .filter(|v| v.role == Role::RealServer)
+                .filter_map(|v| v.address.map(|a| (a, v.id)))
+                .collect(),
+            sent: BTreeMap::new(),
+            lost: BTreeMap::new(),
+        }
     }
-    let rs_vantages: Vec<(IpAddr, VantageId)> = ctx
-        .analysis
-        .topology
-        .vantages
-        .iter()
-        .filter(|v| v.role == Role::RealServer)
-        .filter_map(|v| v.address.map(|a| (a, v.id)))
-        .collect();
-    if rs_vantages.is_empty() {
-        return CheckResult::skip(
-            DELIVERY,
-            "no capture from a real server that tunnelled packets were addressed to",
-        );
-    }
-    // Per real server: connections sent to it (while its capture ran) and those that never arrived.
-    let mut sent: BTreeMap<IpAddr, usize> = BTreeMap::new();
-    let mut lost: BTreeMap<IpAddr, Affected> = BTreeMap::new();
-    for conn in &ctx.analysis.connections {
+
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+        let Delivery {
+            rs_vantages,
+            sent,
+            lost,
+        } = self;
         for leg in ctx.legs_at(conn, Role::Director) {
             let Some(wrapped) = &leg.request_wrapped else {
                 continue;
@@ -255,6 +303,23 @@ pub fn delivery(ctx: &Context) -> CheckResult {
             }
         }
     }
+
+    pub fn finish(self, ctx: &Context) -> CheckResult {
+        if !ctx.has_role(Role::Director) {
+            return CheckResult::skip(DELIVERY, "no capture from the director");
+        }
+        if self.rs_vantages.is_empty() {
+            return CheckResult::skip(
+                DELIVERY,
+                "no capture from a real server that tunnelled packets were addressed to",
+            );
+        }
+        report_delivery(ctx, self)
+    }
+}
+
+fn report_delivery(ctx: &Context, d: Delivery) -> CheckResult {
+    let Delivery { sent, lost, .. } = d;
     let mut findings = Vec::new();
     for (rs, affected) in lost {
         let total = sent.get(&rs).copied().unwrap_or(0);
