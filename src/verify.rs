@@ -1,22 +1,34 @@
 //! `verify` as a library call: the whole pipeline from captures to check results, so that the
 //! command line and the tests run exactly the same thing.
+//!
+//! The connections are not kept: each is handed, as soon as it is rebuilt, to the checks (which
+//! keep counts and a few examples), to the per-server table and to the fairness stage (which
+//! keeps one small record per connection for the scheduler replay), then dropped. Memory follows
+//! the connections in flight plus that record.
 
-use crate::capture::CaptureSource;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::checks::{run_all, CheckResult, Context, Status};
+use crate::capture::CaptureSource;
+use crate::checks::{CheckResult, ConnectionChecks, Context, Status};
 use crate::decode::DecodeOptions;
+use crate::fairness::observe::FairnessObserver;
 use crate::fairness::{self, FairnessReport};
-use crate::flows::{analyse, Analysis, FlowOptions};
+use crate::flows::{analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions};
+use crate::report::verify::{PerServer, PerServerCounts};
 use crate::topology::rules::Rules;
-use crate::topology::Role;
+use crate::topology::{FrameRef, Role};
 
 /// Everything `verify` found.
 pub struct Verification {
+    /// The analysis without its connections (they were checked as they came): topology, clock
+    /// offsets, warnings, `connection_count`.
     pub analysis: Analysis,
     /// Every check, in report order; the last is `scheduler`.
     pub checks: Vec<CheckResult>,
     pub fairness: FairnessReport,
+    /// Connections per service and real server, by outcome.
+    pub per_server: Vec<PerServer>,
 }
 
 impl Verification {
@@ -30,6 +42,50 @@ impl Verification {
     }
 }
 
+/// What `verify` does with each connection as it comes.
+#[derive(Default)]
+struct Verifier {
+    /// The analysis as it stood before the first connection, and the checks started from it.
+    started: Option<(Analysis, ConnectionChecks)>,
+    fairness: Option<FairnessObserver>,
+    per_server: PerServerCounts,
+    /// Per client address and port, when the director saw each of its connections begin and
+    /// that first packet: the evidence of a scheduling decision, looked up once the replay has
+    /// found the ones that disagree.
+    director_first: HashMap<SocketAddr, Vec<(i64, FrameRef)>>,
+}
+
+impl ConnectionSink for Verifier {
+    fn begin(&mut self, analysis: &Analysis) {
+        let ctx = Context::new(analysis);
+        let checks = ConnectionChecks::new(&ctx);
+        self.fairness = Some(FairnessObserver::new(&analysis.topology));
+        self.started = Some((analysis.clone(), checks));
+    }
+
+    fn connection(&mut self, conn: Connection) {
+        if let Some((analysis, checks)) = &mut self.started {
+            checks.observe(&Context::new(analysis), &conn);
+        }
+        if let Some(f) = &mut self.fairness {
+            f.add(&conn);
+        }
+        self.per_server.add(&conn);
+        if let Some(first) = conn
+            .legs
+            .iter()
+            .find(|l| l.role == Role::Director)
+            .and_then(|l| l.request.as_ref())
+            .map(|r| (r.first_ts_ns, r.first))
+        {
+            self.director_first
+                .entry(conn.client)
+                .or_default()
+                .push(first);
+        }
+    }
+}
+
 /// Reads the captures, rebuilds the connections and runs every check.
 pub fn verify(
     sources: &[CaptureSource],
@@ -37,35 +93,39 @@ pub fn verify(
     opts: &FlowOptions,
     rules: Option<&Rules>,
 ) -> Verification {
-    let analysis = analyse(sources, decode, opts);
-    let mut checks = run_all(&analysis);
-    let mut input = fairness::observe::input_from(&analysis);
+    let mut v = Verifier::default();
+    let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
+    let ctx = Context::new(&analysis);
+    let mut checks = match v.started {
+        Some((_, checks)) => checks.finish(&ctx),
+        // begin is always called; an analysis that never started has nothing to check.
+        None => ConnectionChecks::new(&ctx).finish(&ctx),
+    };
+    let observer = v
+        .fairness
+        .unwrap_or_else(|| FairnessObserver::new(&analysis.topology));
+    let mut input = observer.finish(&analysis.topology);
     if let Some(rules) = rules {
         fairness::observe::apply_rules(&mut input, rules);
     }
     let fairness = fairness::analyse(&input);
-    let ctx = Context::new(&analysis);
+    drop(input);
+    let director_first = v.director_first;
     let packet_of = |client: SocketAddr, time_ns: i64| {
         // The connection of that client port that started nearest that time, as the director
         // saw its first packet.
-        analysis
-            .connections
+        director_first
+            .get(&client)?
             .iter()
-            .filter(|c| c.client == client)
-            .filter_map(|c| {
-                c.legs
-                    .iter()
-                    .find(|l| l.role == Role::Director)
-                    .and_then(|l| l.request.as_ref())
-            })
-            .min_by_key(|r| (r.first_ts_ns - time_ns).abs())
-            .map(|r| ctx.packet(&r.first, format!("new connection from {client}")))
+            .min_by_key(|(t, _)| (t - time_ns).abs())
+            .map(|(_, f)| ctx.packet(f, format!("new connection from {client}")))
     };
     let scheduler = fairness::check::check_with(&fairness, &packet_of);
     checks.push(scheduler);
     Verification {
-        analysis,
         checks,
         fairness,
+        per_server: v.per_server.rows(),
+        analysis,
     }
 }

@@ -41,7 +41,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         EXIT_OK
     };
     if args.json {
-        let doc = document(&v.analysis, &v.checks, &v.fairness, code);
+        let doc = document(&v, code);
         super::emit(&format!(
             "{}\n",
             serde_json::to_string_pretty(&doc).expect("report serialises")
@@ -50,7 +50,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         let paint = Painter {
             enabled: color_wanted(),
         };
-        super::emit(&render(&v.analysis, &v.checks, paint));
+        super::emit(&render(&v, paint));
     }
     code
 }

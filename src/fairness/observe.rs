@@ -3,34 +3,52 @@
 
 use super::input::{ConnObs, FairnessInput, Proto, ServiceObs, TcpMarks};
 use crate::flows::{Analysis, Connection, Leg};
-use crate::topology::{Proto as IpProto, Role};
+use crate::topology::{Proto as IpProto, Role, Topology};
 
 /// The connections of every TCP or UDP service, without configuration (the caller adds it).
 pub fn input_from(analysis: &Analysis) -> FairnessInput {
-    let mut services: Vec<ServiceObs> = Vec::new();
-    let director_captured = analysis
-        .topology
-        .vantages
-        .iter()
-        .any(|v| v.role == Role::Director);
+    let mut o = FairnessObserver::new(&analysis.topology);
     for conn in &analysis.connections {
+        o.add(conn);
+    }
+    o.finish(&analysis.topology)
+}
+
+/// [`input_from`], fed one connection at a time as the analysis hands them on. What it keeps
+/// per connection is the scheduler replay's input, a [`ConnObs`] (about 150 bytes): the replay
+/// needs every assignment in order.
+pub struct FairnessObserver {
+    director_captured: bool,
+    services: Vec<ServiceObs>,
+}
+
+impl FairnessObserver {
+    pub fn new(topology: &Topology) -> Self {
+        FairnessObserver {
+            director_captured: topology.vantages.iter().any(|v| v.role == Role::Director),
+            services: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, conn: &Connection) {
         // With the director captured, a connection it never saw was not scheduled by IPVS
         // (a client bypassing it: the `bypass` check's business), so it is no assignment.
-        if director_captured && director_leg(conn).is_none() {
-            continue;
+        if self.director_captured && director_leg(conn).is_none() {
+            return;
         }
         let proto = match conn.proto {
             IpProto::TCP => Proto::Tcp,
             IpProto::UDP => Proto::Udp,
-            _ => continue,
+            _ => return,
         };
         let obs = observe(conn);
-        match services
+        match self
+            .services
             .iter_mut()
             .find(|s| s.proto == proto && s.vip == conn.vip)
         {
             Some(s) => s.connections.push(obs),
-            None => services.push(ServiceObs {
+            None => self.services.push(ServiceObs {
                 proto,
                 vip: conn.vip,
                 config: None,
@@ -38,21 +56,24 @@ pub fn input_from(analysis: &Analysis) -> FairnessInput {
             }),
         }
     }
-    for s in &mut services {
-        s.connections.sort_by_key(|c| (c.start_ns, c.client));
-    }
-    services.sort_by_key(|s| (s.vip, s.proto == Proto::Udp));
-    let capture_span = analysis
-        .topology
-        .vantages
-        .iter()
-        .filter(|v| v.role == Role::Director)
-        .filter_map(|v| Some((v.first_ts_ns?, v.last_ts_ns?)))
-        .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
-    FairnessInput {
-        services,
-        capture_span,
-        timeouts: Default::default(),
+
+    pub fn finish(self, topology: &Topology) -> FairnessInput {
+        let mut services = self.services;
+        for s in &mut services {
+            s.connections.sort_by_key(|c| (c.start_ns, c.client));
+        }
+        services.sort_by_key(|s| (s.vip, s.proto == Proto::Udp));
+        let capture_span = topology
+            .vantages
+            .iter()
+            .filter(|v| v.role == Role::Director)
+            .filter_map(|v| Some((v.first_ts_ns?, v.last_ts_ns?)))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)));
+        FairnessInput {
+            services,
+            capture_span,
+            timeouts: Default::default(),
+        }
     }
 }
 

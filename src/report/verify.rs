@@ -10,8 +10,9 @@ use serde::Serialize;
 
 use super::style::Painter;
 use crate::checks::{CheckResult, Status};
-use crate::flows::{Analysis, Outcome};
+use crate::flows::{Analysis, Connection, Outcome};
 use crate::topology::{Service, VantageId};
+use crate::verify::Verification;
 
 /// Version of the JSON document; bumped when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -26,28 +27,38 @@ pub struct PerServer {
     pub outcomes: BTreeMap<String, u64>,
 }
 
-/// Counts per service and real server.
-pub fn per_server(analysis: &Analysis) -> Vec<PerServer> {
-    let mut map: BTreeMap<(Service, Option<IpAddr>), BTreeMap<String, u64>> = BTreeMap::new();
-    for c in &analysis.connections {
+/// Counts per service, real server and outcome, gathered one connection at a time.
+#[derive(Debug, Default)]
+pub struct PerServerCounts {
+    map: BTreeMap<(Service, Option<IpAddr>), BTreeMap<String, u64>>,
+}
+
+impl PerServerCounts {
+    pub fn add(&mut self, c: &Connection) {
         let svc = Service {
             vip: c.vip.ip(),
             port: c.vip.port(),
             proto: c.proto,
         };
-        *map.entry((svc, c.real_server))
+        *self
+            .map
+            .entry((svc, c.real_server))
             .or_default()
             .entry(c.outcome.to_string())
             .or_default() += 1;
     }
-    map.into_iter()
-        .map(|((svc, rs), outcomes)| PerServer {
-            service: svc.to_string(),
-            real_server: rs,
-            connections: outcomes.values().sum(),
-            outcomes,
-        })
-        .collect()
+
+    pub fn rows(self) -> Vec<PerServer> {
+        self.map
+            .into_iter()
+            .map(|((svc, rs), outcomes)| PerServer {
+                service: svc.to_string(),
+                real_server: rs,
+                connections: outcomes.values().sum(),
+                outcomes,
+            })
+            .collect()
+    }
 }
 
 /// The worst status of all checks.
@@ -87,12 +98,8 @@ pub struct CaptureDoc<'a> {
     pub vantages: Vec<&'a crate::topology::Vantage>,
 }
 
-pub fn document<'a>(
-    analysis: &'a Analysis,
-    checks: &'a [CheckResult],
-    fairness: &'a crate::fairness::FairnessReport,
-    exit_code: i32,
-) -> VerifyDocument<'a> {
+pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
+    let (analysis, checks, fairness) = (&v.analysis, &v.checks[..], &v.fairness);
     VerifyDocument {
         schema_version: SCHEMA_VERSION,
         tool: "lvscheck",
@@ -117,7 +124,7 @@ pub fn document<'a>(
             })
             .collect(),
         topology: &analysis.topology,
-        per_real_server: per_server(analysis),
+        per_real_server: v.per_server.clone(),
         clock_offsets: &analysis.clock_offsets,
         read_warnings: &analysis.warnings,
         fairness,
@@ -154,13 +161,14 @@ fn vantage_name(analysis: &Analysis, v: VantageId) -> String {
 }
 
 /// The text report.
-pub fn render(analysis: &Analysis, checks: &[CheckResult], paint: Painter) -> String {
+pub fn render(v: &Verification, paint: Painter) -> String {
+    let (analysis, checks) = (&v.analysis, &v.checks[..]);
     let mut out = String::new();
     let status = overall(checks);
     out.push_str(&format!(
         "lvscheck verify: {} captures, {} connections: {}\n\n",
         analysis.captures.len(),
-        analysis.connections.len(),
+        analysis.connection_count,
         paint.status(status)
     ));
 
@@ -207,7 +215,7 @@ pub fn render(analysis: &Analysis, checks: &[CheckResult], paint: Painter) -> St
         }
     }
 
-    let per = per_server(analysis);
+    let per = &v.per_server;
     if !per.is_empty() {
         out.push_str(&format!(
             "\n{}\n",
