@@ -6,7 +6,6 @@
 //! keeps one small record per connection for the scheduler replay), then dropped. Memory follows
 //! the connections in flight plus that record.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::capture::CaptureSource;
@@ -17,7 +16,6 @@ use crate::fairness::{self, FairnessReport};
 use crate::flows::{analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions};
 use crate::report::verify::{PerServer, PerServerCounts};
 use crate::topology::rules::Rules;
-use crate::topology::{FrameRef, Role};
 
 /// Everything `verify` found.
 pub struct Verification {
@@ -49,10 +47,6 @@ struct Verifier {
     started: Option<(Analysis, ConnectionChecks)>,
     fairness: Option<FairnessObserver>,
     per_server: PerServerCounts,
-    /// Per client address and port, when the director saw each of its connections begin and
-    /// that first packet: the evidence of a scheduling decision, looked up once the replay has
-    /// found the ones that disagree.
-    director_first: HashMap<SocketAddr, Vec<(i64, FrameRef)>>,
 }
 
 impl ConnectionSink for Verifier {
@@ -71,18 +65,6 @@ impl ConnectionSink for Verifier {
             f.add(&conn);
         }
         self.per_server.add(&conn);
-        if let Some(first) = conn
-            .legs
-            .iter()
-            .find(|l| l.role == Role::Director)
-            .and_then(|l| l.request.as_ref())
-            .map(|r| (r.first_ts_ns, r.first))
-        {
-            self.director_first
-                .entry(conn.client)
-                .or_default()
-                .push(first);
-        }
     }
 }
 
@@ -109,18 +91,20 @@ pub fn verify(
         fairness::observe::apply_rules(&mut input, rules);
     }
     let fairness = fairness::analyse(&input);
-    drop(input);
-    let director_first = v.director_first;
     let packet_of = |client: SocketAddr, time_ns: i64| {
         // The connection of that client port that started nearest that time, as the director
-        // saw its first packet.
-        director_first
-            .get(&client)?
+        // saw its first packet. Called for the few assignments shown as evidence only.
+        input
+            .services
             .iter()
+            .flat_map(|s| s.connections.iter())
+            .filter(|c| c.client == client)
+            .filter_map(|c| Some((c.start_ns, c.first_frame?)))
             .min_by_key(|(t, _)| (t - time_ns).abs())
-            .map(|(_, f)| ctx.packet(f, format!("new connection from {client}")))
+            .map(|(_, f)| ctx.packet(&f, format!("new connection from {client}")))
     };
     let scheduler = fairness::check::check_with(&fairness, &packet_of);
+    drop(input);
     checks.push(scheduler);
     Verification {
         checks,

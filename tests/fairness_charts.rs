@@ -47,6 +47,7 @@ fn input() -> FairnessInput {
                 packets_to_client: 5,
                 bytes_to_client: 5000 + k as u64,
                 response_time_ns: Some((s as i64 + 1) * 3_000_000 + (k as i64 % 7) * 500_000),
+                first_frame: None,
             }
         })
         .collect();

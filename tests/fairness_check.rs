@@ -27,6 +27,7 @@ fn conn(k: usize, client: &str, rs: &str) -> ConnObs {
         packets_to_client: 2,
         bytes_to_client: 2000,
         response_time_ns: None,
+        first_frame: None,
     }
 }
 

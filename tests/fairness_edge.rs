@@ -26,6 +26,7 @@ fn conn(client: &str, rs: Option<&str>, t: i64) -> ConnObs {
         packets_to_client: 1,
         bytes_to_client: 1,
         response_time_ns: None,
+        first_frame: None,
     }
 }
 

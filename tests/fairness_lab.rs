@@ -809,6 +809,7 @@ fn connections(rows: &[Row]) -> Vec<ConnObs> {
                 packets_to_client: 0,
                 bytes_to_client: 0,
                 response_time_ns: None,
+                first_frame: None,
             },
         )
         .collect()

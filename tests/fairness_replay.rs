@@ -35,6 +35,7 @@ fn tcp(client: &str, rs: Option<&str>, t: f64, dur: f64, closed: bool) -> ConnOb
         packets_to_client: 4,
         bytes_to_client: 4000,
         response_time_ns: Some(ns(0.002)),
+        first_frame: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn conn(k: usize, rs: &str) -> ConnObs {
         packets_to_client: 2,
         bytes_to_client: 2000,
         response_time_ns: Some(4_000_000),
+        first_frame: None,
     }
 }
 

@@ -1265,4 +1265,8 @@ fn a_capture_out_of_time_order_is_joined_once_read_to_its_end() {
         "{:?}",
         a.warnings
     );
+    for s in &a.stats {
+        let want = (s.vantage.capture == 0).then_some("frames not in time order");
+        assert_eq!(s.joined_at_end, want, "{s:?}");
+    }
 }

@@ -447,3 +447,47 @@ fn arp_reply_seen_in_two_captures_is_counted_once() {
         finding["summary"]
     );
 }
+
+#[test]
+fn a_long_capture_is_checked_and_joined_as_it_goes() {
+    // 1200 connections at 40 a second: 30 s of traffic, a handful open at once.
+    let mut cfg = Config::new(1200, SERVERS);
+    cfg.rate = 40.0;
+    cfg.seed = 11;
+    let r = run("long", &cfg);
+    assert_healthy(&r);
+    assert_counts(&r);
+
+    // The same captures through `flows --json`: connections are joined a few seconds after
+    // they end (a closed state waits 3 s, the join about 2 s more), not all at the end.
+    let dir = scratch("long-flows");
+    let summary = generate(&cfg, &dir).expect("captures written");
+    let files: Vec<PathBuf> = summary
+        .captures
+        .iter()
+        .filter_map(|(_, p, _, _)| p.clone())
+        .collect();
+    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .arg("flows")
+        .arg("--json")
+        .args(&files)
+        .output()
+        .expect("lvscheck runs");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0));
+    let lines: Vec<Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last = lines.last().unwrap();
+    assert_eq!(last["record"], "summary");
+    assert_eq!(last["connections_total"], 1200);
+    assert_eq!(lines.len(), 1200 + 2);
+    let waiting = last["max_waiting"].as_u64().unwrap();
+    assert!(waiting < 400, "{waiting} connections waited at once");
+    for s in last["stats"].as_array().unwrap() {
+        assert!(s["max_in_flight"].as_u64().unwrap() < 600, "{s}");
+        assert!(s["joined_at_end"].is_null(), "{s}");
+    }
+}

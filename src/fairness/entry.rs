@@ -230,6 +230,7 @@ mod tests {
             packets_to_client: 0,
             bytes_to_client: 0,
             response_time_ns: None,
+            first_frame: None,
         }
     }
 

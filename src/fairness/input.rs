@@ -161,6 +161,9 @@ pub struct ConnObs {
     pub bytes_to_client: u64,
     /// Time from the client's first request to the first reply byte, when a capture shows it.
     pub response_time_ns: Option<i64>,
+    /// The client's first packet at the director: what shows the scheduling decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_frame: Option<crate::topology::FrameRef>,
 }
 
 /// Times of the first client packet carrying each flag, as IPVS classifies them

@@ -115,6 +115,7 @@ fn observe(conn: &Connection) -> ConnObs {
         packets_to_client: to_client.map_or(0, |r| r.packets),
         bytes_to_client: to_client.map_or(0, |r| r.ip_bytes),
         response_time_ns: conn.first_response_ns,
+        first_frame: request.map(|r| r.first),
     }
 }
 

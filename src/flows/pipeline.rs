@@ -167,6 +167,9 @@ pub struct VantageStats {
     /// Packets of closed TCP connections that came during TIME_WAIT, after the connection's
     /// state was handed on: stragglers, not new connections.
     pub late_packets: u64,
+    /// Why this capture's connections could be joined only once it had been read to its end
+    /// (its progress could not be trusted), or null: memory then grows with its connections.
+    pub joined_at_end: Option<&'static str>,
 }
 
 /// Everything `flows` found.

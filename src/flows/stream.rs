@@ -31,6 +31,9 @@ use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 const FRAMES_PER_BATCH: usize = 4096;
 /// Events that make a batch go out early.
 const EVENTS_PER_BATCH: usize = 256;
+/// Capture time that makes a batch go out early: the join waits for the slowest capture's
+/// progress, so a sparse capture must report it often enough.
+const TIME_PER_BATCH_NS: i64 = 500_000_000;
 /// Batches waiting per capture: enough to keep both sides busy, few enough to keep the
 /// captures in step.
 const BATCHES_IN_CHANNEL: usize = 2;
@@ -162,25 +165,30 @@ pub fn run(
         }
         pending.flush(i64::MAX, each);
         stats.sort_by_key(|s: &VantageStats| s.vantage);
-        let warnings = inputs
-            .iter()
-            .filter(|i| i.disordered || i.unmatched)
-            .map(|i| {
+        let mut warnings = Vec::new();
+        for i in &inputs {
+            let why = if i.disordered {
+                "frames not in time order"
+            } else if i.unmatched {
+                "clock not matched against the other captures"
+            } else {
+                continue;
+            };
+            for s in stats.iter_mut().filter(|s| s.vantage.capture == i.capture) {
+                s.joined_at_end = Some(why);
+            }
+            if i.disordered {
                 let file = names
                     .iter()
                     .find(|(c, _)| *c == i.capture)
                     .map_or_else(|| format!("capture #{}", i.capture), |(_, f)| f.clone());
-                let why = if i.disordered {
-                    "its frames are not in time order"
-                } else {
-                    "its clock could not be matched against the other captures"
-                };
-                format!(
-                    "{file}: {why}, so connections were joined only once it had been read to \
-                     its end (memory then grows with the connections, not only those open at once)"
-                )
-            })
-            .collect();
+                warnings.push(format!(
+                    "{file}: its frames are not in time order (one more than 1 s older than a \
+                     frame before it); its connections were joined once it had been read to \
+                     its end"
+                ));
+            }
+        }
         StreamOutcome {
             stats,
             warnings,
@@ -270,6 +278,8 @@ fn produce(
     let mut trackers: BTreeMap<u32, (LegTracker, usize)> = BTreeMap::new();
     let mut batch = Batch::default();
     let mut frames = 0usize;
+    // The progress sent last; a batch also goes out when the capture's time has moved on.
+    let mut sent_at: Option<i64> = None;
     // A send fails only when the joining side is gone; nothing is left to do then.
     let send = |batch: &mut Batch| {
         let b = std::mem::take(batch);
@@ -318,8 +328,17 @@ fn produce(
             }
         }
         frames += 1;
-        if frames >= FRAMES_PER_BATCH || batch.events.len() >= EVENTS_PER_BATCH {
+        let advanced = match (batch.progress_ns, sent_at) {
+            (Some(p), Some(s)) => p - s >= TIME_PER_BATCH_NS,
+            (Some(p), None) => {
+                sent_at = Some(p);
+                false
+            }
+            _ => false,
+        };
+        if frames >= FRAMES_PER_BATCH || batch.events.len() >= EVENTS_PER_BATCH || advanced {
             frames = 0;
+            sent_at = batch.progress_ns;
             let progress = batch.progress_ns;
             let disordered = batch.disordered;
             send(&mut batch);
@@ -343,6 +362,7 @@ fn produce(
             legs: t.legs(),
             max_in_flight: max,
             late_packets: t.late_packets(),
+            joined_at_end: None,
         });
     }
     batch.end = Some(stats);

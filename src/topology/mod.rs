@@ -35,7 +35,7 @@ impl fmt::Display for VantageId {
 }
 
 /// Points at one packet the way Wireshark shows it: capture, frame number, the capture's own time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct FrameRef {
     pub capture: CaptureId,
     pub interface: u32,
