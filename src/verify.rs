@@ -45,7 +45,7 @@ impl Verification {
 struct Verifier {
     /// The analysis as it stood before the first connection, and the checks started from it.
     started: Option<(Analysis, ConnectionChecks)>,
-    fairness: Option<FairnessObserver>,
+    fairness: FairnessObserver,
     per_server: PerServerCounts,
 }
 
@@ -53,7 +53,7 @@ impl ConnectionSink for Verifier {
     fn begin(&mut self, analysis: &Analysis) {
         let ctx = Context::new(analysis);
         let checks = ConnectionChecks::new(&ctx);
-        self.fairness = Some(FairnessObserver::new(&analysis.topology));
+        self.fairness.begin(analysis);
         self.started = Some((analysis.clone(), checks));
     }
 
@@ -61,9 +61,7 @@ impl ConnectionSink for Verifier {
         if let Some((analysis, checks)) = &mut self.started {
             checks.observe(&Context::new(analysis), &conn);
         }
-        if let Some(f) = &mut self.fairness {
-            f.add(&conn);
-        }
+        self.fairness.add(&conn);
         self.per_server.add(&conn);
     }
 }
@@ -83,10 +81,7 @@ pub fn verify(
         // begin is always called; an analysis that never started has nothing to check.
         None => ConnectionChecks::new(&ctx).finish(&ctx),
     };
-    let observer = v
-        .fairness
-        .unwrap_or_else(|| FairnessObserver::new(&analysis.topology));
-    let mut input = observer.finish(&analysis.topology);
+    let mut input = v.fairness.finish(&analysis.topology);
     if let Some(rules) = rules {
         fairness::observe::apply_rules(&mut input, rules);
     }

@@ -197,15 +197,18 @@ pub fn main(args: &FairnessArgs) -> i32 {
         .iter()
         .map(crate::capture::CaptureSource::from_arg)
         .collect();
-    let analysis = crate::flows::analyse(
+    // Each connection is reduced to what the replay needs as soon as it is rebuilt.
+    let mut observer = fairness::observe::FairnessObserver::default();
+    let analysis = crate::flows::analyse_files_streaming(
         &sources,
         crate::decode::DecodeOptions::default(),
         &crate::flows::FlowOptions::default(),
+        &mut observer,
     );
     if super::report_unreadable(&analysis) {
         return super::EXIT_UNUSABLE;
     }
-    let mut input = fairness::observe::input_from(&analysis);
+    let mut input = observer.finish(&analysis.topology);
     if let Some(path) = &args.rules {
         match crate::topology::rules::read_rules(path) {
             Ok(rules) => fairness::observe::apply_rules(&mut input, &rules),

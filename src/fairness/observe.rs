@@ -2,7 +2,7 @@
 //! as the director saw it (client -> VIP direction only, as IPVS does in tunnel mode).
 
 use super::input::{ConnObs, FairnessInput, Proto, ServiceObs, TcpMarks};
-use crate::flows::{Analysis, Connection, Leg};
+use crate::flows::{Analysis, Connection, ConnectionSink, Leg};
 use crate::topology::{Proto as IpProto, Role, Topology};
 
 /// The connections of every TCP or UDP service, without configuration (the caller adds it).
@@ -14,9 +14,10 @@ pub fn input_from(analysis: &Analysis) -> FairnessInput {
     o.finish(&analysis.topology)
 }
 
-/// [`input_from`], fed one connection at a time as the analysis hands them on. What it keeps
-/// per connection is the scheduler replay's input, a [`ConnObs`] (about 150 bytes): the replay
-/// needs every assignment in order.
+/// [`input_from`], fed one connection at a time as the analysis hands them on (it is a
+/// [`ConnectionSink`]). What it keeps per connection is the scheduler replay's input, a
+/// [`ConnObs`] (about 220 bytes): the replay needs every assignment in order.
+#[derive(Default)]
 pub struct FairnessObserver {
     director_captured: bool,
     services: Vec<ServiceObs>,
@@ -57,6 +58,7 @@ impl FairnessObserver {
         }
     }
 
+    /// The input, with `topology` the finished analysis's.
     pub fn finish(self, topology: &Topology) -> FairnessInput {
         let mut services = self.services;
         for s in &mut services {
@@ -74,6 +76,15 @@ impl FairnessObserver {
             capture_span,
             timeouts: Default::default(),
         }
+    }
+}
+
+impl ConnectionSink for FairnessObserver {
+    fn begin(&mut self, analysis: &Analysis) {
+        *self = FairnessObserver::new(&analysis.topology);
+    }
+    fn connection(&mut self, c: Connection) {
+        self.add(&c);
     }
 }
 
