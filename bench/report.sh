@@ -62,6 +62,7 @@ cat <<TARGETS
 | \`inspect\` streams: max RSS does not grow with the capture (1 GB capture within 16 MB of the 74 MB one) | ${i10} MB (short-10k) vs ${i1g} MB (inspect-1g) | $(verdict "$i1g <= $i10 + 16") |
 | \`verify\` memory does not grow with packets: long-5k (8x the frames, half the connections) no more than short-10k | ${vlong} MB vs ${v10} MB | $(verdict "$vlong <= $v10") |
 | \`verify\` memory bounded when connections in flight are (both datasets <= 25 open at once): short-200k within 2x of short-10k | ${v200} MB vs ${v10} MB ($(awk "BEGIN { printf \"%.1f\", $v200 / $v10 }")x) | $(verdict "$v200 <= 2 * $v10") |
+| \`verify\` keeps at most 300 bytes per connection beyond what \`flows --json\` holds (the scheduler replay's record of each connection; 3.9 KB per connection before the streaming join) | $(awk "BEGIN { printf \"%.0f\", ($v200 - $f200) * 1048576 / 200000 }") bytes (short-200k) | $(verdict "($v200 - $f200) * 1048576 / 200000 <= 300") |
 | \`flows --json\` memory does not grow with packets: long-5k no more than short-10k | ${flong} MB vs ${f10} MB | $(verdict "$flong <= $f10") |
 | \`flows --json\` memory bounded when connections in flight are: short-200k within 2x of short-10k | ${f200} MB vs ${f10} MB ($(awk "BEGIN { printf \"%.1f\", $f200 / $f10 }")x) | $(verdict "$f200 <= 2 * $f10") |
 | \`inspect\` throughput >= 1 000 000 frames per CPU second (short-200k) | ${ipc} | $(verdict "$ipc >= 1000000") |

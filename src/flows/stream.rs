@@ -71,8 +71,6 @@ struct Batch {
     events: Vec<(VantageId, LegEvent)>,
     /// The latest timestamp read so far (this capture's clock).
     progress_ns: Option<i64>,
-    /// The capture went back in time by more than [`DISORDER_NS`].
-    disordered: bool,
     /// The last batch: the capture was read to its end.
     end: Option<Vec<VantageStats>>,
 }
@@ -151,7 +149,6 @@ pub fn run(
                     if let Some(p) = batch.progress_ns {
                         input.progress_ns = Some(input.progress_ns.map_or(p, |q| q.max(p)));
                     }
-                    input.disordered |= batch.disordered;
                     if let Some(s) = batch.end {
                         stats.extend(s);
                         input.done = true;
@@ -307,10 +304,6 @@ fn produce(
         });
         t.push(f);
         *max = (*max).max(t.in_flight());
-        match batch.progress_ns {
-            Some(p) if f.ts_ns < p - DISORDER_NS => batch.disordered = true,
-            _ => {}
-        }
         batch.progress_ns = Some(batch.progress_ns.map_or(f.ts_ns, |p| p.max(f.ts_ns)));
         // The other interfaces' states age by the same clock.
         for (i, (t, _)) in trackers.iter_mut() {
@@ -340,11 +333,9 @@ fn produce(
             frames = 0;
             sent_at = batch.progress_ns;
             let progress = batch.progress_ns;
-            let disordered = batch.disordered;
             send(&mut batch);
-            // Progress and disorder carry over: they describe the capture so far.
+            // Progress carries over: it describes the capture so far.
             batch.progress_ns = progress;
-            batch.disordered = disordered;
         }
     });
     let mut stats = Vec::new();
@@ -465,5 +456,25 @@ impl<'j, 't> Pending<'j, 't> {
         if self.keys.capacity() > 4096 && self.keys.len() < self.keys.capacity() / 4 {
             self.keys.shrink_to_fit();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TimeOrder;
+
+    const S: i64 = 1_000_000_000;
+
+    #[test]
+    fn small_disorder_is_normal_and_a_jump_back_is_not() {
+        let mut o = TimeOrder::default();
+        // -i any interleaves interfaces a few milliseconds out of order.
+        for t in [10 * S, 10 * S + 5, 10 * S - 3_000_000, 11 * S, 10 * S + 500_000_000] {
+            o.push(t);
+        }
+        assert!(!o.disordered());
+        // A second file appended after the first, starting earlier.
+        o.push(2 * S);
+        assert!(o.disordered());
     }
 }
