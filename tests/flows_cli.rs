@@ -111,3 +111,25 @@ fn unreadable_input_and_bad_arguments_exit_2() {
     let (code, _) = flows(&["--role", "director=other.pcap"], &captures(&dir));
     assert_eq!(code, 2);
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_it_quietly() {
+    let dir = fixture("tutorial");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .arg("flows")
+        .arg("--json")
+        .args(captures(&dir))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs");
+    // Closed before the first line is written, as `| head -0` would.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("ends");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

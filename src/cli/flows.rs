@@ -120,19 +120,29 @@ fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions) -> i32 {
         out: JsonLines<W>,
         error: Option<std::io::Error>,
     }
+    impl<W: Write> Sink<'_, W> {
+        fn failed(&mut self, e: std::io::Error) {
+            // The reader went away (`| head`): what is left to read would go nowhere, so stop
+            // now rather than read the captures to their end.
+            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                std::process::exit(EXIT_OK);
+            }
+            self.error.get_or_insert(e);
+        }
+    }
     impl<W: Write> ConnectionSink for Sink<'_, W> {
         fn begin(&mut self, a: &Analysis) {
             // Nothing readable: the caller reports it, and nothing goes to stdout.
             if !a.unreadable() {
                 if let Err(e) = self.out.head(a) {
-                    self.error.get_or_insert(e);
+                    self.failed(e);
                 }
             }
         }
         fn connection(&mut self, c: Connection) {
             if self.error.is_none() && selected(self.args, &c) {
                 if let Err(e) = self.out.connection(&c) {
-                    self.error = Some(e);
+                    self.failed(e);
                 }
             }
         }

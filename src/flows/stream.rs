@@ -469,7 +469,13 @@ mod tests {
     fn small_disorder_is_normal_and_a_jump_back_is_not() {
         let mut o = TimeOrder::default();
         // -i any interleaves interfaces a few milliseconds out of order.
-        for t in [10 * S, 10 * S + 5, 10 * S - 3_000_000, 11 * S, 10 * S + 500_000_000] {
+        for t in [
+            10 * S,
+            10 * S + 5,
+            10 * S - 3_000_000,
+            11 * S,
+            10 * S + 500_000_000,
+        ] {
             o.push(t);
         }
         assert!(!o.disordered());
