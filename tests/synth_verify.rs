@@ -457,6 +457,13 @@ fn a_long_capture_is_checked_and_joined_as_it_goes() {
     let r = run("long", &cfg);
     assert_healthy(&r);
     assert_counts(&r);
+    assert_eq!(r.report["connections"], 1200);
+    // verify checks each connection as it is rebuilt: it holds no more than flows does.
+    let waiting = r.report["max_waiting"].as_u64().unwrap();
+    assert!(
+        waiting < 400,
+        "verify: {waiting} connections waited at once"
+    );
 
     // The same captures through `flows --json`: connections are joined a few seconds after
     // they end (a closed state waits 3 s, the join about 2 s more), not all at the end.

@@ -2,9 +2,11 @@
 //! [`CheckResult`] with evidence. A check's id names its module: `reply.source` lives in
 //! `checks/reply.rs`, `tunnel.delivery` in `checks/tunnel.rs`.
 //!
-//! A check needs nothing but the [`Analysis`] (connections, topology, clock offsets) and the
-//! read outcome of each capture. When the captures given cannot show what a check looks at
-//! (no capture from any real server, say), the check is skipped and says why.
+//! A check needs nothing but the [`Analysis`] (topology, clock offsets, the read outcome of each
+//! capture) and the connection records, which it sees one at a time ([`ConnectionChecks`]) as
+//! the analysis hands them on: it keeps counts and a few examples, never the connections, so
+//! `verify` does not hold them. When the captures given cannot show what a check looks at (no
+//! capture from any real server, say), the check is skipped and says why.
 
 pub mod affected;
 pub mod arp;

@@ -83,6 +83,12 @@ pub struct VerifyDocument<'a> {
     pub captures: Vec<CaptureDoc<'a>>,
     pub topology: &'a crate::topology::Topology,
     pub per_real_server: Vec<PerServer>,
+    /// Connections rebuilt.
+    pub connections: u64,
+    /// Per vantage point: legs, states held at once, TIME_WAIT stragglers (docs/flows.md).
+    pub stats: &'a [crate::flows::pipeline::VantageStats],
+    /// Connections waiting to be joined at once, at most.
+    pub max_waiting: usize,
     pub clock_offsets: &'a [crate::flows::clock::ClockOffset],
     pub read_warnings: &'a [String],
     /// Per service: shares, fairness statistics and the scheduler replay (docs/fairness.md).
@@ -125,6 +131,9 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
             .collect(),
         topology: &analysis.topology,
         per_real_server: v.per_server.clone(),
+        connections: analysis.connection_count,
+        stats: &analysis.stats,
+        max_waiting: analysis.max_waiting,
         clock_offsets: &analysis.clock_offsets,
         read_warnings: &analysis.warnings,
         fairness,
