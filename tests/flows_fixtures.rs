@@ -369,3 +369,48 @@ fn a_single_vantage_point_gives_what_it_can_show() {
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn streamed_connections_are_the_kept_ones_on_every_fixture() {
+    // What `flows --json` writes as it goes (and `verify` checks) is what the tables keep and
+    // sort: the same records but for their numbering.
+    let strip_id = |c: &lvscheck::flows::Connection| {
+        let mut v = serde_json::to_value(c).unwrap();
+        v.as_object_mut().unwrap().remove("id");
+        v.to_string()
+    };
+    for dir in fixtures() {
+        let truth = hosts(&dir);
+        let files: Vec<CaptureSource> = files_of(&truth)
+            .iter()
+            .map(|f| CaptureSource::File(dir.join(f)))
+            .collect();
+        let kept = run(&dir, &truth);
+        let mut streamed = Vec::new();
+        let a = lvscheck::flows::analyse_files_streaming(
+            &files,
+            DecodeOptions::default(),
+            &FlowOptions::default(),
+            &mut |c| streamed.push(c),
+        );
+        let name = dir.display();
+        assert_eq!(
+            a.connection_count as usize,
+            kept.connections.len(),
+            "{name}"
+        );
+        let mut s: Vec<String> = streamed.iter().map(strip_id).collect();
+        let mut k: Vec<String> = kept.connections.iter().map(strip_id).collect();
+        s.sort();
+        k.sort();
+        assert_eq!(s, k, "{name}");
+        assert_eq!(
+            serde_json::to_value(&a.topology).unwrap(),
+            serde_json::to_value(&kept.topology).unwrap(),
+            "{name}"
+        );
+        for st in &a.stats {
+            assert_eq!(st.late_packets, 0, "{name}: {st:?}");
+        }
+    }
+}
