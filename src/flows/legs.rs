@@ -49,6 +49,9 @@ pub struct FlowContext {
     pub configured_rs: Option<HashSet<IpAddr>>,
     pub director_addrs: HashSet<IpAddr>,
     pub director_macs: HashSet<MacAddr>,
+    /// The services (protocol, VIP and port): a reply from a real server's own address is
+    /// matched to the client's connection to one of them.
+    pub services: Vec<(Proto, SocketAddr)>,
 }
 
 impl FlowContext {
@@ -66,6 +69,11 @@ impl FlowContext {
                 .directors
                 .iter()
                 .flat_map(|h| h.macs.iter().copied())
+                .collect(),
+            services: t
+                .services
+                .iter()
+                .map(|s| (s.proto, SocketAddr::new(s.vip, s.port)))
                 .collect(),
         }
     }
@@ -184,11 +192,24 @@ fn tuple_hash(k: &ConnKey) -> u64 {
     h.finish()
 }
 
-/// A closed connection's tuple during TIME_WAIT.
-#[derive(Debug, Clone, Copy)]
+/// A closed connection's tuple during TIME_WAIT, in 8 bytes: the client's ISN and when the
+/// connection's last packet was seen, in whole seconds since the tracker's first tombstone (31
+/// bits, 68 years), with the top bit set when the ISN is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Tombstone {
-    isn: Option<u32>,
-    last_ts: i64,
+    isn: u32,
+    closed_s: u32,
+}
+
+const ISN_KNOWN: u32 = 1 << 31;
+
+impl Tombstone {
+    fn isn(&self) -> Option<u32> {
+        (self.closed_s & ISN_KNOWN != 0).then_some(self.isn)
+    }
+    fn second(&self) -> u32 {
+        self.closed_s & !ISN_KNOWN
+    }
 }
 
 /// Feeds on the frames of one vantage point; yields its legs.
@@ -202,11 +223,12 @@ pub struct LegTracker<'c> {
     /// Boxed: a table's capacity doubles past the peak of connections in flight, and an empty
     /// slot then costs a pointer instead of a whole state.
     active: HashMap<ConnKey, Box<LegState>>,
-    /// (protocol, client address, client port) -> key, to attach replies from other sources.
-    by_client: HashMap<(Proto, IpAddr, u16), ConnKey>,
     /// Closed TCP tuples in TIME_WAIT, by [`tuple_hash`], and the order they expire in.
     closed: HashMap<u64, Tombstone>,
-    closed_order: std::collections::VecDeque<(i64, u64)>,
+    /// (second, tuple hash as two halves): 12 bytes a tombstone, in the order they came.
+    closed_order: std::collections::VecDeque<(u32, [u32; 2])>,
+    /// Where the tombstones' seconds count from (this capture's clock).
+    closed_base_ns: Option<i64>,
     events: Vec<LegEvent>,
     legs: usize,
     late_packets: u64,
@@ -228,9 +250,9 @@ impl<'c> LegTracker<'c> {
             ctx,
             timeouts,
             active: HashMap::new(),
-            by_client: HashMap::new(),
             closed: HashMap::new(),
             closed_order: std::collections::VecDeque::new(),
+            closed_base_ns: None,
             events: Vec::new(),
             legs: 0,
             late_packets: 0,
@@ -280,7 +302,7 @@ impl<'c> LegTracker<'c> {
         };
         match new_isn {
             // A new SYN: the tuple is reused.
-            Some(isn) if t.isn != Some(isn) => {
+            Some(isn) if t.isn() != Some(isn) => {
                 self.closed.remove(&h);
                 false
             }
@@ -333,7 +355,7 @@ impl<'c> LegTracker<'c> {
                     vip: src,
                 },
             )
-        } else if let Some(k) = self.by_client.get(&(proto, v.ip.dst, dp)).copied() {
+        } else if let Some(k) = self.reply_target(proto, SocketAddr::new(v.ip.dst, dp)) {
             // From a known real server; when none is known (no tunnel seen anywhere), from the
             // service's port at least.
             let rs_known = !self.ctx.real_servers.is_empty();
@@ -366,9 +388,25 @@ impl<'c> LegTracker<'c> {
         record(state, form, &v, f, at, ctx, role);
     }
 
+    /// The open connection that a packet from elsewhere (not the VIP) to this client address
+    /// and port answers: the client's connection to one of the services, the latest active if
+    /// it has several.
+    fn reply_target(&self, proto: Proto, client: SocketAddr) -> Option<ConnKey> {
+        self.ctx
+            .services
+            .iter()
+            .filter(|(p, _)| *p == proto)
+            .map(|(_, vip)| ConnKey {
+                proto,
+                client,
+                vip: *vip,
+            })
+            .filter_map(|k| self.active.get(&k).map(|s| (s.last_ts, k)))
+            .max()
+            .map(|(_, k)| k)
+    }
+
     fn state(&mut self, key: ConnKey, ts: i64) -> &mut LegState {
-        self.by_client
-            .insert((key.proto, key.client.ip(), key.client.port()), key);
         let events = &mut self.events;
         self.active.entry(key).or_insert_with(|| {
             events.push(LegEvent::Opened(key));
@@ -406,18 +444,24 @@ impl<'c> LegTracker<'c> {
     fn end(&mut self, key: ConnKey, s: Box<LegState>) {
         if key.proto == Proto::TCP && s.closed(self.one_way()) {
             let h = tuple_hash(&key);
-            self.closed.insert(
-                h,
-                Tombstone {
-                    isn: s.isn,
-                    last_ts: s.last_ts,
-                },
-            );
-            self.closed_order.push_back((s.last_ts, h));
+            let second = self.second_of(s.last_ts);
+            let t = Tombstone {
+                isn: s.isn.unwrap_or(0),
+                closed_s: second | if s.isn.is_some() { ISN_KNOWN } else { 0 },
+            };
+            self.closed.insert(h, t);
+            self.closed_order
+                .push_back((second, [(h >> 32) as u32, h as u32]));
         }
         let leg = self.finish_state(key, *s);
         self.legs += 1;
         self.events.push(LegEvent::Finished(Box::new(leg)));
+    }
+
+    /// Whole seconds since the first tombstone (0 before it, or for a time before it).
+    fn second_of(&mut self, ts: i64) -> u32 {
+        let base = *self.closed_base_ns.get_or_insert(ts);
+        (ts.saturating_sub(base).max(0) / 1_000_000_000).min(i64::from(!ISN_KNOWN)) as u32
     }
 
     /// Lets states age to `now` (this capture's clock) without a frame of this vantage point:
@@ -461,12 +505,15 @@ impl<'c> LegTracker<'c> {
         }
         // Tombstones leave in the order they came, when TIME_WAIT is over; a tuple closed again
         // since has a newer one, which stays.
-        while let Some(&(ts, h)) = self.closed_order.front() {
-            if now - ts <= TCP_TIME_WAIT_NS {
+        let now_s = self.second_of(now);
+        let wait_s = (TCP_TIME_WAIT_NS / 1_000_000_000) as u32;
+        while let Some(&(second, [hi, lo])) = self.closed_order.front() {
+            if now_s.saturating_sub(second) <= wait_s {
                 break;
             }
             self.closed_order.pop_front();
-            if self.closed.get(&h).is_some_and(|t| t.last_ts == ts) {
+            let h = (u64::from(hi) << 32) | u64::from(lo);
+            if self.closed.get(&h).is_some_and(|t| t.second() == second) {
                 self.closed.remove(&h);
             }
         }
@@ -554,14 +601,6 @@ impl<'c> LegTracker<'c> {
     }
 
     fn finish_state(&mut self, k: ConnKey, mut s: LegState) -> Leg {
-        if self
-            .by_client
-            .get(&(k.proto, k.client.ip(), k.client.port()))
-            == Some(&k)
-        {
-            self.by_client
-                .remove(&(k.proto, k.client.ip(), k.client.port()));
-        }
         // On a tunnel device (tunl0) requests are seen after decapsulation: no anomaly there.
         if self.role == Role::RealServer && !self.raw_ip {
             if let (Some(r), None) = (
