@@ -8,7 +8,7 @@
 //! announced too ([`LegEvent::Opened`]), so that whoever joins legs knows what is still open.
 //!
 //! A closed TCP connection keeps its whole state only briefly ([`TCP_CLOSED_LINGER_NS`], for the
-//! last ACK and a retransmitted FIN); after that a 16-byte tombstone stands in for it until
+//! last ACK and a retransmitted FIN); after that a tombstone of ~30 bytes stands in for it until
 //! TIME_WAIT is over, so that a straggler is counted as one ([`LegTracker::late_packets`])
 //! instead of starting a connection of its own. Memory follows the connections open at once.
 
