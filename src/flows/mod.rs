@@ -155,10 +155,10 @@ pub struct Evidence {
 }
 
 /// A packet's identity, to find it again in another capture; kept for a few packets per leg
-/// until the clocks are estimated and the legs joined.
+/// until the legs are joined (the clocks use their own sample, [`clock::ClockSampler`]).
 ///
-/// The form is kept in the low two bits of the packet hash (16 bytes instead of 24, times
-/// millions); [`Fingerprint::value`] is the remaining 62 bits, which is what is matched.
+/// The form is kept in the low two bits of the packet hash (16 bytes instead of 24, per packet
+/// kept); [`Fingerprint::value`] is the remaining 62 bits, which is what is matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
     packed: u64,
