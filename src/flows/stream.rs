@@ -9,12 +9,13 @@
 //! capture that saw the connection has opened its leg of it. The joining side always reads from
 //! the capture that is furthest behind, and each capture's channel holds two batches, so the
 //! captures advance together and a fast one cannot fill memory with legs that wait for a slow
-//! one. Memory follows the connections in flight and the clock skew between captures, not the
-//! total.
+//! one. Memory follows the connections in flight (and the uncertainty of the clock offsets, which
+//! lengthens the wait), not their total.
 //!
-//! A capture whose frames are not in time order (a concatenation of files), or whose clock
-//! could not be matched against the others, gives no usable progress: its legs are then held
-//! until it has been read to the end, and a warning says so.
+//! A capture whose frames are not in time order (a concatenation of files; found in pass 1), or
+//! whose clock could not be matched against the others, gives no usable progress: it is read
+//! first, its legs are held until it has been read to the end, and its `joined_at_end` says so
+//! (frames out of order are also a warning).
 
 use super::clock::{ClockOffset, OffsetMethod};
 use super::join::{Joiner, TIME_SLACK_NS};
