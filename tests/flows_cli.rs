@@ -133,3 +133,44 @@ fn a_reader_that_goes_away_ends_it_quietly() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// (number, client) of each row of the connections table.
+fn table_rows(text: &str) -> Vec<(u64, String)> {
+    text.lines()
+        .filter(|l| l.contains("┆ tcp ") || l.contains("┆ udp "))
+        .filter_map(|l| {
+            let cells: Vec<&str> = l.trim_matches('│').split('┆').map(str::trim).collect();
+            Some((cells.first()?.parse().ok()?, cells.get(2)?.to_string()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_filtered_table_numbers_connections_as_the_whole_one_does() {
+    let dir = fixture("tutorial");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+            .arg("flows")
+            .args(args)
+            .args(captures(&dir))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let all = table_rows(&run(&[]));
+    assert_eq!(all.len(), 10);
+    assert_eq!(
+        all.iter().map(|r| r.0).collect::<Vec<_>>(),
+        (1..=10).collect::<Vec<_>>()
+    );
+    let conns = read_conns(&dir.join("conns.txt")).unwrap();
+    let rs = conns[0].rs.ip().to_string();
+    let text = run(&["--rs", &rs]);
+    let some = table_rows(&text);
+    assert!(!some.is_empty() && some.len() < all.len(), "{text}");
+    assert!(text.contains(&format!("Connections ({} of 10)", some.len())));
+    for row in &some {
+        assert!(all.contains(row), "{row:?} not in the whole table");
+    }
+}

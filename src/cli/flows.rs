@@ -9,9 +9,9 @@ use super::common::AnalysisArgs;
 use super::{EXIT_OK, EXIT_UNUSABLE};
 use crate::flows::legs::Timeouts;
 use crate::flows::{
-    analyse, analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions, Outcome,
+    analyse_files_streaming, Analysis, ConnKey, Connection, ConnectionSink, FlowOptions, Outcome,
 };
-use crate::report::flows::JsonLines;
+use crate::report::flows::{JsonLines, Totals};
 
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
@@ -80,23 +80,60 @@ pub fn run(args: &FlowsArgs) -> i32 {
     if args.json {
         return run_json_lines(args, &opts);
     }
-    let analysis = analyse(
+    // Only the selected connections are kept (with the start and key of every connection, to
+    // number them in order of start among all): a filtered table of a long capture needs
+    // memory for what it shows.
+    let mut sink = TableSink {
+        args,
+        shown: Vec::new(),
+        starts: Vec::new(),
+        totals: Totals::default(),
+    };
+    let analysis = analyse_files_streaming(
         &args.analysis.sources(),
         args.analysis.decode_options(),
         &opts,
+        &mut sink,
     );
     if super::report_unreadable(&analysis) {
         return EXIT_UNUSABLE;
     }
-    let shown: Vec<&Connection> = analysis
-        .connections
-        .iter()
-        .filter(|c| selected(args, c))
-        .collect();
+    let TableSink {
+        mut shown,
+        mut starts,
+        totals,
+        ..
+    } = sink;
+    starts.sort_unstable();
+    for c in &mut shown {
+        let at = (c.first_ts_ns, c.key());
+        c.id = starts.partition_point(|s| *s < at) as u64 + 1;
+    }
+    shown.sort_by_key(|c| c.id);
+    let shown: Vec<&Connection> = shown.iter().collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let written = out.write_all(crate::report::flows::render(&analysis, &shown).as_bytes());
+    let written =
+        out.write_all(crate::report::flows::render(&analysis, &totals, &shown).as_bytes());
     finish(written.and_then(|()| out.flush()))
+}
+
+/// The tables' side of the stream: what they show, and what they count.
+struct TableSink<'a> {
+    args: &'a FlowsArgs,
+    shown: Vec<Connection>,
+    starts: Vec<(i64, ConnKey)>,
+    totals: Totals,
+}
+
+impl ConnectionSink for TableSink<'_> {
+    fn connection(&mut self, c: Connection) {
+        self.starts.push((c.first_ts_ns, c.key()));
+        self.totals.add(&c);
+        if selected(self.args, &c) {
+            self.shown.push(c);
+        }
+    }
 }
 
 /// Exit status for what writing the report gave.
