@@ -2,7 +2,7 @@
 //! command line and the tests run exactly the same thing.
 //!
 //! The connections are not kept: each is handed, as soon as it is rebuilt, to the checks (which
-//! keep counts and a few examples), to the per-server table and to the fairness stage (which
+//! keep counts and a few examples) and to the fairness stage (which
 //! keeps one small record per connection for the scheduler replay), then dropped. Memory follows
 //! the connections in flight plus that record.
 
@@ -14,7 +14,6 @@ use crate::decode::DecodeOptions;
 use crate::fairness::observe::FairnessObserver;
 use crate::fairness::{self, FairnessReport};
 use crate::flows::{analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions};
-use crate::report::verify::{PerServer, PerServerCounts};
 use crate::topology::rules::Rules;
 
 /// Everything `verify` found.
@@ -25,8 +24,6 @@ pub struct Verification {
     /// Every check, in report order; the last is `scheduler`.
     pub checks: Vec<CheckResult>,
     pub fairness: FairnessReport,
-    /// Connections per service and real server, by outcome.
-    pub per_server: Vec<PerServer>,
 }
 
 impl Verification {
@@ -46,7 +43,6 @@ struct Verifier {
     /// The analysis as it stood before the first connection, and the checks started from it.
     started: Option<(Analysis, ConnectionChecks)>,
     fairness: FairnessObserver,
-    per_server: PerServerCounts,
 }
 
 impl ConnectionSink for Verifier {
@@ -62,7 +58,6 @@ impl ConnectionSink for Verifier {
             checks.observe(&Context::new(analysis), &conn);
         }
         self.fairness.add(&conn);
-        self.per_server.add(&conn);
     }
 }
 
@@ -104,7 +99,6 @@ pub fn verify(
     Verification {
         checks,
         fairness,
-        per_server: v.per_server.rows(),
         analysis,
     }
 }

@@ -179,25 +179,6 @@ impl ConnectionChecks {
     }
 }
 
-/// Runs every check on an analysis that kept its connections.
-pub fn run_all(analysis: &Analysis) -> Vec<CheckResult> {
-    let ctx = Context::new(analysis);
-    let mut checks = ConnectionChecks::new(&ctx);
-    for conn in &analysis.connections {
-        checks.observe(&ctx, conn);
-    }
-    checks.finish(&ctx)
-}
-
-/// A Wireshark display filter for the given connections (see [`FilterParts`]).
-pub fn connections_filter<'c>(conns: impl IntoIterator<Item = &'c Connection>) -> Option<String> {
-    let mut parts = FilterParts::default();
-    for c in conns {
-        parts.add(c);
-    }
-    parts.filter()
-}
-
 /// `ip.addr` or `ipv6.addr`.
 pub fn ip_field(addr: IpAddr) -> &'static str {
     match addr {

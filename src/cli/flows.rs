@@ -11,7 +11,7 @@ use crate::flows::legs::Timeouts;
 use crate::flows::{
     analyse_files_streaming, Analysis, ConnKey, Connection, ConnectionSink, FlowOptions, Outcome,
 };
-use crate::report::flows::{JsonLines, Totals};
+use crate::report::flows::JsonLines;
 
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
@@ -87,7 +87,6 @@ pub fn run(args: &FlowsArgs) -> i32 {
         args,
         shown: Vec::new(),
         starts: Vec::new(),
-        totals: Totals::default(),
     };
     let analysis = analyse_files_streaming(
         &args.analysis.sources(),
@@ -101,7 +100,6 @@ pub fn run(args: &FlowsArgs) -> i32 {
     let TableSink {
         mut shown,
         mut starts,
-        totals,
         ..
     } = sink;
     starts.sort_unstable();
@@ -113,23 +111,20 @@ pub fn run(args: &FlowsArgs) -> i32 {
     let shown: Vec<&Connection> = shown.iter().collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let written =
-        out.write_all(crate::report::flows::render(&analysis, &totals, &shown).as_bytes());
+    let written = out.write_all(crate::report::flows::render(&analysis, &shown).as_bytes());
     finish(written.and_then(|()| out.flush()))
 }
 
-/// The tables' side of the stream: what they show, and what they count.
+/// The tables' side of the stream: what they show, and where every connection starts.
 struct TableSink<'a> {
     args: &'a FlowsArgs,
     shown: Vec<Connection>,
     starts: Vec<(i64, ConnKey)>,
-    totals: Totals,
 }
 
 impl ConnectionSink for TableSink<'_> {
     fn connection(&mut self, c: Connection) {
         self.starts.push((c.first_ts_ns, c.key()));
-        self.totals.add(&c);
         if selected(self.args, &c) {
             self.shown.push(c);
         }

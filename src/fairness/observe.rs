@@ -5,17 +5,8 @@ use super::input::{ConnObs, FairnessInput, Proto, ServiceObs, TcpMarks};
 use crate::flows::{Analysis, Connection, ConnectionSink, Leg};
 use crate::topology::{Proto as IpProto, Role, Topology};
 
-/// The connections of every TCP or UDP service, without configuration (the caller adds it).
-pub fn input_from(analysis: &Analysis) -> FairnessInput {
-    let mut o = FairnessObserver::new(&analysis.topology);
-    for conn in &analysis.connections {
-        o.add(conn);
-    }
-    o.finish(&analysis.topology)
-}
-
-/// [`input_from`], fed one connection at a time as the analysis hands them on (it is a
-/// [`ConnectionSink`]). What it keeps per connection is the scheduler replay's input, a
+/// The connections of every TCP or UDP service, without configuration (the caller adds it),
+/// fed one connection at a time as the analysis hands them on (it is a [`ConnectionSink`]). What it keeps per connection is the scheduler replay's input, a
 /// [`ConnObs`] (about 220 bytes): the replay needs every assignment in order.
 #[derive(Default)]
 pub struct FairnessObserver {

@@ -281,19 +281,17 @@ impl<'c> LegTracker<'c> {
         self.late_packets
     }
 
-    /// What happened since the last call: states opened and legs finished, in order.
-    pub fn take_events(&mut self) -> Vec<LegEvent> {
-        std::mem::take(&mut self.events)
+    /// Moves what happened since the last call (states opened, legs finished, in order) to
+    /// `out`, each with this vantage point.
+    pub fn drain_events(&mut self, out: &mut Vec<(VantageId, LegEvent)>) {
+        let v = self.vantage;
+        out.extend(self.events.drain(..).map(|e| (v, e)));
     }
 
-    /// Whether events wait to be taken.
-    pub fn has_events(&self) -> bool {
-        !self.events.is_empty()
-    }
-
-    /// A packet for a tuple in TIME_WAIT that does not open a new connection: a straggler.
+    /// A packet for a tuple with no open state but in TIME_WAIT, that does not open a new
+    /// connection: a straggler.
     fn straggler(&mut self, key: &ConnKey, new_isn: Option<u32>) -> bool {
-        if key.proto != Proto::TCP || self.closed.is_empty() || self.active.contains_key(key) {
+        if key.proto != Proto::TCP || self.closed.is_empty() {
             return false;
         }
         let h = tuple_hash(key);
@@ -375,10 +373,9 @@ impl<'c> LegTracker<'c> {
         let new_isn = tcp
             .filter(|t| form.is_request() && t.has(Tcp::SYN) && !t.has(Tcp::ACK))
             .map(|t| t.seq);
-        if self.straggler(&key, new_isn) {
+        if !self.admit(key, f.ts_ns, new_isn) {
             return;
         }
-        self.start_over_if_new(key, f.ts_ns, new_isn);
         let (ctx, role) = (self.ctx, self.role);
         let state = self.state(key, f.ts_ns);
         if let (Some(isn), None) = (new_isn, state.isn) {
@@ -416,9 +413,11 @@ impl<'c> LegTracker<'c> {
 
     /// A client SYN with a new initial sequence number, or a UDP packet after the idle
     /// timeout, begins a new connection on the same tuple.
-    fn start_over_if_new(&mut self, key: ConnKey, ts: i64, new_isn: Option<u32>) {
+    ///
+    /// Returns whether the packet goes on to a state: not when it is a TIME_WAIT straggler.
+    fn admit(&mut self, key: ConnKey, ts: i64, new_isn: Option<u32>) -> bool {
         let Some(s) = self.active.get(&key) else {
-            return;
+            return !self.straggler(&key, new_isn);
         };
         let new = match new_isn {
             Some(isn) => {
@@ -438,6 +437,7 @@ impl<'c> LegTracker<'c> {
                 self.end(key, s);
             }
         }
+        true
     }
 
     /// Hands a state on as a leg; a closed TCP connection leaves a tombstone.
@@ -563,7 +563,7 @@ impl<'c> LegTracker<'c> {
         let (t, code) = (icmp.icmp_type, icmp.code);
         let frag = (!icmp.v6 && t == 3 && code == 4) || (icmp.v6 && t == 2);
         let unreachable = !frag && ((!icmp.v6 && t == 3) || (icmp.v6 && t == 1));
-        if self.straggler(&key, None) {
+        if !self.active.contains_key(&key) && self.straggler(&key, None) {
             return;
         }
         let state = self.state(key, at.ts_ns);
@@ -589,13 +589,9 @@ impl<'c> LegTracker<'c> {
         });
     }
 
-    /// Ends every state (end of the capture); its legs are among the events to take, in the
-    /// order the connections started.
+    /// Ends every state (end of the capture); their legs are among the events to drain.
     pub fn finish(&mut self) {
-        let mut rest: Vec<(ConnKey, Box<LegState>)> =
-            std::mem::take(&mut self.active).into_iter().collect();
-        rest.sort_by_key(|(k, s)| (s.first_ts, *k));
-        for (k, s) in rest {
+        for (k, s) in std::mem::take(&mut self.active) {
             self.end(k, s);
         }
     }

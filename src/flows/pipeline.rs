@@ -8,7 +8,7 @@ use super::clock::{self, ClockOffset, ClockSampler};
 use super::join::Joiner;
 use super::legs::{FlowContext, Timeouts};
 use super::stream;
-use super::Connection;
+use super::{Connection, Outcome};
 use crate::capture::frame::CaptureId;
 use crate::capture::{read_capture, CaptureSource};
 use crate::decode::packet::DecodedFrame;
@@ -183,6 +183,11 @@ pub struct Analysis {
     pub connections: Vec<Connection>,
     /// How many connections there were, kept or not.
     pub connection_count: u64,
+    /// All of them per service, real server and outcome.
+    #[serde(skip)]
+    pub per_server: ServerCounts,
+    /// When the first of them began (reference clock).
+    pub first_ts_ns: Option<i64>,
     /// Connections (keys) waiting to be joined at once, at most: with the trackers' states
     /// ([`VantageStats::max_in_flight`]), what the analysis held in memory.
     pub max_waiting: usize,
@@ -294,6 +299,8 @@ pub fn analyse_streaming(
         clock_offsets,
         connections: Vec::new(),
         connection_count: 0,
+        per_server: ServerCounts::new(),
+        first_ts_ns: None,
         max_waiting: 0,
         config: Vec::new(),
         stats: Vec::new(),
@@ -323,9 +330,11 @@ pub fn analyse_streaming(
     analysis.warnings.extend(outcome.warnings);
     seen.name_tunnel_devices(&mut analysis.topology);
     analysis.config = match &opts.expected {
-        Some(e) => config::compare(e, &seen.observed),
+        Some(e) => config::compare(e, &observed(&seen.counts)),
         None => Vec::new(),
     };
+    analysis.per_server = seen.counts;
+    analysis.first_ts_ns = seen.first_ts_ns;
     analysis.connection_count = id;
     analysis.stats = outcome.stats;
     analysis.max_waiting = outcome.max_waiting;
@@ -347,6 +356,19 @@ impl<F: FnMut(Connection)> ConnectionSink for F {
     }
 }
 
+/// Connections per (service, real server) and outcome; None: the real server is not known.
+pub type ServerCounts = BTreeMap<(Service, Option<IpAddr>), BTreeMap<Outcome, u64>>;
+
+/// Connections per service and real server, for the comparison with the rules.
+fn observed(counts: &ServerCounts) -> Observed {
+    let mut o = Observed::new();
+    for ((svc, rs), outcomes) in counts {
+        *o.entry(svc.clone()).or_default().entry(*rs).or_default() +=
+            outcomes.values().sum::<u64>();
+    }
+    o
+}
+
 /// The vantage points where a TCP or UDP packet from a VIP was seen.
 fn saw_replies(facts: &[VantageFacts], topology: &Topology) -> HashSet<VantageId> {
     facts
@@ -364,7 +386,8 @@ fn saw_replies(facts: &[VantageFacts], topology: &Topology) -> HashSet<VantageId
 /// real servers each vantage point saw connections of.
 #[derive(Default)]
 struct Seen {
-    observed: Observed,
+    counts: ServerCounts,
+    first_ts_ns: Option<i64>,
     servers_at: HashMap<VantageId, BTreeSet<IpAddr>>,
 }
 
@@ -376,11 +399,15 @@ impl Seen {
             proto: c.proto,
         };
         *self
-            .observed
-            .entry(svc)
+            .counts
+            .entry((svc, c.real_server))
             .or_default()
-            .entry(c.real_server)
+            .entry(c.outcome)
             .or_default() += 1;
+        self.first_ts_ns = Some(
+            self.first_ts_ns
+                .map_or(c.first_ts_ns, |t| t.min(c.first_ts_ns)),
+        );
         for l in &c.legs {
             let unnamed = topology
                 .vantage(l.vantage)
@@ -413,18 +440,4 @@ impl Seen {
             }
         }
     }
-}
-
-/// Connections per service and real server, for the comparison with the rules.
-pub fn observed(connections: &[Connection]) -> Observed {
-    let mut o = Observed::new();
-    for c in connections {
-        let svc = Service {
-            vip: c.vip.ip(),
-            port: c.vip.port(),
-            proto: c.proto,
-        };
-        *o.entry(svc).or_default().entry(c.real_server).or_default() += 1;
-    }
-    o
 }

@@ -311,15 +311,7 @@ fn produce(
             if *i != f.interface {
                 t.advance(f.ts_ns);
             }
-            if t.has_events() {
-                let vantage = VantageId {
-                    capture,
-                    interface: *i,
-                };
-                batch
-                    .events
-                    .extend(t.take_events().into_iter().map(|e| (vantage, e)));
-            }
+            t.drain_events(&mut batch.events);
         }
         frames += 1;
         let advanced = match (batch.progress_ns, sent_at) {
@@ -342,15 +334,12 @@ fn produce(
     let mut stats = Vec::new();
     for (i, (mut t, max)) in trackers {
         t.finish();
-        let vantage = VantageId {
-            capture,
-            interface: i,
-        };
-        batch
-            .events
-            .extend(t.take_events().into_iter().map(|e| (vantage, e)));
+        t.drain_events(&mut batch.events);
         stats.push(VantageStats {
-            vantage,
+            vantage: VantageId {
+                capture,
+                interface: i,
+            },
             legs: t.legs(),
             max_in_flight: max,
             late_packets: t.late_packets(),

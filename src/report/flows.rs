@@ -1,9 +1,7 @@
 //! Output of `flows`: the topology and the connection table for people (comfy-table), and JSON
 //! Lines for programs (documented in docs/flows.md).
 
-use std::collections::BTreeMap;
 use std::io::{self, Write};
-use std::net::IpAddr;
 
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use serde::Serialize;
@@ -11,7 +9,7 @@ use serde::Serialize;
 use super::time::rfc3339_ns;
 use crate::flows::clock::{ClockOffset, OffsetMethod};
 use crate::flows::{Analysis, Connection, Leg};
-use crate::topology::{Role, Service, VantageId};
+use crate::topology::{Role, VantageId};
 
 /// Version of the JSON Lines records; bumped when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -65,44 +63,9 @@ fn role_letter(r: Role) -> char {
 }
 
 /// The whole report: topology, clocks, configuration, then the given connections.
-/// What the tables say of all connections, shown or not: counts per service and real server,
-/// and when the first one began. Gathered one connection at a time.
-#[derive(Debug, Default)]
-pub struct Totals {
-    per_service: BTreeMap<Service, u64>,
-    per_server: BTreeMap<IpAddr, u64>,
-    first_ts_ns: Option<i64>,
-}
-
-impl Totals {
-    pub fn add(&mut self, c: &Connection) {
-        let svc = Service {
-            vip: c.vip.ip(),
-            port: c.vip.port(),
-            proto: c.proto,
-        };
-        *self.per_service.entry(svc).or_default() += 1;
-        if let Some(rs) = c.real_server {
-            *self.per_server.entry(rs).or_default() += 1;
-        }
-        self.first_ts_ns = Some(
-            self.first_ts_ns
-                .map_or(c.first_ts_ns, |t| t.min(c.first_ts_ns)),
-        );
-    }
-
-    pub fn of(connections: &[Connection]) -> Totals {
-        let mut t = Totals::default();
-        for c in connections {
-            t.add(c);
-        }
-        t
-    }
-}
-
 /// The tables: captures, topology, ARP, clocks, configuration, then `connections` (those
-/// selected, in order of start), with `totals` counting all of them.
-pub fn render(a: &Analysis, totals: &Totals, connections: &[&Connection]) -> String {
+/// selected, in order of start); the counts are of all connections.
+pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
     let mut out = String::new();
     out.push_str("Captures\n");
     let mut t = table();
@@ -137,7 +100,12 @@ pub fn render(a: &Analysis, totals: &Totals, connections: &[&Connection]) -> Str
         ]);
     }
     for s in &a.topology.services {
-        let n = totals.per_service.get(s).copied().unwrap_or(0);
+        let n: u64 = a
+            .per_server
+            .iter()
+            .filter(|((svc, _), _)| svc == s)
+            .flat_map(|(_, o)| o.values())
+            .sum();
         t.add_row(vec![
             Cell::new("service"),
             Cell::new(s),
@@ -154,7 +122,12 @@ pub fn render(a: &Analysis, totals: &Totals, connections: &[&Connection]) -> Str
     }
     for r in &a.topology.real_servers {
         let macs: Vec<String> = r.macs.iter().map(|m| m.to_string()).collect();
-        let n = totals.per_server.get(&r.addr).copied().unwrap_or(0);
+        let n: u64 = a
+            .per_server
+            .iter()
+            .filter(|((_, rs), _)| *rs == Some(r.addr))
+            .flat_map(|(_, o)| o.values())
+            .sum();
         t.add_row(vec![
             Cell::new("real server"),
             Cell::new(r.addr),
@@ -219,7 +192,7 @@ pub fn render(a: &Analysis, totals: &Totals, connections: &[&Connection]) -> Str
     if !connections.is_empty() {
         out.push_str(&format!(
             "{}\n",
-            connection_table(totals.first_ts_ns.unwrap_or(0), connections)
+            connection_table(a.first_ts_ns.unwrap_or(0), connections)
         ));
         out.push_str(
             "seen at: C client, D director, R real server, O other; times by the reference \

@@ -10,8 +10,8 @@ use serde::Serialize;
 
 use super::style::Painter;
 use crate::checks::{CheckResult, Status};
-use crate::flows::{Analysis, Connection, Outcome};
-use crate::topology::{Service, VantageId};
+use crate::flows::{Analysis, Outcome};
+use crate::topology::VantageId;
 use crate::verify::Verification;
 
 /// Version of the JSON document; bumped when a field changes meaning or goes away.
@@ -27,38 +27,18 @@ pub struct PerServer {
     pub outcomes: BTreeMap<String, u64>,
 }
 
-/// Counts per service, real server and outcome, gathered one connection at a time.
-#[derive(Debug, Default)]
-pub struct PerServerCounts {
-    map: BTreeMap<(Service, Option<IpAddr>), BTreeMap<String, u64>>,
-}
-
-impl PerServerCounts {
-    pub fn add(&mut self, c: &Connection) {
-        let svc = Service {
-            vip: c.vip.ip(),
-            port: c.vip.port(),
-            proto: c.proto,
-        };
-        *self
-            .map
-            .entry((svc, c.real_server))
-            .or_default()
-            .entry(c.outcome.to_string())
-            .or_default() += 1;
-    }
-
-    pub fn rows(self) -> Vec<PerServer> {
-        self.map
-            .into_iter()
-            .map(|((svc, rs), outcomes)| PerServer {
-                service: svc.to_string(),
-                real_server: rs,
-                connections: outcomes.values().sum(),
-                outcomes,
-            })
-            .collect()
-    }
+/// The rows of the per-server table, from the analysis's counts.
+pub fn per_server(analysis: &Analysis) -> Vec<PerServer> {
+    analysis
+        .per_server
+        .iter()
+        .map(|((svc, rs), outcomes)| PerServer {
+            service: svc.to_string(),
+            real_server: *rs,
+            connections: outcomes.values().sum(),
+            outcomes: outcomes.iter().map(|(o, n)| (o.to_string(), *n)).collect(),
+        })
+        .collect()
 }
 
 /// The worst status of all checks.
@@ -130,7 +110,7 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
             })
             .collect(),
         topology: &analysis.topology,
-        per_real_server: v.per_server.clone(),
+        per_real_server: per_server(analysis),
         connections: analysis.connection_count,
         stats: &analysis.stats,
         max_waiting: analysis.max_waiting,
@@ -224,7 +204,7 @@ pub fn render(v: &Verification, paint: Painter) -> String {
         }
     }
 
-    let per = &v.per_server;
+    let per = per_server(analysis);
     if !per.is_empty() {
         out.push_str(&format!(
             "\n{}\n",
