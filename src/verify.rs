@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 
 use crate::capture::CaptureSource;
+use crate::checks::verdict::{self, Policy, Verdict};
 use crate::checks::{CheckResult, ConnectionChecks, Context, Status};
 use crate::decode::DecodeOptions;
 use crate::fairness::observe::FairnessObserver;
@@ -24,12 +25,15 @@ pub struct Verification {
     /// Every check, in report order; the last is `scheduler`.
     pub checks: Vec<CheckResult>,
     pub fairness: FairnessReport,
+    /// What the run concluded, with its coverage.
+    pub verdict: Verdict,
 }
 
 impl Verification {
-    /// The worst status of all checks (`info` does not count).
+    /// The worst status of all checks (`info` does not count); the verdict also weighs what
+    /// could not be checked ([`Verification::verdict`]).
     pub fn status(&self) -> Status {
-        crate::report::verify::overall(&self.checks)
+        verdict::worst(&self.checks)
     }
 
     pub fn check(&self, id: &str) -> Option<&CheckResult> {
@@ -61,12 +65,28 @@ impl ConnectionSink for Verifier {
     }
 }
 
-/// Reads the captures, rebuilds the connections and runs every check.
+/// Reads the captures, rebuilds the connections and runs every check; the verdict demands the
+/// default required checks (and the scheduler's when rules are given).
 pub fn verify(
     sources: &[CaptureSource],
     decode: DecodeOptions,
     opts: &FlowOptions,
     rules: Option<&Rules>,
+) -> Verification {
+    let policy = Policy {
+        rules_given: rules.is_some(),
+        ..Policy::default()
+    };
+    verify_with(sources, decode, opts, rules, &policy)
+}
+
+/// [`verify`] with the verdict's demands given (`--require`, `--fail-on`).
+pub fn verify_with(
+    sources: &[CaptureSource],
+    decode: DecodeOptions,
+    opts: &FlowOptions,
+    rules: Option<&Rules>,
+    policy: &Policy,
 ) -> Verification {
     let mut v = Verifier::default();
     let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
@@ -96,9 +116,11 @@ pub fn verify(
     let scheduler = fairness::check::check_with(&fairness, &packet_of);
     drop(input);
     checks.push(scheduler);
+    let verdict = verdict::decide(&checks, analysis.connection_count, policy);
     Verification {
         checks,
         fairness,
         analysis,
+        verdict,
     }
 }

@@ -1,4 +1,4 @@
-//! `lvscheck verify` as scripts and CI use it: exit status 0 / 1 / 2, one JSON document with
+//! `lvscheck verify` as scripts and CI use it: exit status 0 / 1 / 2 / 3, one JSON document with
 //! its schema version, and no colour codes in a pipe.
 
 use std::process::{Command, Output};
@@ -42,8 +42,9 @@ fn a_failed_check_exits_1_and_the_json_says_which() {
     let out = verify(&args);
     assert_eq!(out.status.code(), Some(1));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
-    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["schema_version"], 2);
     assert_eq!(doc["status"], "fail");
+    assert_eq!(doc["verdict"]["outcome"], "failed");
     assert_eq!(doc["exit_code"], 1);
     let failed: Vec<&str> = doc["checks"]
         .as_array()

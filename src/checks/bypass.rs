@@ -2,73 +2,62 @@
 
 use std::collections::BTreeMap;
 
+use super::classify::{Class, Forwarding};
 use super::{of, Affected, CheckResult, Context, Explained, Status};
-use crate::flows::join::is_raw_ip;
-use crate::flows::{Connection, EvidenceKind};
+use crate::flows::Connection;
 use crate::topology::Role;
 
 pub const ID: &str = "bypass";
-
-/// Whether some director capture was running when the connection happened (reference clock).
-fn director_watching(ctx: &Context, conn: &Connection) -> bool {
-    let offsets = &ctx.analysis.clock_offsets;
-    ctx.analysis
-        .topology
-        .vantages
-        .iter()
-        .filter(|v| v.role == Role::Director)
-        .any(|v| {
-            let off = offsets
-                .iter()
-                .find(|o| o.vantage == v.id)
-                .map(|o| o.offset_ns)
-                .unwrap_or(0);
-            match (v.first_ts_ns, v.last_ts_ns) {
-                (Some(f), Some(l)) => conn.first_ts_ns + off >= f && conn.first_ts_ns + off <= l,
-                _ => false,
-            }
-        })
-}
 
 /// `bypass`, fed one connection at a time.
 #[derive(Default)]
 pub struct Bypass {
     /// Keyed by the host's name: the real server's address, else the capture it was seen in.
     hits: BTreeMap<String, Affected>,
+    /// Connections whose way could be judged: seen at a real server, or at the director, or
+    /// missing from a director capture that was running.
     total: usize,
 }
 
 impl Bypass {
-    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection, class: &Class) {
+        let at_rs = ctx
+            .legs_at(conn, Role::RealServer)
+            .any(|l| l.request.is_some() || l.request_wrapped.is_some());
+        let judged = at_rs
+            || !matches!(class.forwarding, Forwarding::NotCaptured)
+                && ctx.legs_at(conn, Role::Client).next().is_some();
+        if !judged {
+            return;
+        }
         self.total += 1;
         // A raw-IP capture on a real server is its tunl0: everything there came through the
-        // tunnel, already unwrapped, so only link-layer captures can show a bypass.
-        let unwrapped = conn
-            .evidence()
-            .filter(|e| e.kind == EvidenceKind::UnwrappedRequestAtRealServer)
-            .find(|e| {
-                ctx.analysis
-                    .topology
-                    .vantage(e.first.vantage())
-                    .is_some_and(|v| !is_raw_ip(v.link_type))
-            })
-            .map(|e| {
-                let host = match conn.real_server {
+        // tunnel, already unwrapped, so only link-layer captures show a bypass ([`Class`]); a
+        // request the director forwarded in direct-routing mode also arrives unwrapped, and
+        // is `tunnel.encapsulation`'s finding, not this one.
+        let unwrapped = class
+            .unwrapped_at_rs
+            .filter(|_| class.bypassed())
+            .map(|at| {
+                let host = match class.real_server {
                     Some(rs) => ctx.host(rs),
-                    None => ctx.vantage_host(e.first.vantage()),
+                    None => ctx.vantage_host(at.vantage()),
                 };
-                (host, ctx.packet(&e.first, e.detail.clone()))
+                (
+                    host,
+                    ctx.packet(&at, "request to the VIP arriving without a tunnel"),
+                )
             });
         let skipped_director = || {
             let client_got_reply = ctx
                 .legs_at(conn, Role::Client)
                 .find_map(|l| l.reply.as_ref());
-            let seen_by_director = ctx.legs_at(conn, Role::Director).next().is_some();
             match client_got_reply {
-                Some(r) if !seen_by_director && director_watching(ctx, conn) => Some((
-                    conn.real_server
+                Some(r) if class.forwarding == Forwarding::Missed => Some((
+                    class
+                        .real_server
                         .map(|rs| ctx.host(rs))
-                        .unwrap_or_else(|| "an unidentified real server".into()),
+                        .unwrap_or_else(|| "a real server the captures do not identify".into()),
                     ctx.packet(
                         &r.first,
                         "reply at the client for a connection the director never saw",
@@ -125,8 +114,8 @@ fn report(b: Bypass) -> CheckResult {
     CheckResult::judged(
         ID,
         total,
-        "no connection to a VIP in the captures",
-        format!("all {total} connections went through the director"),
+        "no connection whose way to the real server the captures show",
+        format!("all {total} connections whose way the captures show went through the director"),
         findings,
     )
 }

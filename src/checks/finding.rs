@@ -69,6 +69,10 @@ pub struct CheckResult {
     /// One line: why this status.
     pub reason: String,
     pub findings: Vec<Finding>,
+    /// How many connections the check judged, for the checks that judge connections: the
+    /// coverage the verdict reports.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub judged: Option<u64>,
 }
 
 impl CheckResult {
@@ -78,6 +82,7 @@ impl CheckResult {
             status: Status::Skip,
             reason: reason.into(),
             findings: Vec::new(),
+            judged: None,
         }
     }
 
@@ -87,6 +92,7 @@ impl CheckResult {
             status: Status::Pass,
             reason: reason.into(),
             findings: Vec::new(),
+            judged: None,
         }
     }
 
@@ -116,6 +122,7 @@ impl CheckResult {
             status,
             reason,
             findings,
+            judged: None,
         }
     }
 }
@@ -134,7 +141,9 @@ impl CheckResult {
         if judged == 0 && findings.is_empty() {
             return CheckResult::skip(id, nothing);
         }
-        CheckResult::from_findings(id, pass_reason, findings)
+        let mut result = CheckResult::from_findings(id, pass_reason, findings);
+        result.judged = Some(judged as u64);
+        result
     }
 }
 

@@ -12,11 +12,13 @@ pub mod affected;
 pub mod arp;
 pub mod bypass;
 pub mod capture;
+pub mod classify;
 pub mod finding;
 pub mod mtu;
 pub mod reply;
 pub mod topology;
 pub mod tunnel;
+pub mod verdict;
 
 use std::net::IpAddr;
 
@@ -103,21 +105,23 @@ impl<'a> Context<'a> {
 
     /// The MACs the director uses: from its tunnelled packets, or from a capture taken on it.
     pub fn director_macs(&self) -> Vec<crate::topology::MacAddr> {
-        let topo = &self.analysis.topology;
-        let mut macs: Vec<_> = topo
-            .directors
+        self.analysis.topology.director_macs()
+    }
+
+    /// The address a MAC belongs to, when the captures say (a real server's MAC, or ARP).
+    pub fn address_of_mac(&self, mac: crate::topology::MacAddr) -> Option<IpAddr> {
+        self.analysis.topology.address_of_mac(mac)
+    }
+
+    /// The forwarding method the rules give a real server (`tunnel`, `route`, `masq`), when
+    /// rules were given and list it.
+    pub fn forwarding_in_rules(&self, rs: IpAddr) -> Option<&str> {
+        self.analysis
+            .expected
             .iter()
-            .flat_map(|h| h.macs.iter().copied())
-            .chain(
-                topo.vantages
-                    .iter()
-                    .filter(|v| v.role == Role::Director)
-                    .filter_map(|v| v.local_mac),
-            )
-            .collect();
-        macs.sort();
-        macs.dedup();
-        macs
+            .flat_map(|s| s.real_servers.iter())
+            .find(|r| r.addr == rs)
+            .map(|r| r.forwarding.as_str())
     }
 
     /// The legs of a connection seen at vantage points of a role.
@@ -152,13 +156,16 @@ impl ConnectionChecks {
         }
     }
 
+    /// Classifies the connection once ([`classify::classify`]) and shows it, with that one
+    /// classification, to every check: so that their findings tell one story.
     pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
-        self.encapsulation.observe(ctx, conn);
+        let class = classify::classify(ctx, conn);
+        self.encapsulation.observe(ctx, conn, &class);
         self.delivery.observe(ctx, conn);
-        self.present.observe(ctx, conn);
-        self.source.observe(ctx, conn);
-        self.direct.observe(ctx, conn);
-        self.bypass.observe(ctx, conn);
+        self.present.observe(ctx, conn, &class);
+        self.source.observe(ctx, conn, &class);
+        self.direct.observe(ctx, conn, &class);
+        self.bypass.observe(ctx, conn, &class);
         self.mtu.observe(ctx, conn);
     }
 

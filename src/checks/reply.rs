@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
 
+use super::classify::{Answer, Class};
 use super::{of, Affected, CheckResult, Context, Explained, Finding, PacketRef, Status};
-use crate::flows::{Connection, EvidenceKind, Leg};
-use crate::topology::{FrameRef, Role};
+use crate::flows::{Connection, EvidenceKind};
+use crate::topology::Role;
 
 pub const PRESENT: &str = "reply.present";
 pub const SOURCE: &str = "reply.source";
@@ -56,132 +57,147 @@ fn rs_label(ctx: &Context, rs: Option<IpAddr>) -> String {
         .unwrap_or_else(|| "an unidentified real server".into())
 }
 
-/// What one vantage point saw come back for a connection.
-enum Answer {
-    Answered,
-    Refused(Option<FrameRef>),
-    Nothing,
-}
-
-fn answer(leg: &Leg) -> Answer {
-    if leg.reply.is_some() || leg.reply_other_source.is_some() {
-        if leg.tcp.is_some_and(|t| t.server_rst && !t.syn_ack) {
-            return Answer::Refused(leg.reply.as_ref().map(|r| r.first));
-        }
-        return Answer::Answered;
-    }
-    if leg.icmp_unreachable || leg.tcp.is_some_and(|t| t.server_rst) {
-        let at = leg
-            .evidence
-            .iter()
-            .find(|e| {
-                matches!(
-                    e.kind,
-                    EvidenceKind::IcmpUnreachable | EvidenceKind::ResetFromServer
-                )
-            })
-            .map(|e| e.first);
-        return Answer::Refused(at);
-    }
-    Answer::Nothing
-}
-
 /// `reply.present`, fed one connection at a time.
 #[derive(Default)]
 pub struct Present {
     unanswered: ByServer,
     refused: ByServer,
+    /// Per server: the answer was judged only at the director (the client's repeated SYNs).
+    at_director: BTreeSet<Option<IpAddr>>,
+    /// Per server: the answer was judged only at a client (no capture of the server).
+    at_client_only: BTreeSet<Option<IpAddr>>,
 }
 
 impl Present {
-    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
-        let Present {
-            unanswered,
-            refused,
-        } = self;
-        // Judge where the requests were seen arriving: at the real server when it was captured,
-        // else where the client sent them.
-        // A real server's capture that began mid-connection (no SYN seen there) cannot say
-        // whether the start was answered; the client's view can.
-        let rs_legs: Vec<&Leg> = ctx
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection, class: &Class) {
+        let rs = class.real_server;
+        let seen_at_rs = ctx
             .legs_at(conn, Role::RealServer)
-            .filter(|l| l.request.is_some() || l.request_wrapped.is_some())
-            .filter(|l| conn.proto != crate::topology::Proto::TCP || l.tcp.is_some_and(|t| t.syn))
-            .collect();
-        let legs: Vec<&Leg> = if rs_legs.is_empty() {
-            ctx.legs_at(conn, Role::Client)
-                .filter(|l| l.request.is_some())
-                .collect()
-        } else {
-            rs_legs
-        };
-        if legs.is_empty() {
-            return;
+            .any(|l| l.request.is_some() || l.request_wrapped.is_some());
+        match class.answer {
+            Answer::Unknown => {}
+            Answer::Answered | Answer::AnsweredByClientAck => {
+                self.unanswered.count(rs);
+                self.refused.count(rs);
+            }
+            Answer::Refused(at) => {
+                self.unanswered.count(rs);
+                self.refused.count(rs);
+                self.refused.hit(rs, conn, || {
+                    at.map(|f| ctx.packet(&f, "refusal from the VIP"))
+                });
+            }
+            Answer::Unanswered(at) | Answer::UnansweredAtDirector(at) => {
+                self.unanswered.count(rs);
+                self.refused.count(rs);
+                if matches!(class.answer, Answer::UnansweredAtDirector(_)) {
+                    self.at_director.insert(rs);
+                } else if !seen_at_rs {
+                    self.at_client_only.insert(rs);
+                }
+                let what = if matches!(class.answer, Answer::UnansweredAtDirector(_)) {
+                    "the client's SYN, repeated: it never got an answer"
+                } else {
+                    "request that got no reply"
+                };
+                self.unanswered
+                    .hit(rs, conn, || at.map(|f| ctx.packet(&f, what)));
+            }
         }
-        let rs = conn.real_server;
-        unanswered.count(rs);
-        refused.count(rs);
-        // A reply seen anywhere (the client's capture, the server's) answers the connection.
-        if conn
-            .legs
-            .iter()
-            .any(|l| matches!(answer(l), Answer::Answered))
-        {
-            return;
-        }
-        let answers: Vec<Answer> = legs.iter().map(|l| answer(l)).collect();
-        if let Some(at) = answers.iter().find_map(|a| match a {
-            Answer::Refused(at) => Some(*at),
-            _ => None,
-        }) {
-            refused.hit(rs, conn, || {
-                at.map(|f| ctx.packet(&f, "refusal from the VIP"))
-            });
-            return;
-        }
-        unanswered.hit(rs, conn, || {
-            legs.iter()
-                .find_map(|l| l.request_wrapped.as_ref().or(l.request.as_ref()))
-                .map(|d| ctx.packet(&d.first, "request that got no reply"))
-        });
     }
 
     pub fn finish(self, ctx: &Context) -> CheckResult {
         let from_rs = ctx.has_role(Role::RealServer);
         let from_client = ctx.has_role(Role::Client);
-        if !from_rs && !from_client {
+        if !from_rs && !from_client && self.unanswered.total.is_empty() {
             return CheckResult::skip(
                 PRESENT,
-                "no capture from a real server or a client: replies cannot be seen",
+                "no capture from a real server or a client, and the director's capture cannot \
+                 tell whether the clients were answered",
             );
         }
-        report_present(ctx, self, from_rs)
+        report_present(ctx, self)
     }
 }
 
-fn report_present(ctx: &Context, p: Present, from_rs: bool) -> CheckResult {
+/// Where the captures leave a connection that went unanswered, for the cause: the server when
+/// it was identified, else the hops that were not captured.
+fn where_lost(ctx: &Context, rs: Option<IpAddr>) -> String {
+    match rs {
+        Some(_) => String::new(),
+        None => {
+            let captured: Vec<String> = ctx
+                .analysis
+                .topology
+                .vantages
+                .iter()
+                .filter(|v| v.role == Role::RealServer)
+                .filter_map(|v| v.address.map(|a| a.to_string()))
+                .collect();
+            let director = if ctx.has_role(Role::Director) {
+                "the director's capture does not show where it sent them"
+            } else {
+                "the director was not captured, so where it sent them is not known"
+            };
+            if captured.is_empty() {
+                format!("{director}, and no real server was captured")
+            } else {
+                format!(
+                    "{director}, and they did not reach the captured real server(s) {}",
+                    captured.join(", ")
+                )
+            }
+        }
+    }
+}
+
+fn report_present(ctx: &Context, p: Present) -> CheckResult {
     let Present {
         unanswered,
         refused,
+        at_director,
+        at_client_only,
     } = p;
     let total: usize = unanswered.total.values().sum();
-    let where_seen = if from_rs {
-        "arrived at"
-    } else {
-        "were sent to"
-    };
-    let mut findings = unanswered.findings(ctx, PRESENT, |_, name, n_of, _| Explained {
-        summary: format!("{n_of} connections that {where_seen} {name} were never answered"),
-        host: Some(name.to_string()),
-        likely_cause: "the real server drops the decapsulated packets: strict reverse-path \
-                       filtering on tunl0 (rp_filter=1), the VIP missing from its tunl0, or a \
-                       firewall"
-            .into(),
-        fix: format!(
-            "on {name}: sysctl -w net.ipv4.conf.tunl0.rp_filter=0 and \
-             net.ipv4.conf.all.rp_filter=0 (the kernel uses the larger of the two); \
-             ip addr add VIP/32 dev tunl0 and ip link set tunl0 up; check iptables -S"
-        ),
+    let mut findings = unanswered.findings(ctx, PRESENT, |rs, name, n_of, _| {
+        if rs.is_none() {
+            let lost = where_lost(ctx, rs);
+            return Explained {
+                summary: format!(
+                    "{n_of} connections from the clients were never answered, by a real server \
+                     the captures do not identify"
+                ),
+                host: None,
+                likely_cause: format!(
+                    "either the director did not forward them or the real server it chose did \
+                     not answer; {lost}"
+                ),
+                fix: "capture on the director and on every real server at once (tcpdump -i \
+                      eth0 -s 0) to see which; on the director: ipvsadm -Lnc shows where each \
+                      connection went"
+                    .into(),
+            };
+        }
+        let where_seen = if at_director.contains(&rs) {
+            "were sent by the director to"
+        } else if at_client_only.contains(&rs) {
+            "went to"
+        } else {
+            "arrived at"
+        };
+        Explained {
+            summary: format!("{n_of} connections that {where_seen} {name} were never answered"),
+            host: Some(name.to_string()),
+            likely_cause: "the real server drops the decapsulated packets: strict reverse-path \
+                           filtering on tunl0 (rp_filter=1), the VIP missing from its tunl0, or \
+                           a firewall"
+                .into(),
+            fix: format!(
+                "on {name}: sysctl -w net.ipv4.conf.tunl0.rp_filter=0 and \
+                 net.ipv4.conf.all.rp_filter=0 (the kernel uses the larger of the two); \
+                 ip addr add VIP/32 dev tunl0 and ip link set tunl0 up; check iptables -S"
+            ),
+        }
     });
     findings.extend(refused.findings(ctx, PRESENT, |_, name, n_of, _| {
         Explained {
@@ -216,7 +232,7 @@ pub struct Source {
 }
 
 impl Source {
-    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection, class: &Class) {
         let Source { by_rs, sources } = self;
         let answered = conn
             .legs
@@ -227,7 +243,7 @@ impl Source {
         }
         let other = conn.legs.iter().find_map(|l| l.reply_other_source.as_ref());
         // The server that answered: known from the tunnel, else the replies' own source.
-        let rs = conn
+        let rs = class
             .real_server
             .or_else(|| other.and_then(|o| o.sources.first()).map(|s| s.ip()));
         by_rs.count(rs);
@@ -321,7 +337,7 @@ pub struct Direct {
 }
 
 impl Direct {
-    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection, class: &Class) {
         let by_rs = &mut self.by_rs;
         // The way of a reply shows where it leaves the real server (its destination MAC) or
         // at the director (which it must never cross); a client alone cannot tell.
@@ -332,7 +348,7 @@ impl Direct {
         if !judged {
             return;
         }
-        by_rs.count(conn.real_server);
+        by_rs.count(class.real_server);
         let hit = conn.evidence().find(|e| {
             matches!(
                 e.kind,
@@ -340,7 +356,7 @@ impl Direct {
             )
         });
         if let Some(e) = hit {
-            by_rs.hit(conn.real_server, conn, || {
+            by_rs.hit(class.real_server, conn, || {
                 Some(ctx.packet(&e.first, e.detail.clone()))
             });
         }
@@ -377,7 +393,8 @@ fn report_direct(ctx: &Context, by_rs: ByServer) -> CheckResult {
     CheckResult::judged(
         DIRECT,
         total,
-        "no connection was answered in these captures: nothing to judge",
+        "no answered connection was seen at a real server or at the director: the replies' \
+         way is not in these captures",
         format!("no reply of {total} connections went through the director"),
         findings,
     )

@@ -27,7 +27,12 @@ pub fn check(ctx: &Context) -> CheckResult {
         .iter()
         .map(|c| Finding {
             check: ID,
-            severity: Status::Warn,
+            // What the captures could not show is a limit of the captures, not a disagreement.
+            severity: if c.kind == "rs_not_identified" {
+                Status::Info
+            } else {
+                Status::Warn
+            },
             summary: c.message.clone(),
             host: c.real_server.map(|a| ctx.host(a)),
             count: 1,
@@ -37,6 +42,9 @@ pub fn check(ctx: &Context) -> CheckResult {
             likely_cause: match c.kind {
                 "rs_without_connections" => "the server is configured but got no connection in \
                      the captures: weight 0, down, or too few connections to reach it"
+                    .into(),
+                "rs_not_identified" => "the captures do not show which real server some \
+                     connections went to: capture on the director, or on every real server"
                     .into(),
                 "rs_not_configured" => "traffic went to a server the rules do not list: the \
                      rules file is not the director's running configuration"

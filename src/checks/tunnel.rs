@@ -4,113 +4,125 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use super::classify::{Class, Forwarding};
 use super::{of, Affected, CheckResult, Context, Explained, Status};
 use crate::flows::{Connection, EvidenceKind, Leg};
-use crate::topology::{MacAddr, Role, VantageId};
+use crate::topology::{Role, VantageId};
 
 pub const ENCAPSULATION: &str = "tunnel.encapsulation";
 pub const DELIVERY: &str = "tunnel.delivery";
 
 /// `tunnel.encapsulation`, fed one connection at a time.
 pub struct Encapsulation {
-    director_macs: Vec<MacAddr>,
     forwarded: usize,
-    unwrapped: Affected,
+    /// Forwarded unwrapped (direct routing), per real server (None: not identified).
+    unwrapped: BTreeMap<Option<IpAddr>, Affected>,
     not_forwarded: Affected,
+    /// Answered, but the director capture does not show them leave.
+    left_unseen: Affected,
     unknown_rs: BTreeMap<IpAddr, Affected>,
     altered: Affected,
 }
 
 impl Encapsulation {
-    pub fn new(ctx: &Context) -> Self {
+    pub fn new(_ctx: &Context) -> Self {
         Encapsulation {
-            director_macs: ctx.director_macs(),
             forwarded: 0,
-            unwrapped: Affected::default(),
+            unwrapped: BTreeMap::new(),
             not_forwarded: Affected::default(),
+            left_unseen: Affected::default(),
             unknown_rs: BTreeMap::new(),
             altered: Affected::default(),
         }
     }
 
-    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection, class: &Class) {
         let Encapsulation {
-            director_macs,
             forwarded,
             unwrapped,
             not_forwarded,
+            left_unseen,
             unknown_rs,
             altered,
         } = self;
+        let arrived_at_director = || {
+            ctx.legs_at(conn, Role::Director)
+                .find_map(|l| l.request.as_ref())
+                .map(|r| r.first)
+        };
+        match class.forwarding {
+            Forwarding::Tunnel => {}
+            Forwarding::Direct { .. } => {
+                *forwarded += 1;
+                let example = arrived_at_director().or(class.unwrapped_at_rs);
+                unwrapped
+                    .entry(class.real_server)
+                    .or_default()
+                    .add(conn, || {
+                        example.map(|f| ctx.packet(&f, "request to the VIP, forwarded unwrapped"))
+                    });
+                return;
+            }
+            Forwarding::NotForwarded => {
+                not_forwarded.add(conn, || {
+                    arrived_at_director()
+                        .map(|f| ctx.packet(&f, "request to the VIP, never forwarded"))
+                });
+                return;
+            }
+            Forwarding::LeftUnseen => {
+                left_unseen.add(conn, || {
+                    arrived_at_director().map(|f| {
+                        ctx.packet(
+                            &f,
+                            "request to the VIP, answered, but not seen leaving the director",
+                        )
+                    })
+                });
+                return;
+            }
+            Forwarding::Missed | Forwarding::NotCaptured => return,
+        }
         for leg in ctx.legs_at(conn, Role::Director) {
-            let Some(arrived) = &leg.request else {
+            let (Some(arrived), Some(wrapped)) = (&leg.request, &leg.request_wrapped) else {
                 continue;
             };
-            match &leg.request_wrapped {
-                Some(wrapped) => {
-                    *forwarded += 1;
-                    if let Some(ev) = leg
-                        .evidence
-                        .iter()
-                        .find(|e| e.kind == EvidenceKind::WrappedToUnknownRs)
-                    {
-                        for pair in &wrapped.outer {
-                            unknown_rs.entry(pair.dst).or_default().add(conn, || {
-                                Some(
-                                    ctx.packet(
-                                        &ev.first,
-                                        format!("wrapped request to {}", pair.dst),
-                                    ),
-                                )
-                            });
-                        }
-                    }
-                    // The inner packet must be the one that arrived: same segments, same payload
-                    // (only the TTL and checksum change). Compare only when every packet that
-                    // arrived was also seen leaving, so a capture cut mid-connection does not
-                    // count as alteration.
-                    if wrapped.packets == arrived.packets
-                        && wrapped.payload_bytes != arrived.payload_bytes
-                    {
-                        altered.add(conn, || {
-                            Some(ctx.packet(
-                                &wrapped.first,
-                                format!(
-                                    "{} payload bytes arrived, {} left inside the tunnel",
-                                    arrived.payload_bytes, wrapped.payload_bytes
-                                ),
-                            ))
-                        });
-                    }
+            *forwarded += 1;
+            if let Some(ev) = leg
+                .evidence
+                .iter()
+                .find(|e| e.kind == EvidenceKind::WrappedToUnknownRs)
+            {
+                for pair in &wrapped.outer {
+                    unknown_rs.entry(pair.dst).or_default().add(conn, || {
+                        Some(ctx.packet(&ev.first, format!("wrapped request to {}", pair.dst)))
+                    });
                 }
-                None => {
-                    // A copy leaving towards another host's MAC is DR-style forwarding.
-                    let elsewhere = arrived
-                        .dst_macs
-                        .iter()
-                        .any(|m| !director_macs.is_empty() && !director_macs.contains(m));
-                    if elsewhere {
-                        *forwarded += 1;
-                        unwrapped.add(conn, || {
-                            Some(
-                                ctx.packet(
-                                    &arrived.first,
-                                    "request to the VIP, forwarded unwrapped",
-                                ),
-                            )
-                        });
-                    } else {
-                        not_forwarded.add(conn, || {
-                            Some(ctx.packet(&arrived.first, "request to the VIP, never forwarded"))
-                        });
-                    }
-                }
+            }
+            // The inner packet must be the one that arrived: same segments, same payload
+            // (only the TTL and checksum change). Compare only when every packet that
+            // arrived was also seen leaving, so a capture cut mid-connection does not
+            // count as alteration.
+            if wrapped.packets == arrived.packets && wrapped.payload_bytes != arrived.payload_bytes
+            {
+                altered.add(conn, || {
+                    Some(ctx.packet(
+                        &wrapped.first,
+                        format!(
+                            "{} payload bytes arrived, {} left inside the tunnel",
+                            arrived.payload_bytes, wrapped.payload_bytes
+                        ),
+                    ))
+                });
             }
         }
     }
 
     pub fn finish(self, ctx: &Context) -> CheckResult {
-        if !ctx.has_role(Role::Director) {
+        let by_rules = self.unwrapped.keys().any(|rs| {
+            rs.is_some_and(|a| matches!(ctx.forwarding_in_rules(a), Some("route" | "masq")))
+        });
+        if !ctx.has_role(Role::Director) && !by_rules {
             return CheckResult::skip(
                 ENCAPSULATION,
                 "no capture from the director: what it sends cannot be seen",
@@ -120,30 +132,78 @@ impl Encapsulation {
     }
 }
 
+/// The rules line that gives a real server its forwarding method, in `ipvsadm -Sn` form.
+fn rules_line(ctx: &Context, rs: IpAddr) -> Option<String> {
+    ctx.analysis.expected.iter().find_map(|svc| {
+        let r = svc.real_servers.iter().find(|r| r.addr == rs)?;
+        let flag = match r.forwarding.as_str() {
+            "route" => "-g",
+            "masq" => "-m",
+            "tunnel" => "-i",
+            _ => return None,
+        };
+        let proto = if svc.service.proto == crate::topology::Proto::UDP {
+            "-u"
+        } else {
+            "-t"
+        };
+        let join = |a: IpAddr, p: u16| std::net::SocketAddr::new(a, p).to_string();
+        Some(format!(
+            "-a {proto} {} -r {} {flag}",
+            join(svc.service.vip, svc.service.port),
+            join(r.addr, r.port)
+        ))
+    })
+}
+
 fn report_encapsulation(ctx: &Context, e: Encapsulation) -> CheckResult {
     let Encapsulation {
         forwarded,
         unwrapped,
         not_forwarded,
+        left_unseen,
         unknown_rs,
         altered,
-        ..
     } = e;
     let mut findings = Vec::new();
-    if !unwrapped.is_empty() {
+    for (rs, affected) in unwrapped {
+        let name = rs
+            .map(|a| ctx.host(a))
+            .unwrap_or_else(|| "a host the captures do not name".into());
+        let line = rs.and_then(|a| rules_line(ctx, a));
+        let method = match rs.and_then(|a| ctx.forwarding_in_rules(a)) {
+            Some("masq") => "NAT (-m)",
+            _ => "direct routing (-g)",
+        };
         let text = Explained {
             summary: format!(
-                "{} forwarded connections left the director without an IP-in-IP tunnel",
-                of(unwrapped.len(), forwarded)
+                "{} forwarded connections left the director for {name} without an IP-in-IP \
+                 tunnel ({method})",
+                of(affected.len(), forwarded)
             ),
-            host: director_name(ctx),
-            likely_cause: "the real servers were added in direct-routing (-g) or NAT (-m) mode"
-                .into(),
-            fix: "on the director: ipvsadm -e -t VIP:PORT -r RIP:PORT -i (tunnel mode) for each \
-                  real server; check with ipvsadm -Ln (Forward column: Tunnel)"
-                .into(),
+            host: Some(name.clone()),
+            likely_cause: match &line {
+                Some(l) => format!(
+                    "the rules add {name} in {method} mode, not tunnel mode: `{l}`; its \
+                     connections reach it through the director, unwrapped, and only work \
+                     while it shares the director's network segment"
+                ),
+                None => format!(
+                    "{name} was added in {method} mode, not tunnel mode (-i): the director \
+                     rewrites only the destination MAC"
+                ),
+            },
+            fix: match rs {
+                Some(a) => format!(
+                    "on the director: ipvsadm -e -t VIP:PORT -r {a}:PORT -i (tunnel mode); \
+                     check with ipvsadm -Ln (Forward column: Tunnel)"
+                ),
+                None => "on the director: ipvsadm -e -t VIP:PORT -r RIP:PORT -i (tunnel mode) \
+                 for each real server; check with ipvsadm -Ln (Forward column: Tunnel)"
+                    .into(),
+            },
         };
-        findings.push(unwrapped.finding(ENCAPSULATION, Status::Fail, forwarded, text));
+        findings.push(affected.finding(ENCAPSULATION, Status::Fail, forwarded, text));
     }
     for (rs, affected) in unknown_rs {
         let text = Explained {
@@ -153,8 +213,7 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation) -> CheckResult {
             ),
             host: Some(rs.to_string()),
             likely_cause: "the director's running table differs from the rules file given".into(),
-            fix: "compare ipvsadm -Sn on the director with the rules file; remove or add the \
-                  server with ipvsadm -d / -a"
+            fix: "compare ipvsadm -Sn on the director with the rules file; remove or add the                   server with ipvsadm -d / -a"
                 .into(),
         };
         let mut finding = affected.finding(ENCAPSULATION, Status::Fail, forwarded, text);
@@ -193,6 +252,17 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation) -> CheckResult {
                 .into(),
         };
         findings.push(not_forwarded.finding(ENCAPSULATION, Status::Warn, judged, text));
+    }
+    if judged == 0 && findings.is_empty() && !left_unseen.is_empty() {
+        return CheckResult::skip(
+            ENCAPSULATION,
+            format!(
+                "the director capture shows {} answered connections arrive but none leave: it \
+                 missed the forwarded packets (a capture filter such as `port 80` drops IP \
+                 protocol 4)",
+                left_unseen.len()
+            ),
+        );
     }
     CheckResult::judged(
         ENCAPSULATION,

@@ -1,8 +1,10 @@
 //! The command line: parse arguments into plain structs, pick a mode, call the library.
 //! Nothing below `cli` knows about the command line.
 //!
-//! Exit status (stable, for scripts and CI): 0 success / no check failed; 1 a check failed;
-//! 2 the input could not be used at all (or bad arguments).
+//! Exit status (stable, for scripts and CI; docs/verdicts.md): 0 verified (every required
+//! check ran and none failed); 1 a check failed; 2 the input could not be used at all (or bad
+//! arguments); 3 inconclusive (nothing failed, but a required check could not run or no LVS
+//! traffic was seen).
 
 pub mod common;
 pub mod fairness;
@@ -18,6 +20,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status: the input could not be used at all.
 pub const EXIT_UNUSABLE: i32 = 2;
+/// Exit status: nothing failed, but what was needed to verify could not be checked.
+pub const EXIT_INCONCLUSIVE: i32 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -37,8 +41,8 @@ pub struct Cli {
 pub enum Command {
     /// Show what lvscheck reads in each capture: format, link types, counts per layer, warnings.
     Inspect(inspect::InspectArgs),
-    /// Run every LVS-TUN check; exit 0 when none failed, 1 when one did, 2 when the input
-    /// could not be used.
+    /// Run every LVS-TUN check; exit 0 verified, 1 a check failed, 2 the input could not be
+    /// used, 3 inconclusive (a required check could not run, or no LVS traffic).
     Verify(verify::VerifyArgs),
     /// Rebuild every connection across the captures: topology and connection table.
     Flows(flows::FlowsArgs),
@@ -46,13 +50,7 @@ pub enum Command {
     Fairness(fairness::FairnessArgs),
 }
 
-/// Writes a report to standard output. A reader that goes away early (`lvscheck ... | head`)
-/// is not an error worth a panic: the rest of the output is simply dropped.
-pub fn emit(text: &str) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-}
+pub use crate::report::emit;
 
 /// When no capture could be read, says why on standard error and returns true.
 pub fn report_unreadable(analysis: &crate::flows::Analysis) -> bool {

@@ -1,10 +1,11 @@
-//! `lvscheck verify FILE... [--rules FILE] [--vip ADDR] [--json]`
+//! `lvscheck verify FILE... [--rules FILE] [--vip ADDR] [--require CHECK,...] [--fail-on warn]
+//! [--json]`
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
 use super::common::AnalysisArgs;
-use super::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
-use crate::checks::Status;
+use super::{EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNUSABLE};
+use crate::checks::verdict::{FailOn, Outcome, Policy};
 use crate::report::style::{color_wanted, Painter};
 use crate::report::verify::{document, render};
 
@@ -15,9 +16,33 @@ pub struct VerifyArgs {
     /// Print one JSON document (schema: docs/verify-json.md) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// The checks that must run for the verdict to be "verified" (comma-separated or
+    /// repeated), instead of the default set: tunnel.encapsulation, tunnel.delivery,
+    /// reply.present, reply.source, reply.direct, arp.vip, bypass (and scheduler with --rules).
+    #[arg(long, value_name = "CHECK,...")]
+    pub require: Vec<String>,
+    /// The severity that fails the run: `fail` (default) or `warn` (a warning exits 1 too).
+    #[arg(long, value_enum, default_value_t = FailOnArg::Fail, value_name = "SEVERITY")]
+    pub fail_on: FailOnArg,
 }
 
-/// Exit status: 0 no check failed, 1 a check failed, 2 the input could not be used at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum FailOnArg {
+    Fail,
+    Warn,
+}
+
+/// The exit status of a verdict (docs/verdicts.md).
+pub fn exit_code(outcome: Outcome) -> i32 {
+    match outcome {
+        Outcome::Verified => EXIT_OK,
+        Outcome::Failed => EXIT_FAILED,
+        Outcome::Inconclusive => EXIT_INCONCLUSIVE,
+    }
+}
+
+/// Exit status: 0 verified, 1 a check failed, 2 the input could not be used at all, 3
+/// inconclusive.
 pub fn run(args: &VerifyArgs) -> i32 {
     let (opts, rules) = match args.analysis.prepare() {
         Ok(p) => p,
@@ -26,20 +51,36 @@ pub fn run(args: &VerifyArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     };
-    let v = crate::verify::verify(
+    let require = if args.require.is_empty() {
+        None
+    } else {
+        match Policy::parse_require(&args.require) {
+            Ok(list) => Some(list),
+            Err(e) => {
+                eprintln!("lvscheck: {e}");
+                return EXIT_UNUSABLE;
+            }
+        }
+    };
+    let policy = Policy {
+        require,
+        fail_on: match args.fail_on {
+            FailOnArg::Fail => FailOn::Fail,
+            FailOnArg::Warn => FailOn::Warn,
+        },
+        rules_given: rules.is_some(),
+    };
+    let v = crate::verify::verify_with(
         &args.analysis.sources(),
         args.analysis.decode_options(),
         &opts,
         rules.as_ref(),
+        &policy,
     );
     if super::report_unreadable(&v.analysis) {
         return EXIT_UNUSABLE;
     }
-    let code = if v.status() == Status::Fail {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    };
+    let code = exit_code(v.verdict.outcome);
     if args.json {
         let doc = document(&v, code);
         super::emit(&format!(

@@ -327,6 +327,20 @@ fn real_server(legs: &[Leg], topology: &Topology) -> (Option<IpAddr>, Option<RsS
     if let Some((a, _)) = outer.iter().max_by_key(|(_, n)| **n) {
         return (Some(*a), Some(RsSource::Tunnel));
     }
+    // Sent on unwrapped from the director to another host's MAC: direct routing (`-g`).
+    let director_macs = topology.director_macs();
+    if !director_macs.is_empty() {
+        if let Some(a) = legs
+            .iter()
+            .filter(|l| l.role == Role::Director && l.request_wrapped.is_none())
+            .filter_map(|l| l.request.as_ref())
+            .flat_map(|r| r.dst_macs.iter())
+            .filter(|m| !director_macs.contains(m))
+            .find_map(|m| topology.address_of_mac(*m))
+        {
+            return (Some(a), Some(RsSource::ForwardedMac));
+        }
+    }
     if let Some(a) = legs.iter().find_map(|l| {
         let v = topology.vantage(l.vantage)?;
         (v.role == Role::RealServer).then_some(v.address).flatten()

@@ -305,6 +305,8 @@ impl fmt::Display for Outcome {
 pub enum RsSource {
     /// Outer destination of the tunnelled request.
     Tunnel,
+    /// The MAC the director sent the request on to, unwrapped (direct routing).
+    ForwardedMac,
     /// Seen in a real server's capture.
     RsCapture,
     /// Source MAC of the replies, known as that real server's.

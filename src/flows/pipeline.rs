@@ -193,6 +193,10 @@ pub struct Analysis {
     pub max_waiting: usize,
     /// Disagreements between `--rules` and the traffic (empty without rules).
     pub config: Vec<ConfigFinding>,
+    /// The configuration given with `--rules` (empty without): what the checks compare the
+    /// forwarding method of each real server with.
+    #[serde(skip)]
+    pub expected: Vec<ExpectedService>,
     pub stats: Vec<VantageStats>,
     /// What could not be read, and other problems with the input.
     pub warnings: Vec<String>,
@@ -303,6 +307,7 @@ pub fn analyse_streaming(
         first_ts_ns: None,
         max_waiting: 0,
         config: Vec::new(),
+        expected: opts.expected.clone().unwrap_or_default(),
         stats: Vec::new(),
         warnings,
     };

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 /// Prints the report to standard output.
 pub fn print(report: &FairnessReport) {
-    crate::cli::emit(&render(report));
+    super::emit(&render(report));
 }
 
 /// The report as text.

@@ -31,6 +31,21 @@ impl Painter {
         format!("\x1b[{code}m{word}\x1b[0m")
     }
 
+    /// A verdict word (VERIFIED, FAILED, INCONCLUSIVE), coloured like the status it stands for.
+    pub fn outcome(&self, outcome: crate::checks::verdict::Outcome) -> String {
+        use crate::checks::verdict::Outcome;
+        let word = outcome.as_str().to_uppercase();
+        if !self.enabled {
+            return word;
+        }
+        let code = match outcome {
+            Outcome::Verified => "1;32",
+            Outcome::Failed => "1;31",
+            Outcome::Inconclusive => "1;33",
+        };
+        format!("\x1b[{code}m{word}\x1b[0m")
+    }
+
     pub fn bold(&self, text: &str) -> String {
         if self.enabled {
             format!("\x1b[1m{text}\x1b[0m")

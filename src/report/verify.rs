@@ -9,13 +9,15 @@ use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 
 use super::style::Painter;
+use crate::checks::verdict::plural;
 use crate::checks::{CheckResult, Status};
 use crate::flows::{Analysis, Outcome};
 use crate::topology::VantageId;
 use crate::verify::Verification;
 
-/// Version of the JSON document; bumped when a field changes meaning or goes away.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version of the JSON document; bumped when a field changes meaning or goes away. 2: the
+/// `verdict` (outcome, coverage) decides `exit_code`, and 3 (inconclusive) is an exit status.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Connections of one service sent to one real server, by outcome.
 #[derive(Debug, Clone, Serialize)]
@@ -43,12 +45,7 @@ pub fn per_server(analysis: &Analysis) -> Vec<PerServer> {
 
 /// The worst status of all checks.
 pub fn overall(checks: &[CheckResult]) -> Status {
-    checks
-        .iter()
-        .map(|c| c.status)
-        .filter(|s| *s != Status::Info)
-        .max()
-        .unwrap_or(Status::Skip)
+    crate::checks::verdict::worst(checks)
 }
 
 /// The JSON document of `verify --json`.
@@ -57,7 +54,10 @@ pub struct VerifyDocument<'a> {
     pub schema_version: u32,
     pub tool: &'static str,
     pub version: &'static str,
+    /// The worst status of the checks (what they say, before their coverage is weighed).
     pub status: Status,
+    /// What the run concluded, what it required and what could not be checked.
+    pub verdict: &'a crate::checks::verdict::Verdict,
     pub exit_code: i32,
     pub checks: &'a [CheckResult],
     pub captures: Vec<CaptureDoc<'a>>,
@@ -91,6 +91,7 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
         tool: "lvscheck",
         version: env!("CARGO_PKG_VERSION"),
         status: overall(checks),
+        verdict: &v.verdict,
         exit_code,
         checks,
         captures: analysis
@@ -153,12 +154,17 @@ fn vantage_name(analysis: &Analysis, v: VantageId) -> String {
 pub fn render(v: &Verification, paint: Painter) -> String {
     let (analysis, checks) = (&v.analysis, &v.checks[..]);
     let mut out = String::new();
-    let status = overall(checks);
+    let verdict = &v.verdict;
     out.push_str(&format!(
-        "lvscheck verify: {} captures, {} connections: {}\n\n",
-        analysis.captures.len(),
-        analysis.connection_count,
-        paint.status(status)
+        "lvscheck verify: {}, {}: {}\n{}\n\n",
+        plural(analysis.captures.len(), "capture", "captures"),
+        plural(
+            analysis.connection_count as usize,
+            "connection",
+            "connections"
+        ),
+        paint.outcome(verdict.outcome),
+        verdict.summary
     ));
 
     let mut t = table();
@@ -204,6 +210,19 @@ pub fn render(v: &Verification, paint: Painter) -> String {
         }
     }
 
+    if !verdict.not_run.is_empty() {
+        out.push_str(&format!("\n{}\n", paint.bold("Not verified")));
+        for n in &verdict.not_run {
+            out.push_str(&format!(
+                "\n{} {}: {}\n  needs:    {}\n",
+                paint.status(Status::Skip),
+                n.check,
+                n.reason,
+                n.needs
+            ));
+        }
+    }
+
     let per = per_server(analysis);
     if !per.is_empty() {
         out.push_str(&format!(
@@ -233,7 +252,7 @@ pub fn render(v: &Verification, paint: Painter) -> String {
                 Cell::new(
                     p.real_server
                         .map(|a| a.to_string())
-                        .unwrap_or_else(|| "(not seen)".into()),
+                        .unwrap_or_else(|| "(not captured)".into()),
                 ),
                 num(p.connections),
                 num(get(Outcome::Completed)),

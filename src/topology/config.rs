@@ -127,7 +127,24 @@ pub fn compare(expected: &[ExpectedService], observed: &Observed) -> Vec<ConfigF
             });
             continue;
         };
+        // Connections whose real server the captures do not show may have gone to any
+        // server that got none we can see: "not identified", not "got no connection".
+        let unidentified = by_rs.get(&None).copied().unwrap_or(0);
         for rs in &e.real_servers {
+            if by_rs.get(&Some(rs.addr)).copied().unwrap_or(0) == 0 && unidentified > 0 {
+                out.push(ConfigFinding {
+                    kind: "rs_not_identified",
+                    service: svc.clone(),
+                    real_server: Some(rs.addr),
+                    message: format!(
+                        "real server {} of {svc}: no connection identified as its, but \
+                         {unidentified} connection(s) went to a real server the captures do \
+                         not identify (not captured)",
+                        rs.addr
+                    ),
+                });
+                continue;
+            }
             if by_rs.get(&Some(rs.addr)).copied().unwrap_or(0) == 0 {
                 out.push(ConfigFinding {
                     kind: "rs_without_connections",

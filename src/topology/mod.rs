@@ -288,4 +288,38 @@ impl Topology {
     pub fn is_director_mac(&self, mac: MacAddr) -> bool {
         self.directors.iter().any(|h| h.macs.contains(&mac))
     }
+    /// Every MAC the director used: from its tunnelled packets, or from a capture taken on it.
+    pub fn director_macs(&self) -> Vec<MacAddr> {
+        let mut macs: Vec<MacAddr> = self
+            .directors
+            .iter()
+            .flat_map(|h| h.macs.iter().copied())
+            .chain(
+                self.vantages
+                    .iter()
+                    .filter(|v| v.role == Role::Director)
+                    .filter_map(|v| v.local_mac),
+            )
+            .collect();
+        macs.sort();
+        macs.dedup();
+        macs
+    }
+    /// The (non-VIP) address a MAC belongs to: a real server's, else the one address that MAC
+    /// gave for itself in ARP (a host reached in direct-routing mode has no tunnel to name it,
+    /// but the director had to ask for its MAC).
+    pub fn address_of_mac(&self, mac: MacAddr) -> Option<IpAddr> {
+        if let Some(a) = self.real_server_by_mac(mac) {
+            return Some(a);
+        }
+        let mut addrs: Vec<IpAddr> = self
+            .arp
+            .iter()
+            .filter(|a| a.sender_mac == mac && !a.about_vip && a.operation != "request")
+            .map(|a| a.sender_ip)
+            .collect();
+        addrs.sort();
+        addrs.dedup();
+        (addrs.len() == 1).then(|| addrs[0])
+    }
 }
