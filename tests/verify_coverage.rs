@@ -243,3 +243,60 @@ fn every_fixture_gives_the_verdict_its_readme_states() {
         assert_eq!(code, want, "{fixture}: {}", doc["verdict"]);
     }
 }
+
+/// fixtures/dr-server: 10.7.0.12 is added with `-g` among tunnelled servers. One fault, one
+/// story: `tunnel.encapsulation` names it with the rules line; `bypass` does not claim its
+/// connections skipped the director (they did not), and the per-server table counts them.
+#[test]
+fn a_server_added_in_direct_routing_mode_gives_one_coherent_story() {
+    let truth = conns_per_rs("dr-server");
+    let all = files(
+        "dr-server",
+        &["client.pcap", "director.pcap", "rs1.pcap", "rs2.pcap"],
+    );
+    let (code, doc) = verify(&with_rules(all, "dr-server"));
+    assert_eq!(code, 1);
+    let enc = check(&doc, "tunnel.encapsulation");
+    assert_eq!(enc["status"], "fail");
+    let f = &enc["findings"][0];
+    assert!(f["host"].as_str().unwrap().starts_with("10.7.0.12"), "{f}");
+    assert_eq!(f["count"].as_u64(), truth.get("10.7.0.12").copied());
+    assert!(f["likely_cause"]
+        .as_str()
+        .unwrap()
+        .contains("-r 10.7.0.12:80 -g"));
+    assert_eq!(check(&doc, "bypass")["status"], "pass");
+    for id in ["reply.present", "reply.source", "reply.direct"] {
+        assert_ne!(check(&doc, id)["status"], "fail", "{id}");
+    }
+    let per: BTreeMap<String, u64> = doc["per_real_server"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["real_server"].as_str().unwrap_or("(none)").to_string(),
+                p["connections"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(per, truth);
+    assert!(!all_text(&doc).contains("got no connection"));
+}
+
+/// Without the director's capture (and without rules), a request arriving unwrapped at a real
+/// server from the director's MAC was still sent on by the director (direct routing), not a
+/// bypass.
+#[test]
+fn direct_routing_is_recognised_from_the_servers_capture_alone() {
+    let truth = conns_per_rs("dr-server");
+    let (code, doc) = verify(&files(
+        "dr-server",
+        &["client.pcap", "rs1.pcap", "rs2.pcap"],
+    ));
+    assert_eq!(code, 1);
+    let f = &check(&doc, "tunnel.encapsulation")["findings"][0];
+    assert!(f["host"].as_str().unwrap().starts_with("10.7.0.12"), "{f}");
+    assert_eq!(f["count"].as_u64(), truth.get("10.7.0.12").copied());
+    assert_eq!(check(&doc, "bypass")["status"], "pass");
+}

@@ -162,14 +162,37 @@ pub fn classify(ctx: &Context, conn: &Connection) -> Class {
     let wrapped_at_rs = ctx
         .legs_at(conn, Role::RealServer)
         .any(|l| l.request_wrapped.is_some());
+    // Arriving unwrapped at a real server from the director's MAC: the director sent it on
+    // in direct-routing mode (it rewrites only the destination MAC); from any other MAC (a
+    // client's, a router's) it did not pass through the director.
+    let unwrapped_from_director = !director_macs.is_empty()
+        && ctx.legs_at(conn, Role::RealServer).any(|l| {
+            l.request_wrapped.is_none()
+                && l.request.as_ref().is_some_and(|r| {
+                    !r.src_macs.is_empty() && r.src_macs.iter().all(|m| director_macs.contains(m))
+                })
+                && ctx
+                    .analysis
+                    .topology
+                    .vantage(l.vantage)
+                    .is_some_and(|v| !is_raw_ip(v.link_type))
+        });
+    let rs_vantage_address = || {
+        let at = unwrapped_at_rs?;
+        let v = ctx.analysis.topology.vantage(at.vantage())?;
+        v.address
+            .or_else(|| v.local_mac.and_then(|m| ctx.address_of_mac(m)))
+    };
     let real_server = conn
         .real_server
-        .or_else(|| to_mac.and_then(|m| ctx.address_of_mac(m)));
+        .or_else(|| to_mac.and_then(|m| ctx.address_of_mac(m)))
+        .or_else(rs_vantage_address);
     let forwarding = match forwarding {
         Some(f) => f,
         None if wrapped_at_rs => Forwarding::Tunnel,
         None if unwrapped_at_rs.is_some()
-            && real_server.is_some_and(|rs| ctx.forwarding_in_rules(rs) == Some("route")) =>
+            && (unwrapped_from_director
+                || real_server.is_some_and(|rs| ctx.forwarding_in_rules(rs) == Some("route"))) =>
         {
             Forwarding::Direct {
                 to_mac: None,

@@ -43,6 +43,10 @@ pub fn check(ctx: &Context) -> CheckResult {
                 "rs_without_connections" => "the server is configured but got no connection in \
                      the captures: weight 0, down, or too few connections to reach it"
                     .into(),
+                "forwarding_not_tunnel" => "the rules add this server in direct-routing (-g) \
+                     or NAT (-m) mode: its connections are not tunnelled (tunnel.encapsulation \
+                     shows those the captures hold)"
+                    .into(),
                 "rs_not_identified" => "the captures do not show which real server some \
                      connections went to: capture on the director, or on every real server"
                     .into(),
