@@ -6,5 +6,6 @@ set -euo pipefail
 LAB="$(cd "$(dirname "$0")" && pwd)"
 [ -f "$LAB/build/initrd.gz" ] || "$LAB/build-vm.sh"
 "$LAB/run-scenario.sh" tutorial wrr arp-vip arp-vip-late rp-filter no-vip reply-via-director \
-    not-listening-tcp not-listening-udp udp-wildcard mtu wlc-long sh-clients persistence
+    not-listening-tcp not-listening-udp udp-wildcard mtu wlc-long sh-clients persistence \
+    span-rp-filter dr-server port-filter
 "$LAB/make-variants.sh"

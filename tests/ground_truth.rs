@@ -34,6 +34,9 @@ struct HostEntry {
     /// Only in merged pcapng files: which interface of the file is this host.
     #[serde(default)]
     pcapng_interface: Option<u32>,
+    /// Only for role "mirror" (a bridge or SPAN port): the hosts whose packets it holds.
+    #[serde(default)]
+    mirrors: Vec<String>,
 }
 
 struct Fixture {
@@ -200,10 +203,30 @@ fn every_fixture_has_parseable_ground_truth() {
         for h in &f.hosts.captures {
             assert!(dir.join(&h.file).is_file(), "{name}: {} exists", h.file);
             assert!(
-                ["director", "real-server", "client"].contains(&h.role.as_str()),
+                ["director", "real-server", "client", "mirror"].contains(&h.role.as_str()),
                 "{name}: role {}",
                 h.role
             );
+            // A mirror names the hosts it holds, each a host of the same fixture, and
+            // carries their addresses; only a mirror names hosts.
+            if h.role == "mirror" {
+                assert!(!h.mirrors.is_empty(), "{name}: {} mirrors hosts", h.file);
+                for m in &h.mirrors {
+                    let host = f
+                        .hosts
+                        .captures
+                        .iter()
+                        .find(|o| &o.host == m && o.role != "mirror")
+                        .unwrap_or_else(|| panic!("{name}: {} mirrors unknown host {m}", h.file));
+                    assert!(
+                        host.ips.iter().all(|a| h.ips.contains(a)),
+                        "{name}: {} holds the addresses of {m}",
+                        h.file
+                    );
+                }
+            } else {
+                assert!(h.mirrors.is_empty(), "{name}: {} is no mirror", h.file);
+            }
             assert!(!h.ips.is_empty(), "{name}: {} has addresses", h.host);
             assert!(h.mac.len() == 17, "{name}: {} has a MAC", h.host);
             assert!(!h.interface.is_empty());
@@ -336,10 +359,12 @@ fn assert_failure_plan(f: &Fixture, proto: Proto, port: u16) {
             servers: &[(&rs1, 1), (&rs2, 1)],
         },
     );
+    // A mirror port (span-rp-filter) is no host of the plan; its test checks it.
     let roles: BTreeMap<&str, &str> = f
         .hosts
         .captures
         .iter()
+        .filter(|h| h.role != "mirror")
         .map(|h| (h.host.as_str(), h.role.as_str()))
         .collect();
     assert_eq!(
@@ -520,4 +545,91 @@ fn persistence() {
     for t in templates {
         assert_eq!(map[&t.client.ip()], t.rs, "template and connections agree");
     }
+}
+
+#[test]
+fn span_rp_filter() {
+    let f = fixture("span-rp-filter");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    assert_rr_halves(&f, 10, 80);
+    // The per-host captures of rp-filter plus one bridge capture holding all four hosts.
+    let mirrors: Vec<&HostEntry> = f
+        .hosts
+        .captures
+        .iter()
+        .filter(|h| h.role == "mirror")
+        .collect();
+    assert_eq!(mirrors.len(), 1);
+    let m = mirrors[0];
+    assert_eq!(
+        (m.file.as_str(), m.interface.as_str(), m.link_type.as_str()),
+        ("span.pcap", "br0", "ethernet")
+    );
+    assert_eq!(m.mirrors, ["director", "rs1", "rs2", "client"]);
+    assert_eq!(
+        m.ips,
+        ["10.7.0.1", "10.7.0.11", "10.7.0.12", "10.7.0.200"].map(ip)
+    );
+    assert_eq!(m.vips, [ip("10.7.0.100")]);
+}
+
+#[test]
+fn dr_server() {
+    let f = fixture("dr-server");
+    let name = f.dir.display();
+    // rs1 added with -i, rs2 with -g: the rules say so, in both listings.
+    for (label, rules) in [("rules.txt", &f.rules), ("rules-nosort.txt", &f.nosort)] {
+        assert_eq!(rules.services.len(), 1, "{name}/{label}");
+        let s = &rules.services[0];
+        assert_eq!(
+            s.service,
+            VirtualService::Addr {
+                proto: Proto::Tcp,
+                vip: sa("10.7.0.100:80")
+            },
+            "{name}/{label}"
+        );
+        assert_eq!(s.scheduler, "rr", "{name}/{label}");
+        let forward: BTreeMap<SocketAddr, Forward> =
+            s.servers.iter().map(|r| (r.addr, r.forward)).collect();
+        assert_eq!(
+            forward,
+            BTreeMap::from([
+                (sa("10.7.0.11:80"), Forward::Tunnel),
+                (sa("10.7.0.12:80"), Forward::Route),
+            ]),
+            "{name}/{label}"
+        );
+        assert!(s.servers.iter().all(|r| r.weight == 1), "{name}/{label}");
+    }
+    // Only the tunnelled server has a tunnel type.
+    let tun: Vec<(SocketAddr, Option<&str>)> = f.rules.services[0]
+        .servers
+        .iter()
+        .map(|r| (r.addr, r.tunnel_type.as_deref()))
+        .collect();
+    assert_eq!(
+        tun,
+        [
+            (sa("10.7.0.11:80"), Some("ipip")),
+            (sa("10.7.0.12:80"), None)
+        ]
+    );
+    let kernel_order: Vec<SocketAddr> = f.nosort.services[0]
+        .servers
+        .iter()
+        .map(|r| r.addr)
+        .collect();
+    assert_eq!(kernel_order, [sa("10.7.0.12:80"), sa("10.7.0.11:80")]);
+    // The director schedules by rr whatever the forwarding method: ten requests, 5/5.
+    assert_rr_halves(&f, 10, 80);
+    let roles: BTreeSet<&str> = f.hosts.captures.iter().map(|h| h.host.as_str()).collect();
+    assert_eq!(roles, BTreeSet::from(["client", "director", "rs1", "rs2"]));
+}
+
+#[test]
+fn port_filter() {
+    let f = fixture("port-filter");
+    assert_failure_plan(&f, Proto::Tcp, 80);
+    assert_rr_halves(&f, 10, 80);
 }

@@ -100,13 +100,20 @@ CGI
     in_ns "$ns" busybox httpd -p "$port" -h "$dir"
 }
 
-# capture NAME IFACE FILE [tcpdump options]: start tcpdump in the namespace and wait
-# until it is really listening, so that no early packet is lost.
+# capture NAME IFACE FILE [tcpdump options] [filter]: start tcpdump in the namespace and
+# wait until it is really listening, so that no early packet is lost. NAME "-" captures in
+# the root namespace (where br0 is). A capture filter may follow the options (tcpdump's
+# getopt takes -w after it).
 capture() {
     local ns="$1" ifc="$2" file="$3"; shift 3
     local err="/tmp/tcpdump-$ns-$ifc.err"
-    # ip netns exec itself (not a shell function) so that $! is tcpdump's own pid.
-    ip netns exec "$ns" tcpdump -Z root -U -n -s 0 -i "$ifc" "$@" -w "$OUT/$file" 2> "$err" &
+    [ "$ns" = - ] && err="/tmp/tcpdump-root-$ifc.err"
+    # ip netns exec (or tcpdump) itself, not a shell function, so that $! is tcpdump's pid.
+    if [ "$ns" = - ]; then
+        tcpdump -Z root -U -n -s 0 -i "$ifc" "$@" -w "$OUT/$file" 2> "$err" &
+    else
+        ip netns exec "$ns" tcpdump -Z root -U -n -s 0 -i "$ifc" "$@" -w "$OUT/$file" 2> "$err" &
+    fi
     CAPTURE_PIDS+=("$!")
     local i
     for i in $(seq 100); do grep -q listening "$err" && return 0; sleep 0.1; done
@@ -133,10 +140,12 @@ director_truth() { # NAME
     in_ns "$1" ipvsadm -Ln --stats > "$OUT/stats.txt"
 }
 
-# note_host FILE HOST ROLE MAC IFACE LINKTYPE IPS [VIPS]: one capture's ground truth.
-# IPS and VIPS are comma separated. Written to hosts.json by write_hosts.
+# note_host FILE HOST ROLE MAC IFACE LINKTYPE IPS [VIPS [MIRRORS]]: one capture's ground
+# truth. IPS, VIPS and MIRRORS are comma separated. MIRRORS, for a capture of role
+# "mirror" (a bridge or SPAN port), names the hosts whose packets it holds. Written to
+# hosts.json by write_hosts.
 note_host() {
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:-}" >> "$HOSTS_TSV"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "$6" "$7" "${8:-}" "${9:-}" >> "$HOSTS_TSV"
 }
 write_hosts() {
     # python3-minimal has no json module; the format is simple enough to print.
@@ -145,13 +154,15 @@ write_hosts() {
     {
         echo '{'
         echo '  "captures": ['
-        while IFS=$'\t' read -r f host role mac ifc link ips vips; do
+        while IFS=$'\t' read -r f host role mac ifc link ips vips mirrors; do
             [ $first = 1 ] || echo '    },'
             first=0
             echo '    {'
             printf '      "file": "%s",\n      "host": "%s",\n      "role": "%s",\n' "$f" "$host" "$role"
             printf '      "mac": "%s",\n      "interface": "%s",\n      "link_type": "%s",\n' "$mac" "$ifc" "$link"
-            printf '      "ips": %s,\n      "vips": %s\n' "$(jlist "$ips")" "$(jlist "$vips")"
+            printf '      "ips": %s,\n      "vips": %s' "$(jlist "$ips")" "$(jlist "$vips")"
+            if [ -n "$mirrors" ]; then printf ',\n      "mirrors": %s' "$(jlist "$mirrors")"; fi
+            echo
         done < "$HOSTS_TSV"
         echo '    }'
         echo '  ]'
