@@ -45,11 +45,6 @@ fn fixtures() -> Vec<PathBuf> {
 /// port-filter: every host captured with `tcp port 80`, so no packet holds a real server's
 /// address (the filter dropped the IP-in-IP and ARP packets); nothing can name it.
 const NO_SERVER_ADDRESS_CAPTURED: &[&str] = &["port-filter"];
-/// dr-server: rs2 is reached by direct routing (`-g`); the director's frames to rs2's MAC and
-/// rs2's ARP answer for 10.7.0.12 name it, but lvscheck does not attribute them yet.
-// issue 10: verdict implemented on branch main
-const NOT_YET_ATTRIBUTED: &[&str] = &["dr-server"];
-
 /// Captures whose role cannot be told on their own. port-filter/director.pcap holds only the
 /// client's requests to the VIP (the filter dropped all the director sent, the IP-in-IP
 /// packets): a capture on a client whose requests go unanswered holds the same frames.
@@ -57,7 +52,7 @@ const AMBIGUOUS_ALONE: &[(&str, &str)] = &[("port-filter", "director.pcap")];
 
 /// Whether every connection of the fixture `name` must have its real server named.
 fn server_must_be_named(name: &str) -> bool {
-    !NO_SERVER_ADDRESS_CAPTURED.contains(&name) && !NOT_YET_ATTRIBUTED.contains(&name)
+    !NO_SERVER_ADDRESS_CAPTURED.contains(&name)
 }
 
 fn role_of(s: &str) -> Role {
