@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 
 use crate::capture::CaptureSource;
+use crate::checks::classify::classify;
 use crate::checks::verdict::{self, Policy, Verdict};
 use crate::checks::{CheckResult, ConnectionChecks, Context, Status};
 use crate::decode::DecodeOptions;
@@ -58,10 +59,18 @@ impl ConnectionSink for Verifier {
     }
 
     fn connection(&mut self, conn: Connection) {
+        let mut scheduled = true;
         if let Some((analysis, checks)) = &mut self.started {
-            checks.observe(&Context::new(analysis), &conn);
+            let ctx = Context::new(analysis);
+            let class = classify(&ctx, &conn);
+            checks.observe_classified(&ctx, &conn, &class);
+            // A connection that bypassed the director was never scheduled by it: `bypass`
+            // reports it; the replay must not count it as a decision.
+            scheduled = !class.bypassed();
         }
-        self.fairness.add(&conn);
+        if scheduled {
+            self.fairness.add(&conn);
+        }
     }
 }
 
@@ -113,7 +122,10 @@ pub fn verify_with(
             .min_by_key(|(t, _)| (t - time_ns).abs())
             .map(|(_, f)| ctx.packet(&f, format!("new connection from {client}")))
     };
-    let scheduler = fairness::check::check_with(&fairness, &packet_of);
+    let scheduler = match scheduler_unseen(&analysis) {
+        Some(reason) => CheckResult::skip(fairness::check::ID, reason),
+        None => fairness::check::check_with(&fairness, &packet_of),
+    };
     drop(input);
     checks.push(scheduler);
     let verdict = verdict::decide(&checks, analysis.connection_count, policy);
@@ -123,4 +135,45 @@ pub fn verify_with(
         analysis,
         verdict,
     }
+}
+
+/// Why the scheduler cannot be replayed from these captures, if it cannot: the replay needs
+/// every decision the director took, in order, so either the director's capture or one of
+/// every real server a decision could go to. With some servers missing, the decisions that went
+/// there are missing from the sequence, and the replay would blame the scheduler for the gap.
+fn scheduler_unseen(analysis: &Analysis) -> Option<String> {
+    let topo = &analysis.topology;
+    if topo
+        .vantages
+        .iter()
+        .any(|v| v.role == crate::topology::Role::Director)
+    {
+        return None;
+    }
+    let captured = |a: std::net::IpAddr| {
+        topo.vantages
+            .iter()
+            .any(|v| v.role == crate::topology::Role::RealServer && v.address == Some(a))
+    };
+    let mut servers: Vec<std::net::IpAddr> = analysis
+        .expected
+        .iter()
+        .flat_map(|s| s.real_servers.iter().map(|r| r.addr))
+        .chain(topo.real_servers.iter().map(|h| h.addr))
+        .collect();
+    servers.sort();
+    servers.dedup();
+    let missing: Vec<String> = servers
+        .into_iter()
+        .filter(|a| !captured(*a))
+        .map(|a| a.to_string())
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "no director capture, and real server(s) {} not captured: the replay needs every \
+         decision the director took, in order",
+        missing.join(", ")
+    ))
 }

@@ -260,13 +260,28 @@ fn answer(ctx: &Context, conn: &Connection) -> Answer {
     // else where the client sent them. A real server's capture that began mid-connection (no
     // SYN seen there) cannot say whether the start was answered; the client's view can.
     let tcp = conn.proto == Proto::TCP;
+    // The client acknowledging after its SYN got a SYN-ACK, wherever its packets were seen: a
+    // capture that shows that ACK but no reply did not see the replies (a filter, a tunl0, a
+    // director), it does not show an unanswered connection.
+    if tcp
+        && conn.legs.iter().any(|l| {
+            l.tcp
+                .is_some_and(|t| t.client_ack_ns.is_some() || t.client_fin_ns.is_some())
+        })
+    {
+        return Answer::AnsweredByClientAck;
+    }
+    // Only where replies would have been seen (a leg with an outcome: not a director, not a
+    // real server's tunl0 that replies do not cross).
     let rs_legs: Vec<&Leg> = ctx
         .legs_at(conn, Role::RealServer)
+        .filter(|l| l.outcome.is_some())
         .filter(|l| l.request.is_some() || l.request_wrapped.is_some())
         .filter(|l| !tcp || l.tcp.is_some_and(|t| t.syn))
         .collect();
     let legs: Vec<&Leg> = if rs_legs.is_empty() {
         ctx.legs_at(conn, Role::Client)
+            .filter(|l| l.outcome.is_some())
             .filter(|l| l.request.is_some())
             .collect()
     } else {
@@ -289,9 +304,6 @@ fn answer(ctx: &Context, conn: &Connection) -> Answer {
     for leg in ctx.legs_at(conn, Role::Director) {
         let Some(req) = &leg.request else { continue };
         let Some(flags) = leg.tcp else { continue };
-        if flags.client_ack_ns.is_some() || flags.client_fin_ns.is_some() {
-            return Answer::AnsweredByClientAck;
-        }
         if flags.client_rst_ns.is_some() {
             continue;
         }

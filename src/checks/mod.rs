@@ -160,12 +160,23 @@ impl ConnectionChecks {
     /// classification, to every check: so that their findings tell one story.
     pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
         let class = classify::classify(ctx, conn);
-        self.encapsulation.observe(ctx, conn, &class);
+        self.observe_classified(ctx, conn, &class);
+    }
+
+    /// [`ConnectionChecks::observe`] with the classification already made (by a caller that
+    /// needs it too).
+    pub fn observe_classified(
+        &mut self,
+        ctx: &Context,
+        conn: &Connection,
+        class: &classify::Class,
+    ) {
+        self.encapsulation.observe(ctx, conn, class);
         self.delivery.observe(ctx, conn);
-        self.present.observe(ctx, conn, &class);
-        self.source.observe(ctx, conn, &class);
-        self.direct.observe(ctx, conn, &class);
-        self.bypass.observe(ctx, conn, &class);
+        self.present.observe(ctx, conn, class);
+        self.source.observe(ctx, conn, class);
+        self.direct.observe(ctx, conn, class);
+        self.bypass.observe(ctx, conn, class);
         self.mtu.observe(ctx, conn);
     }
 

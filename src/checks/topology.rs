@@ -1,6 +1,10 @@
 //! `topology`: informational: what was found, and where the rules disagree with the traffic.
 
+use std::net::IpAddr;
+
 use super::{CheckResult, Context, Finding, Status};
+use crate::topology::config::ConfigFinding;
+use crate::topology::Role;
 
 pub const ID: &str = "topology";
 
@@ -21,45 +25,62 @@ pub fn check(ctx: &Context) -> CheckResult {
         list(topo.real_servers.iter().map(|r| ctx.host(r.addr)).collect()),
         topo.clients.len()
     );
+    // "Got no connection" needs captures that would have shown one: the director's or the
+    // server's own; otherwise the server was simply not captured.
+    let rs_captured = |a: IpAddr| {
+        topo.vantages
+            .iter()
+            .any(|v| v.role == Role::RealServer && v.address == Some(a))
+    };
+    // A client's capture shows its own connections only: other clients may have reached the
+    // server.
+    let could_see = ctx.has_role(Role::Director);
+    let clients_only = ctx.has_role(Role::Client);
     let mut findings: Vec<Finding> = ctx
         .analysis
         .config
         .iter()
-        .map(|c| Finding {
-            check: ID,
-            // What the captures could not show is a limit of the captures, not a disagreement.
-            severity: if c.kind == "rs_not_identified" {
-                Status::Info
-            } else {
-                Status::Warn
-            },
-            summary: c.message.clone(),
-            host: c.real_server.map(|a| ctx.host(a)),
-            count: 1,
-            out_of: None,
-            evidence: Vec::new(),
-            display_filter: None,
-            likely_cause: match c.kind {
-                "rs_without_connections" => "the server is configured but got no connection in \
-                     the captures: weight 0, down, or too few connections to reach it"
-                    .into(),
-                "forwarding_not_tunnel" => "the rules add this server in direct-routing (-g) \
-                     or NAT (-m) mode: its connections are not tunnelled (tunnel.encapsulation \
-                     shows those the captures hold)"
-                    .into(),
-                "rs_not_identified" => "the captures do not show which real server some \
-                     connections went to: capture on the director, or on every real server"
-                    .into(),
-                "rs_not_configured" => "traffic went to a server the rules do not list: the \
-                     rules file is not the director's running configuration"
-                    .into(),
-                "service_not_configured" => "clients use a service the rules do not define".into(),
-                "service_without_traffic" => {
-                    "no client used this service during the captures".into()
-                }
-                _ => c.kind.replace('_', " "),
-            },
-            fix: "compare with ipvsadm -Sn on the director".into(),
+        .map(|c| {
+            if c.kind == "rs_without_connections"
+                && !could_see
+                && !c.real_server.is_some_and(rs_captured)
+            {
+                let rs = c.real_server.map(|a| a.to_string()).unwrap_or_default();
+                let summary = if clients_only {
+                    format!(
+                        "real server {rs} of {}: no connection of the captured client(s) went to \
+                         it; it was not captured, nor was the director, so other clients' \
+                         connections are not in these captures",
+                        c.service
+                    )
+                } else {
+                    format!(
+                        "real server {rs} of {}: not captured, and neither the director nor a \
+                         client was: whether it got connections is not in these captures",
+                        c.service
+                    )
+                };
+                return Finding {
+                    check: ID,
+                    severity: Status::Info,
+                    summary,
+                    host: c.real_server.map(|a| ctx.host(a)),
+                    count: 0,
+                    out_of: None,
+                    evidence: Vec::new(),
+                    display_filter: None,
+                    likely_cause: String::new(),
+                    fix: String::new(),
+                };
+            }
+            let mut f = config_finding(ctx, c);
+            if c.kind == "service_without_traffic" && !could_see {
+                // Without the director's capture, a service without traffic may simply have
+                // had its traffic elsewhere.
+                f.severity = Status::Info;
+                f.summary = format!("{} (the director was not captured)", f.summary);
+            }
+            f
         })
         .collect();
     for limit in &topo.limits {
@@ -82,4 +103,42 @@ pub fn check(ctx: &Context) -> CheckResult {
         result.reason = reason;
     }
     result
+}
+
+/// A disagreement between the rules and the traffic, as a finding.
+fn config_finding(ctx: &Context, c: &ConfigFinding) -> Finding {
+    Finding {
+        check: ID,
+        // What the captures could not show is a limit of the captures, not a disagreement.
+        severity: if c.kind == "rs_not_identified" {
+            Status::Info
+        } else {
+            Status::Warn
+        },
+        summary: c.message.clone(),
+        host: c.real_server.map(|a| ctx.host(a)),
+        count: 1,
+        out_of: None,
+        evidence: Vec::new(),
+        display_filter: None,
+        likely_cause: match c.kind {
+            "rs_without_connections" => "the server is configured but got no connection in \
+                 the captures: weight 0, down, or too few connections to reach it"
+                .into(),
+            "forwarding_not_tunnel" => "the rules add this server in direct-routing (-g) \
+                 or NAT (-m) mode: its connections are not tunnelled (tunnel.encapsulation \
+                 shows those the captures hold)"
+                .into(),
+            "rs_not_identified" => "the captures do not show which real server some \
+                 connections went to: capture on the director, or on every real server"
+                .into(),
+            "rs_not_configured" => "traffic went to a server the rules do not list: the \
+                 rules file is not the director's running configuration"
+                .into(),
+            "service_not_configured" => "clients use a service the rules do not define".into(),
+            "service_without_traffic" => "no client used this service during the captures".into(),
+            _ => c.kind.replace('_', " "),
+        },
+        fix: "compare with ipvsadm -Sn on the director".into(),
+    }
 }
