@@ -32,7 +32,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         &opts,
         rules.as_ref(),
     );
-    if super::report_unreadable(&v.analysis) {
+    if args.analysis.report_unusable(&v.analysis, &opts) {
         return EXIT_UNUSABLE;
     }
     let code = if v.status() == Status::Fail {
