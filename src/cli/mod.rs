@@ -2,7 +2,9 @@
 //! Nothing below `cli` knows about the command line.
 //!
 //! Exit status (stable, for scripts and CI): 0 success / no check failed; 1 a check failed;
-//! 2 the input could not be used at all (or bad arguments).
+//! 2 the input could not be used (bad arguments, a capture that cannot be read or is given
+//! twice, rules that are empty or describe other traffic, a `--role` the traffic
+//! contradicts); 3 inconclusive (`fairness`: nothing could be judged).
 
 pub mod common;
 pub mod fairness;
@@ -18,6 +20,8 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status: the input could not be used at all.
 pub const EXIT_UNUSABLE: i32 = 2;
+/// Exit status: the input was read but too little of it to judge.
+pub const EXIT_INCONCLUSIVE: i32 = 3;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -42,7 +46,12 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Rebuild every connection across the captures: topology and connection table.
     Flows(flows::FlowsArgs),
-    /// Scheduler fairness and conformance against the configured scheduler and weights.
+    /// Scheduler fairness and conformance against the configured scheduler and weights, with
+    /// a verdict.
+    ///
+    /// The last line is the verdict (docs/fairness.md). Exit status: 0 the load conforms to the
+    /// configuration, 1 it deviates (at the p-value stated), 2 the input could not be used,
+    /// 3 inconclusive (no configuration, too few connections, nothing to compare).
     Fairness(fairness::FairnessArgs),
 }
 
@@ -54,18 +63,14 @@ pub fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
-/// When no capture could be read, says why on standard error and returns true.
+/// When a capture given could not be read at all, says why on standard error and returns
+/// true: the verdict would be on other captures than those asked for.
 pub fn report_unreadable(analysis: &crate::flows::Analysis) -> bool {
-    if !analysis.unreadable() {
-        return false;
+    let problems = common::unreadable_captures(analysis);
+    for p in &problems {
+        eprintln!("lvscheck: {p}");
     }
-    for c in &analysis.captures {
-        if let Some(e) = &c.error {
-            eprintln!("lvscheck: {e}");
-        }
-    }
-    eprintln!("lvscheck: no capture could be read");
-    true
+    !problems.is_empty()
 }
 
 /// Runs the program and returns its exit status.
