@@ -832,6 +832,19 @@ fn user_roles_override_the_traffic_and_say_so() {
     assert_eq!(v.role, Role::Other);
     assert_eq!(v.decided_by, Decision::User);
     assert!(v.reason.contains("client"));
+    // The traffic showed a client without doubt: the contradiction is kept for the caller
+    // (the command line refuses it).
+    let c = &a.topology.role_conflicts;
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(
+        (c[0].vantage, c[0].given, c[0].traffic),
+        (client, Role::Other, Role::Client)
+    );
+    // A role that agrees with the traffic is no conflict.
+    let mut opts = FlowOptions::default();
+    opts.hints.roles.insert(client.capture, Role::Client);
+    let a = analyse_source(&sim.source(), &opts);
+    assert!(a.topology.role_conflicts.is_empty());
 }
 
 #[test]

@@ -15,6 +15,7 @@
 
 pub mod error;
 pub mod frame;
+pub mod identity;
 mod input;
 mod pcap;
 mod pcapng;

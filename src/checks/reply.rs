@@ -209,8 +209,11 @@ fn report_present(ctx: &Context, p: Present) -> CheckResult {
                        only on its own address, not on the VIP)"
                 .into(),
             fix: format!(
-                "on {name}: start the service and make it listen on the VIP's port (ss -lntup \
-             shows what listens; bind to 0.0.0.0 or to the VIP)"
+                "on {name}: start the service and make it listen on the VIP's port, bound to \
+             the VIP address on the real server (ss -lntup shows what listens); 0.0.0.0 is \
+             enough for TCP only: a UDP service bound to 0.0.0.0 answers from the real \
+             server's own address, which the client ignores (what reply.source fails), \
+             unless it answers with IP_PKTINFO"
             ),
         }
     }));

@@ -88,11 +88,13 @@ impl Encapsulation {
             }
             Forwarding::Missed | Forwarding::NotCaptured => return,
         }
+        // Once per connection, even when two director captures (two interfaces of one
+        // director) saw it.
+        *forwarded += 1;
         for leg in ctx.legs_at(conn, Role::Director) {
             let (Some(arrived), Some(wrapped)) = (&leg.request, &leg.request_wrapped) else {
                 continue;
             };
-            *forwarded += 1;
             if let Some(ev) = leg
                 .evidence
                 .iter()

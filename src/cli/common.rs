@@ -1,14 +1,15 @@
 //! Arguments every analysing command shares: the captures, role and VIP hints, the rules.
 
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::capture::identity::{check_openable, duplicates, Sameness};
 use crate::capture::CaptureSource;
 use crate::decode::DecodeOptions;
-use crate::flows::FlowOptions;
-use crate::topology::config::expected_from_rules;
+use crate::flows::{Analysis, FlowOptions};
+use crate::topology::config::{expected_from_rules, unrelated, ExpectedService};
 use crate::topology::rules::{read_rules, Rules};
 use crate::topology::Role;
 
@@ -59,8 +60,11 @@ impl AnalysisArgs {
         self.prepare().map(|(opts, _)| opts)
     }
 
-    /// The analysis options and the parsed rules (read once); Err naming the bad argument.
+    /// The analysis options and the parsed rules (read once); Err naming the bad argument:
+    /// a capture that cannot be opened or is given twice ([`check_captures`]), a bad `--role`,
+    /// a rules file that cannot be read, does not parse or defines no service.
     pub fn prepare(&self) -> Result<(FlowOptions, Option<Rules>), String> {
+        check_captures(&self.files)?;
         let mut opts = FlowOptions::default();
         opts.hints.vips = self.vips.clone();
         for spec in &self.roles {
@@ -83,13 +87,169 @@ impl AnalysisArgs {
             opts.expected = Some(expected);
             opts.notes.extend(notes);
         }
-        if self.files.iter().any(|f| f.as_os_str() == "-") {
-            return Err(
-                "standard input cannot be analysed: every capture is read twice; \
-                        save it to a file first (tcpdump -w FILE)"
-                    .into(),
-            );
-        }
         Ok((opts, rules))
     }
+
+    /// Why the analysed input gives no verdict worth printing, one message per problem (empty
+    /// when there is none): a capture of which nothing could be read, a `--role` that the
+    /// traffic contradicts, rules that describe none of the traffic's services. Known once
+    /// the captures' roles are (before any connection), so a streaming report can hold back.
+    pub fn problems(&self, analysis: &Analysis, opts: &FlowOptions) -> Vec<String> {
+        let mut out = unreadable_captures(analysis);
+        out.extend(self.role_conflicts(analysis));
+        if let (Some(file), Some(expected)) = (&self.rules, &opts.expected) {
+            out.extend(rules_unrelated(file, expected, analysis));
+        }
+        out
+    }
+
+    /// Says on standard error why the input cannot be verified ([`Self::problems`]) and
+    /// returns true, or returns false when it can.
+    pub fn report_unusable(&self, analysis: &Analysis, opts: &FlowOptions) -> bool {
+        let problems = self.problems(analysis, opts);
+        for p in &problems {
+            eprintln!("lvscheck: {p}");
+        }
+        !problems.is_empty()
+    }
+
+    /// Each `--role` whose capture the traffic shows, without doubt, to be something else.
+    fn role_conflicts(&self, analysis: &Analysis) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        let mut seen = Vec::new();
+        for c in &analysis.topology.role_conflicts {
+            let capture = c.vantage.capture as usize;
+            if seen.contains(&capture) {
+                continue;
+            }
+            seen.push(capture);
+            let Some(file) = self.files.get(capture) else {
+                continue;
+            };
+            let spec = self
+                .roles
+                .iter()
+                .find(|r| r.split_once('=').is_some_and(|(_, f)| Path::new(f) == file))
+                .cloned()
+                .unwrap_or_else(|| format!("{}={}", c.given, file.display()));
+            out.push(format!(
+                "--role {spec} contradicts the traffic: that capture shows {} ({}). Nothing was \
+                 verified: its packets would be taken for those of {}, and every count built on \
+                 them would be wrong; leave --role out for this file (its traffic decides) or \
+                 name the capture you meant",
+                a_role(c.traffic),
+                c.reason,
+                a_role(c.given)
+            ));
+        }
+        out
+    }
+}
+
+/// "a client", "the director"...
+fn a_role(r: Role) -> &'static str {
+    match r {
+        Role::Director => "the director",
+        Role::RealServer => "a real server",
+        Role::Client => "a client",
+        Role::Other => "a host outside LVS (other)",
+    }
+}
+
+/// Refuses the capture arguments that cannot give a verdict on what was asked, before anything
+/// is read: `-` (every capture is read twice), a path that cannot be opened (a mistyped name,
+/// a directory, no permission), and the same capture given twice (the same path, another name
+/// of the same file, or a copy: its connections would be counted twice). Every path concerned
+/// is named, one problem a line; the lines after the first carry the `lvscheck: ` prefix that
+/// the caller gives the first.
+pub fn check_captures(files: &[PathBuf]) -> Result<(), String> {
+    if files.iter().any(|f| f.as_os_str() == "-") {
+        return Err(
+            "standard input cannot be analysed: every capture is read twice; \
+                    save it to a file first (tcpdump -w FILE)"
+                .into(),
+        );
+    }
+    let sources: Vec<CaptureSource> = files.iter().map(CaptureSource::from_arg).collect();
+    let mut problems: Vec<String> = sources
+        .iter()
+        .filter_map(|s| check_openable(s).err())
+        .map(|e| e.to_string())
+        .collect();
+    if !problems.is_empty() {
+        let n = problems.len();
+        problems.push(format!(
+            "nothing was verified: {} named on the command line cannot be opened (a mistyped \
+             path?); every capture given must be readable: correct the path, or leave the file \
+             out to verify without it",
+            if n == 1 {
+                "a capture".to_string()
+            } else {
+                format!("{n} captures")
+            }
+        ));
+        return Err(problems.join("\nlvscheck: "));
+    }
+    for d in duplicates(&sources) {
+        let (a, b) = (files[d.first].display(), files[d.second].display());
+        problems.push(match d.how {
+            Sameness::SamePath => format!("{b} is given twice"),
+            Sameness::SameFile => format!("{b} is another name of {a}, given before it"),
+            Sameness::SameContent => {
+                format!("{b} holds the same capture as {a} (the same bytes once decompressed)")
+            }
+        });
+    }
+    if !problems.is_empty() {
+        problems.push(
+            "nothing was verified: a capture given twice would be taken for two hosts that saw \
+             the same packets, and its connections counted twice; give each capture once"
+                .into(),
+        );
+        return Err(problems.join("\nlvscheck: "));
+    }
+    Ok(())
+}
+
+/// Each capture of which nothing could be read (not a capture, empty, a damaged header), and a
+/// last line saying that nothing was verified; empty when every capture could be read. What is
+/// wrong further in a capture is not here: what was read before it is used, and `capture.read`
+/// reports it.
+pub fn unreadable_captures(analysis: &Analysis) -> Vec<String> {
+    let mut out: Vec<String> = analysis
+        .captures
+        .iter()
+        .filter_map(|c| c.error.clone())
+        .collect();
+    if out.is_empty() {
+        return out;
+    }
+    out.push(if out.len() == analysis.captures.len() {
+        "no capture could be read".to_string()
+    } else {
+        format!(
+            "nothing was verified: {} of the {} captures given could not be read at all; give \
+             only pcap or pcapng captures (capinfos tells), or leave the file out to verify \
+             without it",
+            out.len(),
+            analysis.captures.len()
+        )
+    });
+    out
+}
+
+/// Rules that describe none of the services the traffic used (rules of another director, VIP or
+/// port): the one thing to say about them, instead of a finding for every service and server.
+pub fn rules_unrelated(
+    file: &Path,
+    expected: &[ExpectedService],
+    analysis: &Analysis,
+) -> Option<String> {
+    let why = unrelated(expected, &analysis.topology.services)?;
+    Some(format!(
+        "{}: these rules do not describe this traffic: {why}. Nothing can be verified against \
+         them: give the rules of the director these captures were taken behind (ipvsadm -Sn on \
+         it), or leave --rules out",
+        file.display()
+    ))
 }

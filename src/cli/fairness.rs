@@ -189,9 +189,37 @@ pub fn run(
     Ok((report, charts))
 }
 
+/// The exit status a verdict gives: 0 conforms, 1 deviates, 3 inconclusive.
+pub fn exit_status(verdict: &fairness::FairnessVerdict) -> i32 {
+    match verdict.outcome {
+        fairness::FairnessOutcome::Conforms => super::EXIT_OK,
+        fairness::FairnessOutcome::Deviates => super::EXIT_FAILED,
+        fairness::FairnessOutcome::Inconclusive => super::EXIT_INCONCLUSIVE,
+    }
+}
+
 /// The `fairness` command: rebuild the connections, add the configuration, analyse, present.
-/// Exit status: 0 done, 2 the input could not be used.
+/// Exit status: 0 the load conforms to the configuration, 1 it deviates, 2 the input could
+/// not be used (a capture that cannot be read or is given twice, `-`, rules that are empty,
+/// do not parse or describe other traffic), 3 inconclusive (see `fairness::verdict`).
 pub fn main(args: &FairnessArgs) -> i32 {
+    // Everything that can be refused before reading the captures is.
+    if let Err(e) = super::common::check_captures(&args.files) {
+        eprintln!("lvscheck: {e}");
+        return super::EXIT_UNUSABLE;
+    }
+    let rules = match args
+        .rules
+        .as_deref()
+        .map(crate::topology::rules::read_rules)
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("lvscheck: {e}");
+            return super::EXIT_UNUSABLE;
+        }
+    };
     let sources: Vec<crate::capture::CaptureSource> = args
         .files
         .iter()
@@ -209,22 +237,21 @@ pub fn main(args: &FairnessArgs) -> i32 {
         return super::EXIT_UNUSABLE;
     }
     let mut input = observer.finish(&analysis.topology);
-    if let Some(path) = &args.rules {
-        match crate::topology::rules::read_rules(path) {
-            Ok(rules) => fairness::observe::apply_rules(&mut input, &rules),
-            Err(e) => {
-                eprintln!("lvscheck: {e}");
-                return super::EXIT_UNUSABLE;
-            }
+    if let (Some(rules), Some(path)) = (&rules, &args.rules) {
+        let (expected, _) = crate::topology::config::expected_from_rules(rules);
+        if let Some(e) = super::common::rules_unrelated(path, &expected, &analysis) {
+            eprintln!("lvscheck: {e}");
+            return super::EXIT_UNUSABLE;
         }
+        fairness::observe::apply_rules(&mut input, rules);
     }
     args.apply_flags(&mut input);
     match run(&input, args) {
-        Ok((_, charts)) => {
+        Ok((report, charts)) => {
             for c in charts {
                 eprintln!("wrote {}", c.display());
             }
-            super::EXIT_OK
+            exit_status(&report.verdict)
         }
         Err(e) => {
             eprintln!("lvscheck: {e:#}");

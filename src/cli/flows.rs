@@ -68,7 +68,8 @@ pub fn selected(args: &FlowsArgs, c: &Connection) -> bool {
         && (args.outcome.is_empty() || args.outcome.contains(&c.outcome))
 }
 
-/// Exit status: 0 when the captures could be read, 2 when none could (or bad arguments).
+/// Exit status: 0 when the captures could be read, 2 when one could not or the input cannot
+/// be used ([`AnalysisArgs::problems`], bad arguments).
 pub fn run(args: &FlowsArgs) -> i32 {
     let opts = match options(args) {
         Ok(o) => o,
@@ -94,7 +95,7 @@ pub fn run(args: &FlowsArgs) -> i32 {
         &opts,
         &mut sink,
     );
-    if super::report_unreadable(&analysis) {
+    if args.analysis.report_unusable(&analysis, &opts) {
         return EXIT_UNUSABLE;
     }
     let TableSink {
@@ -149,8 +150,11 @@ fn finish(written: std::io::Result<()>) -> i32 {
 fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions) -> i32 {
     struct Sink<'a, W: Write> {
         args: &'a FlowsArgs,
+        opts: &'a FlowOptions,
         out: JsonLines<W>,
         error: Option<std::io::Error>,
+        /// The input cannot be used: nothing is written.
+        refused: bool,
     }
     impl<W: Write> Sink<'_, W> {
         fn failed(&mut self, e: std::io::Error) {
@@ -164,15 +168,17 @@ fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions) -> i32 {
     }
     impl<W: Write> ConnectionSink for Sink<'_, W> {
         fn begin(&mut self, a: &Analysis) {
-            // Nothing readable: the caller reports it, and nothing goes to stdout.
-            if !a.unreadable() {
+            // Input that cannot be used (a capture unreadable, a contradicted --role, rules of
+            // other traffic): the caller reports it, and nothing goes to stdout.
+            self.refused = !self.args.analysis.problems(a, self.opts).is_empty();
+            if !self.refused {
                 if let Err(e) = self.out.head(a) {
                     self.failed(e);
                 }
             }
         }
         fn connection(&mut self, c: Connection) {
-            if self.error.is_none() && selected(self.args, &c) {
+            if !self.refused && self.error.is_none() && selected(self.args, &c) {
                 if let Err(e) = self.out.connection(&c) {
                     self.failed(e);
                 }
@@ -182,8 +188,10 @@ fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions) -> i32 {
     let stdout = std::io::stdout();
     let mut sink = Sink {
         args,
+        opts,
         out: JsonLines::new(std::io::BufWriter::new(stdout.lock())),
         error: None,
+        refused: false,
     };
     let analysis = analyse_files_streaming(
         &args.analysis.sources(),
@@ -191,7 +199,7 @@ fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions) -> i32 {
         opts,
         &mut sink,
     );
-    if super::report_unreadable(&analysis) {
+    if args.analysis.report_unusable(&analysis, opts) {
         return EXIT_UNUSABLE;
     }
     let written = match sink.error.take() {

@@ -2,9 +2,11 @@
 //! Nothing below `cli` knows about the command line.
 //!
 //! Exit status (stable, for scripts and CI; docs/verdicts.md): 0 verified (every required
-//! check ran and none failed); 1 a check failed; 2 the input could not be used at all (or bad
-//! arguments); 3 inconclusive (nothing failed, but a required check could not run or no LVS
-//! traffic was seen).
+//! check ran and none failed; `fairness`: conforms); 1 a check failed (`fairness`: deviates);
+//! 2 the input could not be used (bad arguments, a capture that cannot be read or is given
+//! twice, rules that are empty or describe other traffic, a `--role` the traffic
+//! contradicts); 3 inconclusive (nothing failed, but a required check could not run or no LVS
+//! traffic was seen; `fairness`: nothing could be judged).
 
 pub mod common;
 pub mod fairness;
@@ -20,7 +22,7 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_FAILED: i32 = 1;
 /// Exit status: the input could not be used at all.
 pub const EXIT_UNUSABLE: i32 = 2;
-/// Exit status: nothing failed, but what was needed to verify could not be checked.
+/// Exit status: nothing failed, but what was needed to verify (or judge) could not be checked.
 pub const EXIT_INCONCLUSIVE: i32 = 3;
 
 #[derive(Parser, Debug)]
@@ -46,24 +48,25 @@ pub enum Command {
     Verify(verify::VerifyArgs),
     /// Rebuild every connection across the captures: topology and connection table.
     Flows(flows::FlowsArgs),
-    /// Scheduler fairness and conformance against the configured scheduler and weights.
+    /// Scheduler fairness and conformance against the configured scheduler and weights, with
+    /// a verdict.
+    ///
+    /// The last line is the verdict (docs/fairness.md). Exit status: 0 the load conforms to the
+    /// configuration, 1 it deviates (at the p-value stated), 2 the input could not be used,
+    /// 3 inconclusive (no configuration, too few connections, nothing to compare).
     Fairness(fairness::FairnessArgs),
 }
 
 pub use crate::report::emit;
 
-/// When no capture could be read, says why on standard error and returns true.
+/// When a capture given could not be read at all, says why on standard error and returns
+/// true: the verdict would be on other captures than those asked for.
 pub fn report_unreadable(analysis: &crate::flows::Analysis) -> bool {
-    if !analysis.unreadable() {
-        return false;
+    let problems = common::unreadable_captures(analysis);
+    for p in &problems {
+        eprintln!("lvscheck: {p}");
     }
-    for c in &analysis.captures {
-        if let Some(e) = &c.error {
-            eprintln!("lvscheck: {e}");
-        }
-    }
-    eprintln!("lvscheck: no capture could be read");
-    true
+    !problems.is_empty()
 }
 
 /// Runs the program and returns its exit status.

@@ -77,7 +77,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         rules.as_ref(),
         &policy,
     );
-    if super::report_unreadable(&v.analysis) {
+    if args.analysis.report_unusable(&v.analysis, &opts) {
         return EXIT_UNUSABLE;
     }
     let code = exit_code(v.verdict.outcome);

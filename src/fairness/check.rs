@@ -9,8 +9,7 @@ use crate::checks::{CheckResult, Finding, PacketRef, Status, MAX_EVIDENCE};
 
 pub const ID: &str = "scheduler";
 
-/// Below this p-value the observed shares are taken to differ from what the weights promise.
-const P_VALUE_ALARM: f64 = 0.01;
+use super::stats::P_VALUE_ALARM;
 
 pub fn check(report: &FairnessReport) -> CheckResult {
     check_with(report, &|_, _| None)

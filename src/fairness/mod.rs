@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod replay;
 pub mod sched;
 pub mod stats;
+pub mod verdict;
 
 pub use input::{
     ConnObs, FairnessInput, Proto, Scheduler, Server, ServiceConfig, ServiceObs, TcpMarks, Timeouts,
@@ -24,6 +25,7 @@ pub use outcome::{
     Assignment, Conformance, Drift, DriftPeak, FairnessReport, FairnessStats, Mismatch,
     Percentiles, ServerStats, ServiceReport, Unpredicted, Verdict, Window,
 };
+pub use verdict::{FairnessVerdict, Outcome as FairnessOutcome};
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -34,12 +36,14 @@ pub const MIN_WINDOW_CONNS: u64 = 10;
 
 /// Analyses every service.
 pub fn analyse(input: &FairnessInput) -> FairnessReport {
+    let services: Vec<ServiceReport> = input
+        .services
+        .iter()
+        .map(|s| analyse_service(s, input))
+        .collect();
     FairnessReport {
-        services: input
-            .services
-            .iter()
-            .map(|s| analyse_service(s, input))
-            .collect(),
+        verdict: verdict::overall(&services),
+        services,
     }
 }
 
@@ -193,7 +197,7 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
         promised_all.as_deref(),
     );
 
-    ServiceReport {
+    let mut report = ServiceReport {
         proto: svc.proto,
         vip: svc.vip,
         scheduler: cfg.map(|c| c.scheduler),
@@ -204,9 +208,12 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
         fairness,
         conformance,
         drift,
+        verdict: FairnessVerdict::default(),
         notes,
         timeline,
-    }
+    };
+    report.verdict = verdict::judge(&report);
+    report
 }
 
 /// The share of connections each configured server should get, when the scheduler
@@ -318,6 +325,29 @@ fn fairness_stats(
         }
     };
     out.jain = stats::jain(&normalised);
+    // Load where none was promised (a server outside the configuration, or of weight 0) is
+    // load the promised servers did not get: among the promised servers alone it would not
+    // show, so the index is scaled by the share of connections that went to them.
+    if let (Some(_), Some(p)) = (cfg, promised) {
+        let total: u64 = servers.iter().map(|s| s.connections).sum();
+        let promised_load: u64 = servers
+            .iter()
+            .take(n_cfg)
+            .zip(p)
+            .filter(|(_, &share)| share > 0.0)
+            .map(|(s, _)| s.connections)
+            .sum();
+        if total > promised_load {
+            let fraction = promised_load as f64 / total as f64;
+            out.jain = Some(out.jain.map_or(0.0, |j| j * fraction));
+            out.notes.push(format!(
+                "{} of {total} connections went to servers promised no load: Jain's index is \
+                 scaled by the {:.1}% that went where load was promised",
+                total - promised_load,
+                fraction * 100.0
+            ));
+        }
+    }
     out.max_min_ratio = stats::max_min_ratio(&normalised);
     if out.max_min_ratio.is_none() && !normalised.is_empty() {
         out.notes

@@ -3,12 +3,15 @@
 
 use super::input::{Proto, Scheduler};
 use super::stats::ChiSquare;
+use super::verdict::FairnessVerdict;
 use serde::Serialize;
 use std::net::SocketAddr;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FairnessReport {
     pub services: Vec<ServiceReport>,
+    /// All services together: the worst of their verdicts ([`super::verdict`]).
+    pub verdict: FairnessVerdict,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -26,6 +29,8 @@ pub struct ServiceReport {
     pub fairness: FairnessStats,
     pub conformance: Option<Conformance>,
     pub drift: Drift,
+    /// Conforms, deviates or inconclusive, and why ([`super::verdict::judge`]).
+    pub verdict: FairnessVerdict,
     pub notes: Vec<String>,
     /// One entry per attributed connection in arrival order, for the timeline charts.
     #[serde(skip)]
@@ -101,7 +106,9 @@ pub struct Percentiles {
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct FairnessStats {
-    /// Jain's index over connections per unit of weight, servers with weight > 0.
+    /// Jain's index over connections per unit of promised share, servers promised a share;
+    /// scaled by the fraction of connections that went to them, so that load on a server
+    /// promised none (outside the configuration, or weight 0) counts against it.
     pub jain: Option<f64>,
     /// Largest over smallest connections per unit of weight; None when one got nothing.
     pub max_min_ratio: Option<f64>,

@@ -8,6 +8,10 @@ use statrs::distribution::{ChiSquared, ContinuousCDF};
 /// usual rule of thumb, Cochran 1954).
 pub const MIN_EXPECTED: f64 = 5.0;
 
+/// Below this p-value the observed shares are taken to differ from what the weights promise
+/// (the `scheduler` check of `verify` and the verdict of `fairness`).
+pub const P_VALUE_ALARM: f64 = 0.01;
+
 /// Jain's fairness index (Σx)² / (n·Σx²): 1 when all equal, 1/n when one takes everything.
 pub fn jain(xs: &[f64]) -> Option<f64> {
     let n = xs.len() as f64;

@@ -11,7 +11,7 @@ pub fn print(report: &FairnessReport) {
     super::emit(&render(report));
 }
 
-/// The report as text.
+/// The report as text; its last line is the verdict (`Verdict: conforms at p = ...: ...`).
 pub fn render(report: &FairnessReport) -> String {
     let mut out = String::new();
     if report.services.is_empty() {
@@ -22,7 +22,14 @@ pub fn render(report: &FairnessReport) -> String {
             out.push('\n');
         }
         render_service(&mut out, svc);
+        if report.services.len() > 1 {
+            let _ = writeln!(out, "Verdict for this service: {}", svc.verdict.line());
+        }
     }
+    if !report.services.is_empty() {
+        out.push('\n');
+    }
+    let _ = writeln!(out, "Verdict: {}", report.verdict.line());
     out
 }
 

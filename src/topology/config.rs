@@ -86,6 +86,30 @@ pub fn expected_from_rules(rules: &super::rules::Rules) -> (Vec<ExpectedService>
     (out, notes)
 }
 
+/// When the rules describe none of the services the traffic used (rules of another director,
+/// or for another VIP, port or protocol), says so: the services of each side, in words. Every
+/// comparison with such rules would only repeat it, finding by finding. None when a service is
+/// in both, or when either side has none (nothing to tell apart).
+pub fn unrelated(expected: &[ExpectedService], traffic: &[Service]) -> Option<String> {
+    if expected.is_empty() || traffic.is_empty() {
+        return None;
+    }
+    if expected.iter().any(|e| traffic.contains(&e.service)) {
+        return None;
+    }
+    let list = |it: &mut dyn Iterator<Item = &Service>| {
+        let mut v: Vec<String> = it.map(|s| s.to_string()).collect();
+        v.sort();
+        v.dedup();
+        v.join(", ")
+    };
+    Some(format!(
+        "they define {} and the captures show traffic to {}",
+        list(&mut expected.iter().map(|e| &e.service)),
+        list(&mut traffic.iter())
+    ))
+}
+
 /// How many connections each service sent to each real server (None: RS not known).
 pub type Observed = BTreeMap<Service, BTreeMap<Option<IpAddr>, u64>>;
 
@@ -218,6 +242,29 @@ mod tests {
                 ("10.0.0.3".parse().unwrap(), 8080, "route", Some(3)),
             ]
         );
+    }
+
+    #[test]
+    fn rules_for_other_services_are_unrelated_to_the_traffic() {
+        let rules = |port| ExpectedService {
+            service: svc(port),
+            scheduler: Some("rr".into()),
+            real_servers: vec![rs("10.0.0.2", "tunnel")],
+        };
+        let why = unrelated(&[rules(443)], &[svc(80)]).expect("unrelated");
+        assert_eq!(
+            why,
+            "they define tcp 10.0.0.100:443 and the captures show traffic to tcp 10.0.0.100:80"
+        );
+        let udp = Service {
+            proto: Proto::UDP,
+            ..svc(80)
+        };
+        assert!(unrelated(&[rules(80)], std::slice::from_ref(&udp)).is_some());
+        // One service in common is enough: the rest is the comparison's business.
+        assert_eq!(unrelated(&[rules(80), rules(443)], &[svc(80), udp]), None);
+        assert_eq!(unrelated(&[], &[svc(80)]), None);
+        assert_eq!(unrelated(&[rules(80)], &[]), None);
     }
 
     #[test]

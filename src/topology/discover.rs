@@ -3,7 +3,8 @@
 
 use super::facts::{FlowFact, VantageFacts};
 use super::{
-    ArpObservation, Decision, FrameRef, Host, MacAddr, Proto, Role, Service, Topology, Vantage, Vip,
+    ArpObservation, Decision, FrameRef, Host, MacAddr, Proto, Role, RoleConflict, Service,
+    Topology, Vantage, Vip,
 };
 use crate::capture::frame::CaptureId;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -104,14 +105,18 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
             mac_owner.insert(*m, (Role::Director, *addr));
         }
     }
+    let mut role_conflicts = Vec::new();
     let mut vantages: Vec<Vantage> = facts
         .iter()
         .map(|vf| {
             let local = clear_local_mac(vf).or_else(|| vf.local_mac(rank));
-            decide_role(vf, local, &is_vip, &mac_owner, hints)
+            let (v, conflict) = decide_role(vf, local, &is_vip, &mac_owner, hints);
+            role_conflicts.extend(conflict);
+            v
         })
         .collect();
     vantages.sort_by_key(|v| v.id);
+    role_conflicts.sort_by_key(|c: &RoleConflict| c.vantage);
 
     // A real server's own MAC is the source of the replies it sends; add it where its capture
     // says which RS it is (an RS behind a router has the router's MAC in the tunnelled frames).
@@ -151,6 +156,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         clients: clients.into_iter().collect(),
         arp,
         limits,
+        role_conflicts,
     }
 }
 
@@ -287,7 +293,7 @@ fn decide_role(
     is_vip: &dyn Fn(&IpAddr) -> bool,
     mac_owner: &BTreeMap<MacAddr, (Role, IpAddr)>,
     hints: &Hints,
-) -> Vantage {
+) -> (Vantage, Option<RoleConflict>) {
     let mut c = RoleCounts::default();
     for (k, n) in &vf.flows {
         if !carries_ports(k.proto) {
@@ -323,15 +329,27 @@ fn decide_role(
         }
         decided => decided,
     };
-    let (role, decided_by, reason) = match hints.roles.get(&vf.vantage.capture) {
+    // A role the traffic shows without doubt cannot be overruled silently: the analysis would
+    // then read a client's packets as the director's, and count each connection at two
+    // directors.
+    let given = hints.roles.get(&vf.vantage.capture).copied();
+    let conflict = given
+        .filter(|g| *g != role && role != Role::Other && decided_by == Decision::Traffic)
+        .map(|g| RoleConflict {
+            vantage: vf.vantage,
+            given: g,
+            traffic: role,
+            reason: reason.clone(),
+        });
+    let (role, decided_by, reason) = match given {
         Some(r) => (
-            *r,
+            r,
             Decision::User,
             format!("given with --role; the traffic alone says {role} ({reason})"),
         ),
         None => (role, decided_by, reason),
     };
-    Vantage {
+    let v = Vantage {
         id: vf.vantage,
         link_type: vf.link_type,
         frames: vf.frames,
@@ -342,7 +360,8 @@ fn decide_role(
         reason,
         local_mac: local,
         address,
-    }
+    };
+    (v, conflict)
 }
 
 fn most(m: &BTreeMap<IpAddr, u64>) -> Option<IpAddr> {

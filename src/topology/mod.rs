@@ -252,6 +252,18 @@ pub struct ArpObservation {
     pub about_vip: bool,
 }
 
+/// A `--role` that the traffic contradicts: the capture's traffic alone shows, without doubt
+/// ([`Decision::Traffic`]), another LVS role than the one given. The role given is what the
+/// analysis used; the caller decides whether to go on.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoleConflict {
+    pub vantage: VantageId,
+    pub given: Role,
+    /// What the traffic shows, and the traffic that shows it.
+    pub traffic: Role,
+    pub reason: String,
+}
+
 /// Everything known about the deployment, before connections are rebuilt.
 #[derive(Debug, Clone, Serialize)]
 pub struct Topology {
@@ -264,6 +276,9 @@ pub struct Topology {
     pub arp: Vec<ArpObservation>,
     /// What the set of captures cannot show (no director capture, ...), in words.
     pub limits: Vec<String>,
+    /// Roles given with `--role` that the traffic contradicts (none without `--role`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub role_conflicts: Vec<RoleConflict>,
 }
 
 impl Topology {

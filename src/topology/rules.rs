@@ -180,12 +180,39 @@ pub enum RulesError {
     },
     #[error(transparent)]
     Parse(#[from] ParseError),
+    /// The file parsed but defines no virtual service: nothing to compare the traffic with.
+    #[error(
+        "{file}: holds no virtual service{}",
+        if *blank {
+            " (the file is empty: `ipvsadm -Sn` prints nothing when run without root, its \
+             complaint goes to standard error; run `sudo ipvsadm -Sn > FILE` on the director)"
+        } else {
+            " (the director had none configured when it was saved; give the rules of the \
+             director these captures were taken behind)"
+        }
+    )]
+    NoService {
+        file: String,
+        /// Nothing but blank lines and comments.
+        blank: bool,
+    },
 }
 
-/// Reads a rules file in either form (`-Sn` or `-Ln`), told apart by its first line.
+/// Reads a rules file in either form (`-Sn` or `-Ln`), told apart by its first line. A file
+/// that defines no virtual service is an error: given as the expected configuration, it would
+/// make every service seen look unconfigured.
 pub fn read_rules(path: &Path) -> Result<Rules, RulesError> {
     let text = read(path)?;
-    Ok(parse_rules(&text, &path.display().to_string())?)
+    let file = path.display().to_string();
+    let rules = parse_rules(&text, &file)?;
+    if rules.services.is_empty() {
+        let blank = text
+            .lines()
+            .map(str::trim)
+            .all(|l| l.is_empty() || l.starts_with('#'));
+        return Err(RulesError::NoService { file, blank });
+    }
+    Ok(rules)
 }
 
 /// Reads an `ipvsadm -Lnc` file.
@@ -195,15 +222,38 @@ pub fn read_conns(path: &Path) -> Result<Vec<ConnEntry>, RulesError> {
 }
 
 fn read(path: &Path) -> Result<String, RulesError> {
-    std::fs::read_to_string(path).map_err(|source| RulesError::Io {
-        file: path.display().to_string(),
-        source,
+    let file = path.display().to_string();
+    if path.is_dir() {
+        return Err(RulesError::Io {
+            file,
+            source: std::io::Error::other("is a directory, not a rules file"),
+        });
+    }
+    std::fs::read_to_string(path).map_err(|source| {
+        let source = if source.kind() == std::io::ErrorKind::InvalidData {
+            std::io::Error::other(
+                "not a text file (not UTF-8): expected the output of ipvsadm -Sn or ipvsadm -Ln",
+            )
+        } else {
+            source
+        };
+        RulesError::Io { file, source }
     })
 }
 
 /// Parses `ipvsadm -Sn` or `ipvsadm -Ln` output; `file` only names the source in errors.
 pub fn parse_rules(text: &str, file: &str) -> Result<Rules, ParseError> {
     let first = text.lines().map(str::trim).find(|l| !l.is_empty());
+    if let Some(l) = first.filter(|l| l.starts_with("Can't initialize ipvs")) {
+        let n = text.lines().position(|x| x.trim() == l).unwrap_or(0) + 1;
+        return Err(Lines { file }.err(
+            n,
+            format!(
+                "this is ipvsadm's error message (`{l}`), not rules: run it as root on the \
+                 director (sudo ipvsadm -Sn > FILE)"
+            ),
+        ));
+    }
     match first {
         Some(l) if l.starts_with("IP Virtual Server") || l.starts_with("Prot ") => {
             parse_list(text, file)
@@ -629,6 +679,14 @@ mod tests {
 
     fn sa(s: &str) -> SocketAddr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipvsadm_complaining_about_root_is_not_rules() {
+        let text = "\nCan't initialize ipvs: Permission denied (you must be root)\n";
+        let e = parse_rules(text, "rules.txt").unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("run it as root"), "{e}");
     }
 
     #[test]
