@@ -19,6 +19,10 @@ struct Truth {
     ips: Vec<IpAddr>,
     /// When several hosts share one pcapng file: this host's interface in it.
     interface: Option<u32>,
+    host: String,
+    mac: Option<String>,
+    /// A mirror port's capture: the hosts whose frames it holds.
+    mirrors: Vec<String>,
 }
 
 /// fixtures/ of the repository, or the directory named by LVSCHECK_FIXTURES.
@@ -61,7 +65,7 @@ fn role_of(s: &str) -> Role {
         "real-server" | "real_server" | "rs" => Role::RealServer,
         "client" => Role::Client,
         // "mirror" (span-rp-filter/span.pcap, a bridge holding every host's frames): no role
-        // of one host; lvscheck says "other" for it until mirrors are split into their hops.
+        // of one host; its hops are checked against the hosts it mirrors.
         _ => Role::Other,
     }
 }
@@ -81,6 +85,12 @@ fn hosts(dir: &Path) -> Vec<Truth> {
                 .map(|a| a.iter().filter_map(|x| x.as_str()?.parse().ok()).collect())
                 .unwrap_or_default(),
             interface: c["pcapng_interface"].as_u64().map(|i| i as u32),
+            host: c["host"].as_str().unwrap_or_default().to_string(),
+            mac: c["mac"].as_str().map(str::to_string),
+            mirrors: c["mirrors"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| Some(x.as_str()?.to_string())).collect())
+                .unwrap_or_default(),
         })
         .collect()
 }
@@ -196,7 +206,37 @@ fn every_fixture_gives_the_right_roles_and_real_servers() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let truth = hosts(dir);
         let a = run(dir, &truth);
-        for t in &truth {
+        for t in truth.iter().filter(|t| !t.mirrors.is_empty()) {
+            // A mirror is split into one hop per host MAC, each with that host's role.
+            let capture = files_of(&truth).iter().position(|f| *f == t.file).unwrap() as u32;
+            for host in &t.mirrors {
+                let h = truth.iter().find(|o| &o.host == host && o.mirrors.is_empty());
+                let Some(h) = h else {
+                    failures.push(format!("{name}/{}: mirrors unknown host {host}", t.file));
+                    continue;
+                };
+                let hop = a
+                    .mirrors
+                    .iter()
+                    .filter(|m| m.capture == capture)
+                    .flat_map(|m| &m.hops)
+                    .find(|(_, mac)| Some(mac) == h.mac.as_ref());
+                let role = hop.and_then(|(i, _)| {
+                    a.topology
+                        .vantages
+                        .iter()
+                        .find(|v| v.id.capture == capture && v.id.interface == *i)
+                        .map(|v| v.role)
+                });
+                if role != Some(h.role) {
+                    failures.push(format!(
+                        "{name}/{}: hop of {host} ({:?}) has role {role:?}, expected {}",
+                        t.file, h.mac, h.role
+                    ));
+                }
+            }
+        }
+        for t in truth.iter().filter(|t| t.mirrors.is_empty()) {
             // Without a single IP packet (a host that only heard ARP requests) the traffic
             // cannot show where a capture was taken.
             let blind = !has_ip_packet(&dir.join(&t.file));
@@ -349,6 +389,9 @@ fn a_single_vantage_point_gives_what_it_can_show() {
                 role: t.role,
                 ips: t.ips.clone(),
                 interface: None,
+                host: t.host.clone(),
+                mac: t.mac.clone(),
+                mirrors: Vec::new(),
             }];
             let a = run(&dir, &one);
             checked += 1;

@@ -10,14 +10,14 @@ use std::net::IpAddr;
 pub type Mac = [u8; 6];
 
 /// One frame decoded as far as its bytes allow.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct Packet {
     pub link: Link,
     pub net: Net,
 }
 
 /// What the link layer said (all optional: raw IP captures have none of it).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Hash, Serialize)]
 pub struct Link {
     pub src_mac: Option<Mac>,
     pub dst_mac: Option<Mac>,
@@ -30,7 +30,7 @@ pub struct Link {
     pub sll_ifindex: Option<u32>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Net {
     Arp(Arp),
@@ -45,7 +45,7 @@ pub enum Net {
     },
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Arp {
     /// 1 request, 2 reply.
     pub operation: u16,
@@ -56,7 +56,7 @@ pub struct Arp {
 }
 
 /// One IP header and what it carries. Recursive: a tunnel or an ICMP error carries another.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct IpPacket {
     pub ip: IpHeader,
     pub transport: Transport,
@@ -66,7 +66,7 @@ pub struct IpPacket {
 /// describes the reassembled datagram (offset 0, no more-fragments flag, the whole datagram's
 /// lengths) and the transport is decoded from all of it; every other fragment keeps the flags
 /// it was captured with (`is_fragment`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct IpHeader {
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -86,7 +86,7 @@ pub struct IpHeader {
     pub captured_len: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TunnelKind {
     /// IPv4 in IPv4, IP protocol 4 (ipvsadm `-i`, `--tun-type ipip`).
@@ -101,7 +101,7 @@ pub enum TunnelKind {
     Gue,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Transport {
     Tcp(Tcp),
@@ -127,7 +127,7 @@ pub enum Transport {
 
 /// In a packet quoted by an ICMP error only the first 8 bytes may be there (ports and sequence
 /// number); fields beyond the quoted bytes are 0 / None.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Tcp {
     pub src_port: u16,
     pub dst_port: u16,
@@ -159,7 +159,7 @@ impl Tcp {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Udp {
     pub src_port: u16,
     pub dst_port: u16,
@@ -168,7 +168,7 @@ pub struct Udp {
     pub payload_hash: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct Icmp {
     pub v6: bool,
     pub icmp_type: u8,
@@ -183,7 +183,7 @@ pub struct Icmp {
 
 /// A decoded packet together with where and when it was captured: what `topology` and `flows`
 /// consume.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct DecodedFrame {
     pub capture: crate::capture::frame::CaptureId,
     pub interface: u32,

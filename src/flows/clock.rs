@@ -166,6 +166,8 @@ pub enum OffsetMethod {
     Unordered,
     /// No packet in common with any capture linked to the reference: offset unknown (0 used).
     Unmatched,
+    /// Another hop of the same mirror capture ([`super::mirror`]): timed by the same clock.
+    SameClock,
 }
 
 /// One capture's clock against the reference capture's.

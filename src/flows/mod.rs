@@ -26,6 +26,7 @@ pub mod clock;
 pub mod history;
 pub mod join;
 pub mod legs;
+pub mod mirror;
 pub mod pipeline;
 pub mod stream;
 

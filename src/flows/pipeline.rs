@@ -7,6 +7,7 @@
 use super::clock::{self, ClockOffset, ClockSampler};
 use super::join::Joiner;
 use super::legs::{FlowContext, Timeouts};
+use super::mirror;
 use super::stream;
 use super::{Connection, Outcome};
 use crate::capture::frame::CaptureId;
@@ -33,6 +34,20 @@ pub trait FrameSource: Sync {
         capture: CaptureId,
         each: &mut dyn FnMut(&DecodedFrame, u32),
     ) -> Result<ReadReport, String>;
+
+    /// [`FrameSource::read`], handing each frame on mutably, so that a wrapper can change
+    /// where it says the frame was seen ([`super::mirror::Split`]) without copying it. The
+    /// default copies each frame; sources that build their frames override it.
+    fn read_mut(
+        &self,
+        capture: CaptureId,
+        each: &mut dyn FnMut(&mut DecodedFrame, u32),
+    ) -> Result<ReadReport, String> {
+        self.read(capture, &mut |f, link_type| {
+            let mut f = f.clone();
+            each(&mut f, link_type)
+        })
+    }
 }
 
 /// What reading one capture said besides its frames.
@@ -66,6 +81,14 @@ impl FrameSource for FileSource {
         capture: CaptureId,
         each: &mut dyn FnMut(&DecodedFrame, u32),
     ) -> Result<ReadReport, String> {
+        self.read_mut(capture, &mut |f, link_type| each(f, link_type))
+    }
+
+    fn read_mut(
+        &self,
+        capture: CaptureId,
+        each: &mut dyn FnMut(&mut DecodedFrame, u32),
+    ) -> Result<ReadReport, String> {
         let source = self
             .files
             .get(capture as usize)
@@ -73,7 +96,7 @@ impl FrameSource for FileSource {
         let mut decoder = Decoder::new(self.decode.clone());
         let summary = read_capture(capture, source, |f| {
             let packet = decoder.decode(f.ts_ns, f.link_type, f.data);
-            let d = DecodedFrame {
+            let mut d = DecodedFrame {
                 capture: f.capture,
                 interface: f.interface,
                 number: f.number,
@@ -81,7 +104,7 @@ impl FrameSource for FileSource {
                 wire_len: f.wire_len,
                 packet,
             };
-            each(&d, f.link_type);
+            each(&mut d, f.link_type);
         })
         .map_err(|e| e.to_string())?;
         let mut warnings: Vec<String> = summary
@@ -198,6 +221,8 @@ pub struct Analysis {
     #[serde(skip)]
     pub expected: Vec<ExpectedService>,
     pub stats: Vec<VantageStats>,
+    /// Interfaces that held several hosts' packets and were split into hops ([`mirror`]).
+    pub mirrors: Vec<mirror::MirrorSplit>,
     /// What could not be read, and other problems with the input.
     pub warnings: Vec<String>,
 }
@@ -237,31 +262,56 @@ pub fn analyse_streaming(
     let mut warnings = opts.notes.clone();
 
     // Pass 1: facts per vantage point, and a sample of packets for the clocks.
-    type Pass1 = (
-        Vec<(VantageFacts, ClockSampler)>,
-        Result<ReadReport, String>,
-        bool,
-    );
-    let pass1: Vec<Pass1> = captures
+    let mut pass1: Vec<Pass1> = captures
         .par_iter()
-        .map(|&c| {
-            let mut by_if: BTreeMap<u32, (VantageFacts, ClockSampler)> = BTreeMap::new();
-            let mut order = stream::TimeOrder::default();
-            let res = source.read(c, &mut |f, link_type| {
-                order.push(f.ts_ns);
-                let (facts, sampler) = by_if.entry(f.interface).or_insert_with(|| {
-                    let v = VantageId {
-                        capture: f.capture,
-                        interface: f.interface,
-                    };
-                    (VantageFacts::new(v, link_type), ClockSampler::default())
-                });
-                facts.push(f);
-                sampler.push(f);
-            });
-            (by_if.into_values().collect(), res, order.disordered())
-        })
+        .map(|&c| pass1_of(source, c))
         .collect();
+    // An interface holding several hosts' packets is read again, split into its hops; from
+    // here on every read splits it (see [`mirror`]).
+    let mut mirrors: BTreeMap<CaptureId, BTreeSet<u32>> = pass1
+        .iter()
+        .flat_map(|p| p.0.iter().map(|(f, _)| f))
+        .filter(|f| mirror::is_mirror(f))
+        .fold(BTreeMap::new(), |mut m, f| {
+            m.entry(f.vantage.capture)
+                .or_insert_with(BTreeSet::new)
+                .insert(f.vantage.interface);
+            m
+        });
+    let mut splits = Vec::new();
+    if !mirrors.is_empty() {
+        let trial = mirror::Split::new(source, mirrors.clone());
+        let again: Vec<(usize, Pass1, Vec<mirror::MirrorSplit>)> = captures
+            .par_iter()
+            .enumerate()
+            .filter(|(_, c)| mirrors.contains_key(c))
+            .map(|(i, &c)| {
+                let (p, s) = pass1_split(&trial, c);
+                (i, p, s)
+            })
+            .collect();
+        for (i, p, mut s) in again {
+            // A merge of captures whose clocks disagree cannot be split: each hop's frames
+            // would come from several clocks. It stays whole (and unjudged), and says why.
+            for m in s.iter_mut().filter(|m| m.clocks_disagree()) {
+                m.not_split = Some(mirror::clocks_disagree_reason(m));
+                if let Some(set) = mirrors.get_mut(&m.capture) {
+                    set.remove(&m.interface);
+                }
+            }
+            if s.iter().all(|m| m.not_split.is_none()) {
+                pass1[i] = p;
+            } else if s.iter().any(|m| m.not_split.is_none()) {
+                // Some interfaces of the capture split, others not: read it once more.
+                let part = mirror::Split::new(source, mirrors.clone());
+                pass1[i] = pass1_split(&part, captures[i]).0;
+            }
+            splits.extend(s);
+        }
+        mirrors.retain(|_, set| !set.is_empty());
+    }
+    let split = mirror::Split::new(source, mirrors.clone());
+    let source: &dyn FrameSource = if mirrors.is_empty() { source } else { &split };
     let mut facts = Vec::new();
     let mut samplers = Vec::new();
     let mut capture_names = Vec::new();
@@ -296,7 +346,10 @@ pub fn analyse_streaming(
     let topology = topology::discover(&facts, &opts.hints);
     let saw_replies = saw_replies(&facts, &topology);
     drop(facts);
-    let clock_offsets = clock::estimate_from_samples(samplers, &topology);
+    let mut topology = topology;
+    mirror::describe_hops(&mut topology, &splits);
+    let mut clock_offsets = clock::estimate_from_samples(samplers, &topology);
+    mirror::share_clocks(&mut clock_offsets, &splits);
     let mut analysis = Analysis {
         captures: capture_names,
         topology,
@@ -309,6 +362,7 @@ pub fn analyse_streaming(
         config: Vec::new(),
         expected: opts.expected.clone().unwrap_or_default(),
         stats: Vec::new(),
+        mirrors: splits,
         warnings,
     };
     sink.begin(&analysis);
@@ -344,6 +398,54 @@ pub fn analyse_streaming(
     analysis.stats = outcome.stats;
     analysis.max_waiting = outcome.max_waiting;
     analysis
+}
+
+/// Pass 1 over one capture: facts and a clock sample per interface, the read's outcome, and
+/// whether its frames came out of time order.
+type Pass1 = (
+    Vec<(VantageFacts, ClockSampler)>,
+    Result<ReadReport, String>,
+    bool,
+);
+
+fn pass1_of(source: &dyn FrameSource, c: CaptureId) -> Pass1 {
+    let mut gather = Gather::default();
+    let res = source.read(c, &mut |f, link_type| gather.push(f, link_type));
+    gather.done(res)
+}
+
+/// [`pass1_of`] for a capture with mirror interfaces, split into hops.
+fn pass1_split(split: &mirror::Split, c: CaptureId) -> (Pass1, Vec<mirror::MirrorSplit>) {
+    let mut gather = Gather::default();
+    let (res, splits) = split.read_split(c, &mut |f, link_type| gather.push(f, link_type));
+    (gather.done(res), splits)
+}
+
+/// What pass 1 keeps of one capture while reading it.
+#[derive(Default)]
+struct Gather {
+    by_if: BTreeMap<u32, (VantageFacts, ClockSampler)>,
+    order: stream::TimeOrder,
+}
+
+impl Gather {
+    fn push(&mut self, f: &DecodedFrame, link_type: u32) {
+        self.order.push(f.ts_ns);
+        let (facts, sampler) = self.by_if.entry(f.interface).or_insert_with(|| {
+            let v = VantageId {
+                capture: f.capture,
+                interface: f.interface,
+            };
+            (VantageFacts::new(v, link_type), ClockSampler::default())
+        });
+        facts.push(f);
+        sampler.push(f);
+    }
+
+    fn done(self, res: Result<ReadReport, String>) -> Pass1 {
+        let disordered = self.order.disordered();
+        (self.by_if.into_values().collect(), res, disordered)
+    }
 }
 
 /// Where [`analyse_streaming`] hands the connections. Any `FnMut(Connection)` is one.

@@ -232,14 +232,20 @@ fn clocks(a: &Analysis) -> String {
     format!("Clocks (offset = this capture's clock minus {reference}'s)\n{t}\n\n")
 }
 
-fn offset_row(a: &Analysis, o: &ClockOffset) -> Vec<Cell> {
-    let how = match o.method {
+/// How an offset was measured, in words.
+pub fn offset_method(m: OffsetMethod) -> &'static str {
+    match m {
         OffsetMethod::Reference => "reference",
         OffsetMethod::TwoWay => "both directions",
         OffsetMethod::OneWay => "one direction (includes the one-way delay)",
         OffsetMethod::Unordered => "order on the path unknown",
         OffsetMethod::Unmatched => "no packet in common: unknown",
-    };
+        OffsetMethod::SameClock => "same capture, same clock",
+    }
+}
+
+fn offset_row(a: &Analysis, o: &ClockOffset) -> Vec<Cell> {
+    let how = offset_method(o.method);
     vec![
         Cell::new(vantage_label(a, o.vantage)),
         Cell::new(ms(o.offset_ns)).set_alignment(CellAlignment::Right),
@@ -319,6 +325,8 @@ struct TopologyRecord<'a> {
     captures: &'a [crate::flows::pipeline::CaptureName],
     topology: &'a crate::topology::Topology,
     clock_offsets: &'a [ClockOffset],
+    /// Interfaces that held several hosts' packets, split into hops.
+    mirrors: &'a [crate::flows::mirror::MirrorSplit],
     warnings: &'a [String],
 }
 
@@ -373,6 +381,7 @@ impl<W: Write> JsonLines<W> {
             captures: &a.captures,
             topology: &a.topology,
             clock_offsets: &a.clock_offsets,
+            mirrors: &a.mirrors,
             warnings: &a.warnings,
         })
     }

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::style::Painter;
 use crate::checks::verdict::plural;
 use crate::checks::{CheckResult, Status};
+use crate::flows::clock::OffsetMethod;
 use crate::flows::{Analysis, Outcome};
 use crate::topology::VantageId;
 use crate::verify::Verification;
@@ -82,6 +83,8 @@ pub struct CaptureDoc<'a> {
     pub complete: bool,
     pub error: Option<&'a str>,
     pub vantages: Vec<&'a crate::topology::Vantage>,
+    /// Interfaces of this capture that held several hosts' packets, split into hops.
+    pub mirrors: Vec<&'a crate::flows::mirror::MirrorSplit>,
 }
 
 pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
@@ -108,6 +111,11 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
                     .iter()
                     .filter(|v| v.id.capture == c.capture)
                     .collect(),
+                mirrors: analysis
+                    .mirrors
+                    .iter()
+                    .filter(|m| m.capture == c.capture)
+                    .collect(),
             })
             .collect(),
         topology: &analysis.topology,
@@ -129,25 +137,9 @@ fn table() -> Table {
     t
 }
 
+/// The capture as people know it: the file, and the interface or hop when the file has several.
 fn vantage_name(analysis: &Analysis, v: VantageId) -> String {
-    let file = analysis
-        .captures
-        .iter()
-        .find(|c| c.capture == v.capture)
-        .map(|c| c.file.as_str())
-        .unwrap_or("?");
-    let multi = analysis
-        .topology
-        .vantages
-        .iter()
-        .filter(|o| o.id.capture == v.capture)
-        .count()
-        > 1;
-    if multi {
-        format!("{file} if{}", v.interface)
-    } else {
-        file.to_string()
-    }
+    super::flows::vantage_label(analysis, v)
 }
 
 /// The text report.
@@ -277,6 +269,13 @@ pub fn render(v: &Verification, paint: Painter) -> String {
             .map(|o| {
                 if o.vantage == o.reference {
                     "reference".to_string()
+                } else if o.method == OffsetMethod::SameClock {
+                    format!(
+                        "{:+.3} ms ± {:.3} ms ({})",
+                        o.offset_ns as f64 / 1e6,
+                        o.uncertainty_ns as f64 / 1e6,
+                        super::flows::offset_method(o.method)
+                    )
                 } else {
                     format!(
                         "{:+.3} ms ± {:.3} ms ({:?}, {} packets)",
