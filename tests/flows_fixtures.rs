@@ -89,7 +89,11 @@ fn hosts(dir: &Path) -> Vec<Truth> {
             mac: c["mac"].as_str().map(str::to_string),
             mirrors: c["mirrors"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| Some(x.as_str()?.to_string())).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| Some(x.as_str()?.to_string()))
+                        .collect()
+                })
                 .unwrap_or_default(),
         })
         .collect()
@@ -210,7 +214,9 @@ fn every_fixture_gives_the_right_roles_and_real_servers() {
             // A mirror is split into one hop per host MAC, each with that host's role.
             let capture = files_of(&truth).iter().position(|f| *f == t.file).unwrap() as u32;
             for host in &t.mirrors {
-                let h = truth.iter().find(|o| &o.host == host && o.mirrors.is_empty());
+                let h = truth
+                    .iter()
+                    .find(|o| &o.host == host && o.mirrors.is_empty());
                 let Some(h) = h else {
                     failures.push(format!("{name}/{}: mirrors unknown host {host}", t.file));
                     continue;

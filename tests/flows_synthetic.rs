@@ -802,21 +802,48 @@ fn icmp_fragmentation_needed_attaches_to_its_connection() {
 }
 
 #[test]
-fn a_mirror_port_is_other_and_tunl0_is_a_real_server() {
+fn a_mirror_port_is_split_into_its_hosts_and_tunl0_is_a_real_server() {
     let mut sim = Sim::new(&[Host::Mirror, Host::Director, Host::Tunl0(0), Host::Rs(0)]);
     for i in 0..4 {
         sim.http(MS + i64::from(i) * 10 * MS, 46000 + i, 70 + u32::from(i), 0);
     }
     let a = sim.analyse();
-    let m = a.topology.vantage(vantage(&sim, Host::Mirror)).unwrap();
-    assert_eq!(m.role, Role::Other, "{}", m.reason);
+    let mirror = vantage(&sim, Host::Mirror);
+    // The mirror itself is no vantage point any more: one hop per MAC on the wire, each with
+    // the role of the host that MAC belongs to.
+    assert!(a.topology.vantage(mirror).is_none());
+    let split = a
+        .mirrors
+        .iter()
+        .find(|m| m.capture == mirror.capture)
+        .expect("the mirror was split");
+    let mac = |m: Mac| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let role_of = |m: Mac| {
+        let (id, _) = split.hops.iter().find(|(_, h)| *h == mac(m))?;
+        let v = a.topology.vantage(VantageId {
+            capture: mirror.capture,
+            interface: *id,
+        })?;
+        Some(v.role)
+    };
+    assert_eq!(role_of(MAC_CLIENT), Some(Role::Client));
+    assert_eq!(role_of(MAC_DIRECTOR), Some(Role::Director));
+    assert_eq!(role_of(MAC_RS[0]), Some(Role::RealServer));
+    assert_eq!(split.hops.len(), 3, "{:?}", split.hops);
+    // Each frame is on the wire once: nothing to drop.
+    assert_eq!(split.duplicates, 0);
     let t = a.topology.vantage(vantage(&sim, Host::Tunl0(0))).unwrap();
     assert_eq!(t.role, Role::RealServer, "{}", t.reason);
     assert_eq!(a.connections.len(), 4);
     for c in &a.connections {
         assert_eq!(c.real_server, Some(ip4(RS[0])));
-        assert_eq!(c.legs.len(), 4);
-        // The mirror and the RS both see the replies; the RS capture decides.
+        // Three hops of the mirror, the director, tunl0 and the RS's eth0.
+        assert_eq!(c.legs.len(), 6);
         assert_eq!(c.outcome, Outcome::Completed);
     }
 }

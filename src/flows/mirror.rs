@@ -167,7 +167,11 @@ impl<'a> Split<'a> {
             f.interface = original;
         });
         let res = res.map(|mut report| {
-            let names: BTreeMap<u32, &String> = report.interface_names.iter().map(|(i, n)| (*i, n)).collect();
+            let names: BTreeMap<u32, &String> = report
+                .interface_names
+                .iter()
+                .map(|(i, n)| (*i, n))
+                .collect();
             let mut extra = Vec::new();
             for s in splits.values() {
                 for (hop, mac) in &s.hops {
@@ -285,8 +289,9 @@ impl Recent {
         self.filled = (self.filled + 1).min(RECENT);
         let before = self.newer.get(&print).or_else(|| self.older.get(&print));
         let sighting = match before {
-            Some(&ts) if (f.ts_ns - ts).abs() > DUPLICATE_WINDOW_NS
-                && (f.ts_ns - ts).abs() <= LATE_COPY_MAX_NS =>
+            Some(&ts)
+                if (f.ts_ns - ts).abs() > DUPLICATE_WINDOW_NS
+                    && (f.ts_ns - ts).abs() <= LATE_COPY_MAX_NS =>
             {
                 Sighting::LateCopy((f.ts_ns - ts).abs())
             }

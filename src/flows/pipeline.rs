@@ -262,10 +262,7 @@ pub fn analyse_streaming(
     let mut warnings = opts.notes.clone();
 
     // Pass 1: facts per vantage point, and a sample of packets for the clocks.
-    let mut pass1: Vec<Pass1> = captures
-        .par_iter()
-        .map(|&c| pass1_of(source, c))
-        .collect();
+    let mut pass1: Vec<Pass1> = captures.par_iter().map(|&c| pass1_of(source, c)).collect();
     // An interface holding several hosts' packets is read again, split into its hops; from
     // here on every read splits it (see [`mirror`]).
     let mut mirrors: BTreeMap<CaptureId, BTreeSet<u32>> = pass1
