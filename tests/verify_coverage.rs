@@ -5,27 +5,11 @@
 //! must report.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> &'static str {
-    env!("CARGO_MANIFEST_DIR")
-}
-
-/// Runs `lvscheck verify --json ARGS...`: the exit status and the document.
-fn verify(args: &[String]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-        .current_dir(root())
-        .arg("verify")
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("lvscheck runs");
-    let code = out.status.code().expect("exit status");
-    let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (code, doc)
-}
+mod verify_common;
+use verify_common::{check, root, verify};
 
 fn files(fixture: &str, names: &[&str]) -> Vec<String> {
     names
@@ -38,15 +22,6 @@ fn with_rules(mut args: Vec<String>, fixture: &str) -> Vec<String> {
     args.push("--rules".into());
     args.push(format!("fixtures/{fixture}/rules.txt"));
     args
-}
-
-fn check<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id}"))
 }
 
 /// Every finding's text, for asserting that a false claim is absent.

@@ -11,34 +11,8 @@ use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> &'static str {
-    env!("CARGO_MANIFEST_DIR")
-}
-
-/// `lvscheck verify --json ARGS...`: the exit status and the document.
-fn verify(args: &[&str]) -> (i32, Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-        .current_dir(root())
-        .arg("verify")
-        .arg("--json")
-        .args(args)
-        .output()
-        .expect("lvscheck runs");
-    let code = out.status.code().expect("exit status");
-    (
-        code,
-        serde_json::from_slice(&out.stdout).unwrap_or(Value::Null),
-    )
-}
-
-fn check<'a>(doc: &'a Value, id: &str) -> &'a Value {
-    doc["checks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .unwrap_or_else(|| panic!("no check {id}"))
-}
+mod verify_common;
+use verify_common::{check, root, verify};
 
 /// Connections the director tunnelled to `rs` that it still holds in SYN_RECV: the client's
 /// SYN reached it and nothing came back.

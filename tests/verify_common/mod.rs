@@ -1,0 +1,35 @@
+//! Running `lvscheck verify --json` from the verify tests and reading its document.
+#![allow(dead_code)]
+
+use std::process::Command;
+
+use serde_json::Value;
+
+pub fn root() -> &'static str {
+    env!("CARGO_MANIFEST_DIR")
+}
+
+/// Runs `lvscheck verify --json ARGS...` in the repository: the exit status and the document
+/// (null when nothing was written).
+pub fn verify<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .current_dir(root())
+        .arg("verify")
+        .arg("--json")
+        .args(args)
+        .output()
+        .expect("lvscheck runs");
+    let code = out.status.code().expect("exit status");
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    (code, doc)
+}
+
+/// The check `id` of a verify document.
+pub fn check<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+}
