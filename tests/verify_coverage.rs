@@ -114,6 +114,36 @@ fn client_and_one_server_never_say_arrived_or_got_no_connection() {
     assert!(not_run(&doc).contains(&"tunnel.encapsulation".to_string()));
 }
 
+/// udp-wildcard with only the client and rs1 captured: rs2 (not captured, not tunnelled to in
+/// any capture at hand) answered from its own address. Its replies reach the client from
+/// 10.7.0.12:5300, so the story is the fixture's own: reply.source fails at 10.7.0.12 for its
+/// connections (conns.txt), and reply.present does not also call them unanswered.
+#[test]
+fn client_and_one_server_see_the_other_answer_from_its_own_address() {
+    let truth = conns_per_rs("udp-wildcard");
+    for rules in [true, false] {
+        let args = files("udp-wildcard", &["client.pcap", "rs1.pcap"]);
+        let args = if rules {
+            with_rules(args, "udp-wildcard")
+        } else {
+            args
+        };
+        let (code, doc) = verify(&args);
+        assert_eq!(code, 1, "rules {rules}: {}", doc["verdict"]);
+        let source = check(&doc, "reply.source");
+        assert_eq!(source["status"], "fail", "{source}");
+        let f = &source["findings"][0];
+        assert!(
+            f["host"]
+                .as_str()
+                .is_some_and(|h| h.starts_with("10.7.0.12")),
+            "{f}"
+        );
+        assert_eq!(f["count"].as_u64(), truth.get("10.7.0.12").copied(), "{f}");
+        assert_ne!(check(&doc, "reply.present")["status"], "fail");
+    }
+}
+
 #[test]
 fn client_and_the_other_server_do_not_say_the_first_got_no_connection() {
     let truth = conns_per_rs("rp-filter");

@@ -354,14 +354,16 @@ impl<'c> LegTracker<'c> {
                 },
             )
         } else if let Some(k) = self.reply_target(proto, SocketAddr::new(v.ip.dst, dp)) {
-            // From a known real server; when none is known (no tunnel seen anywhere), from the
-            // service's port at least.
-            let rs_known = !self.ctx.real_servers.is_empty();
-            let plausible = if rs_known {
-                self.ctx.real_servers.contains(&v.ip.src)
-            } else {
-                sp == k.vip.port()
-            };
+            // From a real server the traffic or the rules know, or from the service's port:
+            // a server the captures at hand do not show (client + one RS captured) answering
+            // from its own address is still that connection's reply.
+            let plausible = self.ctx.real_servers.contains(&v.ip.src)
+                || self
+                    .ctx
+                    .configured_rs
+                    .as_ref()
+                    .is_some_and(|c| c.contains(&v.ip.src))
+                || sp == k.vip.port();
             if !plausible {
                 return;
             }

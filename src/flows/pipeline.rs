@@ -268,7 +268,8 @@ pub fn analyse_streaming(
     let mut mirrors: BTreeMap<CaptureId, BTreeSet<u32>> = pass1
         .iter()
         .flat_map(|p| p.0.iter().map(|(f, _)| f))
-        .filter(|f| mirror::is_mirror(f))
+        // A capture the user gave a role is one host's, whatever its MACs say.
+        .filter(|f| mirror::is_mirror(f) && !opts.hints.roles.contains_key(&f.vantage.capture))
         .fold(BTreeMap::new(), |mut m, f| {
             m.entry(f.vantage.capture)
                 .or_insert_with(BTreeSet::new)
