@@ -128,12 +128,43 @@ pub fn verify_with(
     };
     drop(input);
     checks.push(scheduler);
+    point_skips_at_capture_problems(&mut checks);
     let verdict = verdict::decide(&checks, analysis.connection_count, policy);
     Verification {
         checks,
         fairness,
         analysis,
         verdict,
+    }
+}
+
+/// A check skipped for want of packets that a capture's own problem removed says so: the
+/// scheduler (nothing to replay when the forwarded packets are filtered out or cut) and
+/// `arp.vip` (a port filter drops ARP too). The capture checks carry the evidence.
+fn point_skips_at_capture_problems(checks: &mut [CheckResult]) {
+    let warned = |id: &str| {
+        checks
+            .iter()
+            .any(|c| c.id == id && c.status == Status::Warn)
+    };
+    let blamed: Vec<&str> = ["capture.filter", "capture.snaplen", "capture.drops"]
+        .into_iter()
+        .filter(|id| warned(id))
+        .collect();
+    let filtered = warned("capture.filter");
+    for c in checks.iter_mut().filter(|c| c.status == Status::Skip) {
+        if c.id == fairness::check::ID && !blamed.is_empty() {
+            c.reason.push_str(&format!(
+                "; see {}: the captures miss packets",
+                blamed.join(", ")
+            ));
+        }
+        if c.id == crate::checks::arp::ID && filtered {
+            c.reason.push_str(
+                "; a capture filter that keeps only the service's port drops ARP too (see \
+                 capture.filter)",
+            );
+        }
     }
 }
 

@@ -79,6 +79,9 @@ fn check_pcap(big: bool, nano: bool) {
     assert_eq!(summary.frames, 3);
     assert_eq!(summary.frames_per_interface, vec![3]);
     assert_eq!(summary.snaplen_truncated_frames, 1);
+    // The 100 bytes kept of the 1514-byte frame: the snap length it was really taken with.
+    assert_eq!((iface.cut_at, iface.cut_frames), (Some(100), 1));
+    assert_eq!((iface.filter.as_deref(), iface.if_drop), (None, None));
     assert_eq!(summary.out_of_order_frames, 1);
     assert_eq!(summary.first_ts_ns, Some(ts1));
     assert_eq!(summary.last_ts_ns, Some(ts3));
@@ -571,4 +574,51 @@ fn pcapng_section_header_options_are_not_needed() {
         summary.warnings[0].message,
         "section header at byte 0 has version 2.0; read as 1.0"
     );
+}
+
+/// How the capture was taken: `if_filter` (option 11, first byte 0: a libpcap filter string)
+/// and the interface statistics block's `isb_ifdrop` (5) and `isb_osdrop` (7), which name the
+/// interface by its id within the section. The counters are cumulative: the largest wins.
+#[test]
+fn pcapng_capture_filter_and_drop_counters() {
+    for big in [false, true] {
+        let mut ng = Pcapng::new(big);
+        let mut filter = vec![0];
+        filter.extend_from_slice(b"tcp port 80");
+        ng.interface(1, 262_144, &[(IF_NAME, b"eth0".to_vec()), (11, filter)]);
+        ng.interface(1, 64, &[(11, vec![1, 0x28, 0, 0, 0])]); // a BPF program: no string
+        ng.epb(0, 1, &payload(0, 14), 14);
+        let isb = |ng: &Pcapng, interface: u32, ifdrop: u64, osdrop: Option<u64>| {
+            let mut body = Vec::new();
+            body.extend_from_slice(&ng.u32(interface));
+            body.extend_from_slice(&ng.u32(0));
+            body.extend_from_slice(&ng.u32(2));
+            let mut opts = vec![(4, ng.tsoffset(1000)), (5, ng.tsoffset(ifdrop as i64))];
+            if let Some(os) = osdrop {
+                opts.push((7, ng.tsoffset(os as i64)));
+            }
+            body.extend_from_slice(&ng.options(&opts));
+            body
+        };
+        let early = isb(&ng, 0, 3, None);
+        ng.block(5, &early);
+        let last = isb(&ng, 0, 17, Some(4));
+        ng.block(5, &last);
+        // Names an interface the section does not describe: ignored with a warning.
+        let stray = isb(&ng, 7, 99, None);
+        ng.block(5, &stray);
+        ng.epb(1, 3, &payload(1, 14), 14);
+        let (summary, frames) = read_ok("stats.pcapng", &ng.bytes);
+        assert_eq!(frames.len(), 2, "statistics blocks are not frames");
+        assert_eq!(frames[1].number, 2);
+        let eth0 = &summary.interfaces[0];
+        assert_eq!(eth0.filter.as_deref(), Some("tcp port 80"));
+        assert_eq!((eth0.if_drop, eth0.os_drop), (Some(17), Some(4)));
+        let other = &summary.interfaces[1];
+        assert_eq!(other.filter, None);
+        assert_eq!((other.if_drop, other.os_drop), (None, None));
+        assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+        assert!(summary.warnings[0].message.contains("names interface 7"));
+        assert!(summary.complete);
+    }
 }

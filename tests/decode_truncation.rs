@@ -156,3 +156,64 @@ fn tunnels_and_quotes_cut_at_every_length() {
     sll2.extend_from_slice(&[0; 20]);
     all_prefixes(276, &sll2, &gue_opts);
 }
+
+/// What `capture.snaplen` counts (topology::facts::PacketCounts): an IP-in-IP frame cut at any
+/// length is a cut tunnelled frame as long as its outer IP header is whole and the fixed 20
+/// bytes of the inner TCP header (ports, sequence numbers, flags) are not; a plain frame, when
+/// its own fixed TCP header is not whole. Options cut short are read as far as they go (the
+/// decoder's rule), so they do not count. Lengths from the construction: Ethernet 14, outer
+/// IPv4 20, inner IPv4 20, TCP 20 + 20 bytes of options.
+#[test]
+fn frames_cut_before_the_headers_are_counted_tunnelled_or_not() {
+    use lvscheck::decode::packet::DecodedFrame;
+    use lvscheck::topology::facts::VantageFacts;
+    use lvscheck::topology::VantageId;
+
+    let syn = client_syn();
+    let inner = V4::new(CLIENT, VIP, 6).packet(&syn);
+    let outer = V4::new([10, 0, 0, 1], [10, 0, 0, 2], 4).packet(&inner);
+    let wrapped = ethernet(MAC_A, MAC_B, 0x0800, &outer);
+    let plain = ethernet(MAC_A, MAC_B, 0x0800, &inner);
+    let (outer_ip, inner_tcp_end) = (14 + 20, 14 + 20 + 20 + 20);
+    let o = DecodeOptions::default();
+    let count = |frame: &[u8], len: usize| {
+        let v = VantageId {
+            capture: 0,
+            interface: 0,
+        };
+        let mut facts = VantageFacts::new(v, 1);
+        facts.push(&DecodedFrame {
+            capture: 0,
+            interface: 0,
+            number: 1,
+            ts_ns: 0,
+            wire_len: frame.len() as u32,
+            packet: decode(1, &frame[..len], &o),
+        });
+        let c = &facts.counts;
+        (
+            c.tunnel_frames,
+            c.tunnel_cut,
+            c.plain_cut,
+            c.cut_examples.len(),
+        )
+    };
+    for len in 0..=wrapped.len() {
+        let (frames, cut, plain_cut, examples) = count(&wrapped, len);
+        assert_eq!(plain_cut, 0, "length {len}");
+        if len < outer_ip {
+            assert_eq!((frames, cut), (0, 0), "length {len}: no IP header to tell");
+        } else {
+            assert_eq!(frames, 1, "length {len}");
+            assert_eq!(cut == 1, len < inner_tcp_end, "length {len}");
+            assert_eq!(examples as u64, cut);
+        }
+    }
+    for len in 0..=plain.len() {
+        let (frames, cut, plain_cut, _) = count(&plain, len);
+        assert_eq!((frames, cut), (0, 0), "length {len}");
+        // Cut inside the TCP header (20 bytes of it are the minimum the decoder needs).
+        let in_tcp = (outer_ip..14 + 20 + 20).contains(&len);
+        assert_eq!(plain_cut == 1, in_tcp, "length {len}");
+    }
+}

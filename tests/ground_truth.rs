@@ -61,6 +61,8 @@ fn committed_corpus() -> bool {
     std::env::var_os("LVSCHECK_FIXTURES").is_none()
 }
 
+/// The recordings: every folder of fixtures/ but `derived/`, which holds capture mistakes made
+/// from them (fixtures/derived/README.md) and no ground truth of its own.
 fn fixture_dirs() -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(fixtures_root())
         .expect("fixtures/ exists")

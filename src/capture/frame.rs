@@ -43,6 +43,20 @@ pub struct InterfaceInfo {
     pub snaplen: u32,
     /// Timestamp resolution in nanoseconds per tick is derived from this (pcapng if_tsresol).
     pub ts_resolution_ns: f64,
+    /// The capture filter it was taken with (pcapng `if_filter`, libpcap syntax), when the file
+    /// says; pcap files never do.
+    pub filter: Option<String>,
+    /// Packets the interface and the capture stack dropped (pcapng interface statistics,
+    /// `isb_ifdrop` and `isb_osdrop`; the largest value of any statistics block), when the file
+    /// says; pcap files never do.
+    pub if_drop: Option<u64>,
+    pub os_drop: Option<u64>,
+    /// The longest captured length of a frame cut short of its wire length: the snap length
+    /// the capture was really taken with, which the header may not say (`editcap -s` into
+    /// pcapng keeps the original interface's snaplen). None when no frame was cut.
+    pub cut_at: Option<u32>,
+    /// Frames of this interface captured shorter than their wire length.
+    pub cut_frames: u64,
 }
 
 /// Something that could not be read; the reader carries on where it can.

@@ -17,6 +17,7 @@ pub mod error;
 pub mod frame;
 pub mod identity;
 mod input;
+mod options;
 mod pcap;
 mod pcapng;
 pub mod summary;

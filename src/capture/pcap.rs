@@ -82,6 +82,11 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
         name: None,
         snaplen: header.snaplen,
         ts_resolution_ns: if nano { 1.0 } else { 1000.0 },
+        filter: None,
+        if_drop: None,
+        os_drop: None,
+        cut_at: None,
+        cut_frames: 0,
     });
     input.consume(FILE_HEADER_LEN);
 

@@ -33,6 +33,7 @@ use pcap_file::pcapng::{PcapNgBlock, PcapNgState, RawBlock};
 use super::error::CaptureError;
 use super::frame::{Frame, InterfaceInfo};
 use super::input::StreamBuf;
+use super::options;
 use super::summary::Recorder;
 use super::{describe_error, u16_at, u32_at};
 
@@ -108,6 +109,7 @@ struct IdbFields {
     link_type: u32,
     snaplen: u32,
     name: Option<String>,
+    filter: Option<String>,
     resolution: TsResolution,
     offset_s: i64,
 }
@@ -312,6 +314,11 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     name: idb.name,
                     snaplen: idb.snaplen,
                     ts_resolution_ns: idb.resolution.ns_per_tick(),
+                    filter: idb.filter,
+                    if_drop: None,
+                    os_drop: None,
+                    cut_at: None,
+                    cut_frames: 0,
                 });
                 section.push(Interface {
                     global_id,
@@ -428,7 +435,34 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
             // Wireshark shows each journal entry as a frame; it is not a packet for us, but it
             // takes its number so that the frame numbers after it match.
             SYSTEMD_JOURNAL_EXPORT_BLOCK => rec.skip_record(),
-            // Name resolution, statistics, decryption secrets, custom blocks: not frames.
+            // Counters are cumulative: the largest any block gives is the capture's total.
+            INTERFACE_STATISTIC_BLOCK => match options::isb_drops(body, big) {
+                Some(drops) => {
+                    let global = section.get(drops.interface as usize).map(|i| i.global_id);
+                    match global.and_then(|g| rec.summary.interfaces.get_mut(g as usize)) {
+                        Some(info) => {
+                            info.if_drop = info.if_drop.max(drops.if_drop);
+                            info.os_drop = info.os_drop.max(drops.os_drop);
+                        }
+                        None => rec.warn(
+                            offset,
+                            None,
+                            format!(
+                                "{what} at byte {offset} names interface {}, but its section \
+                                 describes {}; ignored",
+                                drops.interface,
+                                section.len()
+                            ),
+                        ),
+                    }
+                }
+                None => rec.warn(
+                    offset,
+                    None,
+                    format!("{what} at byte {offset} is too short ({len} bytes); ignored"),
+                ),
+            },
+            // Name resolution, decryption secrets, custom blocks: not frames.
             _ => {}
         }
 
@@ -452,7 +486,8 @@ fn block_name(block_type: u32) -> Option<&'static str> {
     })
 }
 
-/// Link type, snaplen, name, `if_tsresol` and `if_tsoffset` of an interface description body;
+/// Link type, snaplen, name, `if_filter`, `if_tsresol` and `if_tsoffset` of an interface
+/// description body;
 /// with pcap-file's complaint when we had to read it leniently. `None` if the body cannot hold
 /// the fixed fields.
 fn idb_fields<B: ByteOrder>(body: &[u8]) -> Option<(IdbFields, Option<String>)> {
@@ -465,9 +500,16 @@ fn idb_fields<B: ByteOrder>(body: &[u8]) -> Option<(IdbFields, Option<String>)> 
         link_type: u32::from(u16_at(body, 0, big)),
         snaplen: u32_at(body, 4, big),
         name: None,
+        filter: None,
         resolution: TsResolution::DEFAULT,
         offset_s: 0,
     };
+    // pcap-file hands the filter back as raw bytes; read it from the options ourselves.
+    options::walk(&body[8..], big, |code, value| {
+        if code == options::OPT_IF_FILTER {
+            fields.filter = options::filter_string(value);
+        }
+    });
     match InterfaceDescriptionBlock::from_slice::<B>(&PcapNgState::default(), body) {
         Ok((_, idb)) => {
             let resolution = idb.ts_resolution();
@@ -490,43 +532,32 @@ fn idb_fields<B: ByteOrder>(body: &[u8]) -> Option<(IdbFields, Option<String>)> 
     }
 }
 
-const OPT_END: u16 = 0;
 const OPT_IF_NAME: u16 = 2;
 const OPT_IF_TSRESOL: u16 = 9;
 const OPT_IF_TSOFFSET: u16 = 14;
 
 /// Reads `if_name`, `if_tsresol` and `if_tsoffset` from an option list, stopping quietly at the
 /// end marker or at an option that runs past the end.
-fn lenient_idb(mut options: &[u8], big: bool, fields: &mut IdbFields) {
-    while options.len() >= 4 {
-        let code = u16_at(options, 0, big);
-        let len = usize::from(u16_at(options, 2, big));
-        if code == OPT_END || 4 + len > options.len() {
-            break;
+fn lenient_idb(options: &[u8], big: bool, fields: &mut IdbFields) {
+    options::walk(options, big, |code, value| match code {
+        OPT_IF_NAME => fields.name = Some(String::from_utf8_lossy(value).into_owned()),
+        OPT_IF_TSRESOL if value.len() == 1 => {
+            fields.resolution = TsResolution::from_option_byte(value[0])
         }
-        let value = &options[4..4 + len];
-        match code {
-            OPT_IF_NAME => fields.name = Some(String::from_utf8_lossy(value).into_owned()),
-            OPT_IF_TSRESOL if len == 1 => {
-                fields.resolution = TsResolution::from_option_byte(value[0])
-            }
-            OPT_IF_TSOFFSET if len == 8 => {
-                let (first, second) = (
-                    u64::from(u32_at(value, 0, big)),
-                    u64::from(u32_at(value, 4, big)),
-                );
-                let raw = if big {
-                    (first << 32) | second
-                } else {
-                    (second << 32) | first
-                };
-                fields.offset_s = raw as i64;
-            }
-            _ => {}
+        OPT_IF_TSOFFSET if value.len() == 8 => {
+            let (first, second) = (
+                u64::from(u32_at(value, 0, big)),
+                u64::from(u32_at(value, 4, big)),
+            );
+            let raw = if big {
+                (first << 32) | second
+            } else {
+                (second << 32) | first
+            };
+            fields.offset_s = raw as i64;
         }
-        let padded = (4 + len).div_ceil(4) * 4;
-        options = &options[padded.min(options.len())..];
-    }
+        _ => {}
+    });
 }
 
 #[cfg(test)]
@@ -576,6 +607,7 @@ mod tests {
             link_type: 1,
             snaplen: 0,
             name: None,
+            filter: None,
             resolution: TsResolution::DEFAULT,
             offset_s: 0,
         };

@@ -137,6 +137,11 @@ impl<F: FnMut(&Frame)> Recorder<F> {
         }
         if (data.len() as u64) < u64::from(wire_len) {
             s.snaplen_truncated_frames += 1;
+            if let Some(info) = s.interfaces.get_mut(interface as usize) {
+                let len = data.len() as u32;
+                info.cut_at = Some(info.cut_at.map_or(len, |c| c.max(len)));
+                info.cut_frames += 1;
+            }
         }
         if timed {
             if let Some(last) = s.last_ts_ns {

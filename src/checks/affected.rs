@@ -36,6 +36,16 @@ impl FilterParts {
         self.udp |= conn.proto == Proto::UDP;
     }
 
+    /// Adds another's clients and ports (the lowest ports kept).
+    pub fn merge(&mut self, other: FilterParts) {
+        self.clients.extend(other.clients);
+        self.ports.extend(other.ports);
+        while self.ports.len() > FILTER_PORTS {
+            self.ports.pop_last();
+        }
+        self.udp |= other.udp;
+    }
+
     /// `(ip.addr == A || ...) && tcp.port in {P, ...}`, or None without connections.
     pub fn filter(&self) -> Option<String> {
         if self.clients.is_empty() {
@@ -78,6 +88,17 @@ impl Examples {
         }
     }
 
+    /// Adds another's examples, keeping those of the connections that started first.
+    pub fn merge(&mut self, other: Examples) {
+        for (at, p) in other.kept {
+            let pos = self.kept.partition_point(|(k, _)| *k <= at);
+            if pos < MAX_EVIDENCE {
+                self.kept.insert(pos, (at, p));
+                self.kept.truncate(MAX_EVIDENCE);
+            }
+        }
+    }
+
     pub fn into_vec(self) -> Vec<PacketRef> {
         self.kept.into_iter().map(|(_, p)| p).collect()
     }
@@ -106,6 +127,19 @@ impl Affected {
         self.count += 1;
         self.filter.add(conn);
         self.examples.offer(conn, example);
+    }
+
+    /// Adds another group's connections: one finding for connections gathered apart (per
+    /// capture, say) that turn out to share the problem.
+    pub fn merge(&mut self, other: Affected) {
+        self.all_udp = match (self.count, other.count) {
+            (0, _) => other.all_udp,
+            (_, 0) => self.all_udp,
+            _ => self.all_udp && other.all_udp,
+        };
+        self.count += other.count;
+        self.filter.merge(other.filter);
+        self.examples.merge(other.examples);
     }
 
     pub fn len(&self) -> usize {

@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use super::Context;
 use crate::flows::join::is_raw_ip;
 use crate::flows::{Connection, EvidenceKind, Leg};
-use crate::topology::{FrameRef, MacAddr, Proto, Role};
+use crate::topology::{FrameRef, MacAddr, Proto, Role, VantageId};
 
 /// How the director sent a connection on, as far as the captures show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +76,10 @@ pub struct Class {
     pub unwrapped_at_rs: Option<FrameRef>,
     /// A director capture was running when the connection started.
     pub director_watching: bool,
+    /// The director capture whose view decided `forwarding` (where the request arrived), so
+    /// that a capture that could not show the forwarded copy (`capture.filter`,
+    /// `capture.snaplen`, `capture.drops`) is blamed instead of the director.
+    pub director_vantage: Option<VantageId>,
 }
 
 impl Class {
@@ -129,10 +133,12 @@ pub fn classify(ctx: &Context, conn: &Connection) -> Class {
 
     let mut forwarding = None;
     let mut to_mac = None;
+    let mut director_vantage = None;
     for leg in ctx.legs_at(conn, Role::Director) {
         let Some(arrived) = &leg.request else {
             continue;
         };
+        director_vantage = Some(leg.vantage);
         if leg.request_wrapped.is_some() {
             forwarding = Some(Forwarding::Tunnel);
             break;
@@ -215,6 +221,7 @@ pub fn classify(ctx: &Context, conn: &Connection) -> Class {
         answer,
         unwrapped_at_rs,
         director_watching: watching,
+        director_vantage,
     }
 }
 

@@ -1,6 +1,9 @@
 //! One module per check, each turning the connection records and the topology into a
 //! [`CheckResult`] with evidence. A check's id names its module: `reply.source` lives in
-//! `checks/reply.rs`, `tunnel.delivery` in `checks/tunnel.rs`.
+//! `checks/reply.rs`, `tunnel.delivery` in `checks/tunnel/delivery.rs`, `capture.snaplen`
+//! in `checks/capture/snaplen.rs`. The `capture.*` checks judge the captures, never the
+//! deployment; the checks that conclude from a missing packet ask them first whether the
+//! capture could have shown it ([`capture::Sight`]).
 //!
 //! A check needs nothing but the [`Analysis`] (topology, clock offsets, the read outcome of each
 //! capture) and the connection records, which it sees one at a time ([`ConnectionChecks`]) as
@@ -133,6 +136,10 @@ impl<'a> Context<'a> {
 /// The checks that read connections, fed one connection at a time as the analysis hands them
 /// on: what they keep is counts and a few examples, never the connections.
 pub struct ConnectionChecks {
+    /// Which captures cannot prove an absence ([`capture::Sight`]), as known before the first
+    /// connection; completed from `watch` at the end.
+    sight: capture::Sight,
+    watch: capture::Watch,
     encapsulation: tunnel::Encapsulation,
     delivery: tunnel::Delivery,
     present: reply::Present,
@@ -146,6 +153,8 @@ impl ConnectionChecks {
     /// `ctx` as the analysis knows it before the first connection (topology, clocks).
     pub fn new(ctx: &Context) -> ConnectionChecks {
         ConnectionChecks {
+            sight: capture::Sight::before(ctx),
+            watch: capture::Watch::default(),
             encapsulation: tunnel::Encapsulation::new(ctx),
             delivery: tunnel::Delivery::new(ctx),
             present: reply::Present::default(),
@@ -171,8 +180,9 @@ impl ConnectionChecks {
         conn: &Connection,
         class: &classify::Class,
     ) {
-        self.encapsulation.observe(ctx, conn, class);
-        self.delivery.observe(ctx, conn);
+        self.watch.observe(ctx, conn, class);
+        self.encapsulation.observe(ctx, conn, class, &self.sight);
+        self.delivery.observe(ctx, conn, &self.sight);
         self.present.observe(ctx, conn, class);
         self.source.observe(ctx, conn, class);
         self.direct.observe(ctx, conn, class);
@@ -182,10 +192,16 @@ impl ConnectionChecks {
 
     /// Every check's result, in report order, with `ctx` the finished analysis.
     pub fn finish(self, ctx: &Context) -> Vec<CheckResult> {
+        let mut sight = self.sight;
+        sight.confirm(ctx, &self.watch);
         vec![
-            capture::check(ctx),
-            self.encapsulation.finish(ctx),
-            self.delivery.finish(ctx),
+            capture::read::check(ctx),
+            capture::filter::check(ctx, &self.watch),
+            capture::snaplen::check(ctx),
+            capture::drops::check(ctx),
+            capture::time::check(ctx),
+            self.encapsulation.finish(ctx, &sight),
+            self.delivery.finish(ctx, &sight),
             self.present.finish(ctx),
             self.source.finish(ctx),
             self.direct.finish(ctx),

@@ -35,6 +35,7 @@ pub fn check(ctx: &Context) -> CheckResult {
     // A client's capture shows its own connections only: other clients may have reached the
     // server.
     let could_see = ctx.has_role(Role::Director);
+    let headers_cut = super::capture::snaplen::headers_cut_anywhere(ctx);
     let clients_only = ctx.has_role(Role::Client);
     let mut findings: Vec<Finding> = ctx
         .analysis
@@ -74,6 +75,18 @@ pub fn check(ctx: &Context) -> CheckResult {
                 };
             }
             let mut f = config_finding(ctx, c);
+            // Frames cut before their headers hold connections nobody can read: a service
+            // or server "without connections" may have had them there.
+            let absence = matches!(c.kind, "service_without_traffic" | "rs_without_connections");
+            if absence && f.severity == Status::Warn && headers_cut {
+                f.severity = Status::Info;
+                f.summary = format!(
+                    "{} (frames were cut before their headers, and may hold them: see \
+                     capture.snaplen)",
+                    f.summary
+                );
+                return f;
+            }
             if c.kind == "service_without_traffic" && !could_see {
                 // Without the director's capture, a service without traffic may simply have
                 // had its traffic elsewhere.

@@ -14,7 +14,11 @@ use super::{CheckResult, Status};
 /// The checks that answer the questions of LVS-TUN for any traffic to a VIP: without any of
 /// them the deployment is not verified. `mtu` is not among them (its question only arises with
 /// full-size requests), nor `scheduler` unless the rules are given (without them there is
-/// nothing to compare with: asking for the rules is the user's choice).
+/// nothing to compare with: asking for the rules is the user's choice). Nor are the
+/// `capture.*` checks: they judge the captures, not the deployment, and where a capture's
+/// mistake hides what a deployment check needs, that check is skipped, which already makes
+/// the verdict inconclusive; `capture.drops` and `capture.time` are skipped on any pcap file
+/// or single capture, which must not make a healthy run inconclusive.
 pub const REQUIRED: [&str; 7] = [
     "tunnel.encapsulation",
     "tunnel.delivery",
@@ -26,8 +30,12 @@ pub const REQUIRED: [&str; 7] = [
 ];
 
 /// Every check id `verify` runs, for `--require` to be checked against.
-pub const ALL: [&str; 11] = [
+pub const ALL: [&str; 15] = [
     "capture.read",
+    "capture.filter",
+    "capture.snaplen",
+    "capture.drops",
+    "capture.time",
     "tunnel.encapsulation",
     "tunnel.delivery",
     "reply.present",
@@ -91,7 +99,7 @@ impl Policy {
             if id.is_empty() {
                 continue;
             }
-            if !ALL.contains(&id) && !id.starts_with("capture.") {
+            if !ALL.contains(&id) {
                 return Err(format!(
                     "--require {id}: no such check (checks: {})",
                     ALL.join(", ")
@@ -249,12 +257,14 @@ pub fn decide(checks: &[CheckResult], connections: u64, policy: &Policy) -> Verd
 pub fn needs(check: &str) -> &'static str {
     match check {
         "tunnel.encapsulation" => {
-            "a capture on the director's interface towards the real servers, without a filter \
-             that drops IP protocol 4 (tcpdump -i eth0 -s 0 -w director.pcap)"
+            "a capture on the director's interface towards the real servers, of whole packets \
+             and without a port filter, which drops IP protocol 4 (tcpdump -i eth0 -s 0 -w \
+             director.pcap 'host VIP or proto 4 or arp', or no filter)"
         }
         "tunnel.delivery" => {
-            "captures on the director and on the real servers' eth0 (tcpdump -i eth0 -s 0 -w \
-             rs.pcap), running while the clients connect"
+            "captures on the director and on the real servers' eth0, of whole packets and \
+             without a port filter (tcpdump -i eth0 -s 0 -w rs.pcap 'host VIP or proto 4 or \
+             arp', or no filter), all running while the clients connect"
         }
         "reply.present" | "reply.source" => {
             "a capture on a real server's eth0 or on a client, taken while it connects to the VIP"
@@ -267,10 +277,17 @@ pub fn needs(check: &str) -> &'static str {
         }
         "bypass" => "a capture on a real server's eth0, or on both a client and the director",
         "scheduler" => {
-            "the director's rules (--rules, the output of ipvsadm -Sn) and a capture on the \
-             director"
+            "the director's rules (--rules, the output of ipvsadm -Sn) and captures that show \
+             where the director sent each connection: the director's tunnelled packets, whole \
+             and not filtered out (tcpdump -i eth0 -s 0 'host VIP or proto 4 or arp'), or \
+             every real server's capture"
         }
         "mtu" => "a capture on the director or a client during full-size requests",
+        "capture.drops" => {
+            "pcapng captures, which record drop counters (dumpcap -i eth0 -w host.pcapng, or \
+             Wireshark); for pcap, tcpdump's \"packets dropped by kernel\" line when it stops"
+        }
+        "capture.time" => "two or more captures, taken at the same time",
         _ => "complete captures on the client, the director and every real server",
     }
 }
@@ -309,6 +326,10 @@ mod tests {
         ALL.iter().map(|id| result(id, Status::Pass)).collect()
     }
 
+    fn set(checks: &mut [CheckResult], id: &str, status: Status) {
+        checks.iter_mut().find(|c| c.id == id).unwrap().status = status;
+    }
+
     #[test]
     fn every_required_check_passing_is_verified() {
         let v = decide(&all_pass(), 10, &Policy::default());
@@ -318,7 +339,7 @@ mod tests {
     #[test]
     fn a_skipped_required_check_is_inconclusive_and_says_what_would_help() {
         let mut checks = all_pass();
-        checks[1].status = Status::Skip;
+        set(&mut checks, "tunnel.encapsulation", Status::Skip);
         let v = decide(&checks, 10, &Policy::default());
         assert_eq!(v.outcome, Outcome::Inconclusive);
         assert_eq!(v.not_run.len(), 1);
@@ -335,8 +356,8 @@ mod tests {
     #[test]
     fn a_failure_wins_over_missing_coverage() {
         let mut checks = all_pass();
-        checks[1].status = Status::Skip;
-        checks[3].status = Status::Fail;
+        set(&mut checks, "tunnel.encapsulation", Status::Skip);
+        set(&mut checks, "reply.present", Status::Fail);
         assert_eq!(
             decide(&checks, 4, &Policy::default()).outcome,
             Outcome::Failed
@@ -346,7 +367,7 @@ mod tests {
     #[test]
     fn warn_fails_only_when_asked() {
         let mut checks = all_pass();
-        checks[8].status = Status::Warn;
+        set(&mut checks, "mtu", Status::Warn);
         assert_eq!(
             decide(&checks, 4, &Policy::default()).outcome,
             Outcome::Verified
@@ -361,13 +382,13 @@ mod tests {
     #[test]
     fn require_narrows_and_widens_the_demand() {
         let mut checks = all_pass();
-        checks[1].status = Status::Skip; // tunnel.encapsulation
+        set(&mut checks, "tunnel.encapsulation", Status::Skip);
         let only_arp = Policy {
             require: Some(vec!["arp.vip".into()]),
             ..Policy::default()
         };
         assert_eq!(decide(&checks, 4, &only_arp).outcome, Outcome::Verified);
-        checks[8].status = Status::Skip; // mtu
+        set(&mut checks, "mtu", Status::Skip);
         let with_mtu = Policy {
             require: Some(vec!["arp.vip".into(), "mtu".into()]),
             ..Policy::default()
@@ -378,7 +399,7 @@ mod tests {
     #[test]
     fn rules_make_the_scheduler_required() {
         let mut checks = all_pass();
-        checks[10].status = Status::Skip;
+        set(&mut checks, "scheduler", Status::Skip);
         let p = Policy {
             rules_given: true,
             ..Policy::default()
@@ -388,6 +409,27 @@ mod tests {
             decide(&checks, 4, &Policy::default()).outcome,
             Outcome::Verified
         );
+    }
+
+    #[test]
+    fn capture_checks_never_make_a_run_inconclusive_unless_required() {
+        // pcap files skip capture.drops, a single capture skips capture.time, and a capture
+        // warning is about the capture, not the deployment.
+        let mut checks = all_pass();
+        set(&mut checks, "capture.drops", Status::Skip);
+        set(&mut checks, "capture.time", Status::Skip);
+        set(&mut checks, "capture.snaplen", Status::Warn);
+        assert_eq!(
+            decide(&checks, 4, &Policy::default()).outcome,
+            Outcome::Verified
+        );
+        let asked = Policy {
+            require: Some(vec!["capture.drops".into()]),
+            ..Policy::default()
+        };
+        let v = decide(&checks, 4, &asked);
+        assert_eq!(v.outcome, Outcome::Inconclusive);
+        assert!(v.not_run[0].needs.contains("pcapng"));
     }
 
     #[test]

@@ -40,6 +40,18 @@ impl LinkType {
             _ => return None,
         })
     }
+
+    /// Bytes before the network layer (without VLAN tags): what a snap length must keep
+    /// before the first byte of IP.
+    pub fn header_len(self) -> usize {
+        match self {
+            LinkType::Null | LinkType::Loop => null::LEN,
+            LinkType::Ethernet => ethernet::LEN,
+            LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6 => 0,
+            LinkType::LinuxSll => sll::LEN,
+            LinkType::LinuxSll2 => sll2::LEN,
+        }
+    }
 }
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;

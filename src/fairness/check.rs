@@ -40,9 +40,19 @@ pub fn check_with(
     }
     let mut findings = Vec::new();
     let mut summaries = Vec::new();
+    // Services with no connection tied to a real server: there is no decision to replay, and
+    // "0 of 0 assignments reproduced" would be a pass on nothing.
+    let mut nothing = Vec::new();
     for svc in configured {
         let sched = svc.scheduler.map(|s| s.name()).unwrap_or("?");
         let service = format!("{} {}", sched, svc.vip);
+        if svc.connections <= svc.unattributed {
+            nothing.push(format!(
+                "{service}: none of its {} connections can be tied to a real server",
+                svc.connections
+            ));
+            continue;
+        }
         if let Some(conf) = svc.conformance.as_ref().filter(|c| !c.replayed) {
             summaries.push(format!(
                 "{service}: not replayable from captures ({}), statistics only",
@@ -130,5 +140,19 @@ pub fn check_with(
             }
         }
     }
+    if summaries.is_empty() && findings.is_empty() {
+        return CheckResult::skip(
+            ID,
+            format!(
+                "nothing to replay: {} (the captures do not show where the director sent them)",
+                nothing.join("; ")
+            ),
+        );
+    }
+    summaries.extend(
+        nothing
+            .into_iter()
+            .map(|n| format!("{n}: nothing to replay")),
+    );
     CheckResult::from_findings(ID, summaries.join("; "), findings)
 }

@@ -59,6 +59,8 @@ pub struct ReadReport {
     pub warnings: Vec<String>,
     /// The capture was read to its end.
     pub complete: bool,
+    /// What the reader found (snaplen, capture filter, drops), for the `capture.*` checks.
+    pub summary: Option<crate::capture::CaptureSummary>,
 }
 
 /// Capture files, read with [`crate::capture`] and decoded with [`crate::decode::Decoder`].
@@ -127,6 +129,7 @@ impl FrameSource for FileSource {
                 .collect(),
             warnings,
             complete: summary.complete,
+            summary: Some(summary),
         })
     }
 }
@@ -168,6 +171,9 @@ pub struct CaptureName {
     pub error: Option<String>,
     /// Read problems, each naming the file and the frame or byte offset.
     pub warnings: Vec<String>,
+    /// What the reader found (None for frame sources that are not files).
+    #[serde(skip)]
+    pub summary: Option<crate::capture::CaptureSummary>,
 }
 
 /// Options of the analysis.
@@ -322,14 +328,14 @@ pub fn analyse_streaming(
             samplers.push((facts_of.vantage, sampler));
             facts.push(facts_of);
         }
-        let (interfaces, complete, error, read_warnings) = match res {
+        let (interfaces, complete, error, read_warnings, summary) = match res {
             Ok(r) => {
                 warnings.extend(r.warnings.iter().cloned());
-                (r.interface_names, r.complete, None, r.warnings)
+                (r.interface_names, r.complete, None, r.warnings, r.summary)
             }
             Err(e) => {
                 warnings.push(e.clone());
-                (Vec::new(), false, Some(e), Vec::new())
+                (Vec::new(), false, Some(e), Vec::new(), None)
             }
         };
         capture_names.push(CaptureName {
@@ -339,6 +345,7 @@ pub fn analyse_streaming(
             complete,
             error,
             warnings: read_warnings,
+            summary,
         });
     }
     let topology = topology::discover(&facts, &opts.hints);

@@ -82,6 +82,16 @@ pub struct CaptureDoc<'a> {
     pub file: &'a str,
     pub complete: bool,
     pub error: Option<&'a str>,
+    /// Frames read (null when nothing could be read).
+    pub frames: Option<u64>,
+    /// Frames the snap length cut shorter than on the wire, headers intact or not.
+    pub snaplen_truncated_frames: Option<u64>,
+    /// Frames cut before the headers the checks read (the inner TCP/UDP header of a tunnelled
+    /// packet): what `capture.snaplen` warns about.
+    pub headers_cut_frames: u64,
+    /// As the file describes them: snaplen, the longest cut frame (`cut_at`), capture filter,
+    /// drop counters.
+    pub interfaces: &'a [crate::capture::InterfaceInfo],
     pub vantages: Vec<&'a crate::topology::Vantage>,
     /// Interfaces of this capture that held several hosts' packets, split into hops.
     pub mirrors: Vec<&'a crate::flows::mirror::MirrorSplit>,
@@ -100,22 +110,32 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
         captures: analysis
             .captures
             .iter()
-            .map(|c| CaptureDoc {
-                capture: c.capture,
-                file: &c.file,
-                complete: c.complete,
-                error: c.error.as_deref(),
-                vantages: analysis
+            .map(|c| {
+                let vantages: Vec<&crate::topology::Vantage> = analysis
                     .topology
                     .vantages
                     .iter()
                     .filter(|v| v.id.capture == c.capture)
-                    .collect(),
-                mirrors: analysis
-                    .mirrors
-                    .iter()
-                    .filter(|m| m.capture == c.capture)
-                    .collect(),
+                    .collect();
+                CaptureDoc {
+                    capture: c.capture,
+                    file: &c.file,
+                    complete: c.complete,
+                    error: c.error.as_deref(),
+                    frames: c.summary.as_ref().map(|s| s.frames),
+                    snaplen_truncated_frames: c
+                        .summary
+                        .as_ref()
+                        .map(|s| s.snaplen_truncated_frames),
+                    headers_cut_frames: vantages.iter().map(|v| v.packets.cut()).sum(),
+                    interfaces: c.summary.as_ref().map_or(&[][..], |s| &s.interfaces[..]),
+                    vantages,
+                    mirrors: analysis
+                        .mirrors
+                        .iter()
+                        .filter(|m| m.capture == c.capture)
+                        .collect(),
+                }
             })
             .collect(),
         topology: &analysis.topology,

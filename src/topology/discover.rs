@@ -1,7 +1,7 @@
 //! From the facts of every vantage point to one topology: VIPs, services, director, real
 //! servers, clients, and the role of each capture with the reason it was given.
 
-use super::facts::{FlowFact, VantageFacts};
+use super::facts::{FlowFact, PacketCounts, VantageFacts};
 use super::{
     ArpObservation, Decision, FrameRef, Host, MacAddr, Proto, Role, RoleConflict, Service,
     Topology, Vantage, Vip,
@@ -33,11 +33,15 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
                 continue;
             }
             if k.to_server && is_vip(&k.dst) {
-                services.insert(Service {
-                    vip: k.dst,
-                    port: k.server_port,
-                    proto: k.proto,
-                });
+                // Port 0 is no packet's service port: it is a tunnelled packet whose inner
+                // TCP/UDP header the snap length cut off (capture.snaplen says so).
+                if k.server_port != 0 {
+                    services.insert(Service {
+                        vip: k.dst,
+                        port: k.server_port,
+                        proto: k.proto,
+                    });
+                }
                 clients.insert(k.src);
             }
             let Some(t) = k.tunnel.filter(|_| is_vip(&k.dst)) else {
@@ -270,6 +274,8 @@ struct RoleCounts {
     tunnelled: [u64; 3],
     tunnel_src: BTreeMap<IpAddr, u64>,
     tunnel_dst: BTreeMap<IpAddr, u64>,
+    first_request: Option<FrameRef>,
+    first_reply: Option<FrameRef>,
 }
 
 fn dir_index(k: &FlowFact, local: Option<MacAddr>) -> usize {
@@ -308,8 +314,10 @@ fn decide_role(
             }
         } else if is_vip(&k.dst) {
             c.requests[d] += n.packets;
+            c.first_request = Some(c.first_request.map_or(n.first, |f| earliest(f, n.first)));
         } else if is_vip(&k.src) {
             c.replies[d] += n.packets;
+            c.first_reply = Some(c.first_reply.map_or(n.first, |f| earliest(f, n.first)));
         }
     }
     let (role, decided_by, reason, address) = match role_from_counts(vf, local, &c) {
@@ -360,6 +368,14 @@ fn decide_role(
         reason,
         local_mac: local,
         address,
+        packets: PacketCounts {
+            requests: c.requests.iter().sum(),
+            replies: c.replies.iter().sum(),
+            tunnelled: c.tunnelled.iter().sum(),
+            first_request: c.first_request,
+            first_reply: c.first_reply,
+            ..vf.counts.clone()
+        },
     };
     (v, conflict)
 }

@@ -5,9 +5,106 @@
 
 use super::view::{is_unicast, IpView};
 use super::{FrameRef, MacAddr, Proto, VantageId};
-use crate::decode::packet::{DecodedFrame, Net, Tcp};
+use crate::decode::ip::{PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP};
+use crate::decode::packet::{DecodedFrame, IpPacket, Net, Tcp, Transport};
+use serde::Serialize;
+use smallvec::SmallVec;
 use std::collections::HashMap;
 use std::net::IpAddr;
+
+/// Cut frames kept as examples per vantage point: enough to find them in Wireshark.
+pub const MAX_CUT_EXAMPLES: usize = 5;
+
+/// What a vantage point's packets add up to, for judging the capture itself rather than the
+/// deployment (the `capture.*` checks): what arrived and left, and what the snap length cut off
+/// before the headers lvscheck reads. A capture filter that drops IP protocol 4 leaves requests
+/// arriving at a director and no tunnelled packet; a snap length too short for the inner
+/// headers leaves tunnelled packets whose connection cannot be read. Both look like a director
+/// that forwards nothing unless they are told apart here.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PacketCounts {
+    /// Plain TCP/UDP packets to a VIP, plain packets from a VIP, and tunnelled packets whose
+    /// inner destination is a VIP (filled in by `discover`, which knows the VIPs).
+    pub requests: u64,
+    pub replies: u64,
+    pub tunnelled: u64,
+    /// Every tunnelled frame (IP-in-IP, GRE, GUE), whatever it carries and whether or not its
+    /// inner headers could be read: none at all is what a filter such as `tcp port 80` leaves.
+    pub tunnel_frames: u64,
+    /// Tunnelled frames whose inner IP header or fixed TCP/UDP header (ports, sequence numbers,
+    /// flags) the snap length cut off: their connection cannot be told.
+    pub tunnel_cut: u64,
+    /// Plain frames whose TCP/UDP header the snap length cut off.
+    pub plain_cut: u64,
+    /// The first cut frames, in file order.
+    #[serde(skip)]
+    pub cut_examples: SmallVec<[FrameRef; MAX_CUT_EXAMPLES]>,
+    /// The earliest and the latest frame (this capture's own clock).
+    #[serde(skip)]
+    pub earliest: Option<FrameRef>,
+    #[serde(skip)]
+    pub latest: Option<FrameRef>,
+    /// The first plain request to a VIP and the first reply from one, in file order (filled in
+    /// by `discover`): evidence for what a capture shows arriving or leaving.
+    #[serde(skip)]
+    pub first_request: Option<FrameRef>,
+    #[serde(skip)]
+    pub first_reply: Option<FrameRef>,
+}
+
+impl PacketCounts {
+    /// Frames whose headers were cut, tunnelled or not.
+    pub fn cut(&self) -> u64 {
+        self.tunnel_cut + self.plain_cut
+    }
+
+    fn push(&mut self, f: &DecodedFrame) {
+        let at = FrameRef::of(f);
+        if self.earliest.is_none_or(|e| f.ts_ns < e.ts_ns) {
+            self.earliest = Some(at);
+        }
+        if self.latest.is_none_or(|l| f.ts_ns >= l.ts_ns) {
+            self.latest = Some(at);
+        }
+        let Net::Ip(p) = &f.packet.net else { return };
+        let (tunnelled, cut) = headers_cut(p);
+        self.tunnel_frames += u64::from(tunnelled);
+        if !cut {
+            return;
+        }
+        if tunnelled {
+            self.tunnel_cut += 1;
+        } else {
+            self.plain_cut += 1;
+        }
+        if self.cut_examples.len() < MAX_CUT_EXAMPLES {
+            self.cut_examples.push(at);
+        }
+    }
+}
+
+/// Whether a packet is tunnelled, and whether the headers lvscheck reads (the inner ones when
+/// tunnelled) end before they are whole because the frame was cut (the IP header declares more
+/// than was captured): a snap length, not a malformed packet.
+fn headers_cut(p: &IpPacket) -> (bool, bool) {
+    let cut = |ip: &IpPacket| ip.ip.captured_len < ip.ip.total_len;
+    match &p.transport {
+        Transport::Tunnel { inner, .. } => (
+            true,
+            matches!(inner.transport, Transport::Malformed { .. }) && cut(inner),
+        ),
+        // Not even the inner IP header could be read.
+        Transport::Malformed { .. }
+            if matches!(p.ip.protocol, PROTO_IPIP | PROTO_IPV6 | PROTO_GRE) =>
+        {
+            (true, cut(p))
+        }
+        Transport::Malformed { .. } if matches!(p.ip.protocol, PROTO_TCP | PROTO_UDP) => {
+            (false, cut(p))
+        }
+        _ => (false, false),
+    }
+}
 
 /// The tunnel around a group of packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +166,7 @@ pub struct VantageFacts {
     pub mac_frames: HashMap<MacAddr, u64>,
     pub flows: HashMap<FlowFact, FlowCount>,
     pub arp: HashMap<ArpFact, ArpCount>,
+    pub counts: PacketCounts,
 }
 
 impl VantageFacts {
@@ -83,6 +181,7 @@ impl VantageFacts {
             mac_frames: HashMap::new(),
             flows: HashMap::new(),
             arp: HashMap::new(),
+            counts: PacketCounts::default(),
         }
     }
 
@@ -90,6 +189,7 @@ impl VantageFacts {
         self.frames += 1;
         self.first_ts_ns = Some(self.first_ts_ns.map_or(f.ts_ns, |t| t.min(f.ts_ns)));
         self.last_ts_ns = Some(self.last_ts_ns.map_or(f.ts_ns, |t| t.max(f.ts_ns)));
+        self.counts.push(f);
         let link = &f.packet.link;
         if let (Some(s), Some(d)) = (link.src_mac, link.dst_mac) {
             if is_unicast(&d) {

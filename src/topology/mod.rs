@@ -200,6 +200,9 @@ pub struct Vantage {
     /// The capturing host's own address as far as LVS goes: the director's tunnel source or the
     /// real server's RIP (outer destination of the tunnelled packets it receives).
     pub address: Option<IpAddr>,
+    /// Its packets counted for the `capture.*` checks: requests, replies, tunnelled frames, and
+    /// the frames whose headers the snap length cut off.
+    pub packets: facts::PacketCounts,
 }
 
 /// A virtual address that clients talk to.

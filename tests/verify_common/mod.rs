@@ -33,3 +33,19 @@ pub fn check<'a>(doc: &'a Value, id: &str) -> &'a Value {
         .find(|c| c["id"] == id)
         .unwrap_or_else(|| panic!("no check {id}"))
 }
+
+/// Every reason and finding text, for asserting that a false claim is absent.
+pub fn all_text(doc: &Value) -> String {
+    let mut out = String::new();
+    for c in doc["checks"].as_array().unwrap() {
+        out.push_str(c["reason"].as_str().unwrap_or(""));
+        out.push('\n');
+        for f in c["findings"].as_array().unwrap() {
+            for k in ["summary", "likely_cause", "fix"] {
+                out.push_str(f[k].as_str().unwrap_or(""));
+                out.push('\n');
+            }
+        }
+    }
+    out
+}

@@ -1,25 +1,38 @@
-//! `tunnel.encapsulation` and `tunnel.delivery`: what the director forwarded left IP-in-IP
-//! wrapped towards a real server, and arrived there.
+//! `tunnel.encapsulation` (here) and `tunnel.delivery` (`delivery.rs`): what the director
+//! forwarded left IP-in-IP wrapped towards a real server, and arrived there.
+//!
+//! Both conclude from absences ("never forwarded", "never arrived"), so both ask
+//! [`Sight`] first whether the capture could have shown the packet: a capture filter, a snap
+//! length or drops that hid it are the capture's fault (the `capture.*` checks say so), and
+//! such connections are not judged. When none can be, the check is skipped with that reason.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
+use super::capture::{Sight, Unjudged};
 use super::classify::{Class, Forwarding};
 use super::{of, Affected, CheckResult, Context, Explained, Status};
-use crate::flows::{Connection, EvidenceKind, Leg};
+use crate::flows::{Connection, EvidenceKind};
 use crate::topology::{Role, VantageId};
 
+pub mod delivery;
+
+pub use delivery::{Delivery, DELIVERY};
+
 pub const ENCAPSULATION: &str = "tunnel.encapsulation";
-pub const DELIVERY: &str = "tunnel.delivery";
 
 /// `tunnel.encapsulation`, fed one connection at a time.
 pub struct Encapsulation {
     forwarded: usize,
     /// Forwarded unwrapped (direct routing), per real server (None: not identified).
     unwrapped: BTreeMap<Option<IpAddr>, Affected>,
-    not_forwarded: Affected,
-    /// Answered, but the director capture does not show them leave.
-    left_unseen: Affected,
+    /// Never answered and not seen leaving, per director capture where they arrived: a
+    /// director fault, unless that capture turns out not to show its tunnelled packets.
+    not_forwarded: BTreeMap<Option<VantageId>, Affected>,
+    /// Answered, but the director capture does not show them leave, per director capture.
+    left_unseen: BTreeMap<Option<VantageId>, usize>,
+    /// Not judged: the capture could not have shown the forwarded copy.
+    unjudged: Unjudged,
     unknown_rs: BTreeMap<IpAddr, Affected>,
     altered: Affected,
 }
@@ -29,19 +42,21 @@ impl Encapsulation {
         Encapsulation {
             forwarded: 0,
             unwrapped: BTreeMap::new(),
-            not_forwarded: Affected::default(),
-            left_unseen: Affected::default(),
+            not_forwarded: BTreeMap::new(),
+            left_unseen: BTreeMap::new(),
+            unjudged: Unjudged::default(),
             unknown_rs: BTreeMap::new(),
             altered: Affected::default(),
         }
     }
 
-    pub fn observe(&mut self, ctx: &Context, conn: &Connection, class: &Class) {
+    pub fn observe(&mut self, ctx: &Context, conn: &Connection, class: &Class, sight: &Sight) {
         let Encapsulation {
             forwarded,
             unwrapped,
             not_forwarded,
             left_unseen,
+            unjudged,
             unknown_rs,
             altered,
         } = self;
@@ -69,21 +84,25 @@ impl Encapsulation {
                 return;
             }
             Forwarding::NotForwarded => {
-                not_forwarded.add(conn, || {
+                let v = class.director_vantage;
+                // Its requests that arrived: as many forwarded copies could be missing.
+                let packets = ctx
+                    .legs_at(conn, Role::Director)
+                    .find(|l| Some(l.vantage) == v)
+                    .and_then(|l| l.request.as_ref())
+                    .map_or(1, |r| r.packets);
+                if let Some(why) = v.and_then(|v| sight.absence_unproven(ctx, v, packets)) {
+                    unjudged.add(why, 1);
+                    return;
+                }
+                not_forwarded.entry(v).or_default().add(conn, || {
                     arrived_at_director()
                         .map(|f| ctx.packet(&f, "request to the VIP, never forwarded"))
                 });
                 return;
             }
             Forwarding::LeftUnseen => {
-                left_unseen.add(conn, || {
-                    arrived_at_director().map(|f| {
-                        ctx.packet(
-                            &f,
-                            "request to the VIP, answered, but not seen leaving the director",
-                        )
-                    })
-                });
+                *left_unseen.entry(class.director_vantage).or_default() += 1;
                 return;
             }
             Forwarding::Missed | Forwarding::NotCaptured => return,
@@ -125,7 +144,9 @@ impl Encapsulation {
         }
     }
 
-    pub fn finish(self, ctx: &Context) -> CheckResult {
+    /// `sight` as it stands once every connection was seen (director captures proven to miss
+    /// their forwarded copies included).
+    pub fn finish(mut self, ctx: &Context, sight: &Sight) -> CheckResult {
         // Without a director capture, what arrived unwrapped from the director's MAC at a
         // real server still shows direct-routing forwarding; nothing else can be judged.
         if !ctx.has_role(Role::Director) && self.unwrapped.is_empty() {
@@ -134,7 +155,27 @@ impl Encapsulation {
                 "no capture from the director: what it sends cannot be seen",
             );
         }
-        report_encapsulation(ctx, self)
+        // A director capture that answered connections prove blind (capture.filter) cannot
+        // show that the unanswered ones were not forwarded either.
+        let mut kept = Affected::default();
+        for (v, affected) in std::mem::take(&mut self.not_forwarded) {
+            match v.and_then(|v| sight.tunnels_hidden(v)) {
+                Some(why) => self.unjudged.add(why, affected.len()),
+                None => kept.merge(affected),
+            }
+        }
+        for (v, n) in std::mem::take(&mut self.left_unseen) {
+            let why = v.and_then(|v| sight.tunnels_hidden(v)).map_or_else(
+                || {
+                    "the director capture shows them arrive, answered, but not leave (it \
+                     missed the forwarded copies)"
+                        .to_string()
+                },
+                str::to_string,
+            );
+            self.unjudged.add(why, n);
+        }
+        report_encapsulation(ctx, self, kept)
     }
 }
 
@@ -162,14 +203,14 @@ fn rules_line(ctx: &Context, rs: IpAddr) -> Option<String> {
     })
 }
 
-fn report_encapsulation(ctx: &Context, e: Encapsulation) -> CheckResult {
+fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected) -> CheckResult {
     let Encapsulation {
         forwarded,
         unwrapped,
-        not_forwarded,
-        left_unseen,
+        unjudged,
         unknown_rs,
         altered,
+        ..
     } = e;
     let mut findings = Vec::new();
     for (rs, affected) in unwrapped {
@@ -219,7 +260,8 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation) -> CheckResult {
             ),
             host: Some(rs.to_string()),
             likely_cause: "the director's running table differs from the rules file given".into(),
-            fix: "compare ipvsadm -Sn on the director with the rules file; remove or add the                   server with ipvsadm -d / -a"
+            fix: "compare ipvsadm -Sn on the director with the rules file; remove or add the \
+                  server with ipvsadm -d / -a"
                 .into(),
         };
         let mut finding = affected.finding(ENCAPSULATION, Status::Fail, forwarded, text);
@@ -259,22 +301,25 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation) -> CheckResult {
         };
         findings.push(not_forwarded.finding(ENCAPSULATION, Status::Warn, judged, text));
     }
-    if judged == 0 && findings.is_empty() && !left_unseen.is_empty() {
+    if judged == 0 && findings.is_empty() && !unjudged.is_empty() {
         return CheckResult::skip(
             ENCAPSULATION,
             format!(
-                "the director capture shows {} answered connections arrive but none leave: it \
-                 missed the forwarded packets (a capture filter such as `port 80` drops IP \
-                 protocol 4)",
-                left_unseen.len()
+                "{} connections arrived at the director and none can be judged: {}",
+                unjudged.total(),
+                unjudged.reasons()
             ),
         );
     }
+    let pass = format!(
+        "all {forwarded} forwarded connections left the director IP-in-IP wrapped{}",
+        unjudged.pass_suffix()
+    );
     CheckResult::judged(
         ENCAPSULATION,
         judged,
         "no connection to a VIP reached the director while it was captured",
-        format!("all {forwarded} forwarded connections left the director IP-in-IP wrapped"),
+        pass,
         findings,
     )
 }
@@ -285,145 +330,4 @@ fn director_name(ctx: &Context) -> Option<String> {
         .directors
         .first()
         .map(|d| ctx.host(d.addr))
-}
-
-/// Offset of a vantage point's clock against the reference (0 when unknown).
-fn offset_of(ctx: &Context, v: VantageId) -> i64 {
-    ctx.analysis
-        .clock_offsets
-        .iter()
-        .find(|o| o.vantage == v)
-        .map(|o| o.offset_ns)
-        .unwrap_or(0)
-}
-
-/// Whether a real-server capture was running when a packet left the director.
-fn covered(ctx: &Context, rs: VantageId, director: &Leg, ts_director: i64) -> bool {
-    let Some(v) = ctx.analysis.topology.vantage(rs) else {
-        return false;
-    };
-    let (Some(first), Some(last)) = (v.first_ts_ns, v.last_ts_ns) else {
-        return false;
-    };
-    let at_rs = ts_director - offset_of(ctx, director.vantage) + offset_of(ctx, rs);
-    // Allow for the delay and the uncertainty of the offsets.
-    const SLACK_NS: i64 = 50_000_000;
-    at_rs >= first + SLACK_NS && at_rs + SLACK_NS <= last
-}
-
-/// `tunnel.delivery`, fed one connection at a time.
-pub struct Delivery {
-    /// The real servers with a capture: their address and that capture.
-    rs_vantages: Vec<(IpAddr, VantageId)>,
-    /// Per real server: connections sent to it (while its capture ran) and those that never
-    /// arrived.
-    sent: BTreeMap<IpAddr, usize>,
-    lost: BTreeMap<IpAddr, Affected>,
-}
-
-impl Delivery {
-    pub fn new(ctx: &Context) -> Self {
-        Delivery {
-            rs_vantages: ctx
-                .analysis
-                .topology
-                .vantages
-                .iter()
-                .filter(|v| v.role == Role::RealServer)
-                .filter_map(|v| v.address.map(|a| (a, v.id)))
-                .collect(),
-            sent: BTreeMap::new(),
-            lost: BTreeMap::new(),
-        }
-    }
-
-    pub fn observe(&mut self, ctx: &Context, conn: &Connection) {
-        let Delivery {
-            rs_vantages,
-            sent,
-            lost,
-        } = self;
-        for leg in ctx.legs_at(conn, Role::Director) {
-            let Some(wrapped) = &leg.request_wrapped else {
-                continue;
-            };
-            for pair in &wrapped.outer {
-                let at_rs: Vec<VantageId> = rs_vantages
-                    .iter()
-                    .filter(|(a, _)| *a == pair.dst)
-                    .map(|(_, v)| *v)
-                    .collect();
-                let arrived = conn.legs.iter().any(|l| {
-                    at_rs.contains(&l.vantage)
-                        && (l.request_wrapped.is_some() || l.request.is_some())
-                });
-                // What arrived counts; what did not counts as lost only if the server's
-                // capture was surely running then.
-                let watched = at_rs
-                    .iter()
-                    .any(|v| covered(ctx, *v, leg, wrapped.first.ts_ns));
-                if !arrived && !watched {
-                    continue;
-                }
-                *sent.entry(pair.dst).or_default() += 1;
-                if !arrived {
-                    lost.entry(pair.dst).or_default().add(conn, || {
-                        Some(
-                            ctx.packet(
-                                &wrapped.first,
-                                format!("tunnelled request to {}", pair.dst),
-                            ),
-                        )
-                    });
-                }
-            }
-        }
-    }
-
-    pub fn finish(self, ctx: &Context) -> CheckResult {
-        if !ctx.has_role(Role::Director) {
-            return CheckResult::skip(DELIVERY, "no capture from the director");
-        }
-        if self.rs_vantages.is_empty() {
-            return CheckResult::skip(
-                DELIVERY,
-                "no capture from a real server that tunnelled packets were addressed to",
-            );
-        }
-        report_delivery(ctx, self)
-    }
-}
-
-fn report_delivery(ctx: &Context, d: Delivery) -> CheckResult {
-    let Delivery { sent, lost, .. } = d;
-    let mut findings = Vec::new();
-    for (rs, affected) in lost {
-        let total = sent.get(&rs).copied().unwrap_or(0);
-        let text = Explained {
-            summary: format!(
-                "{} tunnelled connections to {rs} never arrived there",
-                of(affected.len(), total)
-            ),
-            host: Some(ctx.host(rs)),
-            likely_cause: "the path from the director to the real server drops IP protocol 4 (a \
-                           firewall, a cloud security group), or the real server's address is \
-                           wrong"
-                .into(),
-            fix: format!(
-                "allow IP protocol 4 from the director to {rs} (iptables -A INPUT -p 4 -j ACCEPT \
-                 on {rs}); check that {rs} has the ipip module loaded (modprobe ipip)"
-            ),
-        };
-        let mut finding = affected.finding(DELIVERY, Status::Fail, total, text);
-        finding.display_filter = Some(format!("ip.proto == 4 && ip.dst == {rs}"));
-        findings.push(finding);
-    }
-    let total: usize = sent.values().sum();
-    CheckResult::judged(
-        DELIVERY,
-        total,
-        "no tunnelled connection went to a real server while that server was captured",
-        format!("all {total} tunnelled connections to captured real servers arrived"),
-        findings,
-    )
 }

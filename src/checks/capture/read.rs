@@ -1,6 +1,6 @@
 //! `capture.read`: every capture was read to its end.
 
-use super::{CheckResult, Context, Finding, Status};
+use crate::checks::{CheckResult, Context, Finding, Status};
 
 pub const ID: &str = "capture.read";
 
