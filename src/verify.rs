@@ -129,7 +129,14 @@ pub fn verify_with(
     drop(input);
     checks.push(scheduler);
     point_skips_at_capture_problems(&mut checks);
-    let verdict = verdict::decide(&checks, analysis.connection_count, policy);
+    let unseen = no_lvs_service(&analysis, rules.is_some());
+    if let Some(why) = &unseen {
+        skip_deployment_checks(&mut checks, why);
+    }
+    let mut verdict = verdict::decide(&checks, analysis.connection_count, policy);
+    if let Some(why) = unseen {
+        verdict::no_service_seen(&mut verdict, &why);
+    }
     Verification {
         checks,
         fairness,
@@ -164,6 +171,40 @@ fn point_skips_at_capture_problems(checks: &mut [CheckResult]) {
                 "; a capture filter that keeps only the service's port drops ARP too (see \
                  capture.filter)",
             );
+        }
+    }
+}
+
+/// Why these captures show no LVS service, if they do not: no VIP is known from a tunnelled
+/// packet, from `--vip` or from the rules, at most guessed as the busiest destination. Plain
+/// traffic to a busy address is no LVS service, and judging it as one gives advice ("block ARP
+/// for the VIP") about a deployment that is not there: no VIP, no verdict.
+fn no_lvs_service(analysis: &Analysis, rules_given: bool) -> Option<String> {
+    let vips = &analysis.topology.vips;
+    if rules_given
+        || vips
+            .iter()
+            .any(|v| v.decided_by != crate::topology::Decision::Guess)
+    {
+        return None;
+    }
+    let base = "no LVS service seen: no tunnelled packet in any capture, and no --rules or --vip";
+    Some(match vips.first() {
+        None => format!("{base} to name a VIP"),
+        Some(v) => format!(
+            "{base}; {}, the busiest destination, is only a guess and was not judged as a VIP \
+             (give --vip {} or --rules to check it as one)",
+            v.addr, v.addr
+        ),
+    })
+}
+
+/// The checks that judge a deployment skip with `why`; the capture checks and `topology` (what
+/// was found) stay.
+fn skip_deployment_checks(checks: &mut [CheckResult], why: &str) {
+    for c in checks.iter_mut() {
+        if !c.id.starts_with("capture.") && c.id != crate::checks::topology::ID {
+            *c = CheckResult::skip(c.id, why.to_string());
         }
     }
 }

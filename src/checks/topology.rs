@@ -19,7 +19,18 @@ pub fn check(ctx: &Context) -> CheckResult {
     };
     let reason = format!(
         "VIP {}; services {}; director {}; real servers {}; {} clients",
-        list(topo.vips.iter().map(|v| v.addr.to_string()).collect()),
+        list(
+            topo.vips
+                .iter()
+                .map(|v| match v.decided_by {
+                    crate::topology::Decision::Guess => format!(
+                        "{} (a guess: no tunnelled packet names a VIP; give --vip or --rules)",
+                        v.addr
+                    ),
+                    _ => v.addr.to_string(),
+                })
+                .collect()
+        ),
         list(topo.services.iter().map(|s| s.to_string()).collect()),
         list(topo.directors.iter().map(|d| ctx.host(d.addr)).collect()),
         list(topo.real_servers.iter().map(|r| ctx.host(r.addr)).collect()),

@@ -253,6 +253,15 @@ pub fn decide(checks: &[CheckResult], connections: u64, policy: &Policy) -> Verd
     }
 }
 
+/// No LVS service was seen (`why`): unless a capture check failed, the run is inconclusive,
+/// whatever the skipped checks would have said.
+pub fn no_service_seen(verdict: &mut Verdict, why: &str) {
+    if verdict.outcome != Outcome::Failed {
+        verdict.outcome = Outcome::Inconclusive;
+        verdict.summary = format!("{why}; nothing was verified");
+    }
+}
+
 /// What capture lets a check run, in the words a user acts on.
 pub fn needs(check: &str) -> &'static str {
     match check {

@@ -1,6 +1,8 @@
-//! `capture.read`: every capture was read to its end.
+//! `capture.read`: every capture was read to its end, on a link layer that is decoded.
 
+use crate::checks::verdict::plural;
 use crate::checks::{CheckResult, Context, Finding, Status};
+use crate::decode::link::LinkType;
 
 pub const ID: &str = "capture.read";
 
@@ -51,9 +53,71 @@ pub fn check(ctx: &Context) -> CheckResult {
             });
         }
     }
+    findings.extend(undecoded_link_types(ctx));
     CheckResult::from_findings(
         ID,
         format!("all {} captures read to their end", captures.len()),
         findings,
     )
+}
+
+/// Interfaces whose frames were read but whose link layer is not one the decoder reads: read
+/// to their end, and still nothing in them was checked. Saying so keeps "0 connections" from
+/// looking like an empty capture.
+fn undecoded_link_types(ctx: &Context) -> Vec<Finding> {
+    ctx.analysis
+        .topology
+        .vantages
+        .iter()
+        .filter(|v| v.frames > 0 && LinkType::from_number(v.link_type).is_none())
+        .map(|v| Finding {
+            check: ID,
+            severity: Status::Warn,
+            summary: format!(
+                "{}: {} of link type {} ({}), which lvscheck does not decode: nothing in them \
+                 was checked",
+                super::name(ctx, v.id),
+                plural(v.frames as usize, "frame", "frames"),
+                link_type_name(v.link_type),
+                v.link_type
+            ),
+            host: None,
+            count: v.frames,
+            out_of: None,
+            evidence: Vec::new(),
+            display_filter: None,
+            likely_cause: "the capture was taken on an interface whose frames are not Ethernet, \
+                           Linux cooked (SLL, SLL2), raw IP or BSD loopback: a wireless monitor \
+                           interface, NFLOG, a WAN link"
+                .into(),
+            fix: "capture on the host's Ethernet interface (tcpdump -i eth0), or on `any` \
+                  (Linux cooked)"
+                .into(),
+        })
+        .collect()
+}
+
+/// The LINKTYPE_ name of the link types people meet (tcpdump.org's list), for the report.
+fn link_type_name(n: u32) -> &'static str {
+    match n {
+        8 | 50 | 51 => "SLIP/PPP",
+        9 => "PPP",
+        10 => "FDDI",
+        104 => "Cisco HDLC",
+        105 => "IEEE 802.11",
+        107 => "Frame Relay",
+        119 => "Prism",
+        127 => "IEEE 802.11 radiotap",
+        129 => "ARCNET (Linux)",
+        143 => "DOCSIS",
+        163 => "AVS 802.11",
+        192 => "PPI",
+        195 | 215 | 230 => "IEEE 802.15.4",
+        227 => "SocketCAN",
+        239 => "NFLOG",
+        240 => "NetAnalyzer",
+        258 => "PKTAP",
+        271 => "Linux vsock",
+        _ => "unknown",
+    }
 }
