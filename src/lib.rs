@@ -10,6 +10,7 @@ pub mod capture;
 pub mod checks;
 pub mod cli;
 pub mod decode;
+pub mod escape;
 pub mod fairness;
 pub mod flows;
 pub mod report;

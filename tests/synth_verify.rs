@@ -94,8 +94,11 @@ fn run(name: &str, cfg: &Config) -> Run {
     // Without a director's or a real server's capture no tunnelled packet names the VIP, and
     // lvscheck gives no verdict on a guessed one: a user who captured only clients says which
     // address is the VIP, as here.
-    let no_tunnel_seen =
-        !cfg.only.is_empty() && !cfg.only.iter().any(|h| h == "director" || h.starts_with("rs"));
+    let no_tunnel_seen = !cfg.only.is_empty()
+        && !cfg
+            .only
+            .iter()
+            .any(|h| h == "director" || h.starts_with("rs"));
     let vip = truth["vip"].as_str().unwrap().rsplit_once(':').unwrap().0;
     let vip_args: &[&str] = if no_tunnel_seen { &["--vip", vip] } else { &[] };
     let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))

@@ -1,5 +1,6 @@
 //! Arguments every analysing command shares: the captures, role and VIP hints, the rules.
 
+use super::say;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
@@ -108,7 +109,7 @@ impl AnalysisArgs {
     pub fn report_unusable(&self, analysis: &Analysis, opts: &FlowOptions) -> bool {
         let problems = self.problems(analysis, opts);
         for p in &problems {
-            eprintln!("lvscheck: {p}");
+            say(format!("lvscheck: {p}"));
         }
         !problems.is_empty()
     }

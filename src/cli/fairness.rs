@@ -3,6 +3,7 @@
 //! The arguments, their parsing and validation, and what the command does once the
 //! connection records exist: analyse, print (table or JSON), draw charts.
 
+use super::say;
 use crate::fairness::{
     self, FairnessInput, FairnessReport, Scheduler, Server, ServiceConfig, Timeouts,
 };
@@ -205,7 +206,7 @@ pub fn exit_status(verdict: &fairness::FairnessVerdict) -> i32 {
 pub fn main(args: &FairnessArgs) -> i32 {
     // Everything that can be refused before reading the captures is.
     if let Err(e) = super::common::check_captures(&args.files) {
-        eprintln!("lvscheck: {e}");
+        say(format!("lvscheck: {e}"));
         return super::EXIT_UNUSABLE;
     }
     let rules = match args
@@ -216,7 +217,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("lvscheck: {e}");
+            say(format!("lvscheck: {e}"));
             return super::EXIT_UNUSABLE;
         }
     };
@@ -240,7 +241,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
     if let (Some(rules), Some(path)) = (&rules, &args.rules) {
         let (expected, _) = crate::topology::config::expected_from_rules(rules);
         if let Some(e) = super::common::rules_unrelated(path, &expected, &analysis) {
-            eprintln!("lvscheck: {e}");
+            say(format!("lvscheck: {e}"));
             return super::EXIT_UNUSABLE;
         }
         fairness::observe::apply_rules(&mut input, rules);
@@ -249,12 +250,12 @@ pub fn main(args: &FairnessArgs) -> i32 {
     match run(&input, args) {
         Ok((report, charts)) => {
             for c in charts {
-                eprintln!("wrote {}", c.display());
+                say(format!("wrote {}", c.display()));
             }
             exit_status(&report.verdict)
         }
         Err(e) => {
-            eprintln!("lvscheck: {e:#}");
+            say(format!("lvscheck: {e:#}"));
             super::EXIT_UNUSABLE
         }
     }

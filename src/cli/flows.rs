@@ -1,5 +1,6 @@
 //! `lvscheck flows FILE...`: the topology and the connections rebuilt across the captures.
 
+use super::say;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -74,7 +75,7 @@ pub fn run(args: &FlowsArgs) -> i32 {
     let opts = match options(args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("lvscheck flows: {e}");
+            say(format!("lvscheck flows: {e}"));
             return EXIT_UNUSABLE;
         }
     };
@@ -138,7 +139,7 @@ fn finish(written: std::io::Result<()>) -> i32 {
         // The reader went away (`| head`): not an error of ours.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => EXIT_OK,
         Err(e) => {
-            eprintln!("lvscheck flows: writing the report: {e}");
+            say(format!("lvscheck flows: writing the report: {e}"));
             EXIT_UNUSABLE
         }
         Ok(()) => EXIT_OK,

@@ -59,12 +59,18 @@ pub enum Command {
 
 pub use crate::report::emit;
 
+/// Writes a message to standard error, escaped for a terminal: messages name files and quote
+/// captures, and either may hold control characters (a file name with ESC, CR or LF).
+pub fn say(message: impl std::fmt::Display) {
+    eprintln!("{}", crate::escape::terminal_lines(&message.to_string()));
+}
+
 /// When a capture given could not be read at all, says why on standard error and returns
 /// true: the verdict would be on other captures than those asked for.
 pub fn report_unreadable(analysis: &crate::flows::Analysis) -> bool {
     let problems = common::unreadable_captures(analysis);
     for p in &problems {
-        eprintln!("lvscheck: {p}");
+        say(format!("lvscheck: {p}"));
     }
     !problems.is_empty()
 }
@@ -73,13 +79,15 @@ pub fn report_unreadable(analysis: &crate::flows::Analysis) -> bool {
 pub fn run() -> i32 {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // An argument clap quotes back in its error may be a hostile file name: escaped,
+        // uncoloured. Help and version go out as clap writes them.
+        Err(e) if e.use_stderr() => {
+            eprint!("{}", crate::escape::terminal_lines(&e.render().to_string()));
+            return EXIT_UNUSABLE;
+        }
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
-                EXIT_UNUSABLE
-            } else {
-                EXIT_OK
-            };
+            return EXIT_OK;
         }
     };
     match cli.command {

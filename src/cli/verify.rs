@@ -1,6 +1,7 @@
 //! `lvscheck verify FILE... [--rules FILE] [--vip ADDR] [--require CHECK,...] [--fail-on warn]
 //! [--json]`
 
+use super::say;
 use clap::{Args, ValueEnum};
 
 use super::common::AnalysisArgs;
@@ -47,7 +48,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
     let (opts, rules) = match args.analysis.prepare() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("lvscheck: {e}");
+            say(format!("lvscheck: {e}"));
             return EXIT_UNUSABLE;
         }
     };
@@ -57,7 +58,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         match Policy::parse_require(&args.require) {
             Ok(list) => Some(list),
             Err(e) => {
-                eprintln!("lvscheck: {e}");
+                say(format!("lvscheck: {e}"));
                 return EXIT_UNUSABLE;
             }
         }

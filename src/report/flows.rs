@@ -1,6 +1,7 @@
 //! Output of `flows`: the topology and the connection table for people (comfy-table), and JSON
 //! Lines for programs (documented in docs/flows.md).
 
+use crate::escape::{printable, terminal as esc};
 use std::io::{self, Write};
 
 use comfy_table::{presets, Cell, CellAlignment, Table};
@@ -15,7 +16,7 @@ use crate::topology::{Role, VantageId};
 pub const SCHEMA_VERSION: u32 = 2;
 
 /// A capture interface as people know it: the file name, and the interface when the file has
-/// several.
+/// several; escaped for a terminal (both come from outside: the command line, the file).
 pub fn vantage_label(a: &Analysis, v: VantageId) -> String {
     let Some(c) = a.captures.iter().find(|c| c.capture == v.capture) else {
         return v.to_string();
@@ -32,10 +33,11 @@ pub fn vantage_label(a: &Analysis, v: VantageId) -> String {
         .iter()
         .find(|(i, _)| *i == v.interface)
         .map(|(_, n)| n.clone());
+    let file = esc(&c.file);
     match (several, name) {
-        (_, Some(n)) if several => format!("{} ({n})", c.file),
-        (true, None) => format!("{} (if {})", c.file, v.interface),
-        _ => c.file.clone(),
+        (_, Some(n)) if several => format!("{file} ({})", printable(&n, 64)),
+        (true, None) => format!("{file} (if {})", v.interface),
+        _ => file.into_owned(),
     }
 }
 
@@ -84,7 +86,7 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
             Cell::new(v.decided_by),
             Cell::new(v.address.map_or("-".into(), |x| x.to_string())),
             Cell::new(v.local_mac.map_or("-".into(), |x| x.to_string())),
-            Cell::new(&v.reason),
+            Cell::new(esc(&v.reason)),
         ]);
     }
     out.push_str(&format!("{t}\n\n"));
@@ -96,7 +98,7 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
         t.add_row(vec![
             Cell::new("VIP"),
             Cell::new(v.addr),
-            Cell::new(format!("{}: {}", v.decided_by, v.reason)),
+            Cell::new(format!("{}: {}", v.decided_by, esc(&v.reason))),
         ]);
     }
     for s in &a.topology.services {
@@ -179,7 +181,7 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
         let mut t = table();
         t.set_header(vec!["finding", "detail"]);
         for f in &a.config {
-            t.add_row(vec![Cell::new(f.kind), Cell::new(&f.message)]);
+            t.add_row(vec![Cell::new(f.kind), Cell::new(esc(&f.message))]);
         }
         out.push_str(&format!("{t}\n\n"));
     }
@@ -200,10 +202,10 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
         );
     }
     for l in &a.topology.limits {
-        out.push_str(&format!("limit: {l}\n"));
+        out.push_str(&format!("limit: {}\n", esc(l)));
     }
     for w in &a.warnings {
-        out.push_str(&format!("warning: {w}\n"));
+        out.push_str(&format!("warning: {}\n", esc(w)));
     }
     out
 }
@@ -293,7 +295,7 @@ fn connection_table(start: i64, connections: &[&Connection]) -> Table {
             .into_iter()
             .collect();
         if kinds.is_empty() && !c.unseen.is_empty() {
-            kinds.push(format!("unseen: {}", c.unseen.join("; ")));
+            kinds.push(format!("unseen: {}", esc(&c.unseen.join("; "))));
         }
         t.add_row(vec![
             Cell::new(c.id).set_alignment(CellAlignment::Right),

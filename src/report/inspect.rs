@@ -1,5 +1,6 @@
 //! Terminal output of `inspect`: one block per capture, one column per interface.
 
+use crate::escape::{printable, terminal as esc};
 use comfy_table::{presets, Cell, CellAlignment, Table};
 
 use super::time::{rfc3339_ns, seconds};
@@ -53,14 +54,15 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
     let summary = match &survey.read {
         ReadResult::Error(message) => {
             out.push_str(&format!(
-                "{}\n  could not be read: {message}\n",
-                survey.file
+                "{}\n  could not be read: {}\n",
+                esc(&survey.file),
+                esc(message)
             ));
             return;
         }
         ReadResult::Summary(summary) => summary,
     };
-    out.push_str(&format!("{}\n", survey.file));
+    out.push_str(&format!("{}\n", esc(&survey.file)));
     out.push_str(&format!("  format     {}\n", format_name(summary)));
     out.push_str(&format!(
         "  frames     {}{}\n",
@@ -114,7 +116,7 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
     out.push('\n');
     for warning in &summary.warnings {
         // The reader's messages already name the record and byte offset.
-        out.push_str(&format!("  warning: {}\n", warning.message));
+        out.push_str(&format!("  warning: {}\n", esc(&warning.message)));
     }
     if summary.warnings_suppressed > 0 {
         out.push_str(&format!(
@@ -125,7 +127,8 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
     for note in &survey.decode_notes {
         out.push_str(&format!(
             "  undecodable: frame {}: {}\n",
-            note.frame, note.reason
+            note.frame,
+            esc(&note.reason)
         ));
     }
     if survey.decode_notes_suppressed > 0 {
@@ -144,7 +147,7 @@ fn layer_table(summary: &CaptureSummary, layers: &[LayerCounts]) -> Table {
         let name = iface
             .name
             .as_deref()
-            .map(|n| format!(" {n}"))
+            .map(|n| format!(" {}", printable(n, 64)))
             .unwrap_or_default();
         header.push(Cell::new(format!(
             "if {}{}\n{}",

@@ -1,7 +1,6 @@
 //! Terminal, JSON, chart and HTML output.
 
 pub mod charts;
-pub mod escape;
 pub mod fairness;
 pub mod flows;
 pub mod inspect;

@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::style::Painter;
 use crate::checks::verdict::plural;
 use crate::checks::{CheckResult, Status};
+use crate::escape::terminal as esc;
 use crate::flows::clock::OffsetMethod;
 use crate::flows::{Analysis, Outcome};
 use crate::topology::VantageId;
@@ -176,7 +177,7 @@ pub fn render(v: &Verification, paint: Painter) -> String {
             "connections"
         ),
         paint.outcome(verdict.outcome),
-        verdict.summary
+        esc(&verdict.summary)
     ));
 
     let mut t = table();
@@ -185,7 +186,7 @@ pub fn render(v: &Verification, paint: Painter) -> String {
         t.add_row(vec![
             Cell::new(c.id),
             Cell::new(paint.status(c.status)),
-            Cell::new(&c.reason),
+            Cell::new(esc(&c.reason)),
         ]);
     }
     out.push_str(&t.to_string());
@@ -203,20 +204,23 @@ pub fn render(v: &Verification, paint: Painter) -> String {
                 "\n{} {}: {}\n",
                 paint.status(f.severity),
                 f.check,
-                f.summary
+                esc(&f.summary)
             ));
             if let Some(h) = &f.host {
-                out.push_str(&format!("  host:     {h}\n"));
+                out.push_str(&format!("  host:     {}\n", esc(h)));
             }
-            out.push_str(&format!("  cause:    {}\n", f.likely_cause));
-            out.push_str(&format!("  fix:      {}\n", f.fix));
+            out.push_str(&format!("  cause:    {}\n", esc(&f.likely_cause)));
+            out.push_str(&format!("  fix:      {}\n", esc(&f.fix)));
             if let Some(filter) = &f.display_filter {
-                out.push_str(&format!("  filter:   {filter}\n"));
+                out.push_str(&format!("  filter:   {}\n", esc(filter)));
             }
             for p in &f.evidence {
                 out.push_str(&format!(
                     "  evidence: {} frame {} at {}: {}\n",
-                    p.file, p.frame, p.time, p.summary
+                    esc(&p.file),
+                    p.frame,
+                    p.time,
+                    esc(&p.summary)
                 ));
             }
         }
@@ -229,8 +233,8 @@ pub fn render(v: &Verification, paint: Painter) -> String {
                 "\n{} {}: {}\n  needs:    {}\n",
                 paint.status(Status::Skip),
                 n.check,
-                n.reason,
-                n.needs
+                esc(&n.reason),
+                esc(n.needs.as_str())
             ));
         }
     }
@@ -260,7 +264,7 @@ pub fn render(v: &Verification, paint: Painter) -> String {
                 + get(Outcome::Unanswered);
             let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
             t.add_row(vec![
-                Cell::new(&p.service),
+                Cell::new(esc(&p.service)),
                 Cell::new(
                     p.real_server
                         .map(|a| a.to_string())
@@ -308,11 +312,11 @@ pub fn render(v: &Verification, paint: Painter) -> String {
             })
             .unwrap_or_else(|| "-".into());
         t.add_row(vec![
-            Cell::new(vantage_name(analysis, v.id)),
+            Cell::new(esc(&vantage_name(analysis, v.id))),
             Cell::new(v.role.to_string()),
             Cell::new(v.decided_by.to_string()),
             Cell::new(offset),
-            Cell::new(&v.reason),
+            Cell::new(esc(&v.reason)),
         ]);
     }
     out.push_str(&t.to_string());

@@ -25,7 +25,7 @@ pub use filter::Watch;
 
 use super::Context;
 use crate::capture::InterfaceInfo;
-use crate::report::escape::printable;
+use crate::escape::printable;
 use crate::topology::{Role, Vantage, VantageId};
 
 /// Characters of a capture filter shown at most.
