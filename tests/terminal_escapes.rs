@@ -59,7 +59,7 @@ fn pcapng_with_ifname(if_name: &str) -> Vec<u8> {
         b
     }
     fn pad4(v: &mut Vec<u8>) {
-        while v.len() % 4 != 0 {
+        while !v.len().is_multiple_of(4) {
             v.push(0);
         }
     }
