@@ -1,0 +1,327 @@
+//! Every capture of the shared corpus (`../shared/corpus`: other projects' test captures,
+//! damaged and hostile ones included; issue 11): `inspect --json`, `verify --json` and
+//! `flows --json` each end within a time and memory bound, without a panic; the frames read
+//! are the ones capinfos counts (MANIFEST.tsv) or a warning says why not; and a capture in
+//! which tshark dissects no tunnel (tests/data/corpus-tunnels.tsv, made by
+//! tests/data/corpus-tunnels.sh) is never failed: no VIP, no verdict.
+//!
+//! Skipped, saying so, when the corpus is not there (`LVSCHECK_CORPUS` names another place).
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Wall time one command may take on one corpus file (the largest is a few MB; a hang is what
+/// this catches, not slowness: the benchmarks measure speed).
+const TIME_LIMIT: Duration = Duration::from_secs(120);
+/// Address space one command may map (`ulimit -v`, KiB): unbounded memory is an abort.
+const MEMORY_LIMIT_KIB: u64 = 2 * 1024 * 1024;
+
+fn corpus() -> Option<PathBuf> {
+    let dir = match std::env::var_os("LVSCHECK_CORPUS") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+    };
+    dir.join("MANIFEST.tsv").is_file().then_some(dir)
+}
+
+struct Entry {
+    file: String,
+    /// capinfos's packet count, None where capinfos refuses the file.
+    capinfos: Option<u64>,
+}
+
+fn manifest(dir: &Path) -> Vec<Entry> {
+    std::fs::read_to_string(dir.join("MANIFEST.tsv"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let file = f.next()?.to_string();
+            let capinfos = f.next()?.parse().ok();
+            Some(Entry { file, capinfos })
+        })
+        .collect()
+}
+
+/// File -> frames in which tshark dissects a tunnel.
+fn tunnel_frames() -> HashMap<String, u64> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus-tunnels.tsv");
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            Some((f.next()?.to_string(), f.next()?.parse().ok()?))
+        })
+        .collect()
+}
+
+struct Ran {
+    code: Option<i32>,
+    stdout: Vec<u8>,
+    stderr: String,
+    took: Duration,
+    killed: bool,
+}
+
+/// Runs `lvscheck ARGS` under the memory limit, killed after the time limit.
+fn run(args: &[&str], file: &Path) -> Ran {
+    let start = Instant::now();
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {MEMORY_LIMIT_KIB}; exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_lvscheck"))
+        .args(args)
+        .arg(file)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("lvscheck starts");
+    // Drain both pipes on their own threads: a report larger than the pipe would block.
+    let mut out = child.stdout.take().unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let out_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err_t = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let mut killed = false;
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if start.elapsed() > TIME_LIMIT {
+            let _ = child.kill();
+            killed = true;
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    Ran {
+        code: status.code(),
+        stdout: out_t.join().unwrap(),
+        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
+        took: start.elapsed(),
+        killed,
+    }
+}
+
+/// JSON Lines as an array, or null when a line is not JSON or there is none.
+fn json_lines(bytes: &[u8]) -> Value {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Option<Vec<Value>> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).ok())
+        .collect();
+    match lines {
+        Some(v) if !v.is_empty() => Value::Array(v),
+        _ => Value::Null,
+    }
+}
+
+/// What is wrong with one file's three runs, if anything.
+fn judge(dir: &Path, e: &Entry, tunnels: &HashMap<String, u64>) -> Vec<String> {
+    let path = dir.join(&e.file);
+    let mut problems = Vec::new();
+    let mut docs = Vec::new();
+    for cmd in ["inspect", "verify", "flows"] {
+        let r = run(&[cmd, "--json"], &path);
+        let what = format!("{} {cmd}", e.file);
+        if r.killed {
+            problems.push(format!("{what}: killed after {:?}", r.took));
+            docs.push(Value::Null);
+            continue;
+        }
+        match r.code {
+            Some(0..=3) => {}
+            c => problems.push(format!(
+                "{what}: exit {c:?} (a crash or an abort?): {}",
+                r.stderr.lines().last().unwrap_or("")
+            )),
+        }
+        if r.stderr.contains("panicked") {
+            problems.push(format!("{what}: panicked: {}", r.stderr.trim()));
+        }
+        // `flows --json` writes JSON Lines: a topology record, connections, a summary.
+        let doc: Value = if cmd == "flows" {
+            json_lines(&r.stdout)
+        } else {
+            serde_json::from_slice(&r.stdout).unwrap_or(Value::Null)
+        };
+        // `verify` and `flows` refuse unusable input (exit 2) with a message instead of a
+        // document; `inspect` always writes one.
+        if doc.is_null() && !(r.code == Some(2) && cmd != "inspect") {
+            problems.push(format!("{what}: no JSON document (exit {:?})", r.code));
+        }
+        docs.push(doc);
+    }
+    let (inspect, verify) = (&docs[0], &docs[1]);
+    if let Some(c) = inspect["captures"].get(0) {
+        let warned = c["error"].is_string()
+            || c["summary"]["warnings"]
+                .as_array()
+                .is_some_and(|w| !w.is_empty());
+        // A file of a link type Wireshark does not know is refused by capinfos; lvscheck reads
+        // its frames and says, frame by frame, that it does not decode them.
+        let undecoded = c["decode_notes"].as_array().is_some_and(|n| {
+            !n.is_empty()
+                && n.iter()
+                    .all(|x| x["reason"].as_str().unwrap_or("").contains("not decoded"))
+        });
+        let frames = c["summary"]["frames"].as_u64();
+        match e.capinfos {
+            Some(n) if frames != Some(n) && !warned => problems.push(format!(
+                "{}: {frames:?} frames read, capinfos counts {n}, and no warning says why",
+                e.file
+            )),
+            None if !warned && !undecoded => problems.push(format!(
+                "{}: capinfos refuses this file; lvscheck read {frames:?} frames without a \
+                 warning",
+                e.file
+            )),
+            _ => {}
+        }
+    }
+    if tunnels.get(&e.file) == Some(&0) && verify["verdict"]["outcome"] == "failed" {
+        let failed: Vec<String> = verify["checks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|c| c["status"] == "fail")
+            .map(|c| format!("{}: {}", c["id"], c["reason"]))
+            .collect();
+        problems.push(format!(
+            "{}: no tunnel in it (tshark), yet verify FAILs: {}",
+            e.file,
+            failed.join("; ")
+        ));
+    }
+    problems
+}
+
+#[test]
+fn every_corpus_capture_is_read_within_bounds_and_never_failed_without_a_tunnel() {
+    let Some(dir) = corpus() else {
+        println!(
+            "skipped: no corpus at ../shared/corpus (set LVSCHECK_CORPUS to run this test on one)"
+        );
+        return;
+    };
+    let entries = manifest(&dir);
+    let tunnels = tunnel_frames();
+    assert!(!entries.is_empty(), "an empty MANIFEST.tsv");
+    let next = AtomicUsize::new(0);
+    let problems = Mutex::new(Vec::new());
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(e) = entries.get(i) else { break };
+                let found = judge(&dir, e, &tunnels);
+                problems.lock().unwrap().extend(found);
+            });
+        }
+    });
+    let mut problems = problems.into_inner().unwrap();
+    problems.sort();
+    assert!(
+        problems.is_empty(),
+        "{} problems on {} corpus files:\n{}",
+        problems.len(),
+        entries.len(),
+        problems.join("\n")
+    );
+}
+
+fn text_of(args: &[&str], file: &Path) -> (Option<i32>, String) {
+    let r = run(args, file);
+    let mut text = String::from_utf8_lossy(&r.stdout).into_owned();
+    text.push_str(&r.stderr);
+    (r.code, text)
+}
+
+/// repro/nonlvs_verdicts: plain HTTP to a public resolver, a raw-IP capture, NFLOG and 802.11
+/// radiotap: no VIP, so no verdict (inconclusive, exit 3), never "FAIL ... block ARP for the
+/// VIP"; the link types lvscheck does not decode are named in capture.read.
+#[test]
+fn repro_captures_without_lvs_get_no_verdict() {
+    let Some(dir) = corpus() else {
+        println!("skipped: no corpus at ../shared/corpus");
+        return;
+    };
+    let repro = dir.join("repro/nonlvs_verdicts");
+    for (file, undecoded) in [
+        ("tests_http-evader_http-evader-440_input.pcap", None),
+        ("tests_scps_invalid.pcap", None),
+        ("tests_nflog.pcap", Some("NFLOG (239)")),
+        ("tests_radiotap-heapoverflow.pcap", Some("IEEE 802.11 radiotap (127)")),
+    ] {
+        let r = run(&["verify", "--json"], &repro.join(file));
+        assert_eq!(r.code, Some(3), "{file}: {}", r.stderr);
+        let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert_eq!(doc["verdict"]["outcome"], "inconclusive", "{file}");
+        let summary = doc["verdict"]["summary"].as_str().unwrap();
+        assert!(summary.starts_with("no LVS service seen"), "{file}: {summary}");
+        for c in doc["checks"].as_array().unwrap() {
+            assert_ne!(c["status"], "fail", "{file}: {c}");
+        }
+        let read = doc["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["id"] == "capture.read")
+            .unwrap();
+        match undecoded {
+            Some(name) => {
+                assert_eq!(read["status"], "warn", "{file}");
+                let reason = read["reason"].as_str().unwrap();
+                assert!(
+                    reason.contains(name) && reason.contains("does not decode"),
+                    "{file}: {reason}"
+                );
+            }
+            None => assert_eq!(read["status"], "pass", "{file}"),
+        }
+        let (_, text) = text_of(&["verify"], &repro.join(file));
+        assert!(!text.contains("block ARP"), "{file}: {text}");
+    }
+}
+
+/// repro/terminal_escapes: pcapng interface names carrying an OSC title, a colour, CR and a
+/// line erase reach no terminal raw, from any command.
+#[test]
+fn repro_interface_names_with_control_characters_are_escaped() {
+    let Some(dir) = corpus() else {
+        println!("skipped: no corpus at ../shared/corpus");
+        return;
+    };
+    let repro = dir.join("repro/terminal_escapes");
+    for file in ["ifname_escape.pcapng", "idb_bad_opt_escape.pcapng"] {
+        for cmd in ["inspect", "verify", "flows", "fairness"] {
+            let (code, text) = text_of(&[cmd], &repro.join(file));
+            assert!(matches!(code, Some(0..=3)), "{cmd} {file}: {code:?}");
+            let bad: Vec<char> = text
+                .chars()
+                .filter(|c| c.is_control() && *c != '\n')
+                .collect();
+            assert!(bad.is_empty(), "{cmd} {file}: {bad:?} in\n{text}");
+        }
+    }
+}
