@@ -125,10 +125,7 @@ fn run(args: &[&str], file: &Path) -> Ran {
 /// JSON Lines as an array, or null when a line is not JSON or there is none.
 fn json_lines(bytes: &[u8]) -> Value {
     let text = String::from_utf8_lossy(bytes);
-    let lines: Option<Vec<Value>> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let lines: Option<Vec<Value>> = text.lines().map(|l| serde_json::from_str(l).ok()).collect();
     match lines {
         Some(v) if !v.is_empty() => Value::Array(v),
         _ => Value::Null,
@@ -271,14 +268,20 @@ fn repro_captures_without_lvs_get_no_verdict() {
         ("tests_http-evader_http-evader-440_input.pcap", None),
         ("tests_scps_invalid.pcap", None),
         ("tests_nflog.pcap", Some("NFLOG (239)")),
-        ("tests_radiotap-heapoverflow.pcap", Some("IEEE 802.11 radiotap (127)")),
+        (
+            "tests_radiotap-heapoverflow.pcap",
+            Some("IEEE 802.11 radiotap (127)"),
+        ),
     ] {
         let r = run(&["verify", "--json"], &repro.join(file));
         assert_eq!(r.code, Some(3), "{file}: {}", r.stderr);
         let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
         assert_eq!(doc["verdict"]["outcome"], "inconclusive", "{file}");
         let summary = doc["verdict"]["summary"].as_str().unwrap();
-        assert!(summary.starts_with("no LVS service seen"), "{file}: {summary}");
+        assert!(
+            summary.starts_with("no LVS service seen"),
+            "{file}: {summary}"
+        );
         for c in doc["checks"].as_array().unwrap() {
             assert_ne!(c["status"], "fail", "{file}: {c}");
         }
