@@ -122,6 +122,54 @@ fn pcap_link_type_ignores_fcs_bits() {
     assert_eq!(frames[0].link_type, 1);
 }
 
+/// Headers libpcap and Wireshark refuse (corpus: tests_pcap-invalid-version-1.pcap,
+/// tests_linktype-reserved-field-not-zero.pcap) are read, with a warning naming the offset.
+#[test]
+fn pcap_refused_versions_and_reserved_link_type_bits_warn() {
+    let mut pcap = Pcap::new(false, false, 1, 65535);
+    pcap.bytes[4..6].copy_from_slice(&1u16.to_le_bytes());
+    pcap.record(1, 0, &payload(0, 14), 14);
+    let (summary, frames) = read_ok("v1.pcap", &pcap.bytes);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    assert_eq!(summary.warnings[0].offset, 4);
+    assert!(summary.warnings[0].message.contains("pcap version 1.4"));
+
+    let mut pcap = Pcap::new(true, false, 1 | 0x0030_0000, 65535);
+    pcap.record(1, 0, &payload(0, 14), 14);
+    let (summary, frames) = read_ok("reserved.pcap", &pcap.bytes);
+    assert_eq!((frames.len(), frames[0].link_type), (1, 1));
+    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
+    assert_eq!(summary.warnings[0].offset, 20);
+    assert!(summary.warnings[0].message.contains("reserved bits"));
+
+    // The FCS bits are not reserved: no warning (pcap_link_type_ignores_fcs_bits).
+    let mut pcap = Pcap::new(false, false, 1 | 0x0400_0000 | (4 << 28), 65535);
+    pcap.record(1, 0, &payload(0, 14), 14);
+    assert!(read_ok("fcs.pcap", &pcap.bytes).0.warnings.is_empty());
+}
+
+/// A pcapng timestamp beyond what i64 nanoseconds hold (after 2262) warns once a file.
+#[test]
+fn pcapng_timestamps_out_of_range_warn_once() {
+    let mut ng = Pcapng::new(false);
+    // if_tsresol 0: seconds; u64::MAX seconds is far beyond 2262.
+    ng.interface(1, 0, &[(IF_TSRESOL, vec![0])]);
+    ng.epb(0, u64::MAX, &payload(0, 14), 14);
+    ng.epb(0, u64::MAX - 1, &payload(1, 14), 14);
+    ng.epb(0, 1, &payload(2, 14), 14);
+    let (summary, frames) = read_ok("far.pcapng", &ng.bytes);
+    assert_eq!(frames.len(), 3);
+    assert_eq!(frames[0].ts_ns, i64::MAX);
+    assert_eq!(frames[2].ts_ns, 1_000_000_000);
+    let far: Vec<_> = summary
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("after 2262"))
+        .collect();
+    assert_eq!(far.len(), 1, "{:?}", summary.warnings);
+}
+
 #[test]
 fn pcap_without_records_is_complete_and_empty() {
     let pcap = Pcap::new(false, false, 1, 65535);
@@ -572,7 +620,7 @@ fn pcapng_section_header_options_are_not_needed() {
     assert_eq!(summary.warnings.len(), 1);
     assert_eq!(
         summary.warnings[0].message,
-        "section header at byte 0 has version 2.0; read as 1.0"
+        "section header at byte 0 has version 2.0, which libpcap and Wireshark refuse; read as 1.0"
     );
 }
 

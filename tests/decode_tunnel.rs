@@ -311,3 +311,79 @@ fn tunnel_inner_cut_short() {
     }
     assert!(matches!(p.net, Net::Ip(_)));
 }
+
+/// IPVS writes the inner packet right after the outer header. An IP packet behind an
+/// authentication header (IPsec tunnel mode) or an IPv6 routing header (SRv6) is not an LVS
+/// tunnel, whatever the next-header field says (corpus: tests_filter_AH-IPcomp-IPv4.pcap,
+/// tests_filter_ipv6_ah_modes.pcap, tests_samples_sr-header.pcap).
+#[test]
+fn ip_behind_auth_or_routing_header_is_no_lvs_tunnel() {
+    let o = DecodeOptions::default();
+    // AH (RFC 4302): next header, payload length in 4-byte words minus 2, reserved, SPI,
+    // sequence, 12-byte ICV: 24 bytes.
+    let ah = |next: u8| {
+        let mut h = vec![next, 4, 0, 0, 0xc6, 0x7c, 0xea, 0xdf, 0, 0, 0, 1];
+        h.extend_from_slice(&[0xce; 12]);
+        h
+    };
+    let p = decode(
+        101,
+        &ipvs_outer(51).packet(&[ah(4), inner_syn()].concat()),
+        &o,
+    );
+    let outer = p.ip().expect("outer IPv4");
+    assert!(
+        outer.tunnel().is_none(),
+        "AH tunnel mode decoded as IPIP: {p:?}"
+    );
+    assert!(matches!(outer.transport, Transport::Other));
+
+    let inner6 = ipv6(v6(1), v6(100), 17, 63, &udp(12345, 54321, b"x"));
+    let p = decode(
+        101,
+        &ipv6(v6(2), v6(3), 51, 64, &[ah(41), inner6.clone()].concat()),
+        &o,
+    );
+    assert!(
+        p.ip().unwrap().tunnel().is_none(),
+        "IPv6 AH decoded as 6in6"
+    );
+
+    // Segment routing header (type 4), segments left 0, one segment: 8 + 16 bytes.
+    let mut srh = vec![41, 2, 4, 0, 0, 0, 0, 0];
+    srh.extend_from_slice(&v6(3));
+    let p = decode(
+        101,
+        &ipv6(v6(2), v6(3), 43, 64, &[srh, inner6.clone()].concat()),
+        &o,
+    );
+    assert!(p.ip().unwrap().tunnel().is_none(), "SRv6 decoded as 6in6");
+
+    // Destination options before the inner packet (ip6tnl's encapsulation limit) still are
+    // a tunnel: only AH and routing headers say "not IPVS".
+    let dst_opts = vec![41, 0, 4, 1, 4, 1, 0, 0];
+    let p = decode(
+        101,
+        &ipv6(v6(2), v6(3), 60, 64, &[dst_opts, inner6].concat()),
+        &o,
+    );
+    assert_eq!(tunnel_of(&p).0, TunnelKind::IpInIpv6);
+}
+
+/// Protocol 41 says IPv6 is inside; an IPv4 header there is dropped by the kernel, and is a
+/// malformed tunnel here (corpus: tests_bug-7964-02_wrong-version-ipv6-ipv6.pcap).
+#[test]
+fn inner_ip_version_must_match_the_protocol_number() {
+    let o = DecodeOptions::default();
+    let p = decode(101, &ipv6(v6(2), v6(3), 41, 64, &inner_syn()), &o);
+    let outer = p.ip().unwrap();
+    assert!(outer.tunnel().is_none());
+    assert!(
+        matches!(&outer.transport, Transport::Malformed { reason } if reason.contains("IP version 4 under protocol 41")),
+        "{:?}",
+        outer.transport
+    );
+    let inner6 = ipv6(v6(1), v6(100), 6, 63, &client_syn());
+    let p = decode(101, &ipvs_outer(4).packet(&inner6), &o);
+    assert!(p.ip().unwrap().tunnel().is_none());
+}

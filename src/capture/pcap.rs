@@ -19,6 +19,9 @@ use super::{describe_error, u32_at};
 
 const FILE_HEADER_LEN: usize = 24;
 const RECORD_HEADER_LEN: usize = 16;
+/// Bits 16-25 of the file header's link-type field, which the pcap specification reserves (must
+/// be zero); bits 26-31 say whether frames end with an FCS and how long it is.
+const LINK_TYPE_RESERVED: u32 = 0x03ff_0000;
 
 /// Captured lengths up to this are always accepted: it is tcpdump's and Wireshark's default
 /// snaplen (262144).
@@ -68,7 +71,26 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
     let header = parser.header();
     let big = header.endianness.is_big();
     // The upper bits of the link-type field carry FCS information (pcap spec, LinkType field).
-    let link_type = u32_at(header_bytes, 20, big) & 0xffff;
+    let link_field = u32_at(header_bytes, 20, big);
+    let link_type = link_field & 0xffff;
+    let (major, minor) = (header.version_major, header.version_minor);
+    if major != 2 {
+        // libpcap calls a version below 2 "archaic" and refuses the file, as Wireshark does.
+        rec.warn(
+            4,
+            None,
+            format!("the file header says pcap version {major}.{minor}, which libpcap and Wireshark refuse; read as 2.4"),
+        );
+    }
+    if link_field & LINK_TYPE_RESERVED != 0 {
+        rec.warn(
+            20,
+            None,
+            format!(
+                "the link-type field 0x{link_field:08x} has reserved bits set (libpcap and Wireshark refuse the file); read as link type {link_type}"
+            ),
+        );
+    }
     let nano = header.ts_resolution == PcapTsResolution::NanoSecond;
     rec.summary.format = if nano {
         Format::PcapNano

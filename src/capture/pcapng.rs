@@ -80,7 +80,10 @@ impl TsResolution {
 
     /// Nanoseconds since the epoch of a raw 64-bit timestamp plus `if_tsoffset` seconds,
     /// rounded down as Wireshark does, saturating at the ends of `i64`.
-    pub(crate) fn to_ns(self, ticks: u64, offset_s: i64) -> i64 {
+    ///
+    /// The flag says whether the time fell outside what `i64` nanoseconds hold (before 1677 or
+    /// after 2262) and was clamped.
+    pub(crate) fn to_ns(self, ticks: u64, offset_s: i64) -> (i64, bool) {
         let ticks = u128::from(ticks);
         let ns: u128 = match self {
             TsResolution::Decimal(d) if d <= 9 => ticks * 10u128.pow(9 - u32::from(d)),
@@ -91,7 +94,8 @@ impl TsResolution {
             TsResolution::Binary(b) => (ticks * 1_000_000_000) >> b,
         };
         let total = ns as i128 + i128::from(offset_s) * 1_000_000_000;
-        total.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        let clamped = total.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
+        (clamped as i64, clamped != total)
     }
 }
 
@@ -122,6 +126,8 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
 ) -> Result<bool, CaptureError> {
     let mut section: Vec<Interface> = Vec::new();
     let mut big = false;
+    // One warning a file for timestamps out of range: every frame after the first says nothing new.
+    let mut warned_saturation = false;
     let mut first = true;
     let mut warned_untimed = false;
 
@@ -267,11 +273,13 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                 section.clear();
                 rec.summary.sections += 1;
                 let (major, minor) = (u16_at(body, 4, big), u16_at(body, 6, big));
-                if major != 1 {
+                // libpcap and Wireshark read 1.0, and 1.2 (which some old writers wrote);
+                // they refuse any other version.
+                if !(major == 1 && (minor == 0 || minor == 2)) {
                     rec.warn(
                         offset,
                         None,
-                        format!("section header at byte {offset} has version {major}.{minor}; read as 1.0"),
+                        format!("section header at byte {offset} has version {major}.{minor}, which libpcap and Wireshark refuse; read as 1.0"),
                     );
                 }
             }
@@ -380,7 +388,16 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                             Some(iface) => {
                                 let data =
                                     &body[PACKET_FIXED_LEN..PACKET_FIXED_LEN + caplen as usize];
-                                let ts_ns = iface.resolution.to_ns(ticks, iface.offset_s);
+                                let (ts_ns, saturated) =
+                                    iface.resolution.to_ns(ticks, iface.offset_s);
+                                if saturated && !warned_saturation {
+                                    warned_saturation = true;
+                                    rec.warn(
+                                        offset,
+                                        frame,
+                                        format!("{what} at byte {offset} has a timestamp before 1677 or after 2262, beyond what lvscheck's nanosecond clock holds; it and any later such frame are read at the nearest time it can hold"),
+                                    );
+                                }
                                 rec.frame(
                                     iface.global_id,
                                     iface.link_type,
@@ -566,21 +583,31 @@ mod tests {
 
     #[test]
     fn resolutions_convert_ticks_to_nanoseconds() {
-        assert_eq!(TsResolution::Decimal(6).to_ns(1_500_000, 0), 1_500_000_000);
-        assert_eq!(TsResolution::Decimal(9).to_ns(7, 0), 7);
-        assert_eq!(TsResolution::Decimal(3).to_ns(2_001, 0), 2_001_000_000);
-        assert_eq!(TsResolution::Decimal(0).to_ns(3, -1), 2_000_000_000);
+        assert_eq!(
+            TsResolution::Decimal(6).to_ns(1_500_000, 0).0,
+            1_500_000_000
+        );
+        assert_eq!(TsResolution::Decimal(9).to_ns(7, 0).0, 7);
+        assert_eq!(TsResolution::Decimal(3).to_ns(2_001, 0).0, 2_001_000_000);
+        assert_eq!(TsResolution::Decimal(0).to_ns(3, -1).0, 2_000_000_000);
         // 10^-12: picoseconds, rounded down to nanoseconds.
-        assert_eq!(TsResolution::Decimal(12).to_ns(1_999, 0), 1);
+        assert_eq!(TsResolution::Decimal(12).to_ns(1_999, 0).0, 1);
         // 2^-10 s: 1024 ticks a second; 1536 ticks = 1.5 s; 1 tick = 976562.5 ns -> 976562.
-        assert_eq!(TsResolution::Binary(10).to_ns(1536, 0), 1_500_000_000);
-        assert_eq!(TsResolution::Binary(10).to_ns(1, 0), 976_562);
+        assert_eq!(TsResolution::Binary(10).to_ns(1536, 0).0, 1_500_000_000);
+        assert_eq!(TsResolution::Binary(10).to_ns(1, 0).0, 976_562);
         // Before the epoch is representable.
-        assert_eq!(TsResolution::Decimal(6).to_ns(0, -10), -10_000_000_000);
+        assert_eq!(TsResolution::Decimal(6).to_ns(0, -10).0, -10_000_000_000);
         // Absurd values saturate instead of overflowing.
-        assert_eq!(TsResolution::Decimal(0).to_ns(u64::MAX, i64::MAX), i64::MAX);
-        assert_eq!(TsResolution::Decimal(127).to_ns(u64::MAX, 0), 0);
-        assert_eq!(TsResolution::Binary(127).to_ns(u64::MAX, 0), 0);
+        assert_eq!(
+            TsResolution::Decimal(0).to_ns(u64::MAX, i64::MAX),
+            (i64::MAX, true)
+        );
+        assert_eq!(
+            TsResolution::Decimal(6).to_ns(0, -10),
+            (-10_000_000_000, false)
+        );
+        assert_eq!(TsResolution::Decimal(127).to_ns(u64::MAX, 0).0, 0);
+        assert_eq!(TsResolution::Binary(127).to_ns(u64::MAX, 0).0, 0);
     }
 
     #[test]

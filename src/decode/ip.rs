@@ -39,6 +39,10 @@ pub(crate) struct Body<'a> {
     /// Length the IP header declares (larger than `bytes.len()` when the capture cut it).
     pub declared_len: usize,
     pub outer_v6: bool,
+    /// An authentication header (IPsec) or an IPv6 routing header (segment routing) stands
+    /// between the IP header and this payload. IPVS writes the inner packet right after the
+    /// outer header, so an IP payload behind either is IPsec or SRv6, not an LVS tunnel.
+    pub behind_auth_or_routing: bool,
 }
 
 /// How strictly a transport header is read.
@@ -75,10 +79,14 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
     let (slice, ext_error) = LaxIpSlice::from_slice(data).map_err(describe_ip_error)?;
     let payload = slice.payload();
     let payload_offset = offset_in(data, payload.payload);
+    let behind_auth_or_routing;
     let (mut header, declared_total, frag) = match &slice {
         LaxIpSlice::Ipv4(v4) => {
             let h = v4.header();
             let header_len = h.slice().len();
+            // etherparse reads an IPv4 authentication header as an extension: the payload's
+            // protocol then differs from the header's.
+            behind_auth_or_routing = h.protocol() != payload.ip_number;
             let total = usize::from(h.total_len());
             // A total length below the header length is what TSO/GSO captures show: unknown.
             let declared_total = (total >= header_len).then_some(total);
@@ -109,6 +117,8 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
             // Payload length 0 is a jumbogram or a TSO capture: unknown.
             let declared_total = (payload_len != 0).then_some(IPV6_HEADER_LEN + payload_len);
             let exts = v6.extensions().slice();
+            behind_auth_or_routing = ext_headers(h.next_header().0, exts)
+                .any(|(next, _, _)| next == ext::AUTH || next == ext::ROUTING);
             let frag = find_fragment_header(h.next_header().0, exts).map(|(at, f)| FragInfo {
                 data_start: offset_in(data, exts) + at + FRAGMENT_HEADER_LEN,
                 ..f
@@ -137,6 +147,7 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
         declared_len: declared_total
             .map_or(payload.payload.len(), |t| t.saturating_sub(payload_offset)),
         outer_v6: matches!(slice, LaxIpSlice::Ipv6(_)),
+        behind_auth_or_routing,
     };
 
     if !header.is_fragment() {
@@ -172,8 +183,7 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
         let fragment = data.get(frag.data_start..end).unwrap_or(&[]);
         match reassembler.add(key, ctx.ts_ns, frag.offset, frag.more, fragment) {
             FragOutcome::Complete(datagram) => {
-                let transport =
-                    reassembled(&mut header, &frag, &datagram, body.outer_v6, depth, ctx);
+                let transport = reassembled(&mut header, &frag, &datagram, &body, depth, ctx);
                 if let Some(r) = ctx.reassembler.as_deref_mut() {
                     r.recycle(datagram);
                 }
@@ -218,19 +228,24 @@ fn reassembled(
     header: &mut IpHeader,
     frag: &FragInfo,
     datagram: &[u8],
-    outer_v6: bool,
+    first: &Body,
     depth: u8,
     ctx: &mut Ctx,
 ) -> Transport {
+    let outer_v6 = first.outer_v6;
     let total = frag.data_start + datagram.len();
     header.fragment_offset = 0;
     header.more_fragments = false;
     header.total_len = total as u32;
     header.captured_len = total as u32;
+    let mut behind_auth_or_routing = first.behind_auth_or_routing;
     let (protocol, bytes, ext_error) = if outer_v6 {
         // Extension headers may follow the fragment header, inside the fragmentable part.
         let (_, protocol, rest, error) =
             Ipv6ExtensionsSlice::from_slice_lax(IpNumber(frag.protocol), datagram);
+        let exts = &datagram[..offset_in(datagram, rest).min(datagram.len())];
+        behind_auth_or_routing |= ext_headers(frag.protocol, exts)
+            .any(|(next, _, _)| next == ext::AUTH || next == ext::ROUTING);
         (protocol.0, rest, error)
     } else {
         (frag.protocol, datagram, None)
@@ -246,6 +261,7 @@ fn reassembled(
         bytes,
         declared_len: bytes.len(),
         outer_v6,
+        behind_auth_or_routing,
     };
     decode_body(&body, depth, ctx, mode(ctx, false))
 }
@@ -257,6 +273,7 @@ pub(crate) fn decode_body(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode) -> 
         PROTO_UDP => transport::decode_udp(body, depth, ctx, mode),
         PROTO_ICMP => icmp::decode_icmp(body, false, depth, ctx),
         PROTO_ICMPV6 => icmp::decode_icmp(body, true, depth, ctx),
+        PROTO_IPIP | PROTO_IPV6 if body.behind_auth_or_routing => Transport::Other,
         PROTO_IPIP | PROTO_IPV6 => tunnel::decode_ip_in_ip(body, depth, ctx),
         PROTO_GRE => tunnel::decode_gre(body, depth, ctx),
         _ => Transport::Other,
@@ -301,37 +318,45 @@ fn describe_ext_error((error, layer): &(ipv6_exts::HeaderSliceError, Layer)) -> 
     }
 }
 
-/// Finds the fragment header among the IPv6 extension headers that etherparse parsed, and its
-/// offset in them. Walked here, bounds-checked, rather than with etherparse's extension
-/// iterator: that iterator reads past the end (undefined behaviour, caught by the debug
-/// precondition checks) when the lax parse stopped at an extension header cut short.
-fn find_fragment_header(first: u8, exts: &[u8]) -> Option<(usize, FragInfo)> {
-    let mut next = first;
+/// The IPv6 extension headers that etherparse parsed, as (header type, offset, bytes from that
+/// offset on). Walked here, bounds-checked, rather than with etherparse's extension iterator:
+/// that iterator reads past the end (undefined behaviour, caught by the debug precondition
+/// checks) when the lax parse stopped at an extension header cut short. Stops at the first
+/// header that is not an extension header or that the bytes do not hold.
+fn ext_headers(first: u8, exts: &[u8]) -> impl Iterator<Item = (u8, usize, &[u8])> {
+    let mut next = Some(first);
     let mut at = 0usize;
-    loop {
+    std::iter::from_fn(move || {
+        let kind = next.take()?;
         let header = exts.get(at..)?;
-        let len = match next {
+        let len = match kind {
             ext::HOP_BY_HOP | ext::ROUTING | ext::DEST_OPTIONS => {
                 (usize::from(*header.get(1)?) + 1) * 8
             }
             ext::AUTH => (usize::from(*header.get(1)?) + 2) * 4,
-            ext::FRAGMENT => {
-                let f = header.get(..FRAGMENT_HEADER_LEN)?;
-                let offset_flags = u16::from_be_bytes([f[2], f[3]]);
-                return Some((
-                    at,
-                    FragInfo {
-                        id: u32::from_be_bytes([f[4], f[5], f[6], f[7]]),
-                        offset: offset_flags & 0xfff8,
-                        more: offset_flags & 1 != 0,
-                        protocol: f[0],
-                        data_start: 0,
-                    },
-                ));
-            }
+            ext::FRAGMENT => FRAGMENT_HEADER_LEN,
             _ => return None,
         };
-        next = *header.first()?;
+        let here = at;
+        next = header.first().copied();
         at = at.checked_add(len)?;
-    }
+        Some((kind, here, header))
+    })
+}
+
+/// Finds the fragment header among the IPv6 extension headers, and its offset in them.
+fn find_fragment_header(first: u8, exts: &[u8]) -> Option<(usize, FragInfo)> {
+    let (_, at, header) = ext_headers(first, exts).find(|(kind, _, _)| *kind == ext::FRAGMENT)?;
+    let f = header.get(..FRAGMENT_HEADER_LEN)?;
+    let offset_flags = u16::from_be_bytes([f[2], f[3]]);
+    Some((
+        at,
+        FragInfo {
+            id: u32::from_be_bytes([f[4], f[5], f[6], f[7]]),
+            offset: offset_flags & 0xfff8,
+            more: offset_flags & 1 != 0,
+            protocol: f[0],
+            data_start: 0,
+        },
+    ))
 }

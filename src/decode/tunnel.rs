@@ -43,6 +43,20 @@ pub(crate) fn decode_ip_in_ip(body: &Body, depth: u8, ctx: &mut Ctx) -> Transpor
         (false, PROTO_IPV6) => TunnelKind::Ipv6InIpv4,
         (false, _) => TunnelKind::IpIp,
     };
+    // The protocol number says which IP version is inside (4: IPv4, 41: IPv6); the kernel's
+    // ipip and ip6_tunnel handlers drop a packet whose version nibble says otherwise.
+    let version = body.bytes.first().map(|b| b >> 4);
+    let expected = if body.protocol == PROTO_IPV6 { 6 } else { 4 };
+    if version.is_some_and(|v| v != expected) {
+        return Transport::Malformed {
+            reason: format!(
+                "{} inner packet: IP version {} under protocol {}",
+                kind_name(kind),
+                version.unwrap_or(0),
+                body.protocol
+            ),
+        };
+    }
     tunnel(kind, None, body.bytes, depth, ctx)
 }
 
