@@ -670,3 +670,32 @@ fn pcapng_capture_filter_and_drop_counters() {
         assert!(summary.complete);
     }
 }
+
+/// A run of all-zero record headers (a preallocated or overwritten file) is skipped as a whole,
+/// keeping Wireshark's frame numbers, with one warning; the record after it is read.
+#[test]
+fn pcap_runs_of_zero_records_are_skipped_with_one_warning() {
+    let mut pcap = Pcap::new(false, false, 1, 65535);
+    pcap.record(1, 0, &payload(0, 14), 14);
+    pcap.bytes.extend(std::iter::repeat_n(0u8, 16 * 100_000));
+    pcap.record(2, 0, &payload(1, 14), 14);
+    // A file that ends in zeros, with a partial record's worth at the very end.
+    pcap.bytes.extend(std::iter::repeat_n(0u8, 16 * 3 + 5));
+    let (summary, frames) = read_bytes("zeros.pcap", &pcap.bytes);
+    let summary = summary.unwrap();
+    assert_eq!(frames.len(), 2);
+    // capinfos counts every 16 zero bytes as a packet: frame 1, 100 000 empty ones, frame
+    // 100 002, 3 more empty ones.
+    assert_eq!(frames[1].number, 100_002);
+    assert_eq!(summary.skipped_records, 100_003);
+    let zeros: Vec<_> = summary
+        .warnings
+        .iter()
+        .filter(|w| w.message.contains("all zeros"))
+        .collect();
+    assert_eq!(zeros.len(), 2, "{:?}", summary.warnings);
+    assert!(zeros[0].message.starts_with("records 2 to 100001 "));
+    assert_eq!(zeros[0].offset, 24 + 16 + 14);
+    // The 5 bytes left are a record cut short.
+    assert!(!summary.complete);
+}

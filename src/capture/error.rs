@@ -26,6 +26,9 @@ pub enum CaptureError {
     #[error("-: standard input can be read only once; give `-` a single time")]
     StdinAlreadyRead,
 
+    #[error("{file}: can be read only once (standard input, a FIFO or a pipe) and could not be copied to read it again: {reason}")]
+    Spool { file: String, reason: String },
+
     #[error("{file}: {}is empty", if *gzip { "gzip-compressed file " } else { "" })]
     Empty { file: String, gzip: bool },
 
@@ -74,6 +77,7 @@ impl CaptureError {
             CaptureError::StdinAlreadyRead => "-",
             CaptureError::Open { file, .. }
             | CaptureError::IsDirectory { file }
+            | CaptureError::Spool { file, .. }
             | CaptureError::Empty { file, .. }
             | CaptureError::UnknownFormat { file, .. }
             | CaptureError::TruncatedHeader { file, .. }

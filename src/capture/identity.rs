@@ -41,7 +41,7 @@ pub struct Duplicate {
 pub fn check_openable(source: &CaptureSource) -> Result<(), CaptureError> {
     match source {
         CaptureSource::Stdin => Ok(()),
-        CaptureSource::File(_) => open_source(source).map(drop),
+        CaptureSource::File(_) | CaptureSource::Spooled { .. } => open_source(source).map(drop),
     }
 }
 
@@ -53,7 +53,9 @@ pub fn duplicates(sources: &[CaptureSource]) -> Vec<Duplicate> {
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
-            CaptureSource::File(p) => Some((i, p.as_path())),
+            CaptureSource::File(p) | CaptureSource::Spooled { path: p, .. } => {
+                Some((i, p.as_path()))
+            }
             CaptureSource::Stdin => None,
         })
         .collect();

@@ -22,6 +22,13 @@ pub enum CaptureSource {
     /// `-`: the capture arrives on standard input (`tcpdump -w - | lvscheck ...`).
     Stdin,
     File(PathBuf),
+    /// An input that can be read only once (standard input, a FIFO, a pipe), copied to an
+    /// unlinked temporary file by [`spool_streams`](super::spool::spool_streams): `name` is
+    /// what the user gave, `path` where the copy is read from.
+    Spooled {
+        name: String,
+        path: PathBuf,
+    },
 }
 
 impl CaptureSource {
@@ -40,6 +47,7 @@ impl CaptureSource {
         match self {
             CaptureSource::Stdin => "<stdin>".to_string(),
             CaptureSource::File(path) => path.display().to_string(),
+            CaptureSource::Spooled { name, .. } => name.clone(),
         }
     }
 }
@@ -57,7 +65,7 @@ pub(crate) fn open_source(source: &CaptureSource) -> Result<Box<dyn Read>, Captu
             }
             Ok(Box::new(io::stdin()))
         }
-        CaptureSource::File(path) => {
+        CaptureSource::File(path) | CaptureSource::Spooled { path, .. } => {
             let file = source.display_name();
             let meta = std::fs::metadata(path).map_err(|source| CaptureError::Open {
                 file: file.clone(),

@@ -20,6 +20,7 @@ mod input;
 mod options;
 mod pcap;
 mod pcapng;
+pub mod spool;
 pub mod summary;
 
 use std::io::Read;

@@ -141,6 +141,10 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
             );
             return Ok(false);
         }
+        if input.bytes()[..RECORD_HEADER_LEN].iter().all(|&b| b == 0) {
+            skip_zeros(input, rec);
+            continue;
+        }
         let caplen = u32_at(input.bytes(), 8, big);
         if caplen > limit {
             rec.stop(
@@ -192,6 +196,42 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
         rec.frame(0, link_type, ts_ns, true, raw.orig_len, &raw.data, offset);
         input.consume(need);
     }
+}
+
+/// How much of a run of zeros is looked at a time.
+const ZERO_SCAN_CHUNK: usize = 1 << 20;
+
+/// Skips a run of all-zero record headers: a record of time 0 with 0 bytes captured and 0 on
+/// the wire is what a preallocated or overwritten file holds, not anything a capture tool
+/// writes, and a multi-gigabyte run of them would otherwise be decoded one empty frame at a
+/// time. They keep their frame numbers (as Wireshark numbers them), are counted as skipped
+/// records, and one warning names the run. Reading goes on after the run (a record may follow).
+fn skip_zeros<R: Read, F: FnMut(&Frame)>(input: &mut StreamBuf<R>, rec: &mut Recorder<F>) {
+    let (start, first) = (input.offset(), rec.next_number());
+    let mut records: u64 = 0;
+    // A read error ends the run; the record loop then reports it.
+    while let Ok(have) = input.fill_to(ZERO_SCAN_CHUNK) {
+        let zero = input.bytes()[..have]
+            .chunks_exact(RECORD_HEADER_LEN)
+            .take_while(|c| u128::from_ne_bytes((*c).try_into().unwrap_or([1; 16])) == 0)
+            .count();
+        input.consume(zero * RECORD_HEADER_LEN);
+        records += zero as u64;
+        // A record that is not all zeros ends the run; so does the end of the stream.
+        if zero == 0 || zero < have / RECORD_HEADER_LEN {
+            break;
+        }
+    }
+    rec.skip_records(records);
+    rec.warn(
+        start,
+        Some(first),
+        format!(
+            "records {first} to {} (bytes {start} to {}) are all zeros: a preallocated or overwritten part of the file, not packets; {records} empty records skipped",
+            first + records - 1,
+            input.offset()
+        ),
+    );
 }
 
 #[cfg(test)]

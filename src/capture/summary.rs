@@ -26,7 +26,8 @@ pub struct CaptureSummary {
     /// Frames handed on.
     pub frames: u64,
     /// Packet records that took a frame number but were not handed on (systemd journal entries,
-    /// packet blocks naming an unknown interface or with inconsistent lengths).
+    /// packet blocks naming an unknown interface or with inconsistent lengths, runs of all-zero
+    /// pcap records).
     pub skipped_records: u64,
     /// Frames whose captured length is below their wire length (snaplen); not an error.
     pub snaplen_truncated_frames: u64,
@@ -159,8 +160,13 @@ impl<F: FnMut(&Frame)> Recorder<F> {
     /// A packet record that is not handed on still takes its frame number, so later numbers
     /// match Wireshark's.
     pub(crate) fn skip_record(&mut self) {
-        self.next_number += 1;
-        self.summary.skipped_records += 1;
+        self.skip_records(1);
+    }
+
+    /// Counts `n` records that are not handed out, keeping the numbering.
+    pub(crate) fn skip_records(&mut self, n: u64) {
+        self.next_number += n;
+        self.summary.skipped_records += n;
     }
 
     /// Notes a problem the reader got past.

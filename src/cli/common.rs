@@ -3,10 +3,12 @@
 use super::say;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use clap::Args;
 
 use crate::capture::identity::{check_openable, duplicates, Sameness};
+use crate::capture::spool::spool_streams;
 use crate::capture::CaptureSource;
 use crate::decode::DecodeOptions;
 use crate::flows::{Analysis, FlowOptions};
@@ -33,11 +35,19 @@ pub struct AnalysisArgs {
     /// UDP port carrying GUE tunnels (`ipvsadm --tun-type gue --tun-port`); repeatable.
     #[arg(long = "gue-port", value_name = "PORT")]
     pub gue_ports: Vec<u16>,
+    /// The sources [`check_captures`] accepted, set by [`AnalysisArgs::prepare`].
+    #[arg(skip)]
+    pub checked: OnceLock<Vec<CaptureSource>>,
 }
 
 impl AnalysisArgs {
+    /// The captures to read: those [`check_captures`] accepted (streams copied so that they can
+    /// be read again), or the files as given when it has not run.
     pub fn sources(&self) -> Vec<CaptureSource> {
-        self.files.iter().map(CaptureSource::from_arg).collect()
+        match self.checked.get() {
+            Some(sources) => sources.clone(),
+            None => self.files.iter().map(CaptureSource::from_arg).collect(),
+        }
     }
 
     pub fn decode_options(&self) -> DecodeOptions {
@@ -65,7 +75,8 @@ impl AnalysisArgs {
     /// a capture that cannot be opened or is given twice ([`check_captures`]), a bad `--role`,
     /// a rules file that cannot be read, does not parse or defines no service.
     pub fn prepare(&self) -> Result<(FlowOptions, Option<Rules>), String> {
-        check_captures(&self.files)?;
+        let sources = check_captures(&self.files)?;
+        let _ = self.checked.set(sources);
         let mut opts = FlowOptions::default();
         opts.hints.vips = self.vips.clone();
         for spec in &self.roles {
@@ -158,20 +169,16 @@ fn a_role(r: Role) -> &'static str {
 }
 
 /// Refuses the capture arguments that cannot give a verdict on what was asked, before anything
-/// is read: `-` (every capture is read twice), a path that cannot be opened (a mistyped name,
-/// a directory, no permission), and the same capture given twice (the same path, another name
-/// of the same file, or a copy: its connections would be counted twice). Every path concerned
-/// is named, one problem a line; the lines after the first carry the `lvscheck: ` prefix that
-/// the caller gives the first.
-pub fn check_captures(files: &[PathBuf]) -> Result<(), String> {
-    if files.iter().any(|f| f.as_os_str() == "-") {
-        return Err(
-            "standard input cannot be analysed: every capture is read twice; \
-                    save it to a file first (tcpdump -w FILE)"
-                .into(),
-        );
-    }
-    let sources: Vec<CaptureSource> = files.iter().map(CaptureSource::from_arg).collect();
+/// is read, and gives back the sources to read: a path that cannot be opened (a mistyped name,
+/// a directory, no permission), `-` given twice, and the same capture given twice (the same
+/// path, another name of the same file, or a copy: its connections would be counted twice).
+/// Inputs that can be read only once (`-`, a FIFO, `<(...)`) are copied first
+/// ([`spool_streams`]), since every capture is read more than once. Every path concerned is
+/// named, one problem a line; the lines after the first carry the `lvscheck: ` prefix that the
+/// caller gives the first.
+pub fn check_captures(files: &[PathBuf]) -> Result<Vec<CaptureSource>, String> {
+    let given: Vec<CaptureSource> = files.iter().map(CaptureSource::from_arg).collect();
+    let sources = spool_streams(&given).map_err(|e| e.to_string())?;
     let mut problems: Vec<String> = sources
         .iter()
         .filter_map(|s| check_openable(s).err())
@@ -209,7 +216,7 @@ pub fn check_captures(files: &[PathBuf]) -> Result<(), String> {
         );
         return Err(problems.join("\nlvscheck: "));
     }
-    Ok(())
+    Ok(sources)
 }
 
 /// Each capture of which nothing could be read (not a capture, empty, a damaged header), and a

@@ -205,10 +205,13 @@ pub fn exit_status(verdict: &fairness::FairnessVerdict) -> i32 {
 /// do not parse or describe other traffic), 3 inconclusive (see `fairness::verdict`).
 pub fn main(args: &FairnessArgs) -> i32 {
     // Everything that can be refused before reading the captures is.
-    if let Err(e) = super::common::check_captures(&args.files) {
-        say(format!("lvscheck: {e}"));
-        return super::EXIT_UNUSABLE;
-    }
+    let sources = match super::common::check_captures(&args.files) {
+        Ok(sources) => sources,
+        Err(e) => {
+            say(format!("lvscheck: {e}"));
+            return super::EXIT_UNUSABLE;
+        }
+    };
     let rules = match args
         .rules
         .as_deref()
@@ -221,11 +224,6 @@ pub fn main(args: &FairnessArgs) -> i32 {
             return super::EXIT_UNUSABLE;
         }
     };
-    let sources: Vec<crate::capture::CaptureSource> = args
-        .files
-        .iter()
-        .map(crate::capture::CaptureSource::from_arg)
-        .collect();
     // Each connection is reduced to what the replay needs as soon as it is rebuilt.
     let mut observer = fairness::observe::FairnessObserver::default();
     let analysis = crate::flows::analyse_files_streaming(

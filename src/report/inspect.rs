@@ -95,7 +95,7 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
     }
     if summary.skipped_records > 0 {
         out.push_str(&format!(
-            "  skipped    {} records that are not packets of a known interface\n",
+            "  skipped    {} records that are not packets (the warnings below say which and why)\n",
             summary.skipped_records
         ));
     }
