@@ -328,3 +328,115 @@ fn repro_interface_names_with_control_characters_are_escaped() {
         }
     }
 }
+
+/// The packets capinfos (Wireshark) reads in a file: its count, or where it stopped on an
+/// error; None when capinfos is not installed or refuses the file outright.
+fn capinfos_packets(file: &Path) -> Option<u64> {
+    let out = Command::new("capinfos")
+        .args(["-c", "-M"])
+        .arg(file)
+        .output()
+        .ok()?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let after = |key: &str| {
+        let rest = &text[text.find(key)? + key.len()..];
+        rest.trim_start().split_whitespace().next()?.parse().ok()
+    };
+    after("Number of packets:").or_else(|| after("An error occurred after reading"))
+}
+
+/// repro/frame_count_disagreements: files libpcap or Wireshark refuse or read differently
+/// (pcap 1.4, link-type reserved bits, pcapng sections 0.1, 1.1 and 2.0, absurd record
+/// lengths). lvscheck reads what it can and says why its count differs from capinfos's, naming
+/// the byte offset.
+#[test]
+fn repro_frame_counts_that_differ_from_capinfos_are_explained() {
+    let Some(dir) = corpus() else {
+        println!("skipped: no corpus at ../shared/corpus");
+        return;
+    };
+    let repro = dir.join("repro/frame_count_disagreements");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&repro)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "pcap" || x == "pcapng"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 7, "{files:?}");
+    let refused = [
+        ("tests_pcap-invalid-version-1.pcap", "pcap version 1.4"),
+        (
+            "tests_linktype-reserved-field-not-zero.pcap",
+            "reserved bits set",
+        ),
+        ("tests_pcapng-invalid-vers-1.pcapng", "has version 0.1"),
+        ("tests_pcapng-invalid-vers-2.pcapng", "has version 1.1"),
+        ("pcapgo_tests_le_test901.pcapng", "has version 2.0"),
+    ];
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let r = run(&["inspect", "--json"], file);
+        let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
+        let summary = &doc["captures"][0]["summary"];
+        let warnings: Vec<&str> = summary["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["message"].as_str().unwrap())
+            .collect();
+        let frames = summary["frames"].as_u64().unwrap();
+        if let Some(n) = capinfos_packets(file) {
+            if n != frames {
+                assert!(
+                    warnings.iter().any(|w| w.contains("byte")),
+                    "{name}: {frames} frames, capinfos {n}, warnings {warnings:?}"
+                );
+            }
+        }
+        if let Some((_, phrase)) = refused.iter().find(|(f, _)| *f == name) {
+            assert!(
+                warnings.iter().any(|w| w.contains(phrase)),
+                "{name}: no warning saying {phrase:?}: {warnings:?}"
+            );
+        }
+    }
+}
+
+/// repro/tunnel_count_disagreements: IPv4 under IPv6 next header 41 is malformed (the kernel
+/// drops it), and IP behind an authentication header is IPsec, not an LVS tunnel; tshark shows
+/// both paths (ipv6:ip, ip:ah:ip).
+#[test]
+fn repro_what_ipvs_never_sends_is_not_counted_as_a_tunnel() {
+    let Some(dir) = corpus() else {
+        println!("skipped: no corpus at ../shared/corpus");
+        return;
+    };
+    let repro = dir.join("repro/tunnel_count_disagreements");
+    for (file, note) in [
+        (
+            "tests_bug-7964-02_wrong-version-ipv6-ipv6.pcap",
+            Some("IP version 4 under protocol 41"),
+        ),
+        ("tests_filter_AH-IPcomp-IPv4.pcap", None),
+    ] {
+        let r = run(&["inspect", "--json"], &repro.join(file));
+        let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
+        let capture = &doc["captures"][0];
+        for layers in capture["layers_per_interface"].as_array().unwrap() {
+            for (kind, n) in layers["tunnels"].as_object().unwrap() {
+                assert_eq!(n, 0, "{file}: {kind} tunnels counted");
+            }
+        }
+        if let Some(note) = note {
+            let notes = capture["decode_notes"].to_string();
+            assert!(notes.contains(note), "{file}: {notes}");
+        }
+        let r = run(&["verify", "--json"], &repro.join(file));
+        let v: Value = serde_json::from_slice(&r.stdout).unwrap();
+        assert_ne!(v["verdict"]["outcome"], "failed", "{file}");
+    }
+}
