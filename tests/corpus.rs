@@ -344,7 +344,7 @@ fn capinfos_packets(file: &Path) -> Option<u64> {
     );
     let after = |key: &str| {
         let rest = &text[text.find(key)? + key.len()..];
-        rest.trim_start().split_whitespace().next()?.parse().ok()
+        rest.split_whitespace().next()?.parse().ok()
     };
     after("Number of packets:").or_else(|| after("An error occurred after reading"))
 }
