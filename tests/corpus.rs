@@ -8,14 +8,16 @@
 //! Skipped, saying so, when the corpus is not there (`LVSCHECK_CORPUS` names another place).
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
+
+mod process_common;
+use process_common::run_bounded;
 
 /// Wall time one command may take on one corpus file (the largest is a few MB; a hang is what
 /// this catches, not slowness: the benchmarks measure speed).
@@ -75,50 +77,21 @@ struct Ran {
 
 /// Runs `lvscheck ARGS` under the memory limit, killed after the time limit.
 fn run(args: &[&str], file: &Path) -> Ran {
-    let start = Instant::now();
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    command
         .arg("-c")
         .arg(format!("ulimit -v {MEMORY_LIMIT_KIB}; exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_lvscheck"))
         .args(args)
         .arg(file)
-        .env("NO_COLOR", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("lvscheck starts");
-    // Drain both pipes on their own threads: a report larger than the pipe would block.
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let mut killed = false;
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > TIME_LIMIT {
-            let _ = child.kill();
-            killed = true;
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+        .env("NO_COLOR", "1");
+    let r = run_bounded(command, None, TIME_LIMIT);
     Ran {
-        code: status.code(),
-        stdout: out_t.join().unwrap(),
-        stderr: String::from_utf8_lossy(&err_t.join().unwrap()).into_owned(),
-        took: start.elapsed(),
-        killed,
+        code: r.status.code(),
+        stdout: r.stdout,
+        stderr: String::from_utf8_lossy(&r.stderr).into_owned(),
+        took: r.took,
+        killed: r.killed,
     }
 }
 

@@ -4,12 +4,14 @@
 //! left hanging (repro: ../shared/corpus/repro/fifo_and_pipe, where a FIFO hung forever and
 //! `<(cat f)` passed a capture the file itself failed).
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use serde_json::Value;
+
+mod process_common;
+use process_common::run_bounded;
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -22,55 +24,21 @@ const HOSTS: [&str; 4] = ["director.pcap", "client.pcap", "rs1.pcap", "rs2.pcap"
 /// Runs a shell command line (`$0` is lvscheck), killed after 60 s: a hang fails the test
 /// instead of blocking it.
 fn sh(script: &str, stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new("bash")
+    let mut command = Command::new("bash");
+    command
         .arg("-c")
         .arg(script)
         .arg(env!("CARGO_BIN_EXE_lvscheck"))
-        .current_dir(fixture(""))
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    if let Some(bytes) = stdin {
-        let mut pipe = child.stdin.take().unwrap();
-        let bytes = bytes.to_vec();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&bytes);
-        });
-    }
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let out_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err_t = std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let start = Instant::now();
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            // The FIFO's writer may be blocked too: the test fails either way.
-            panic!("`{script}` still running after 60 s: a stream read twice hangs");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+        .current_dir(fixture(""));
+    let r = run_bounded(command, stdin.map(<[u8]>::to_vec), Duration::from_secs(60));
+    assert!(
+        !r.killed,
+        "`{script}` still running after 60 s: a stream read twice hangs"
+    );
     Output {
-        status,
-        stdout: out_t.join().unwrap(),
-        stderr: err_t.join().unwrap(),
+        status: r.status,
+        stdout: r.stdout,
+        stderr: r.stderr,
     }
 }
 
