@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::capture::{read_captures_parallel, CaptureSource, CaptureSummary};
-use crate::decode::{DecodeOptions, Decoder, LayerCounts, Net, Packet, Transport};
+use crate::decode::{DecodeOptions, DecodedFrame, Decoder, LayerCounts, Net, Packet, Transport};
 
 /// At most this many undecodable frames are listed per capture; the rest are counted.
 pub const MAX_DECODE_NOTES: usize = 20;
@@ -40,10 +40,45 @@ pub struct DecodeNote {
 
 struct State {
     decoder: Decoder,
+    tally: Tally,
+}
+
+/// What the frames of one capture add up to.
+#[derive(Default)]
+struct Tally {
     layers: Vec<LayerCounts>,
     spans: Vec<Option<(i64, i64)>>,
     notes: Vec<DecodeNote>,
     notes_suppressed: u64,
+}
+
+impl Tally {
+    fn add(&mut self, frame: &DecodedFrame) {
+        let packet = &frame.packet;
+        let slot = frame.interface as usize;
+        if self.layers.len() <= slot {
+            self.layers.resize(slot + 1, LayerCounts::default());
+        }
+        self.layers[slot].add(packet);
+        if self.spans.len() <= slot {
+            self.spans.resize(slot + 1, None);
+        }
+        let ts = frame.ts_ns;
+        self.spans[slot] = Some(match self.spans[slot] {
+            Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
+            None => (ts, ts),
+        });
+        if let Some(reason) = malformed_reason(packet) {
+            if self.notes.len() < MAX_DECODE_NOTES {
+                self.notes.push(DecodeNote {
+                    frame: frame.number,
+                    reason,
+                });
+            } else {
+                self.notes_suppressed += 1;
+            }
+        }
+    }
 }
 
 /// Reads and decodes every capture (in parallel), counting layers.
@@ -52,49 +87,27 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
         sources,
         |_| State {
             decoder: Decoder::new(opts.clone()),
-            layers: Vec::new(),
-            spans: Vec::new(),
-            notes: Vec::new(),
-            notes_suppressed: 0,
+            tally: Tally::default(),
         },
         |state, frame| {
-            let packet = state
-                .decoder
-                .decode(frame.ts_ns, frame.link_type, frame.data);
-            let slot = frame.interface as usize;
-            if state.layers.len() <= slot {
-                state.layers.resize(slot + 1, LayerCounts::default());
-            }
-            state.layers[slot].add(&packet);
-            if state.spans.len() <= slot {
-                state.spans.resize(slot + 1, None);
-            }
-            let ts = frame.ts_ns;
-            state.spans[slot] = Some(match state.spans[slot] {
-                Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
-                None => (ts, ts),
-            });
-            if let Some(reason) = malformed_reason(&packet) {
-                if state.notes.len() < MAX_DECODE_NOTES {
-                    state.notes.push(DecodeNote {
-                        frame: frame.number,
-                        reason,
-                    });
-                } else {
-                    state.notes_suppressed += 1;
-                }
-            }
+            let tally = &mut state.tally;
+            state.decoder.push(frame, &mut |f, _| tally.add(f));
         },
     );
     results
         .into_iter()
         .zip(sources)
-        .map(|((outcome, mut state), source)| {
+        .map(|((outcome, state), source)| {
+            let State {
+                mut decoder,
+                mut tally,
+            } = state;
+            decoder.finish(&mut |f, _| tally.add(f));
             let read = match outcome {
                 Ok(summary) => {
-                    let n = summary.interfaces.len().max(state.layers.len());
-                    state.layers.resize(n, LayerCounts::default());
-                    state.spans.resize(n, None);
+                    let n = summary.interfaces.len().max(tally.layers.len());
+                    tally.layers.resize(n, LayerCounts::default());
+                    tally.spans.resize(n, None);
                     ReadResult::Summary(summary)
                 }
                 Err(e) => ReadResult::Error(e.to_string()),
@@ -102,10 +115,10 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
             CaptureSurvey {
                 file: source.display_name(),
                 read,
-                layers_per_interface: state.layers,
-                span_per_interface: state.spans,
-                decode_notes: state.notes,
-                decode_notes_suppressed: state.notes_suppressed,
+                layers_per_interface: tally.layers,
+                span_per_interface: tally.spans,
+                decode_notes: tally.notes,
+                decode_notes_suppressed: tally.notes_suppressed,
             }
         })
         .collect()

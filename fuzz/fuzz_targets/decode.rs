@@ -10,6 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use lvscheck::decode::{
     decode, gue_candidate_port, DecodeOptions, Decoder, LayerCounts, ReassemblyLimits,
 };
+use lvscheck::capture::frame::Frame;
 
 const LINK_TYPES: [u32; 11] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147];
 
@@ -25,12 +26,15 @@ fuzz_target!(|input: &[u8]| {
             max_datagrams: 4,
             max_bytes: 8192,
             max_age_ns: 1000,
+            max_held_frames: 8,
         },
     };
     let mut decoder = Decoder::new(opts.clone());
     let mut counts = LayerCounts::default();
     let mut rest = rest;
     let mut ts = 0i64;
+    let mut number = 0u64;
+    let mut handed_on = 0u64;
     while !rest.is_empty() {
         let frame = match rest {
             [hi, lo, tail @ ..] => {
@@ -45,11 +49,31 @@ fuzz_target!(|input: &[u8]| {
         if let Some(ip) = stateless.ip() {
             assert!(ip.ip.captured_len as usize <= frame.len());
         }
-        let stateful = decoder.decode(ts, link_type, frame);
+        number += 1;
+        let f = Frame {
+            capture: 0,
+            interface: 0,
+            number,
+            ts_ns: ts,
+            wire_len: frame.len() as u32,
+            link_type,
+            data: frame,
+            offset: 0,
+        };
+        decoder.push(&f, &mut |d, _| {
+            handed_on += 1;
+            assert_eq!(d.number, handed_on, "frames are handed on in order");
+            counts.add(&d.packet);
+        });
+        assert!(decoder.held_frames() <= 8);
         counts.add(&stateless);
-        counts.add(&stateful);
         let _ = gue_candidate_port(link_type, frame);
         ts += i64::from(flags >> 2) * 100;
     }
     assert!(decoder.pending_datagrams() <= 4);
+    decoder.finish(&mut |d, _| {
+        handed_on += 1;
+        assert_eq!(d.number, handed_on, "frames are handed on in order");
+    });
+    assert_eq!(handed_on, number, "every frame is handed on once");
 });

@@ -172,6 +172,7 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
     };
     // Only whole fragments can be reassembled: a cut one would leave a hole or garbage.
     let whole = declared_total.is_some_and(|t| t <= data.len());
+    let mut pending = None;
     if let (Some(reassembler), true) = (ctx.reassembler.as_deref_mut(), whole) {
         let key = FragKey {
             src: header.src,
@@ -198,11 +199,22 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
                     transport: Transport::Malformed { reason },
                 });
             }
-            FragOutcome::Pending => {}
+            FragOutcome::Pending(id) => pending = Some(id),
         }
     }
     let transport = if frag.offset == 0 && ext_error.is_none() {
-        decode_body(&body, depth, ctx, mode(ctx, true))
+        // A first fragment is decoded from the bytes it has: when its datagram never
+        // completes, that is all the capture says of it. Those bytes are not the whole
+        // datagram, so nothing inside them (a tunnelled fragment) goes into the table.
+        let reassembler = ctx.reassembler.take();
+        let transport = decode_body(&body, depth, ctx, mode(ctx, true));
+        ctx.reassembler = reassembler;
+        // Whether the frame is a packet or a piece of one depends on what comes later: the
+        // Decoder holds it back until the datagram completes or leaves the table.
+        if !matches!(transport, Transport::Fragment) && ctx.held.is_none() {
+            ctx.held = pending;
+        }
+        transport
     } else {
         Transport::Fragment
     };

@@ -96,19 +96,10 @@ impl FrameSource for FileSource {
             .get(capture as usize)
             .ok_or_else(|| format!("no capture #{capture}"))?;
         let mut decoder = Decoder::new(self.decode.clone());
-        let summary = read_capture(capture, source, |f| {
-            let packet = decoder.decode(f.ts_ns, f.link_type, f.data);
-            let mut d = DecodedFrame {
-                capture: f.capture,
-                interface: f.interface,
-                number: f.number,
-                ts_ns: f.ts_ns,
-                wire_len: f.wire_len,
-                packet,
-            };
-            each(&mut d, f.link_type);
-        })
-        .map_err(|e| e.to_string())?;
+        let read = read_capture(capture, source, |f| decoder.push(f, &mut |d, l| each(d, l)));
+        // What was read before a problem counts too (capture.read reports the problem).
+        decoder.finish(&mut |d, l| each(d, l));
+        let summary = read.map_err(|e| e.to_string())?;
         let mut warnings: Vec<String> = summary
             .warnings
             .iter()

@@ -219,6 +219,11 @@ impl VantageFacts {
         let Some(v) = IpView::of(&f.packet) else {
             return;
         };
+        // A piece of a datagram is no packet of its own: the frame that completes the
+        // datagram carries it, and a datagram never completed keeps its first fragment.
+        if matches!(v.transport, Transport::Fragment) {
+            return;
+        }
         let (server_port, to_server) = if v.outer.is_some() {
             (v.ports().1, true)
         } else {
