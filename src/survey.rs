@@ -3,8 +3,11 @@
 
 use serde::Serialize;
 
+use crate::capture::frame::CaptureId;
 use crate::capture::{read_captures_parallel, CaptureSource, CaptureSummary};
 use crate::decode::{DecodeOptions, DecodedFrame, Decoder, LayerCounts, Net, Packet, Transport};
+use crate::topology::gue::{self, GueEvidence, GueTunnel};
+use crate::topology::VantageId;
 
 /// At most this many undecodable frames are listed per capture; the rest are counted.
 pub const MAX_DECODE_NOTES: usize = 20;
@@ -23,6 +26,10 @@ pub struct CaptureSurvey {
     /// Frames with a layer that could not be decoded: frame number and reason.
     pub decode_notes: Vec<DecodeNote>,
     pub decode_notes_suppressed: u64,
+    /// GUE-shaped UDP on ports nobody named that this capture saw, judged over all captures:
+    /// a tunnel only where the captures show the director wrapping clients' packets in it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gue: Vec<GueTunnel>,
 }
 
 #[derive(Debug, Serialize)]
@@ -46,6 +53,8 @@ struct State {
 /// What the frames of one capture add up to.
 #[derive(Default)]
 struct Tally {
+    /// Per interface, what it shows of GUE nobody named.
+    gue: Vec<GueEvidence>,
     layers: Vec<LayerCounts>,
     spans: Vec<Option<(i64, i64)>>,
     notes: Vec<DecodeNote>,
@@ -58,8 +67,10 @@ impl Tally {
         let slot = frame.interface as usize;
         if self.layers.len() <= slot {
             self.layers.resize(slot + 1, LayerCounts::default());
+            self.gue.resize_with(slot + 1, GueEvidence::default);
         }
         self.layers[slot].add(packet);
+        self.gue[slot].push(frame);
         if self.spans.len() <= slot {
             self.spans.resize(slot + 1, None);
         }
@@ -81,8 +92,55 @@ impl Tally {
     }
 }
 
-/// Reads and decodes every capture (in parallel), counting layers.
+/// Reads and decodes every capture (in parallel), counting layers. GUE-shaped UDP on a port
+/// nobody named is counted as a tunnel only where the captures show the director wrapping
+/// clients' packets in it; the captures are then read again, decoding it.
 pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSurvey> {
+    let (mut surveys, evidence) = survey_once(sources, opts);
+    let refs: Vec<(VantageId, &GueEvidence)> = evidence
+        .iter()
+        .enumerate()
+        .flat_map(|(c, per_if)| {
+            per_if.iter().enumerate().map(move |(i, e)| {
+                let v = VantageId {
+                    capture: c as CaptureId,
+                    interface: i as u32,
+                };
+                (v, e)
+            })
+        })
+        .collect();
+    let mut gue = gue::judge(&refs);
+    let confirmed = gue::confirmed(&gue);
+    if !confirmed.is_empty() {
+        if sources.contains(&CaptureSource::Stdin) {
+            for t in gue.iter_mut().filter(|t| t.confirmed) {
+                t.reason.push_str(&format!(
+                    "; but standard input cannot be read again to count it: give --gue-port {}",
+                    t.port
+                ));
+            }
+        } else {
+            let mut again = opts.clone();
+            again.gue_tunnels.extend(confirmed);
+            surveys = survey_once(sources, &again).0;
+        }
+    }
+    for (c, s) in surveys.iter_mut().enumerate() {
+        s.gue = gue
+            .iter()
+            .filter(|t| t.vantages.iter().any(|v| v.capture as usize == c))
+            .cloned()
+            .collect();
+    }
+    surveys
+}
+
+/// One read of every capture: the surveys, and per capture and interface the GUE evidence.
+fn survey_once(
+    sources: &[CaptureSource],
+    opts: &DecodeOptions,
+) -> (Vec<CaptureSurvey>, Vec<Vec<GueEvidence>>) {
     let results = read_captures_parallel(
         sources,
         |_| State {
@@ -112,16 +170,18 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
                 }
                 Err(e) => ReadResult::Error(e.to_string()),
             };
-            CaptureSurvey {
+            let survey = CaptureSurvey {
                 file: source.display_name(),
                 read,
                 layers_per_interface: tally.layers,
                 span_per_interface: tally.spans,
                 decode_notes: tally.notes,
                 decode_notes_suppressed: tally.notes_suppressed,
-            }
+                gue: Vec::new(),
+            };
+            (survey, tally.gue)
         })
-        .collect()
+        .unzip()
 }
 
 /// The reason of the first layer that could not be decoded, if any.

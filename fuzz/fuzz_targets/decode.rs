@@ -1,15 +1,13 @@
 //! Fuzzes the decode layer: any bytes, any supported link type, stateless and stateful.
 //!
-//! Input: byte 0 picks the link type, byte 1 the options (GUE port / auto-detection), then
+//! Input: byte 0 picks the link type, byte 1 the options (GUE ports / GUE probe), then
 //! frames, each prefixed by a 2-byte big-endian length (the last one takes what is left), so
 //! that one input can carry several fragments of a datagram for the reassembly table, which
 //! is kept small here to exercise eviction and expiry.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use lvscheck::decode::{
-    decode, gue_candidate_port, DecodeOptions, Decoder, LayerCounts, ReassemblyLimits,
-};
+use lvscheck::decode::{decode, DecodeOptions, Decoder, LayerCounts, ReassemblyLimits};
 use lvscheck::capture::frame::Frame;
 
 const LINK_TYPES: [u32; 11] = [0, 1, 12, 14, 101, 108, 113, 228, 229, 276, 147];
@@ -21,7 +19,9 @@ fuzz_target!(|input: &[u8]| {
     let link_type = LINK_TYPES[usize::from(*link) % LINK_TYPES.len()];
     let opts = DecodeOptions {
         gue_ports: if flags & 1 != 0 { vec![5555, 6080] } else { Vec::new() },
-        gue_auto_detect: flags & 2 != 0,
+        // A confirmed tunnel from any source the fuzzer writes at 10.0.0.1.
+        gue_tunnels: vec![([10, 0, 0, 1].into(), 4754)],
+        gue_probe: flags & 2 != 0,
         reassembly: ReassemblyLimits {
             max_datagrams: 4,
             max_bytes: 8192,
@@ -67,7 +67,6 @@ fuzz_target!(|input: &[u8]| {
         });
         assert!(decoder.held_frames() <= 8);
         counts.add(&stateless);
-        let _ = gue_candidate_port(link_type, frame);
         ts += i64::from(flags >> 2) * 100;
     }
     assert!(decoder.pending_datagrams() <= 4);

@@ -6,6 +6,7 @@
 use etherparse::err::ip::{HeaderError, LaxHeaderSliceError};
 use etherparse::err::{ipv6_exts, Layer};
 use etherparse::{IpNumber, Ipv6ExtensionsSlice, LaxIpSlice};
+use std::net::IpAddr;
 
 use super::packet::{IpHeader, IpPacket, Transport};
 use super::reassembly::{FragKey, FragOutcome};
@@ -33,6 +34,8 @@ mod ext {
 /// The bytes an IP header carries, as the transport decoders see them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Body<'a> {
+    /// Source address of the IP header (GUE is decoded per tunnel source).
+    pub src: IpAddr,
     pub protocol: u8,
     /// Captured bytes, never beyond what the IP header declares (no Ethernet padding).
     pub bytes: &'a [u8],
@@ -142,6 +145,7 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
     let captured_total = declared_total.map_or(data.len(), |t| t.min(data.len()));
     header.captured_len = captured_total as u32;
     let body = Body {
+        src: header.src,
         protocol: payload.ip_number.0,
         bytes: payload.payload,
         declared_len: declared_total
@@ -269,6 +273,7 @@ fn reassembled(
         };
     }
     let body = Body {
+        src: first.src,
         protocol,
         bytes,
         declared_len: bytes.len(),

@@ -7,7 +7,7 @@
 //! cut short by the snap length is decoded as far as its bytes go (IP lengths are taken from the
 //! headers, hashes from the bytes present), checksums are not verified, and the packet quoted in
 //! an ICMP error is decoded from its first bytes only. What is validated: header lengths against
-//! the bytes present, the IP version nibble, and, for the GUE auto-detection rule only
+//! the bytes present, the IP version nibble, and, for the GUE shape rule only
 //! ([`looks_like_gue`]), the inner IPv4 header checksum and lengths.
 //!
 //! Layout: [`link`] (link types, VLAN tags) -> [`ip`] (IPv4/IPv6, fragments) -> [`transport`]
@@ -37,9 +37,10 @@ pub use counts::{LayerCounts, TunnelCounts};
 pub use link::LinkType;
 pub use packet::*;
 pub use reassembly::{ReassemblyLimits, ReassemblyStats};
-pub use tunnel::{gue_candidate_port, looks_like_gue};
+pub use tunnel::looks_like_gue;
 
 use std::collections::VecDeque;
+use std::net::IpAddr;
 
 use crate::capture::frame::Frame;
 use reassembly::{DatagramId, Reassembler};
@@ -48,20 +49,27 @@ use reassembly::{DatagramId, Reassembler};
 /// a tunnel in a ... ends with `Transport::Malformed` at this depth.
 pub const MAX_IP_LAYERS: u8 = 4;
 
-/// What the user told us about the traffic.
+/// What the user told us about the traffic, and what the first pass found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecodeOptions {
-    /// UDP destination ports that carry GUE (`ipvsadm --tun-type gue --tun-port`).
+    /// UDP destination ports that carry GUE whoever sends to them: `--gue-port`, and the
+    /// `--tun-port` of the rules' GUE real servers.
     pub gue_ports: Vec<u16>,
-    /// Also decode as GUE any UDP payload that passes [`looks_like_gue`], whatever its port.
-    pub gue_auto_detect: bool,
+    /// (tunnel source, UDP destination port) pairs that carry GUE: a director seen wrapping
+    /// clients' packets on that port (`topology::gue`).
+    pub gue_tunnels: Vec<(IpAddr, u16)>,
+    /// On every other outermost UDP datagram whose payload passes [`looks_like_gue`], note the
+    /// packet it would carry (`Packet::gue_shaped`), leaving the datagram plain UDP: the shape
+    /// alone proves nothing (DNS queries and SunRPC calls can have it).
+    pub gue_probe: bool,
     /// Bounds of the [`Decoder`]'s fragment reassembly table.
     pub reassembly: ReassemblyLimits,
 }
 
 impl DecodeOptions {
-    fn is_gue_port(&self, port: u16) -> bool {
-        self.gue_ports.contains(&port)
+    /// Whether a UDP datagram from `src` to `port` is GUE.
+    fn is_gue(&self, src: IpAddr, port: u16) -> bool {
+        self.gue_ports.contains(&port) || self.gue_tunnels.contains(&(src, port))
     }
 }
 
@@ -73,6 +81,7 @@ pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
         ts_ns: 0,
         quoted: false,
         held: None,
+        gue_shaped: None,
     };
     link::decode_frame(link_type, data, &mut ctx)
 }
@@ -134,6 +143,7 @@ impl Decoder {
             ts_ns: frame.ts_ns,
             quoted: false,
             held: None,
+            gue_shaped: None,
         };
         let packet = link::decode_frame(frame.link_type, frame.data, &mut ctx);
         let waits_for = ctx.held;
@@ -241,6 +251,8 @@ pub(crate) struct Ctx<'a> {
     pub quoted: bool,
     /// Set by the decode: the frame is the first fragment of this datagram, still pending.
     pub held: Option<DatagramId>,
+    /// Set by the decode: what the outermost UDP datagram would carry if it were GUE.
+    pub gue_shaped: Option<GueShape>,
 }
 
 impl Ctx<'_> {
@@ -252,6 +264,7 @@ impl Ctx<'_> {
             ts_ns: self.ts_ns,
             quoted: true,
             held: None,
+            gue_shaped: None,
         }
     }
 }

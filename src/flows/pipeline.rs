@@ -48,6 +48,13 @@ pub trait FrameSource: Sync {
             each(&mut f, link_type)
         })
     }
+
+    /// The same captures with GUE decoded on these (tunnel source, UDP port) pairs as well, for
+    /// a source that decodes bytes ([`FileSource`]); None for one whose frames are decoded
+    /// already.
+    fn with_gue_tunnels(&self, _tunnels: &[(IpAddr, u16)]) -> Option<Box<dyn FrameSource>> {
+        None
+    }
 }
 
 /// What reading one capture said besides its frames.
@@ -122,6 +129,15 @@ impl FrameSource for FileSource {
             complete: summary.complete,
             summary: Some(summary),
         })
+    }
+
+    fn with_gue_tunnels(&self, tunnels: &[(IpAddr, u16)]) -> Option<Box<dyn FrameSource>> {
+        let mut decode = self.decode.clone();
+        decode.gue_tunnels.extend_from_slice(tunnels);
+        Some(Box::new(FileSource {
+            files: self.files.clone(),
+            decode,
+        }))
     }
 }
 
@@ -260,6 +276,24 @@ pub fn analyse_streaming(
 
     // Pass 1: facts per vantage point, and a sample of packets for the clocks.
     let mut pass1: Vec<Pass1> = captures.par_iter().map(|&c| pass1_of(source, c)).collect();
+    // GUE-shaped UDP on a port nobody named is a tunnel where the captures show the director
+    // wrapping clients' packets in it. Its packets then are other packets (a tunnel's inner
+    // ones), so every fact changes: pass 1 is read again, decoding it.
+    let gue = topology::gue::judge(&gue_evidence(&pass1));
+    let confirmed = topology::gue::confirmed(&gue);
+    let with_gue = (!confirmed.is_empty())
+        .then(|| source.with_gue_tunnels(&confirmed))
+        .flatten();
+    let source: &dyn FrameSource = match &with_gue {
+        Some(s) => {
+            pass1 = captures
+                .par_iter()
+                .map(|&c| pass1_of(s.as_ref(), c))
+                .collect();
+            s.as_ref()
+        }
+        None => source,
+    };
     // An interface holding several hosts' packets is read again, split into its hops; from
     // here on every read splits it (see [`mirror`]).
     let mut mirrors: BTreeMap<CaptureId, BTreeSet<u32>> = pass1
@@ -339,10 +373,10 @@ pub fn analyse_streaming(
             summary,
         });
     }
-    let topology = topology::discover(&facts, &opts.hints);
+    let mut topology = topology::discover(&facts, &opts.hints);
+    topology.gue = gue;
     let saw_replies = saw_replies(&facts, &topology);
     drop(facts);
-    let mut topology = topology;
     mirror::describe_hops(&mut topology, &splits);
     let mut clock_offsets = clock::estimate_from_samples(samplers, &topology);
     mirror::share_clocks(&mut clock_offsets, &splits);
@@ -394,6 +428,14 @@ pub fn analyse_streaming(
     analysis.stats = outcome.stats;
     analysis.max_waiting = outcome.max_waiting;
     analysis
+}
+
+/// What every vantage point of pass 1 shows about GUE nobody named.
+fn gue_evidence(pass1: &[Pass1]) -> Vec<(VantageId, &topology::gue::GueEvidence)> {
+    pass1
+        .iter()
+        .flat_map(|p| p.0.iter().map(|(f, _)| (f.vantage, &f.gue)))
+        .collect()
 }
 
 /// Pass 1 over one capture: facts and a clock sample per interface, the read's outcome, and
