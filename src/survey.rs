@@ -55,6 +55,8 @@ struct State {
 struct Tally {
     /// Per interface, what it shows of GUE nobody named.
     gue: Vec<GueEvidence>,
+    /// Whether `gue` samples the plain packets too.
+    plain: bool,
     layers: Vec<LayerCounts>,
     spans: Vec<Option<(i64, i64)>>,
     notes: Vec<DecodeNote>,
@@ -67,7 +69,11 @@ impl Tally {
         let slot = frame.interface as usize;
         if self.layers.len() <= slot {
             self.layers.resize(slot + 1, LayerCounts::default());
-            self.gue.resize_with(slot + 1, GueEvidence::default);
+            let plain = self.plain;
+            self.gue.resize_with(slot + 1, || match plain {
+                true => GueEvidence::default(),
+                false => GueEvidence::shaped_only(),
+            });
         }
         self.layers[slot].add(packet);
         self.gue[slot].push(frame);
@@ -96,7 +102,15 @@ impl Tally {
 /// nobody named is counted as a tunnel only where the captures show the director wrapping
 /// clients' packets in it; the captures are then read again, decoding it.
 pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSurvey> {
-    let (mut surveys, evidence) = survey_once(sources, opts);
+    // Standard input is read once: everything is gathered in that read.
+    let once = sources.contains(&CaptureSource::Stdin);
+    let (mut surveys, mut evidence) = survey_once(sources, opts, once);
+    if !once && evidence.iter().flatten().any(GueEvidence::carries_packets) {
+        // A GUE-shaped datagram would carry a TCP or UDP packet: read again, keeping a sample
+        // of the plain packets to compare it with (which costs on every packet, so is done
+        // only when there is something to compare).
+        (surveys, evidence) = survey_once(sources, opts, true);
+    }
     let refs: Vec<(VantageId, &GueEvidence)> = evidence
         .iter()
         .enumerate()
@@ -113,7 +127,7 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
     let mut gue = gue::judge(&refs);
     let confirmed = gue::confirmed(&gue);
     if !confirmed.is_empty() {
-        if sources.contains(&CaptureSource::Stdin) {
+        if once {
             for t in gue.iter_mut().filter(|t| t.confirmed) {
                 t.reason.push_str(&format!(
                     "; but standard input cannot be read again to count it: give --gue-port {}",
@@ -123,7 +137,7 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
         } else {
             let mut again = opts.clone();
             again.gue_tunnels.extend(confirmed);
-            surveys = survey_once(sources, &again).0;
+            surveys = survey_once(sources, &again, false).0;
         }
     }
     for (c, s) in surveys.iter_mut().enumerate() {
@@ -136,16 +150,21 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
     surveys
 }
 
-/// One read of every capture: the surveys, and per capture and interface the GUE evidence.
+/// One read of every capture: the surveys, and per capture and interface the GUE evidence
+/// (with the plain packets' sample when `plain`).
 fn survey_once(
     sources: &[CaptureSource],
     opts: &DecodeOptions,
+    plain: bool,
 ) -> (Vec<CaptureSurvey>, Vec<Vec<GueEvidence>>) {
     let results = read_captures_parallel(
         sources,
         |_| State {
             decoder: Decoder::new(opts.clone()),
-            tally: Tally::default(),
+            tally: Tally {
+                plain,
+                ..Tally::default()
+            },
         },
         |state, frame| {
             let tally = &mut state.tally;

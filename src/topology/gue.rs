@@ -20,10 +20,9 @@
 
 use super::{FrameRef, VantageId};
 use crate::decode::packet::{DecodedFrame, FiveTuple, Net};
-use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 /// Plain 5-tuples kept per vantage point before the sample thins.
@@ -33,15 +32,33 @@ pub const MAX_CARRIED_TUPLES: usize = 256;
 /// GUE-shaped flows (source, destination, port) kept per vantage point; more are counted only.
 pub const MAX_SHAPED_FLOWS: usize = 1024;
 
-/// A 5-tuple's hash, mixed so that its low bits are uniform (splitmix64's finaliser over
-/// FxHash, which is the same on every run).
-fn tuple_hash(t: &FiveTuple) -> u64 {
-    let mut h = FxHasher::default();
-    t.hash(&mut h);
-    let mut z = h.finish().wrapping_add(0x9e37_79b9_7f4a_7c15);
+/// splitmix64's finaliser: every input bit reaches every output bit.
+fn mix(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
     z ^ (z >> 31)
+}
+
+/// An address as two words (an IPv4 address in the low one, tagged so that it differs from the
+/// IPv6 address with the same bits).
+fn words(a: IpAddr) -> (u64, u64) {
+    match a {
+        IpAddr::V4(a) => (u64::from(u32::from(a)) | 1 << 32, 0),
+        IpAddr::V6(a) => {
+            let b = u128::from(a);
+            (b as u64, (b >> 64) as u64)
+        }
+    }
+}
+
+/// A 5-tuple's hash, the same on every run and machine, with uniform low bits (it decides the
+/// sample). Computed for every plain packet of pass 1: a few multiplies, no hasher state.
+fn tuple_hash(t: &FiveTuple) -> u64 {
+    let (s0, s1) = words(t.src);
+    let (d0, d1) = words(t.dst);
+    let ports = u64::from(t.src_port) << 24 | u64::from(t.dst_port) << 8 | u64::from(t.protocol);
+    mix(mix(mix(s0 ^ s1.rotate_left(29)) ^ d0 ^ d1.rotate_left(29)) ^ ports)
 }
 
 fn sampled(hash: u64, level: u32) -> bool {
@@ -95,20 +112,57 @@ struct Shaped {
 }
 
 /// What one vantage point shows about GUE that nobody named.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct GueEvidence {
+    /// Whether plain packets are sampled (see [`GueEvidence::shaped_only`]).
+    with_plain: bool,
     /// By (source, destination, UDP destination port).
     shaped: HashMap<(IpAddr, IpAddr, u16), Shaped>,
     /// GUE-shaped datagrams of flows past [`MAX_SHAPED_FLOWS`].
     shaped_not_kept: u64,
     /// Plain (not tunnelled) TCP and UDP packets.
     plain: Sample<()>,
-    /// The last plain tuple's hash: a flow's packets come in runs.
-    last_plain: Option<u64>,
+    /// The hashes of recent plain tuples, by their top bits: the packets of the few flows in
+    /// flight skip the sample's table.
+    recent: Vec<u64>,
+}
+
+/// Slots of [`GueEvidence::recent`] (a power of two).
+const RECENT: usize = 64;
+
+impl Default for GueEvidence {
+    fn default() -> Self {
+        GueEvidence {
+            with_plain: true,
+            shaped: HashMap::new(),
+            shaped_not_kept: 0,
+            plain: Sample::default(),
+            recent: Vec::new(),
+        }
+    }
 }
 
 impl GueEvidence {
+    /// Evidence that keeps the GUE-shaped datagrams only, not the plain packets' sample, which
+    /// costs a little on every packet: for a read that looks first whether there is anything
+    /// to compare ([`GueEvidence::carries_packets`]).
+    pub fn shaped_only() -> GueEvidence {
+        GueEvidence {
+            with_plain: false,
+            ..GueEvidence::default()
+        }
+    }
+
+    /// Whether a GUE-shaped datagram seen here would carry a TCP or UDP packet: only then can
+    /// the plain packets confirm anything.
+    pub fn carries_packets(&self) -> bool {
+        self.shaped.values().any(|s| !s.carried.kept.is_empty())
+    }
+
     pub fn push(&mut self, f: &DecodedFrame) {
+        if !self.with_plain && f.packet.gue_shaped.is_none() {
+            return;
+        }
         let Net::Ip(p) = &f.packet.net else {
             return;
         };
@@ -136,8 +190,13 @@ impl GueEvidence {
             return;
         };
         let hash = tuple_hash(&plain);
-        if self.last_plain != Some(hash) {
-            self.last_plain = Some(hash);
+        if self.recent.is_empty() {
+            self.recent = vec![0; RECENT];
+        }
+        // The top bits pick the slot: the low ones decide the sample.
+        let slot = &mut self.recent[(hash >> (64 - RECENT.trailing_zeros())) as usize];
+        if *slot != hash {
+            *slot = hash;
             self.plain.insert(hash, || (), MAX_PLAIN_TUPLES);
         }
     }
