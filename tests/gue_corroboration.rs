@@ -152,6 +152,15 @@ fn the_real_servers_capture_alone_cannot_confirm_it() {
     assert!(!g.confirmed);
     assert!(g.reason.contains("--gue-port 6080"), "{}", g.reason);
     assert!(a.topology.directors.is_empty(), "no tunnel was decoded");
+    // The limits say so, and what to do.
+    assert!(
+        a.topology
+            .limits
+            .iter()
+            .any(|l| l.contains("not confirmed") && l.contains("--gue-port 6080")),
+        "{:?}",
+        a.topology.limits
+    );
     assert!(a.topology.real_servers.is_empty());
     // Named, the port is decoded: the same capture shows the deployment.
     let a = flows(&[&f.rs.0], &[GUE_PORT]);

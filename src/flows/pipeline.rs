@@ -374,6 +374,7 @@ pub fn analyse_streaming(
         });
     }
     let mut topology = topology::discover(&facts, &opts.hints);
+    topology.limits.extend(topology::gue::limits(&gue));
     topology.gue = gue;
     let saw_replies = saw_replies(&facts, &topology);
     drop(facts);

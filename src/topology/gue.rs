@@ -222,6 +222,8 @@ pub struct GueTunnel {
     pub first: FrameRef,
     /// Where they were seen.
     pub vantages: Vec<VantageId>,
+    /// Some of them would carry a TCP or UDP packet (only those can be a director's tunnel).
+    pub carries_packets: bool,
     /// A client's packet seen plain in the captures travels inside: decoded as a tunnel.
     pub confirmed: bool,
     /// Why, in words.
@@ -348,10 +350,22 @@ pub fn judge(evidence: &[(VantageId, &GueEvidence)]) -> Vec<GueTunnel> {
                 datagrams: g.datagrams,
                 first: g.first,
                 vantages: g.vantages.into_iter().collect(),
+                carries_packets: g.no_ports < g.datagrams,
                 confirmed: g.matched.is_some(),
                 reason,
             }
         })
+        .collect()
+}
+
+/// What the topology's limits say of GUE-shaped UDP that could be a tunnel but was not
+/// confirmed (a real server's capture without the director's or the client's): it was left
+/// plain UDP, and how to say it is a tunnel.
+pub fn limits(tunnels: &[GueTunnel]) -> Vec<String> {
+    tunnels
+        .iter()
+        .filter(|t| t.carries_packets && !t.confirmed)
+        .map(|t| t.describe())
         .collect()
 }
 
