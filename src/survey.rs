@@ -3,8 +3,11 @@
 
 use serde::Serialize;
 
+use crate::capture::frame::CaptureId;
 use crate::capture::{read_captures_parallel, CaptureSource, CaptureSummary};
-use crate::decode::{DecodeOptions, Decoder, LayerCounts, Net, Packet, Transport};
+use crate::decode::{DecodeOptions, DecodedFrame, Decoder, LayerCounts, Net, Packet, Transport};
+use crate::topology::gue::{self, GueEvidence, GueTunnel};
+use crate::topology::VantageId;
 
 /// At most this many undecodable frames are listed per capture; the rest are counted.
 pub const MAX_DECODE_NOTES: usize = 20;
@@ -23,6 +26,10 @@ pub struct CaptureSurvey {
     /// Frames with a layer that could not be decoded: frame number and reason.
     pub decode_notes: Vec<DecodeNote>,
     pub decode_notes_suppressed: u64,
+    /// GUE-shaped UDP on ports nobody named that this capture saw, judged over all captures:
+    /// a tunnel only where the captures show the director wrapping clients' packets in it.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gue: Vec<GueTunnel>,
 }
 
 #[derive(Debug, Serialize)]
@@ -40,75 +47,160 @@ pub struct DecodeNote {
 
 struct State {
     decoder: Decoder,
+    tally: Tally,
+}
+
+/// What the frames of one capture add up to.
+#[derive(Default)]
+struct Tally {
+    /// Per interface, what it shows of GUE nobody named.
+    gue: Vec<GueEvidence>,
+    /// Whether `gue` samples the plain packets too.
+    plain: bool,
     layers: Vec<LayerCounts>,
     spans: Vec<Option<(i64, i64)>>,
     notes: Vec<DecodeNote>,
     notes_suppressed: u64,
 }
 
-/// Reads and decodes every capture (in parallel), counting layers.
+impl Tally {
+    fn add(&mut self, frame: &DecodedFrame) {
+        let packet = &frame.packet;
+        let slot = frame.interface as usize;
+        if self.layers.len() <= slot {
+            self.layers.resize(slot + 1, LayerCounts::default());
+            let plain = self.plain;
+            self.gue.resize_with(slot + 1, || match plain {
+                true => GueEvidence::default(),
+                false => GueEvidence::shaped_only(),
+            });
+        }
+        self.layers[slot].add(packet);
+        self.gue[slot].push(frame);
+        if self.spans.len() <= slot {
+            self.spans.resize(slot + 1, None);
+        }
+        let ts = frame.ts_ns;
+        self.spans[slot] = Some(match self.spans[slot] {
+            Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
+            None => (ts, ts),
+        });
+        if let Some(reason) = malformed_reason(packet) {
+            if self.notes.len() < MAX_DECODE_NOTES {
+                self.notes.push(DecodeNote {
+                    frame: frame.number,
+                    reason,
+                });
+            } else {
+                self.notes_suppressed += 1;
+            }
+        }
+    }
+}
+
+/// Reads and decodes every capture (in parallel), counting layers. GUE-shaped UDP on a port
+/// nobody named is counted as a tunnel only where the captures show the director wrapping
+/// clients' packets in it; the captures are then read again, decoding it.
 pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSurvey> {
+    // Standard input is read once: everything is gathered in that read.
+    let once = sources.contains(&CaptureSource::Stdin);
+    let (mut surveys, mut evidence) = survey_once(sources, opts, once);
+    if !once && evidence.iter().flatten().any(GueEvidence::carries_packets) {
+        // A GUE-shaped datagram would carry a TCP or UDP packet: read again, keeping a sample
+        // of the plain packets to compare it with (which costs on every packet, so is done
+        // only when there is something to compare).
+        (surveys, evidence) = survey_once(sources, opts, true);
+    }
+    let refs: Vec<(VantageId, &GueEvidence)> = evidence
+        .iter()
+        .enumerate()
+        .flat_map(|(c, per_if)| {
+            per_if.iter().enumerate().map(move |(i, e)| {
+                let v = VantageId {
+                    capture: c as CaptureId,
+                    interface: i as u32,
+                };
+                (v, e)
+            })
+        })
+        .collect();
+    let mut gue = gue::judge(&refs);
+    let confirmed = gue::confirmed(&gue);
+    if !confirmed.is_empty() {
+        if once {
+            for t in gue.iter_mut().filter(|t| t.confirmed) {
+                t.reason.push_str(&format!(
+                    "; but standard input cannot be read again to count it: give --gue-port {}",
+                    t.port
+                ));
+            }
+        } else {
+            let mut again = opts.clone();
+            again.gue_tunnels.extend(confirmed);
+            surveys = survey_once(sources, &again, false).0;
+        }
+    }
+    for (c, s) in surveys.iter_mut().enumerate() {
+        s.gue = gue
+            .iter()
+            .filter(|t| t.vantages.iter().any(|v| v.capture as usize == c))
+            .cloned()
+            .collect();
+    }
+    surveys
+}
+
+/// One read of every capture: the surveys, and per capture and interface the GUE evidence
+/// (with the plain packets' sample when `plain`).
+fn survey_once(
+    sources: &[CaptureSource],
+    opts: &DecodeOptions,
+    plain: bool,
+) -> (Vec<CaptureSurvey>, Vec<Vec<GueEvidence>>) {
     let results = read_captures_parallel(
         sources,
         |_| State {
             decoder: Decoder::new(opts.clone()),
-            layers: Vec::new(),
-            spans: Vec::new(),
-            notes: Vec::new(),
-            notes_suppressed: 0,
+            tally: Tally {
+                plain,
+                ..Tally::default()
+            },
         },
         |state, frame| {
-            let packet = state
-                .decoder
-                .decode(frame.ts_ns, frame.link_type, frame.data);
-            let slot = frame.interface as usize;
-            if state.layers.len() <= slot {
-                state.layers.resize(slot + 1, LayerCounts::default());
-            }
-            state.layers[slot].add(&packet);
-            if state.spans.len() <= slot {
-                state.spans.resize(slot + 1, None);
-            }
-            let ts = frame.ts_ns;
-            state.spans[slot] = Some(match state.spans[slot] {
-                Some((lo, hi)) => (lo.min(ts), hi.max(ts)),
-                None => (ts, ts),
-            });
-            if let Some(reason) = malformed_reason(&packet) {
-                if state.notes.len() < MAX_DECODE_NOTES {
-                    state.notes.push(DecodeNote {
-                        frame: frame.number,
-                        reason,
-                    });
-                } else {
-                    state.notes_suppressed += 1;
-                }
-            }
+            let tally = &mut state.tally;
+            state.decoder.push(frame, &mut |f, _| tally.add(f));
         },
     );
     results
         .into_iter()
         .zip(sources)
-        .map(|((outcome, mut state), source)| {
+        .map(|((outcome, state), source)| {
+            let State {
+                mut decoder,
+                mut tally,
+            } = state;
+            decoder.finish(&mut |f, _| tally.add(f));
             let read = match outcome {
                 Ok(summary) => {
-                    let n = summary.interfaces.len().max(state.layers.len());
-                    state.layers.resize(n, LayerCounts::default());
-                    state.spans.resize(n, None);
+                    let n = summary.interfaces.len().max(tally.layers.len());
+                    tally.layers.resize(n, LayerCounts::default());
+                    tally.spans.resize(n, None);
                     ReadResult::Summary(summary)
                 }
                 Err(e) => ReadResult::Error(e.to_string()),
             };
-            CaptureSurvey {
+            let survey = CaptureSurvey {
                 file: source.display_name(),
                 read,
-                layers_per_interface: state.layers,
-                span_per_interface: state.spans,
-                decode_notes: state.notes,
-                decode_notes_suppressed: state.notes_suppressed,
-            }
+                layers_per_interface: tally.layers,
+                span_per_interface: tally.spans,
+                decode_notes: tally.notes,
+                decode_notes_suppressed: tally.notes_suppressed,
+                gue: Vec::new(),
+            };
+            (survey, tally.gue)
         })
-        .collect()
+        .unzip()
 }
 
 /// The reason of the first layer that could not be decoded, if any.

@@ -1,4 +1,6 @@
-//! IP fragments: flagged by the stateless decode, reassembled by the Decoder.
+//! IP fragments: flagged by the stateless decode, reassembled by the Decoder, and each datagram
+//! counted once: on the frame that completes it, or, when it never completes, on its first
+//! fragment.
 
 mod decode_common;
 use decode_common::*;
@@ -79,28 +81,161 @@ fn reassembly_in_order_and_out_of_order() {
     let frags = v4_fragments(9);
     for order in [[0, 1, 2], [2, 0, 1], [1, 2, 0], [2, 1, 0]] {
         let mut d = Decoder::new(DecodeOptions::default());
-        let packets: Vec<Packet> = order
-            .iter()
-            .enumerate()
-            .map(|(i, &f)| d.decode(i as i64 * 1000, 101, &frags[f]))
-            .collect();
+        let mut packets = Vec::new();
+        for (i, &f) in order.iter().enumerate() {
+            packets.extend(push(&mut d, i as i64 * 1000, 101, &frags[f]));
+        }
+        assert_eq!(
+            packets.len(),
+            3,
+            "{order:?}: every frame handed on once complete"
+        );
         for p in &packets[..2] {
             assert!(ip(p).ip.is_fragment(), "{order:?}: {p:?}");
+            assert_eq!(ip(p).transport, Transport::Fragment, "{order:?}");
         }
         assert_whole(&packets[2]);
         assert_eq!(d.pending_datagrams(), 0);
+        assert_eq!(d.held_frames(), 0);
         assert_eq!(d.reassembly_stats().completed, 1);
     }
 }
 
 #[test]
+fn a_reassembled_datagram_counts_once() {
+    let frags = v4_fragments(12);
+    let frames: Vec<&[u8]> = frags.iter().map(|f| f.as_slice()).collect();
+    let packets = decode_all(&DecodeOptions::default(), 101, &frames);
+    let mut counts = LayerCounts::default();
+    for p in &packets {
+        counts.add(p);
+    }
+    // One UDP datagram in three frames: Wireshark with reassembly on shows ip:data twice and
+    // ip:udp on the last frame.
+    assert_eq!((counts.ipv4, counts.udp, counts.fragments), (3, 1, 2));
+}
+
+#[test]
+fn the_first_fragment_waits_and_frames_keep_their_order() {
+    let frags = v4_fragments(13);
+    let other = V4::new(CLIENT, VIP, 17).packet(&udp(7000, 7001, b"between"));
+    let mut d = Decoder::new(DecodeOptions::default());
+    assert!(push(&mut d, 0, 101, &frags[0]).is_empty(), "held back");
+    assert!(
+        push(&mut d, 1, 101, &other).is_empty(),
+        "behind the first fragment"
+    );
+    assert!(push(&mut d, 2, 101, &frags[1]).is_empty());
+    assert_eq!(d.held_frames(), 3);
+    let out = push(&mut d, 3, 101, &frags[2]);
+    assert_eq!(out.len(), 4);
+    assert_eq!(ip(&out[0]).transport, Transport::Fragment);
+    assert_eq!(ip(&out[1]).udp().map(|u| u.dst_port), Some(7001));
+    assert_eq!(ip(&out[2]).transport, Transport::Fragment);
+    assert_whole(&out[3]);
+    assert!(finish(&mut d).is_empty());
+}
+
+#[test]
+fn a_datagram_never_completed_counts_on_its_first_fragment() {
+    let frags = v4_fragments(14);
+    let (_, payload) = udp_datagram();
+    // The last fragment never came (a capture filter, a loss, the capture's end).
+    let packets = decode_all(&DecodeOptions::default(), 101, &[&frags[0], &frags[1]]);
+    let u = ip(&packets[0])
+        .udp()
+        .expect("the first fragment says what it has");
+    assert_eq!((u.src_port, u.dst_port, u.payload_len), (5353, 53, 40));
+    assert_eq!(u.payload_hash, fnv(&payload[..16]));
+    assert_eq!(ip(&packets[1]).transport, Transport::Fragment);
+    let mut counts = LayerCounts::default();
+    for p in &packets {
+        counts.add(p);
+    }
+    assert_eq!((counts.udp, counts.fragments), (1, 2));
+}
+
+#[test]
+fn an_expired_datagram_releases_its_first_fragment() {
+    let a = v4_fragments(15);
+    let other = V4::new(CLIENT, VIP, 17).packet(&udp(7000, 7001, b"later"));
+    let opts = DecodeOptions {
+        reassembly: ReassemblyLimits {
+            max_age_ns: 1_000,
+            ..ReassemblyLimits::default()
+        },
+        ..DecodeOptions::default()
+    };
+    let mut d = Decoder::new(opts);
+    assert!(push(&mut d, 0, 101, &a[0]).is_empty());
+    assert!(push(&mut d, 500, 101, &other).is_empty());
+    // 2 µs after the first fragment, older than the limit: any frame ages the table.
+    let out = push(&mut d, 2_000, 101, &other);
+    assert_eq!(out.len(), 3);
+    assert_eq!(ip(&out[0]).udp().map(|u| u.dst_port), Some(53));
+    assert_eq!(d.reassembly_stats().expired, 1);
+    assert_eq!(d.held_frames(), 0);
+}
+
+#[test]
+fn held_frames_are_bounded() {
+    let a = v4_fragments(16);
+    let other = V4::new(CLIENT, VIP, 17).packet(&udp(7000, 7001, b"x"));
+    let opts = DecodeOptions {
+        reassembly: ReassemblyLimits {
+            max_held_frames: 3,
+            ..ReassemblyLimits::default()
+        },
+        ..DecodeOptions::default()
+    };
+    let mut d = Decoder::new(opts);
+    let mut out = push(&mut d, 0, 101, &a[0]);
+    for ts in 1..3 {
+        out.extend(push(&mut d, ts, 101, &other));
+    }
+    assert!(out.is_empty());
+    // The fourth frame held would pass the bound: the datagram is evicted, its first fragment
+    // counts on its own, and the rest of it can no longer complete it.
+    let out = push(&mut d, 3, 101, &other);
+    assert_eq!(out.len(), 4);
+    assert!(ip(&out[0]).udp().is_some());
+    assert_eq!(d.reassembly_stats().evicted, 1);
+    assert_eq!(push(&mut d, 4, 101, &a[1]).len(), 1);
+    let last = push(&mut d, 5, 101, &a[2]);
+    assert_eq!(ip(&last[0]).transport, Transport::Fragment);
+    assert_eq!(d.reassembly_stats().completed, 0);
+}
+
+#[test]
+fn a_contradicted_datagram_releases_its_first_fragment() {
+    let a = v4_fragments(17);
+    let mut d = Decoder::new(DecodeOptions::default());
+    assert!(push(&mut d, 0, 101, &a[0]).is_empty());
+    assert!(push(&mut d, 1, 101, &a[2]).is_empty());
+    // Another last fragment, ending elsewhere: the table drops the datagram.
+    let mut h = V4::new(CLIENT, VIP, 17);
+    h.id = 17;
+    h.offset = 40;
+    let other_end = h.packet(&[0u8; 16]);
+    let out = push(&mut d, 2, 101, &other_end);
+    assert_eq!(out.len(), 3);
+    assert!(ip(&out[0]).udp().is_some());
+    assert!(matches!(ip(&out[2]).transport, Transport::Malformed { .. }));
+    assert_eq!(d.reassembly_stats().rejected, 1);
+}
+
+#[test]
 fn duplicate_fragment_does_not_break_reassembly() {
     let frags = v4_fragments(11);
-    let mut d = Decoder::new(DecodeOptions::default());
-    d.decode(0, 101, &frags[0]);
-    d.decode(1, 101, &frags[0]);
-    d.decode(2, 101, &frags[1]);
-    assert_whole(&d.decode(3, 101, &frags[2]));
+    let packets = decode_all(
+        &DecodeOptions::default(),
+        101,
+        &[&frags[0], &frags[0], &frags[1], &frags[2]],
+    );
+    // Both copies of the first fragment are pieces of the datagram the last frame carries.
+    assert_eq!(ip(&packets[0]).transport, Transport::Fragment);
+    assert_eq!(ip(&packets[1]).transport, Transport::Fragment);
+    assert_whole(&packets[3]);
 }
 
 #[test]
@@ -114,15 +249,14 @@ fn eviction_and_age_limits() {
         },
         ..DecodeOptions::default()
     };
-    let mut d = Decoder::new(opts);
-    d.decode(0, 101, &a[0]);
-    d.decode(1, 101, &b[0]); // evicts datagram 1
-    assert_eq!(d.reassembly_stats().evicted, 1);
-    d.decode(2, 101, &b[1]);
-    assert_whole(&d.decode(3, 101, &b[2]));
+    let packets = decode_all(&opts, 101, &[&a[0], &b[0], &b[1], &b[2], &a[1], &a[2]]);
+    // Datagram 2 evicted datagram 1, whose first fragment then counts on its own.
+    assert!(ip(&packets[0]).udp().is_some());
+    assert_eq!(ip(&packets[1]).transport, Transport::Fragment);
+    assert_whole(&packets[3]);
     // Datagram 1 lost its first fragment: its last ones stay fragments.
-    assert_eq!(ip(&d.decode(4, 101, &a[1])).transport, Transport::Fragment);
-    assert_eq!(ip(&d.decode(5, 101, &a[2])).transport, Transport::Fragment);
+    assert_eq!(ip(&packets[4]).transport, Transport::Fragment);
+    assert_eq!(ip(&packets[5]).transport, Transport::Fragment);
 
     let opts = DecodeOptions {
         reassembly: ReassemblyLimits {
@@ -132,13 +266,13 @@ fn eviction_and_age_limits() {
         ..DecodeOptions::default()
     };
     let mut d = Decoder::new(opts);
-    d.decode(0, 101, &a[0]);
-    d.decode(500_000_000, 101, &a[1]);
+    push(&mut d, 0, 101, &a[0]);
+    push(&mut d, 500_000_000, 101, &a[1]);
     // 2 s after the first fragment: it has expired.
-    assert_eq!(
-        ip(&d.decode(2_000_000_000, 101, &a[2])).transport,
-        Transport::Fragment
-    );
+    let out = push(&mut d, 2_000_000_000, 101, &a[2]);
+    assert_eq!(out.len(), 3);
+    assert!(ip(&out[0]).udp().is_some());
+    assert_eq!(ip(&out[2]).transport, Transport::Fragment);
     assert_eq!(d.reassembly_stats().expired, 1);
     assert_eq!(d.reassembly_stats().completed, 0);
 }
@@ -186,11 +320,9 @@ fn ipv6_fragments_reassemble() {
             .fragment_offset,
         24
     );
-    let mut d = Decoder::new(DecodeOptions::default());
-    d.decode(0, 101, &g3);
-    d.decode(1, 101, &g1);
-    let p = d.decode(2, 101, &g2);
-    assert_eq!(ip(&p).tcp().unwrap().payload_hash, fnv(&payload));
+    let p = decode_all(&DecodeOptions::default(), 101, &[&g3, &g1, &g2]);
+    assert_eq!(ip(&p[2]).tcp().unwrap().payload_hash, fnv(&payload));
+    assert_eq!(ip(&p[1]).transport, Transport::Fragment);
 
     let p = decode(101, &f1, &DecodeOptions::default());
     let first = ip(&p);
@@ -210,10 +342,8 @@ fn ipv6_fragments_reassemble() {
     assert_eq!(ip(&p).ip.fragment_offset, 64);
     assert_eq!(ip(&p).transport, Transport::Fragment);
 
-    let mut d = Decoder::new(DecodeOptions::default());
-    d.decode(0, 101, &f2);
-    let p = d.decode(1, 101, &f1);
-    let whole = ip(&p);
+    let p = decode_all(&DecodeOptions::default(), 101, &[&f2, &f1]);
+    let whole = ip(&p[1]);
     assert!(!whole.ip.is_fragment());
     assert_eq!(whole.ip.total_len, 40 + 8 + 120);
     let t = whole.tcp().unwrap();
@@ -223,29 +353,76 @@ fn ipv6_fragments_reassemble() {
 
 #[test]
 fn fragments_inside_an_ipip_tunnel_reassemble() {
-    let mut d = Decoder::new(DecodeOptions::default());
     let mut outer = V4::new(DIRECTOR, RS, 4);
     outer.df = true;
     outer.id = 0;
     let frames: Vec<Vec<u8>> = v4_fragments(3).iter().map(|f| outer.packet(f)).collect();
-    d.decode(0, 101, &frames[0]);
-    d.decode(1, 101, &frames[1]);
-    let p = d.decode(2, 101, &frames[2]);
-    let (_, inner) = ip(&p).tunnel().expect("tunnel");
+    let refs: Vec<&[u8]> = frames.iter().map(|f| f.as_slice()).collect();
+    let p = decode_all(&DecodeOptions::default(), 101, &refs);
+    let (_, inner) = ip(&p[2]).tunnel().expect("tunnel");
     assert!(!inner.ip.is_fragment());
     assert_eq!(inner.udp().unwrap().payload_len, 40);
+    // The first frame's tunnel stays (its outer header is whole); inside, a piece.
+    let (_, first) = ip(&p[0]).tunnel().expect("tunnel");
+    assert_eq!(first.transport, Transport::Fragment);
+    let mut counts = LayerCounts::default();
+    for p in &p {
+        counts.add(p);
+    }
+    assert_eq!(
+        (counts.tunnels.ipip, counts.udp, counts.fragments),
+        (3, 1, 2)
+    );
+}
+
+/// An IPIP packet whose outer header was fragmented (the director's tunnel exceeded the MTU):
+/// the inner packet is in the reassembled outer datagram only.
+#[test]
+fn an_outer_fragmented_tunnel_counts_once() {
+    let inner = V4::new(CLIENT, VIP, 17).packet(&udp(40000, 53, &[7u8; 60]));
+    let mut h = V4::new(DIRECTOR, RS, 4);
+    h.id = 99;
+    h.mf = true;
+    let first = h.packet(&inner[..48]);
+    h.mf = false;
+    h.offset = 48;
+    let last = h.packet(&inner[48..]);
+    let p = decode_all(&DecodeOptions::default(), 101, &[&first, &last]);
+    assert_eq!(ip(&p[0]).transport, Transport::Fragment);
+    let (_, whole) = ip(&p[1])
+        .tunnel()
+        .expect("the reassembled datagram is a tunnel");
+    assert_eq!(whole.udp().map(|u| u.payload_len), Some(60));
+    let mut counts = LayerCounts::default();
+    for p in &p {
+        counts.add(p);
+    }
+    assert_eq!(
+        (
+            counts.ipv4,
+            counts.tunnels.ipip,
+            counts.udp,
+            counts.fragments
+        ),
+        (2, 1, 1, 1)
+    );
+    // Without the last fragment, the first one is the only trace: decoded as far as it goes.
+    let p = decode_all(&DecodeOptions::default(), 101, &[&first]);
+    assert!(ip(&p[0]).tunnel().is_some());
 }
 
 #[test]
 fn truncated_fragments_are_not_reassembled() {
     let frags = v4_fragments(5);
     let mut d = Decoder::new(DecodeOptions::default());
-    d.decode(0, 101, &frags[0]);
+    push(&mut d, 0, 101, &frags[0]);
     // The middle fragment cut by the snap length cannot fill its range.
-    d.decode(1, 101, &frags[1][..30]);
-    assert_eq!(
-        ip(&d.decode(2, 101, &frags[2])).transport,
-        Transport::Fragment
-    );
+    push(&mut d, 1, 101, &frags[1][..30]);
+    let out = push(&mut d, 2, 101, &frags[2]);
+    assert!(out.is_empty(), "the first fragment still waits");
     assert_eq!(d.pending_datagrams(), 1);
+    let rest = finish(&mut d);
+    assert_eq!(rest.len(), 3);
+    assert!(ip(&rest[0]).udp().is_some(), "never completed: decoded");
+    assert_eq!(ip(&rest[2]).transport, Transport::Fragment);
 }

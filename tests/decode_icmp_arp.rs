@@ -77,7 +77,7 @@ fn quoted_packets_do_not_feed_reassembly() {
     let mut icmp = vec![11, 1, 0, 0, 0, 0, 0, 0];
     icmp.extend_from_slice(&frag);
     let mut d = Decoder::new(DecodeOptions::default());
-    d.decode(0, 101, &V4::new(VIP, CLIENT, 1).packet(&icmp));
+    push(&mut d, 0, 101, &V4::new(VIP, CLIENT, 1).packet(&icmp));
     assert_eq!(d.pending_datagrams(), 0);
 }
 

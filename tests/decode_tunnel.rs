@@ -4,8 +4,8 @@ mod decode_common;
 use decode_common::*;
 
 use lvscheck::decode::{
-    decode, gue_candidate_port, looks_like_gue, DecodeOptions, IpPacket, LayerCounts, Net, Packet,
-    Transport, TunnelKind, MAX_IP_LAYERS,
+    decode, looks_like_gue, DecodeOptions, IpPacket, LayerCounts, Net, Packet, Transport,
+    TunnelKind, MAX_IP_LAYERS,
 };
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -162,6 +162,17 @@ fn gre_without_key_with_key_and_with_all_fields() {
 
 const GUE_PORT: u16 = 5555;
 
+fn probe() -> DecodeOptions {
+    DecodeOptions {
+        gue_probe: true,
+        ..DecodeOptions::default()
+    }
+}
+
+fn ip4(a: [u8; 4]) -> std::net::IpAddr {
+    std::net::IpAddr::from(a)
+}
+
 fn gue_frame(gue_payload: &[u8]) -> Vec<u8> {
     ipvs_outer(17).packet(&udp(41234, GUE_PORT, gue_payload))
 }
@@ -198,19 +209,31 @@ fn gue_variant_0_and_1() {
             t => panic!("{t:?}"),
         }
         assert!(looks_like_gue(&payload, payload.len()));
-        // Without the port, plain UDP, unless auto-detection is on.
+        // Without the port, plain UDP; probed, the packet it would carry is noted.
         let p = decode(101, &gue_frame(&payload), &DecodeOptions::default());
         assert!(matches!(p.ip().unwrap().transport, Transport::Udp(_)));
-        let auto = DecodeOptions {
-            gue_auto_detect: true,
+        assert_eq!(p.gue_shaped, None);
+        let p = decode(101, &gue_frame(&payload), &probe());
+        assert!(matches!(p.ip().unwrap().transport, Transport::Udp(_)));
+        let carried = p.gue_shaped.and_then(|g| g.carried).expect("noted");
+        assert_eq!(
+            (carried.src, carried.dst, carried.protocol),
+            (ip4(CLIENT), ip4(VIP), 6)
+        );
+        assert_eq!((carried.src_port, carried.dst_port), (40000, 80));
+        // Confirmed for its source (topology::gue), it is decoded: from that source only.
+        let confirmed = DecodeOptions {
+            gue_tunnels: vec![(ip4(DIRECTOR), GUE_PORT)],
             ..DecodeOptions::default()
         };
-        let p = decode(101, &gue_frame(&payload), &auto);
+        let p = decode(101, &gue_frame(&payload), &confirmed);
         assert_eq!(tunnel_of(&p).0, TunnelKind::Gue);
-        assert_eq!(
-            gue_candidate_port(101, &gue_frame(&payload)),
-            Some(GUE_PORT)
-        );
+        let elsewhere = DecodeOptions {
+            gue_tunnels: vec![(ip4(RS), GUE_PORT)],
+            ..DecodeOptions::default()
+        };
+        let p = decode(101, &gue_frame(&payload), &elsewhere);
+        assert!(matches!(p.ip().unwrap().transport, Transport::Udp(_)));
     }
     // Variant 0 carrying IPv6 (proto/ctype 41).
     let payload = [
@@ -246,7 +269,21 @@ fn gue_rule_rejects_what_is_not_gue() {
     let dns = [0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
     assert!(!looks_like_gue(&dns, dns.len()));
     assert!(!looks_like_gue(&[], 0));
-    assert_eq!(gue_candidate_port(101, &gue_frame(&dns)), None);
+    assert_eq!(decode(101, &gue_frame(&dns), &probe()).gue_shaped, None);
+    // A DNS query with ID 0x6xxx and 41 bytes of payload has the shape of variant 1 carrying
+    // IPv6 (issue 11): noted as such, carrying no TCP/UDP packet, and still plain UDP.
+    let mut query = vec![0x62, 0x34, 0x01, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0];
+    query.extend_from_slice(b"\x07example\x0bservicezone\x03com\x00");
+    query.extend_from_slice(&[0, 1, 0, 1]);
+    assert_eq!(query.len(), 41);
+    assert!(looks_like_gue(&query, query.len()));
+    let p = decode(
+        101,
+        &V4::new(CLIENT, VIP, 17).packet(&udp(40001, 53, &query)),
+        &probe(),
+    );
+    assert!(matches!(p.ip().unwrap().transport, Transport::Udp(_)));
+    assert_eq!(p.gue_shaped.map(|g| g.carried), Some(None));
 
     // On the GUE port, a control message stays plain UDP; a header cut short is malformed.
     let p = decode(101, &gue_frame(&control), &gue_opts());

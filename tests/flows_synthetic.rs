@@ -179,6 +179,7 @@ fn eth(src: Mac, dst: Mac, ip: IpPacket) -> Packet {
             ..Link::default()
         },
         net: Net::Ip(ip),
+        gue_shaped: None,
     }
 }
 
@@ -186,6 +187,7 @@ fn raw(ip: IpPacket) -> Packet {
     Packet {
         link: Link::default(),
         net: Net::Ip(ip),
+        gue_shaped: None,
     }
 }
 
@@ -348,6 +350,7 @@ impl Sim {
                 target_mac: [0; 6],
                 target_ip: VIP,
             }),
+            gue_shaped: None,
         };
         let answer = Packet {
             link: Link {
@@ -362,6 +365,7 @@ impl Sim {
                 target_mac: MAC_CLIENT,
                 target_ip: CLIENT,
             }),
+            gue_shaped: None,
         };
         for h in [Host::Client, Host::Director, Host::Rs(0), Host::Rs(1)] {
             self.see(h, t, &ask, h == Host::Client);
@@ -985,6 +989,7 @@ fn a_director_that_no_client_reached_is_known_by_its_arp_answer() {
             target_mac: MAC_CLIENT,
             target_ip: CLIENT,
         }),
+        gue_shaped: None,
     };
     sim.see(Host::Director, 0, &answer, false);
     sim.see(Host::Client, 20 * US, &answer, false);

@@ -32,7 +32,9 @@ pub struct AnalysisArgs {
     /// rs, client, other (repeatable).
     #[arg(long = "role", value_name = "ROLE=FILE")]
     pub roles: Vec<String>,
-    /// UDP port carrying GUE tunnels (`ipvsadm --tun-type gue --tun-port`); repeatable.
+    /// UDP port carrying GUE tunnels (`ipvsadm --tun-type gue --tun-port`); repeatable. Not
+    /// needed with --rules that name it, nor when a director's capture shows it wrapping the
+    /// clients' packets; a GUE-shaped datagram is a tunnel only then.
     #[arg(long = "gue-port", value_name = "PORT")]
     pub gue_ports: Vec<u16>,
     /// The sources [`check_captures`] accepted, set by [`AnalysisArgs::prepare`].
@@ -50,10 +52,17 @@ impl AnalysisArgs {
         }
     }
 
-    pub fn decode_options(&self) -> DecodeOptions {
+    /// GUE is decoded on the ports given with `--gue-port` and those the rules name
+    /// (`--tun-type gue --tun-port N`); on any other port only where the first pass sees the
+    /// director wrap clients' packets (`topology::gue`).
+    pub fn decode_options(&self, rules: Option<&Rules>) -> DecodeOptions {
+        let mut gue_ports = self.gue_ports.clone();
+        gue_ports.extend(rules.map(Rules::gue_ports).unwrap_or_default());
+        gue_ports.sort_unstable();
+        gue_ports.dedup();
         DecodeOptions {
-            gue_ports: self.gue_ports.clone(),
-            gue_auto_detect: self.gue_ports.is_empty(),
+            gue_ports,
+            gue_probe: true,
             ..DecodeOptions::default()
         }
     }

@@ -228,7 +228,15 @@ pub fn main(args: &FairnessArgs) -> i32 {
     let mut observer = fairness::observe::FairnessObserver::default();
     let analysis = crate::flows::analyse_files_streaming(
         &sources,
-        crate::decode::DecodeOptions::default(),
+        // GUE as in flows: on the rules' tunnel ports, and where the captures confirm it.
+        crate::decode::DecodeOptions {
+            gue_ports: rules
+                .as_ref()
+                .map(crate::topology::rules::Rules::gue_ports)
+                .unwrap_or_default(),
+            gue_probe: true,
+            ..crate::decode::DecodeOptions::default()
+        },
         &crate::flows::FlowOptions::default(),
         &mut observer,
     );

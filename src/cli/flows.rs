@@ -8,6 +8,7 @@ use clap::Args;
 
 use super::common::AnalysisArgs;
 use super::{EXIT_OK, EXIT_UNUSABLE};
+use crate::decode::DecodeOptions;
 use crate::flows::legs::Timeouts;
 use crate::flows::{
     analyse_files_streaming, Analysis, ConnKey, Connection, ConnectionSink, FlowOptions, Outcome,
@@ -46,9 +47,10 @@ fn parse_outcome(s: &str) -> Result<Outcome, String> {
     })
 }
 
-/// Builds the analysis options from the arguments.
-pub fn options(args: &FlowsArgs) -> Result<FlowOptions, String> {
-    let mut opts = args.analysis.flow_options()?;
+/// Builds the analysis and decode options from the arguments.
+pub fn options(args: &FlowsArgs) -> Result<(FlowOptions, DecodeOptions), String> {
+    let (mut opts, rules) = args.analysis.prepare()?;
+    let decode = args.analysis.decode_options(rules.as_ref());
     if !(args.udp_timeout.is_finite() && args.udp_timeout > 0.0) {
         return Err(format!(
             "--udp-timeout {}: must be a positive number of seconds",
@@ -59,7 +61,7 @@ pub fn options(args: &FlowsArgs) -> Result<FlowOptions, String> {
         udp_idle_ns: (args.udp_timeout * 1e9) as i64,
         ..Timeouts::default()
     };
-    Ok(opts)
+    Ok((opts, decode))
 }
 
 /// Whether a connection passes the `--rs`, `--client` and `--outcome` filters.
@@ -72,7 +74,7 @@ pub fn selected(args: &FlowsArgs, c: &Connection) -> bool {
 /// Exit status: 0 when the captures could be read, 2 when one could not or the input cannot
 /// be used ([`AnalysisArgs::problems`], bad arguments).
 pub fn run(args: &FlowsArgs) -> i32 {
-    let opts = match options(args) {
+    let (opts, decode) = match options(args) {
         Ok(o) => o,
         Err(e) => {
             say(format!("lvscheck flows: {e}"));
@@ -80,7 +82,7 @@ pub fn run(args: &FlowsArgs) -> i32 {
         }
     };
     if args.json {
-        return run_json_lines(args, &opts);
+        return run_json_lines(args, &opts, decode);
     }
     // Only the selected connections are kept (with the start and key of every connection, to
     // number them in order of start among all): a filtered table of a long capture needs
@@ -90,12 +92,7 @@ pub fn run(args: &FlowsArgs) -> i32 {
         shown: Vec::new(),
         starts: Vec::new(),
     };
-    let analysis = analyse_files_streaming(
-        &args.analysis.sources(),
-        args.analysis.decode_options(),
-        &opts,
-        &mut sink,
-    );
+    let analysis = analyse_files_streaming(&args.analysis.sources(), decode, &opts, &mut sink);
     if args.analysis.report_unusable(&analysis, &opts) {
         return EXIT_UNUSABLE;
     }
@@ -148,7 +145,7 @@ fn finish(written: std::io::Result<()>) -> i32 {
 
 /// `--json`: each connection is written as soon as it is rebuilt and then forgotten, so memory
 /// follows the connections in flight however many there are.
-fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions) -> i32 {
+fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions, decode: DecodeOptions) -> i32 {
     struct Sink<'a, W: Write> {
         args: &'a FlowsArgs,
         opts: &'a FlowOptions,
@@ -194,12 +191,7 @@ fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions) -> i32 {
         error: None,
         refused: false,
     };
-    let analysis = analyse_files_streaming(
-        &args.analysis.sources(),
-        args.analysis.decode_options(),
-        opts,
-        &mut sink,
-    );
+    let analysis = analyse_files_streaming(&args.analysis.sources(), decode, opts, &mut sink);
     if args.analysis.report_unusable(&analysis, opts) {
         return EXIT_UNUSABLE;
     }

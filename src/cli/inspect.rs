@@ -17,7 +17,9 @@ pub struct InspectArgs {
     /// Print one JSON document instead of tables.
     #[arg(long)]
     pub json: bool,
-    /// UDP port carrying GUE tunnels (`ipvsadm --tun-type gue --tun-port`); repeatable.
+    /// UDP port carrying GUE tunnels (`ipvsadm --tun-type gue --tun-port`); repeatable. Without
+    /// it, GUE-shaped UDP is a tunnel only where the captures show the director wrapping the
+    /// clients' packets in it.
     #[arg(long = "gue-port", value_name = "PORT")]
     pub gue_ports: Vec<u16>,
 }
@@ -27,7 +29,7 @@ pub fn run(args: &InspectArgs) -> i32 {
     let sources: Vec<CaptureSource> = args.files.iter().map(CaptureSource::from_arg).collect();
     let opts = DecodeOptions {
         gue_ports: args.gue_ports.clone(),
-        gue_auto_detect: args.gue_ports.is_empty(),
+        gue_probe: true,
         ..DecodeOptions::default()
     };
     let surveys = survey(&sources, &opts);

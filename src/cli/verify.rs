@@ -73,7 +73,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
     };
     let v = crate::verify::verify_with(
         &args.analysis.sources(),
-        args.analysis.decode_options(),
+        args.analysis.decode_options(rules.as_ref()),
         &opts,
         rules.as_ref(),
         &policy,

@@ -33,9 +33,11 @@ impl TunnelCounts {
 
 /// Frames by what they carry. `ipv4`/`ipv6` count the outermost IP header; `tcp`, `udp`,
 /// `icmp`, `icmpv6` the transport of the innermost packet (through tunnels, not into ICMP
-/// quotes); `fragments` frames where any IP layer is a fragment that was not (yet)
-/// reassembled; `malformed` frames whose decode ended in a Malformed layer; `other` frames
-/// whose network or innermost transport protocol is not decoded.
+/// quotes), a fragmented datagram on the frame that completed it (or, never completed, on its
+/// first fragment: see [`super::Decoder`]); `fragments` frames where any IP layer is a fragment
+/// as captured (every fragment of a datagram but the frame that completed it); `malformed`
+/// frames whose decode ended in a Malformed layer; `other` frames whose network or innermost
+/// transport protocol is not decoded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct LayerCounts {
     pub frames: u64,

@@ -6,6 +6,7 @@
 use etherparse::err::ip::{HeaderError, LaxHeaderSliceError};
 use etherparse::err::{ipv6_exts, Layer};
 use etherparse::{IpNumber, Ipv6ExtensionsSlice, LaxIpSlice};
+use std::net::IpAddr;
 
 use super::packet::{IpHeader, IpPacket, Transport};
 use super::reassembly::{FragKey, FragOutcome};
@@ -33,6 +34,8 @@ mod ext {
 /// The bytes an IP header carries, as the transport decoders see them.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Body<'a> {
+    /// Source address of the IP header (GUE is decoded per tunnel source).
+    pub src: IpAddr,
     pub protocol: u8,
     /// Captured bytes, never beyond what the IP header declares (no Ethernet padding).
     pub bytes: &'a [u8],
@@ -142,6 +145,7 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
     let captured_total = declared_total.map_or(data.len(), |t| t.min(data.len()));
     header.captured_len = captured_total as u32;
     let body = Body {
+        src: header.src,
         protocol: payload.ip_number.0,
         bytes: payload.payload,
         declared_len: declared_total
@@ -172,6 +176,7 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
     };
     // Only whole fragments can be reassembled: a cut one would leave a hole or garbage.
     let whole = declared_total.is_some_and(|t| t <= data.len());
+    let mut pending = None;
     if let (Some(reassembler), true) = (ctx.reassembler.as_deref_mut(), whole) {
         let key = FragKey {
             src: header.src,
@@ -198,11 +203,22 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
                     transport: Transport::Malformed { reason },
                 });
             }
-            FragOutcome::Pending => {}
+            FragOutcome::Pending(id) => pending = Some(id),
         }
     }
     let transport = if frag.offset == 0 && ext_error.is_none() {
-        decode_body(&body, depth, ctx, mode(ctx, true))
+        // A first fragment is decoded from the bytes it has: when its datagram never
+        // completes, that is all the capture says of it. Those bytes are not the whole
+        // datagram, so nothing inside them (a tunnelled fragment) goes into the table.
+        let reassembler = ctx.reassembler.take();
+        let transport = decode_body(&body, depth, ctx, mode(ctx, true));
+        ctx.reassembler = reassembler;
+        // Whether the frame is a packet or a piece of one depends on what comes later: the
+        // Decoder holds it back until the datagram completes or leaves the table.
+        if !matches!(transport, Transport::Fragment) && ctx.held.is_none() {
+            ctx.held = pending;
+        }
+        transport
     } else {
         Transport::Fragment
     };
@@ -257,6 +273,7 @@ fn reassembled(
         };
     }
     let body = Body {
+        src: first.src,
         protocol,
         bytes,
         declared_len: bytes.len(),

@@ -124,7 +124,11 @@ pub(crate) fn decode_frame(link_type: u32, data: &[u8], ctx: &mut Ctx) -> Packet
         Some(LinkType::Null) => null(data, ctx, true),
         Some(LinkType::Loop) => null(data, ctx, false),
     };
-    Packet { link, net }
+    Packet {
+        link,
+        net,
+        gue_shaped: ctx.gue_shaped.take(),
+    }
 }
 
 fn malformed(reason: String) -> Net {

@@ -7,7 +7,7 @@
 //! cut short by the snap length is decoded as far as its bytes go (IP lengths are taken from the
 //! headers, hashes from the bytes present), checksums are not verified, and the packet quoted in
 //! an ICMP error is decoded from its first bytes only. What is validated: header lengths against
-//! the bytes present, the IP version nibble, and, for the GUE auto-detection rule only
+//! the bytes present, the IP version nibble, and, for the GUE shape rule only
 //! ([`looks_like_gue`]), the inner IPv4 header checksum and lengths.
 //!
 //! Layout: [`link`] (link types, VLAN tags) -> [`ip`] (IPv4/IPv6, fragments) -> [`transport`]
@@ -19,7 +19,9 @@
 //! [`decode`] is stateless: a fragment is decoded from what it has (a first fragment's
 //! transport header, `Transport::Fragment` for the others). [`Decoder`] adds reassembly: the
 //! frame that completes a datagram carries the transport decoded from the whole datagram, and
-//! its IP header then describes the reassembled datagram (see `IpHeader::is_fragment`).
+//! its IP header then describes the reassembled datagram (see `IpHeader::is_fragment`); every
+//! other fragment of it, the first included, is `Transport::Fragment`, so that the datagram
+//! counts once. A first fragment whose datagram never completes keeps what its bytes say.
 
 pub mod arp;
 pub mod counts;
@@ -35,28 +37,39 @@ pub use counts::{LayerCounts, TunnelCounts};
 pub use link::LinkType;
 pub use packet::*;
 pub use reassembly::{ReassemblyLimits, ReassemblyStats};
-pub use tunnel::{gue_candidate_port, looks_like_gue};
+pub use tunnel::looks_like_gue;
 
-use reassembly::Reassembler;
+use std::collections::VecDeque;
+use std::net::IpAddr;
+
+use crate::capture::frame::Frame;
+use reassembly::{DatagramId, Reassembler};
 
 /// At most this many IP headers are decoded in one frame (outer, tunnelled, quoted): a tunnel in
 /// a tunnel in a ... ends with `Transport::Malformed` at this depth.
 pub const MAX_IP_LAYERS: u8 = 4;
 
-/// What the user told us about the traffic.
+/// What the user told us about the traffic, and what the first pass found.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DecodeOptions {
-    /// UDP destination ports that carry GUE (`ipvsadm --tun-type gue --tun-port`).
+    /// UDP destination ports that carry GUE whoever sends to them: `--gue-port`, and the
+    /// `--tun-port` of the rules' GUE real servers.
     pub gue_ports: Vec<u16>,
-    /// Also decode as GUE any UDP payload that passes [`looks_like_gue`], whatever its port.
-    pub gue_auto_detect: bool,
+    /// (tunnel source, UDP destination port) pairs that carry GUE: a director seen wrapping
+    /// clients' packets on that port (`topology::gue`).
+    pub gue_tunnels: Vec<(IpAddr, u16)>,
+    /// On every other outermost UDP datagram whose payload passes [`looks_like_gue`], note the
+    /// packet it would carry (`Packet::gue_shaped`), leaving the datagram plain UDP: the shape
+    /// alone proves nothing (DNS queries and SunRPC calls can have it).
+    pub gue_probe: bool,
     /// Bounds of the [`Decoder`]'s fragment reassembly table.
     pub reassembly: ReassemblyLimits,
 }
 
 impl DecodeOptions {
-    fn is_gue_port(&self, port: u16) -> bool {
-        self.gue_ports.contains(&port)
+    /// Whether a UDP datagram from `src` to `port` is GUE.
+    fn is_gue(&self, src: IpAddr, port: u16) -> bool {
+        self.gue_ports.contains(&port) || self.gue_tunnels.contains(&(src, port))
     }
 }
 
@@ -67,37 +80,114 @@ pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
         reassembler: None,
         ts_ns: 0,
         quoted: false,
+        held: None,
+        gue_shaped: None,
     };
     link::decode_frame(link_type, data, &mut ctx)
 }
 
 /// Decodes frames in capture order and reassembles IP fragments in a bounded table.
+///
+/// A fragmented datagram counts once, on the frame that completes it (as Wireshark counts with
+/// reassembly on): that frame carries the transport decoded from the whole datagram. The frame
+/// of its first fragment has the transport header too, but cannot tell when it comes whether
+/// the rest will follow; so the decoder holds it back, and every frame after it to keep capture
+/// order, until its datagram leaves the table. Completed, the first fragment is handed on as a
+/// piece of it (`Transport::Fragment`); dropped (too old, evicted, contradicted, or the capture
+/// ended first), it is handed on decoded from the bytes it has, the only trace of a datagram
+/// the receiver never got whole either. Fragments of one datagram follow each other within
+/// microseconds, so frames wait that long; [`ReassemblyLimits::max_held_frames`] bounds it.
 #[derive(Debug)]
 pub struct Decoder {
     opts: DecodeOptions,
     reassembler: Reassembler,
+    held: VecDeque<Held>,
+    /// The reassembler's finished datagrams, drained after every frame (kept for its buffer).
+    finished: Vec<(DatagramId, bool)>,
+}
+
+/// A frame decoded but not handed on yet.
+#[derive(Debug)]
+struct Held {
+    frame: DecodedFrame,
+    link_type: u32,
+    /// The pending datagram this frame is the first fragment of; None once it left the table
+    /// (the frame waits only for those before it).
+    waits_for: Option<DatagramId>,
 }
 
 impl Decoder {
     pub fn new(opts: DecodeOptions) -> Decoder {
         let reassembler = Reassembler::new(opts.reassembly);
-        Decoder { opts, reassembler }
+        Decoder {
+            opts,
+            reassembler,
+            held: VecDeque::new(),
+            finished: Vec::new(),
+        }
     }
 
     pub fn options(&self) -> &DecodeOptions {
         &self.opts
     }
 
-    /// Decodes one frame; `frame_ts_ns` ages the fragment table (frames should come in time
-    /// order; one that goes back in time ages nothing).
-    pub fn decode(&mut self, frame_ts_ns: i64, link_type: u32, data: &[u8]) -> Packet {
+    /// Decodes one frame and hands `emit` every frame that is settled, in capture order: this
+    /// one, unless it or a frame before it waits for a datagram to complete. `frame.ts_ns`
+    /// ages the fragment table (frames should come in time order; one that goes back in time
+    /// ages nothing). Call [`Decoder::finish`] after the last frame.
+    pub fn push(&mut self, frame: &Frame, emit: &mut impl FnMut(&mut DecodedFrame, u32)) {
+        self.reassembler.age(frame.ts_ns);
         let mut ctx = Ctx {
             opts: &self.opts,
             reassembler: Some(&mut self.reassembler),
-            ts_ns: frame_ts_ns,
+            ts_ns: frame.ts_ns,
             quoted: false,
+            held: None,
+            gue_shaped: None,
         };
-        link::decode_frame(link_type, data, &mut ctx)
+        let packet = link::decode_frame(frame.link_type, frame.data, &mut ctx);
+        let waits_for = ctx.held;
+        let mut decoded = DecodedFrame {
+            capture: frame.capture,
+            interface: frame.interface,
+            number: frame.number,
+            ts_ns: frame.ts_ns,
+            wire_len: frame.wire_len,
+            packet,
+        };
+        self.reassembler.take_finished(&mut self.finished);
+        if self.held.is_empty() && waits_for.is_none() {
+            // Nothing waits: what left the table concerns no frame still here.
+            self.finished.clear();
+            emit(&mut decoded, frame.link_type);
+            return;
+        }
+        self.held.push_back(Held {
+            frame: decoded,
+            link_type: frame.link_type,
+            waits_for,
+        });
+        self.settle();
+        self.release(emit);
+        while self.held.len() > self.opts.reassembly.max_held_frames {
+            // The first frame still here waits for a datagram (release stopped there).
+            let Some(id) = self.held.front().and_then(|h| h.waits_for) else {
+                break;
+            };
+            self.reassembler.evict(id);
+            self.reassembler.take_finished(&mut self.finished);
+            self.settle();
+            self.release(emit);
+        }
+    }
+
+    /// The capture ended: the datagrams still pending never completed in it, and the frames of
+    /// their first fragments are handed on as they were decoded, with the frames after them.
+    pub fn finish(&mut self, emit: &mut impl FnMut(&mut DecodedFrame, u32)) {
+        for h in &mut self.held {
+            h.waits_for = None;
+        }
+        self.release(emit);
     }
 
     /// What the fragment table did so far.
@@ -109,16 +199,60 @@ impl Decoder {
     pub fn pending_datagrams(&self) -> usize {
         self.reassembler.pending()
     }
+
+    /// Frames decoded and not handed on yet.
+    pub fn held_frames(&self) -> usize {
+        self.held.len()
+    }
+
+    /// Applies the datagrams that left the table to the frames of their first fragments.
+    fn settle(&mut self) {
+        for (id, completed) in self.finished.drain(..) {
+            for h in self.held.iter_mut().filter(|h| h.waits_for == Some(id)) {
+                h.waits_for = None;
+                if completed {
+                    // Another frame carries the datagram: this one is a piece of it.
+                    if let Net::Ip(ip) = &mut h.frame.packet.net {
+                        piece_of_datagram(ip);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hands on the frames at the front that wait for nothing.
+    fn release(&mut self, emit: &mut impl FnMut(&mut DecodedFrame, u32)) {
+        while self.held.front().is_some_and(|h| h.waits_for.is_none()) {
+            if let Some(mut h) = self.held.pop_front() {
+                emit(&mut h.frame, h.link_type);
+            }
+        }
+    }
+}
+
+/// Turns the first fragment in a packet's chain (through tunnels) into a piece of a datagram
+/// that another frame carries whole.
+fn piece_of_datagram(ip: &mut IpPacket) {
+    if ip.ip.is_fragment() {
+        ip.transport = Transport::Fragment;
+    } else if let Transport::Tunnel { inner, .. } = &mut ip.transport {
+        piece_of_datagram(inner);
+    }
 }
 
 /// State threaded through one frame's decode.
 pub(crate) struct Ctx<'a> {
     pub opts: &'a DecodeOptions,
-    /// None for the stateless decode and inside ICMP-quoted packets (not real traffic).
+    /// None for the stateless decode, inside ICMP-quoted packets (not real traffic) and inside
+    /// a first fragment (not the whole datagram).
     pub reassembler: Option<&'a mut Reassembler>,
     pub ts_ns: i64,
     /// Inside a packet quoted by an ICMP error: headers are read laxly.
     pub quoted: bool,
+    /// Set by the decode: the frame is the first fragment of this datagram, still pending.
+    pub held: Option<DatagramId>,
+    /// Set by the decode: what the outermost UDP datagram would carry if it were GUE.
+    pub gue_shaped: Option<GueShape>,
 }
 
 impl Ctx<'_> {
@@ -129,6 +263,8 @@ impl Ctx<'_> {
             reassembler: None,
             ts_ns: self.ts_ns,
             quoted: true,
+            held: None,
+            gue_shaped: None,
         }
     }
 }

@@ -14,6 +14,48 @@ pub type Mac = [u8; 6];
 pub struct Packet {
     pub link: Link,
     pub net: Net,
+    /// The outermost IP packet is a UDP datagram, not decoded as GUE, whose payload looks like
+    /// a GUE data message (`DecodeOptions::gue_probe`). Only the clients' packets can tell
+    /// whether it is a tunnel (`topology::gue`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gue_shaped: Option<GueShape>,
+}
+
+/// What a GUE-shaped UDP payload would carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct GueShape {
+    /// The inner packet, when it is TCP or UDP (as far as its first bytes go).
+    pub carried: Option<FiveTuple>,
+}
+
+/// Addresses, protocol and ports of a TCP or UDP packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct FiveTuple {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub protocol: u8,
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl std::fmt::Display for FiveTuple {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let proto = match self.protocol {
+            6 => "tcp",
+            17 => "udp",
+            _ => "ip",
+        };
+        let end = |a: IpAddr, p: u16| match a {
+            IpAddr::V4(a) => format!("{a}:{p}"),
+            IpAddr::V6(a) => format!("[{a}]:{p}"),
+        };
+        write!(
+            f,
+            "{proto} {} -> {}",
+            end(self.src, self.src_port),
+            end(self.dst, self.dst_port)
+        )
+    }
 }
 
 /// What the link layer said (all optional: raw IP captures have none of it).
@@ -217,6 +259,22 @@ impl IpHeader {
 }
 
 impl IpPacket {
+    /// Addresses, protocol and ports, for TCP and UDP.
+    pub fn five_tuple(&self) -> Option<FiveTuple> {
+        let (src_port, dst_port) = match &self.transport {
+            Transport::Tcp(t) => (t.src_port, t.dst_port),
+            Transport::Udp(u) => (u.src_port, u.dst_port),
+            _ => return None,
+        };
+        Some(FiveTuple {
+            src: self.ip.src,
+            dst: self.ip.dst,
+            protocol: self.ip.protocol,
+            src_port,
+            dst_port,
+        })
+    }
+
     /// The packet inside all tunnels (itself when not tunnelled). ICMP quotes are not entered.
     pub fn innermost(&self) -> &IpPacket {
         let mut packet = self;

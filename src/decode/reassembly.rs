@@ -7,6 +7,12 @@
 //! a table that cannot grow without limit. Here a datagram is dropped when it is older than
 //! `max_age_ns` (by frame timestamps, as Linux's `ipfrag_time`), and the oldest are evicted
 //! when more than `max_datagrams` are pending or they hold more than `max_bytes`.
+//!
+//! Each datagram gets an id ([`DatagramId`]) when its first fragment (in arrival order) comes,
+//! and the table notes every datagram that leaves it, completed or not
+//! ([`Reassembler::take_finished`]): the [`Decoder`](super::Decoder) holds back a first
+//! fragment's frame until then, to decide whether the frame counts as a packet or only as a
+//! piece of the datagram another frame completes.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -23,15 +29,20 @@ pub struct ReassemblyLimits {
     pub max_bytes: usize,
     /// A datagram whose first fragment is older than this (frame timestamps) is dropped.
     pub max_age_ns: i64,
+    /// Frames the [`Decoder`](super::Decoder) holds back behind a first fragment whose datagram
+    /// is still pending; past this the oldest such datagram is evicted (its first fragment then
+    /// counts on its own).
+    pub max_held_frames: usize,
 }
 
 impl Default for ReassemblyLimits {
-    /// 1024 datagrams, 16 MiB, 30 s (Linux's default `ipfrag_time`).
+    /// 1024 datagrams, 16 MiB, 30 s (Linux's default `ipfrag_time`), 4096 frames held back.
     fn default() -> Self {
         ReassemblyLimits {
             max_datagrams: 1024,
             max_bytes: 16 << 20,
             max_age_ns: 30_000_000_000,
+            max_held_frames: 4096,
         }
     }
 }
@@ -40,7 +51,7 @@ impl Default for ReassemblyLimits {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct ReassemblyStats {
     pub completed: u64,
-    /// Dropped to stay within `max_datagrams` / `max_bytes`.
+    /// Dropped to stay within `max_datagrams` / `max_bytes` / `max_held_frames`.
     pub evicted: u64,
     /// Dropped for age.
     pub expired: u64,
@@ -56,9 +67,14 @@ pub(crate) struct FragKey {
     pub id: u32,
 }
 
+/// A datagram's number in the table, unique for the table's life: a key (addresses, protocol,
+/// identification) comes back when the IP ID wraps, an id never does.
+pub(crate) type DatagramId = u64;
+
 pub(crate) enum FragOutcome {
-    /// Kept; the datagram is not whole yet (or was evicted at once for being too large).
-    Pending,
+    /// Kept; the datagram is not whole yet (or was evicted at once for being too large, which
+    /// [`Reassembler::take_finished`] then says).
+    Pending(DatagramId),
     /// The datagram's payload, from offset 0; give it back with [`Reassembler::recycle`].
     Complete(Vec<u8>),
     /// The fragment contradicts the others; the datagram was dropped.
@@ -69,8 +85,8 @@ pub(crate) enum FragOutcome {
 struct Datagram {
     buf: IpDefragBuf,
     first_ts_ns: i64,
-    /// Arrival order, to evict deterministically among equal timestamps.
-    order: u64,
+    /// Arrival order, to evict deterministically among equal timestamps; also its id.
+    order: DatagramId,
 }
 
 /// Spare buffers kept for reuse; more would only hold memory.
@@ -85,6 +101,12 @@ pub(crate) struct Reassembler {
     stats: ReassemblyStats,
     spare_data: Vec<Vec<u8>>,
     spare_ranges: Vec<Vec<IpFragRange>>,
+    /// Datagrams that left the table since the last [`Reassembler::take_finished`]: id and
+    /// whether they were completed.
+    finished: Vec<(DatagramId, bool)>,
+    /// No datagram expires before this frame time: [`Reassembler::age`] looks at the table
+    /// only then, so that ageing on every frame costs one comparison.
+    next_expiry_ns: i64,
 }
 
 impl Reassembler {
@@ -97,6 +119,8 @@ impl Reassembler {
             stats: ReassemblyStats::default(),
             spare_data: Vec::new(),
             spare_ranges: Vec::new(),
+            finished: Vec::new(),
+            next_expiry_ns: i64::MAX,
         }
     }
 
@@ -117,7 +141,7 @@ impl Reassembler {
         more_fragments: bool,
         data: &[u8],
     ) -> FragOutcome {
-        self.expire(ts_ns);
+        self.age(ts_ns);
         // IP offsets are 13-bit counts of 8 bytes, so this cannot fail for a decoded header.
         let Ok(offset) = IpFragOffset::try_new(offset / 8) else {
             return FragOutcome::Rejected(format!("fragment offset {offset} out of range"));
@@ -130,6 +154,9 @@ impl Reassembler {
             );
             let order = self.next_order;
             self.next_order += 1;
+            self.next_expiry_ns = self
+                .next_expiry_ns
+                .min(ts_ns.saturating_add(self.limits.max_age_ns));
             self.table.insert(
                 key,
                 Datagram {
@@ -140,8 +167,9 @@ impl Reassembler {
             );
         }
         let Some(datagram) = self.table.get_mut(&key) else {
-            return FragOutcome::Pending;
+            return FragOutcome::Rejected("fragment table lost a datagram".to_string());
         };
+        let id = datagram.order;
         let before = datagram.buf.data().len();
         let added = datagram.buf.add(offset, more_fragments, data);
         let after = datagram.buf.data().len();
@@ -156,15 +184,43 @@ impl Reassembler {
             Ok(()) if complete => match self.take(&key) {
                 Some(payload) => {
                     self.stats.completed += 1;
+                    self.finished.push((id, true));
                     FragOutcome::Complete(payload)
                 }
-                None => FragOutcome::Pending,
+                None => FragOutcome::Pending(id),
             },
             Ok(()) => {
                 self.enforce_limits();
-                FragOutcome::Pending
+                FragOutcome::Pending(id)
             }
         }
+    }
+
+    /// Drops the datagrams older than the age limit at frame time `now_ns`; cheap when none
+    /// can be.
+    pub fn age(&mut self, now_ns: i64) {
+        if now_ns > self.next_expiry_ns {
+            self.expire(now_ns);
+        }
+    }
+
+    /// Drops one datagram (the [`Decoder`](super::Decoder) held too many frames behind it).
+    pub fn evict(&mut self, id: DatagramId) {
+        let key = self
+            .table
+            .iter()
+            .find(|(_, d)| d.order == id)
+            .map(|(k, _)| *k);
+        if let Some(key) = key {
+            self.remove(&key);
+            self.stats.evicted += 1;
+        }
+    }
+
+    /// The datagrams that left the table since the last call, in the order they left: id and
+    /// whether they were completed (false: expired, evicted or rejected).
+    pub fn take_finished(&mut self, into: &mut Vec<(DatagramId, bool)>) {
+        into.append(&mut self.finished);
     }
 
     /// Gives a completed datagram's buffer back for reuse.
@@ -185,28 +241,40 @@ impl Reassembler {
         Some(data)
     }
 
+    /// Drops a datagram that did not complete.
     fn remove(&mut self, key: &FragKey) {
+        let id = self.table.get(key).map(|d| d.order);
         if let Some(data) = self.take(key) {
             self.recycle(data);
+        }
+        if let Some(id) = id {
+            self.finished.push((id, false));
         }
     }
 
     fn expire(&mut self, now_ns: i64) {
-        if self.table.is_empty() {
-            return;
-        }
         let max_age = self.limits.max_age_ns;
         let before = self.table.len();
         let mut freed = 0usize;
+        let mut next = i64::MAX;
+        let finished = &mut self.finished;
         self.table.retain(|_, d| {
             let keep = now_ns.saturating_sub(d.first_ts_ns) <= max_age;
-            if !keep {
+            if keep {
+                next = next.min(d.first_ts_ns.saturating_add(max_age));
+            } else {
                 freed += d.buf.data().len();
+                finished.push((d.order, false));
             }
             keep
         });
+        // HashMap order is arbitrary: the ids of one pass in a fixed order.
+        let gone = before - self.table.len();
+        let at = self.finished.len() - gone;
+        self.finished[at..].sort_unstable();
+        self.next_expiry_ns = next;
         self.bytes = self.bytes.saturating_sub(freed);
-        self.stats.expired += (before - self.table.len()) as u64;
+        self.stats.expired += gone as u64;
     }
 
     fn enforce_limits(&mut self) {
@@ -263,11 +331,11 @@ mod tests {
         let c = [3u8; 3];
         assert!(matches!(
             r.add(key(1), 0, 16, false, &c),
-            FragOutcome::Pending
+            FragOutcome::Pending(_)
         ));
         assert!(matches!(
             r.add(key(1), 1, 0, true, &a),
-            FragOutcome::Pending
+            FragOutcome::Pending(_)
         ));
         match r.add(key(1), 2, 8, true, &b) {
             FragOutcome::Complete(d) => assert_eq!(d, [&a[..], &b[..], &c[..]].concat()),
@@ -293,7 +361,7 @@ mod tests {
         // Datagram 0 was the oldest: its last fragment now starts a new, incomplete one.
         assert!(matches!(
             r.add(key(0), 3, 8, false, &[0; 4]),
-            FragOutcome::Pending
+            FragOutcome::Pending(_)
         ));
         assert!(matches!(
             r.add(key(2), 4, 8, false, &[0; 4]),
@@ -327,7 +395,7 @@ mod tests {
         // 101 ns later the first fragment is too old: the last one cannot complete it.
         assert!(matches!(
             r.add(key(1), 101, 8, false, &[0; 8]),
-            FragOutcome::Pending
+            FragOutcome::Pending(_)
         ));
         assert_eq!(r.stats().expired, 1);
         assert_eq!(r.pending(), 1);

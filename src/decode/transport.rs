@@ -133,12 +133,14 @@ pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode) -> T
         payload_hash: payload_hash(payload),
     };
     let opts = ctx.opts;
-    if opts.is_gue_port(datagram.dst_port)
-        || (opts.gue_auto_detect && tunnel::looks_like_gue(payload, payload_len))
-    {
+    if opts.is_gue(body.src, datagram.dst_port) {
         if let Some(gue) = tunnel::decode_gue(datagram, payload, depth, ctx) {
             return gue;
         }
+    } else if opts.gue_probe && depth == 0 && mode == Mode::Normal {
+        // Only the outermost datagram: IPVS puts GUE right on the director's packet. A first
+        // fragment is not probed: its datagram, once whole, is.
+        ctx.gue_shaped = tunnel::gue_shaped(payload, payload_len);
     }
     Transport::Udp(datagram)
 }

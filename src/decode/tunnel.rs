@@ -3,14 +3,15 @@
 //! (`--tun-type gre`, RFC 2784 with the RFC 2890 key and sequence) and GUE over UDP
 //! (`--tun-type gue`, draft-ietf-intarea-gue variants 0 and 1).
 //!
-//! GUE has no port of its own: `ipvsadm --tun-port` picks one. A UDP payload is decoded as GUE
-//! when its destination port is one of `DecodeOptions::gue_ports`, or, with
-//! `gue_auto_detect`, when [`looks_like_gue`] accepts it; [`gue_candidate_port`] lets a first
-//! pass over a capture find the port.
+//! GUE has no port of its own: `ipvsadm --tun-port` picks one. A UDP datagram is decoded as GUE
+//! when its destination port is one of `DecodeOptions::gue_ports`, or its source and port one
+//! of `gue_tunnels`; with `gue_probe`, any other whose payload [`looks_like_gue`] gets the
+//! packet it would carry noted ([`gue_shaped`]), for the first pass to confirm or not
+//! (`topology::gue`).
 
 use super::ip::{self, Body, PROTO_IPIP, PROTO_IPV6};
 use super::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
-use super::packet::{Transport, TunnelKind, Udp};
+use super::packet::{GueShape, Transport, TunnelKind, Udp};
 use super::{be16, Ctx, DecodeOptions};
 
 fn kind_name(kind: TunnelKind) -> &'static str {
@@ -235,20 +236,27 @@ fn plausible_ipv4(h: &[u8], declared: usize) -> bool {
     sum == 0xffff
 }
 
-/// The UDP destination port of a frame whose outermost UDP payload plausibly is GUE
-/// ([`looks_like_gue`]), for a first pass that finds the GUE port of a capture.
-pub fn gue_candidate_port(link_type: u32, data: &[u8]) -> Option<u16> {
-    let opts = DecodeOptions {
-        gue_auto_detect: true,
-        ..DecodeOptions::default()
-    };
-    let packet = super::decode(link_type, data, &opts);
-    match &packet.ip()?.transport {
-        Transport::Tunnel {
-            tunnel: TunnelKind::Gue,
-            udp: Some(udp),
-            ..
-        } => Some(udp.dst_port),
-        _ => None,
+/// What a UDP payload carries if it is GUE-shaped ([`looks_like_gue`]): the inner packet's
+/// 5-tuple when it is TCP or UDP, decoded from its first bytes. None for any other payload.
+pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize) -> Option<GueShape> {
+    if !looks_like_gue(payload, payload_len) {
+        return None;
     }
+    let GueInner::At(offset, _) = gue_inner(payload) else {
+        return None;
+    };
+    // A look, not a decode: no reassembly, no further probe.
+    let opts = DecodeOptions::default();
+    let mut ctx = Ctx {
+        opts: &opts,
+        reassembler: None,
+        ts_ns: 0,
+        quoted: false,
+        held: None,
+        gue_shaped: None,
+    };
+    let carried = ip::decode_ip(&payload[offset..], 1, &mut ctx)
+        .ok()
+        .and_then(|inner| inner.five_tuple());
+    Some(GueShape { carried })
 }

@@ -411,6 +411,7 @@ mod tests {
                     ..Link::default()
                 },
                 net: Net::Other { ether_type: 0x88b5 },
+                gue_shaped: None,
             },
         }
     }

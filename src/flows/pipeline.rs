@@ -48,6 +48,13 @@ pub trait FrameSource: Sync {
             each(&mut f, link_type)
         })
     }
+
+    /// The same captures with GUE decoded on these (tunnel source, UDP port) pairs as well, for
+    /// a source that decodes bytes ([`FileSource`]); None for one whose frames are decoded
+    /// already.
+    fn with_gue_tunnels(&self, _tunnels: &[(IpAddr, u16)]) -> Option<Box<dyn FrameSource>> {
+        None
+    }
 }
 
 /// What reading one capture said besides its frames.
@@ -96,19 +103,10 @@ impl FrameSource for FileSource {
             .get(capture as usize)
             .ok_or_else(|| format!("no capture #{capture}"))?;
         let mut decoder = Decoder::new(self.decode.clone());
-        let summary = read_capture(capture, source, |f| {
-            let packet = decoder.decode(f.ts_ns, f.link_type, f.data);
-            let mut d = DecodedFrame {
-                capture: f.capture,
-                interface: f.interface,
-                number: f.number,
-                ts_ns: f.ts_ns,
-                wire_len: f.wire_len,
-                packet,
-            };
-            each(&mut d, f.link_type);
-        })
-        .map_err(|e| e.to_string())?;
+        let read = read_capture(capture, source, |f| decoder.push(f, &mut |d, l| each(d, l)));
+        // What was read before a problem counts too (capture.read reports the problem).
+        decoder.finish(&mut |d, l| each(d, l));
+        let summary = read.map_err(|e| e.to_string())?;
         let mut warnings: Vec<String> = summary
             .warnings
             .iter()
@@ -131,6 +129,15 @@ impl FrameSource for FileSource {
             complete: summary.complete,
             summary: Some(summary),
         })
+    }
+
+    fn with_gue_tunnels(&self, tunnels: &[(IpAddr, u16)]) -> Option<Box<dyn FrameSource>> {
+        let mut decode = self.decode.clone();
+        decode.gue_tunnels.extend_from_slice(tunnels);
+        Some(Box::new(FileSource {
+            files: self.files.clone(),
+            decode,
+        }))
     }
 }
 
@@ -269,6 +276,24 @@ pub fn analyse_streaming(
 
     // Pass 1: facts per vantage point, and a sample of packets for the clocks.
     let mut pass1: Vec<Pass1> = captures.par_iter().map(|&c| pass1_of(source, c)).collect();
+    // GUE-shaped UDP on a port nobody named is a tunnel where the captures show the director
+    // wrapping clients' packets in it. Its packets then are other packets (a tunnel's inner
+    // ones), so every fact changes: pass 1 is read again, decoding it.
+    let gue = topology::gue::judge(&gue_evidence(&pass1));
+    let confirmed = topology::gue::confirmed(&gue);
+    let with_gue = (!confirmed.is_empty())
+        .then(|| source.with_gue_tunnels(&confirmed))
+        .flatten();
+    let source: &dyn FrameSource = match &with_gue {
+        Some(s) => {
+            pass1 = captures
+                .par_iter()
+                .map(|&c| pass1_of(s.as_ref(), c))
+                .collect();
+            s.as_ref()
+        }
+        None => source,
+    };
     // An interface holding several hosts' packets is read again, split into its hops; from
     // here on every read splits it (see [`mirror`]).
     let mut mirrors: BTreeMap<CaptureId, BTreeSet<u32>> = pass1
@@ -348,10 +373,11 @@ pub fn analyse_streaming(
             summary,
         });
     }
-    let topology = topology::discover(&facts, &opts.hints);
+    let mut topology = topology::discover(&facts, &opts.hints);
+    topology.limits.extend(topology::gue::limits(&gue));
+    topology.gue = gue;
     let saw_replies = saw_replies(&facts, &topology);
     drop(facts);
-    let mut topology = topology;
     mirror::describe_hops(&mut topology, &splits);
     let mut clock_offsets = clock::estimate_from_samples(samplers, &topology);
     mirror::share_clocks(&mut clock_offsets, &splits);
@@ -403,6 +429,14 @@ pub fn analyse_streaming(
     analysis.stats = outcome.stats;
     analysis.max_waiting = outcome.max_waiting;
     analysis
+}
+
+/// What every vantage point of pass 1 shows about GUE nobody named.
+fn gue_evidence(pass1: &[Pass1]) -> Vec<(VantageId, &topology::gue::GueEvidence)> {
+    pass1
+        .iter()
+        .flat_map(|p| p.0.iter().map(|(f, _)| (f.vantage, &f.gue)))
+        .collect()
 }
 
 /// Pass 1 over one capture: facts and a clock sample per interface, the read's outcome, and

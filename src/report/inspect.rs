@@ -43,8 +43,9 @@ fn format_name(summary: &CaptureSummary) -> String {
 /// Renders every capture's block.
 pub fn render(surveys: &[CaptureSurvey]) -> String {
     let mut out = String::new();
-    for survey in surveys {
+    for (capture, survey) in surveys.iter().enumerate() {
         render_one(survey, &mut out);
+        render_gue(capture, survey, &mut out);
         out.push('\n');
     }
     out
@@ -136,6 +137,18 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
             "  undecodable: {} more frames not shown\n",
             survey.decode_notes_suppressed
         ));
+    }
+}
+
+/// GUE-shaped UDP the capture saw on ports nobody named, and whether it was taken for a tunnel.
+fn render_gue(capture: usize, survey: &CaptureSurvey, out: &mut String) {
+    for t in &survey.gue {
+        let at = if t.first.capture as usize == capture {
+            format!(" (first: frame {})", t.first.frame)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!("  gue: {}{at}\n", esc(&t.describe())));
     }
 }
 

@@ -161,6 +161,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         arp,
         limits,
         role_conflicts,
+        gue: Vec::new(),
     }
 }
 

@@ -3,6 +3,7 @@
 //! Memory is bounded by the number of distinct (hosts, MACs, service ports) seen, not by packets
 //! or connections: client ports are folded away by keeping only the server side's port.
 
+use super::gue::GueEvidence;
 use super::view::{is_unicast, IpView};
 use super::{FrameRef, MacAddr, Proto, VantageId};
 use crate::decode::ip::{PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP};
@@ -167,6 +168,8 @@ pub struct VantageFacts {
     pub flows: HashMap<FlowFact, FlowCount>,
     pub arp: HashMap<ArpFact, ArpCount>,
     pub counts: PacketCounts,
+    /// GUE-shaped UDP and the plain packets to compare it with ([`super::gue`]).
+    pub gue: GueEvidence,
 }
 
 impl VantageFacts {
@@ -182,6 +185,7 @@ impl VantageFacts {
             flows: HashMap::new(),
             arp: HashMap::new(),
             counts: PacketCounts::default(),
+            gue: GueEvidence::default(),
         }
     }
 
@@ -190,6 +194,7 @@ impl VantageFacts {
         self.first_ts_ns = Some(self.first_ts_ns.map_or(f.ts_ns, |t| t.min(f.ts_ns)));
         self.last_ts_ns = Some(self.last_ts_ns.map_or(f.ts_ns, |t| t.max(f.ts_ns)));
         self.counts.push(f);
+        self.gue.push(f);
         let link = &f.packet.link;
         if let (Some(s), Some(d)) = (link.src_mac, link.dst_mac) {
             if is_unicast(&d) {
@@ -219,6 +224,11 @@ impl VantageFacts {
         let Some(v) = IpView::of(&f.packet) else {
             return;
         };
+        // A piece of a datagram is no packet of its own: the frame that completes the
+        // datagram carries it, and a datagram never completed keeps its first fragment.
+        if matches!(v.transport, Transport::Fragment) {
+            return;
+        }
         let (server_port, to_server) = if v.outer.is_some() {
             (v.ports().1, true)
         } else {

@@ -11,6 +11,7 @@
 pub mod config;
 pub mod discover;
 pub mod facts;
+pub mod gue;
 pub mod rules;
 pub mod view;
 
@@ -282,6 +283,10 @@ pub struct Topology {
     /// Roles given with `--role` that the traffic contradicts (none without `--role`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub role_conflicts: Vec<RoleConflict>,
+    /// GUE-shaped UDP on ports nobody named, and whether the captures confirm it is a tunnel
+    /// ([`gue`]); none when there is none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gue: Vec<gue::GueTunnel>,
 }
 
 impl Topology {

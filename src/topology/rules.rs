@@ -123,6 +123,8 @@ pub struct ServerRule {
     pub lower_threshold: Option<u32>,
     /// Tunnel encapsulation (`--tun-type ipip|gue|gre`) when ipvsadm printed one.
     pub tunnel_type: Option<String>,
+    /// The GUE tunnel's UDP destination port (`--tun-port`), when ipvsadm printed one.
+    pub tunnel_port: Option<u16>,
     /// Counters of the `-Ln` table form; `None` for `-Sn`.
     pub active_conns: Option<u32>,
     pub inactive_conns: Option<u32>,
@@ -132,6 +134,22 @@ pub struct ServerRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Rules {
     pub services: Vec<ServiceRule>,
+}
+
+impl Rules {
+    /// The UDP ports of the GUE tunnels the rules name (`--tun-type gue --tun-port N`), sorted.
+    pub fn gue_ports(&self) -> Vec<u16> {
+        let mut ports: Vec<u16> = self
+            .services
+            .iter()
+            .flat_map(|s| &s.servers)
+            .filter(|r| r.tunnel_type.as_deref() == Some("gue"))
+            .filter_map(|r| r.tunnel_port)
+            .collect();
+        ports.sort_unstable();
+        ports.dedup();
+        ports
+    }
 }
 
 /// One entry of the connection table (`ipvsadm -Lnc`).
@@ -413,6 +431,7 @@ fn save_server(cx: &Lines, n: usize, words: &[&str]) -> Result<ServerRule, Parse
         upper_threshold: None,
         lower_threshold: None,
         tunnel_type: None,
+        tunnel_port: None,
         active_conns: None,
         inactive_conns: None,
     };
@@ -463,10 +482,16 @@ fn save_server(cx: &Lines, n: usize, words: &[&str]) -> Result<ServerRule, Parse
                 server.tunnel_type = Some(value()?.to_string());
                 i += 2;
             }
-            // Options of GUE/GRE tunnels: kept out of the model, their values skipped.
-            "--tun-port" | "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
-                i += if w == "--tun-port" { 2 } else { 1 };
+            "--tun-port" => {
+                let v = value()?;
+                let port = v
+                    .parse::<u16>()
+                    .map_err(|_| cx.err(n, format!("--tun-port wants a port, found `{v}`")))?;
+                server.tunnel_port = Some(port);
+                i += 2;
             }
+            // Checksum options of GUE/GRE tunnels: kept out of the model.
+            "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => i += 1,
             other => return Err(cx.err(n, format!("unknown server option `{other}`"))),
         }
     }
@@ -609,6 +634,7 @@ fn list_server(cx: &Lines, n: usize, words: &[&str]) -> Result<ServerRule, Parse
         upper_threshold: None,
         lower_threshold: None,
         tunnel_type: None,
+        tunnel_port: None,
         active_conns: Some(number("ActiveConn", active)?),
         inactive_conns: Some(number("InActConn", inactive)?),
     })
@@ -753,7 +779,9 @@ mod tests {
         let dflt = &rules.services[2];
         assert_eq!(dflt.scheduler, "wlc");
         assert_eq!(dflt.servers[0].tunnel_type.as_deref(), Some("gue"));
+        assert_eq!(dflt.servers[0].tunnel_port, Some(6080));
         assert_eq!(dflt.servers[0].weight, 2);
+        assert_eq!(rules.gue_ports(), [6080]);
     }
 
     #[test]

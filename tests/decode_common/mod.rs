@@ -178,3 +178,56 @@ pub fn fnv(bytes: &[u8]) -> u64 {
         (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
     })
 }
+
+/// A frame as the capture layer hands it on: capture 0, interface 0, numbered by time.
+pub fn frame(ts_ns: i64, link_type: u32, data: &[u8]) -> lvscheck::capture::frame::Frame<'_> {
+    lvscheck::capture::frame::Frame {
+        capture: 0,
+        interface: 0,
+        number: ts_ns.max(0) as u64 + 1,
+        ts_ns,
+        wire_len: data.len() as u32,
+        link_type,
+        data,
+        offset: 0,
+    }
+}
+
+/// Pushes one frame into the decoder and returns the packets it handed on (in order: those held
+/// back before it, and itself unless it is held back).
+pub fn push(
+    d: &mut lvscheck::decode::Decoder,
+    ts_ns: i64,
+    link_type: u32,
+    data: &[u8],
+) -> Vec<lvscheck::decode::Packet> {
+    let mut out = Vec::new();
+    d.push(&frame(ts_ns, link_type, data), &mut |f, _| {
+        out.push(f.packet.clone())
+    });
+    out
+}
+
+/// The packets a decoder still held, handed on at the end of the capture.
+pub fn finish(d: &mut lvscheck::decode::Decoder) -> Vec<lvscheck::decode::Packet> {
+    let mut out = Vec::new();
+    d.finish(&mut |f, _| out.push(f.packet.clone()));
+    out
+}
+
+/// Every frame through one decoder (frame i at time i µs), then the end of the capture: the
+/// packets in capture order, one per frame.
+pub fn decode_all(
+    opts: &lvscheck::decode::DecodeOptions,
+    link_type: u32,
+    frames: &[&[u8]],
+) -> Vec<lvscheck::decode::Packet> {
+    let mut d = lvscheck::decode::Decoder::new(opts.clone());
+    let mut out = Vec::new();
+    for (i, f) in frames.iter().enumerate() {
+        out.extend(push(&mut d, i as i64 * 1000, link_type, f));
+    }
+    out.extend(finish(&mut d));
+    assert_eq!(out.len(), frames.len(), "one packet per frame");
+    out
+}
