@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
+use crate::capture::spool::spool_streams;
 use crate::capture::CaptureSource;
 use crate::decode::DecodeOptions;
 use crate::survey::{survey, ReadResult};
@@ -26,7 +27,16 @@ pub struct InspectArgs {
 
 /// Exit status: 0 every capture could be opened, 1 some could not, 2 none could.
 pub fn run(args: &InspectArgs) -> i32 {
-    let sources: Vec<CaptureSource> = args.files.iter().map(CaptureSource::from_arg).collect();
+    let given: Vec<CaptureSource> = args.files.iter().map(CaptureSource::from_arg).collect();
+    // A capture may be read again (to decode GUE the first read confirmed): a stream is copied
+    // first, or a FIFO's second open would wait forever.
+    let sources = match spool_streams(&given) {
+        Ok(sources) => sources,
+        Err(e) => {
+            super::say(format!("lvscheck: {e}"));
+            return EXIT_UNUSABLE;
+        }
+    };
     let opts = DecodeOptions {
         gue_ports: args.gue_ports.clone(),
         gue_probe: true,
