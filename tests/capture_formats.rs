@@ -699,3 +699,23 @@ fn pcap_runs_of_zero_records_are_skipped_with_one_warning() {
     // The 5 bytes left are a record cut short.
     assert!(!summary.complete);
 }
+
+/// A zero run in a gzip stream that breaks off (fuzz: a gzip member cut short inside zero
+/// records made the reader loop forever): the zeros read are skipped, the read error stops
+/// the reading, with a warning.
+#[test]
+fn pcap_zero_run_in_a_broken_gzip_stream_ends() {
+    let mut pcap = Pcap::new(false, false, 1, 65535);
+    pcap.record(1, 0, &payload(0, 14), 14);
+    pcap.bytes.extend(std::iter::repeat_n(0u8, 16 * 50_000));
+    pcap.record(2, 0, &payload(1, 14), 14);
+    let zipped = gzip(&pcap.bytes);
+    // Cut inside the deflate data: the decompressor fails after the bytes it could give.
+    let cut = &zipped[..zipped.len() - 12];
+    let (outcome, frames) = read_bytes("zeros-cut.pcap.gz", cut);
+    let summary = outcome.unwrap();
+    assert!(!summary.complete);
+    assert_eq!(frames.len(), 1);
+    assert!(summary.skipped_records > 0);
+    assert!(summary.warnings.iter().any(|w| w.message.contains("all zeros")));
+}

@@ -209,17 +209,25 @@ const ZERO_SCAN_CHUNK: usize = 1 << 20;
 fn skip_zeros<R: Read, F: FnMut(&Frame)>(input: &mut StreamBuf<R>, rec: &mut Recorder<F>) {
     let (start, first) = (input.offset(), rec.next_number());
     let mut records: u64 = 0;
-    // A read error ends the run; the record loop then reports it.
-    while let Ok(have) = input.fill_to(ZERO_SCAN_CHUNK) {
-        let zero = input.bytes()[..have]
+    loop {
+        // Count what is in memory first: the caller saw a zero header there, so each call
+        // consumes at least one record, whatever the next read does.
+        let have = input.bytes().len();
+        let zero = input
+            .bytes()
             .chunks_exact(RECORD_HEADER_LEN)
-            .take_while(|c| u128::from_ne_bytes((*c).try_into().unwrap_or([1; 16])) == 0)
+            .take_while(|c| c.iter().all(|&b| b == 0))
             .count();
         input.consume(zero * RECORD_HEADER_LEN);
         records += zero as u64;
-        // A record that is not all zeros ends the run; so does the end of the stream.
-        if zero == 0 || zero < have / RECORD_HEADER_LEN {
+        // A record that is not all zeros ends the run.
+        if zero < have / RECORD_HEADER_LEN {
             break;
+        }
+        // So do the end of the stream and a read error (the record loop then reports it).
+        match input.fill_to(ZERO_SCAN_CHUNK) {
+            Ok(n) if n >= RECORD_HEADER_LEN => {}
+            _ => break,
         }
     }
     rec.skip_records(records);
@@ -228,7 +236,7 @@ fn skip_zeros<R: Read, F: FnMut(&Frame)>(input: &mut StreamBuf<R>, rec: &mut Rec
         Some(first),
         format!(
             "records {first} to {} (bytes {start} to {}) are all zeros: a preallocated or overwritten part of the file, not packets; {records} empty records skipped",
-            first + records - 1,
+            (first + records).saturating_sub(1),
             input.offset()
         ),
     );
