@@ -717,5 +717,8 @@ fn pcap_zero_run_in_a_broken_gzip_stream_ends() {
     assert!(!summary.complete);
     assert_eq!(frames.len(), 1);
     assert!(summary.skipped_records > 0);
-    assert!(summary.warnings.iter().any(|w| w.message.contains("all zeros")));
+    assert!(summary
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("all zeros")));
 }
