@@ -20,6 +20,7 @@ use crate::decode::packet::{DecodedFrame, IpPacket, Tcp, Transport};
 use crate::topology::config::ExpectedService;
 use crate::topology::view::IpView;
 use crate::topology::{FrameRef, MacAddr, Proto, Role, Topology, VantageId};
+use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -39,6 +40,10 @@ pub const TCP_TIME_WAIT_NS: i64 = 60_000_000_000;
 /// gaps of up to 64 s, so the state must outlast the longest gap).
 pub const TCP_HALF_OPEN_IDLE_NS: i64 = 120_000_000_000;
 const MAX_MACS: usize = 4;
+/// Services up to which a reply from a real server's own address is matched by trying each
+/// one; past this the tracker keeps, per client, the VIPs it has connections open to
+/// ([`LegTracker::by_client`]).
+const SERVICES_TRIED: usize = 16;
 
 /// What the trackers need from the topology.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +56,7 @@ pub struct FlowContext {
     pub director_macs: HashSet<MacAddr>,
     /// The services (protocol, VIP and port): a reply from a real server's own address is
     /// matched to the client's connection to one of them.
-    pub services: Vec<(Proto, SocketAddr)>,
+    pub services: HashSet<(Proto, SocketAddr)>,
 }
 
 impl FlowContext {
@@ -223,6 +228,11 @@ pub struct LegTracker<'c> {
     /// Boxed: a table's capacity doubles past the peak of connections in flight, and an empty
     /// slot then costs a pointer instead of a whole state.
     active: HashMap<ConnKey, Box<LegState>>,
+    /// With more than [`SERVICES_TRIED`] services: the VIP:ports each (protocol, client
+    /// address:port) has a state open to, so that a reply from a real server's own address
+    /// finds its connection without a lookup per service (65 536 UDP services made that a scan
+    /// per packet). None with few services, where trying each costs less than keeping this.
+    by_client: Option<HashMap<(Proto, SocketAddr), SmallVec<[SocketAddr; 1]>>>,
     /// Closed TCP tuples in TIME_WAIT, by [`tuple_hash`], and the order they expire in.
     closed: HashMap<u64, Tombstone>,
     /// (second, tuple hash as two halves): 12 bytes a tombstone, in the order they came.
@@ -250,6 +260,7 @@ impl<'c> LegTracker<'c> {
             ctx,
             timeouts,
             active: HashMap::new(),
+            by_client: (ctx.services.len() > SERVICES_TRIED).then(HashMap::new),
             closed: HashMap::new(),
             closed_order: std::collections::VecDeque::new(),
             closed_base_ns: None,
@@ -391,24 +402,36 @@ impl<'c> LegTracker<'c> {
     /// and port answers: the client's connection to one of the services, the latest active if
     /// it has several.
     fn reply_target(&self, proto: Proto, client: SocketAddr) -> Option<ConnKey> {
-        self.ctx
-            .services
-            .iter()
-            .filter(|(p, _)| *p == proto)
-            .map(|(_, vip)| ConnKey {
-                proto,
-                client,
-                vip: *vip,
-            })
-            .filter_map(|k| self.active.get(&k).map(|s| (s.last_ts, k)))
-            .max()
-            .map(|(_, k)| k)
+        let key = |vip: SocketAddr| ConnKey { proto, client, vip };
+        let latest = |k: ConnKey| self.active.get(&k).map(|s| (s.last_ts, k));
+        match &self.by_client {
+            Some(open) => open
+                .get(&(proto, client))?
+                .iter()
+                .filter(|vip| self.ctx.services.contains(&(proto, **vip)))
+                .filter_map(|vip| latest(key(*vip)))
+                .max(),
+            None => self
+                .ctx
+                .services
+                .iter()
+                .filter(|(p, _)| *p == proto)
+                .filter_map(|(_, vip)| latest(key(*vip)))
+                .max(),
+        }
+        .map(|(_, k)| k)
     }
 
     fn state(&mut self, key: ConnKey, ts: i64) -> &mut LegState {
         let events = &mut self.events;
+        let by_client = &mut self.by_client;
         self.active.entry(key).or_insert_with(|| {
             events.push(LegEvent::Opened(key));
+            if let Some(open) = by_client {
+                open.entry((key.proto, key.client))
+                    .or_default()
+                    .push(key.vip);
+            }
             Box::new(LegState::new(ts))
         })
     }
@@ -444,6 +467,14 @@ impl<'c> LegTracker<'c> {
 
     /// Hands a state on as a leg; a closed TCP connection leaves a tombstone.
     fn end(&mut self, key: ConnKey, s: Box<LegState>) {
+        if let Some(open) = &mut self.by_client {
+            if let Some(vips) = open.get_mut(&(key.proto, key.client)) {
+                vips.retain(|v| *v != key.vip);
+                if vips.is_empty() {
+                    open.remove(&(key.proto, key.client));
+                }
+            }
+        }
         if key.proto == Proto::TCP && s.closed(self.one_way()) {
             let h = tuple_hash(&key);
             let second = self.second_of(s.last_ts);

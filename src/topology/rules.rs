@@ -11,6 +11,7 @@
 //! address, only `-Ln --nosort` shows the kernel's list order. The parsers keep the order
 //! of the text; which order that is, the caller knows from the file it gave.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -55,7 +56,7 @@ pub enum Forward {
 }
 
 /// What a service is keyed on: an address and port, or a firewall mark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VirtualService {
     Addr { proto: Proto, vip: SocketAddr },
@@ -283,6 +284,9 @@ impl Lines<'_> {
 pub fn parse_save(text: &str, file: &str) -> Result<Rules, ParseError> {
     let cx = Lines { file };
     let mut rules = Rules::default();
+    // Where each service is in `rules.services`: looked up for every line, so a scan of the
+    // services would make a file of tens of thousands of them quadratic.
+    let mut at: HashMap<VirtualService, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim();
@@ -293,9 +297,10 @@ pub fn parse_save(text: &str, file: &str) -> Result<Rules, ParseError> {
         match words[0] {
             "-A" | "--add-service" => {
                 let (service, rest) = save_service(&cx, n, &words[1..])?;
-                if rules.services.iter().any(|s| s.service == service) {
+                if at.contains_key(&service) {
                     return Err(cx.err(n, "service defined twice"));
                 }
+                at.insert(service, rules.services.len());
                 rules
                     .services
                     .push(save_service_options(&cx, n, service, rest)?);
@@ -303,12 +308,10 @@ pub fn parse_save(text: &str, file: &str) -> Result<Rules, ParseError> {
             "-a" | "--add-server" => {
                 let (service, rest) = save_service(&cx, n, &words[1..])?;
                 let server = save_server(&cx, n, rest)?;
-                let svc = rules
-                    .services
-                    .iter_mut()
-                    .find(|s| s.service == service)
+                let i = *at
+                    .get(&service)
                     .ok_or_else(|| cx.err(n, "server added before its service (-A)"))?;
-                svc.servers.push(server);
+                rules.services[i].servers.push(server);
             }
             other => {
                 return Err(cx.err(
