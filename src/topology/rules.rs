@@ -779,6 +779,38 @@ mod tests {
         let e = parse_save("-a -t 1.2.3.4:80 -r 1.1.1.1:80 -w x\n", "r.txt").unwrap_err();
         assert!(e.message.contains("number") || e.message.contains("before its service"));
         assert!(parse_save("ipvsadm -A -t 1.2.3.4:80\n", "r").is_err());
+        let e = parse_save(
+            "-A -u 1.2.3.4:53 -s rr\n-A -t 1.2.3.4:53 -s rr\n-A -u 1.2.3.4:53 -s wlc\n",
+            "r.txt",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (3, "service defined twice"));
+    }
+
+    /// Every -a finds its own -A among tens of thousands (by a map, not a scan of them all).
+    #[test]
+    fn save_form_with_many_services_keeps_each_servers_service() {
+        let n: u16 = 20_000;
+        let mut text = String::new();
+        for p in 1..=n {
+            text.push_str(&format!("-A -u 10.0.0.1:{p} -s rr\n"));
+        }
+        // Servers after all services, in reverse order: the server's last octet says whose.
+        for p in (1..=n).rev() {
+            let (hi, lo) = (p >> 8, p & 0xff);
+            text.push_str(&format!(
+                "-a -u 10.0.0.1:{p} -r 10.9.{hi}.{lo}:{p} -i -w 1\n"
+            ));
+        }
+        let rules = parse_save(&text, "r.txt").unwrap();
+        assert_eq!(rules.services.len(), usize::from(n));
+        for (i, s) in rules.services.iter().enumerate() {
+            let p = i as u16 + 1;
+            assert_eq!(s.vip().unwrap().port(), p);
+            assert_eq!(s.servers.len(), 1);
+            let expected: SocketAddr = format!("10.9.{}.{}:{p}", p >> 8, p & 0xff).parse().unwrap();
+            assert_eq!(s.servers[0].addr, expected);
+        }
     }
 
     #[test]
