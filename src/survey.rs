@@ -114,19 +114,20 @@ pub fn survey(sources: &[CaptureSource], opts: &DecodeOptions) -> Vec<CaptureSur
         .collect()
 }
 
-/// The summary with only the interfaces worth listing
-/// ([`CaptureSummary::shown_interfaces`]), their layer counts and time spans in the same
-/// order, and how many empty interfaces were left out. `InterfaceInfo::id` stays the
-/// interface's number in the file.
-fn shown(
-    mut summary: CaptureSummary,
-    state: &State,
-) -> (
+/// A summary cut to the interfaces listed, with their layer counts and time spans in the same
+/// order, and how many empty interfaces were left out.
+type Shown = (
     CaptureSummary,
     Vec<LayerCounts>,
     Vec<Option<(i64, i64)>>,
     u64,
-) {
+);
+
+/// The summary with only the interfaces worth listing
+/// ([`CaptureSummary::shown_interfaces`]), their layer counts and time spans in the same
+/// order, and how many empty interfaces were left out. `InterfaceInfo::id` stays the
+/// interface's number in the file.
+fn shown(mut summary: CaptureSummary, state: &State) -> Shown {
     let (keep, omitted) = summary.shown_interfaces();
     let layers = keep
         .iter()

@@ -365,10 +365,10 @@ type Placed = (u8, VantageId, Form, i64);
 /// The pairs of sightings of one packet that are compared: each with its next
 /// [`PAIRS_PER_SIGHTING`] along the path, and each with the reference capture's. `placed` must
 /// be sorted by position then vantage point.
-fn compared_pairs<'p>(
-    placed: &'p [Placed],
+fn compared_pairs(
+    placed: &[Placed],
     reference: VantageId,
-) -> impl Iterator<Item = (&'p Placed, &'p Placed)> {
+) -> impl Iterator<Item = (&Placed, &Placed)> {
     let near = placed.iter().enumerate().flat_map(|(i, x)| {
         let end = placed.len().min(i + 1 + PAIRS_PER_SIGHTING);
         placed[i + 1..end].iter().map(move |y| (x, y))

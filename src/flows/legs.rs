@@ -27,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 /// How many packets of each form keep a fingerprint, to join the legs of one connection.
 const FINGERPRINTS_PER_FORM: usize = 8;
 /// How often (by the capture's clock) states are checked for expiry.
-const SWEEP_EVERY_NS: i64 = 1_000_000_000;
+pub(crate) const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 /// A TCP connection closed by FIN both ways or RST keeps its whole state this long after its
 /// last packet: the client's last ACK follows at once, a retransmitted FIN within a
 /// retransmission timeout (200 ms to a few seconds).
@@ -217,6 +217,9 @@ impl Tombstone {
     }
 }
 
+/// (protocol, client address:port) -> the VIP:ports it has a state open to.
+type OpenByClient = HashMap<(Proto, SocketAddr), SmallVec<[SocketAddr; 1]>>;
+
 /// Feeds on the frames of one vantage point; yields its legs.
 pub struct LegTracker<'c> {
     vantage: VantageId,
@@ -232,7 +235,7 @@ pub struct LegTracker<'c> {
     /// address:port) has a state open to, so that a reply from a real server's own address
     /// finds its connection without a lookup per service (65 536 UDP services made that a scan
     /// per packet). None with few services, where trying each costs less than keeping this.
-    by_client: Option<HashMap<(Proto, SocketAddr), SmallVec<[SocketAddr; 1]>>>,
+    by_client: Option<OpenByClient>,
     /// Closed TCP tuples in TIME_WAIT, by [`tuple_hash`], and the order they expire in.
     closed: HashMap<u64, Tombstone>,
     /// (second, tuple hash as two halves): 12 bytes a tombstone, in the order they came.
@@ -498,9 +501,15 @@ impl<'c> LegTracker<'c> {
     }
 
     /// Lets states age to `now` (this capture's clock) without a frame of this vantage point:
-    /// the capture's other interfaces keep time for it.
+    /// the capture's other interfaces keep time for it. Does something only when `now` is
+    /// [`SWEEP_EVERY_NS`] past [`LegTracker::last_sweep_ns`], or before it.
     pub fn advance(&mut self, now: i64) {
         self.sweep(now);
+    }
+
+    /// When states were last checked for expiry (this capture's clock).
+    pub fn last_sweep_ns(&self) -> Option<i64> {
+        self.last_sweep_ns
     }
 
     fn sweep(&mut self, now: i64) {
