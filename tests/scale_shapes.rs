@@ -189,6 +189,8 @@ fn a_packet_seen_on_a_thousand_interfaces_gives_every_clock_and_one_finding() {
     let (bytes, doc) = json(&["verify", "--json", file.0.to_str().unwrap()]);
     assert_every_clock_found(&doc, u64::from(n));
     assert_one_finding_for_the_host(&doc, u64::from(n));
+    // One packet: one connection, its legs at every interface joined.
+    assert_eq!(doc["connections"], 1);
     // Proportional to the interfaces: each is listed with its frames, vantage point and clock.
     assert!(bytes < n as usize * 3 * BYTES_PER_LISTED, "{bytes}");
 }
@@ -200,4 +202,17 @@ fn a_packet_seen_in_a_thousand_sections_gives_every_clock_and_one_finding() {
     let (_, doc) = json(&["verify", "--json", file.0.to_str().unwrap()]);
     assert_every_clock_found(&doc, u64::from(n));
     assert_one_finding_for_the_host(&doc, u64::from(n));
+    assert_eq!(doc["connections"], 1);
+    let (_, flows) = lvscheck(&["flows", "--json", file.0.to_str().unwrap()]);
+    let records: Vec<Value> = flows
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    let connections: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["record"] == "connection")
+        .collect();
+    assert_eq!(connections.len(), 1);
+    assert_eq!(connections[0]["legs"].as_array().unwrap().len() as u32, n);
 }
