@@ -27,7 +27,7 @@ use std::net::{IpAddr, SocketAddr};
 /// How many packets of each form keep a fingerprint, to join the legs of one connection.
 const FINGERPRINTS_PER_FORM: usize = 8;
 /// How often (by the capture's clock) states are checked for expiry.
-pub(crate) const SWEEP_EVERY_NS: i64 = 1_000_000_000;
+const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 /// A TCP connection closed by FIN both ways or RST keeps its whole state this long after its
 /// last packet: the client's last ACK follows at once, a retransmitted FIN within a
 /// retransmission timeout (200 ms to a few seconds).
@@ -220,6 +220,20 @@ impl Tombstone {
 /// (protocol, client address:port) -> the VIP:ports it has a state open to.
 type OpenByClient = HashMap<(Proto, SocketAddr), SmallVec<[SocketAddr; 1]>>;
 
+/// How long a state may go without packets before it ends: the UDP timeout, a closed TCP
+/// connection's linger, a half-open one's patience, or the TCP timeout.
+fn idle_limit(proto: Proto, s: &LegState, one_way: bool, t: Timeouts) -> i64 {
+    if proto != Proto::TCP {
+        t.udp_idle_ns
+    } else if s.closed(one_way) {
+        TCP_CLOSED_LINGER_NS
+    } else if s.half_open() {
+        TCP_HALF_OPEN_IDLE_NS.min(t.tcp_idle_ns)
+    } else {
+        t.tcp_idle_ns
+    }
+}
+
 /// Feeds on the frames of one vantage point; yields its legs.
 pub struct LegTracker<'c> {
     vantage: VantageId,
@@ -246,6 +260,11 @@ pub struct LegTracker<'c> {
     legs: usize,
     late_packets: u64,
     last_sweep_ns: Option<i64>,
+    /// No state can have outlived its timeout before this time (the earliest `last_ts +
+    /// timeout` of the states in flight, or earlier): a sweep before it skips the scan of every
+    /// state, so that states waiting out a long timeout (UDP's 300 s) are not visited every
+    /// second.
+    next_expiry_ns: Option<i64>,
 }
 
 impl<'c> LegTracker<'c> {
@@ -271,6 +290,7 @@ impl<'c> LegTracker<'c> {
             legs: 0,
             late_packets: 0,
             last_sweep_ns: None,
+            next_expiry_ns: None,
         }
     }
 
@@ -393,12 +413,52 @@ impl<'c> LegTracker<'c> {
             return;
         }
         let (ctx, role) = (self.ctx, self.role);
+        let (one_way, timeouts) = (self.one_way(), self.timeouts);
         let state = self.state(key, f.ts_ns);
         if let (Some(isn), None) = (new_isn, state.isn) {
             state.isn = Some(isn);
         }
         state.last_ts = state.last_ts.max(f.ts_ns);
         record(state, form, &v, f, at, ctx, role);
+        let limit = idle_limit(key.proto, state, one_way, timeouts);
+        let deadline = state.last_ts.saturating_add(limit);
+        self.expires_by(deadline);
+    }
+
+    /// A state may now outlive its timeout at `deadline`.
+    fn expires_by(&mut self, deadline: i64) {
+        self.next_expiry_ns = Some(self.next_expiry_ns.map_or(deadline, |d| d.min(deadline)));
+    }
+
+    /// When the oldest tombstone's TIME_WAIT is over.
+    fn tombstones_due_ns(&self) -> Option<i64> {
+        let &(second, _) = self.closed_order.front()?;
+        let wait_s = TCP_TIME_WAIT_NS / 1_000_000_000;
+        let base = self.closed_base_ns?;
+        Some(base.saturating_add((i64::from(second) + wait_s + 1) * 1_000_000_000))
+    }
+
+    /// From when a sweep could end a state or forget a tombstone.
+    fn work_due_ns(&self) -> Option<i64> {
+        let states = self
+            .next_expiry_ns
+            .filter(|_| !self.active.is_empty())
+            .map(|d| d.saturating_add(1));
+        match (states, self.tombstones_due_ns()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest time at which [`LegTracker::advance`] could end a state or forget a
+    /// tombstone: not before the next sweep, nor before something is due. None when nothing is
+    /// in flight.
+    pub fn wake_at(&self) -> Option<i64> {
+        let work = self.work_due_ns()?;
+        Some(match self.last_sweep_ns {
+            Some(t) => work.max(t.saturating_add(SWEEP_EVERY_NS)),
+            None => work,
+        })
     }
 
     /// The open connection that a packet from elsewhere (not the VIP) to this client address
@@ -501,15 +561,10 @@ impl<'c> LegTracker<'c> {
     }
 
     /// Lets states age to `now` (this capture's clock) without a frame of this vantage point:
-    /// the capture's other interfaces keep time for it. Does something only when `now` is
-    /// [`SWEEP_EVERY_NS`] past [`LegTracker::last_sweep_ns`], or before it.
+    /// the capture's other interfaces keep time for it. Ends something only from
+    /// [`LegTracker::wake_at`] on.
     pub fn advance(&mut self, now: i64) {
         self.sweep(now);
-    }
-
-    /// When states were last checked for expiry (this capture's clock).
-    pub fn last_sweep_ns(&self) -> Option<i64> {
-        self.last_sweep_ns
     }
 
     fn sweep(&mut self, now: i64) {
@@ -520,26 +575,23 @@ impl<'c> LegTracker<'c> {
             return;
         }
         self.last_sweep_ns = Some(now);
+        // Nothing outlived its timeout and no TIME_WAIT is over: the scan would end nothing.
+        if self.work_due_ns().is_none_or(|due| now < due) {
+            return;
+        }
         let t = self.timeouts;
         let one_way = self.one_way();
-        let expired: Vec<ConnKey> = self
-            .active
-            .iter()
-            .filter(|(k, s)| {
-                let idle = now - s.last_ts;
-                let limit = if k.proto != Proto::TCP {
-                    t.udp_idle_ns
-                } else if s.closed(one_way) {
-                    TCP_CLOSED_LINGER_NS
-                } else if s.half_open() {
-                    TCP_HALF_OPEN_IDLE_NS.min(t.tcp_idle_ns)
-                } else {
-                    t.tcp_idle_ns
-                };
-                idle > limit
-            })
-            .map(|(k, _)| *k)
-            .collect();
+        let mut next: Option<i64> = None;
+        let mut expired: Vec<ConnKey> = Vec::new();
+        for (k, s) in &self.active {
+            let deadline = s.last_ts.saturating_add(idle_limit(k.proto, s, one_way, t));
+            if now > deadline {
+                expired.push(*k);
+            } else {
+                next = Some(next.map_or(deadline, |d| d.min(deadline)));
+            }
+        }
+        self.next_expiry_ns = next;
         for k in expired {
             if let Some(s) = self.active.remove(&k) {
                 self.end(k, s);
@@ -608,8 +660,12 @@ impl<'c> LegTracker<'c> {
         if !self.active.contains_key(&key) && self.straggler(&key, None) {
             return;
         }
+        let (one_way, timeouts) = (self.one_way(), self.timeouts);
         let state = self.state(key, at.ts_ns);
         state.last_ts = state.last_ts.max(at.ts_ns);
+        let deadline = state
+            .last_ts
+            .saturating_add(idle_limit(key.proto, state, one_way, timeouts));
         let (src, dst) = (v.ip.src, v.ip.dst);
         let kind = if frag {
             EvidenceKind::IcmpFragNeeded
@@ -629,6 +685,7 @@ impl<'c> LegTracker<'c> {
             }
             d
         });
+        self.expires_by(deadline);
     }
 
     /// Ends every state (end of the capture); their legs are among the events to drain.
