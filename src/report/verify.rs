@@ -296,11 +296,14 @@ pub fn render(v: &Verification, paint: Painter) -> String {
     out.push_str(&format!("\n{}\n", paint.bold("Captures and clocks")));
     let mut t = table();
     t.set_header(vec!["capture", "role", "decided by", "clock offset", "why"]);
+    // Each vantage point's offset found once, not by a scan of every offset per row.
+    let mut offsets = std::collections::HashMap::new();
+    for o in &analysis.clock_offsets {
+        offsets.entry(o.vantage).or_insert(o);
+    }
     for v in &analysis.topology.vantages {
-        let offset = analysis
-            .clock_offsets
-            .iter()
-            .find(|o| o.vantage == v.id)
+        let offset = offsets
+            .get(&v.id)
             .map(|o| {
                 if o.vantage == o.reference {
                     "reference".to_string()
