@@ -342,6 +342,16 @@ impl Pair {
     }
 }
 
+/// A vantage point's offset among `offsets`, which [`estimate_from_samples`] returns sorted by
+/// vantage point: found by bisection (asked per connection, with thousands of vantage points
+/// a scan adds up), with a scan as a fallback for a list built otherwise.
+pub fn offset_of(offsets: &[ClockOffset], v: VantageId) -> Option<&ClockOffset> {
+    match offsets.binary_search_by_key(&v, |o| o.vantage) {
+        Ok(i) => Some(&offsets[i]),
+        Err(_) => offsets.iter().find(|o| o.vantage == v),
+    }
+}
+
 /// Picks the reference: the first director capture, else the first client's, else the first.
 pub fn reference(vantages: &[(VantageId, Role)]) -> Option<VantageId> {
     let first = |r: Role| vantages.iter().filter(|v| v.1 == r).map(|v| v.0).min();
