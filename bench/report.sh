@@ -4,6 +4,73 @@
 #   max RSS MB | CPU s | exit |
 # and judges them against the targets. Usage: bench/report.sh ROWS-FILE > bench/RESULTS.md
 set -euo pipefail
+
+# bench/report.sh --scale SCALE-ROWS: the scale section alone (between <!-- scale --> markers,
+# which bench/run.sh --scale replaces in RESULTS.md). Rows:
+#   | shape | n | tool and command | frames | MB | wall s | CPU s | max RSS MB | output KB | exit |
+if [ "${1:-}" = "--scale" ]; then
+    ROWS=$2
+    cat <<HEAD
+<!-- scale -->
+## Scale: interfaces, sections, services
+
+Written by \`bench/run.sh --scale\` on $(date -u '+%Y-%m-%d %H:%M UTC'), lvscheck at commit $(git rev-parse --short HEAD), release build, on the machine above (load average $(cut -d' ' -f1-3 /proc/loadavg)).
+\`bench/run.sh --scale\` runs only these rows and rewrites only this section; the tables above
+are from the last full run, whose date they carry. Captures from \`examples/shapes.rs\`, each
+read by lvscheck and, on the same files, by capinfos and tshark ($(tshark --version 2>/dev/null | head -1 | awk '{print $1, $2, $3}'));
+a peer that did not finish within 60 s shows exit 124.
+
+| shape | what |
+| --- | --- |
+| interfaces N | one pcapng, N interfaces, the same UDP packet once on each, 1 ms apart (as ../shared/corpus/repro/verify_cubic_interfaces) |
+| sections N | one pcapng, N sections of one interface and that packet each |
+| empty-interfaces N | one pcapng, N interfaces, 2 frames on the first (as ../shared/corpus/repro/inspect_interface_amplification) |
+| udp-services N | LVS-TUN client, director and 2 real servers, N UDP services on 2 VIPs, 2 connections each (one per server, round robin as the rules say), 300 µs apart |
+
+MB is the captures' size; output KB what the command wrote on standard output (tshark's is its
+one-line-per-packet listing, capinfos' its report).
+
+| shape | n | tool and command | frames | MB | wall s | CPU s | max RSS MB | output KB | exit |
+| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+HEAD
+    cat "$ROWS"
+    cat <<GROWTH
+
+Growth of lvscheck's cost from the middle size to the largest, against the growth of N
+(linear: the same factor; memory above the smallest size's, which is mostly the program itself):
+
+| shape | command | N | CPU s | max RSS MB | N x | CPU x | RSS above the smallest x |
+| --- | --- | --- | --- | --- | ---: | ---: | ---: |
+GROWTH
+    awk -F'|' '
+        function trim(x) { gsub(/^ +| +$/, "", x); return x }
+        trim($4) ~ /^lvscheck/ {
+            k = trim($2) "|" trim($4)
+            if (!(k in count)) order[++nk] = k
+            i = ++count[k]
+            n[k, i] = trim($3); cpu[k, i] = trim($8); rss[k, i] = trim($9)
+        }
+        END {
+            for (j = 1; j <= nk; j++) {
+                k = order[j]; c = count[k]
+                split(k, parts, "|")
+                ns = ""; cs = ""; rs = ""
+                for (i = 1; i <= c; i++) {
+                    sep = (i > 1) ? " / " : ""
+                    ns = ns sep n[k, i]; cs = cs sep cpu[k, i]; rs = rs sep rss[k, i]
+                }
+                nx = n[k, c] / n[k, c - 1]
+                cx = (cpu[k, c - 1] + 0 > 0) ? sprintf("%.1f", cpu[k, c] / cpu[k, c - 1]) : "-"
+                above_mid = rss[k, c - 1] - rss[k, 1]
+                rx = (above_mid > 0) ? sprintf("%.1f", (rss[k, c] - rss[k, 1]) / above_mid) : "-"
+                printf "| %s | %s | %s | %s | %s | %.1f | %s | %s |\n", parts[1], parts[2], ns, cs, rs, nx, cx, rx
+            }
+        }' "$ROWS"
+    echo
+    echo "<!-- /scale -->"
+    exit 0
+fi
+
 ROWS=$1
 
 # field DATASET COMMAND COLUMN: one value of the table (columns numbered as above, from 1).

@@ -3,6 +3,7 @@
 # synthetic LVS-TUN captures.
 #
 #   bench/run.sh            # all datasets, writes bench/RESULTS.md
+#   bench/run.sh --scale    # only the scale rows: rewrites their section of bench/RESULTS.md
 #   BENCH_DATA=/some/dir bench/run.sh
 #
 # Datasets (written by examples/synth.rs, deleted after use so that at most ~1.5 GB is on disk
@@ -12,6 +13,9 @@
 #   long-5k     5 000 connections with ~125 response segments each (~200 packets per connection
 #               at the client): more packets, fewer connections than short-10k
 #   inspect-1g  one ~1 GB client capture (360 000 connections), through `inspect` only
+# Scale rows (written by examples/shapes.rs; lvscheck beside capinfos and tshark on the same
+# files): growth with pcapng interfaces, pcapng sections, interfaces without frames and UDP
+# services, at three sizes each, so that linearity shows.
 # Each command runs once under /usr/bin/time -v (wall time, max RSS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +27,9 @@ SYNTH=target/release/examples/synth
 mkdir -p "$DATA"
 
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
-[ "${1:-}" = "--report-only" ] || cargo build --release --bin lvscheck --example synth
+[ "${1:-}" = "--report-only" ] || cargo build --release --bin lvscheck --example synth --example shapes
+SHAPES=target/release/examples/shapes
+SCALE_ROWS=$DATA/scale-rows.md
 
 ROWS=$DATA/rows.md
 gen_frames=0
@@ -68,6 +74,111 @@ measure() {
 
 files() { ls "$DATA/$1"/*.pcap; }
 
+# Wall time a peer (capinfos, tshark) may take on one scale row; past it the row says exit 124.
+PEER_TIMEOUT=60
+
+# scale FAMILY N TOOL COMMAND ARGS...: one row of the scale table: time, memory and output size
+# of one command (lvscheck, or a peer reading the same files) on a shape of size N. The output
+# is counted, not kept (capinfos writes gigabytes for some shapes).
+scale() {
+    local family=$1 n=$2 tool=$3; shift 3
+    local tv out
+    tv=$(mktemp)
+    out=$(mktemp)
+    local code=0
+    /usr/bin/time -v -o "$tv" "$@" 2>/dev/null | wc -c >"$out" || code=$?
+    local wall rss user sys bytes
+    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$tv" \
+        | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
+    user=$(awk -F': ' '/User time/ {print $2}' "$tv")
+    sys=$(awk -F': ' '/System time/ {print $2}' "$tv")
+    bytes=$(cat "$out")
+    rm -f "$tv" "$out"
+    local row
+    row=$(awk -v d="$family" -v n="$n" -v t="$tool" -v f="$gen_frames" -v b="$gen_bytes" \
+        -v w="$wall" -v r="$rss" -v u="$user" -v s="$sys" -v o="$bytes" -v x="$code" 'BEGIN {
+        printf "| %s | %d | %s | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %d |",
+            d, n, t, f, b / 1e6, w, u + s, r / 1024, o / 1024, x }')
+    echo "$row"
+    echo "$row" >> "$SCALE_ROWS"
+}
+
+# shape KIND N PATH: writes one shape with examples/shapes.rs, sets gen_frames and gen_bytes.
+shape() {
+    local log
+    log=$("$SHAPES" "$1" "$2" "$3")
+    echo "    $log"
+    gen_frames=$(echo "$log" | sed -n 's/.*: \([0-9]*\) frames.*/\1/p')
+    gen_bytes=$(du -sb --exclude=rules.txt "$3" | cut -f1)
+}
+
+# one_file_rows SHAPE N: lvscheck's commands and the peers on one pcapng of that shape.
+one_file_rows() {
+    local kind=$1 n=$2
+    echo "== $kind $n"
+    local f=$DATA/$kind-$n.pcapng
+    shape "$kind" "$n" "$f"
+    scale "$kind" "$n" "lvscheck inspect --json" "$BIN" inspect --json "$f"
+    scale "$kind" "$n" "lvscheck verify --json" "$BIN" verify --json "$f"
+    scale "$kind" "$n" "lvscheck flows --json" "$BIN" flows --json "$f"
+    scale "$kind" "$n" capinfos timeout "$PEER_TIMEOUT" capinfos "$f"
+    scale "$kind" "$n" "tshark -r" timeout "$PEER_TIMEOUT" tshark -r "$f"
+    rm -f "$f"
+}
+
+scale_rows() {
+    : > "$SCALE_ROWS"
+    local n f
+    # One section holds 65 536 interfaces at most (lvscheck's limit, as libpcap's).
+    for n in 1000 10000 60000; do one_file_rows interfaces "$n"; done
+    for n in 1000 10000 100000; do one_file_rows sections "$n"; done
+    # 65 536 is as many interfaces as lvscheck reads in one capture (as the repro file
+    # ../shared/corpus/repro/inspect_interface_amplification has them).
+    for n in 1000 10000 65536; do
+        echo "== empty interfaces $n"
+        f=$DATA/empty-interfaces-$n.pcapng
+        shape empty-interfaces "$n" "$f"
+        scale empty-interfaces "$n" "lvscheck inspect --json" "$BIN" inspect --json "$f"
+        scale empty-interfaces "$n" "lvscheck inspect" "$BIN" inspect "$f"
+        scale empty-interfaces "$n" "lvscheck verify --json" "$BIN" verify --json "$f"
+        scale empty-interfaces "$n" capinfos timeout "$PEER_TIMEOUT" capinfos "$f"
+        scale empty-interfaces "$n" "tshark -r" timeout "$PEER_TIMEOUT" tshark -r "$f"
+        rm -f "$f"
+    done
+    for n in 1024 16384 65536; do
+        echo "== UDP services $n"
+        f=$DATA/udp-services-$n
+        rm -rf "$f"
+        shape udp-services "$n" "$f"
+        scale udp-services "$n" "lvscheck inspect --json" "$BIN" inspect --json "$f"/*.pcap
+        scale udp-services "$n" "lvscheck verify --json --rules" \
+            "$BIN" verify --json --rules "$f/rules.txt" "$f"/*.pcap
+        scale udp-services "$n" "lvscheck flows --json" "$BIN" flows --json "$f"/*.pcap
+        scale udp-services "$n" capinfos timeout "$PEER_TIMEOUT" capinfos "$f"/*.pcap
+        scale udp-services "$n" "tshark -r (each file)" timeout "$PEER_TIMEOUT" \
+            sh -c 'for p in "$@"; do tshark -r "$p"; done' tshark "$f"/*.pcap
+        rm -rf "$f"
+    done
+}
+
+if [ "${1:-}" = "--scale" ]; then
+    scale_rows
+    # Only the scale section of RESULTS.md is rewritten; the rest stays as the last full run
+    # left it.
+    section=$(mktemp)
+    bash bench/report.sh --scale "$SCALE_ROWS" > "$section"
+    awk -v file="$section" '
+        /^<!-- scale -->$/ { while ((getline l < file) > 0) print l; skip = 1; done = 1; next }
+        /^<!-- \/scale -->$/ { skip = 0; next }
+        !skip { print }
+        END { if (!done) { print ""; while ((getline l < file) > 0) print l } }' "$OUT" > "$OUT.new"
+    mv "$OUT.new" "$OUT"
+    rm -f "$section"
+    echo "wrote the scale section of $OUT"
+    exit 0
+fi
+
 if [ "${1:-}" != "--report-only" ]; then
 : > "$ROWS"
 echo "== short-10k"
@@ -97,7 +208,9 @@ measure inspect-1g 360000 "$BIN" inspect $(files inspect-1g)
 rm -rf "${DATA:?}/inspect-1g"
 rm -rf "${DATA:?}/short-10k"
 
+scale_rows
 fi
 
 bash bench/report.sh "$ROWS" > "$OUT"
+[ -s "$SCALE_ROWS" ] && bash bench/report.sh --scale "$SCALE_ROWS" >> "$OUT"
 echo "wrote $OUT"

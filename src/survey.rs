@@ -23,6 +23,10 @@ pub struct CaptureSurvey {
     pub layers_per_interface: Vec<LayerCounts>,
     /// Earliest and latest frame time per interface (ns since the epoch), same order.
     pub span_per_interface: Vec<Option<(i64, i64)>>,
+    /// Interfaces the file declares that carried no frame (nor drop count) and are not in the
+    /// summary's list: only the first [`crate::capture::MAX_EMPTY_INTERFACES_SHOWN`] of those
+    /// are.
+    pub empty_interfaces_omitted: u64,
     /// Frames with a layer that could not be decoded: frame number and reason.
     pub decode_notes: Vec<DecodeNote>,
     pub decode_notes_suppressed: u64,
@@ -180,20 +184,19 @@ fn survey_once(
                 mut tally,
             } = state;
             decoder.finish(&mut |f, _| tally.add(f));
-            let read = match outcome {
+            let (read, layers, spans, omitted) = match outcome {
                 Ok(summary) => {
-                    let n = summary.interfaces.len().max(tally.layers.len());
-                    tally.layers.resize(n, LayerCounts::default());
-                    tally.spans.resize(n, None);
-                    ReadResult::Summary(summary)
+                    let (summary, layers, spans, omitted) = shown(summary, &tally);
+                    (ReadResult::Summary(summary), layers, spans, omitted)
                 }
-                Err(e) => ReadResult::Error(e.to_string()),
+                Err(e) => (ReadResult::Error(e.to_string()), Vec::new(), Vec::new(), 0),
             };
             let survey = CaptureSurvey {
                 file: source.display_name(),
                 read,
-                layers_per_interface: tally.layers,
-                span_per_interface: tally.spans,
+                layers_per_interface: layers,
+                span_per_interface: spans,
+                empty_interfaces_omitted: omitted,
                 decode_notes: tally.notes,
                 decode_notes_suppressed: tally.notes_suppressed,
                 gue: Vec::new(),
@@ -201,6 +204,45 @@ fn survey_once(
             (survey, tally.gue)
         })
         .unzip()
+}
+
+/// A summary cut to the interfaces listed, with their layer counts and time spans in the same
+/// order, and how many empty interfaces were left out.
+type Shown = (
+    CaptureSummary,
+    Vec<LayerCounts>,
+    Vec<Option<(i64, i64)>>,
+    u64,
+);
+
+/// The summary with only the interfaces worth listing
+/// ([`CaptureSummary::shown_interfaces`]), their layer counts and time spans in the same
+/// order, and how many empty interfaces were left out. `InterfaceInfo::id` stays the
+/// interface's number in the file.
+fn shown(mut summary: CaptureSummary, tally: &Tally) -> Shown {
+    let (keep, omitted) = summary.shown_interfaces();
+    let layers = keep
+        .iter()
+        .map(|&i| tally.layers.get(i).copied().unwrap_or_default())
+        .collect();
+    let spans = keep
+        .iter()
+        .map(|&i| tally.spans.get(i).copied().flatten())
+        .collect();
+    if omitted > 0 {
+        let mut wanted = keep.iter().copied().peekable();
+        let mut index = 0;
+        summary.interfaces.retain(|_| {
+            let here = wanted.next_if_eq(&index).is_some();
+            index += 1;
+            here
+        });
+        summary.frames_per_interface = keep
+            .iter()
+            .map(|&i| summary.frames_per_interface.get(i).copied().unwrap_or(0))
+            .collect();
+    }
+    (summary, layers, spans, omitted)
 }
 
 /// The reason of the first layer that could not be decoded, if any.

@@ -721,6 +721,48 @@ fn udp_replies_from_the_rs_address_stay_with_their_connection() {
     assert_eq!(other.payload_bytes, 90);
 }
 
+/// More services than a leg tracker tries one by one for a reply from a real server's own
+/// address (it then keeps, per client, the VIPs the client has open): every reply still finds
+/// its connection, and a client port with two services open gives the reply to the one that
+/// was active last.
+#[test]
+fn udp_replies_from_the_rs_address_find_their_service_among_many() {
+    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(1)]);
+    let services: u16 = 40;
+    for i in 0..services {
+        let t = MS + i64::from(i) * MS;
+        let port = 5300 + i;
+        let q = udp((CLIENT, 50000 + i), (VIP, port), 40);
+        sim.request(t, &q, Some(1), false);
+        sim.reply(
+            t + 300 * US,
+            1,
+            &udp((RS[1], port), (CLIENT, 50000 + i), 90),
+        );
+    }
+    // Client port 50000 asks a second service later; the RS answers that one.
+    let t = 100 * MS;
+    sim.request(t, &udp((CLIENT, 50000), (VIP, 5399), 40), Some(1), false);
+    sim.reply(t + 300 * US, 1, &udp((RS[1], 5399), (CLIENT, 50000), 70));
+    let a = sim.analyse();
+    assert_eq!(a.topology.services.len(), usize::from(services) + 1);
+    assert_eq!(a.connections.len(), usize::from(services) + 1);
+    for c in &a.connections {
+        let client_leg = c.legs.iter().find(|l| l.role == Role::Client).unwrap();
+        let other = client_leg
+            .reply_other_source
+            .as_ref()
+            .unwrap_or_else(|| panic!("{c:#?}"));
+        assert_eq!(
+            other.sources,
+            vec![SocketAddr::new(ip4(RS[1]), c.vip.port())],
+            "{c:#?}"
+        );
+        let bytes = if c.vip.port() == 5399 { 70 } else { 90 };
+        assert_eq!(other.payload_bytes, bytes, "{c:#?}");
+    }
+}
+
 #[test]
 fn replies_routed_through_the_director_are_pointed_at() {
     let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0)]);

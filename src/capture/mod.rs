@@ -30,7 +30,7 @@ use rayon::prelude::*;
 pub use error::CaptureError;
 pub use frame::{CaptureId, Format, Frame, InterfaceInfo, ReadWarning};
 pub use input::CaptureSource;
-pub use summary::{CaptureSummary, MAX_WARNINGS};
+pub use summary::{CaptureSummary, MAX_EMPTY_INTERFACES_SHOWN, MAX_WARNINGS};
 
 use input::{open_source, unwrap_gzip, StreamBuf};
 use summary::Recorder;

@@ -48,6 +48,42 @@ pub struct CaptureSummary {
     pub bytes_read: u64,
 }
 
+/// Interfaces that carried nothing (no frame, no drop count) that reports list per capture, at
+/// most; the rest are only counted. A pcapng file can declare 65 536 interfaces at 20 bytes
+/// each and put a frame on none of them: listing every one turns a 2 MB file into hundreds of
+/// megabytes of output that says nothing.
+pub const MAX_EMPTY_INTERFACES_SHOWN: usize = 8;
+
+impl CaptureSummary {
+    /// Whether an interface carried anything worth a line of its own: frames, or drops the
+    /// file recorded for it.
+    fn carried(&self, i: usize) -> bool {
+        let info = &self.interfaces[i];
+        self.frames_per_interface.get(i).is_some_and(|&n| n > 0)
+            || info.if_drop.is_some_and(|d| d > 0)
+            || info.os_drop.is_some_and(|d| d > 0)
+    }
+
+    /// The interfaces reports list, by index in `interfaces`: every one that carried frames
+    /// or drop counts, and the first [`MAX_EMPTY_INTERFACES_SHOWN`] that did not; and how
+    /// many empty ones that leaves out.
+    pub fn shown_interfaces(&self) -> (Vec<usize>, u64) {
+        let mut shown = Vec::new();
+        let (mut empty_shown, mut omitted) = (0, 0);
+        for i in 0..self.interfaces.len() {
+            if self.carried(i) {
+                shown.push(i);
+            } else if empty_shown < MAX_EMPTY_INTERFACES_SHOWN {
+                empty_shown += 1;
+                shown.push(i);
+            } else {
+                omitted += 1;
+            }
+        }
+        (shown, omitted)
+    }
+}
+
 /// Hands frames to the caller and keeps the summary up to date.
 pub(crate) struct Recorder<F> {
     pub(crate) summary: CaptureSummary,

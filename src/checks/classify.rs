@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 
 use super::Context;
+use crate::flows::clock::offset_of;
 use crate::flows::join::is_raw_ip;
 use crate::flows::{Connection, EvidenceKind, Leg};
 use crate::topology::{FrameRef, MacAddr, Proto, Role, VantageId};
@@ -103,11 +104,7 @@ pub fn director_watching(ctx: &Context, conn: &Connection) -> bool {
         .iter()
         .filter(|v| v.role == Role::Director)
         .any(|v| {
-            let off = offsets
-                .iter()
-                .find(|o| o.vantage == v.id)
-                .map(|o| o.offset_ns)
-                .unwrap_or(0);
+            let off = offset_of(offsets, v.id).map_or(0, |o| o.offset_ns);
             match (v.first_ts_ns, v.last_ts_ns) {
                 (Some(f), Some(l)) => conn.first_ts_ns + off >= f && conn.first_ts_ns + off <= l,
                 _ => false,

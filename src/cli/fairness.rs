@@ -175,10 +175,7 @@ pub fn run(
 ) -> anyhow::Result<(FairnessReport, Vec<PathBuf>)> {
     let report = fairness::analyse(input);
     if args.json {
-        super::emit(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&report).context("serialising the fairness report")?
-        ));
+        super::emit_json(&report);
     } else {
         report::fairness::print(&report);
     }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use serde::Serialize;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_UNUSABLE};
 use crate::capture::spool::spool_streams;
@@ -25,6 +26,20 @@ pub struct InspectArgs {
     pub gue_ports: Vec<u16>,
 }
 
+/// Version of the JSON document (docs/inspect-json.md); bumped when a field changes meaning or
+/// goes away. 2: interfaces without frames beyond the first few are counted
+/// (`empty_interfaces_omitted`), not listed, so the per-interface arrays are no longer indexed
+/// by interface number.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// `inspect --json`: serialised as it is written, never held whole (a `serde_json::Value` of
+/// it took ten times the output's size).
+#[derive(Serialize)]
+struct InspectDocument<'a> {
+    schema_version: u32,
+    captures: &'a [crate::survey::CaptureSurvey],
+}
+
 /// Exit status: 0 every capture could be opened, 1 some could not, 2 none could.
 pub fn run(args: &InspectArgs) -> i32 {
     let given: Vec<CaptureSource> = args.files.iter().map(CaptureSource::from_arg).collect();
@@ -44,11 +59,10 @@ pub fn run(args: &InspectArgs) -> i32 {
     };
     let surveys = survey(&sources, &opts);
     if args.json {
-        let doc = serde_json::json!({ "schema_version": 1, "captures": surveys });
-        super::emit(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&doc).expect("survey serialises")
-        ));
+        super::emit_json(&InspectDocument {
+            schema_version: SCHEMA_VERSION,
+            captures: &surveys,
+        });
     } else {
         super::emit(&crate::report::inspect::render(&surveys));
     }

@@ -57,7 +57,7 @@ pub enum Command {
     Fairness(fairness::FairnessArgs),
 }
 
-pub use crate::report::emit;
+pub use crate::report::{emit, emit_json};
 
 /// Writes a message to standard error, escaped for a terminal: messages name files and quote
 /// captures, and either may hold control characters (a file name with ESC, CR or LF).

@@ -83,11 +83,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
     }
     let code = exit_code(v.verdict.outcome);
     if args.json {
-        let doc = document(&v, code);
-        super::emit(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&doc).expect("report serialises")
-        ));
+        super::emit_json(&document(&v, code));
     } else {
         let paint = Painter {
             enabled: color_wanted(),

@@ -4,6 +4,8 @@
 use super::input::{ConnObs, FairnessInput, Proto, ServiceObs, TcpMarks};
 use crate::flows::{Analysis, Connection, ConnectionSink, Leg};
 use crate::topology::{Proto as IpProto, Role, Topology};
+use std::collections::HashMap;
+use std::net::SocketAddr;
 
 /// The connections of every TCP or UDP service, without configuration (the caller adds it),
 /// fed one connection at a time as the analysis hands them on (it is a [`ConnectionSink`]). What it keeps per connection is the scheduler replay's input, a
@@ -12,6 +14,9 @@ use crate::topology::{Proto as IpProto, Role, Topology};
 pub struct FairnessObserver {
     director_captured: bool,
     services: Vec<ServiceObs>,
+    /// Where each service is in `services`: a connection finds its own in constant time, not
+    /// by a scan of every service (65 536 UDP services made that quadratic).
+    index: HashMap<(Proto, SocketAddr), usize>,
 }
 
 impl FairnessObserver {
@@ -19,6 +24,7 @@ impl FairnessObserver {
         FairnessObserver {
             director_captured: topology.vantages.iter().any(|v| v.role == Role::Director),
             services: Vec::new(),
+            index: HashMap::new(),
         }
     }
 
@@ -34,19 +40,17 @@ impl FairnessObserver {
             _ => return,
         };
         let obs = observe(conn);
-        match self
-            .services
-            .iter_mut()
-            .find(|s| s.proto == proto && s.vip == conn.vip)
-        {
-            Some(s) => s.connections.push(obs),
-            None => self.services.push(ServiceObs {
+        let services = &mut self.services;
+        let i = *self.index.entry((proto, conn.vip)).or_insert_with(|| {
+            services.push(ServiceObs {
                 proto,
                 vip: conn.vip,
                 config: None,
-                connections: vec![obs],
-            }),
-        }
+                connections: Vec::new(),
+            });
+            services.len() - 1
+        });
+        services[i].connections.push(obs);
     }
 
     /// The input, with `topology` the finished analysis's.
@@ -149,15 +153,23 @@ fn marks(conn: &Connection, leg: Option<&Leg>, start_ns: i64) -> TcpMarks {
 pub fn apply_rules(input: &mut FairnessInput, rules: &crate::topology::rules::Rules) {
     use super::input::{Scheduler, Server, ServiceConfig};
     use crate::topology::rules::Proto as RuleProto;
+    // The first rule of each service, found once: a scan of the rules for every service is
+    // quadratic with tens of thousands of them.
+    let mut by_service = HashMap::new();
+    for r in &rules.services {
+        let proto = match r.proto() {
+            Some(RuleProto::Tcp) => Proto::Tcp,
+            Some(RuleProto::Udp) => Proto::Udp,
+            _ => continue,
+        };
+        if let Some(vip) = r.vip() {
+            by_service.entry((proto, vip)).or_insert(r);
+        }
+    }
     for svc in &mut input.services {
-        let rule = rules.services.iter().find(|r| {
-            r.vip() == Some(svc.vip)
-                && matches!(
-                    (r.proto(), svc.proto),
-                    (Some(RuleProto::Tcp), Proto::Tcp) | (Some(RuleProto::Udp), Proto::Udp)
-                )
-        });
-        let Some(rule) = rule else { continue };
+        let Some(rule) = by_service.get(&(svc.proto, svc.vip)) else {
+            continue;
+        };
         let Some(scheduler) = Scheduler::from_name(&rule.scheduler) else {
             continue;
         };

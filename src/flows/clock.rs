@@ -9,7 +9,9 @@
 //! difference is taken, which still includes the smallest one-way delay (tens of microseconds on
 //! one Ethernet segment), and its distance to the median difference is the uncertainty.
 //! Captures not matched directly against the reference are reached through others, along the
-//! pairs that give the smallest accumulated uncertainty.
+//! pairs that give the smallest accumulated uncertainty. A packet seen at k vantage points gives
+//! at most about 9k pairs ([`PAIRS_PER_SIGHTING`]), and the tree is grown with a heap, so a
+//! merged file of thousands of interfaces or sections costs time linear in them.
 //!
 //! The packets compared are a sample ([`ClockSampler`]) taken in pass 1, before the topology is
 //! known: at most [`MAX_CLOCK_SAMPLES`] per vantage point, chosen by the packet's identity so
@@ -340,12 +342,96 @@ impl Pair {
     }
 }
 
+/// A vantage point's offset among `offsets`, which [`estimate_from_samples`] returns sorted by
+/// vantage point: found by bisection (asked per connection, with thousands of vantage points
+/// a scan adds up), with a scan as a fallback for a list built otherwise.
+pub fn offset_of(offsets: &[ClockOffset], v: VantageId) -> Option<&ClockOffset> {
+    match offsets.binary_search_by_key(&v, |o| o.vantage) {
+        Ok(i) => Some(&offsets[i]),
+        Err(_) => offsets.iter().find(|o| o.vantage == v),
+    }
+}
+
 /// Picks the reference: the first director capture, else the first client's, else the first.
 pub fn reference(vantages: &[(VantageId, Role)]) -> Option<VantageId> {
     let first = |r: Role| vantages.iter().filter(|v| v.1 == r).map(|v| v.0).min();
     first(Role::Director)
         .or_else(|| first(Role::Client))
         .or_else(|| vantages.iter().map(|v| v.0).min())
+}
+
+/// Each sighting of a packet is compared with at most this many of the sightings after it along
+/// the packet's path (and with the reference capture's). An LVS path has six places at most
+/// (client, director in and out, real server's eth0 and tunl0, client again for the reply), so
+/// on a real deployment every pair is compared; a packet seen at hundreds of interfaces (a
+/// merged pcapng, one section per capture) costs a bounded number of pairs per sighting instead
+/// of the square of them. The pairs kept are the nearest hops, which have the smallest delays
+/// and so bound the offsets most tightly.
+pub const PAIRS_PER_SIGHTING: usize = 8;
+
+/// One packet's sighting as ordered along its path: position (unknown last), vantage point, time.
+type Placed = (u8, VantageId, Form, i64);
+
+/// The pairs of sightings of one packet that are compared: each with its next
+/// [`PAIRS_PER_SIGHTING`] along the path, and each with the reference capture's. `placed` must
+/// be sorted by position then vantage point.
+fn compared_pairs(
+    placed: &[Placed],
+    reference: VantageId,
+) -> impl Iterator<Item = (&Placed, &Placed)> {
+    let near = placed.iter().enumerate().flat_map(|(i, x)| {
+        let end = placed.len().min(i + 1 + PAIRS_PER_SIGHTING);
+        placed[i + 1..end].iter().map(move |y| (x, y))
+    });
+    // Pairs with the reference that the window above did not already give.
+    let to_reference = placed
+        .iter()
+        .enumerate()
+        .filter(move |(_, r)| r.1 == reference)
+        .flat_map(move |(i, r)| {
+            placed
+                .iter()
+                .enumerate()
+                .filter(move |(j, _)| j.abs_diff(i) > PAIRS_PER_SIGHTING)
+                .map(move |(j, y)| if j < i { (y, r) } else { (r, y) })
+        });
+    near.chain(to_reference)
+}
+
+/// The time differences of every pair of captures that saw the same packets, keyed by the pair
+/// (a < b). Linear in sightings: see [`PAIRS_PER_SIGHTING`].
+fn gather_pairs<'s>(
+    packets: impl Iterator<Item = &'s [(VantageId, Form, i64)]>,
+    role: &HashMap<VantageId, Role>,
+    reference: VantageId,
+) -> BTreeMap<(VantageId, VantageId), PairSamples> {
+    let mut pairs: BTreeMap<(VantageId, VantageId), PairSamples> = BTreeMap::new();
+    let place = |&(v, form, ts): &(VantageId, Form, i64)| {
+        let pos = position(role.get(&v).copied().unwrap_or(Role::Other), form);
+        (pos.unwrap_or(u8::MAX), v, form, ts)
+    };
+    // One buffer for all packets: no allocation per packet.
+    let mut placed: Vec<Placed> = Vec::new();
+    for s in packets {
+        placed.clear();
+        placed.extend(s.iter().map(place));
+        placed.sort_unstable_by_key(|p| (p.0, p.1));
+        for (x, y) in compared_pairs(&placed, reference) {
+            let (a, b) = if x.1 < y.1 { (x, y) } else { (y, x) };
+            if a.1 == b.1 {
+                continue;
+            }
+            let p = pairs.entry((a.1, b.1)).or_default();
+            let d = b.3 - a.3;
+            let (pa, pb) = (a.0, b.0);
+            match (pa != u8::MAX && pb != u8::MAX, pa.cmp(&pb)) {
+                (true, std::cmp::Ordering::Less) => p.forward.push(d),
+                (true, std::cmp::Ordering::Greater) => p.backward.push(d),
+                _ => p.unordered.push(d),
+            }
+        }
+    }
+    pairs
 }
 
 /// Estimates every capture's offset from packets seen at several vantage points: each item is
@@ -358,33 +444,41 @@ pub fn estimate_from_sightings<'s>(
         return Vec::new();
     };
     let role: HashMap<VantageId, Role> = vantages.iter().copied().collect();
-    let mut pairs: BTreeMap<(VantageId, VantageId), PairSamples> = BTreeMap::new();
-    for s in packets {
-        for (i, x) in s.iter().enumerate() {
-            for y in &s[i + 1..] {
-                let (a, b) = if x.0 < y.0 { (x, y) } else { (y, x) };
-                if a.0 == b.0 {
-                    continue;
-                }
-                let pa = position(role.get(&a.0).copied().unwrap_or(Role::Other), a.1);
-                let pb = position(role.get(&b.0).copied().unwrap_or(Role::Other), b.1);
-                let p = pairs.entry((a.0, b.0)).or_default();
-                let d = b.2 - a.2;
-                match (pa, pb) {
-                    (Some(pa), Some(pb)) if pa < pb => p.forward.push(d),
-                    (Some(pa), Some(pb)) if pa > pb => p.backward.push(d),
-                    _ => p.unordered.push(d),
-                }
-            }
-        }
-    }
-    let edges: Vec<((VantageId, VantageId), Edge)> = pairs
+    let edges: Vec<((VantageId, VantageId), Edge)> = gather_pairs(packets, &role, reference)
         .into_iter()
         .filter_map(|(k, p)| p.into_pair().edge().map(|e| (k, e)))
         .collect();
+    let mut out = shortest_tree(reference, &edges);
+    for (v, _) in vantages {
+        out.entry(*v).or_insert(ClockOffset {
+            vantage: *v,
+            reference,
+            offset_ns: 0,
+            uncertainty_ns: 0,
+            method: OffsetMethod::Unmatched,
+            via: None,
+            samples: 0,
+            delay_ns: None,
+        });
+    }
+    out.into_values().collect()
+}
 
-    // Grow a tree from the reference, each time adding the capture that can be reached with
-    // the smallest accumulated uncertainty (then the most packets).
+/// Grows a tree from the reference, each time adding the capture that can be reached with the
+/// smallest accumulated uncertainty (then the most packets, then the first edge in key order):
+/// Dijkstra's algorithm over the edges, with a heap, so O(E log E) rather than a scan of every
+/// edge for every capture added.
+fn shortest_tree(
+    reference: VantageId,
+    edges: &[((VantageId, VantageId), Edge)],
+) -> BTreeMap<VantageId, ClockOffset> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+    let mut adjacent: HashMap<VantageId, Vec<usize>> = HashMap::new();
+    for (i, ((a, b), _)) in edges.iter().enumerate() {
+        adjacent.entry(*a).or_default().push(i);
+        adjacent.entry(*b).or_default().push(i);
+    }
     let mut out: BTreeMap<VantageId, ClockOffset> = BTreeMap::new();
     out.insert(
         reference,
@@ -399,23 +493,29 @@ pub fn estimate_from_sightings<'s>(
             delay_ns: None,
         },
     );
-    loop {
-        let mut best: Option<(i64, u64, VantageId, VantageId, &Edge, i64)> = None;
-        for ((a, b), e) in &edges {
-            let (known, new, sign) = match (out.contains_key(a), out.contains_key(b)) {
-                (true, false) => (*a, *b, 1),
-                (false, true) => (*b, *a, -1),
-                _ => continue,
-            };
-            let unc = out[&known].uncertainty_ns + e.unc;
-            if best
-                .is_none_or(|b| (unc, std::cmp::Reverse(e.samples)) < (b.0, std::cmp::Reverse(b.1)))
-            {
-                best = Some((unc, e.samples, known, new, e, sign));
+    // (accumulated uncertainty, most packets first, edge index): the edge index breaks ties in
+    // the edges' key order. An edge is queued when its first end is reached, once.
+    let mut queue: BinaryHeap<Reverse<(i64, Reverse<u64>, usize)>> = BinaryHeap::new();
+    let push_from =
+        |known: VantageId,
+         out: &BTreeMap<VantageId, ClockOffset>,
+         queue: &mut BinaryHeap<Reverse<(i64, Reverse<u64>, usize)>>| {
+            let base = out[&known].uncertainty_ns;
+            for &i in adjacent.get(&known).map_or(&[][..], |v| v.as_slice()) {
+                let ((a, b), e) = &edges[i];
+                let other = if *a == known { b } else { a };
+                if !out.contains_key(other) {
+                    queue.push(Reverse((base + e.unc, Reverse(e.samples), i)));
+                }
             }
-        }
-        let Some((_, _, known, new, e, sign)) = best else {
-            break;
+        };
+    push_from(reference, &out, &mut queue);
+    while let Some(Reverse((_, _, i))) = queue.pop() {
+        let ((a, b), e) = &edges[i];
+        let (known, new, sign) = match (out.contains_key(a), out.contains_key(b)) {
+            (true, false) => (*a, *b, 1),
+            (false, true) => (*b, *a, -1),
+            _ => continue,
         };
         let base = &out[&known];
         let off = ClockOffset {
@@ -429,20 +529,9 @@ pub fn estimate_from_sightings<'s>(
             delay_ns: e.delay,
         };
         out.insert(new, off);
+        push_from(new, &out, &mut queue);
     }
-    for (v, _) in vantages {
-        out.entry(*v).or_insert(ClockOffset {
-            vantage: *v,
-            reference,
-            offset_ns: 0,
-            uncertainty_ns: 0,
-            method: OffsetMethod::Unmatched,
-            via: None,
-            samples: 0,
-            delay_ns: None,
-        });
-    }
-    out.into_values().collect()
+    out
 }
 
 #[cfg(test)]
@@ -518,5 +607,138 @@ mod tests {
             Some(v(1))
         );
         assert_eq!(reference(&[(v(2), Role::Other)]), Some(v(2)));
+    }
+
+    fn vantage(i: u32) -> VantageId {
+        VantageId {
+            capture: 0,
+            interface: i,
+        }
+    }
+
+    /// One packet seen at `n` vantage points of no LVS role, vantage point i's clock i µs
+    /// ahead: the pairs compared grow like n, not n^2, and every offset is still found.
+    #[test]
+    fn a_packet_seen_at_n_interfaces_gives_o_n_pairs() {
+        for n in [2_u32, 6, 9, 100, 1000] {
+            let vantages: Vec<(VantageId, Role)> =
+                (0..n).map(|i| (vantage(i), Role::Other)).collect();
+            let one: Vec<(VantageId, Form, i64)> = (0..n)
+                .map(|i| (vantage(i), Form::Request, 5_000_000 + i64::from(i) * 1000))
+                .collect();
+            let role: HashMap<VantageId, Role> = vantages.iter().copied().collect();
+            let pairs = gather_pairs(std::iter::once(one.as_slice()), &role, vantage(0));
+            let n = n as usize;
+            let all = n * (n - 1) / 2;
+            if n <= PAIRS_PER_SIGHTING + 1 {
+                assert_eq!(pairs.len(), all, "every pair of a short path");
+            } else {
+                // The window along the path, and the star to the reference.
+                let bound = n * PAIRS_PER_SIGHTING + n;
+                assert!(pairs.len() <= bound, "{n}: {}", pairs.len());
+                assert!(pairs.len() < all);
+            }
+            let offsets = estimate_from_sightings(std::iter::once(one.as_slice()), &vantages);
+            assert_eq!(offsets.len(), n);
+            for (i, o) in offsets.iter().enumerate() {
+                assert_eq!(o.vantage, vantage(i as u32));
+                assert_eq!(o.offset_ns, i as i64 * 1000, "{o:?}");
+                let expected = if i == 0 {
+                    OffsetMethod::Reference
+                } else {
+                    OffsetMethod::Unordered
+                };
+                assert_eq!(o.method, expected);
+            }
+        }
+    }
+
+    /// The reference capture is compared with every other capture that saw a packet, however
+    /// far along the path: the direct edge is there to be chosen.
+    #[test]
+    fn every_sighting_is_compared_with_the_reference() {
+        let n = 50;
+        let role: HashMap<VantageId, Role> = (0..n).map(|i| (vantage(i), Role::Other)).collect();
+        let one: Vec<(VantageId, Form, i64)> = (0..n)
+            .map(|i| (vantage(i), Form::Request, i64::from(i)))
+            .collect();
+        let pairs = gather_pairs(std::iter::once(one.as_slice()), &role, vantage(0));
+        for i in 1..n {
+            assert!(pairs.contains_key(&(vantage(0), vantage(i))), "{i}");
+        }
+    }
+
+    /// The tree as it was grown before the heap: every edge scanned for every capture added.
+    /// Kept here as the specification the heap must reproduce, ties included.
+    fn tree_by_scanning(
+        reference: VantageId,
+        edges: &[((VantageId, VantageId), Edge)],
+    ) -> Vec<(VantageId, i64, i64, Option<VantageId>)> {
+        let mut out: BTreeMap<VantageId, (i64, i64, Option<VantageId>)> = BTreeMap::new();
+        out.insert(reference, (0, 0, None));
+        loop {
+            let mut best: Option<(i64, u64, VantageId, VantageId, &Edge, i64)> = None;
+            for ((a, b), e) in edges {
+                let (known, new, sign) = match (out.contains_key(a), out.contains_key(b)) {
+                    (true, false) => (*a, *b, 1),
+                    (false, true) => (*b, *a, -1),
+                    _ => continue,
+                };
+                let unc = out[&known].1 + e.unc;
+                if best.is_none_or(|b| {
+                    (unc, std::cmp::Reverse(e.samples)) < (b.0, std::cmp::Reverse(b.1))
+                }) {
+                    best = Some((unc, e.samples, known, new, e, sign));
+                }
+            }
+            let Some((unc, _, known, new, e, sign)) = best else {
+                break;
+            };
+            let off = out[&known].0 + sign * e.est;
+            out.insert(new, (off, unc, Some(known)));
+        }
+        out.into_iter()
+            .map(|(v, (o, u, via))| (v, o, u, via))
+            .collect()
+    }
+
+    #[test]
+    fn the_heap_grows_the_same_tree_as_scanning_every_edge() {
+        // A small linear congruential generator: the same graphs on every run.
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |m: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % m
+        };
+        for _ in 0..200 {
+            let n = 2 + next(12) as u32;
+            let mut edges: Vec<((VantageId, VantageId), Edge)> = Vec::new();
+            for a in 0..n {
+                for b in a + 1..n {
+                    if next(3) == 0 {
+                        continue;
+                    }
+                    edges.push((
+                        (vantage(a), vantage(b)),
+                        Edge {
+                            est: next(1000) as i64 - 500,
+                            // Few distinct values, so that ties happen.
+                            unc: next(4) as i64 * 10,
+                            method: OffsetMethod::OneWay,
+                            samples: next(3),
+                            delay: None,
+                        },
+                    ));
+                }
+            }
+            let reference = vantage(next(u64::from(n)) as u32);
+            let heap: Vec<_> = shortest_tree(reference, &edges)
+                .into_values()
+                .map(|o| (o.vantage, o.offset_ns, o.uncertainty_ns, o.via))
+                .collect();
+            assert_eq!(heap, tree_by_scanning(reference, &edges));
+        }
     }
 }

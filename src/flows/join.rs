@@ -23,9 +23,17 @@ pub fn is_raw_ip(link_type: u32) -> bool {
     matches!(link_type, 12 | 14 | 101 | 228 | 229)
 }
 
+/// Legs of one tuple compared with one another, by ISN or by time, at most: each with this
+/// many of the next in order. A connection is seen at six places at most, a reused tuple a few
+/// times over, so in practice every pair is compared; a packet seen on thousands of interfaces
+/// of one file costs a bounded number of pairs per leg instead of the square of them.
+const PAIRS_PER_LEG: usize = 16;
+
 struct Clusters {
     parent: Vec<usize>,
-    vantages: Vec<Vec<VantageId>>,
+    /// The vantage points of each cluster (at its root): a set, so that joining a cluster of
+    /// thousands of legs with another is not a scan of one for each leg of the other.
+    vantages: Vec<HashSet<VantageId>>,
     isn: Vec<Option<u32>>,
 }
 
@@ -33,7 +41,7 @@ impl Clusters {
     fn new(legs: &[&Leg]) -> Clusters {
         Clusters {
             parent: (0..legs.len()).collect(),
-            vantages: legs.iter().map(|l| vec![l.vantage]).collect(),
+            vantages: legs.iter().map(|l| HashSet::from([l.vantage])).collect(),
             isn: legs.iter().map(|l| l.isn).collect(),
         }
     }
@@ -51,10 +59,12 @@ impl Clusters {
         if ra == rb {
             return true;
         }
-        if self.vantages[ra]
-            .iter()
-            .any(|v| self.vantages[rb].contains(v))
-        {
+        let (small, large) = if self.vantages[ra].len() <= self.vantages[rb].len() {
+            (&self.vantages[ra], &self.vantages[rb])
+        } else {
+            (&self.vantages[rb], &self.vantages[ra])
+        };
+        if small.iter().any(|v| large.contains(v)) {
             return false;
         }
         if let (Some(x), Some(y)) = (self.isn[ra], self.isn[rb]) {
@@ -62,7 +72,11 @@ impl Clusters {
                 return false;
             }
         }
-        let vs = std::mem::take(&mut self.vantages[rb]);
+        // The smaller set goes into the larger: each vantage point moves O(log n) times.
+        let mut vs = std::mem::take(&mut self.vantages[rb]);
+        if vs.len() > self.vantages[ra].len() {
+            std::mem::swap(&mut vs, &mut self.vantages[ra]);
+        }
         self.vantages[ra].extend(vs);
         self.isn[ra] = self.isn[ra].or(self.isn[rb]);
         self.parent[rb] = ra;
@@ -76,6 +90,28 @@ pub struct Joiner<'t> {
     topology: &'t Topology,
     offset: HashMap<VantageId, i64>,
     sees_replies: HashMap<VantageId, bool>,
+    captured: Captured,
+}
+
+/// Which roles and which real servers some capture was taken at: asked for every connection,
+/// so found once rather than by a scan of every vantage point each time.
+#[derive(Default)]
+struct Captured {
+    roles: HashSet<Role>,
+    real_servers: HashSet<IpAddr>,
+}
+
+impl Captured {
+    fn of(topology: &Topology) -> Captured {
+        let mut c = Captured::default();
+        for v in &topology.vantages {
+            c.roles.insert(v.role);
+            if let (Role::RealServer, Some(a)) = (v.role, v.address) {
+                c.real_servers.insert(a);
+            }
+        }
+        c
+    }
 }
 
 impl<'t> Joiner<'t> {
@@ -89,6 +125,7 @@ impl<'t> Joiner<'t> {
             topology,
             offset: offsets.iter().map(|o| (o.vantage, o.offset_ns)).collect(),
             sees_replies: reply_visibility(saw_replies, topology),
+            captured: Captured::of(topology),
         }
     }
 
@@ -122,24 +159,42 @@ impl<'t> Joiner<'t> {
                 c.join(w[0], w[1]);
             }
         }
-        // Same client initial sequence number.
-        for i in 0..refs.len() {
-            for j in i + 1..refs.len() {
-                if refs[i].isn.is_some() && refs[i].isn == refs[j].isn {
-                    c.join(i, j);
-                }
+        // Same client initial sequence number: in index order, each leg with the next
+        // [`PAIRS_PER_LEG`] of its ISN.
+        let mut by_isn: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (i, l) in refs.iter().enumerate() {
+            if let Some(isn) = l.isn {
+                by_isn.entry(isn).or_default().push(i);
             }
         }
-        // Overlapping in corrected time, nearest first.
+        let mut isn_pairs: Vec<(usize, usize)> = Vec::new();
+        for ids in by_isn.values() {
+            for (k, &i) in ids.iter().enumerate() {
+                let end = ids.len().min(k + 1 + PAIRS_PER_LEG);
+                isn_pairs.extend(ids[k + 1..end].iter().map(|&j| (i, j)));
+            }
+        }
+        isn_pairs.sort_unstable();
+        for (i, j) in isn_pairs {
+            c.join(i, j);
+        }
+        // Overlapping in corrected time, nearest first: each leg against the next
+        // [`PAIRS_PER_LEG`] by corrected start, the nearest there are.
+        let span: Vec<(i64, i64)> = refs
+            .iter()
+            .map(|l| (corr(l, l.first_ts_ns), corr(l, l.last_ts_ns)))
+            .collect();
+        let mut by_start: Vec<usize> = (0..refs.len()).collect();
+        by_start.sort_unstable_by_key(|&i| (span[i].0, i));
         let mut candidates: Vec<(i64, usize, usize)> = Vec::new();
-        for i in 0..refs.len() {
-            for j in i + 1..refs.len() {
-                let (a, b) = (refs[i], refs[j]);
-                if a.vantage == b.vantage {
+        for (k, &x) in by_start.iter().enumerate() {
+            let end = by_start.len().min(k + 1 + PAIRS_PER_LEG);
+            for &y in &by_start[k + 1..end] {
+                let (i, j) = (x.min(y), x.max(y));
+                if refs[i].vantage == refs[j].vantage {
                     continue;
                 }
-                let (a0, a1) = (corr(a, a.first_ts_ns), corr(a, a.last_ts_ns));
-                let (b0, b1) = (corr(b, b.first_ts_ns), corr(b, b.last_ts_ns));
+                let ((a0, a1), (b0, b1)) = (span[i], span[j]);
                 let gap = (a0.max(b0) - a1.min(b1)).max(0);
                 if gap <= TIME_SLACK_NS {
                     candidates.push(((a0 - b0).abs(), i, j));
@@ -157,7 +212,7 @@ impl<'t> Joiner<'t> {
         }
         let mut out: Vec<Connection> = clusters
             .into_values()
-            .map(|legs| connection(key, legs, self.topology, &corr, &self.sees_replies))
+            .map(|legs| connection(key, legs, self, &corr))
             .collect();
         out.sort_by_key(|c| c.first_ts_ns);
         out
@@ -240,10 +295,10 @@ pub fn leg_outcome(l: &Leg, sees_replies: bool) -> Option<Outcome> {
 fn connection(
     key: ConnKey,
     mut legs: Vec<Leg>,
-    topology: &Topology,
+    joiner: &Joiner,
     corr: &dyn Fn(&Leg, i64) -> i64,
-    sees_replies: &HashMap<VantageId, bool>,
 ) -> Connection {
+    let (topology, sees_replies) = (joiner.topology, &joiner.sees_replies);
     legs.sort_by_key(|l| (path_rank(l.role), l.vantage));
     for l in &mut legs {
         let s = sees_replies.get(&l.vantage).copied().unwrap_or(false);
@@ -281,7 +336,7 @@ fn connection(
             .unwrap_or(0);
         req + l.reply.as_ref().map_or(0, |r| r.retransmissions)
     });
-    let unseen = unseen(&legs, topology, real_server, outcome);
+    let unseen = unseen(&legs, &joiner.captured, real_server, outcome);
     let outcome_from = from.map(|l| l.vantage);
     let history = shown.map(|l| l.history.clone()).unwrap_or_default();
     let handshake_ns = shown.and_then(|l| l.handshake_ns);
@@ -367,9 +422,9 @@ fn real_server(legs: &[Leg], topology: &Topology) -> (Option<IpAddr>, Option<RsS
     (None, None)
 }
 
-fn unseen(legs: &[Leg], topology: &Topology, rs: Option<IpAddr>, outcome: Outcome) -> Vec<String> {
+fn unseen(legs: &[Leg], captured: &Captured, rs: Option<IpAddr>, outcome: Outcome) -> Vec<String> {
     let at = |r: Role| legs.iter().any(|l| l.role == r);
-    let exists = |r: Role| topology.vantages.iter().any(|v| v.role == r);
+    let exists = |r: Role| captured.roles.contains(&r);
     let mut out = Vec::new();
     for (role, name) in [
         (Role::Client, "client"),
@@ -385,11 +440,7 @@ fn unseen(legs: &[Leg], topology: &Topology, rs: Option<IpAddr>, outcome: Outcom
         }
         if role == Role::RealServer {
             if let Some(rs) = rs {
-                let has = topology
-                    .vantages
-                    .iter()
-                    .any(|v| v.role == Role::RealServer && v.address == Some(rs));
-                if !has {
+                if !captured.real_servers.contains(&rs) {
                     out.push(format!("no capture of real server {rs}"));
                     continue;
                 }

@@ -20,6 +20,7 @@ use crate::decode::packet::{DecodedFrame, IpPacket, Tcp, Transport};
 use crate::topology::config::ExpectedService;
 use crate::topology::view::IpView;
 use crate::topology::{FrameRef, MacAddr, Proto, Role, Topology, VantageId};
+use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 
@@ -39,6 +40,10 @@ pub const TCP_TIME_WAIT_NS: i64 = 60_000_000_000;
 /// gaps of up to 64 s, so the state must outlast the longest gap).
 pub const TCP_HALF_OPEN_IDLE_NS: i64 = 120_000_000_000;
 const MAX_MACS: usize = 4;
+/// Services up to which a reply from a real server's own address is matched by trying each
+/// one; past this the tracker keeps, per client, the VIPs it has connections open to
+/// ([`LegTracker::by_client`]).
+const SERVICES_TRIED: usize = 16;
 
 /// What the trackers need from the topology.
 #[derive(Debug, Clone, Default)]
@@ -51,7 +56,7 @@ pub struct FlowContext {
     pub director_macs: HashSet<MacAddr>,
     /// The services (protocol, VIP and port): a reply from a real server's own address is
     /// matched to the client's connection to one of them.
-    pub services: Vec<(Proto, SocketAddr)>,
+    pub services: HashSet<(Proto, SocketAddr)>,
 }
 
 impl FlowContext {
@@ -212,6 +217,23 @@ impl Tombstone {
     }
 }
 
+/// (protocol, client address:port) -> the VIP:ports it has a state open to.
+type OpenByClient = HashMap<(Proto, SocketAddr), SmallVec<[SocketAddr; 1]>>;
+
+/// How long a state may go without packets before it ends: the UDP timeout, a closed TCP
+/// connection's linger, a half-open one's patience, or the TCP timeout.
+fn idle_limit(proto: Proto, s: &LegState, one_way: bool, t: Timeouts) -> i64 {
+    if proto != Proto::TCP {
+        t.udp_idle_ns
+    } else if s.closed(one_way) {
+        TCP_CLOSED_LINGER_NS
+    } else if s.half_open() {
+        TCP_HALF_OPEN_IDLE_NS.min(t.tcp_idle_ns)
+    } else {
+        t.tcp_idle_ns
+    }
+}
+
 /// Feeds on the frames of one vantage point; yields its legs.
 pub struct LegTracker<'c> {
     vantage: VantageId,
@@ -223,6 +245,11 @@ pub struct LegTracker<'c> {
     /// Boxed: a table's capacity doubles past the peak of connections in flight, and an empty
     /// slot then costs a pointer instead of a whole state.
     active: HashMap<ConnKey, Box<LegState>>,
+    /// With more than [`SERVICES_TRIED`] services: the VIP:ports each (protocol, client
+    /// address:port) has a state open to, so that a reply from a real server's own address
+    /// finds its connection without a lookup per service (65 536 UDP services made that a scan
+    /// per packet). None with few services, where trying each costs less than keeping this.
+    by_client: Option<OpenByClient>,
     /// Closed TCP tuples in TIME_WAIT, by [`tuple_hash`], and the order they expire in.
     closed: HashMap<u64, Tombstone>,
     /// (second, tuple hash as two halves): 12 bytes a tombstone, in the order they came.
@@ -233,6 +260,11 @@ pub struct LegTracker<'c> {
     legs: usize,
     late_packets: u64,
     last_sweep_ns: Option<i64>,
+    /// No state can have outlived its timeout before this time (the earliest `last_ts +
+    /// timeout` of the states in flight, or earlier): a sweep before it skips the scan of every
+    /// state, so that states waiting out a long timeout (UDP's 300 s) are not visited every
+    /// second.
+    next_expiry_ns: Option<i64>,
 }
 
 impl<'c> LegTracker<'c> {
@@ -250,6 +282,7 @@ impl<'c> LegTracker<'c> {
             ctx,
             timeouts,
             active: HashMap::new(),
+            by_client: (ctx.services.len() > SERVICES_TRIED).then(HashMap::new),
             closed: HashMap::new(),
             closed_order: std::collections::VecDeque::new(),
             closed_base_ns: None,
@@ -257,6 +290,7 @@ impl<'c> LegTracker<'c> {
             legs: 0,
             late_packets: 0,
             last_sweep_ns: None,
+            next_expiry_ns: None,
         }
     }
 
@@ -379,36 +413,88 @@ impl<'c> LegTracker<'c> {
             return;
         }
         let (ctx, role) = (self.ctx, self.role);
+        let (one_way, timeouts) = (self.one_way(), self.timeouts);
         let state = self.state(key, f.ts_ns);
         if let (Some(isn), None) = (new_isn, state.isn) {
             state.isn = Some(isn);
         }
         state.last_ts = state.last_ts.max(f.ts_ns);
         record(state, form, &v, f, at, ctx, role);
+        let limit = idle_limit(key.proto, state, one_way, timeouts);
+        let deadline = state.last_ts.saturating_add(limit);
+        self.expires_by(deadline);
+    }
+
+    /// A state may now outlive its timeout at `deadline`.
+    fn expires_by(&mut self, deadline: i64) {
+        self.next_expiry_ns = Some(self.next_expiry_ns.map_or(deadline, |d| d.min(deadline)));
+    }
+
+    /// When the oldest tombstone's TIME_WAIT is over.
+    fn tombstones_due_ns(&self) -> Option<i64> {
+        let &(second, _) = self.closed_order.front()?;
+        let wait_s = TCP_TIME_WAIT_NS / 1_000_000_000;
+        let base = self.closed_base_ns?;
+        Some(base.saturating_add((i64::from(second) + wait_s + 1) * 1_000_000_000))
+    }
+
+    /// From when a sweep could end a state or forget a tombstone.
+    fn work_due_ns(&self) -> Option<i64> {
+        let states = self
+            .next_expiry_ns
+            .filter(|_| !self.active.is_empty())
+            .map(|d| d.saturating_add(1));
+        match (states, self.tombstones_due_ns()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The earliest time at which [`LegTracker::advance`] could end a state or forget a
+    /// tombstone: not before the next sweep, nor before something is due. None when nothing is
+    /// in flight.
+    pub fn wake_at(&self) -> Option<i64> {
+        let work = self.work_due_ns()?;
+        Some(match self.last_sweep_ns {
+            Some(t) => work.max(t.saturating_add(SWEEP_EVERY_NS)),
+            None => work,
+        })
     }
 
     /// The open connection that a packet from elsewhere (not the VIP) to this client address
     /// and port answers: the client's connection to one of the services, the latest active if
     /// it has several.
     fn reply_target(&self, proto: Proto, client: SocketAddr) -> Option<ConnKey> {
-        self.ctx
-            .services
-            .iter()
-            .filter(|(p, _)| *p == proto)
-            .map(|(_, vip)| ConnKey {
-                proto,
-                client,
-                vip: *vip,
-            })
-            .filter_map(|k| self.active.get(&k).map(|s| (s.last_ts, k)))
-            .max()
-            .map(|(_, k)| k)
+        let key = |vip: SocketAddr| ConnKey { proto, client, vip };
+        let latest = |k: ConnKey| self.active.get(&k).map(|s| (s.last_ts, k));
+        match &self.by_client {
+            Some(open) => open
+                .get(&(proto, client))?
+                .iter()
+                .filter(|vip| self.ctx.services.contains(&(proto, **vip)))
+                .filter_map(|vip| latest(key(*vip)))
+                .max(),
+            None => self
+                .ctx
+                .services
+                .iter()
+                .filter(|(p, _)| *p == proto)
+                .filter_map(|(_, vip)| latest(key(*vip)))
+                .max(),
+        }
+        .map(|(_, k)| k)
     }
 
     fn state(&mut self, key: ConnKey, ts: i64) -> &mut LegState {
         let events = &mut self.events;
+        let by_client = &mut self.by_client;
         self.active.entry(key).or_insert_with(|| {
             events.push(LegEvent::Opened(key));
+            if let Some(open) = by_client {
+                open.entry((key.proto, key.client))
+                    .or_default()
+                    .push(key.vip);
+            }
             Box::new(LegState::new(ts))
         })
     }
@@ -444,6 +530,14 @@ impl<'c> LegTracker<'c> {
 
     /// Hands a state on as a leg; a closed TCP connection leaves a tombstone.
     fn end(&mut self, key: ConnKey, s: Box<LegState>) {
+        if let Some(open) = &mut self.by_client {
+            if let Some(vips) = open.get_mut(&(key.proto, key.client)) {
+                vips.retain(|v| *v != key.vip);
+                if vips.is_empty() {
+                    open.remove(&(key.proto, key.client));
+                }
+            }
+        }
         if key.proto == Proto::TCP && s.closed(self.one_way()) {
             let h = tuple_hash(&key);
             let second = self.second_of(s.last_ts);
@@ -467,7 +561,8 @@ impl<'c> LegTracker<'c> {
     }
 
     /// Lets states age to `now` (this capture's clock) without a frame of this vantage point:
-    /// the capture's other interfaces keep time for it.
+    /// the capture's other interfaces keep time for it. Ends something only from
+    /// [`LegTracker::wake_at`] on.
     pub fn advance(&mut self, now: i64) {
         self.sweep(now);
     }
@@ -480,26 +575,23 @@ impl<'c> LegTracker<'c> {
             return;
         }
         self.last_sweep_ns = Some(now);
+        // Nothing outlived its timeout and no TIME_WAIT is over: the scan would end nothing.
+        if self.work_due_ns().is_none_or(|due| now < due) {
+            return;
+        }
         let t = self.timeouts;
         let one_way = self.one_way();
-        let expired: Vec<ConnKey> = self
-            .active
-            .iter()
-            .filter(|(k, s)| {
-                let idle = now - s.last_ts;
-                let limit = if k.proto != Proto::TCP {
-                    t.udp_idle_ns
-                } else if s.closed(one_way) {
-                    TCP_CLOSED_LINGER_NS
-                } else if s.half_open() {
-                    TCP_HALF_OPEN_IDLE_NS.min(t.tcp_idle_ns)
-                } else {
-                    t.tcp_idle_ns
-                };
-                idle > limit
-            })
-            .map(|(k, _)| *k)
-            .collect();
+        let mut next: Option<i64> = None;
+        let mut expired: Vec<ConnKey> = Vec::new();
+        for (k, s) in &self.active {
+            let deadline = s.last_ts.saturating_add(idle_limit(k.proto, s, one_way, t));
+            if now > deadline {
+                expired.push(*k);
+            } else {
+                next = Some(next.map_or(deadline, |d| d.min(deadline)));
+            }
+        }
+        self.next_expiry_ns = next;
         for k in expired {
             if let Some(s) = self.active.remove(&k) {
                 self.end(k, s);
@@ -568,8 +660,12 @@ impl<'c> LegTracker<'c> {
         if !self.active.contains_key(&key) && self.straggler(&key, None) {
             return;
         }
+        let (one_way, timeouts) = (self.one_way(), self.timeouts);
         let state = self.state(key, at.ts_ns);
         state.last_ts = state.last_ts.max(at.ts_ns);
+        let deadline = state
+            .last_ts
+            .saturating_add(idle_limit(key.proto, state, one_way, timeouts));
         let (src, dst) = (v.ip.src, v.ip.dst);
         let kind = if frag {
             EvidenceKind::IcmpFragNeeded
@@ -589,6 +685,7 @@ impl<'c> LegTracker<'c> {
             }
             d
         });
+        self.expires_by(deadline);
     }
 
     /// Ends every state (end of the capture); their legs are among the events to drain.

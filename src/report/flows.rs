@@ -10,7 +10,9 @@ use serde::Serialize;
 use super::time::rfc3339_ns;
 use crate::flows::clock::{ClockOffset, OffsetMethod};
 use crate::flows::{Analysis, Connection, Leg};
-use crate::topology::{Role, VantageId};
+use crate::topology::{Role, Service, VantageId};
+use std::collections::HashMap;
+use std::net::IpAddr;
 
 /// Version of the JSON Lines records; bumped when a field changes meaning or goes away.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -21,10 +23,13 @@ pub fn vantage_label(a: &Analysis, v: VantageId) -> String {
     let Some(c) = a.captures.iter().find(|c| c.capture == v.capture) else {
         return v.to_string();
     };
-    let several = a
-        .topology
-        .vantages
+    // The vantage points are sorted by id: a capture's are one run, found by bisection
+    // rather than a count over all of them for every label.
+    let vantages = &a.topology.vantages;
+    let from = vantages.partition_point(|x| x.id.capture < v.capture);
+    let several = vantages[from..]
         .iter()
+        .take(2)
         .filter(|x| x.id.capture == v.capture)
         .count()
         > 1;
@@ -101,13 +106,19 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
             Cell::new(format!("{}: {}", v.decided_by, esc(&v.reason))),
         ]);
     }
+    // Totals per service and per real server in one pass over the counts: a pass per service
+    // is quadratic with tens of thousands of services.
+    let mut per_service: HashMap<&Service, u64> = HashMap::new();
+    let mut per_rs: HashMap<IpAddr, u64> = HashMap::new();
+    for ((svc, rs), outcomes) in &a.per_server {
+        let n: u64 = outcomes.values().sum();
+        *per_service.entry(svc).or_default() += n;
+        if let Some(rs) = rs {
+            *per_rs.entry(*rs).or_default() += n;
+        }
+    }
     for s in &a.topology.services {
-        let n: u64 = a
-            .per_server
-            .iter()
-            .filter(|((svc, _), _)| svc == s)
-            .flat_map(|(_, o)| o.values())
-            .sum();
+        let n = per_service.get(s).copied().unwrap_or(0);
         t.add_row(vec![
             Cell::new("service"),
             Cell::new(s),
@@ -124,12 +135,7 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
     }
     for r in &a.topology.real_servers {
         let macs: Vec<String> = r.macs.iter().map(|m| m.to_string()).collect();
-        let n: u64 = a
-            .per_server
-            .iter()
-            .filter(|((_, rs), _)| *rs == Some(r.addr))
-            .flat_map(|(_, o)| o.values())
-            .sum();
+        let n = per_rs.get(&r.addr).copied().unwrap_or(0);
         t.add_row(vec![
             Cell::new("real server"),
             Cell::new(r.addr),

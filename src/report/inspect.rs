@@ -1,4 +1,5 @@
-//! Terminal output of `inspect`: one block per capture, one column per interface.
+//! Terminal output of `inspect`: one block per capture, one column per interface listed (those
+//! that carried frames, and a few that did not: the rest are counted).
 
 use crate::escape::{printable, terminal as esc};
 use comfy_table::{presets, Cell, CellAlignment, Table};
@@ -98,6 +99,13 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
         out.push_str(&format!(
             "  skipped    {} records that are not packets (the warnings below say which and why)\n",
             summary.skipped_records
+        ));
+    }
+    if survey.empty_interfaces_omitted > 0 {
+        out.push_str(&format!(
+            "  interfaces {} read; {} without frames not shown\n",
+            summary.interfaces.len() as u64 + survey.empty_interfaces_omitted,
+            survey.empty_interfaces_omitted
         ));
     }
     if summary.interfaces.len() > 1 {

@@ -91,8 +91,11 @@ pub struct CaptureDoc<'a> {
     /// packet): what `capture.snaplen` warns about.
     pub headers_cut_frames: u64,
     /// As the file describes them: snaplen, the longest cut frame (`cut_at`), capture filter,
-    /// drop counters.
-    pub interfaces: &'a [crate::capture::InterfaceInfo],
+    /// drop counters. Those that carried frames or drop counts, and the first few that did
+    /// not ([`crate::capture::CaptureSummary::shown_interfaces`]).
+    pub interfaces: Vec<&'a crate::capture::InterfaceInfo>,
+    /// Interfaces without frames or drop counts left out of `interfaces`.
+    pub empty_interfaces_omitted: u64,
     pub vantages: Vec<&'a crate::topology::Vantage>,
     /// Interfaces of this capture that held several hosts' packets, split into hops.
     pub mirrors: Vec<&'a crate::flows::mirror::MirrorSplit>,
@@ -118,6 +121,10 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
                     .iter()
                     .filter(|v| v.id.capture == c.capture)
                     .collect();
+                let (shown, omitted) = c
+                    .summary
+                    .as_ref()
+                    .map_or((Vec::new(), 0), |s| s.shown_interfaces());
                 CaptureDoc {
                     capture: c.capture,
                     file: &c.file,
@@ -129,7 +136,11 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
                         .as_ref()
                         .map(|s| s.snaplen_truncated_frames),
                     headers_cut_frames: vantages.iter().map(|v| v.packets.cut()).sum(),
-                    interfaces: c.summary.as_ref().map_or(&[][..], |s| &s.interfaces[..]),
+                    interfaces: shown
+                        .iter()
+                        .filter_map(|&i| Some(&c.summary.as_ref()?.interfaces[i]))
+                        .collect(),
+                    empty_interfaces_omitted: omitted,
                     vantages,
                     mirrors: analysis
                         .mirrors
@@ -285,11 +296,14 @@ pub fn render(v: &Verification, paint: Painter) -> String {
     out.push_str(&format!("\n{}\n", paint.bold("Captures and clocks")));
     let mut t = table();
     t.set_header(vec!["capture", "role", "decided by", "clock offset", "why"]);
+    // Each vantage point's offset found once, not by a scan of every offset per row.
+    let mut offsets = std::collections::HashMap::new();
+    for o in &analysis.clock_offsets {
+        offsets.entry(o.vantage).or_insert(o);
+    }
     for v in &analysis.topology.vantages {
-        let offset = analysis
-            .clock_offsets
-            .iter()
-            .find(|o| o.vantage == v.id)
+        let offset = offsets
+            .get(&v.id)
             .map(|o| {
                 if o.vantage == o.reference {
                     "reference".to_string()

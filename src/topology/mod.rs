@@ -271,6 +271,7 @@ pub struct RoleConflict {
 /// Everything known about the deployment, before connections are rebuilt.
 #[derive(Debug, Clone, Serialize)]
 pub struct Topology {
+    /// Sorted by id ([`discover`] sorts them): looked up by bisection.
     pub vantages: Vec<Vantage>,
     pub vips: Vec<Vip>,
     pub services: Vec<Service>,
@@ -291,7 +292,8 @@ pub struct Topology {
 
 impl Topology {
     pub fn vantage(&self, id: VantageId) -> Option<&Vantage> {
-        self.vantages.iter().find(|v| v.id == id)
+        let i = self.vantages.binary_search_by_key(&id, |v| v.id).ok()?;
+        Some(&self.vantages[i])
     }
     pub fn role_of(&self, id: VantageId) -> Role {
         self.vantage(id).map(|v| v.role).unwrap_or(Role::Other)

@@ -11,6 +11,7 @@
 //! address, only `-Ln --nosort` shows the kernel's list order. The parsers keep the order
 //! of the text; which order that is, the caller knows from the file it gave.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -55,7 +56,7 @@ pub enum Forward {
 }
 
 /// What a service is keyed on: an address and port, or a firewall mark.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum VirtualService {
     Addr { proto: Proto, vip: SocketAddr },
@@ -301,6 +302,9 @@ impl Lines<'_> {
 pub fn parse_save(text: &str, file: &str) -> Result<Rules, ParseError> {
     let cx = Lines { file };
     let mut rules = Rules::default();
+    // Where each service is in `rules.services`: looked up for every line, so a scan of the
+    // services would make a file of tens of thousands of them quadratic.
+    let mut at: HashMap<VirtualService, usize> = HashMap::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim();
@@ -311,9 +315,10 @@ pub fn parse_save(text: &str, file: &str) -> Result<Rules, ParseError> {
         match words[0] {
             "-A" | "--add-service" => {
                 let (service, rest) = save_service(&cx, n, &words[1..])?;
-                if rules.services.iter().any(|s| s.service == service) {
+                if at.contains_key(&service) {
                     return Err(cx.err(n, "service defined twice"));
                 }
+                at.insert(service, rules.services.len());
                 rules
                     .services
                     .push(save_service_options(&cx, n, service, rest)?);
@@ -321,12 +326,10 @@ pub fn parse_save(text: &str, file: &str) -> Result<Rules, ParseError> {
             "-a" | "--add-server" => {
                 let (service, rest) = save_service(&cx, n, &words[1..])?;
                 let server = save_server(&cx, n, rest)?;
-                let svc = rules
-                    .services
-                    .iter_mut()
-                    .find(|s| s.service == service)
+                let i = *at
+                    .get(&service)
                     .ok_or_else(|| cx.err(n, "server added before its service (-A)"))?;
-                svc.servers.push(server);
+                rules.services[i].servers.push(server);
             }
             other => {
                 return Err(cx.err(
@@ -804,6 +807,38 @@ mod tests {
         let e = parse_save("-a -t 1.2.3.4:80 -r 1.1.1.1:80 -w x\n", "r.txt").unwrap_err();
         assert!(e.message.contains("number") || e.message.contains("before its service"));
         assert!(parse_save("ipvsadm -A -t 1.2.3.4:80\n", "r").is_err());
+        let e = parse_save(
+            "-A -u 1.2.3.4:53 -s rr\n-A -t 1.2.3.4:53 -s rr\n-A -u 1.2.3.4:53 -s wlc\n",
+            "r.txt",
+        )
+        .unwrap_err();
+        assert_eq!((e.line, e.message.as_str()), (3, "service defined twice"));
+    }
+
+    /// Every -a finds its own -A among tens of thousands (by a map, not a scan of them all).
+    #[test]
+    fn save_form_with_many_services_keeps_each_servers_service() {
+        let n: u16 = 20_000;
+        let mut text = String::new();
+        for p in 1..=n {
+            text.push_str(&format!("-A -u 10.0.0.1:{p} -s rr\n"));
+        }
+        // Servers after all services, in reverse order: the server's last octet says whose.
+        for p in (1..=n).rev() {
+            let (hi, lo) = (p >> 8, p & 0xff);
+            text.push_str(&format!(
+                "-a -u 10.0.0.1:{p} -r 10.9.{hi}.{lo}:{p} -i -w 1\n"
+            ));
+        }
+        let rules = parse_save(&text, "r.txt").unwrap();
+        assert_eq!(rules.services.len(), usize::from(n));
+        for (i, s) in rules.services.iter().enumerate() {
+            let p = i as u16 + 1;
+            assert_eq!(s.vip().unwrap().port(), p);
+            assert_eq!(s.servers.len(), 1);
+            let expected: SocketAddr = format!("10.9.{}.{}:{p}", p >> 8, p & 0xff).parse().unwrap();
+            assert_eq!(s.servers[0].addr, expected);
+        }
     }
 
     #[test]

@@ -13,12 +13,7 @@ pub const DELIVERY: &str = "tunnel.delivery";
 
 /// Offset of a vantage point's clock against the reference (0 when unknown).
 fn offset_of(ctx: &Context, v: VantageId) -> i64 {
-    ctx.analysis
-        .clock_offsets
-        .iter()
-        .find(|o| o.vantage == v)
-        .map(|o| o.offset_ns)
-        .unwrap_or(0)
+    crate::flows::clock::offset_of(&ctx.analysis.clock_offsets, v).map_or(0, |o| o.offset_ns)
 }
 
 /// Whether a real-server capture was running when a packet left the director.
