@@ -77,10 +77,15 @@ struct Ran {
 
 /// Runs `lvscheck ARGS` under the memory limit, killed after the time limit.
 fn run(args: &[&str], file: &Path) -> Ran {
+    run_within(args, file, MEMORY_LIMIT_KIB)
+}
+
+/// [`run`] with another address-space limit (KiB).
+fn run_within(args: &[&str], file: &Path, memory_kib: u64) -> Ran {
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg(format!("ulimit -v {MEMORY_LIMIT_KIB}; exec \"$0\" \"$@\""))
+        .arg(format!("ulimit -v {memory_kib}; exec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_lvscheck"))
         .args(args)
         .arg(file)
@@ -412,4 +417,108 @@ fn repro_what_ipvs_never_sends_is_not_counted_as_a_tunnel() {
         let v: Value = serde_json::from_slice(&r.stdout).unwrap();
         assert_ne!(v["verdict"]["outcome"], "failed", "{file}");
     }
+}
+
+/// repro/verify_cubic_interfaces: one packet on each of 1 000 pcapng interfaces, or in each of
+/// 1 000 sections, took 30 s and 1.96 GB (clock pairs and `capture.time` findings for every
+/// pair of interfaces). Now `verify` and `flows` run in a quarter of a GB of address space
+/// and what they write grows like the interfaces (10x from 100 to 1 000), not like their
+/// pairs (100x).
+#[test]
+fn repro_many_interfaces_or_sections_cost_in_proportion() {
+    let Some(dir) = corpus() else {
+        println!("skipped: no corpus at ../shared/corpus");
+        return;
+    };
+    let repro = dir.join("repro/verify_cubic_interfaces");
+    for cmd in ["verify", "flows"] {
+        let small = run_within(
+            &[cmd, "--json"],
+            &repro.join("ifaces_100.pcapng"),
+            256 * 1024,
+        );
+        assert!(
+            !small.killed && small.code.is_some(),
+            "{cmd}: {}",
+            small.stderr
+        );
+        for file in ["ng_1000_ifaces.pcapng", "ng_1000_sections.pcapng"] {
+            let r = run_within(&[cmd, "--json"], &repro.join(file), 256 * 1024);
+            assert!(
+                matches!(r.code, Some(0..=3)) && !r.killed,
+                "{cmd} {file}: exit {:?}: {}",
+                r.code,
+                r.stderr
+            );
+            let ratio = r.stdout.len() as f64 / small.stdout.len() as f64;
+            assert!(
+                ratio < 15.0,
+                "{cmd} {file}: {} bytes written, {ratio:.1}x what 100 interfaces give",
+                r.stdout.len()
+            );
+        }
+    }
+}
+
+/// repro/inspect_interface_amplification: 100 000 interface description blocks and 2 frames
+/// made `inspect --json` write 40 MB (one entry per interface). Empty interfaces past the
+/// first 8 are counted, not listed, and the reason reading stopped is a warning naming the
+/// byte.
+#[test]
+fn repro_empty_interfaces_are_counted_not_listed() {
+    let Some(dir) = corpus() else {
+        println!("skipped: no corpus at ../shared/corpus");
+        return;
+    };
+    let file = dir.join("repro/inspect_interface_amplification/ng_100000_ifaces.pcapng");
+    let r = run_within(&["inspect", "--json"], &file, 256 * 1024);
+    // Read up to where it stopped: exit 0, with `complete: false` and a warning.
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    assert!(r.stdout.len() < 64 * 1024, "{} bytes", r.stdout.len());
+    let doc: Value = serde_json::from_slice(&r.stdout).unwrap();
+    let c = &doc["captures"][0];
+    let listed = c["summary"]["interfaces"].as_array().unwrap().len() as u64;
+    let omitted = c["empty_interfaces_omitted"].as_u64().unwrap();
+    // The reader takes interfaces 0..65535, then stops: every one is listed or counted.
+    assert_eq!(listed + omitted, 65_536);
+    assert_eq!(c["summary"]["complete"], false);
+    let warnings = c["summary"]["warnings"].to_string();
+    assert!(warnings.contains("at byte"), "{warnings}");
+}
+
+/// repro/fifo_and_pipe: a FIFO hung `verify`, and `<(cat f)` passed what the file fails. Both
+/// now give the file's own verdict.
+#[test]
+fn repro_a_fifo_or_a_pipe_gives_the_verdict_of_the_file() {
+    let Some(dir) = corpus() else {
+        println!("skipped: no corpus at ../shared/corpus");
+        return;
+    };
+    let file = dir.join("repro/fifo_and_pipe/ng_valid.pcapng");
+    let verdict = |stdout: &[u8]| {
+        let doc: Value = serde_json::from_slice(stdout).unwrap_or(Value::Null);
+        doc["verdict"]["outcome"].clone()
+    };
+    let direct = run(&["verify", "--json"], &file);
+    assert_eq!(direct.code, Some(1), "{}", direct.stderr);
+    assert_eq!(verdict(&direct.stdout), "failed");
+    let fifo = std::env::temp_dir().join(format!("lvscheck-repro-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    for script in [
+        "\"$0\" verify --json <(cat \"$1\")",
+        "mkfifo \"$2\" && { cat \"$1\" > \"$2\" & \"$0\" verify --json \"$2\"; }",
+    ] {
+        let mut command = Command::new("bash");
+        command
+            .arg("-c")
+            .arg(script)
+            .arg(env!("CARGO_BIN_EXE_lvscheck"))
+            .arg(&file)
+            .arg(&fifo);
+        let r = run_bounded(command, None, Duration::from_secs(60));
+        assert!(!r.killed, "{script}: still running after 60 s");
+        assert_eq!(r.status.code(), direct.code, "{script}");
+        assert_eq!(verdict(&r.stdout), "failed", "{script}");
+    }
+    let _ = std::fs::remove_file(&fifo);
 }
