@@ -184,21 +184,21 @@ if [ "${1:-}" != "--report-only" ]; then
 echo "== short-10k"
 generate short-10k --connections 10000 --servers 4 --seed 1
 measure short-10k 10000 "$BIN" inspect $(files short-10k)
-measure short-10k 10000 "$BIN" verify --json $(files short-10k)
+measure short-10k 10000 "$BIN" verify --json --rules "$DATA/short-10k/rules.txt" $(files short-10k)
 measure short-10k 10000 "$BIN" flows --json $(files short-10k)
 
 echo "== long-5k"
 generate long-5k --connections 5000 --servers 4 --seed 2 --response-segments 120-130 \
     --segment-size 200
 measure long-5k 5000 "$BIN" inspect $(files long-5k)
-measure long-5k 5000 "$BIN" verify --json $(files long-5k)
+measure long-5k 5000 "$BIN" verify --json --rules "$DATA/long-5k/rules.txt" $(files long-5k)
 measure long-5k 5000 "$BIN" flows --json $(files long-5k)
 rm -rf "${DATA:?}/long-5k"
 
 echo "== short-200k"
 generate short-200k --connections 200000 --servers 4 --seed 3
 measure short-200k 200000 "$BIN" inspect $(files short-200k)
-measure short-200k 200000 "$BIN" verify --json $(files short-200k)
+measure short-200k 200000 "$BIN" verify --json --rules "$DATA/short-200k/rules.txt" $(files short-200k)
 measure short-200k 200000 "$BIN" flows --json $(files short-200k)
 rm -rf "${DATA:?}/short-200k"
 

@@ -24,7 +24,8 @@ struct Args {
     /// Connections to generate.
     #[arg(long, default_value_t = 1000)]
     connections: u64,
-    /// Real servers (rs1..rsK, scheduled round robin).
+    /// Real servers (rs1..rsK, scheduled round robin in the order the SYNs reach the director;
+    /// the rules are written to rules.txt).
     #[arg(long, default_value_t = 3)]
     servers: usize,
     #[arg(long, default_value_t = 1)]

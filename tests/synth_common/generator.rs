@@ -541,6 +541,9 @@ struct ConnGen<'w> {
     /// Last arrival on each path of this connection (client -> director, director -> RS,
     /// RS -> client or director): one path keeps its packets in order.
     arrivals: [i64; 3],
+    /// The first SYN's time on the wire to the director, drawn before the connection is
+    /// generated so that the scheduler can follow the order the SYNs arrive in.
+    syn_wire: Option<i64>,
 }
 
 /// 1 Gbit/s: a frame occupies the wire for 8 ns per byte.
@@ -558,7 +561,8 @@ impl ConnGen<'_> {
         let (rmac, raddr) = (w.hosts[rsh].mac, w.hosts[rsh].addr);
         let plain = ethernet(cmac, dmac, s);
         w.see(ch, t, &plain, false);
-        let at_dir = (t + wire(&mut self.rng)).max(self.arrivals[0] + on_wire(&plain));
+        let delay = self.syn_wire.take().unwrap_or_else(|| wire(&mut self.rng));
+        let at_dir = (t + delay).max(self.arrivals[0] + on_wire(&plain));
         self.arrivals[0] = at_dir;
         w.see(w.director, at_dir, &plain, true);
         let out = at_dir + director_forwarding(&mut self.rng);
@@ -861,6 +865,30 @@ fn json_str(s: &str) -> String {
 }
 
 /// Writes the captures and `truth.json` into `out` (created if missing).
+/// Each connection's start (client's first SYN), that SYN's time on the wire to the director,
+/// and the real server round robin gives it. IPVS schedules a connection when its SYN reaches
+/// the director, so round robin follows the order of arrival there, which the wire's jitter can
+/// make differ from the order the clients sent them (two SYNs sent 10 µs apart can arrive the
+/// other way round). Drawn from streams of their own, before any packet is generated.
+fn schedule(cfg: &Config) -> Vec<(i64, i64, usize)> {
+    let mut gaps = SplitMix64::new(cfg.seed ^ 0x6761_7073); // "gaps"
+    let mut wires = SplitMix64::new(cfg.seed ^ 0x7769_7265); // "wire"
+    let mean_gap = SEC as f64 / cfg.rate;
+    let mut t = 0i64;
+    let mut plan: Vec<(i64, i64, usize)> = (0..cfg.connections)
+        .map(|_| {
+            t += gaps.exp(mean_gap).max(1.0) as i64;
+            (t, wire(&mut wires), 0)
+        })
+        .collect();
+    let mut by_arrival: Vec<usize> = (0..plan.len()).collect();
+    by_arrival.sort_by_key(|&i| (plan[i].0 + plan[i].1, i));
+    for (rank, i) in by_arrival.into_iter().enumerate() {
+        plan[i].2 = rank % cfg.servers;
+    }
+    plan
+}
+
 pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
     cfg.validate().map_err(io::Error::other)?;
     std::fs::create_dir_all(out)?;
@@ -928,17 +956,26 @@ pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
         .map(|_| 32768 + (rng.next_u32() % 20000) as u16)
         .collect();
     let mut arp_done = vec![false; cfg.client_hosts];
+    // The director's rules as `ipvsadm -Sn` prints them (servers sorted by address), the
+    // configuration the scheduler above follows.
+    let mut rules = format!("-A -t {VIP}:{PORT} -s rr\n");
+    for i in 0..cfg.servers {
+        rules.push_str(&format!(
+            "-a -t {VIP}:{PORT} -r {}:{PORT} -i -w 1 --tun-type ipip\n",
+            rs_addr(i)
+        ));
+    }
+    std::fs::write(out.join("rules.txt"), rules)?;
     let truth_path = out.join("truth.json");
     let mut truth = BufWriter::new(File::create(&truth_path)?);
     writeln!(truth, "{{\n  \"connections\": [")?;
     let mut per_rs = vec![0u64; cfg.servers];
     let mut open_until: BinaryHeap<Reverse<i64>> = BinaryHeap::new();
     let mut max_concurrent = 0;
-    let mut t = 0i64;
     let mut last_end = 0i64;
-    let mean_gap = SEC as f64 / cfg.rate;
-    for i in 0..cfg.connections {
-        t += rng.exp(mean_gap).max(1.0) as i64;
+    let plan = schedule(cfg);
+    for (i, &(t, syn_wire, rs)) in plan.iter().enumerate() {
+        let i = i as u64;
         // Everything queued earlier than this connection's first packet is final.
         world.flush(t - 200 * US)?;
         let ci = (rng.next_u64() % cfg.clients as u64) as usize;
@@ -950,8 +987,6 @@ pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
             port + 1 + (rng.next_u32() % 8) as u16
         };
         let client = SocketAddrV4::new(client_addr(ci), port);
-        // Round robin, in arrival order at the director.
-        let rs = (i % cfg.servers as u64) as usize;
         let mut g = ConnGen {
             w: &mut world,
             rng: SplitMix64::new(rng.next_u64()),
@@ -960,6 +995,7 @@ pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
             cfg_segment_size: cfg.segment_size,
             faulty: cfg.faulty_server,
             arrivals: [i64::MIN / 2; 3],
+            syn_wire: Some(syn_wire),
         };
         if !arp_done[ch] {
             arp_done[ch] = true;
