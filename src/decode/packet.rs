@@ -185,8 +185,8 @@ pub struct Tcp {
     pub timestamp: Option<(u32, u32)>,
     /// Payload length from the IP lengths (not what was captured).
     pub payload_len: u32,
-    /// Hash of the captured payload bytes (FNV-1a 64), 0 when empty: to match one packet seen
-    /// in two captures.
+    /// Fingerprint of the captured payload bytes ([`payload_hash`](super::payload_hash): the
+    /// first 128), 0 when empty: to match one packet seen in two captures.
     pub payload_hash: u64,
 }
 

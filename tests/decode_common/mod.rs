@@ -169,14 +169,30 @@ pub fn udp(src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
     u
 }
 
-/// FNV-1a 64, written out independently of the crate's.
+/// The payload hash as docs/flows.md (pass 1, clock offsets) defines it, written out independently of the
+/// crate's: the first 128 bytes as little-endian u64 words (the last zero-padded), starting from
+/// their count, each `h = (h rotl 5 ^ w) * 0x517cc1b727220a95`; 0 for no bytes, never 0
+/// otherwise.
 pub fn fnv(bytes: &[u8]) -> u64 {
     if bytes.is_empty() {
         return 0;
     }
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
-    })
+    let covered = &bytes[..bytes.len().min(128)];
+    let mut h = covered.len() as u64;
+    let mut i = 0;
+    while i < covered.len() {
+        let mut w = 0u64;
+        for (k, b) in covered[i..covered.len().min(i + 8)].iter().enumerate() {
+            w |= u64::from(*b) << (8 * k);
+        }
+        h = (h.rotate_left(5) ^ w).wrapping_mul(0x517c_c1b7_2722_0a95);
+        i += 8;
+    }
+    if h == 0 {
+        1
+    } else {
+        h
+    }
 }
 
 /// A frame as the capture layer hands it on: capture 0, interface 0, numbered by time.
