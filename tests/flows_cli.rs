@@ -174,3 +174,42 @@ fn a_filtered_table_numbers_connections_as_the_whole_one_does() {
         assert!(all.contains(row), "{row:?} not in the whole table");
     }
 }
+
+/// `--limit N` keeps the N selected connections that started first (numbered as in the whole
+/// table) and says how many there were; a filter and a limit together count what the filter
+/// selected.
+#[test]
+fn a_limited_table_keeps_the_earliest_and_counts_the_rest() {
+    let dir = fixture("tutorial");
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+            .arg("flows")
+            .args(args)
+            .args(captures(&dir))
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let all = table_rows(&run(&["--limit", "0"]));
+    // conns.txt, the director's own table: the tutorial's 10 connections.
+    let conns = read_conns(&dir.join("conns.txt")).unwrap();
+    assert_eq!(all.len(), conns.len());
+    let text = run(&["--limit", "3"]);
+    assert_eq!(table_rows(&text), all[..3].to_vec());
+    assert!(
+        text.contains("the first 3 by start of the 10 selected, of 10"),
+        "{text}"
+    );
+    let rs = conns[0].rs.ip().to_string();
+    let filtered = table_rows(&run(&["--rs", &rs, "--limit", "0"]));
+    let text = run(&["--rs", &rs, "--limit", "2"]);
+    assert_eq!(table_rows(&text), filtered[..2].to_vec());
+    assert!(
+        text.contains(&format!(
+            "the first 2 by start of the {} selected",
+            filtered.len()
+        )),
+        "{text}"
+    );
+}

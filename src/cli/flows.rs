@@ -1,6 +1,7 @@
 //! `lvscheck flows FILE...`: the topology and the connections rebuilt across the captures.
 
 use super::say;
+use std::collections::BinaryHeap;
 use std::io::Write;
 use std::net::IpAddr;
 
@@ -34,6 +35,11 @@ pub struct FlowsArgs {
     /// in_progress, unknown; repeatable.
     #[arg(long, value_name = "OUTCOME", value_parser = parse_outcome)]
     pub outcome: Vec<Outcome>,
+    /// Rows of the connection table: the N selected connections that started first (0: all).
+    /// Only those are kept, so memory stays bounded however long the captures are; `--json`
+    /// streams every connection instead.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub limit: usize,
     /// Seconds without packets after which a UDP "connection" ends (IPVS default 300).
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub udp_timeout: f64,
@@ -89,7 +95,8 @@ pub fn run(args: &FlowsArgs) -> i32 {
     // memory for what it shows.
     let mut sink = TableSink {
         args,
-        shown: Vec::new(),
+        shown: BinaryHeap::new(),
+        selected: 0,
         starts: Vec::new(),
     };
     let analysis = analyse_files_streaming(&args.analysis.sources(), decode, &opts, &mut sink);
@@ -97,10 +104,12 @@ pub fn run(args: &FlowsArgs) -> i32 {
         return EXIT_UNUSABLE;
     }
     let TableSink {
-        mut shown,
+        shown,
+        selected,
         mut starts,
         ..
     } = sink;
+    let mut shown: Vec<Connection> = shown.into_iter().map(|b| b.0).collect();
     starts.sort_unstable();
     for c in &mut shown {
         let at = (c.first_ts_ns, c.key());
@@ -110,22 +119,57 @@ pub fn run(args: &FlowsArgs) -> i32 {
     let shown: Vec<&Connection> = shown.iter().collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let written = out.write_all(crate::report::flows::render(&analysis, &shown).as_bytes());
+    let written =
+        out.write_all(crate::report::flows::render(&analysis, &shown, selected).as_bytes());
     finish(written.and_then(|()| out.flush()))
 }
 
 /// The tables' side of the stream: what they show, and where every connection starts.
 struct TableSink<'a> {
     args: &'a FlowsArgs,
-    shown: Vec<Connection>,
+    /// The selected connections that started first, at most `--limit` of them: the latest
+    /// starting on top, to be dropped when an earlier one comes.
+    shown: BinaryHeap<ByStart>,
+    /// Connections the filters selected, shown or not.
+    selected: u64,
     starts: Vec<(i64, ConnKey)>,
+}
+
+/// A connection ordered by its start (then its key): the table's order.
+struct ByStart(Connection);
+
+impl ByStart {
+    fn at(&self) -> (i64, ConnKey) {
+        (self.0.first_ts_ns, self.0.key())
+    }
+}
+
+impl PartialEq for ByStart {
+    fn eq(&self, other: &Self) -> bool {
+        self.at() == other.at()
+    }
+}
+impl Eq for ByStart {}
+impl PartialOrd for ByStart {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for ByStart {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.at().cmp(&other.at())
+    }
 }
 
 impl ConnectionSink for TableSink<'_> {
     fn connection(&mut self, c: Connection) {
         self.starts.push((c.first_ts_ns, c.key()));
         if selected(self.args, &c) {
-            self.shown.push(c);
+            self.selected += 1;
+            self.shown.push(ByStart(c));
+            if self.args.limit > 0 && self.shown.len() > self.args.limit {
+                self.shown.pop();
+            }
         }
     }
 }

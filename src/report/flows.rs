@@ -72,7 +72,10 @@ fn role_letter(r: Role) -> char {
 /// The whole report: topology, clocks, configuration, then the given connections.
 /// The tables: captures, topology, ARP, clocks, configuration, then `connections` (those
 /// selected, in order of start); the counts are of all connections.
-pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
+///
+/// `selected` counts every connection the filters selected: more than `connections` when the
+/// table was cut to the earliest (`flows --limit`).
+pub fn render(a: &Analysis, connections: &[&Connection], selected: u64) -> String {
     let mut out = String::new();
     out.push_str("Captures\n");
     let mut t = table();
@@ -192,11 +195,20 @@ pub fn render(a: &Analysis, connections: &[&Connection]) -> String {
         out.push_str(&format!("{t}\n\n"));
     }
 
-    out.push_str(&format!(
-        "Connections ({} of {})\n",
-        connections.len(),
-        a.connection_count
-    ));
+    if selected > connections.len() as u64 {
+        out.push_str(&format!(
+            "Connections (the first {} by start of the {selected} selected, of {}; --limit N \
+             shows more, --limit 0 all)\n",
+            connections.len(),
+            a.connection_count
+        ));
+    } else {
+        out.push_str(&format!(
+            "Connections ({} of {})\n",
+            connections.len(),
+            a.connection_count
+        ));
+    }
     if !connections.is_empty() {
         out.push_str(&format!(
             "{}\n",
