@@ -213,4 +213,17 @@ fi
 
 bash bench/report.sh "$ROWS" > "$OUT"
 [ -s "$SCALE_ROWS" ] && bash bench/report.sh --scale "$SCALE_ROWS" >> "$OUT"
+if command -v valgrind >/dev/null; then
+    {
+        echo
+        echo "## Instructions (callgrind)"
+        echo
+        echo "\`bench/callgrind.sh\`: instructions of \`verify --json --rules\` on a 3 000-connection synth set"
+        echo "(100 282 frames), independent of the machine's load; the functions that execute most."
+        echo
+        echo '```text'
+        bash bench/callgrind.sh "$BIN" 3000
+        echo '```'
+    } >> "$OUT"
+fi
 echo "wrote $OUT"
