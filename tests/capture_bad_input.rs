@@ -501,23 +501,40 @@ fn every_truncation_point_is_handled() {
     }
 }
 
+/// Past 65 536 interfaces an interface is counted, not kept (a file of nothing but interface
+/// descriptions must not grow memory without bound); reading goes on, the packets of kept
+/// interfaces are read and those of the others skipped, keeping their frame numbers (capinfos
+/// and tshark read every packet of such a file).
 #[test]
 fn interface_descriptions_without_end_are_bounded() {
     let mut ng = Pcapng::new(false);
     ng.interface(1, 0, &[]);
     ng.epb(0, 1, &payload(0, 14), 14);
-    let mut last = 0;
-    for _ in 0..(1 << 16) {
-        last = ng.interface(1, 0, &[]);
+    let mut limit_at = 0;
+    for i in 1..=(1 << 16) + 2 {
+        let at = ng.interface(1, 0, &[]);
+        if i == 1 << 16 {
+            limit_at = at;
+        }
     }
-    let summary = read_bytes("idbs.pcapng", &ng.bytes).0.unwrap();
+    // A packet on an interface past the limit, then one on the first interface.
+    ng.epb((1 << 16) + 1, 2, &payload(1, 14), 14);
+    ng.epb(0, 3, &payload(2, 14), 14);
+    let (summary, frames) = read_bytes("idbs.pcapng", &ng.bytes);
+    let summary = summary.unwrap();
     assert_eq!(summary.interfaces.len(), 1 << 16);
-    assert_eq!(summary.frames, 1);
-    assert!(!summary.complete);
+    assert_eq!(summary.frames, 2);
+    assert_eq!(summary.skipped_records, 1);
+    assert_eq!(
+        frames.iter().map(|f| f.number).collect::<Vec<_>>(),
+        vec![1, 3]
+    );
+    assert!(summary.complete);
+    assert_eq!(summary.warnings.len(), 1, "{:?}", summary.warnings);
     let w = &summary.warnings[0];
-    assert_eq!(w.offset, last);
+    assert_eq!(w.offset, limit_at);
     assert_eq!(
         w.message,
-        format!("interface description block at byte {last} would be interface number 65536, more than a capture may have; 1 frame read")
+        format!("interface description block at byte {limit_at} would be interface number 65536, more than lvscheck keeps: it and the interfaces after it are not kept, and their packets are skipped")
     );
 }

@@ -128,6 +128,9 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
     let mut big = false;
     // One warning a file for timestamps out of range: every frame after the first says nothing new.
     let mut warned_saturation = false;
+    // Interfaces of the current section past MAX_INTERFACES: counted, not kept.
+    let mut section_unkept: usize = 0;
+    let mut warned_interface_limit = false;
     let mut first = true;
     let mut warned_untimed = false;
 
@@ -271,6 +274,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                 }
                 big = block_big;
                 section.clear();
+                section_unkept = 0;
                 rec.summary.sections += 1;
                 let (major, minor) = (u16_at(body, 4, big), u16_at(body, 6, big));
                 // libpcap and Wireshark read 1.0, and 1.2 (which some old writers wrote);
@@ -302,39 +306,46 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                 };
                 if rec.summary.interfaces.len() >= MAX_INTERFACES {
                     // Interfaces are kept for the summary; a file of nothing but interface
-                    // descriptions must not make that list grow without bound.
-                    give_up!(
-                        what,
-                        None,
-                        format!("would be interface number {MAX_INTERFACES}, more than a capture may have")
-                    );
-                }
-                if let Some(reason) = lenient_reason {
-                    rec.warn(
+                    // descriptions must not make that list grow without bound. Past the limit
+                    // an interface is only counted, and its packets are skipped; reading goes
+                    // on for the interfaces kept.
+                    if section_unkept == 0 && !warned_interface_limit {
+                        warned_interface_limit = true;
+                        rec.warn(
+                            offset,
+                            None,
+                            format!("{what} at byte {offset} would be interface number {MAX_INTERFACES}, more than lvscheck keeps: it and the interfaces after it are not kept, and their packets are skipped"),
+                        );
+                    }
+                    section_unkept += 1;
+                } else {
+                    if let Some(reason) = lenient_reason {
+                        rec.warn(
                         offset,
                         None,
                         format!("interface description at byte {offset} has options pcap-file rejects ({reason}); read leniently"),
                     );
+                    }
+                    let global_id = rec.add_interface(InterfaceInfo {
+                        id: 0,
+                        link_type: idb.link_type,
+                        name: idb.name,
+                        snaplen: idb.snaplen,
+                        ts_resolution_ns: idb.resolution.ns_per_tick(),
+                        filter: idb.filter,
+                        if_drop: None,
+                        os_drop: None,
+                        cut_at: None,
+                        cut_frames: 0,
+                    });
+                    section.push(Interface {
+                        global_id,
+                        link_type: idb.link_type,
+                        snaplen: idb.snaplen,
+                        resolution: idb.resolution,
+                        offset_s: idb.offset_s,
+                    });
                 }
-                let global_id = rec.add_interface(InterfaceInfo {
-                    id: 0,
-                    link_type: idb.link_type,
-                    name: idb.name,
-                    snaplen: idb.snaplen,
-                    ts_resolution_ns: idb.resolution.ns_per_tick(),
-                    filter: idb.filter,
-                    if_drop: None,
-                    os_drop: None,
-                    cut_at: None,
-                    cut_frames: 0,
-                });
-                section.push(Interface {
-                    global_id,
-                    link_type: idb.link_type,
-                    snaplen: idb.snaplen,
-                    resolution: idb.resolution,
-                    offset_s: idb.offset_s,
-                });
             }
             ENHANCED_PACKET_BLOCK | PACKET_BLOCK => {
                 // Both start with interface, time high, time low, captured and original length;
@@ -365,7 +376,11 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     }
                     Some((interface, ticks, caplen, wire_len)) => {
                         let room = body.len() - PACKET_FIXED_LEN;
+                        let unkept = (interface as usize)
+                            .checked_sub(section.len())
+                            .is_some_and(|beyond| beyond < section_unkept);
                         match section.get(interface as usize) {
+                            None if unkept => rec.skip_record(),
                             None => {
                                 rec.warn(
                                     offset,
