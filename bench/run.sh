@@ -186,6 +186,8 @@ generate short-10k --connections 10000 --servers 4 --seed 1
 measure short-10k 10000 "$BIN" inspect $(files short-10k)
 measure short-10k 10000 "$BIN" verify --json --rules "$DATA/short-10k/rules.txt" $(files short-10k)
 measure short-10k 10000 "$BIN" flows --json $(files short-10k)
+measure short-10k 10000 bench/peer.sh capinfos $(files short-10k)
+measure short-10k 10000 bench/peer.sh tshark-conv $(files short-10k)
 
 echo "== long-5k"
 generate long-5k --connections 5000 --servers 4 --seed 2 --response-segments 120-130 \
@@ -193,6 +195,8 @@ generate long-5k --connections 5000 --servers 4 --seed 2 --response-segments 120
 measure long-5k 5000 "$BIN" inspect $(files long-5k)
 measure long-5k 5000 "$BIN" verify --json --rules "$DATA/long-5k/rules.txt" $(files long-5k)
 measure long-5k 5000 "$BIN" flows --json $(files long-5k)
+measure long-5k 5000 bench/peer.sh capinfos $(files long-5k)
+measure long-5k 5000 bench/peer.sh tshark-conv $(files long-5k)
 rm -rf "${DATA:?}/long-5k"
 
 echo "== short-200k"
@@ -200,11 +204,14 @@ generate short-200k --connections 200000 --servers 4 --seed 3
 measure short-200k 200000 "$BIN" inspect $(files short-200k)
 measure short-200k 200000 "$BIN" verify --json --rules "$DATA/short-200k/rules.txt" $(files short-200k)
 measure short-200k 200000 "$BIN" flows --json $(files short-200k)
+measure short-200k 200000 bench/peer.sh capinfos $(files short-200k)
+measure short-200k 200000 bench/peer.sh tshark-conv $(files short-200k)
 rm -rf "${DATA:?}/short-200k"
 
 echo "== inspect-1g"
 generate inspect-1g --connections 360000 --servers 4 --seed 4 --only client
 measure inspect-1g 360000 "$BIN" inspect $(files inspect-1g)
+measure inspect-1g 360000 bench/peer.sh capinfos $(files inspect-1g)
 rm -rf "${DATA:?}/inspect-1g"
 rm -rf "${DATA:?}/short-10k"
 
