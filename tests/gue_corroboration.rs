@@ -9,7 +9,8 @@ mod decode_common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
-use std::process::Command;
+
+mod corpus_common;
 
 use capture_common::{Pcap, TempFile};
 use decode_common::*;
@@ -169,20 +170,6 @@ fn the_real_servers_capture_alone_cannot_confirm_it() {
     assert_eq!(a.topology.vantages[0].role, Role::RealServer);
 }
 
-fn lvscheck(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("lvscheck runs");
-    assert!(
-        out.status.code().is_some_and(|c| c <= 3),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
 fn connections(json_lines: &[u8]) -> Vec<Value> {
     String::from_utf8_lossy(json_lines)
         .lines()
@@ -201,12 +188,12 @@ fn the_rules_name_the_gue_port() {
     );
     let rs = f.rs.0.to_str().unwrap();
     // Alone, the capture shows answers from the VIP but no tunnel.
-    let alone = lvscheck(&["flows", "--json", rs]);
+    let alone = corpus_common::lvscheck(&["flows", "--json", rs]);
     let topology: Value =
         serde_json::from_str(String::from_utf8_lossy(&alone).lines().next().unwrap()).unwrap();
     assert_eq!(topology["topology"]["directors"], serde_json::json!([]));
     assert_eq!(topology["topology"]["gue"][0]["confirmed"], false);
-    let with_rules = connections(&lvscheck(&[
+    let with_rules = connections(&corpus_common::lvscheck(&[
         "flows",
         "--json",
         "--rules",
@@ -215,7 +202,13 @@ fn the_rules_name_the_gue_port() {
     ]));
     assert_eq!(with_rules.len(), usize::from(QUERIES));
     assert!(with_rules.iter().all(|c| c["real_server"] == "172.25.67.2"));
-    let with_port = connections(&lvscheck(&["flows", "--json", "--gue-port", "6080", rs]));
+    let with_port = connections(&corpus_common::lvscheck(&[
+        "flows",
+        "--json",
+        "--gue-port",
+        "6080",
+        rs,
+    ]));
     assert_eq!(with_port.len(), usize::from(QUERIES));
 }
 
@@ -224,8 +217,10 @@ fn inspect_counts_confirmed_gue_and_names_what_it_did_not_confirm() {
     let f = files("inspect");
     let (director, rs) = (f.director.0.to_str().unwrap(), f.rs.0.to_str().unwrap());
     // The director's capture confirms the port for both captures.
-    let doc: Value =
-        serde_json::from_slice(&lvscheck(&["inspect", "--json", director, rs])).unwrap();
+    let doc: Value = serde_json::from_slice(&corpus_common::lvscheck(&[
+        "inspect", "--json", director, rs,
+    ]))
+    .unwrap();
     for c in doc["captures"].as_array().unwrap() {
         let layers = &c["layers_per_interface"][0];
         assert_eq!(
@@ -242,13 +237,19 @@ fn inspect_counts_confirmed_gue_and_names_what_it_did_not_confirm() {
         2 * u64::from(QUERIES)
     );
     // The real server's capture alone: GUE-shaped, not confirmed, not counted as a tunnel.
-    let text = String::from_utf8(lvscheck(&["inspect", rs])).unwrap();
+    let text = String::from_utf8(corpus_common::lvscheck(&["inspect", rs])).unwrap();
     assert!(!text.contains("tunnel GUE"), "{text}");
     assert!(
         text.contains("GUE-shaped UDP on port 6080 from 172.25.67.1 to 172.25.67.2 (5 datagrams), not confirmed"),
         "{text}"
     );
-    let text = String::from_utf8(lvscheck(&["inspect", "--gue-port", "6080", rs])).unwrap();
+    let text = String::from_utf8(corpus_common::lvscheck(&[
+        "inspect",
+        "--gue-port",
+        "6080",
+        rs,
+    ]))
+    .unwrap();
     assert!(text.contains("tunnel GUE"), "{text}");
     assert!(!text.contains("not confirmed"), "{text}");
 }

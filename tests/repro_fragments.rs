@@ -13,62 +13,23 @@ use std::process::Command;
 
 use serde_json::Value;
 
+mod corpus_common;
+use corpus_common::{corpus_dir, tshark_fields};
+
 fn corpus() -> Option<PathBuf> {
-    let dir = match std::env::var_os("LVSCHECK_CORPUS") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-    };
-    let dir = dir.join("repro/fragment_double_count");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: no corpus at {} (set LVSCHECK_CORPUS)",
-            dir.display()
-        );
-        None
-    }
+    corpus_dir("repro/fragment_double_count")
 }
 
 fn lvscheck(args: &[&str], file: &Path) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-        .args(args)
-        .arg(file)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("lvscheck runs");
-    assert!(
-        out.status.code().is_some_and(|c| c <= 3),
-        "{args:?} {}: {}",
-        file.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+    let file = file.to_str().expect("a UTF-8 path");
+    corpus_common::lvscheck(&[args, &[file]].concat())
 }
 
 /// tshark's protocol path of every frame, reassembly on; None when tshark is not there.
 fn tshark_protocols(file: &Path) -> Option<Vec<String>> {
-    let out = Command::new("tshark")
-        .args(["-o", "ip.defragment:TRUE", "-o", "ipv6.defragment:TRUE"])
-        .args(["-T", "fields", "-e", "frame.protocols", "-r"])
-        .arg(file)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(str::to_string)
-                .collect(),
-        ),
-        _ => {
-            assert!(
-                std::env::var_os("LVSCHECK_REQUIRE_TSHARK").is_none(),
-                "tshark is required (LVSCHECK_REQUIRE_TSHARK) and did not run"
-            );
-            eprintln!("tshark not run: checking against the recorded counts only");
-            None
-        }
-    }
+    let prefs = ["ip.defragment:TRUE", "ipv6.defragment:TRUE"];
+    tshark_fields(file, &prefs, &["frame.protocols"])
+        .map(|rows| rows.into_iter().map(|r| r.join("\t")).collect())
 }
 
 /// Frames per layer as `inspect` counts them: (tcp, udp, icmp, tunnels).

@@ -10,64 +10,19 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-fn corpus() -> Option<PathBuf> {
-    let dir = match std::env::var_os("LVSCHECK_CORPUS") {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
-    };
-    let dir = dir.join("repro/gue_false_positive");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "skipped: no corpus at {} (set LVSCHECK_CORPUS)",
-            dir.display()
-        );
-        None
-    }
-}
+mod corpus_common;
+use corpus_common::{corpus_dir, lvscheck, tshark_fields};
 
-fn lvscheck(args: &[&str]) -> Vec<u8> {
-    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("lvscheck runs");
-    assert!(
-        out.status.code().is_some_and(|c| c <= 3),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+fn corpus() -> Option<PathBuf> {
+    corpus_dir("repro/gue_false_positive")
 }
 
 /// tshark's fields of every frame; None when tshark is not there.
 fn tshark(file: &Path, fields: &[&str]) -> Option<Vec<Vec<String>>> {
-    let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(file).args(["-T", "fields"]);
-    for f in fields {
-        cmd.args(["-e", f]);
-    }
-    match cmd.output() {
-        Ok(o) if o.status.success() => Some(
-            String::from_utf8_lossy(&o.stdout)
-                .lines()
-                .map(|l| l.split('\t').map(str::to_string).collect())
-                .collect(),
-        ),
-        _ => {
-            assert!(
-                std::env::var_os("LVSCHECK_REQUIRE_TSHARK").is_none(),
-                "tshark is required (LVSCHECK_REQUIRE_TSHARK) and did not run"
-            );
-            eprintln!("tshark not run: checking against the recorded values only");
-            None
-        }
-    }
+    tshark_fields(file, &[], fields)
 }
 
 /// (file, UDP frames, IP-in-IP frames, what tshark decodes every UDP payload as: DNS, SunRPC),
