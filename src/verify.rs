@@ -51,6 +51,11 @@ struct Verifier {
 }
 
 impl ConnectionSink for Verifier {
+    fn restart(&mut self) -> bool {
+        *self = Verifier::default();
+        true
+    }
+
     fn begin(&mut self, analysis: &Analysis) {
         let ctx = Context::new(analysis);
         let checks = ConnectionChecks::new(&ctx);

@@ -24,6 +24,8 @@ pub mod spool;
 pub mod summary;
 
 use std::io::Read;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use rayon::prelude::*;
 
@@ -46,6 +48,38 @@ pub fn read_capture(
 ) -> CaptureOutcome {
     let reader = open_source(source)?;
     read_capture_from(id, source.display_name(), reader, on_frame)
+}
+
+/// [`read_capture`] that ends early, as at the end of the file, once `stop` is set: for a
+/// reader on its own thread whose frames are no longer wanted. What was read by then is
+/// summarised as usual (the summary then says nothing useful about the rest of the file).
+pub fn read_capture_stoppable(
+    id: CaptureId,
+    source: &CaptureSource,
+    stop: Arc<AtomicBool>,
+    on_frame: impl FnMut(&Frame),
+) -> CaptureOutcome {
+    let reader = open_source(source)?;
+    let reader = Stoppable {
+        inner: reader,
+        stop,
+    };
+    read_capture_from(id, source.display_name(), reader, on_frame)
+}
+
+/// A byte stream that ends when told to.
+struct Stoppable<R> {
+    inner: R,
+    stop: Arc<AtomicBool>,
+}
+
+impl<R: Read> Read for Stoppable<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Ok(0);
+        }
+        self.inner.read(buf)
+    }
 }
 
 /// Reads one capture from any byte stream; `name` is used in the summary and in messages.

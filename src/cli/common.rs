@@ -11,6 +11,7 @@ use crate::capture::identity::{check_openable, duplicates, Sameness};
 use crate::capture::spool::spool_streams;
 use crate::capture::CaptureSource;
 use crate::decode::DecodeOptions;
+use crate::flows::feed::LookAhead;
 use crate::flows::{Analysis, FlowOptions};
 use crate::topology::config::{expected_from_rules, unrelated, ExpectedService};
 use crate::topology::rules::{read_rules, Rules};
@@ -37,6 +38,15 @@ pub struct AnalysisArgs {
     /// clients' packets; a GUE-shaped datagram is a tunnel only then.
     #[arg(long = "gue-port", value_name = "PORT")]
     pub gue_ports: Vec<u16>,
+    /// MiB of frames, over all captures, from which the topology and the clocks are learnt
+    /// before connections are rebuilt (each capture gets its share, 0.25 to 64 MiB); each
+    /// capture is read once unless that does not settle the roles.
+    #[arg(long = "look-ahead", value_name = "MIB", default_value_t = 64)]
+    pub look_ahead_mib: usize,
+    /// Read every capture whole to learn the topology, then again to rebuild connections (the
+    /// look-ahead off).
+    #[arg(long)]
+    pub read_twice: bool,
     /// The sources [`check_captures`] accepted, set by [`AnalysisArgs::prepare`].
     #[arg(skip)]
     pub checked: OnceLock<Vec<CaptureSource>>,
@@ -86,7 +96,13 @@ impl AnalysisArgs {
     pub fn prepare(&self) -> Result<(FlowOptions, Option<Rules>), String> {
         let sources = check_captures(&self.files)?;
         let _ = self.checked.set(sources);
-        let mut opts = FlowOptions::default();
+        let mut opts = FlowOptions {
+            look_ahead: LookAhead {
+                total_bytes: self.look_ahead_mib.saturating_mul(1 << 20),
+            },
+            read_twice: self.read_twice,
+            ..FlowOptions::default()
+        };
         opts.hints.vips = self.vips.clone();
         for spec in &self.roles {
             let (role, file) = spec

@@ -162,6 +162,13 @@ impl Ord for ByStart {
 }
 
 impl ConnectionSink for TableSink<'_> {
+    fn restart(&mut self) -> bool {
+        self.shown.clear();
+        self.selected = 0;
+        self.starts.clear();
+        true
+    }
+
     fn connection(&mut self, c: Connection) {
         self.starts.push((c.first_ts_ns, c.key()));
         if selected(self.args, &c) {

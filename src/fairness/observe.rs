@@ -78,6 +78,10 @@ impl ConnectionSink for FairnessObserver {
     fn begin(&mut self, analysis: &Analysis) {
         *self = FairnessObserver::new(&analysis.topology);
     }
+    /// Everything is forgotten at the next `begin`.
+    fn restart(&mut self) -> bool {
+        true
+    }
     fn connection(&mut self, c: Connection) {
         self.add(&c);
     }

@@ -100,15 +100,23 @@ impl<'a> Split<'a> {
         Split { inner, mirrors }
     }
 
-    /// Reads one capture, handing on its mirror interfaces' frames hop by hop, and says what
-    /// the split did.
+    /// Reads one capture (its look-ahead only, when `ahead`: [`FrameSource::read_ahead_mut`]),
+    /// handing on its mirror interfaces' frames hop by hop, and says what the split did.
     pub fn read_split(
         &self,
         capture: CaptureId,
+        ahead: bool,
         each: &mut dyn FnMut(&mut DecodedFrame, u32),
     ) -> (Result<ReadReport, String>, Vec<MirrorSplit>) {
+        let read = |each: &mut dyn FnMut(&mut DecodedFrame, u32)| {
+            if ahead {
+                self.inner.read_ahead_mut(capture, each)
+            } else {
+                self.inner.read_mut(capture, each)
+            }
+        };
         let Some(ifaces) = self.mirrors.get(&capture) else {
-            return (self.inner.read_mut(capture, each), Vec::new());
+            return (read(each), Vec::new());
         };
         let mut hops = Hops::default();
         let mut recent = Recent::default();
@@ -129,7 +137,7 @@ impl<'a> Split<'a> {
                 (i, s)
             })
             .collect();
-        let res = self.inner.read_mut(capture, &mut |f, link_type| {
+        let res = read(&mut |f, link_type| {
             let Some(split) = splits.get_mut(&f.interface) else {
                 return each(f, link_type);
             };
@@ -199,7 +207,7 @@ impl FrameSource for Split<'_> {
         capture: CaptureId,
         each: &mut dyn FnMut(&DecodedFrame, u32),
     ) -> Result<ReadReport, String> {
-        self.read_split(capture, &mut |f, link_type| each(f, link_type))
+        self.read_split(capture, false, &mut |f, link_type| each(f, link_type))
             .0
     }
 
@@ -208,7 +216,15 @@ impl FrameSource for Split<'_> {
         capture: CaptureId,
         each: &mut dyn FnMut(&mut DecodedFrame, u32),
     ) -> Result<ReadReport, String> {
-        self.read_split(capture, each).0
+        self.read_split(capture, false, each).0
+    }
+
+    fn read_ahead_mut(
+        &self,
+        capture: CaptureId,
+        each: &mut dyn FnMut(&mut DecodedFrame, u32),
+    ) -> Result<ReadReport, String> {
+        self.read_split(capture, true, each).0
     }
 }
 

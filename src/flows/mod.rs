@@ -23,6 +23,7 @@
 //! all, for the checks and the tables.
 
 pub mod clock;
+pub mod feed;
 pub mod history;
 pub mod join;
 pub mod legs;

@@ -1,17 +1,20 @@
 //! The whole analysis: pass 1 (facts -> topology, and a sample of packets -> clock offsets),
 //! then pass 2 (legs, joined into connections as they end: [`super::stream`]).
 //!
-//! Each pass reads every capture once, captures in parallel; nothing holds packets, so reading
-//! twice is cheaper than remembering.
+//! Each capture is read once ([`super::feed`]): pass 1 learns from its first frames (the
+//! look-ahead, kept), pass 2 replays them and reads on, captures in parallel. When the
+//! look-ahead cannot settle the topology the captures are read twice, and the analysis says so
+//! ([`analyse_streaming`]).
 
 use super::clock::{self, ClockOffset, ClockSampler};
+use super::feed::{Feeds, LookAhead};
 use super::join::Joiner;
 use super::legs::{FlowContext, Timeouts};
 use super::mirror;
 use super::stream;
 use super::{Connection, Outcome};
 use crate::capture::frame::CaptureId;
-use crate::capture::{read_capture, CaptureSource};
+use crate::capture::CaptureSource;
 use crate::decode::packet::DecodedFrame;
 use crate::decode::{DecodeOptions, Decoder};
 use crate::topology::config::{self, ConfigFinding, ExpectedService, Observed};
@@ -24,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 // all instructions of `verify` (callgrind).
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// Where the frames come from: files through capture + decode ([`FileSource`]), or frames
 /// built by a test.
@@ -52,6 +56,17 @@ pub trait FrameSource: Sync {
         })
     }
 
+    /// The capture's first frames (its look-ahead, [`LookAhead`]), for pass 1: a source that
+    /// reads each capture once keeps them for the full read ([`FileSource`]); its report is
+    /// `partial` when the capture goes on. Sources that hold their frames hand them all on.
+    fn read_ahead_mut(
+        &self,
+        capture: CaptureId,
+        each: &mut dyn FnMut(&mut DecodedFrame, u32),
+    ) -> Result<ReadReport, String> {
+        self.read_mut(capture, each)
+    }
+
     /// The same captures with GUE decoded on these (tunnel source, UDP port) pairs as well, for
     /// a source that decodes bytes ([`FileSource`]); None for one whose frames are decoded
     /// already.
@@ -69,19 +84,81 @@ pub struct ReadReport {
     pub warnings: Vec<String>,
     /// The capture was read to its end.
     pub complete: bool,
+    /// Only the capture's look-ahead was read ([`FrameSource::read_ahead_mut`]); the rest is
+    /// read (and this report given again) in pass 2.
+    pub partial: bool,
     /// What the reader found (snaplen, capture filter, drops), for the `capture.*` checks.
     pub summary: Option<crate::capture::CaptureSummary>,
 }
 
-/// Capture files, read with [`crate::capture`] and decoded with [`crate::decode::Decoder`].
+/// Capture files, read with [`crate::capture`] (each once, by its own thread: [`Feeds`]) and
+/// decoded with [`crate::decode::Decoder`].
 pub struct FileSource {
-    pub files: Vec<CaptureSource>,
-    pub decode: DecodeOptions,
+    feeds: Arc<Feeds>,
+    decode: DecodeOptions,
+}
+
+impl FileSource {
+    pub fn new(files: Vec<CaptureSource>, decode: DecodeOptions, look_ahead: LookAhead) -> Self {
+        FileSource {
+            feeds: Arc::new(Feeds::new(files, look_ahead)),
+            decode,
+        }
+    }
+
+    fn known(&self, capture: CaptureId) -> Result<(), String> {
+        match (capture as usize) < self.feeds.sources().len() {
+            true => Ok(()),
+            false => Err(format!("no capture #{capture}")),
+        }
+    }
+
+    /// Decodes what `read` hands on (frames of one capture, in file order), releasing the
+    /// fragments still held at the end.
+    fn decoded<T>(
+        &self,
+        each: &mut dyn FnMut(&mut DecodedFrame, u32),
+        read: impl FnOnce(&mut dyn FnMut(&crate::capture::Frame)) -> T,
+    ) -> T {
+        let mut decoder = Decoder::new(self.decode.clone());
+        let out = read(&mut |f| decoder.push(f, &mut |d, l| each(d, l)));
+        // What was read before a problem counts too (capture.read reports the problem).
+        decoder.finish(&mut |d, l| each(d, l));
+        out
+    }
+}
+
+/// What the reader's summary says, as the analysis keeps it.
+fn report_of(summary: crate::capture::CaptureSummary) -> ReadReport {
+    let mut warnings: Vec<String> = summary
+        .warnings
+        .iter()
+        // The reader's messages name the record and byte offset themselves.
+        .map(|w| w.to_string())
+        .collect();
+    if summary.warnings_suppressed > 0 {
+        warnings.push(format!(
+            "{}: {} more read warnings",
+            summary.file, summary.warnings_suppressed
+        ));
+    }
+    ReadReport {
+        interface_names: summary
+            .interfaces
+            .iter()
+            .filter_map(|i| i.name.clone().map(|n| (i.id, n)))
+            .collect(),
+        warnings,
+        complete: summary.complete,
+        summary: Some(summary),
+        partial: false,
+    }
 }
 
 impl FrameSource for FileSource {
     fn captures(&self) -> Vec<(CaptureId, String)> {
-        self.files
+        self.feeds
+            .sources()
             .iter()
             .enumerate()
             .map(|(i, f)| (i as CaptureId, f.display_name()))
@@ -101,56 +178,42 @@ impl FrameSource for FileSource {
         capture: CaptureId,
         each: &mut dyn FnMut(&mut DecodedFrame, u32),
     ) -> Result<ReadReport, String> {
-        let source = self
-            .files
-            .get(capture as usize)
-            .ok_or_else(|| format!("no capture #{capture}"))?;
-        let mut decoder = Decoder::new(self.decode.clone());
-        let read = read_capture(capture, source, |f| decoder.push(f, &mut |d, l| each(d, l)));
-        // What was read before a problem counts too (capture.read reports the problem).
-        decoder.finish(&mut |d, l| each(d, l));
-        let summary = read.map_err(|e| e.to_string())?;
-        let mut warnings: Vec<String> = summary
-            .warnings
-            .iter()
-            // The reader's messages name the record and byte offset themselves.
-            .map(|w| w.to_string())
-            .collect();
-        if summary.warnings_suppressed > 0 {
-            warnings.push(format!(
-                "{}: {} more read warnings",
-                summary.file, summary.warnings_suppressed
-            ));
+        self.known(capture)?;
+        self.decoded(each, |frame| self.feeds.all(capture, frame))
+            .map(report_of)
+    }
+
+    fn read_ahead_mut(
+        &self,
+        capture: CaptureId,
+        each: &mut dyn FnMut(&mut DecodedFrame, u32),
+    ) -> Result<ReadReport, String> {
+        self.known(capture)?;
+        let ahead = self.decoded(each, |frame| self.feeds.ahead(capture, frame));
+        match ahead.end {
+            Some(end) => end.map(report_of),
+            // The rest of the capture is read in pass 2, which then says how that went.
+            None => Ok(ReadReport {
+                complete: false,
+                partial: true,
+                ..ReadReport::default()
+            }),
         }
-        Ok(ReadReport {
-            interface_names: summary
-                .interfaces
-                .iter()
-                .filter_map(|i| i.name.clone().map(|n| (i.id, n)))
-                .collect(),
-            warnings,
-            complete: summary.complete,
-            summary: Some(summary),
-        })
     }
 
     fn with_gue_tunnels(&self, tunnels: &[(IpAddr, u16)]) -> Option<Box<dyn FrameSource>> {
         let mut decode = self.decode.clone();
         decode.gue_tunnels.extend_from_slice(tunnels);
         Some(Box::new(FileSource {
-            files: self.files.clone(),
+            feeds: self.feeds.clone(),
             decode,
         }))
     }
 }
 
-/// Reads the files and runs the analysis. Standard input cannot be used: every capture is read
-/// twice.
+/// Reads the files and runs the analysis, keeping every connection.
 pub fn analyse(files: &[CaptureSource], decode: DecodeOptions, opts: &FlowOptions) -> Analysis {
-    let source = FileSource {
-        files: files.to_vec(),
-        decode,
-    };
+    let source = FileSource::new(files.to_vec(), decode, opts.look_ahead);
     analyse_source(&source, opts)
 }
 
@@ -161,10 +224,7 @@ pub fn analyse_files_streaming(
     opts: &FlowOptions,
     sink: &mut dyn ConnectionSink,
 ) -> Analysis {
-    let source = FileSource {
-        files: files.to_vec(),
-        decode,
-    };
+    let source = FileSource::new(files.to_vec(), decode, opts.look_ahead);
     analyse_streaming(&source, opts, sink)
 }
 
@@ -195,6 +255,10 @@ pub struct FlowOptions {
     pub expected: Option<Vec<ExpectedService>>,
     /// Remarks about the options to pass on as warnings (parts of the rules not compared).
     pub notes: Vec<String>,
+    /// How much of each capture pass 1 learns the topology and the clocks from.
+    pub look_ahead: LookAhead,
+    /// Read every capture whole in pass 1, and again in pass 2 (`--read-twice`).
+    pub read_twice: bool,
 }
 
 /// Per vantage point: how many connection states it held at most at once.
@@ -254,8 +318,9 @@ impl Analysis {
 /// numbered so (`id` 1, 2, ...). Memory then grows with the connections; [`analyse_streaming`]
 /// hands them on instead.
 pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis {
-    let mut connections = Vec::new();
-    let mut analysis = analyse_streaming(source, opts, &mut |c| connections.push(c));
+    let mut kept = Kept::default();
+    let mut analysis = analyse_streaming(source, opts, &mut kept);
+    let mut connections = kept.0;
     connections.sort_by_key(|c| (c.first_ts_ns, c.key()));
     for (i, c) in connections.iter_mut().enumerate() {
         c.id = i as u64 + 1;
@@ -268,17 +333,70 @@ pub fn analyse_source(source: &dyn FrameSource, opts: &FlowOptions) -> Analysis 
 /// capture can add to it, in the order connections end (`id` 1, 2, ... in that order). The
 /// [`Analysis`] returned has no connections; its topology, clock offsets, configuration
 /// findings and statistics cover all of them. Memory follows the connections in flight.
+///
+/// Each capture is read once: pass 1 learns the topology and the clocks from its first frames
+/// (the look-ahead, [`FlowOptions::look_ahead`]), pass 2 replays them and reads on. A capture
+/// whose look-ahead ends before the capture and leaves its role undecided is read to its end in
+/// pass 1 instead, and every capture then read again. Pass 2 also gathers the facts of every
+/// frame; when they show a deployment the look-ahead did not (a real server, a VIP, a role
+/// that came later), the sink starts over and every capture is read twice, or, for a sink that
+/// cannot start over, the analysis says what it may have missed.
 pub fn analyse_streaming(
     source: &dyn FrameSource,
     opts: &FlowOptions,
     sink: &mut dyn ConnectionSink,
 ) -> Analysis {
-    let names = source.captures();
-    let captures: Vec<CaptureId> = names.iter().map(|(c, _)| *c).collect();
-    let mut warnings = opts.notes.clone();
+    let mut analysis = match run_passes(source, opts, sink, opts.read_twice) {
+        (analysis, None) => analysis,
+        (analysis, Some(why)) => {
+            if sink.restart() {
+                drop(analysis);
+                let (mut again, _) = run_passes(source, opts, sink, true);
+                again.warnings.push(format!(
+                    "every capture was read twice: {why}, so the first {} of each capture did \
+                     not show the whole deployment",
+                    look_ahead_text(opts, source)
+                ));
+                again
+            } else {
+                let mut a = analysis;
+                a.warnings.push(format!(
+                    "{why}, after the first {} of each capture: the connections were rebuilt \
+                     with the deployment those showed, and may be incomplete; run with \
+                     --read-twice",
+                    look_ahead_text(opts, source)
+                ));
+                a
+            }
+        }
+    };
+    analysis.warnings.shrink_to_fit();
+    analysis
+}
 
+fn look_ahead_text(opts: &FlowOptions, source: &dyn FrameSource) -> String {
+    let bytes = opts.look_ahead.per_capture(source.captures().len());
+    format!("{:.1} MiB", bytes as f64 / (1 << 20) as f64)
+}
+
+/// What pass 1 learnt, from the look-ahead or from whole captures.
+struct Learned {
+    pass1: Vec<Pass1>,
+    gue: Vec<topology::gue::GueTunnel>,
+    /// The source decoding the GUE tunnels found, when some were.
+    with_gue: Option<Box<dyn FrameSource>>,
+    /// Interfaces split into hops.
+    mirrors: BTreeMap<CaptureId, BTreeSet<u32>>,
+    splits: Vec<mirror::MirrorSplit>,
+}
+
+/// Pass 1 over every capture: facts and clock samples from each capture's look-ahead (or all of
+/// it, `whole`), with GUE nobody named decoded where confirmed and mirror interfaces split.
+fn learn(source: &dyn FrameSource, opts: &FlowOptions, whole: bool) -> Learned {
+    let captures: Vec<CaptureId> = source.captures().iter().map(|(c, _)| *c).collect();
+    let read = |s: &dyn FrameSource, c| pass1_of(s, c, whole);
     // Pass 1: facts per vantage point, and a sample of packets for the clocks.
-    let mut pass1: Vec<Pass1> = captures.par_iter().map(|&c| pass1_of(source, c)).collect();
+    let mut pass1: Vec<Pass1> = captures.par_iter().map(|&c| read(source, c)).collect();
     // GUE-shaped UDP on a port nobody named is a tunnel where the captures show the director
     // wrapping clients' packets in it. Its packets then are other packets (a tunnel's inner
     // ones), so every fact changes: pass 1 is read again, decoding it.
@@ -289,27 +407,14 @@ pub fn analyse_streaming(
         .flatten();
     let source: &dyn FrameSource = match &with_gue {
         Some(s) => {
-            pass1 = captures
-                .par_iter()
-                .map(|&c| pass1_of(s.as_ref(), c))
-                .collect();
+            pass1 = captures.par_iter().map(|&c| read(s.as_ref(), c)).collect();
             s.as_ref()
         }
         None => source,
     };
     // An interface holding several hosts' packets is read again, split into its hops; from
     // here on every read splits it (see [`mirror`]).
-    let mut mirrors: BTreeMap<CaptureId, BTreeSet<u32>> = pass1
-        .iter()
-        .flat_map(|p| p.0.iter().map(|(f, _)| f))
-        // A capture the user gave a role is one host's, whatever its MACs say.
-        .filter(|f| mirror::is_mirror(f) && !opts.hints.roles.contains_key(&f.vantage.capture))
-        .fold(BTreeMap::new(), |mut m, f| {
-            m.entry(f.vantage.capture)
-                .or_insert_with(BTreeSet::new)
-                .insert(f.vantage.interface);
-            m
-        });
+    let mut mirrors = mirror_candidates(&pass1, opts);
     let mut splits = Vec::new();
     if !mirrors.is_empty() {
         let trial = mirror::Split::new(source, mirrors.clone());
@@ -318,7 +423,7 @@ pub fn analyse_streaming(
             .enumerate()
             .filter(|(_, c)| mirrors.contains_key(c))
             .map(|(i, &c)| {
-                let (p, s) = pass1_split(&trial, c);
+                let (p, s) = pass1_split(&trial, c, whole);
                 (i, p, s)
             })
             .collect();
@@ -336,50 +441,132 @@ pub fn analyse_streaming(
             } else if s.iter().any(|m| m.not_split.is_none()) {
                 // Some interfaces of the capture split, others not: read it once more.
                 let part = mirror::Split::new(source, mirrors.clone());
-                pass1[i] = pass1_split(&part, captures[i]).0;
+                pass1[i] = pass1_split(&part, captures[i], whole).0;
             }
             splits.extend(s);
         }
         mirrors.retain(|_, set| !set.is_empty());
     }
+    Learned {
+        pass1,
+        gue,
+        with_gue,
+        mirrors,
+        splits,
+    }
+}
+
+/// The interfaces of pass 1 that hold several hosts' packets (not hops already split).
+fn mirror_candidates(pass1: &[Pass1], opts: &FlowOptions) -> BTreeMap<CaptureId, BTreeSet<u32>> {
+    pass1
+        .iter()
+        .flat_map(|p| p.facts.iter().map(|(f, _)| f))
+        // A capture the user gave a role is one host's, whatever its MACs say.
+        .filter(|f| {
+            f.vantage.interface < mirror::HOP_BASE
+                && mirror::is_mirror(f)
+                && !opts.hints.roles.contains_key(&f.vantage.capture)
+        })
+        .fold(BTreeMap::new(), |mut m, f| {
+            m.entry(f.vantage.capture)
+                .or_insert_with(BTreeSet::new)
+                .insert(f.vantage.interface);
+            m
+        })
+}
+
+/// The captures whose look-ahead ended before them and did not decide their role: a
+/// vantage point with no LVS role or only a guessed one (the rest of the capture may show
+/// otherwise), or no service seen at all.
+fn unsettled(pass1: &[Pass1], topology: &Topology, opts: &FlowOptions) -> Vec<CaptureId> {
+    pass1
+        .iter()
+        .filter(|p| p.partial())
+        .filter(|p| {
+            topology.services.is_empty()
+                || p.facts.iter().any(|(f, _)| {
+                    let undecided = topology.vantage(f.vantage).is_none_or(|v| {
+                        v.role == Role::Other || v.decided_by == crate::topology::Decision::Guess
+                    });
+                    undecided && !opts.hints.roles.contains_key(&f.vantage.capture)
+                })
+        })
+        .map(|p| p.capture)
+        .collect()
+}
+
+/// One analysis: pass 1 (the look-ahead, or whole captures when `whole`), then pass 2; with
+/// the reason, when pass 2's facts show a deployment the look-ahead did not.
+fn run_passes(
+    source: &dyn FrameSource,
+    opts: &FlowOptions,
+    sink: &mut dyn ConnectionSink,
+    whole: bool,
+) -> (Analysis, Option<String>) {
+    let names = source.captures();
+    let mut warnings = opts.notes.clone();
+    let mut learned = learn(source, opts, whole);
+    let mut partial = learned.pass1.iter().any(Pass1::partial);
+    if partial {
+        let facts: Vec<VantageFacts> = learned
+            .pass1
+            .iter()
+            .flat_map(|p| p.facts.iter().map(|(f, _)| f.clone()))
+            .collect();
+        let topology = topology::discover(&facts, &opts.hints);
+        let open = unsettled(&learned.pass1, &topology, opts);
+        if !open.is_empty() {
+            let files: Vec<String> = open
+                .iter()
+                .filter_map(|c| names.iter().find(|(n, _)| n == c).map(|(_, f)| f.clone()))
+                .collect();
+            warnings.push(format!(
+                "every capture was read twice: the first {} of {} did not show {} role",
+                look_ahead_text(opts, source),
+                files.join(", "),
+                if files.len() == 1 { "its" } else { "their" }
+            ));
+            drop(learned);
+            learned = learn(source, opts, true);
+            partial = false;
+        }
+    }
+    let Learned {
+        pass1,
+        gue,
+        with_gue,
+        mirrors,
+        splits,
+    } = learned;
+    let source: &dyn FrameSource = with_gue.as_deref().unwrap_or(source);
     let split = mirror::Split::new(source, mirrors.clone());
     let source: &dyn FrameSource = if mirrors.is_empty() { source } else { &split };
     let mut facts = Vec::new();
     let mut samplers = Vec::new();
     let mut capture_names = Vec::new();
     let mut disordered = Vec::new();
-    for ((f, res, out_of_order), (c, file)) in pass1.into_iter().zip(&names) {
-        if out_of_order {
+    let mut partial_captures = Vec::new();
+    for (p, (c, file)) in pass1.into_iter().zip(&names) {
+        if p.out_of_order {
             disordered.push(*c);
         }
-        for (facts_of, sampler) in f {
+        if p.partial() {
+            partial_captures.push(*c);
+        }
+        for (facts_of, sampler) in p.facts {
             samplers.push((facts_of.vantage, sampler));
             facts.push(facts_of);
         }
-        let (interfaces, complete, error, read_warnings, summary) = match res {
-            Ok(r) => {
-                warnings.extend(r.warnings.iter().cloned());
-                (r.interface_names, r.complete, None, r.warnings, r.summary)
-            }
-            Err(e) => {
-                warnings.push(e.clone());
-                (Vec::new(), false, Some(e), Vec::new(), None)
-            }
-        };
-        capture_names.push(CaptureName {
-            capture: *c,
-            file: file.clone(),
-            interfaces,
-            complete,
-            error,
-            warnings: read_warnings,
-            summary,
-        });
+        capture_names.push(capture_name(*c, file, p.read));
     }
+    let read_warnings_at = warnings.len();
+    warnings.extend(read_warnings(&capture_names));
+    let read_warnings_len = warnings.len() - read_warnings_at;
     let mut topology = topology::discover(&facts, &opts.hints);
     topology.limits.extend(topology::gue::limits(&gue));
-    topology.gue = gue;
-    let saw_replies = saw_replies(&facts, &topology);
+    topology.gue = gue.clone();
+    let replies_at = saw_replies(&facts, &topology);
+    let ahead_plan = partial.then(|| PlanKey::of(&topology, &replies_at, &disordered));
     drop(facts);
     mirror::describe_hops(&mut topology, &splits);
     let mut clock_offsets = clock::estimate_from_samples(samplers, &topology);
@@ -404,7 +591,7 @@ pub fn analyse_streaming(
     // Pass 2: legs per vantage point, joined as they end.
     let topology = &analysis.topology;
     let ctx = FlowContext::new(topology, opts.expected.as_deref());
-    let joiner = Joiner::new(topology, &analysis.clock_offsets, &saw_replies);
+    let joiner = Joiner::new(topology, &analysis.clock_offsets, &replies_at);
     let mut seen = Seen::default();
     let mut id = 0;
     let plan = stream::Plan {
@@ -413,6 +600,7 @@ pub fn analyse_streaming(
         timeouts: opts.timeouts,
         offsets: &analysis.clock_offsets,
         disordered: &disordered,
+        gather: partial,
     };
     let outcome = stream::run(source, &plan, &joiner, &mut |mut c| {
         id += 1;
@@ -420,7 +608,56 @@ pub fn analyse_streaming(
         seen.add(&c, topology);
         sink.connection(c);
     });
+    drop(joiner);
     analysis.warnings.extend(outcome.warnings);
+    // The captures read past their look-ahead in pass 2: what reading them said.
+    for (capture, read) in outcome.reads {
+        if let Some(name) = analysis
+            .captures
+            .iter_mut()
+            .find(|n| n.capture == capture && partial_captures.contains(&capture))
+        {
+            *name = capture_name(capture, &name.file, read);
+        }
+    }
+    let reads = read_warnings(&analysis.captures);
+    analysis.warnings.splice(
+        read_warnings_at..read_warnings_at + read_warnings_len,
+        reads,
+    );
+    let mut unsettled_why = None;
+    if let Some(ahead_plan) = ahead_plan {
+        let full = outcome.facts;
+        let mut topology = topology::discover(&full, &opts.hints);
+        topology.limits.extend(topology::gue::limits(&gue));
+        topology.gue = gue.clone();
+        let full_replies = saw_replies(&full, &topology);
+        let late_disorder: Vec<CaptureId> = outcome.disordered;
+        let full_plan = PlanKey::of(&topology, &full_replies, &late_disorder);
+        let new_gue = topology::gue::confirmed(&topology::gue::judge(
+            &full.iter().map(|f| (f.vantage, &f.gue)).collect::<Vec<_>>(),
+        ));
+        let new_mirrors: Vec<&VantageFacts> = full
+            .iter()
+            .filter(|f| {
+                f.vantage.interface < mirror::HOP_BASE
+                    && mirror::is_mirror(f)
+                    && !opts.hints.roles.contains_key(&f.vantage.capture)
+            })
+            .collect();
+        unsettled_why = if let Some(what) = ahead_plan.differs(&full_plan) {
+            Some(what)
+        } else if !new_gue.is_empty() {
+            Some("the captures show GUE tunnels the look-ahead did not".to_string())
+        } else if !new_mirrors.is_empty() {
+            Some("a capture holds several hosts' packets past its look-ahead".to_string())
+        } else {
+            None
+        };
+        // The whole captures' counts and observations, on the deployment pass 2 used.
+        mirror::describe_hops(&mut topology, &analysis.mirrors);
+        analysis.topology = topology;
+    }
     seen.name_tunnel_devices(&mut analysis.topology);
     analysis.config = match &opts.expected {
         Some(e) => config::compare(e, &observed(&seen.counts)),
@@ -431,47 +668,209 @@ pub fn analyse_streaming(
     analysis.connection_count = id;
     analysis.stats = outcome.stats;
     analysis.max_waiting = outcome.max_waiting;
-    analysis
+    (analysis, unsettled_why)
+}
+
+/// What pass 2 depends on in the topology: if the whole captures show another, the look-ahead
+/// misled it.
+#[derive(Debug, PartialEq)]
+struct PlanKey {
+    vantages: Vec<(VantageId, Role, Option<IpAddr>)>,
+    vips: BTreeSet<IpAddr>,
+    services: Vec<Service>,
+    directors: Vec<(IpAddr, Vec<crate::topology::MacAddr>)>,
+    real_servers: Vec<(IpAddr, Vec<crate::topology::MacAddr>)>,
+    saw_replies: BTreeSet<VantageId>,
+    disordered: BTreeSet<CaptureId>,
+}
+
+impl PlanKey {
+    fn of(t: &Topology, saw_replies: &HashSet<VantageId>, disordered: &[CaptureId]) -> PlanKey {
+        let hosts = |h: &[crate::topology::Host]| {
+            let mut v: Vec<_> = h.iter().map(|h| (h.addr, h.macs.clone())).collect();
+            v.sort();
+            v
+        };
+        PlanKey {
+            vantages: t
+                .vantages
+                .iter()
+                .map(|v| (v.id, v.role, v.address))
+                .collect(),
+            vips: t.vips.iter().map(|v| v.addr).collect(),
+            services: t.services.clone(),
+            directors: hosts(&t.directors),
+            real_servers: hosts(&t.real_servers),
+            saw_replies: saw_replies.iter().copied().collect(),
+            disordered: disordered.iter().copied().collect(),
+        }
+    }
+
+    /// What the whole captures show that the look-ahead did not, in words; None when pass 2
+    /// worked on the same deployment.
+    fn differs(&self, full: &PlanKey) -> Option<String> {
+        let vips_ahead: Vec<IpAddr> = self.vips.iter().copied().collect();
+        let vips_full: Vec<IpAddr> = full.vips.iter().copied().collect();
+        let found = [
+            new_items("roles", &self.vantages, &full.vantages, |(id, role, _)| {
+                format!(
+                    "capture #{} interface {} as {role}",
+                    id.capture, id.interface
+                )
+            }),
+            new_items("VIPs", &vips_ahead, &vips_full, IpAddr::to_string),
+            new_items(
+                "services",
+                &self.services,
+                &full.services,
+                Service::to_string,
+            ),
+            new_items("directors", &self.directors, &full.directors, host_text),
+            new_items(
+                "real servers",
+                &self.real_servers,
+                &full.real_servers,
+                host_text,
+            ),
+        ];
+        if let Some(what) = found.into_iter().flatten().next() {
+            return Some(what);
+        }
+        if self.saw_replies != full.saw_replies {
+            return Some("replies appear later in a capture where the look-ahead had none".into());
+        }
+        if self.disordered != full.disordered {
+            return Some("a capture's frames go out of time order past its look-ahead".into());
+        }
+        None
+    }
+}
+
+fn host_text((addr, macs): &(IpAddr, Vec<crate::topology::MacAddr>)) -> String {
+    let macs: Vec<String> = macs.iter().map(|m| m.to_string()).collect();
+    format!("{addr} with MAC {}", macs.join(", "))
+}
+
+/// "the whole captures show other WHAT (the items new in `full`)", when the lists differ.
+fn new_items<T: PartialEq>(
+    what: &str,
+    ahead: &[T],
+    full: &[T],
+    show: impl Fn(&T) -> String,
+) -> Option<String> {
+    if ahead == full {
+        return None;
+    }
+    let new: Vec<String> = full
+        .iter()
+        .filter(|x| !ahead.contains(x))
+        .map(show)
+        .collect();
+    Some(format!(
+        "the whole captures show other {what} ({})",
+        if new.is_empty() {
+            "fewer".to_string()
+        } else {
+            new.join(", ")
+        }
+    ))
+}
+
+/// How the analysis names a capture, from what reading it said.
+fn capture_name(capture: CaptureId, file: &str, read: Result<ReadReport, String>) -> CaptureName {
+    let (interfaces, complete, error, warnings, summary) = match read {
+        Ok(r) => (r.interface_names, r.complete, None, r.warnings, r.summary),
+        Err(e) => (Vec::new(), false, Some(e), Vec::new(), None),
+    };
+    CaptureName {
+        capture,
+        file: file.to_string(),
+        interfaces,
+        complete,
+        error,
+        warnings,
+        summary,
+    }
+}
+
+/// The read problems of every capture, in capture order.
+fn read_warnings(captures: &[CaptureName]) -> Vec<String> {
+    captures
+        .iter()
+        .flat_map(|c| match &c.error {
+            Some(e) => vec![e.clone()],
+            None => c.warnings.clone(),
+        })
+        .collect()
 }
 
 /// What every vantage point of pass 1 shows about GUE nobody named.
 fn gue_evidence(pass1: &[Pass1]) -> Vec<(VantageId, &topology::gue::GueEvidence)> {
     pass1
         .iter()
-        .flat_map(|p| p.0.iter().map(|(f, _)| (f.vantage, &f.gue)))
+        .flat_map(|p| p.facts.iter().map(|(f, _)| (f.vantage, &f.gue)))
         .collect()
 }
 
-/// Pass 1 over one capture: facts and a clock sample per interface, the read's outcome, and
-/// whether its frames came out of time order.
-type Pass1 = (
-    Vec<(VantageFacts, ClockSampler)>,
-    Result<ReadReport, String>,
-    bool,
-);
+/// Pass 1 over one capture.
+struct Pass1 {
+    capture: CaptureId,
+    /// Facts and a clock sample per interface.
+    facts: Vec<(VantageFacts, ClockSampler)>,
+    /// The read's outcome (`partial` when only the look-ahead was read).
+    read: Result<ReadReport, String>,
+    /// Its frames came out of time order.
+    out_of_order: bool,
+}
 
-fn pass1_of(source: &dyn FrameSource, c: CaptureId) -> Pass1 {
-    let mut gather = Gather::default();
-    let res = source.read(c, &mut |f, link_type| gather.push(f, link_type));
-    gather.done(res)
+impl Pass1 {
+    /// Only the capture's look-ahead was read: it goes on.
+    fn partial(&self) -> bool {
+        self.read.as_ref().is_ok_and(|r| r.partial)
+    }
+}
+
+fn pass1_of(source: &dyn FrameSource, c: CaptureId, whole: bool) -> Pass1 {
+    let mut gather = Gather::new(true);
+    let mut push = |f: &mut DecodedFrame, link_type| gather.push(f, link_type);
+    let res = if whole {
+        source.read_mut(c, &mut push)
+    } else {
+        source.read_ahead_mut(c, &mut push)
+    };
+    gather.done(c, res)
 }
 
 /// [`pass1_of`] for a capture with mirror interfaces, split into hops.
-fn pass1_split(split: &mirror::Split, c: CaptureId) -> (Pass1, Vec<mirror::MirrorSplit>) {
-    let mut gather = Gather::default();
-    let (res, splits) = split.read_split(c, &mut |f, link_type| gather.push(f, link_type));
-    (gather.done(res), splits)
+fn pass1_split(
+    split: &mirror::Split,
+    c: CaptureId,
+    whole: bool,
+) -> (Pass1, Vec<mirror::MirrorSplit>) {
+    let mut gather = Gather::new(true);
+    let (res, splits) = split.read_split(c, !whole, &mut |f, link_type| gather.push(f, link_type));
+    (gather.done(c, res), splits)
 }
 
-/// What pass 1 keeps of one capture while reading it.
-#[derive(Default)]
-struct Gather {
+/// What pass 1 keeps of one capture while reading it (and pass 2, when it must check what the
+/// look-ahead learnt).
+pub(super) struct Gather {
     by_if: BTreeMap<u32, (VantageFacts, ClockSampler)>,
     order: stream::TimeOrder,
+    /// Whether to sample packets for the clocks.
+    clocks: bool,
 }
 
 impl Gather {
-    fn push(&mut self, f: &DecodedFrame, link_type: u32) {
+    pub(super) fn new(clocks: bool) -> Gather {
+        Gather {
+            by_if: BTreeMap::new(),
+            order: stream::TimeOrder::default(),
+            clocks,
+        }
+    }
+
+    pub(super) fn push(&mut self, f: &DecodedFrame, link_type: u32) {
         self.order.push(f.ts_ns);
         let (facts, sampler) = self.by_if.entry(f.interface).or_insert_with(|| {
             let v = VantageId {
@@ -481,17 +880,52 @@ impl Gather {
             (VantageFacts::new(v, link_type), ClockSampler::default())
         });
         facts.push(f);
-        sampler.push(f);
+        if self.clocks {
+            sampler.push(f);
+        }
     }
 
-    fn done(self, res: Result<ReadReport, String>) -> Pass1 {
+    fn done(self, capture: CaptureId, read: Result<ReadReport, String>) -> Pass1 {
+        Pass1 {
+            capture,
+            out_of_order: self.order.disordered(),
+            facts: self.by_if.into_values().collect(),
+            read,
+        }
+    }
+
+    /// The facts per interface, and whether the frames came out of time order.
+    pub(super) fn into_facts(self) -> (Vec<VantageFacts>, bool) {
         let disordered = self.order.disordered();
-        (self.by_if.into_values().collect(), res, disordered)
+        (
+            self.by_if.into_values().map(|(f, _)| f).collect(),
+            disordered,
+        )
+    }
+}
+
+/// Every connection handed on, for [`analyse_source`].
+#[derive(Default)]
+struct Kept(Vec<Connection>);
+
+impl ConnectionSink for Kept {
+    fn restart(&mut self) -> bool {
+        self.0.clear();
+        true
+    }
+    fn connection(&mut self, c: Connection) {
+        self.0.push(c);
     }
 }
 
 /// Where [`analyse_streaming`] hands the connections. Any `FnMut(Connection)` is one.
 pub trait ConnectionSink {
+    /// Called when the analysis must start over (the look-ahead misled it): forget every
+    /// connection handed on so far and say true, or say false when that cannot be done (they
+    /// were written out already); `begin` then comes again.
+    fn restart(&mut self) -> bool {
+        false
+    }
     /// Called once, before the first connection, with what is known by then: the captures,
     /// the topology, the clock offsets and the read warnings (no configuration findings or
     /// statistics yet; a tunl0 capture is named after its real server only at the end).

@@ -12,7 +12,8 @@
 //! one. Memory follows the connections in flight (and the uncertainty of the clock offsets, which
 //! lengthens the wait), not their total.
 //!
-//! A capture whose frames are not in time order (a concatenation of files; found in pass 1), or
+//! A capture whose frames are not in time order (a concatenation of files; found in pass 1, or
+//! past the look-ahead in pass 2, which then starts over: [`super::pipeline`]), or
 //! whose clock could not be matched against the others, gives no usable progress: it is read
 //! first, its legs are held until it has been read to the end, and its `joined_at_end` says so
 //! (frames out of order are also a warning).
@@ -20,9 +21,10 @@
 use super::clock::{ClockOffset, OffsetMethod};
 use super::join::{Joiner, TIME_SLACK_NS};
 use super::legs::{FlowContext, LegEvent, LegTracker, Timeouts};
-use super::pipeline::{FrameSource, VantageStats};
+use super::pipeline::{FrameSource, Gather, ReadReport, VantageStats};
 use super::{ConnKey, Connection, Leg};
 use crate::capture::frame::CaptureId;
+use crate::topology::facts::VantageFacts;
 use crate::topology::{Topology, VantageId};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -76,7 +78,15 @@ struct Batch {
     /// The latest timestamp read so far (this capture's clock).
     progress_ns: Option<i64>,
     /// The last batch: the capture was read to its end.
-    end: Option<Vec<VantageStats>>,
+    end: Option<CaptureEnd>,
+}
+
+/// What a capture's thread says once it has read the capture.
+struct CaptureEnd {
+    stats: Vec<VantageStats>,
+    read: Result<ReadReport, String>,
+    /// The facts of every frame, when the plan asked for them.
+    gathered: Option<Gather>,
 }
 
 /// What pass 2 works from: what pass 1 and the clock estimate found.
@@ -88,6 +98,9 @@ pub struct Plan<'a> {
     pub offsets: &'a [ClockOffset],
     /// Captures whose frames are not in time order (seen in pass 1).
     pub disordered: &'a [CaptureId],
+    /// Gather the facts of every frame ([`StreamOutcome::facts`]): pass 1 saw only the
+    /// look-ahead of some capture.
+    pub gather: bool,
 }
 
 /// What pass 2 says besides the connections.
@@ -96,6 +109,12 @@ pub struct StreamOutcome {
     pub warnings: Vec<String>,
     /// Connection keys waiting to be joined at once, at most: what the join held in memory.
     pub max_waiting: usize,
+    /// What reading each capture said.
+    pub reads: Vec<(CaptureId, Result<ReadReport, String>)>,
+    /// With [`Plan::gather`]: the facts of every vantage point over all its frames, and the
+    /// captures whose frames came out of time order.
+    pub facts: Vec<VantageFacts>,
+    pub disordered: Vec<CaptureId>,
 }
 
 /// Reads every capture, joins legs into connections and hands each to `each` as soon as it is
@@ -112,6 +131,7 @@ pub fn run(
         timeouts,
         offsets,
         disordered,
+        gather,
     } = *plan;
     let names = source.captures();
     std::thread::scope(|scope| {
@@ -119,7 +139,7 @@ pub fn run(
         for (capture, _) in &names {
             let (tx, rx) = sync_channel::<Batch>(BATCHES_IN_CHANNEL);
             let capture = *capture;
-            scope.spawn(move || produce(source, capture, topology, ctx, timeouts, tx));
+            scope.spawn(move || produce(source, capture, topology, ctx, timeouts, gather, tx));
             inputs.push(Input {
                 capture,
                 rx,
@@ -142,6 +162,9 @@ pub fn run(
                 .clamp(0, MAX_UNCERTAINTY_SLACK_NS);
         let mut pending = Pending::new(joiner, slack);
         let mut stats = Vec::new();
+        let mut reads = Vec::new();
+        let mut facts = Vec::new();
+        let mut out_of_order = Vec::new();
         let mut max_waiting = 0;
         while let Some(i) = behind(&inputs) {
             match inputs[i].rx.recv() {
@@ -153,8 +176,16 @@ pub fn run(
                     if let Some(p) = batch.progress_ns {
                         input.progress_ns = Some(input.progress_ns.map_or(p, |q| q.max(p)));
                     }
-                    if let Some(s) = batch.end {
-                        stats.extend(s);
+                    if let Some(end) = batch.end {
+                        stats.extend(end.stats);
+                        reads.push((input.capture, end.read));
+                        if let Some(g) = end.gathered {
+                            let (f, disordered) = g.into_facts();
+                            facts.extend(f);
+                            if disordered {
+                                out_of_order.push(input.capture);
+                            }
+                        }
                         input.done = true;
                     }
                 }
@@ -190,10 +221,16 @@ pub fn run(
                 ));
             }
         }
+        reads.sort_by_key(|(c, _)| *c);
+        facts.sort_by_key(|f: &VantageFacts| f.vantage);
+        out_of_order.sort_unstable();
         StreamOutcome {
             stats,
             warnings,
             max_waiting,
+            reads,
+            facts,
+            disordered: out_of_order,
         }
     })
 }
@@ -274,8 +311,10 @@ fn produce(
     topology: &Topology,
     ctx: &FlowContext,
     timeouts: Timeouts,
+    gather: bool,
     tx: SyncSender<Batch>,
 ) {
+    let mut gathered = gather.then(|| Gather::new(false));
     let mut trackers: BTreeMap<u32, (LegTracker, usize)> = BTreeMap::new();
     // (wake-up time, interface) of every tracker with something in flight: which ones a
     // frame's time makes due.
@@ -291,8 +330,10 @@ fn produce(
         let b = std::mem::take(batch);
         let _ = tx.send(b);
     };
-    // Errors were reported by pass 1 already.
-    let _ = source.read(capture, &mut |f, _| {
+    let read = source.read(capture, &mut |f, link_type| {
+        if let Some(g) = gathered.as_mut() {
+            g.push(f, link_type);
+        }
         let v = VantageId {
             capture: f.capture,
             interface: f.interface,
@@ -375,7 +416,11 @@ fn produce(
             joined_at_end: None,
         });
     }
-    batch.end = Some(stats);
+    batch.end = Some(CaptureEnd {
+        stats,
+        read,
+        gathered,
+    });
     send(&mut batch);
 }
 

@@ -172,6 +172,9 @@ pub struct Config {
     /// Host name -> (from, until) in ns after the traffic's start: that host's capture only
     /// holds what passed in this window (tcpdump started late or stopped early).
     pub capture_window_ns: BTreeMap<String, (i64, i64)>,
+    /// When the traffic starts, in ns after the generator's epoch: sets generated apart can
+    /// then be appended one after the other as one longer capture.
+    pub start_ns: i64,
 }
 
 impl Config {
@@ -191,6 +194,7 @@ impl Config {
             faulty_server: 0,
             only: Vec::new(),
             capture_window_ns: BTreeMap::new(),
+            start_ns: 0,
         }
     }
 
@@ -348,6 +352,8 @@ struct World {
     client_hosts: usize,
     director: usize,
     pending: BinaryHeap<Reverse<Event>>,
+    /// Epoch of the traffic's true time 0 ([`Config::start_ns`] after the generator's).
+    epoch_ns: i64,
     seq: u64,
 }
 
@@ -387,7 +393,7 @@ impl World {
                 .writer
                 .as_mut()
                 .expect("only hosts with a writer get events");
-            w.write(EPOCH_NS + e.ts + h.shift_ns, &e.frame)?;
+            w.write(self.epoch_ns + e.ts + h.shift_ns, &e.frame)?;
             h.frames += 1;
             h.bytes += e.frame.len() as u64;
         }
@@ -948,6 +954,7 @@ pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
         client_hosts: cfg.client_hosts,
         director: cfg.client_hosts,
         pending: BinaryHeap::new(),
+        epoch_ns: EPOCH_NS + cfg.start_ns,
         seq: 0,
     };
     let mut rng = SplitMix64::new(cfg.seed);
@@ -1016,7 +1023,7 @@ pub fn generate(cfg: &Config, out: &Path) -> io::Result<Summary> {
             rs_addr(conn.rs),
             conn.rs + 1,
             conn.isn,
-            EPOCH_NS + conn.start,
+            EPOCH_NS + cfg.start_ns + conn.start,
             conn.answered,
             if i + 1 < cfg.connections { "," } else { "" }
         )?;
