@@ -86,19 +86,22 @@ cat <<HEAD
 Written by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), lvscheck at commit $(git rev-parse --short HEAD), release build.
 
 **Machine:** $(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(rustc --version).
-The CPUs were shared with other jobs (load average $(cut -d' ' -f1-3 /proc/loadavg) when this was
-written), so wall times are noisy; CPU seconds (user + system) are the steadier figure.
+The CPUs may have been shared with other jobs (load average $(cut -d' ' -f1-3 /proc/loadavg) when
+this was written), so wall times are noisy; CPU seconds (user + system) are the steadier figure.
 Captures are read from the page cache (they were just written).
 
-Datasets, from \`examples/synth.rs\` (one capture per host: client, director, rs1..rs4; LVS-TUN,
-round robin, TCP to VIP:80, Poisson arrivals at 2000 connections/s, each connection lasting a few
-milliseconds, so at most ~25 connections are open at once in every dataset):
+Datasets, from \`examples/synth.rs\` (one capture per host; LVS-TUN, round robin in the order the
+director receives the SYNs, TCP to VIP:80, Poisson arrivals at 2000 connections/s unless said,
+each connection lasting a few milliseconds; \`--rules\` is the generator's \`ipvsadm -Sn\`):
 
 | dataset | what |
 | --- | --- |
-| short-10k | 10 000 connections, ~10 packets each at the client (handshake, request, 1-3 response segments, FIN) |
-| long-5k | 5 000 connections with 120-130 response segments of 200 bytes (~200 packets each at the client): 8x the frames of short-10k, half its connections |
-| short-200k | 200 000 connections, same shape as short-10k: 20x the frames and 20x the connections |
+| gb-5 | the 1 GB five-capture set of issue 12: client, director, 3 real servers, 140 000 connections; beside lvscheck the reference walk (\`bench/walk.rs\`: \`read()\` into 256 KiB, etherparse lax slicers for Ethernet/IP/TCP and the IP-in-IP inner packet, one FxHash flow table, one thread), capinfos and \`tshark -q -z conv,tcp\` (each file) |
+| long-5k | 5 000 connections with 120-130 response segments of 200 bytes (~200 packets each at the client) |
+| rate-2k, rate-20k, rate-200k | the same 100 000 connections arriving at 2 000, 20 000 and 200 000 a second (4 real servers) |
+| rs-3, rs-50 | 100 000 connections over 3 or 50 real servers, each captured |
+| clients-1, clients-500 | 100 000 connections from 500 client addresses on one load generator (one capture) or on 500 hosts (500 captures) |
+| conns-10k, conns-100k, conns-1m | 10 000, 100 000 and 1 000 000 connections at the same rate (4 real servers; the last ~7 GB) |
 | inspect-1g | the client capture alone of 360 000 connections, ~1 GB, through \`inspect\` |
 
 ## Numbers
@@ -112,13 +115,22 @@ HEAD
 awk -F'|' '{ cpu = $12 + 0; fpc = cpu > 0 ? $6 / cpu : 0;
     printf "|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s|%s| %.0f |%s|\n", $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, fpc, $13 }' "$ROWS"
 
-i10=$(field short-10k inspect 10); i1g=$(field inspect-1g inspect 10)
-v10=$(field short-10k verify 10); v200=$(field short-200k verify 10); vlong=$(field long-5k verify 10)
-if200=$(field short-200k inspect 5); ic200=$(field short-200k inspect 11)
-vf200=$(field short-200k verify 5); vc200=$(field short-200k verify 11)
-f10=$(field short-10k flows 10); f200=$(field short-200k flows 10); flong=$(field long-5k flows 10)
-ipc=$(awk "BEGIN { printf \"%.0f\", $if200 / $ic200 }")
-vpc=$(awk "BEGIN { printf \"%.0f\", $vf200 / $vc200 }")
+ratio() { awk "BEGIN { printf \"%.${3:-1}f\", $1 / $2 }"; }
+# The issue's targets, on gb-5.
+vmbs=$(field gb-5 verify 9); vcpu=$(field gb-5 verify 11); wcpu=$(field gb-5 walk 11)
+vwall=$(field gb-5 verify 7); twall=$(field gb-5 tshark-conv 7); wwall=$(field gb-5 walk 7)
+fmbs=$(field gb-5 flows 9)
+# Memory flat in connections and packets.
+v10=$(field conns-10k verify 10); v100=$(field conns-100k verify 10); v1m=$(field conns-1m verify 10)
+f10=$(field conns-10k flows 10); f1m=$(field conns-1m flows 10)
+vlong=$(field long-5k verify 10); flong=$(field long-5k flows 10)
+r2=$(field rate-2k verify 10); r200=$(field rate-200k verify 10)
+fr2=$(field rate-2k flows 10); fr200=$(field rate-200k flows 10)
+i1g=$(field inspect-1g inspect 10)
+# Connections held at the end of rate-200k beyond rate-2k's: each is held ~4 s after it closes
+# (its last ACK, a retransmitted FIN, the join's wait), so rate-2k holds ~8 000 and rate-200k,
+# whose 100 000 connections arrive within 0.5 s, all of them.
+held=92000
 
 cat <<TARGETS
 
@@ -126,12 +138,38 @@ cat <<TARGETS
 
 | target | measured | verdict |
 | --- | --- | --- |
-| \`inspect\` streams: max RSS does not grow with the capture (1 GB capture within 16 MB of the 74 MB one) | ${i10} MB (short-10k) vs ${i1g} MB (inspect-1g) | $(verdict "$i1g <= $i10 + 16") |
-| \`verify\` memory does not grow with packets: long-5k (8x the frames, half the connections) no more than short-10k | ${vlong} MB vs ${v10} MB | $(verdict "$vlong <= $v10") |
-| \`verify\` memory bounded when connections in flight are (both datasets <= 25 open at once): short-200k within 2x of short-10k | ${v200} MB vs ${v10} MB ($(awk "BEGIN { printf \"%.1f\", $v200 / $v10 }")x) | $(verdict "$v200 <= 2 * $v10") |
-| \`verify\` keeps at most 300 bytes per connection beyond what \`flows --json\` holds (the scheduler replay's record of each connection; 3.9 KB per connection before the streaming join) | $(awk "BEGIN { printf \"%.0f\", ($v200 - $f200) * 1048576 / 200000 }") bytes (short-200k) | $(verdict "($v200 - $f200) * 1048576 / 200000 <= 300") |
-| \`flows --json\` memory does not grow with packets: long-5k no more than short-10k | ${flong} MB vs ${f10} MB | $(verdict "$flong <= $f10") |
-| \`flows --json\` memory bounded when connections in flight are: short-200k within 2x of short-10k | ${f200} MB vs ${f10} MB ($(awk "BEGIN { printf \"%.1f\", $f200 / $f10 }")x) | $(verdict "$f200 <= 2 * $f10") |
-| \`inspect\` throughput >= 1 000 000 frames per CPU second (short-200k) | ${ipc} | $(verdict "$ipc >= 1000000") |
-| \`verify\` throughput >= 200 000 frames per CPU second (short-200k; every capture is read twice) | ${vpc} | $(verdict "$vpc >= 200000") |
+| \`verify --json --rules\` on the 1 GB five-capture set: >= 1 GB/s wall on the 2 cores | ${vmbs} MB/s (${vwall} s) | $(verdict "$vmbs >= 1000") |
+| ... i.e. <= 2x the CPU of the bare parse-and-flow-table walk | ${vcpu} CPU s vs the walk's ${wcpu} ($(ratio "$vcpu" "$wcpu")x) | $(verdict "$vcpu <= 2 * $wcpu") |
+| ... and >= 40x tshark \`conv,tcp\` wall on the same files | ${vwall} s vs ${twall} s ($(ratio "$twall" "$vwall")x) | $(verdict "$twall >= 40 * $vwall") |
+| \`flows --json\` on the same set (no target of its own; for comparison) | ${fmbs} MB/s; the walk ${wwall} s wall | - |
+| peak RSS flat in connections: \`verify\` on conns-1m <= 2x conns-10k (same rate) | ${v1m} MB vs ${v10} MB ($(ratio "$v1m" "$v10")x; conns-100k ${v100} MB) | $(verdict "$v1m <= 2 * $v10") |
+| ... and \`flows --json\` | ${f1m} MB vs ${f10} MB ($(ratio "$f1m" "$f10")x) | $(verdict "$f1m <= 2 * $f10") |
+| peak RSS flat in packets: long-5k (~20x the packets per connection) no more than conns-10k | verify ${vlong} MB vs ${v10} MB; flows ${flong} MB vs ${f10} MB | $(verdict "$vlong <= $v10 && $flong <= $f10") |
+| <= 1 KB per connection in flight or recently closed: (rate-200k - rate-2k) RSS over the ${held} more connections held | verify $(ratio "($r200 - $r2) * 1048576" "$held" 0) bytes, flows $(ratio "($fr200 - $fr2) * 1048576" "$held" 0) bytes | $(verdict "($r200 - $r2) * 1048576 / $held <= 1024 && ($fr200 - $fr2) * 1048576 / $held <= 1024") |
+| \`inspect\` streams: max RSS on a 1 GB capture under 16 MB | ${i1g} MB | $(verdict "$i1g <= 16") |
 TARGETS
+
+# scaling TITLE DATASET...: one row per dataset of a dimension.
+scaling() {
+    local title=$1; shift
+    local d
+    for d in "$@"; do
+        echo "| $title | $d | $(field "$d" verify 11) | $(field "$d" verify 10) | $(field "$d" flows 11) | $(field "$d" flows 10) | $(field "$d" verify 7) |"
+        title=""
+    done
+}
+
+cat <<SCALING
+
+## Scaling
+
+CPU seconds and peak RSS of \`verify --json --rules\` and \`flows --json\` as one dimension grows
+(rows of the table above).
+
+| dimension | dataset | verify CPU s | verify max RSS MB | flows CPU s | flows max RSS MB | verify wall s |
+| --- | --- | ---: | ---: | ---: | ---: | ---: |
+$(scaling "real servers" rs-3 rs-50)
+$(scaling "client hosts (captures)" clients-1 clients-500)
+$(scaling "connections" conns-10k conns-100k conns-1m)
+$(scaling "connections per second" rate-2k rate-20k rate-200k)
+SCALING

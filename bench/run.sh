@@ -6,12 +6,14 @@
 #   bench/run.sh --scale    # only the scale rows: rewrites their section of bench/RESULTS.md
 #   BENCH_DATA=/some/dir bench/run.sh
 #
-# Datasets (written by examples/synth.rs, deleted after use so that at most ~1.5 GB is on disk
-# at once):
-#   short-10k   10 000 connections, ~10 packets per connection per capture, 4 real servers
-#   short-200k  200 000 connections, same shape: 20x the packets AND 20x the connections
+# Datasets (written by examples/synth.rs, deleted after use; the largest, conns-1m, is ~7 GB):
+#   gb-5        the issue's 1 GB five-capture set (client, director, 3 real servers, 140 000
+#               connections): lvscheck beside the reference walk (bench/walk.rs), capinfos and
+#               tshark -z conv,tcp
 #   long-5k     5 000 connections with ~125 response segments each (~200 packets per connection
-#               at the client): more packets, fewer connections than short-10k
+#               at the client): memory must not grow with packets
+#   rate-2k/20k/200k   100 000 connections arriving at 2 000, 20 000, 200 000 a second
+#   rs-3/rs-50, clients-1/clients-500 (500 client captures), conns-10k/100k/1m: scaling
 #   inspect-1g  one ~1 GB client capture (360 000 connections), through `inspect` only
 # Scale rows (written by examples/shapes.rs; lvscheck beside capinfos and tshark on the same
 # files): growth with pcapng interfaces, pcapng sections, interfaces without frames and UDP
@@ -27,7 +29,7 @@ SYNTH=target/release/examples/synth
 mkdir -p "$DATA"
 
 [ -x /usr/bin/time ] || { apt-get update -qq && apt-get install -y -qq time; }
-[ "${1:-}" = "--report-only" ] || cargo build --release --bin lvscheck --example synth --example shapes
+[ "${1:-}" = "--report-only" ] || cargo build --release --bin lvscheck --example synth --example shapes --example walk
 SHAPES=target/release/examples/shapes
 SCALE_ROWS=$DATA/scale-rows.md
 
@@ -181,39 +183,53 @@ fi
 
 if [ "${1:-}" != "--report-only" ]; then
 : > "$ROWS"
-echo "== short-10k"
-generate short-10k --connections 10000 --servers 4 --seed 1
-measure short-10k 10000 "$BIN" inspect $(files short-10k)
-measure short-10k 10000 "$BIN" verify --json --rules "$DATA/short-10k/rules.txt" $(files short-10k)
-measure short-10k 10000 "$BIN" flows --json $(files short-10k)
-measure short-10k 10000 bench/peer.sh capinfos $(files short-10k)
-measure short-10k 10000 bench/peer.sh tshark-conv $(files short-10k)
+# The issue's 1 GB five-capture set: client, director, 3 real servers, 140 000 connections.
+echo "== gb-5"
+generate gb-5 --connections 140000 --servers 3 --seed 5
+measure gb-5 140000 bench/peer.sh walk $(files gb-5)
+measure gb-5 140000 "$BIN" inspect $(files gb-5)
+measure gb-5 140000 "$BIN" verify --json --rules "$DATA/gb-5/rules.txt" $(files gb-5)
+measure gb-5 140000 "$BIN" flows --json $(files gb-5)
+measure gb-5 140000 bench/peer.sh capinfos $(files gb-5)
+measure gb-5 140000 bench/peer.sh tshark-conv $(files gb-5)
+rm -rf "${DATA:?}/gb-5"
 
 echo "== long-5k"
 generate long-5k --connections 5000 --servers 4 --seed 2 --response-segments 120-130 \
     --segment-size 200
-measure long-5k 5000 "$BIN" inspect $(files long-5k)
 measure long-5k 5000 "$BIN" verify --json --rules "$DATA/long-5k/rules.txt" $(files long-5k)
 measure long-5k 5000 "$BIN" flows --json $(files long-5k)
-measure long-5k 5000 bench/peer.sh capinfos $(files long-5k)
-measure long-5k 5000 bench/peer.sh tshark-conv $(files long-5k)
 rm -rf "${DATA:?}/long-5k"
 
-echo "== short-200k"
-generate short-200k --connections 200000 --servers 4 --seed 3
-measure short-200k 200000 "$BIN" inspect $(files short-200k)
-measure short-200k 200000 "$BIN" verify --json --rules "$DATA/short-200k/rules.txt" $(files short-200k)
-measure short-200k 200000 "$BIN" flows --json $(files short-200k)
-measure short-200k 200000 bench/peer.sh capinfos $(files short-200k)
-measure short-200k 200000 bench/peer.sh tshark-conv $(files short-200k)
-rm -rf "${DATA:?}/short-200k"
+# verify_and_flows DATASET CONNECTIONS SYNTH-ARGS...: generates, measures verify and flows,
+# deletes.
+verify_and_flows() {
+    local name=$1 n=$2; shift 2
+    echo "== $name"
+    generate "$name" --connections "$n" "$@"
+    measure "$name" "$n" "$BIN" verify --json --rules "$DATA/$name/rules.txt" $(files "$name")
+    measure "$name" "$n" "$BIN" flows --json $(files "$name")
+    rm -rf "${DATA:?}/$name"
+}
+
+# Connections per second: the same 100 000 connections arriving 100 times faster.
+verify_and_flows rate-2k 100000 --servers 4 --seed 6 --rate 2000
+verify_and_flows rate-20k 100000 --servers 4 --seed 6 --rate 20000
+verify_and_flows rate-200k 100000 --servers 4 --seed 6 --rate 200000
+# Scaling: real servers, client hosts (one capture each), connections.
+verify_and_flows rs-3 100000 --servers 3 --seed 7
+verify_and_flows rs-50 100000 --servers 50 --seed 7
+verify_and_flows clients-1 100000 --servers 4 --seed 8 --clients 500
+verify_and_flows clients-500 100000 --servers 4 --seed 8 --clients 500 --client-hosts 500
+verify_and_flows conns-10k 10000 --servers 4 --seed 9
+verify_and_flows conns-100k 100000 --servers 4 --seed 9
+verify_and_flows conns-1m 1000000 --servers 4 --seed 9
 
 echo "== inspect-1g"
 generate inspect-1g --connections 360000 --servers 4 --seed 4 --only client
 measure inspect-1g 360000 "$BIN" inspect $(files inspect-1g)
 measure inspect-1g 360000 bench/peer.sh capinfos $(files inspect-1g)
 rm -rf "${DATA:?}/inspect-1g"
-rm -rf "${DATA:?}/short-10k"
 
 scale_rows
 fi
