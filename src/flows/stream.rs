@@ -139,7 +139,12 @@ pub fn run(
         for (capture, _) in &names {
             let (tx, rx) = sync_channel::<Batch>(BATCHES_IN_CHANNEL);
             let capture = *capture;
-            scope.spawn(move || produce(source, capture, topology, ctx, timeouts, gather, tx));
+            std::thread::Builder::new()
+                .name(format!("legs-{capture}"))
+                .spawn_scoped(scope, move || {
+                    produce(source, capture, topology, ctx, timeouts, gather, tx)
+                })
+                .expect("a thread to follow a capture");
             inputs.push(Input {
                 capture,
                 rx,
