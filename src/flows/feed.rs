@@ -14,7 +14,8 @@ use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
-/// Frame bytes per chunk (a frame larger than this gets a chunk of its own).
+/// Frame bytes per chunk, at most (a frame larger than this gets a chunk of its own); less
+/// when the look-ahead is smaller, so that a capture keeps no more than its share.
 const CHUNK_BYTES: usize = 256 << 10;
 /// Frames per chunk, at most: tiny frames would otherwise make huge chunks of records.
 const CHUNK_FRAMES: usize = 2048;
@@ -24,7 +25,7 @@ const CHUNKS_IN_CHANNEL: usize = 4;
 const RECORD_BYTES: usize = std::mem::size_of::<Record>();
 
 /// How much of each capture pass 1 reads before the topology is decided: by default 64 MiB of
-/// frames shared by all captures, 256 KiB to 64 MiB each.
+/// frames shared by all captures, 64 KiB to 64 MiB each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LookAhead {
     /// Frame bytes kept, over all captures.
@@ -42,7 +43,7 @@ impl Default for LookAhead {
 impl LookAhead {
     /// The bytes kept of each of `captures` captures.
     pub fn per_capture(&self, captures: usize) -> usize {
-        (self.total_bytes / captures.max(1)).clamp(256 << 10, 64 << 20)
+        (self.total_bytes / captures.max(1)).clamp(64 << 10, 64 << 20)
     }
 }
 
@@ -82,8 +83,8 @@ impl Chunk {
         self.data.extend_from_slice(f.data);
     }
 
-    fn full(&self) -> bool {
-        self.data.len() >= CHUNK_BYTES || self.records.len() >= CHUNK_FRAMES
+    fn full(&self, bytes: usize) -> bool {
+        self.data.len() >= bytes || self.records.len() >= CHUNK_FRAMES
     }
 
     fn size(&self) -> usize {
@@ -124,7 +125,8 @@ struct Reader {
 }
 
 impl Reader {
-    fn start(capture: CaptureId, source: CaptureSource) -> Reader {
+    /// Starts reading, in chunks of `chunk_bytes` of frames.
+    fn start(capture: CaptureId, source: CaptureSource, chunk_bytes: usize) -> Reader {
         let (tx, rx) = sync_channel(CHUNKS_IN_CHANNEL);
         let (recycle, reuse) = channel::<Chunk>();
         let stop = Arc::new(AtomicBool::new(false));
@@ -139,7 +141,7 @@ impl Reader {
                         return;
                     }
                     chunk.push(f);
-                    if chunk.full() {
+                    if chunk.full(chunk_bytes) {
                         let mut next = reuse.try_recv().unwrap_or_default();
                         next.data.clear();
                         next.records.clear();
@@ -219,6 +221,7 @@ pub struct Feeds {
     sources: Vec<CaptureSource>,
     states: Vec<Mutex<State>>,
     budget: usize,
+    chunk_bytes: usize,
 }
 
 impl Feeds {
@@ -229,6 +232,8 @@ impl Feeds {
             sources,
             states,
             budget,
+            // Four chunks to a look-ahead: one read ahead of it costs a quarter of it.
+            chunk_bytes: (budget / 4).min(CHUNK_BYTES),
         }
     }
 
@@ -254,6 +259,7 @@ impl Feeds {
             state.reader = Some(Reader::start(
                 capture,
                 self.sources[capture as usize].clone(),
+                self.chunk_bytes,
             ));
         }
         while state.end.is_none() && state.kept_bytes < self.budget {
@@ -299,6 +305,7 @@ impl Feeds {
             state.reader = Some(Reader::start(
                 capture,
                 self.sources[capture as usize].clone(),
+                self.chunk_bytes,
             ));
         }
         let kept = std::mem::take(&mut state.kept);
