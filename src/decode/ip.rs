@@ -4,10 +4,11 @@
 //! transport, tunnel or ICMP decoder of its protocol number.
 
 use etherparse::err::ip::{HeaderError, LaxHeaderSliceError};
-use etherparse::err::{ipv6_exts, Layer};
+use etherparse::err::Layer;
 use etherparse::{IpNumber, Ipv6ExtensionsSlice, LaxIpSlice};
 use std::net::IpAddr;
 
+use super::defect::{Defect, IpDefect};
 use super::packet::{IpHeader, IpPacket, Transport};
 use super::reassembly::{FragKey, FragOutcome};
 use super::{icmp, offset_in, transport, tunnel, Ctx, MAX_IP_LAYERS};
@@ -72,12 +73,12 @@ struct FragInfo {
 
 /// Decodes one IP packet at nesting `depth` (0 = the frame's outermost). `Err` when not even
 /// the IP header can be read, with the reason.
-pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacket, String> {
+pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacket, IpDefect> {
     if depth >= MAX_IP_LAYERS {
-        return Err(format!("nesting deeper than {MAX_IP_LAYERS} IP headers"));
+        return Err(IpDefect::TooDeep);
     }
     if data.is_empty() {
-        return Err("IP header missing: 0 bytes".to_string());
+        return Err(IpDefect::Missing);
     }
     let (slice, ext_error) = LaxIpSlice::from_slice(data).map_err(describe_ip_error)?;
     let payload = slice.payload();
@@ -156,8 +157,8 @@ pub(crate) fn decode_ip(data: &[u8], depth: u8, ctx: &mut Ctx) -> Result<IpPacke
 
     if !header.is_fragment() {
         let transport = match ext_error {
-            Some(error) => Transport::Malformed {
-                reason: describe_ext_error(&error),
+            Some((error, layer)) => Transport::Malformed {
+                reason: Defect::Ipv6Extension { error, layer },
             },
             None => decode_body(&body, depth, ctx, mode(ctx, false)),
         };
@@ -267,9 +268,9 @@ fn reassembled(
         (frag.protocol, datagram, None)
     };
     header.protocol = protocol;
-    if let Some(error) = ext_error {
+    if let Some((error, layer)) = ext_error {
         return Transport::Malformed {
-            reason: describe_ext_error(&error),
+            reason: Defect::Ipv6Extension { error, layer },
         };
     }
     let body = Body {
@@ -301,37 +302,23 @@ pub(crate) fn decode_body(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode) -> 
     }
 }
 
-fn describe_ip_error(error: LaxHeaderSliceError) -> String {
+fn describe_ip_error(error: LaxHeaderSliceError) -> IpDefect {
     match error {
-        LaxHeaderSliceError::Len(len) => {
-            let layer = match len.layer {
+        LaxHeaderSliceError::Len(len) => IpDefect::CutShort {
+            what: match len.layer {
                 Layer::Ipv4Header => "IPv4 header",
                 Layer::Ipv6Header => "IPv6 header",
                 _ => "IP header",
-            };
-            format!(
-                "{layer} cut short: {} of {} bytes",
-                len.len, len.required_len
-            )
-        }
+            },
+            have: len.len,
+            need: len.required_len,
+        },
         LaxHeaderSliceError::Content(HeaderError::UnsupportedIpVersion { version_number }) => {
-            format!("IP version {version_number}, not 4 or 6")
+            IpDefect::Version(version_number)
         }
         LaxHeaderSliceError::Content(HeaderError::Ipv4HeaderLengthSmallerThanHeader { ihl }) => {
-            format!("IPv4 header length {ihl} words, below the minimum 5")
+            IpDefect::Ipv4HeaderLength(ihl)
         }
-    }
-}
-
-fn describe_ext_error((error, layer): &(ipv6_exts::HeaderSliceError, Layer)) -> String {
-    match error {
-        ipv6_exts::HeaderSliceError::Len(len) => {
-            format!(
-                "{layer} cut short: {} of {} bytes",
-                len.len, len.required_len
-            )
-        }
-        ipv6_exts::HeaderSliceError::Content(content) => format!("{layer}: {content}"),
     }
 }
 

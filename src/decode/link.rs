@@ -2,6 +2,7 @@
 //! null/loopback. Each reads its fixed header, fills [`Link`] and hands the payload with its
 //! ethertype to the network layer.
 
+use super::defect::{Defect, MAX_VLAN_TAGS};
 use super::packet::{Link, Net, Packet};
 use super::{arp, be16, be32, ip, Ctx};
 
@@ -61,9 +62,6 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 
-/// More tags than this is not a real frame; stop rather than walk a long run of 0x8100s.
-const MAX_VLAN_TAGS: usize = 8;
-
 mod ethernet {
     use std::ops::Range;
     pub const DST: Range<usize> = 0..6;
@@ -116,7 +114,7 @@ mod null {
 pub(crate) fn decode_frame(link_type: u32, data: &[u8], ctx: &mut Ctx) -> Packet {
     let mut link = Link::default();
     let net = match LinkType::from_number(link_type) {
-        None => malformed(format!("link type {link_type} not decoded")),
+        None => malformed(Defect::LinkType(link_type)),
         Some(LinkType::Ethernet) => ethernet(data, &mut link, ctx),
         Some(LinkType::LinuxSll) => linux_sll(data, &mut link, ctx),
         Some(LinkType::LinuxSll2) => linux_sll2(data, &mut link, ctx),
@@ -131,8 +129,13 @@ pub(crate) fn decode_frame(link_type: u32, data: &[u8], ctx: &mut Ctx) -> Packet
     }
 }
 
-fn malformed(reason: String) -> Net {
+fn malformed(reason: Defect) -> Net {
     Net::Malformed { reason }
+}
+
+/// The link header is shorter than its fixed length.
+fn cut_short(what: &'static str, have: usize, need: usize) -> Net {
+    malformed(Defect::CutShort { what, have, need })
 }
 
 fn mac(b: &[u8]) -> Option<[u8; 6]> {
@@ -141,11 +144,7 @@ fn mac(b: &[u8]) -> Option<[u8; 6]> {
 
 fn ethernet(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
     if data.len() < ethernet::LEN {
-        return malformed(format!(
-            "Ethernet header cut short: {} of {} bytes",
-            data.len(),
-            ethernet::LEN
-        ));
+        return cut_short("Ethernet header", data.len(), ethernet::LEN);
     }
     link.dst_mac = mac(&data[ethernet::DST]);
     link.src_mac = mac(&data[ethernet::SRC]);
@@ -160,14 +159,10 @@ fn ether_payload(mut ether_type: u16, mut rest: &[u8], link: &mut Link, ctx: &mu
         ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
     ) {
         if link.vlans.len() == MAX_VLAN_TAGS {
-            return malformed(format!("more than {MAX_VLAN_TAGS} VLAN tags"));
+            return malformed(Defect::VlanTags);
         }
         let (Some(tci), Some(next)) = (be16(rest, vlan::TCI), be16(rest, vlan::ETHERTYPE)) else {
-            return malformed(format!(
-                "VLAN tag cut short: {} of {} bytes",
-                rest.len(),
-                vlan::LEN
-            ));
+            return cut_short("VLAN tag", rest.len(), vlan::LEN);
         };
         link.vlans.push(tci & vlan::ID_MASK);
         ether_type = next;
@@ -180,7 +175,7 @@ fn net_layer(ether_type: u16, rest: &[u8], ctx: &mut Ctx) -> Net {
     match ether_type {
         ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => match ip::decode_ip(rest, 0, ctx) {
             Ok(packet) => Net::Ip(packet),
-            Err(reason) => malformed(reason),
+            Err(defect) => malformed(Defect::Ip(defect)),
         },
         ETHERTYPE_ARP => arp::decode_arp(rest),
         other => Net::Other { ether_type: other },
@@ -189,11 +184,7 @@ fn net_layer(ether_type: u16, rest: &[u8], ctx: &mut Ctx) -> Net {
 
 fn linux_sll(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
     if data.len() < sll::LEN {
-        return malformed(format!(
-            "Linux SLL header cut short: {} of {} bytes",
-            data.len(),
-            sll::LEN
-        ));
+        return cut_short("Linux SLL header", data.len(), sll::LEN);
     }
     link.sll_packet_type = be16(data, sll::PACKET_TYPE);
     let arphrd = be16(data, 2).unwrap_or(0);
@@ -206,11 +197,7 @@ fn linux_sll(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
 
 fn linux_sll2(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
     if data.len() < sll2::LEN {
-        return malformed(format!(
-            "Linux SLL2 header cut short: {} of {} bytes",
-            data.len(),
-            sll2::LEN
-        ));
+        return cut_short("Linux SLL2 header", data.len(), sll2::LEN);
     }
     let protocol = be16(data, sll2::PROTOCOL).unwrap_or(0);
     link.sll_ifindex = be32(data, sll2::IFINDEX);
@@ -234,18 +221,14 @@ fn cooked_payload(protocol: u16, arphrd: u16, rest: &[u8], link: &mut Link, ctx:
 fn raw_ip(data: &[u8], ctx: &mut Ctx) -> Net {
     match ip::decode_ip(data, 0, ctx) {
         Ok(packet) => Net::Ip(packet),
-        Err(reason) => malformed(reason),
+        Err(defect) => malformed(Defect::Ip(defect)),
     }
 }
 
 /// BSD null (host byte order, so either order is accepted) and OpenBSD loop (big-endian).
 fn null(data: &[u8], ctx: &mut Ctx, either_order: bool) -> Net {
     let Some(header) = data.get(..null::LEN) else {
-        return malformed(format!(
-            "null/loopback header cut short: {} of {} bytes",
-            data.len(),
-            null::LEN
-        ));
+        return cut_short("null/loopback header", data.len(), null::LEN);
     };
     let raw = [header[0], header[1], header[2], header[3]];
     let be = u32::from_be_bytes(raw);

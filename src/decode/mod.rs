@@ -24,7 +24,9 @@
 //! counts once. A first fragment whose datagram never completes keeps what its bytes say.
 
 pub mod arp;
+mod boxes;
 pub mod counts;
+pub mod defect;
 pub mod icmp;
 pub mod ip;
 pub mod link;
@@ -34,6 +36,7 @@ pub mod transport;
 pub mod tunnel;
 
 pub use counts::{LayerCounts, TunnelCounts};
+pub use defect::{Defect, IpDefect, MAX_VLAN_TAGS};
 pub use link::LinkType;
 pub use packet::*;
 pub use reassembly::{ReassemblyLimits, ReassemblyStats};
@@ -43,6 +46,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use crate::capture::frame::Frame;
+use boxes::PacketBoxes;
 use reassembly::{DatagramId, Reassembler};
 
 /// At most this many IP headers are decoded in one frame (outer, tunnelled, quoted): a tunnel in
@@ -73,11 +77,14 @@ impl DecodeOptions {
     }
 }
 
-/// Decodes one frame without reassembly.
+/// Decodes one frame without reassembly (and with fresh boxes for the packets a tunnel or an
+/// ICMP error carries: [`Decoder`] reuses them).
 pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
+    let mut boxes = PacketBoxes::default();
     let mut ctx = Ctx {
         opts,
         reassembler: None,
+        boxes: &mut boxes,
         ts_ns: 0,
         quoted: false,
         held: None,
@@ -97,10 +104,14 @@ pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
 /// ended first), it is handed on decoded from the bytes it has, the only trace of a datagram
 /// the receiver never got whole either. Fragments of one datagram follow each other within
 /// microseconds, so frames wait that long; [`ReassemblyLimits::max_held_frames`] bounds it.
+///
+/// No heap allocation per frame once warm: the boxes of tunnelled and quoted packets are taken
+/// back from each frame after `emit` and reused.
 #[derive(Debug)]
 pub struct Decoder {
     opts: DecodeOptions,
     reassembler: Reassembler,
+    boxes: PacketBoxes,
     held: VecDeque<Held>,
     /// The reassembler's finished datagrams, drained after every frame (kept for its buffer).
     finished: Vec<(DatagramId, bool)>,
@@ -122,6 +133,7 @@ impl Decoder {
         Decoder {
             opts,
             reassembler,
+            boxes: PacketBoxes::default(),
             held: VecDeque::new(),
             finished: Vec::new(),
         }
@@ -134,12 +146,14 @@ impl Decoder {
     /// Decodes one frame and hands `emit` every frame that is settled, in capture order: this
     /// one, unless it or a frame before it waits for a datagram to complete. `frame.ts_ns`
     /// ages the fragment table (frames should come in time order; one that goes back in time
-    /// ages nothing). Call [`Decoder::finish`] after the last frame.
+    /// ages nothing). Call [`Decoder::finish`] after the last frame. A frame handed to `emit`
+    /// is the decoder's again when `emit` returns (it takes the boxes back).
     pub fn push(&mut self, frame: &Frame, emit: &mut impl FnMut(&mut DecodedFrame, u32)) {
         self.reassembler.age(frame.ts_ns);
         let mut ctx = Ctx {
             opts: &self.opts,
             reassembler: Some(&mut self.reassembler),
+            boxes: &mut self.boxes,
             ts_ns: frame.ts_ns,
             quoted: false,
             held: None,
@@ -160,6 +174,7 @@ impl Decoder {
             // Nothing waits: what left the table concerns no frame still here.
             self.finished.clear();
             emit(&mut decoded, frame.link_type);
+            self.boxes.reclaim(&mut decoded.packet);
             return;
         }
         self.held.push_back(Held {
@@ -213,7 +228,7 @@ impl Decoder {
                 if completed {
                     // Another frame carries the datagram: this one is a piece of it.
                     if let Net::Ip(ip) = &mut h.frame.packet.net {
-                        piece_of_datagram(ip);
+                        piece_of_datagram(ip, &mut self.boxes);
                     }
                 }
             }
@@ -225,6 +240,7 @@ impl Decoder {
         while self.held.front().is_some_and(|h| h.waits_for.is_none()) {
             if let Some(mut h) = self.held.pop_front() {
                 emit(&mut h.frame, h.link_type);
+                self.boxes.reclaim(&mut h.frame.packet);
             }
         }
     }
@@ -232,11 +248,12 @@ impl Decoder {
 
 /// Turns the first fragment in a packet's chain (through tunnels) into a piece of a datagram
 /// that another frame carries whole.
-fn piece_of_datagram(ip: &mut IpPacket) {
+fn piece_of_datagram(ip: &mut IpPacket, boxes: &mut PacketBoxes) {
     if ip.ip.is_fragment() {
+        boxes.reclaim_ip(ip);
         ip.transport = Transport::Fragment;
     } else if let Transport::Tunnel { inner, .. } = &mut ip.transport {
-        piece_of_datagram(inner);
+        piece_of_datagram(inner, boxes);
     }
 }
 
@@ -246,6 +263,8 @@ pub(crate) struct Ctx<'a> {
     /// None for the stateless decode, inside ICMP-quoted packets (not real traffic) and inside
     /// a first fragment (not the whole datagram).
     pub reassembler: Option<&'a mut Reassembler>,
+    /// Where the packets a tunnel or an ICMP error carries get their boxes.
+    pub boxes: &'a mut PacketBoxes,
     pub ts_ns: i64,
     /// Inside a packet quoted by an ICMP error: headers are read laxly.
     pub quoted: bool,
@@ -257,10 +276,11 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The context for a packet quoted in an ICMP error: same options, no reassembly.
-    pub(crate) fn quoted(&self) -> Ctx<'_> {
+    pub(crate) fn quoted(&mut self) -> Ctx<'_> {
         Ctx {
             opts: self.opts,
             reassembler: None,
+            boxes: self.boxes,
             ts_ns: self.ts_ns,
             quoted: true,
             held: None,

@@ -4,8 +4,11 @@
 //! itself, so that a `Packet` costs the same whatever the frame's size. A layer that could not be
 //! decoded ends the chain with a `Malformed` note instead of a panic or a silent drop.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+
+use super::defect::{Defect, MAX_VLAN_TAGS};
 
 pub type Mac = [u8; 6];
 
@@ -64,12 +67,70 @@ pub struct Link {
     pub src_mac: Option<Mac>,
     pub dst_mac: Option<Mac>,
     /// 802.1Q / QinQ VLAN ids, outermost first.
-    pub vlans: Vec<u16>,
+    pub vlans: Vlans,
     /// Linux cooked capture packet type (0 to us, 1 broadcast, 2 multicast, 3 other host,
     /// 4 outgoing), when the capture is SLL or SLL2.
     pub sll_packet_type: Option<u16>,
     /// SLL2 interface index.
     pub sll_ifindex: Option<u32>,
+}
+
+/// VLAN ids held inline, up to [`MAX_VLAN_TAGS`] (the decoder calls a frame with more
+/// malformed), so that a tagged frame costs no allocation. Reads, compares, hashes and
+/// serialises as the slice of the ids present.
+#[derive(Clone, Copy, Default)]
+pub struct Vlans {
+    ids: [u16; MAX_VLAN_TAGS],
+    len: u8,
+}
+
+impl Vlans {
+    /// Appends an id; false, leaving the list as it was, when it is full.
+    pub fn push(&mut self, id: u16) -> bool {
+        let Some(slot) = self.ids.get_mut(usize::from(self.len)) else {
+            return false;
+        };
+        *slot = id;
+        self.len += 1;
+        true
+    }
+
+    pub fn as_slice(&self) -> &[u16] {
+        &self.ids[..usize::from(self.len)]
+    }
+}
+
+impl std::ops::Deref for Vlans {
+    type Target = [u16];
+    fn deref(&self) -> &[u16] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Vlans {
+    fn eq(&self, other: &Vlans) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Vlans {}
+
+impl Hash for Vlans {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Vlans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl Serialize for Vlans {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
@@ -83,7 +144,7 @@ pub enum Net {
     },
     /// The frame ended or was corrupt before a network layer could be read.
     Malformed {
-        reason: String,
+        reason: Defect,
     },
 }
 
@@ -97,7 +158,8 @@ pub struct Arp {
     pub target_ip: std::net::Ipv4Addr,
 }
 
-/// One IP header and what it carries. Recursive: a tunnel or an ICMP error carries another.
+/// One IP header and what it carries. Recursive: a tunnel or an ICMP error carries another, in
+/// a box that the [`Decoder`](super::Decoder) reuses from frame to frame.
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct IpPacket {
     pub ip: IpHeader,
@@ -161,7 +223,7 @@ pub enum Transport {
     Fragment,
     /// Transport header cut short or invalid.
     Malformed {
-        reason: String,
+        reason: Defect,
     },
     /// A protocol we do not decode.
     Other,

@@ -4,6 +4,7 @@
 //! the TCP options. Options are walked by their length bytes, so an option we do not know
 //! (MPTCP, TCP-AO, fast open) is skipped instead of ending the walk.
 
+use super::defect::Defect;
 use super::ip::{Body, Mode};
 use super::packet::{Tcp, Transport, Udp};
 use super::{be16, be32, payload_hash, tunnel, Ctx};
@@ -43,7 +44,11 @@ pub(crate) fn decode_tcp(body: &Body, mode: Mode) -> Transport {
     };
     if b.len() < min_len {
         return Transport::Malformed {
-            reason: format!("{what} cut short: {} of {min_len} bytes", b.len()),
+            reason: Defect::CutShort {
+                what,
+                have: b.len(),
+                need: min_len,
+            },
         };
     }
     // Quoted headers may lack the data offset; assume no options then.
@@ -52,7 +57,7 @@ pub(crate) fn decode_tcp(body: &Body, mode: Mode) -> Transport {
         .map_or(tcp::MIN_LEN, |&x| usize::from(x >> 4) * 4);
     if header_len < tcp::MIN_LEN {
         return Transport::Malformed {
-            reason: format!("TCP data offset {header_len} bytes, below {}", tcp::MIN_LEN),
+            reason: Defect::TcpDataOffset(header_len),
         };
     }
     let mut segment = Tcp {
@@ -115,7 +120,11 @@ pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode) -> T
             "UDP header"
         };
         return Transport::Malformed {
-            reason: format!("{what} cut short: {} of {} bytes", b.len(), udp::LEN),
+            reason: Defect::CutShort {
+                what,
+                have: b.len(),
+                need: udp::LEN,
+            },
         };
     }
     let length = usize::from(be16(b, udp::LENGTH).unwrap_or(0));
@@ -140,7 +149,7 @@ pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode) -> T
     } else if opts.gue_probe && depth == 0 && mode == Mode::Normal {
         // Only the outermost datagram: IPVS puts GUE right on the director's packet. A first
         // fragment is not probed: its datagram, once whole, is.
-        ctx.gue_shaped = tunnel::gue_shaped(payload, payload_len);
+        ctx.gue_shaped = tunnel::gue_shaped(payload, payload_len, ctx);
     }
     Transport::Udp(datagram)
 }

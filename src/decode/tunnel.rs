@@ -9,30 +9,24 @@
 //! packet it would carry noted ([`gue_shaped`]), for the first pass to confirm or not
 //! (`topology::gue`).
 
+use super::defect::Defect;
 use super::ip::{self, Body, PROTO_IPIP, PROTO_IPV6};
 use super::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::packet::{GueShape, Transport, TunnelKind, Udp};
 use super::{be16, Ctx, DecodeOptions};
-
-fn kind_name(kind: TunnelKind) -> &'static str {
-    match kind {
-        TunnelKind::IpIp => "IPIP",
-        TunnelKind::Ipv6InIpv4 => "6in4",
-        TunnelKind::IpInIpv6 => "IP-in-IPv6",
-        TunnelKind::Gre => "GRE",
-        TunnelKind::Gue => "GUE",
-    }
-}
 
 fn tunnel(kind: TunnelKind, udp: Option<Udp>, inner: &[u8], depth: u8, ctx: &mut Ctx) -> Transport {
     match ip::decode_ip(inner, depth.saturating_add(1), ctx) {
         Ok(packet) => Transport::Tunnel {
             tunnel: kind,
             udp,
-            inner: Box::new(packet),
+            inner: ctx.boxes.boxed(packet),
         },
-        Err(reason) => Transport::Malformed {
-            reason: format!("{} inner packet: {reason}", kind_name(kind)),
+        Err(defect) => Transport::Malformed {
+            reason: Defect::TunnelInner {
+                tunnel: kind,
+                defect,
+            },
         },
     }
 }
@@ -48,14 +42,13 @@ pub(crate) fn decode_ip_in_ip(body: &Body, depth: u8, ctx: &mut Ctx) -> Transpor
     // ipip and ip6_tunnel handlers drop a packet whose version nibble says otherwise.
     let version = body.bytes.first().map(|b| b >> 4);
     let expected = if body.protocol == PROTO_IPV6 { 6 } else { 4 };
-    if version.is_some_and(|v| v != expected) {
+    if let Some(version) = version.filter(|&v| v != expected) {
         return Transport::Malformed {
-            reason: format!(
-                "{} inner packet: IP version {} under protocol {}",
-                kind_name(kind),
-                version.unwrap_or(0),
-                body.protocol
-            ),
+            reason: Defect::TunnelVersion {
+                tunnel: kind,
+                version,
+                protocol: body.protocol,
+            },
         };
     }
     tunnel(kind, None, body.bytes, depth, ctx)
@@ -86,13 +79,14 @@ pub struct GreHeader {
 
 /// Parses a version-0 GRE header without source routing; `Ok(None)` for other versions (PPTP)
 /// and RFC 1701 routing, which IPVS never sends.
-pub fn parse_gre(b: &[u8]) -> Result<Option<GreHeader>, String> {
+pub fn parse_gre(b: &[u8]) -> Result<Option<GreHeader>, Defect> {
+    let cut_short = |need| Defect::CutShort {
+        what: "GRE header",
+        have: b.len(),
+        need,
+    };
     let (Some(flags), Some(protocol)) = (be16(b, gre::FLAGS), be16(b, gre::PROTOCOL)) else {
-        return Err(format!(
-            "GRE header cut short: {} of {} bytes",
-            b.len(),
-            gre::BASE_LEN
-        ));
+        return Err(cut_short(gre::BASE_LEN));
     };
     if flags & gre::VERSION_MASK != 0 || flags & gre::ROUTING_PRESENT != 0 {
         return Ok(None);
@@ -110,7 +104,7 @@ pub fn parse_gre(b: &[u8]) -> Result<Option<GreHeader>, String> {
     let key_at = field(gre::KEY_PRESENT);
     let sequence_at = field(gre::SEQUENCE_PRESENT);
     if b.len() < at {
-        return Err(format!("GRE header cut short: {} of {at} bytes", b.len()));
+        return Err(cut_short(at));
     }
     Ok(Some(GreHeader {
         protocol,
@@ -181,7 +175,11 @@ pub(crate) fn decode_gue(udp: Udp, payload: &[u8], depth: u8, ctx: &mut Ctx) -> 
     match gue_inner(payload) {
         GueInner::NotData => None,
         GueInner::CutShort(needed) => Some(Transport::Malformed {
-            reason: format!("GUE header cut short: {} of {needed} bytes", payload.len()),
+            reason: Defect::CutShort {
+                what: "GUE header",
+                have: payload.len(),
+                need: needed,
+            },
         }),
         GueInner::At(offset, _) => Some(tunnel(
             TunnelKind::Gue,
@@ -238,7 +236,8 @@ fn plausible_ipv4(h: &[u8], declared: usize) -> bool {
 
 /// What a UDP payload carries if it is GUE-shaped ([`looks_like_gue`]): the inner packet's
 /// 5-tuple when it is TCP or UDP, decoded from its first bytes. None for any other payload.
-pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize) -> Option<GueShape> {
+/// `ctx` lends its boxes, for a tunnel or an ICMP error inside.
+pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize, ctx: &mut Ctx) -> Option<GueShape> {
     if !looks_like_gue(payload, payload_len) {
         return None;
     }
@@ -247,16 +246,20 @@ pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize) -> Option<GueShape>
     };
     // A look, not a decode: no reassembly, no further probe.
     let opts = DecodeOptions::default();
-    let mut ctx = Ctx {
+    let mut look = Ctx {
         opts: &opts,
         reassembler: None,
+        boxes: ctx.boxes,
         ts_ns: 0,
         quoted: false,
         held: None,
         gue_shaped: None,
     };
-    let carried = ip::decode_ip(&payload[offset..], 1, &mut ctx)
-        .ok()
-        .and_then(|inner| inner.five_tuple());
+    let inner = ip::decode_ip(&payload[offset..], 1, &mut look);
+    let carried = inner.ok().and_then(|mut inner| {
+        let carried = inner.five_tuple();
+        ctx.boxes.reclaim_ip(&mut inner);
+        carried
+    });
     Some(GueShape { carried })
 }
