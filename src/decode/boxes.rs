@@ -17,15 +17,18 @@ pub(crate) struct PacketBoxes {
 }
 
 impl PacketBoxes {
-    /// `packet` in a box, a spare one when there is one.
-    pub fn boxed(&mut self, packet: IpPacket) -> Box<IpPacket> {
-        match self.spare.pop() {
-            Some(mut slot) => {
-                *slot = packet;
-                slot
-            }
-            None => Box::new(packet),
-        }
+    /// A box to decode a packet into: a spare one when there is one (holding what it held
+    /// last, for the decode to write over), else a new one.
+    pub fn take(&mut self) -> Box<IpPacket> {
+        self.spare
+            .pop()
+            .unwrap_or_else(|| Box::new(IpPacket::BLANK))
+    }
+
+    /// A box that will not be handed on after all (its decode failed, or it was only a look).
+    pub fn give_back(&mut self, mut packet: Box<IpPacket>) {
+        self.reclaim_ip(&mut packet);
+        self.keep(packet);
     }
 
     /// Takes the boxes out of a frame's packet that has been handed on and will be dropped
@@ -48,11 +51,14 @@ impl PacketBoxes {
             }
             _ => None,
         };
-        if let Some(mut inner) = inner {
-            self.reclaim_ip(&mut inner);
-            if self.spare.len() < MAX_SPARE {
-                self.spare.push(inner);
-            }
+        if let Some(inner) = inner {
+            self.give_back(inner);
+        }
+    }
+
+    fn keep(&mut self, packet: Box<IpPacket>) {
+        if self.spare.len() < MAX_SPARE {
+            self.spare.push(packet);
         }
     }
 }

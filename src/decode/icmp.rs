@@ -95,12 +95,19 @@ pub(crate) fn decode_icmp(body: &Body, is_v6: bool, depth: u8, ctx: &mut Ctx) ->
     };
     let quoted = if is_error && b.len() > field::HEADER_LEN {
         let mut quoted_ctx = ctx.quoted();
-        let quoted = ip::decode_ip(
+        let mut packet = quoted_ctx.boxes.take();
+        match ip::decode_ip(
             &b[field::HEADER_LEN..],
             depth.saturating_add(1),
             &mut quoted_ctx,
-        );
-        quoted.ok().map(|packet| ctx.boxes.boxed(packet))
+            &mut packet,
+        ) {
+            Ok(()) => Some(packet),
+            Err(_) => {
+                ctx.boxes.give_back(packet);
+                None
+            }
+        }
     } else {
         None
     };

@@ -2,19 +2,23 @@
 //!
 //! Contract: decoding never panics, whatever the bytes; every length is checked once, where a
 //! layer is read, and a layer that cannot be read ends the chain with `Net::Malformed` or
-//! `Transport::Malformed` and a short reason naming the layer and the byte counts, which the
-//! caller reports with the frame number. Decoding is lax the way real captures need it: a frame
+//! `Transport::Malformed` and a short reason naming the layer and the byte counts ([`Defect`],
+//! a value until it is written out), which the caller reports with the frame number. Decoding is lax the way real captures need it: a frame
 //! cut short by the snap length is decoded as far as its bytes go (IP lengths are taken from the
 //! headers, hashes from the bytes present), checksums are not verified, and the packet quoted in
 //! an ICMP error is decoded from its first bytes only. What is validated: header lengths against
 //! the bytes present, the IP version nibble, and, for the GUE shape rule only
 //! ([`looks_like_gue`]), the inner IPv4 header checksum and lengths.
 //!
-//! Layout: [`link`] (link types, VLAN tags) -> [`ip`] (IPv4/IPv6, fragments) -> [`transport`]
-//! (TCP, UDP), [`icmp`] (ICMP, ICMPv6 and the quoted packet), [`tunnel`] (IP-in-IP, GRE, GUE),
-//! [`arp`]. [`reassembly`] holds the stateful [`Decoder`]'s fragment table and [`counts`] the
-//! per-layer tallies that `inspect` prints. Nesting (tunnels, quoted packets) stops at
-//! [`MAX_IP_LAYERS`] IP headers.
+//! Layout: [`link`] (link types, VLAN tags) -> [`ip`] (IPv4/IPv6, fragments; the header itself
+//! read by `ip_header`) -> [`transport`] (TCP, UDP), [`icmp`] (ICMP, ICMPv6 and the quoted
+//! packet), [`tunnel`] (IP-in-IP, GRE, GUE), [`arp`]. [`reassembly`] holds the stateful
+//! [`Decoder`]'s fragment table, `boxes` the boxes it reuses for tunnelled and quoted packets,
+//! and [`counts`] the per-layer tallies that `inspect` prints. Nesting (tunnels, quoted packets)
+//! stops at [`MAX_IP_LAYERS`] IP headers.
+//!
+//! Cost: the [`Decoder`] allocates nothing per frame, and writes every layer where it stays
+//! (see `ip::decode_ip`): a frame is decoded over the one before it.
 //!
 //! [`decode`] is stateless: a fragment is decoded from what it has (a first fragment's
 //! transport header, `Transport::Fragment` for the others). [`Decoder`] adds reassembly: the
@@ -29,6 +33,7 @@ pub mod counts;
 pub mod defect;
 pub mod icmp;
 pub mod ip;
+mod ip_header;
 pub mod link;
 pub mod packet;
 pub mod reassembly;
@@ -90,7 +95,9 @@ pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
         held: None,
         gue_shaped: None,
     };
-    link::decode_frame(link_type, data, &mut ctx)
+    let mut packet = Packet::BLANK;
+    link::decode_frame(link_type, data, &mut ctx, &mut packet);
+    packet
 }
 
 /// Decodes frames in capture order and reassembles IP fragments in a bounded table.
@@ -112,6 +119,9 @@ pub struct Decoder {
     opts: DecodeOptions,
     reassembler: Reassembler,
     boxes: PacketBoxes,
+    /// The frame being decoded, written over the one before it (once handed on), so that no
+    /// frame is built anew.
+    frame: DecodedFrame,
     held: VecDeque<Held>,
     /// The reassembler's finished datagrams, drained after every frame (kept for its buffer).
     finished: Vec<(DatagramId, bool)>,
@@ -134,6 +144,7 @@ impl Decoder {
             opts,
             reassembler,
             boxes: PacketBoxes::default(),
+            frame: DecodedFrame::BLANK,
             held: VecDeque::new(),
             finished: Vec::new(),
         }
@@ -159,26 +170,24 @@ impl Decoder {
             held: None,
             gue_shaped: None,
         };
-        let packet = link::decode_frame(frame.link_type, frame.data, &mut ctx);
+        let decoded = &mut self.frame;
+        decoded.capture = frame.capture;
+        decoded.interface = frame.interface;
+        decoded.number = frame.number;
+        decoded.ts_ns = frame.ts_ns;
+        decoded.wire_len = frame.wire_len;
+        link::decode_frame(frame.link_type, frame.data, &mut ctx, &mut decoded.packet);
         let waits_for = ctx.held;
-        let mut decoded = DecodedFrame {
-            capture: frame.capture,
-            interface: frame.interface,
-            number: frame.number,
-            ts_ns: frame.ts_ns,
-            wire_len: frame.wire_len,
-            packet,
-        };
         self.reassembler.take_finished(&mut self.finished);
         if self.held.is_empty() && waits_for.is_none() {
             // Nothing waits: what left the table concerns no frame still here.
             self.finished.clear();
-            emit(&mut decoded, frame.link_type);
+            emit(decoded, frame.link_type);
             self.boxes.reclaim(&mut decoded.packet);
             return;
         }
         self.held.push_back(Held {
-            frame: decoded,
+            frame: std::mem::replace(decoded, DecodedFrame::BLANK),
             link_type: frame.link_type,
             waits_for,
         });
@@ -307,10 +316,20 @@ pub fn payload_hash(bytes: &[u8]) -> u64 {
     }
     let covered = &bytes[..bytes.len().min(PAYLOAD_PREFIX)];
     let mut hash = covered.len() as u64;
-    for chunk in covered.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(WORD_MIX);
+    let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(WORD_MIX);
+    // Whole words are loaded as such, the short last one assembled byte by byte: copying each
+    // into a zeroed buffer called memcpy per word.
+    let mut words = covered.chunks_exact(8);
+    for word in &mut words {
+        hash = mix(hash, word.try_into().map_or(0, u64::from_le_bytes));
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let word = tail
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| (word << 8) | u64::from(b));
+        hash = mix(hash, word);
     }
     hash.max(1)
 }

@@ -85,14 +85,17 @@ pub struct Vlans {
 }
 
 impl Vlans {
-    /// Appends an id; false, leaving the list as it was, when it is full.
-    pub fn push(&mut self, id: u16) -> bool {
-        let Some(slot) = self.ids.get_mut(usize::from(self.len)) else {
-            return false;
-        };
-        *slot = id;
-        self.len += 1;
-        true
+    /// Appends an id, unless the list [`is_full`](Vlans::is_full) (the decoder checks first:
+    /// a frame with more tags is malformed).
+    pub fn push(&mut self, id: u16) {
+        if let Some(slot) = self.ids.get_mut(usize::from(self.len)) {
+            *slot = id;
+            self.len += 1;
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        usize::from(self.len) == MAX_VLAN_TAGS
     }
 
     pub fn as_slice(&self) -> &[u16] {
@@ -298,7 +301,35 @@ pub struct DecodedFrame {
     pub packet: Packet,
 }
 
+impl DecodedFrame {
+    /// What the decoder writes its first frame over.
+    pub(crate) const BLANK: DecodedFrame = DecodedFrame {
+        capture: 0,
+        interface: 0,
+        number: 0,
+        ts_ns: 0,
+        wire_len: 0,
+        packet: Packet::BLANK,
+    };
+}
+
 impl Packet {
+    /// What the decoder writes a frame over.
+    pub(crate) const BLANK: Packet = Packet {
+        link: Link {
+            src_mac: None,
+            dst_mac: None,
+            vlans: Vlans {
+                ids: [0; MAX_VLAN_TAGS],
+                len: 0,
+            },
+            sll_packet_type: None,
+            sll_ifindex: None,
+        },
+        net: Net::Other { ether_type: 0 },
+        gue_shaped: None,
+    };
+
     /// The outermost IP packet, if the frame carries IP.
     pub fn ip(&self) -> Option<&IpPacket> {
         match &self.net {
@@ -321,6 +352,23 @@ impl IpHeader {
 }
 
 impl IpPacket {
+    /// What the decoder writes a packet over.
+    pub(crate) const BLANK: IpPacket = IpPacket {
+        ip: IpHeader {
+            src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            protocol: 0,
+            ttl: 0,
+            id: 0,
+            dont_fragment: false,
+            more_fragments: false,
+            fragment_offset: 0,
+            total_len: 0,
+            captured_len: 0,
+        },
+        transport: Transport::Other,
+    };
+
     /// Addresses, protocol and ports, for TCP and UDP.
     pub fn five_tuple(&self) -> Option<FiveTuple> {
         let (src_port, dst_port) = match &self.transport {

@@ -15,24 +15,36 @@ use super::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::packet::{GueShape, Transport, TunnelKind, Udp};
 use super::{be16, Ctx, DecodeOptions};
 
-fn tunnel(kind: TunnelKind, udp: Option<Udp>, inner: &[u8], depth: u8, ctx: &mut Ctx) -> Transport {
-    match ip::decode_ip(inner, depth.saturating_add(1), ctx) {
-        Ok(packet) => Transport::Tunnel {
+/// Decodes the inner packet of a tunnel into a box of its own, and writes the tunnel to `out`.
+fn tunnel(
+    kind: TunnelKind,
+    udp: Option<Udp>,
+    inner: &[u8],
+    depth: u8,
+    ctx: &mut Ctx,
+    out: &mut Transport,
+) {
+    let mut packet = ctx.boxes.take();
+    *out = match ip::decode_ip(inner, depth.saturating_add(1), ctx, &mut packet) {
+        Ok(()) => Transport::Tunnel {
             tunnel: kind,
             udp,
-            inner: ctx.boxes.boxed(packet),
+            inner: packet,
         },
-        Err(defect) => Transport::Malformed {
-            reason: Defect::TunnelInner {
-                tunnel: kind,
-                defect,
-            },
-        },
+        Err(defect) => {
+            ctx.boxes.give_back(packet);
+            Transport::Malformed {
+                reason: Defect::TunnelInner {
+                    tunnel: kind,
+                    defect,
+                },
+            }
+        }
     }
 }
 
 /// IP protocol 4 or 41: the payload is the inner packet.
-pub(crate) fn decode_ip_in_ip(body: &Body, depth: u8, ctx: &mut Ctx) -> Transport {
+pub(crate) fn decode_ip_in_ip(body: &Body, depth: u8, ctx: &mut Ctx, out: &mut Transport) {
     let kind = match (body.outer_v6, body.protocol) {
         (true, _) => TunnelKind::IpInIpv6,
         (false, PROTO_IPV6) => TunnelKind::Ipv6InIpv4,
@@ -43,15 +55,16 @@ pub(crate) fn decode_ip_in_ip(body: &Body, depth: u8, ctx: &mut Ctx) -> Transpor
     let version = body.bytes.first().map(|b| b >> 4);
     let expected = if body.protocol == PROTO_IPV6 { 6 } else { 4 };
     if let Some(version) = version.filter(|&v| v != expected) {
-        return Transport::Malformed {
+        *out = Transport::Malformed {
             reason: Defect::TunnelVersion {
                 tunnel: kind,
                 version,
                 protocol: body.protocol,
             },
         };
+        return;
     }
-    tunnel(kind, None, body.bytes, depth, ctx)
+    tunnel(kind, None, body.bytes, depth, ctx, out)
 }
 
 mod gre {
@@ -115,17 +128,18 @@ pub fn parse_gre(b: &[u8]) -> Result<Option<GreHeader>, Defect> {
     }))
 }
 
-pub(crate) fn decode_gre(body: &Body, depth: u8, ctx: &mut Ctx) -> Transport {
+pub(crate) fn decode_gre(body: &Body, depth: u8, ctx: &mut Ctx, out: &mut Transport) {
     match parse_gre(body.bytes) {
-        Err(reason) => Transport::Malformed { reason },
+        Err(reason) => *out = Transport::Malformed { reason },
         Ok(Some(h)) if h.protocol == ETHERTYPE_IPV4 || h.protocol == ETHERTYPE_IPV6 => tunnel(
             TunnelKind::Gre,
             None,
             &body.bytes[h.header_len..],
             depth,
             ctx,
+            out,
         ),
-        Ok(_) => Transport::Other,
+        Ok(_) => *out = Transport::Other,
     }
 }
 
@@ -170,25 +184,36 @@ fn gue_inner(payload: &[u8]) -> GueInner {
     }
 }
 
-/// GUE on a UDP payload; None when it is not a GUE data message (then it stays plain UDP).
-pub(crate) fn decode_gue(udp: Udp, payload: &[u8], depth: u8, ctx: &mut Ctx) -> Option<Transport> {
+/// GUE on a UDP payload, written to `out`; false, leaving `out` alone, when it is not a GUE
+/// data message (then it stays plain UDP).
+pub(crate) fn decode_gue(
+    udp: Udp,
+    payload: &[u8],
+    depth: u8,
+    ctx: &mut Ctx,
+    out: &mut Transport,
+) -> bool {
     match gue_inner(payload) {
-        GueInner::NotData => None,
-        GueInner::CutShort(needed) => Some(Transport::Malformed {
-            reason: Defect::CutShort {
-                what: "GUE header",
-                have: payload.len(),
-                need: needed,
-            },
-        }),
-        GueInner::At(offset, _) => Some(tunnel(
+        GueInner::NotData => return false,
+        GueInner::CutShort(needed) => {
+            *out = Transport::Malformed {
+                reason: Defect::CutShort {
+                    what: "GUE header",
+                    have: payload.len(),
+                    need: needed,
+                },
+            }
+        }
+        GueInner::At(offset, _) => tunnel(
             TunnelKind::Gue,
             Some(udp),
             &payload[offset..],
             depth,
             ctx,
-        )),
+            out,
+        ),
     }
+    true
 }
 
 /// Whether a UDP payload plausibly is a GUE data message, for finding the GUE port in traffic.
@@ -255,11 +280,9 @@ pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize, ctx: &mut Ctx) -> O
         held: None,
         gue_shaped: None,
     };
-    let inner = ip::decode_ip(&payload[offset..], 1, &mut look);
-    let carried = inner.ok().and_then(|mut inner| {
-        let carried = inner.five_tuple();
-        ctx.boxes.reclaim_ip(&mut inner);
-        carried
-    });
+    let mut inner = look.boxes.take();
+    let decoded = ip::decode_ip(&payload[offset..], 1, &mut look, &mut inner);
+    let carried = decoded.ok().and_then(|()| inner.five_tuple());
+    ctx.boxes.give_back(inner);
     Some(GueShape { carried })
 }
