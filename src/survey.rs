@@ -5,7 +5,9 @@ use serde::Serialize;
 
 use crate::capture::frame::CaptureId;
 use crate::capture::{read_captures_parallel, CaptureSource, CaptureSummary};
-use crate::decode::{DecodeOptions, DecodedFrame, Decoder, LayerCounts, Net, Packet, Transport};
+use crate::decode::{
+    DecodeOptions, DecodedFrame, Decoder, Defect, LayerCounts, Net, Packet, Transport,
+};
 use crate::topology::gue::{self, GueEvidence, GueTunnel};
 use crate::topology::VantageId;
 
@@ -93,7 +95,7 @@ impl Tally {
             if self.notes.len() < MAX_DECODE_NOTES {
                 self.notes.push(DecodeNote {
                     frame: frame.number,
-                    reason,
+                    reason: reason.to_string(),
                 });
             } else {
                 self.notes_suppressed += 1;
@@ -246,15 +248,15 @@ fn shown(mut summary: CaptureSummary, tally: &Tally) -> Shown {
 }
 
 /// The reason of the first layer that could not be decoded, if any.
-pub fn malformed_reason(packet: &Packet) -> Option<String> {
+pub fn malformed_reason(packet: &Packet) -> Option<&Defect> {
     let mut ip = match &packet.net {
-        Net::Malformed { reason } => return Some(reason.clone()),
+        Net::Malformed { reason } => return Some(reason),
         Net::Ip(ip) => ip,
         _ => return None,
     };
     loop {
         match &ip.transport {
-            Transport::Malformed { reason } => return Some(reason.clone()),
+            Transport::Malformed { reason } => return Some(reason),
             Transport::Tunnel { inner, .. } => ip = inner,
             _ => return None,
         }

@@ -148,7 +148,7 @@ fn echo_request_and_reply() {
     );
     match &p.ip().unwrap().transport {
         Transport::Malformed { reason } => {
-            assert_eq!(reason, "ICMP header cut short: 3 of 8 bytes")
+            assert_eq!(reason.to_string(), "ICMP header cut short: 3 of 8 bytes")
         }
         t => panic!("{t:?}"),
     }
@@ -200,7 +200,9 @@ fn arp_request_and_reply() {
     assert_eq!(counts.arp, 1);
     // Cut short, and a non-Ethernet/IPv4 ARP.
     match decode(1, &ethernet(MAC_A, MAC_B, 0x0806, &request[..20]), &o).net {
-        Net::Malformed { reason } => assert_eq!(reason, "ARP packet cut short: 20 of 28 bytes"),
+        Net::Malformed { reason } => {
+            assert_eq!(reason.to_string(), "ARP packet cut short: 20 of 28 bytes")
+        }
         other => panic!("{other:?}"),
     }
     let mut ieee1394 = request.clone();

@@ -56,21 +56,21 @@ fn vlan_qinq_and_old_qinq_tags() {
     let mut tagged = vec![0xa0, 100, 0x08, 0x00];
     tagged.extend_from_slice(&ipv4_syn());
     let p = decode(1, &ethernet(MAC_A, MAC_B, 0x8100, &tagged), &o);
-    assert_eq!(p.link.vlans, vec![100]);
+    assert_eq!(p.link.vlans[..], [100]);
     assert_v4_syn(&p);
 
     // QinQ: service tag 0x88a8 VLAN 0x123, customer tag 0x8100 VLAN 7.
     let mut qinq = vec![0x01, 0x23, 0x81, 0x00, 0x00, 7, 0x86, 0xdd];
     qinq.extend_from_slice(&ipv6_syn());
     let p = decode(1, &ethernet(MAC_A, MAC_B, 0x88a8, &qinq), &o);
-    assert_eq!(p.link.vlans, vec![0x123, 7]);
+    assert_eq!(p.link.vlans[..], [0x123, 7]);
     assert_v6_syn(&p);
 
     // Old QinQ ethertype 0x9100.
     let mut old = vec![0x0f, 0xff, 0x81, 0x00, 0x00, 1, 0x08, 0x00];
     old.extend_from_slice(&ipv4_syn());
     let p = decode(1, &ethernet(MAC_A, MAC_B, 0x9100, &old), &o);
-    assert_eq!(p.link.vlans, vec![0xfff, 1]);
+    assert_eq!(p.link.vlans[..], [0xfff, 1]);
     assert_v4_syn(&p);
 }
 
@@ -96,7 +96,9 @@ fn vlan_tag_cut_short() {
         &DecodeOptions::default(),
     );
     match p.net {
-        Net::Malformed { reason } => assert_eq!(reason, "VLAN tag cut short: 2 of 4 bytes"),
+        Net::Malformed { reason } => {
+            assert_eq!(reason.to_string(), "VLAN tag cut short: 2 of 4 bytes")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -131,7 +133,7 @@ fn linux_sll() {
     let mut tagged = vec![0, 42, 0x86, 0xdd];
     tagged.extend_from_slice(&ipv6_syn());
     let p = decode(113, &sll(0, 1, &MAC_A, 0x8100, &tagged), &o);
-    assert_eq!(p.link.vlans, vec![42]);
+    assert_eq!(p.link.vlans[..], [42]);
     assert_v6_syn(&p);
     // 802.2 LLC (Linux protocol id 4) is not an ethertype.
     let p = decode(113, &sll(0, 1, &MAC_A, 4, &[0xaa; 10]), &o);
@@ -179,7 +181,10 @@ fn linux_sll2() {
     let short = sll2(0x0800, 3, 1, 0, &MAC_A, &[]);
     match decode(276, &short[..19], &o).net {
         Net::Malformed { reason } => {
-            assert_eq!(reason, "Linux SLL2 header cut short: 19 of 20 bytes")
+            assert_eq!(
+                reason.to_string(),
+                "Linux SLL2 header cut short: 19 of 20 bytes"
+            )
         }
         other => panic!("{other:?}"),
     }
@@ -227,7 +232,7 @@ fn bsd_null_either_byte_order() {
 fn unknown_link_type_and_ethertype() {
     let o = DecodeOptions::default();
     match decode(147, &ipv4_syn(), &o).net {
-        Net::Malformed { reason } => assert_eq!(reason, "link type 147 not decoded"),
+        Net::Malformed { reason } => assert_eq!(reason.to_string(), "link type 147 not decoded"),
         other => panic!("{other:?}"),
     }
     let p = decode(1, &ethernet(MAC_A, MAC_B, 0x88cc, &[0; 30]), &o);

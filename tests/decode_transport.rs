@@ -120,7 +120,9 @@ fn bad_data_offset_is_malformed() {
         &DecodeOptions::default(),
     );
     match &p.ip().unwrap().transport {
-        Transport::Malformed { reason } => assert_eq!(reason, "TCP data offset 16 bytes, below 20"),
+        Transport::Malformed { reason } => {
+            assert_eq!(reason.to_string(), "TCP data offset 16 bytes, below 20")
+        }
         t => panic!("{t:?}"),
     }
 }

@@ -7,9 +7,9 @@ use lvscheck::decode::{decode, DecodeOptions, Decoder, Net, Packet, Transport};
 
 fn reason(p: &Packet) -> String {
     match &p.net {
-        Net::Malformed { reason } => reason.clone(),
+        Net::Malformed { reason } => reason.to_string(),
         Net::Ip(ip) => match &ip.transport {
-            Transport::Malformed { reason } => reason.clone(),
+            Transport::Malformed { reason } => reason.to_string(),
             t => panic!("expected a malformed layer, got {t:?}"),
         },
         other => panic!("expected a malformed layer, got {other:?}"),

@@ -142,7 +142,9 @@ fn gre_without_key_with_key_and_with_all_fields() {
         &o,
     );
     match &p.ip().unwrap().transport {
-        Transport::Malformed { reason } => assert_eq!(reason, "GRE header cut short: 6 of 8 bytes"),
+        Transport::Malformed { reason } => {
+            assert_eq!(reason.to_string(), "GRE header cut short: 6 of 8 bytes")
+        }
         t => panic!("{t:?}"),
     }
     // Transparent Ethernet bridging and PPTP's version 1 are not IPVS tunnels.
@@ -291,7 +293,7 @@ fn gue_rule_rejects_what_is_not_gue() {
     let p = decode(101, &gue_frame(&[0x02, 4, 0, 0, 1, 2]), &gue_opts());
     match &p.ip().unwrap().transport {
         Transport::Malformed { reason } => {
-            assert_eq!(reason, "GUE header cut short: 6 of 12 bytes")
+            assert_eq!(reason.to_string(), "GUE header cut short: 6 of 12 bytes")
         }
         t => panic!("{t:?}"),
     }
@@ -315,7 +317,7 @@ fn tunnel_nesting_stops() {
     match &layer.transport {
         Transport::Malformed { reason } => {
             assert_eq!(
-                reason,
+                reason.to_string(),
                 "IPIP inner packet: nesting deeper than 4 IP headers"
             )
         }
@@ -340,7 +342,7 @@ fn tunnel_inner_cut_short() {
     match &p.ip().unwrap().transport {
         Transport::Malformed { reason } => {
             assert_eq!(
-                reason,
+                reason.to_string(),
                 "IPIP inner packet: IPv4 header cut short: 12 of 20 bytes"
             )
         }
@@ -416,7 +418,7 @@ fn inner_ip_version_must_match_the_protocol_number() {
     let outer = p.ip().unwrap();
     assert!(outer.tunnel().is_none());
     assert!(
-        matches!(&outer.transport, Transport::Malformed { reason } if reason.contains("IP version 4 under protocol 41")),
+        matches!(&outer.transport, Transport::Malformed { reason } if reason.to_string().contains("IP version 4 under protocol 41")),
         "{:?}",
         outer.transport
     );

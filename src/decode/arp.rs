@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use super::be16;
+use super::defect::Defect;
 use super::link::ETHERTYPE_IPV4;
 use super::packet::{Arp, Net};
 
@@ -27,7 +28,11 @@ const ETHERTYPE_ARP: u16 = 0x0806;
 pub(crate) fn decode_arp(b: &[u8]) -> Net {
     if b.len() < field::PROTOCOL_LEN + 1 {
         return Net::Malformed {
-            reason: format!("ARP header cut short: {} of {} bytes", b.len(), field::LEN),
+            reason: Defect::CutShort {
+                what: "ARP header",
+                have: b.len(),
+                need: field::LEN,
+            },
         };
     }
     let is_ethernet_ipv4 = be16(b, field::HARDWARE_TYPE) == Some(HARDWARE_ETHERNET)
@@ -41,7 +46,11 @@ pub(crate) fn decode_arp(b: &[u8]) -> Net {
     }
     if b.len() < field::LEN {
         return Net::Malformed {
-            reason: format!("ARP packet cut short: {} of {} bytes", b.len(), field::LEN),
+            reason: Defect::CutShort {
+                what: "ARP packet",
+                have: b.len(),
+                need: field::LEN,
+            },
         };
     }
     let mac = |r: std::ops::Range<usize>| {

@@ -2,6 +2,7 @@
 //! "packet too big", and the packet an error message quotes, decoded laxly (a quoted packet is
 //! cut short by nature: an IP header and 8 bytes of transport in RFC 792, more from Linux).
 
+use super::defect::Defect;
 use super::ip::{self, Body};
 use super::packet::{Icmp, Transport};
 use super::{be16, be32, Ctx};
@@ -42,13 +43,17 @@ mod v6 {
 pub(crate) fn decode_icmp(body: &Body, is_v6: bool, depth: u8, ctx: &mut Ctx) -> Transport {
     let b = body.bytes;
     if b.len() < field::HEADER_LEN {
-        let what = if is_v6 { "ICMPv6" } else { "ICMP" };
+        let what = if is_v6 {
+            "ICMPv6 header"
+        } else {
+            "ICMP header"
+        };
         return Transport::Malformed {
-            reason: format!(
-                "{what} header cut short: {} of {} bytes",
-                b.len(),
-                field::HEADER_LEN
-            ),
+            reason: Defect::CutShort {
+                what,
+                have: b.len(),
+                need: field::HEADER_LEN,
+            },
         };
     }
     let icmp_type = b[field::TYPE];
@@ -90,13 +95,19 @@ pub(crate) fn decode_icmp(body: &Body, is_v6: bool, depth: u8, ctx: &mut Ctx) ->
     };
     let quoted = if is_error && b.len() > field::HEADER_LEN {
         let mut quoted_ctx = ctx.quoted();
-        ip::decode_ip(
+        let mut packet = quoted_ctx.boxes.take();
+        match ip::decode_ip(
             &b[field::HEADER_LEN..],
             depth.saturating_add(1),
             &mut quoted_ctx,
-        )
-        .ok()
-        .map(Box::new)
+            &mut packet,
+        ) {
+            Ok(()) => Some(packet),
+            Err(_) => {
+                ctx.boxes.give_back(packet);
+                None
+            }
+        }
     } else {
         None
     };

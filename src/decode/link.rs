@@ -2,7 +2,8 @@
 //! null/loopback. Each reads its fixed header, fills [`Link`] and hands the payload with its
 //! ethertype to the network layer.
 
-use super::packet::{Link, Net, Packet};
+use super::defect::Defect;
+use super::packet::{IpPacket, Link, Net, Packet};
 use super::{arp, be16, be32, ip, Ctx};
 
 /// The pcap / pcapng link types we decode (the LINKTYPE_* numbers of tcpdump.org).
@@ -61,9 +62,6 @@ const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
 
-/// More tags than this is not a real frame; stop rather than walk a long run of 0x8100s.
-const MAX_VLAN_TAGS: usize = 8;
-
 mod ethernet {
     use std::ops::Range;
     pub const DST: Range<usize> = 0..6;
@@ -113,87 +111,94 @@ mod null {
     pub const AF_INET6: [u32; 3] = [24, 28, 30];
 }
 
-pub(crate) fn decode_frame(link_type: u32, data: &[u8], ctx: &mut Ctx) -> Packet {
-    let mut link = Link::default();
-    let net = match LinkType::from_number(link_type) {
-        None => malformed(format!("link type {link_type} not decoded")),
-        Some(LinkType::Ethernet) => ethernet(data, &mut link, ctx),
-        Some(LinkType::LinuxSll) => linux_sll(data, &mut link, ctx),
-        Some(LinkType::LinuxSll2) => linux_sll2(data, &mut link, ctx),
-        Some(LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6) => raw_ip(data, ctx),
-        Some(LinkType::Null) => null(data, ctx, true),
-        Some(LinkType::Loop) => null(data, ctx, false),
-    };
-    Packet {
-        link,
-        net,
-        gue_shaped: ctx.gue_shaped.take(),
+/// Decodes a frame into `packet`, every layer written in place (see [`ip::decode_ip`]).
+pub(crate) fn decode_frame(link_type: u32, data: &[u8], ctx: &mut Ctx, packet: &mut Packet) {
+    packet.link = Link::default();
+    let (link, net) = (&mut packet.link, &mut packet.net);
+    match LinkType::from_number(link_type) {
+        None => *net = malformed(Defect::LinkType(link_type)),
+        Some(LinkType::Ethernet) => ethernet(data, link, ctx, net),
+        Some(LinkType::LinuxSll) => linux_sll(data, link, ctx, net),
+        Some(LinkType::LinuxSll2) => linux_sll2(data, link, ctx, net),
+        Some(LinkType::RawIp | LinkType::Ipv4 | LinkType::Ipv6) => ip_layer(data, ctx, net),
+        Some(LinkType::Null) => null(data, ctx, true, net),
+        Some(LinkType::Loop) => null(data, ctx, false, net),
     }
+    packet.gue_shaped = ctx.gue_shaped.take();
 }
 
-fn malformed(reason: String) -> Net {
+fn malformed(reason: Defect) -> Net {
     Net::Malformed { reason }
+}
+
+/// The link header is shorter than its fixed length.
+fn cut_short(what: &'static str, have: usize, need: usize) -> Net {
+    malformed(Defect::CutShort { what, have, need })
 }
 
 fn mac(b: &[u8]) -> Option<[u8; 6]> {
     b.get(..6)?.try_into().ok()
 }
 
-fn ethernet(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+fn ethernet(data: &[u8], link: &mut Link, ctx: &mut Ctx, net: &mut Net) {
     if data.len() < ethernet::LEN {
-        return malformed(format!(
-            "Ethernet header cut short: {} of {} bytes",
-            data.len(),
-            ethernet::LEN
-        ));
+        *net = cut_short("Ethernet header", data.len(), ethernet::LEN);
+        return;
     }
     link.dst_mac = mac(&data[ethernet::DST]);
     link.src_mac = mac(&data[ethernet::SRC]);
     let ether_type = be16(data, ethernet::ETHERTYPE).unwrap_or(0);
-    ether_payload(ether_type, &data[ethernet::LEN..], link, ctx)
+    ether_payload(ether_type, &data[ethernet::LEN..], link, ctx, net)
 }
 
 /// Walks VLAN tags, then decodes the network layer.
-fn ether_payload(mut ether_type: u16, mut rest: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+fn ether_payload(
+    mut ether_type: u16,
+    mut rest: &[u8],
+    link: &mut Link,
+    ctx: &mut Ctx,
+    net: &mut Net,
+) {
     while matches!(
         ether_type,
         ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
     ) {
-        if link.vlans.len() == MAX_VLAN_TAGS {
-            return malformed(format!("more than {MAX_VLAN_TAGS} VLAN tags"));
+        if link.vlans.is_full() {
+            *net = malformed(Defect::VlanTags);
+            return;
         }
         let (Some(tci), Some(next)) = (be16(rest, vlan::TCI), be16(rest, vlan::ETHERTYPE)) else {
-            return malformed(format!(
-                "VLAN tag cut short: {} of {} bytes",
-                rest.len(),
-                vlan::LEN
-            ));
+            *net = cut_short("VLAN tag", rest.len(), vlan::LEN);
+            return;
         };
         link.vlans.push(tci & vlan::ID_MASK);
         ether_type = next;
         rest = &rest[vlan::LEN..];
     }
-    net_layer(ether_type, rest, ctx)
-}
-
-fn net_layer(ether_type: u16, rest: &[u8], ctx: &mut Ctx) -> Net {
     match ether_type {
-        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => match ip::decode_ip(rest, 0, ctx) {
-            Ok(packet) => Net::Ip(packet),
-            Err(reason) => malformed(reason),
-        },
-        ETHERTYPE_ARP => arp::decode_arp(rest),
-        other => Net::Other { ether_type: other },
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => ip_layer(rest, ctx, net),
+        ETHERTYPE_ARP => *net = arp::decode_arp(rest),
+        other => *net = Net::Other { ether_type: other },
     }
 }
 
-fn linux_sll(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+/// The frame's outermost IP packet, decoded where it stays (over the last frame's, when that
+/// was IP too).
+fn ip_layer(data: &[u8], ctx: &mut Ctx, net: &mut Net) {
+    if !matches!(net, Net::Ip(_)) {
+        *net = Net::Ip(IpPacket::BLANK);
+    }
+    if let Net::Ip(packet) = net {
+        if let Err(defect) = ip::decode_ip(data, 0, ctx, packet) {
+            *net = malformed(Defect::Ip(defect));
+        }
+    }
+}
+
+fn linux_sll(data: &[u8], link: &mut Link, ctx: &mut Ctx, net: &mut Net) {
     if data.len() < sll::LEN {
-        return malformed(format!(
-            "Linux SLL header cut short: {} of {} bytes",
-            data.len(),
-            sll::LEN
-        ));
+        *net = cut_short("Linux SLL header", data.len(), sll::LEN);
+        return;
     }
     link.sll_packet_type = be16(data, sll::PACKET_TYPE);
     let arphrd = be16(data, 2).unwrap_or(0);
@@ -201,16 +206,13 @@ fn linux_sll(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
         link.src_mac = mac(&data[sll::ADDR]);
     }
     let protocol = be16(data, sll::PROTOCOL).unwrap_or(0);
-    cooked_payload(protocol, arphrd, &data[sll::LEN..], link, ctx)
+    cooked_payload(protocol, arphrd, &data[sll::LEN..], link, ctx, net)
 }
 
-fn linux_sll2(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+fn linux_sll2(data: &[u8], link: &mut Link, ctx: &mut Ctx, net: &mut Net) {
     if data.len() < sll2::LEN {
-        return malformed(format!(
-            "Linux SLL2 header cut short: {} of {} bytes",
-            data.len(),
-            sll2::LEN
-        ));
+        *net = cut_short("Linux SLL2 header", data.len(), sll2::LEN);
+        return;
     }
     let protocol = be16(data, sll2::PROTOCOL).unwrap_or(0);
     link.sll_ifindex = be32(data, sll2::IFINDEX);
@@ -219,33 +221,31 @@ fn linux_sll2(data: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
     if data[sll2::ADDR_LEN] == 6 {
         link.src_mac = mac(&data[sll2::ADDR]);
     }
-    cooked_payload(protocol, arphrd, &data[sll2::LEN..], link, ctx)
+    cooked_payload(protocol, arphrd, &data[sll2::LEN..], link, ctx, net)
 }
 
-fn cooked_payload(protocol: u16, arphrd: u16, rest: &[u8], link: &mut Link, ctx: &mut Ctx) -> Net {
+fn cooked_payload(
+    protocol: u16,
+    arphrd: u16,
+    rest: &[u8],
+    link: &mut Link,
+    ctx: &mut Ctx,
+    net: &mut Net,
+) {
     if arphrd == ARPHRD_NETLINK || protocol < MIN_ETHERTYPE {
-        return Net::Other {
+        *net = Net::Other {
             ether_type: protocol,
         };
+        return;
     }
-    ether_payload(protocol, rest, link, ctx)
-}
-
-fn raw_ip(data: &[u8], ctx: &mut Ctx) -> Net {
-    match ip::decode_ip(data, 0, ctx) {
-        Ok(packet) => Net::Ip(packet),
-        Err(reason) => malformed(reason),
-    }
+    ether_payload(protocol, rest, link, ctx, net)
 }
 
 /// BSD null (host byte order, so either order is accepted) and OpenBSD loop (big-endian).
-fn null(data: &[u8], ctx: &mut Ctx, either_order: bool) -> Net {
+fn null(data: &[u8], ctx: &mut Ctx, either_order: bool, net: &mut Net) {
     let Some(header) = data.get(..null::LEN) else {
-        return malformed(format!(
-            "null/loopback header cut short: {} of {} bytes",
-            data.len(),
-            null::LEN
-        ));
+        *net = cut_short("null/loopback header", data.len(), null::LEN);
+        return;
     };
     let raw = [header[0], header[1], header[2], header[3]];
     let be = u32::from_be_bytes(raw);
@@ -253,9 +253,9 @@ fn null(data: &[u8], ctx: &mut Ctx, either_order: bool) -> Net {
     let is = |family: u32| be == family || (either_order && le == family);
     let rest = &data[null::LEN..];
     if is(null::AF_INET) || null::AF_INET6.iter().any(|&f| is(f)) {
-        raw_ip(rest, ctx)
+        ip_layer(rest, ctx, net)
     } else {
         // Not an ethertype: the family does not fit one; 0 says "no ethertype".
-        Net::Other { ether_type: 0 }
+        *net = Net::Other { ether_type: 0 };
     }
 }

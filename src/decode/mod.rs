@@ -2,19 +2,23 @@
 //!
 //! Contract: decoding never panics, whatever the bytes; every length is checked once, where a
 //! layer is read, and a layer that cannot be read ends the chain with `Net::Malformed` or
-//! `Transport::Malformed` and a short reason naming the layer and the byte counts, which the
-//! caller reports with the frame number. Decoding is lax the way real captures need it: a frame
+//! `Transport::Malformed` and a short reason naming the layer and the byte counts ([`Defect`],
+//! a value until it is written out), which the caller reports with the frame number. Decoding is lax the way real captures need it: a frame
 //! cut short by the snap length is decoded as far as its bytes go (IP lengths are taken from the
 //! headers, hashes from the bytes present), checksums are not verified, and the packet quoted in
 //! an ICMP error is decoded from its first bytes only. What is validated: header lengths against
 //! the bytes present, the IP version nibble, and, for the GUE shape rule only
 //! ([`looks_like_gue`]), the inner IPv4 header checksum and lengths.
 //!
-//! Layout: [`link`] (link types, VLAN tags) -> [`ip`] (IPv4/IPv6, fragments) -> [`transport`]
-//! (TCP, UDP), [`icmp`] (ICMP, ICMPv6 and the quoted packet), [`tunnel`] (IP-in-IP, GRE, GUE),
-//! [`arp`]. [`reassembly`] holds the stateful [`Decoder`]'s fragment table and [`counts`] the
-//! per-layer tallies that `inspect` prints. Nesting (tunnels, quoted packets) stops at
-//! [`MAX_IP_LAYERS`] IP headers.
+//! Layout: [`link`] (link types, VLAN tags) -> [`ip`] (IPv4/IPv6, fragments; the header itself
+//! read by `ip_header`) -> [`transport`] (TCP, UDP), [`icmp`] (ICMP, ICMPv6 and the quoted
+//! packet), [`tunnel`] (IP-in-IP, GRE, GUE), [`arp`]. [`reassembly`] holds the stateful
+//! [`Decoder`]'s fragment table, `boxes` the boxes it reuses for tunnelled and quoted packets,
+//! and [`counts`] the per-layer tallies that `inspect` prints. Nesting (tunnels, quoted packets)
+//! stops at [`MAX_IP_LAYERS`] IP headers.
+//!
+//! Cost: the [`Decoder`] allocates nothing per frame, and writes every layer where it stays
+//! (see `ip::decode_ip`): a frame is decoded over the one before it.
 //!
 //! [`decode`] is stateless: a fragment is decoded from what it has (a first fragment's
 //! transport header, `Transport::Fragment` for the others). [`Decoder`] adds reassembly: the
@@ -24,9 +28,12 @@
 //! counts once. A first fragment whose datagram never completes keeps what its bytes say.
 
 pub mod arp;
+mod boxes;
 pub mod counts;
+pub mod defect;
 pub mod icmp;
 pub mod ip;
+mod ip_header;
 pub mod link;
 pub mod packet;
 pub mod reassembly;
@@ -34,6 +41,7 @@ pub mod transport;
 pub mod tunnel;
 
 pub use counts::{LayerCounts, TunnelCounts};
+pub use defect::{Defect, IpDefect, MAX_VLAN_TAGS};
 pub use link::LinkType;
 pub use packet::*;
 pub use reassembly::{ReassemblyLimits, ReassemblyStats};
@@ -43,6 +51,7 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 
 use crate::capture::frame::Frame;
+use boxes::PacketBoxes;
 use reassembly::{DatagramId, Reassembler};
 
 /// At most this many IP headers are decoded in one frame (outer, tunnelled, quoted): a tunnel in
@@ -73,17 +82,22 @@ impl DecodeOptions {
     }
 }
 
-/// Decodes one frame without reassembly.
+/// Decodes one frame without reassembly (and with fresh boxes for the packets a tunnel or an
+/// ICMP error carries: [`Decoder`] reuses them).
 pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
+    let mut boxes = PacketBoxes::default();
     let mut ctx = Ctx {
         opts,
         reassembler: None,
+        boxes: &mut boxes,
         ts_ns: 0,
         quoted: false,
         held: None,
         gue_shaped: None,
     };
-    link::decode_frame(link_type, data, &mut ctx)
+    let mut packet = Packet::BLANK;
+    link::decode_frame(link_type, data, &mut ctx, &mut packet);
+    packet
 }
 
 /// Decodes frames in capture order and reassembles IP fragments in a bounded table.
@@ -97,10 +111,17 @@ pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
 /// ended first), it is handed on decoded from the bytes it has, the only trace of a datagram
 /// the receiver never got whole either. Fragments of one datagram follow each other within
 /// microseconds, so frames wait that long; [`ReassemblyLimits::max_held_frames`] bounds it.
+///
+/// No heap allocation per frame once warm: the boxes of tunnelled and quoted packets are taken
+/// back from each frame after `emit` and reused.
 #[derive(Debug)]
 pub struct Decoder {
     opts: DecodeOptions,
     reassembler: Reassembler,
+    boxes: PacketBoxes,
+    /// The frame being decoded, written over the one before it (once handed on), so that no
+    /// frame is built anew.
+    frame: DecodedFrame,
     held: VecDeque<Held>,
     /// The reassembler's finished datagrams, drained after every frame (kept for its buffer).
     finished: Vec<(DatagramId, bool)>,
@@ -122,6 +143,8 @@ impl Decoder {
         Decoder {
             opts,
             reassembler,
+            boxes: PacketBoxes::default(),
+            frame: DecodedFrame::BLANK,
             held: VecDeque::new(),
             finished: Vec::new(),
         }
@@ -134,36 +157,37 @@ impl Decoder {
     /// Decodes one frame and hands `emit` every frame that is settled, in capture order: this
     /// one, unless it or a frame before it waits for a datagram to complete. `frame.ts_ns`
     /// ages the fragment table (frames should come in time order; one that goes back in time
-    /// ages nothing). Call [`Decoder::finish`] after the last frame.
+    /// ages nothing). Call [`Decoder::finish`] after the last frame. A frame handed to `emit`
+    /// is the decoder's again when `emit` returns (it takes the boxes back).
     pub fn push(&mut self, frame: &Frame, emit: &mut impl FnMut(&mut DecodedFrame, u32)) {
         self.reassembler.age(frame.ts_ns);
         let mut ctx = Ctx {
             opts: &self.opts,
             reassembler: Some(&mut self.reassembler),
+            boxes: &mut self.boxes,
             ts_ns: frame.ts_ns,
             quoted: false,
             held: None,
             gue_shaped: None,
         };
-        let packet = link::decode_frame(frame.link_type, frame.data, &mut ctx);
+        let decoded = &mut self.frame;
+        decoded.capture = frame.capture;
+        decoded.interface = frame.interface;
+        decoded.number = frame.number;
+        decoded.ts_ns = frame.ts_ns;
+        decoded.wire_len = frame.wire_len;
+        link::decode_frame(frame.link_type, frame.data, &mut ctx, &mut decoded.packet);
         let waits_for = ctx.held;
-        let mut decoded = DecodedFrame {
-            capture: frame.capture,
-            interface: frame.interface,
-            number: frame.number,
-            ts_ns: frame.ts_ns,
-            wire_len: frame.wire_len,
-            packet,
-        };
         self.reassembler.take_finished(&mut self.finished);
         if self.held.is_empty() && waits_for.is_none() {
             // Nothing waits: what left the table concerns no frame still here.
             self.finished.clear();
-            emit(&mut decoded, frame.link_type);
+            emit(decoded, frame.link_type);
+            self.boxes.reclaim(&mut decoded.packet);
             return;
         }
         self.held.push_back(Held {
-            frame: decoded,
+            frame: std::mem::replace(decoded, DecodedFrame::BLANK),
             link_type: frame.link_type,
             waits_for,
         });
@@ -213,7 +237,7 @@ impl Decoder {
                 if completed {
                     // Another frame carries the datagram: this one is a piece of it.
                     if let Net::Ip(ip) = &mut h.frame.packet.net {
-                        piece_of_datagram(ip);
+                        piece_of_datagram(ip, &mut self.boxes);
                     }
                 }
             }
@@ -225,6 +249,7 @@ impl Decoder {
         while self.held.front().is_some_and(|h| h.waits_for.is_none()) {
             if let Some(mut h) = self.held.pop_front() {
                 emit(&mut h.frame, h.link_type);
+                self.boxes.reclaim(&mut h.frame.packet);
             }
         }
     }
@@ -232,11 +257,12 @@ impl Decoder {
 
 /// Turns the first fragment in a packet's chain (through tunnels) into a piece of a datagram
 /// that another frame carries whole.
-fn piece_of_datagram(ip: &mut IpPacket) {
+fn piece_of_datagram(ip: &mut IpPacket, boxes: &mut PacketBoxes) {
     if ip.ip.is_fragment() {
+        boxes.reclaim_ip(ip);
         ip.transport = Transport::Fragment;
     } else if let Transport::Tunnel { inner, .. } = &mut ip.transport {
-        piece_of_datagram(inner);
+        piece_of_datagram(inner, boxes);
     }
 }
 
@@ -246,6 +272,8 @@ pub(crate) struct Ctx<'a> {
     /// None for the stateless decode, inside ICMP-quoted packets (not real traffic) and inside
     /// a first fragment (not the whole datagram).
     pub reassembler: Option<&'a mut Reassembler>,
+    /// Where the packets a tunnel or an ICMP error carries get their boxes.
+    pub boxes: &'a mut PacketBoxes,
     pub ts_ns: i64,
     /// Inside a packet quoted by an ICMP error: headers are read laxly.
     pub quoted: bool,
@@ -257,10 +285,11 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The context for a packet quoted in an ICMP error: same options, no reassembly.
-    pub(crate) fn quoted(&self) -> Ctx<'_> {
+    pub(crate) fn quoted(&mut self) -> Ctx<'_> {
         Ctx {
             opts: self.opts,
             reassembler: None,
+            boxes: self.boxes,
             ts_ns: self.ts_ns,
             quoted: true,
             held: None,
@@ -287,10 +316,20 @@ pub fn payload_hash(bytes: &[u8]) -> u64 {
     }
     let covered = &bytes[..bytes.len().min(PAYLOAD_PREFIX)];
     let mut hash = covered.len() as u64;
-    for chunk in covered.chunks(8) {
-        let mut word = [0u8; 8];
-        word[..chunk.len()].copy_from_slice(chunk);
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(word)).wrapping_mul(WORD_MIX);
+    let mix = |hash: u64, word: u64| (hash.rotate_left(5) ^ word).wrapping_mul(WORD_MIX);
+    // Whole words are loaded as such, the short last one assembled byte by byte: copying each
+    // into a zeroed buffer called memcpy per word.
+    let mut words = covered.chunks_exact(8);
+    for word in &mut words {
+        hash = mix(hash, word.try_into().map_or(0, u64::from_le_bytes));
+    }
+    let tail = words.remainder();
+    if !tail.is_empty() {
+        let word = tail
+            .iter()
+            .rev()
+            .fold(0u64, |word, &b| (word << 8) | u64::from(b));
+        hash = mix(hash, word);
     }
     hash.max(1)
 }

@@ -4,8 +4,11 @@
 //! itself, so that a `Packet` costs the same whatever the frame's size. A layer that could not be
 //! decoded ends the chain with a `Malformed` note instead of a panic or a silent drop.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
+
+use super::defect::{Defect, MAX_VLAN_TAGS};
 
 pub type Mac = [u8; 6];
 
@@ -64,12 +67,73 @@ pub struct Link {
     pub src_mac: Option<Mac>,
     pub dst_mac: Option<Mac>,
     /// 802.1Q / QinQ VLAN ids, outermost first.
-    pub vlans: Vec<u16>,
+    pub vlans: Vlans,
     /// Linux cooked capture packet type (0 to us, 1 broadcast, 2 multicast, 3 other host,
     /// 4 outgoing), when the capture is SLL or SLL2.
     pub sll_packet_type: Option<u16>,
     /// SLL2 interface index.
     pub sll_ifindex: Option<u32>,
+}
+
+/// VLAN ids held inline, up to [`MAX_VLAN_TAGS`] (the decoder calls a frame with more
+/// malformed), so that a tagged frame costs no allocation. Reads, compares, hashes and
+/// serialises as the slice of the ids present.
+#[derive(Clone, Copy, Default)]
+pub struct Vlans {
+    ids: [u16; MAX_VLAN_TAGS],
+    len: u8,
+}
+
+impl Vlans {
+    /// Appends an id, unless the list [`is_full`](Vlans::is_full) (the decoder checks first:
+    /// a frame with more tags is malformed).
+    pub fn push(&mut self, id: u16) {
+        if let Some(slot) = self.ids.get_mut(usize::from(self.len)) {
+            *slot = id;
+            self.len += 1;
+        }
+    }
+
+    pub fn is_full(&self) -> bool {
+        usize::from(self.len) == MAX_VLAN_TAGS
+    }
+
+    pub fn as_slice(&self) -> &[u16] {
+        &self.ids[..usize::from(self.len)]
+    }
+}
+
+impl std::ops::Deref for Vlans {
+    type Target = [u16];
+    fn deref(&self) -> &[u16] {
+        self.as_slice()
+    }
+}
+
+impl PartialEq for Vlans {
+    fn eq(&self, other: &Vlans) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for Vlans {}
+
+impl Hash for Vlans {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_slice().hash(state)
+    }
+}
+
+impl std::fmt::Debug for Vlans {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_slice().fmt(f)
+    }
+}
+
+impl Serialize for Vlans {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.as_slice().serialize(serializer)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
@@ -83,7 +147,7 @@ pub enum Net {
     },
     /// The frame ended or was corrupt before a network layer could be read.
     Malformed {
-        reason: String,
+        reason: Defect,
     },
 }
 
@@ -97,7 +161,8 @@ pub struct Arp {
     pub target_ip: std::net::Ipv4Addr,
 }
 
-/// One IP header and what it carries. Recursive: a tunnel or an ICMP error carries another.
+/// One IP header and what it carries. Recursive: a tunnel or an ICMP error carries another, in
+/// a box that the [`Decoder`](super::Decoder) reuses from frame to frame.
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
 pub struct IpPacket {
     pub ip: IpHeader,
@@ -161,7 +226,7 @@ pub enum Transport {
     Fragment,
     /// Transport header cut short or invalid.
     Malformed {
-        reason: String,
+        reason: Defect,
     },
     /// A protocol we do not decode.
     Other,
@@ -236,7 +301,35 @@ pub struct DecodedFrame {
     pub packet: Packet,
 }
 
+impl DecodedFrame {
+    /// What the decoder writes its first frame over.
+    pub(crate) const BLANK: DecodedFrame = DecodedFrame {
+        capture: 0,
+        interface: 0,
+        number: 0,
+        ts_ns: 0,
+        wire_len: 0,
+        packet: Packet::BLANK,
+    };
+}
+
 impl Packet {
+    /// What the decoder writes a frame over.
+    pub(crate) const BLANK: Packet = Packet {
+        link: Link {
+            src_mac: None,
+            dst_mac: None,
+            vlans: Vlans {
+                ids: [0; MAX_VLAN_TAGS],
+                len: 0,
+            },
+            sll_packet_type: None,
+            sll_ifindex: None,
+        },
+        net: Net::Other { ether_type: 0 },
+        gue_shaped: None,
+    };
+
     /// The outermost IP packet, if the frame carries IP.
     pub fn ip(&self) -> Option<&IpPacket> {
         match &self.net {
@@ -259,6 +352,23 @@ impl IpHeader {
 }
 
 impl IpPacket {
+    /// What the decoder writes a packet over.
+    pub(crate) const BLANK: IpPacket = IpPacket {
+        ip: IpHeader {
+            src: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            dst: IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            protocol: 0,
+            ttl: 0,
+            id: 0,
+            dont_fragment: false,
+            more_fragments: false,
+            fragment_offset: 0,
+            total_len: 0,
+            captured_len: 0,
+        },
+        transport: Transport::Other,
+    };
+
     /// Addresses, protocol and ports, for TCP and UDP.
     pub fn five_tuple(&self) -> Option<FiveTuple> {
         let (src_port, dst_port) = match &self.transport {

@@ -19,9 +19,11 @@
 use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
 
-use etherparse::defrag::{IpDefragBuf, IpDefragError, IpFragRange};
+use etherparse::defrag::{IpDefragBuf, IpFragRange};
 use etherparse::{IpFragOffset, IpNumber};
 use serde::Serialize;
+
+use super::defect::Defect;
 
 /// Bounds of the fragment table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -80,7 +82,7 @@ pub(crate) enum FragOutcome {
     /// The datagram's payload, from offset 0; give it back with [`Reassembler::recycle`].
     Complete(Vec<u8>),
     /// The fragment contradicts the others; the datagram was dropped.
-    Rejected(String),
+    Rejected(Defect),
 }
 
 #[derive(Debug)]
@@ -146,7 +148,7 @@ impl Reassembler {
         self.age(ts_ns);
         // IP offsets are 13-bit counts of 8 bytes, so this cannot fail for a decoded header.
         let Ok(offset) = IpFragOffset::try_new(offset / 8) else {
-            return FragOutcome::Rejected(format!("fragment offset {offset} out of range"));
+            return FragOutcome::Rejected(Defect::FragmentOffset(offset));
         };
         if !self.table.contains_key(&key) {
             let buf = IpDefragBuf::new(
@@ -169,7 +171,7 @@ impl Reassembler {
             );
         }
         let Some(datagram) = self.table.get_mut(&key) else {
-            return FragOutcome::Rejected("fragment table lost a datagram".to_string());
+            return FragOutcome::Rejected(Defect::FragmentTableLost);
         };
         let id = datagram.order;
         let before = datagram.buf.data().len();
@@ -181,7 +183,7 @@ impl Reassembler {
             Err(error) => {
                 self.remove(&key);
                 self.stats.rejected += 1;
-                FragOutcome::Rejected(describe(&error))
+                FragOutcome::Rejected(Defect::Fragment(error))
             }
             Ok(()) if complete => match self.take(&key) {
                 Some(payload) => {
@@ -289,24 +291,6 @@ impl Reassembler {
             let Some(key) = oldest else { break };
             self.remove(&key);
             self.stats.evicted += 1;
-        }
-    }
-}
-
-fn describe(error: &IpDefragError) -> String {
-    match error {
-        IpDefragError::UnalignedFragmentPayloadLen { payload_len, .. } => {
-            format!("fragment of {payload_len} bytes followed by more is not a multiple of 8 bytes")
-        }
-        IpDefragError::SegmentTooBig { .. } => "fragment ends beyond 65535 bytes".to_string(),
-        IpDefragError::ConflictingEnd {
-            previous_end,
-            conflicting_end,
-        } => format!(
-            "fragment ends at byte {conflicting_end}, another ended the datagram at {previous_end}"
-        ),
-        IpDefragError::AllocationFailure { len } => {
-            format!("no memory for a {len}-byte datagram")
         }
     }
 }

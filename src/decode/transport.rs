@@ -4,6 +4,7 @@
 //! the TCP options. Options are walked by their length bytes, so an option we do not know
 //! (MPTCP, TCP-AO, fast open) is skipped instead of ending the walk.
 
+use super::defect::Defect;
 use super::ip::{Body, Mode};
 use super::packet::{Tcp, Transport, Udp};
 use super::{be16, be32, payload_hash, tunnel, Ctx};
@@ -35,27 +36,34 @@ mod udp {
     pub const LEN: usize = 8;
 }
 
-pub(crate) fn decode_tcp(body: &Body, mode: Mode) -> Transport {
+/// Decodes a TCP header into `out` (in place, as [`super::ip::decode_ip`] says why).
+pub(crate) fn decode_tcp(body: &Body, mode: Mode, out: &mut Transport) {
     let b = body.bytes;
     let (min_len, what) = match mode {
         Mode::Quoted => (tcp::QUOTED_MIN_LEN, "quoted TCP header"),
         _ => (tcp::MIN_LEN, "TCP header"),
     };
     if b.len() < min_len {
-        return Transport::Malformed {
-            reason: format!("{what} cut short: {} of {min_len} bytes", b.len()),
+        *out = Transport::Malformed {
+            reason: Defect::CutShort {
+                what,
+                have: b.len(),
+                need: min_len,
+            },
         };
+        return;
     }
     // Quoted headers may lack the data offset; assume no options then.
     let header_len = b
         .get(tcp::DATA_OFFSET)
         .map_or(tcp::MIN_LEN, |&x| usize::from(x >> 4) * 4);
     if header_len < tcp::MIN_LEN {
-        return Transport::Malformed {
-            reason: format!("TCP data offset {header_len} bytes, below {}", tcp::MIN_LEN),
+        *out = Transport::Malformed {
+            reason: Defect::TcpDataOffset(header_len),
         };
+        return;
     }
-    let mut segment = Tcp {
+    *out = Transport::Tcp(Tcp {
         src_port: be16(b, tcp::SRC_PORT).unwrap_or(0),
         dst_port: be16(b, tcp::DST_PORT).unwrap_or(0),
         seq: be32(b, tcp::SEQ).unwrap_or(0),
@@ -68,10 +76,11 @@ pub(crate) fn decode_tcp(body: &Body, mode: Mode) -> Transport {
         timestamp: None,
         payload_len: body.declared_len.saturating_sub(header_len) as u32,
         payload_hash: payload_hash(b.get(header_len..).unwrap_or(&[])),
-    };
-    let options = b.get(tcp::MIN_LEN..header_len.min(b.len())).unwrap_or(&[]);
-    read_options(options, &mut segment);
-    Transport::Tcp(segment)
+    });
+    if let Transport::Tcp(segment) = out {
+        let options = b.get(tcp::MIN_LEN..header_len.min(b.len())).unwrap_or(&[]);
+        read_options(options, segment);
+    }
 }
 
 /// Walks the options present; stops at the end-of-options mark or at one cut short.
@@ -106,7 +115,8 @@ fn read_options(mut options: &[u8], segment: &mut Tcp) {
     }
 }
 
-pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode) -> Transport {
+/// Decodes a UDP header, or the GUE tunnel it carries, into `out`.
+pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode, out: &mut Transport) {
     let b = body.bytes;
     if b.len() < udp::LEN {
         let what = if mode == Mode::Quoted {
@@ -114,9 +124,14 @@ pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode) -> T
         } else {
             "UDP header"
         };
-        return Transport::Malformed {
-            reason: format!("{what} cut short: {} of {} bytes", b.len(), udp::LEN),
+        *out = Transport::Malformed {
+            reason: Defect::CutShort {
+                what,
+                have: b.len(),
+                need: udp::LEN,
+            },
         };
+        return;
     }
     let length = usize::from(be16(b, udp::LENGTH).unwrap_or(0));
     // A length below the header (0 in jumbograms and TSO captures) says nothing: use IP's.
@@ -133,14 +148,14 @@ pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode) -> T
         payload_hash: payload_hash(payload),
     };
     let opts = ctx.opts;
-    if opts.is_gue(body.src, datagram.dst_port) {
-        if let Some(gue) = tunnel::decode_gue(datagram, payload, depth, ctx) {
-            return gue;
+    if opts.is_gue(body.src(), datagram.dst_port) {
+        if tunnel::decode_gue(datagram, payload, depth, ctx, out) {
+            return;
         }
     } else if opts.gue_probe && depth == 0 && mode == Mode::Normal {
         // Only the outermost datagram: IPVS puts GUE right on the director's packet. A first
         // fragment is not probed: its datagram, once whole, is.
-        ctx.gue_shaped = tunnel::gue_shaped(payload, payload_len);
+        ctx.gue_shaped = tunnel::gue_shaped(payload, payload_len, ctx);
     }
-    Transport::Udp(datagram)
+    *out = Transport::Udp(datagram);
 }

@@ -9,36 +9,42 @@
 //! packet it would carry noted ([`gue_shaped`]), for the first pass to confirm or not
 //! (`topology::gue`).
 
+use super::defect::Defect;
 use super::ip::{self, Body, PROTO_IPIP, PROTO_IPV6};
 use super::link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 use super::packet::{GueShape, Transport, TunnelKind, Udp};
 use super::{be16, Ctx, DecodeOptions};
 
-fn kind_name(kind: TunnelKind) -> &'static str {
-    match kind {
-        TunnelKind::IpIp => "IPIP",
-        TunnelKind::Ipv6InIpv4 => "6in4",
-        TunnelKind::IpInIpv6 => "IP-in-IPv6",
-        TunnelKind::Gre => "GRE",
-        TunnelKind::Gue => "GUE",
-    }
-}
-
-fn tunnel(kind: TunnelKind, udp: Option<Udp>, inner: &[u8], depth: u8, ctx: &mut Ctx) -> Transport {
-    match ip::decode_ip(inner, depth.saturating_add(1), ctx) {
-        Ok(packet) => Transport::Tunnel {
+/// Decodes the inner packet of a tunnel into a box of its own, and writes the tunnel to `out`.
+fn tunnel(
+    kind: TunnelKind,
+    udp: Option<Udp>,
+    inner: &[u8],
+    depth: u8,
+    ctx: &mut Ctx,
+    out: &mut Transport,
+) {
+    let mut packet = ctx.boxes.take();
+    *out = match ip::decode_ip(inner, depth.saturating_add(1), ctx, &mut packet) {
+        Ok(()) => Transport::Tunnel {
             tunnel: kind,
             udp,
-            inner: Box::new(packet),
+            inner: packet,
         },
-        Err(reason) => Transport::Malformed {
-            reason: format!("{} inner packet: {reason}", kind_name(kind)),
-        },
+        Err(defect) => {
+            ctx.boxes.give_back(packet);
+            Transport::Malformed {
+                reason: Defect::TunnelInner {
+                    tunnel: kind,
+                    defect,
+                },
+            }
+        }
     }
 }
 
 /// IP protocol 4 or 41: the payload is the inner packet.
-pub(crate) fn decode_ip_in_ip(body: &Body, depth: u8, ctx: &mut Ctx) -> Transport {
+pub(crate) fn decode_ip_in_ip(body: &Body, depth: u8, ctx: &mut Ctx, out: &mut Transport) {
     let kind = match (body.outer_v6, body.protocol) {
         (true, _) => TunnelKind::IpInIpv6,
         (false, PROTO_IPV6) => TunnelKind::Ipv6InIpv4,
@@ -48,17 +54,17 @@ pub(crate) fn decode_ip_in_ip(body: &Body, depth: u8, ctx: &mut Ctx) -> Transpor
     // ipip and ip6_tunnel handlers drop a packet whose version nibble says otherwise.
     let version = body.bytes.first().map(|b| b >> 4);
     let expected = if body.protocol == PROTO_IPV6 { 6 } else { 4 };
-    if version.is_some_and(|v| v != expected) {
-        return Transport::Malformed {
-            reason: format!(
-                "{} inner packet: IP version {} under protocol {}",
-                kind_name(kind),
-                version.unwrap_or(0),
-                body.protocol
-            ),
+    if let Some(version) = version.filter(|&v| v != expected) {
+        *out = Transport::Malformed {
+            reason: Defect::TunnelVersion {
+                tunnel: kind,
+                version,
+                protocol: body.protocol,
+            },
         };
+        return;
     }
-    tunnel(kind, None, body.bytes, depth, ctx)
+    tunnel(kind, None, body.bytes, depth, ctx, out)
 }
 
 mod gre {
@@ -86,13 +92,14 @@ pub struct GreHeader {
 
 /// Parses a version-0 GRE header without source routing; `Ok(None)` for other versions (PPTP)
 /// and RFC 1701 routing, which IPVS never sends.
-pub fn parse_gre(b: &[u8]) -> Result<Option<GreHeader>, String> {
+pub fn parse_gre(b: &[u8]) -> Result<Option<GreHeader>, Defect> {
+    let cut_short = |need| Defect::CutShort {
+        what: "GRE header",
+        have: b.len(),
+        need,
+    };
     let (Some(flags), Some(protocol)) = (be16(b, gre::FLAGS), be16(b, gre::PROTOCOL)) else {
-        return Err(format!(
-            "GRE header cut short: {} of {} bytes",
-            b.len(),
-            gre::BASE_LEN
-        ));
+        return Err(cut_short(gre::BASE_LEN));
     };
     if flags & gre::VERSION_MASK != 0 || flags & gre::ROUTING_PRESENT != 0 {
         return Ok(None);
@@ -110,7 +117,7 @@ pub fn parse_gre(b: &[u8]) -> Result<Option<GreHeader>, String> {
     let key_at = field(gre::KEY_PRESENT);
     let sequence_at = field(gre::SEQUENCE_PRESENT);
     if b.len() < at {
-        return Err(format!("GRE header cut short: {} of {at} bytes", b.len()));
+        return Err(cut_short(at));
     }
     Ok(Some(GreHeader {
         protocol,
@@ -121,17 +128,18 @@ pub fn parse_gre(b: &[u8]) -> Result<Option<GreHeader>, String> {
     }))
 }
 
-pub(crate) fn decode_gre(body: &Body, depth: u8, ctx: &mut Ctx) -> Transport {
+pub(crate) fn decode_gre(body: &Body, depth: u8, ctx: &mut Ctx, out: &mut Transport) {
     match parse_gre(body.bytes) {
-        Err(reason) => Transport::Malformed { reason },
+        Err(reason) => *out = Transport::Malformed { reason },
         Ok(Some(h)) if h.protocol == ETHERTYPE_IPV4 || h.protocol == ETHERTYPE_IPV6 => tunnel(
             TunnelKind::Gre,
             None,
             &body.bytes[h.header_len..],
             depth,
             ctx,
+            out,
         ),
-        Ok(_) => Transport::Other,
+        Ok(_) => *out = Transport::Other,
     }
 }
 
@@ -176,21 +184,36 @@ fn gue_inner(payload: &[u8]) -> GueInner {
     }
 }
 
-/// GUE on a UDP payload; None when it is not a GUE data message (then it stays plain UDP).
-pub(crate) fn decode_gue(udp: Udp, payload: &[u8], depth: u8, ctx: &mut Ctx) -> Option<Transport> {
+/// GUE on a UDP payload, written to `out`; false, leaving `out` alone, when it is not a GUE
+/// data message (then it stays plain UDP).
+pub(crate) fn decode_gue(
+    udp: Udp,
+    payload: &[u8],
+    depth: u8,
+    ctx: &mut Ctx,
+    out: &mut Transport,
+) -> bool {
     match gue_inner(payload) {
-        GueInner::NotData => None,
-        GueInner::CutShort(needed) => Some(Transport::Malformed {
-            reason: format!("GUE header cut short: {} of {needed} bytes", payload.len()),
-        }),
-        GueInner::At(offset, _) => Some(tunnel(
+        GueInner::NotData => return false,
+        GueInner::CutShort(needed) => {
+            *out = Transport::Malformed {
+                reason: Defect::CutShort {
+                    what: "GUE header",
+                    have: payload.len(),
+                    need: needed,
+                },
+            }
+        }
+        GueInner::At(offset, _) => tunnel(
             TunnelKind::Gue,
             Some(udp),
             &payload[offset..],
             depth,
             ctx,
-        )),
+            out,
+        ),
     }
+    true
 }
 
 /// Whether a UDP payload plausibly is a GUE data message, for finding the GUE port in traffic.
@@ -238,7 +261,8 @@ fn plausible_ipv4(h: &[u8], declared: usize) -> bool {
 
 /// What a UDP payload carries if it is GUE-shaped ([`looks_like_gue`]): the inner packet's
 /// 5-tuple when it is TCP or UDP, decoded from its first bytes. None for any other payload.
-pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize) -> Option<GueShape> {
+/// `ctx` lends its boxes, for a tunnel or an ICMP error inside.
+pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize, ctx: &mut Ctx) -> Option<GueShape> {
     if !looks_like_gue(payload, payload_len) {
         return None;
     }
@@ -247,16 +271,18 @@ pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize) -> Option<GueShape>
     };
     // A look, not a decode: no reassembly, no further probe.
     let opts = DecodeOptions::default();
-    let mut ctx = Ctx {
+    let mut look = Ctx {
         opts: &opts,
         reassembler: None,
+        boxes: ctx.boxes,
         ts_ns: 0,
         quoted: false,
         held: None,
         gue_shaped: None,
     };
-    let carried = ip::decode_ip(&payload[offset..], 1, &mut ctx)
-        .ok()
-        .and_then(|inner| inner.five_tuple());
+    let mut inner = look.boxes.take();
+    let decoded = ip::decode_ip(&payload[offset..], 1, &mut look, &mut inner);
+    let carried = decoded.ok().and_then(|()| inner.five_tuple());
+    ctx.boxes.give_back(inner);
     Some(GueShape { carried })
 }

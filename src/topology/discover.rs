@@ -283,7 +283,7 @@ fn dir_index(k: &FlowFact, local: Option<MacAddr>) -> usize {
     let link = crate::decode::packet::Link {
         src_mac: k.src_mac.map(|m| m.0),
         dst_mac: k.dst_mac.map(|m| m.0),
-        vlans: Vec::new(),
+        vlans: Default::default(),
         sll_packet_type: k.sll_packet_type,
         sll_ifindex: None,
     };
