@@ -114,16 +114,14 @@ pub fn verify_with(
     if let Some(rules) = rules {
         fairness::observe::apply_rules(&mut input, rules);
     }
-    let fairness = fairness::analyse(&input);
+    let fairness = fairness::analyse_observed(&input);
     let packet_of = |client: SocketAddr, time_ns: i64| {
         // The connection of that client port that started nearest that time, as the director
         // saw its first packet. Called for the few assignments shown as evidence only.
         input
             .services
             .iter()
-            .flat_map(|s| s.connections.iter())
-            .filter(|c| c.client == client)
-            .filter_map(|c| Some((c.start_ns, c.first_frame?)))
+            .flat_map(|s| s.connections.first_frames_of(client))
             .min_by_key(|(t, _)| (t - time_ns).abs())
             .map(|(_, f)| ctx.packet(&f, format!("new connection from {client}")))
     };

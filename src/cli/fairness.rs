@@ -5,7 +5,7 @@
 
 use super::say;
 use crate::fairness::{
-    self, FairnessInput, FairnessReport, Scheduler, Server, ServiceConfig, Timeouts,
+    self, ConnTable, FairnessInput, FairnessReport, Scheduler, Server, ServiceConfig, Timeouts,
 };
 use crate::report;
 use anyhow::Context;
@@ -155,7 +155,7 @@ impl FairnessArgs {
 
     /// Gives every service that has no configuration yet the one from the flags, and the
     /// timeouts from --timeouts.
-    pub fn apply_flags(&self, input: &mut FairnessInput) {
+    pub fn apply_flags<C>(&self, input: &mut FairnessInput<C>) {
         if let Some(t) = self.timeouts {
             input.timeouts = t;
         }
@@ -170,10 +170,10 @@ impl FairnessArgs {
 /// Analyses the input and presents the result as the flags ask: JSON or tables on standard
 /// output, charts into `--charts`. Returns the chart files written.
 pub fn run(
-    input: &FairnessInput,
+    input: &FairnessInput<ConnTable>,
     args: &FairnessArgs,
 ) -> anyhow::Result<(FairnessReport, Vec<PathBuf>)> {
-    let report = fairness::analyse(input);
+    let report = fairness::analyse_observed(input);
     if args.json {
         super::emit_json(&report);
     } else {

@@ -10,7 +10,7 @@
 //! destination's conn_flags) and UDP entries never change (ip_vs_proto_udp.c has no counter
 //! updates), so UDP entries stay inactive for their whole life.
 
-use super::input::{ConnObs, Proto, Timeouts};
+use super::input::{ConnObs, Proto, TcpMarks, Timeouts};
 
 const NS: i64 = 1_000_000_000;
 
@@ -87,70 +87,113 @@ impl TcpState {
     }
 }
 
-/// When an entry existed and when it counted as active.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Most states an entry passes through: the first, then one per client flag (SYN, ACK, FIN,
+/// RST) that changes it.
+const MAX_SEGMENTS: usize = 5;
+
+/// When an entry existed and when it counted as active. Plain data on the stack: the replay
+/// rebuilds one per connection as it needs it rather than keeping them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EntryLife {
     pub created_ns: i64,
     pub expires_ns: i64,
-    /// (from, state) in time order; the first one starts at `created_ns`. UDP entries have a
-    /// single segment in state `None` (never active).
-    pub segments: Vec<(i64, TcpState)>,
+    /// (from, state) in time order, the first `n_segments` of them; the first one starts at
+    /// `created_ns`. UDP entries have a single segment in state `None` (never active).
+    segments: [(i64, TcpState); MAX_SEGMENTS],
+    n_segments: u8,
     /// The entry was created by a SYN (or a first UDP packet) inside the capture, so the
     /// scheduler ran for it; false for connections already running when the capture began.
     pub scheduled: bool,
 }
 
+/// When the entry of a connection was created: at its SYN when one was seen, else at its first
+/// packet (a TCP connection without a SYN predates the capture; UDP has no SYN).
+pub fn created_ns(proto: Proto, tcp: Option<TcpMarks>, start_ns: i64) -> i64 {
+    match (proto, tcp.and_then(|m| m.syn_ns)) {
+        (Proto::Tcp, Some(syn)) => syn,
+        _ => start_ns,
+    }
+}
+
 impl EntryLife {
     pub fn from_conn(c: &ConnObs, proto: Proto, timeouts: &Timeouts) -> EntryLife {
-        match (proto, c.tcp) {
+        EntryLife::of(proto, c.tcp, c.start_ns, c.last_ns, timeouts)
+    }
+
+    /// The entry of a connection whose first and last client packets reached the director at
+    /// `start_ns` and `last_ns`, with the client's TCP flags at `tcp`.
+    pub fn of(
+        proto: Proto,
+        tcp: Option<TcpMarks>,
+        start_ns: i64,
+        last_ns: i64,
+        timeouts: &Timeouts,
+    ) -> EntryLife {
+        match (proto, tcp) {
             (Proto::Tcp, Some(m)) => {
-                let mut events: Vec<(i64, TcpEvent)> = [
+                let mut events = [(0, TcpEvent::Syn); 4];
+                let mut n_events = 0;
+                for (t, e) in [
                     (m.syn_ns, TcpEvent::Syn),
                     (m.ack_ns, TcpEvent::Ack),
                     (m.fin_ns, TcpEvent::Fin),
                     (m.rst_ns, TcpEvent::Rst),
-                ]
-                .into_iter()
-                .filter_map(|(t, e)| t.map(|t| (t, e)))
-                .collect();
-                events.sort();
+                ] {
+                    if let Some(t) = t {
+                        events[n_events] = (t, e);
+                        n_events += 1;
+                    }
+                }
+                events[..n_events].sort_unstable();
                 let scheduled = m.syn_ns.is_some();
                 // Without a SYN the entry predates the capture; its packets are ACKs, which take
                 // an entry to ESTABLISHED in the INPUT-ONLY table.
                 let (created, mut state) = match m.syn_ns {
                     Some(t) => (t, TcpState::None),
-                    None => (c.start_ns, TcpState::Established),
+                    None => (start_ns, TcpState::Established),
                 };
-                let mut segments = vec![(created, state)];
-                for (t, ev) in events {
+                let mut life = EntryLife::starting(created, state, scheduled);
+                for &(t, ev) in &events[..n_events] {
                     let next = state.next(ev);
                     if next != state {
-                        segments.push((t.max(created), next));
+                        life.segments[usize::from(life.n_segments)] = (t.max(created), next);
+                        life.n_segments += 1;
                         state = next;
                     }
                 }
-                let last = c.last_ns.max(segments.last().map_or(created, |s| s.0));
-                EntryLife {
-                    created_ns: created,
-                    expires_ns: last + state.timeout_ns(timeouts),
-                    segments,
-                    scheduled,
-                }
+                let last = last_ns.max(life.segments().last().map_or(created, |s| s.0));
+                life.expires_ns = last + state.timeout_ns(timeouts);
+                life
             }
-            _ => EntryLife {
-                created_ns: c.start_ns,
-                expires_ns: c.last_ns.max(c.start_ns) + i64::from(timeouts.udp_s) * NS,
-                segments: vec![(c.start_ns, TcpState::None)],
-                scheduled: true,
-            },
+            _ => {
+                let mut life = EntryLife::starting(start_ns, TcpState::None, true);
+                life.expires_ns = last_ns.max(start_ns) + i64::from(timeouts.udp_s) * NS;
+                life
+            }
         }
+    }
+
+    /// An entry with its first segment only, expiring at once (the caller sets the expiry).
+    fn starting(created_ns: i64, state: TcpState, scheduled: bool) -> EntryLife {
+        EntryLife {
+            created_ns,
+            expires_ns: created_ns,
+            segments: [(created_ns, state); MAX_SEGMENTS],
+            n_segments: 1,
+            scheduled,
+        }
+    }
+
+    /// (from, state) in time order; the first one starts at `created_ns`.
+    pub fn segments(&self) -> &[(i64, TcpState)] {
+        &self.segments[..usize::from(self.n_segments)]
     }
 
     pub fn state_at(&self, t: i64) -> Option<TcpState> {
         if t < self.created_ns || t >= self.expires_ns {
             return None;
         }
-        self.segments
+        self.segments()
             .iter()
             .take_while(|(from, _)| *from <= t)
             .last()
@@ -159,23 +202,30 @@ impl EntryLife {
 
     /// Counter changes this entry causes over its life: (time, d_active, d_inactive).
     pub fn counter_changes(&self) -> Vec<(i64, i32, i32)> {
-        let mut out = Vec::with_capacity(self.segments.len() + 1);
+        let mut out = Vec::with_capacity(usize::from(self.n_segments) + 1);
+        self.for_each_counter_change(|t, a, b| out.push((t, a, b)));
+        out
+    }
+
+    /// [`EntryLife::counter_changes`] handed to `f` one at a time, in time order.
+    pub fn for_each_counter_change(&self, mut f: impl FnMut(i64, i32, i32)) {
         let mut active: Option<bool> = None;
-        for &(t, s) in &self.segments {
+        for &(t, s) in self.segments() {
             let now = s.is_active();
             match active {
-                None => out.push(if now { (t, 1, 0) } else { (t, 0, 1) }),
-                Some(was) if was != now => out.push(if now { (t, 1, -1) } else { (t, -1, 1) }),
+                None if now => f(t, 1, 0),
+                None => f(t, 0, 1),
+                Some(was) if was != now && now => f(t, 1, -1),
+                Some(was) if was != now => f(t, -1, 1),
                 _ => {}
             }
             active = Some(now);
         }
         match active {
-            Some(true) => out.push((self.expires_ns, -1, 0)),
-            Some(false) => out.push((self.expires_ns, 0, -1)),
+            Some(true) => f(self.expires_ns, -1, 0),
+            Some(false) => f(self.expires_ns, 0, -1),
             None => {}
         }
-        out
     }
 }
 

@@ -8,10 +8,13 @@
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 
-/// Everything needed to analyse every virtual service seen in a capture set.
+/// Everything needed to analyse every virtual service seen in a capture set. The connections
+/// of a service are a `Vec<ConnObs>` when built by hand, or a compact
+/// [`ConnTable`](super::table::ConnTable) when gathered from captures
+/// ([`super::observe::FairnessObserver`]).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct FairnessInput {
-    pub services: Vec<ServiceObs>,
+pub struct FairnessInput<C = Vec<ConnObs>> {
+    pub services: Vec<ServiceObs<C>>,
     /// First and last timestamp of the director's capture, when known: lets the replay say
     /// how much of the history before the capture could have influenced the first decisions.
     pub capture_span: Option<(i64, i64)>,
@@ -21,11 +24,11 @@ pub struct FairnessInput {
 
 /// One virtual service (protocol + VIP:port), its configuration if known, and its connections.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ServiceObs {
+pub struct ServiceObs<C = Vec<ConnObs>> {
     pub proto: Proto,
     pub vip: SocketAddr,
     pub config: Option<ServiceConfig>,
-    pub connections: Vec<ConnObs>,
+    pub connections: C,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -16,6 +16,8 @@ pub mod outcome;
 pub mod replay;
 pub mod sched;
 pub mod stats;
+pub mod table;
+mod varint;
 pub mod verdict;
 
 pub use input::{
@@ -25,8 +27,10 @@ pub use outcome::{
     Assignment, Conformance, Drift, DriftPeak, FairnessReport, FairnessStats, Mismatch,
     Percentiles, ServerStats, ServiceReport, Unpredicted, Verdict, Window,
 };
+pub use table::ConnTable;
 pub use verdict::{FairnessVerdict, Outcome as FairnessOutcome};
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 /// Number of windows the drift table splits the capture into.
@@ -34,12 +38,39 @@ pub const DRIFT_WINDOWS: i64 = 10;
 /// Windows with fewer connections are too noisy to name as the largest drift.
 pub const MIN_WINDOW_CONNS: u64 = 10;
 
+/// The connections of a service in a form the analysis reads: a table, built from a list of
+/// [`ConnObs`] when that is what was given.
+trait Connections {
+    fn table(&self) -> Cow<'_, ConnTable>;
+}
+
+impl Connections for Vec<ConnObs> {
+    fn table(&self) -> Cow<'_, ConnTable> {
+        Cow::Owned(self.iter().collect())
+    }
+}
+
+impl Connections for ConnTable {
+    fn table(&self) -> Cow<'_, ConnTable> {
+        Cow::Borrowed(self)
+    }
+}
+
 /// Analyses every service.
 pub fn analyse(input: &FairnessInput) -> FairnessReport {
+    analyse_any(input)
+}
+
+/// Analyses every service of the connections gathered from captures.
+pub fn analyse_observed(input: &FairnessInput<ConnTable>) -> FairnessReport {
+    analyse_any(input)
+}
+
+fn analyse_any<C: Connections>(input: &FairnessInput<C>) -> FairnessReport {
     let services: Vec<ServiceReport> = input
         .services
         .iter()
-        .map(|s| analyse_service(s, input))
+        .map(|s| analyse_service(s, &s.connections.table(), input))
         .collect();
     FairnessReport {
         verdict: verdict::overall(&services),
@@ -47,7 +78,11 @@ pub fn analyse(input: &FairnessInput) -> FairnessReport {
     }
 }
 
-fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
+fn analyse_service<C>(
+    svc: &ServiceObs<C>,
+    conns: &ConnTable,
+    input: &FairnessInput<C>,
+) -> ServiceReport {
     let cfg = svc.config.as_ref();
     let mut notes = Vec::new();
 
@@ -56,10 +91,10 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
         .map(|c| c.servers.iter().map(|s| s.addr).collect())
         .unwrap_or_default();
     let n_cfg = addrs.len();
-    let mut extra: Vec<IpAddr> = svc
-        .connections
+    let mut extra: Vec<IpAddr> = conns
+        .servers()
         .iter()
-        .filter_map(|c| c.rs)
+        .map(|s| s.addr)
         .filter(|ip| !addrs.iter().any(|a| a.ip() == *ip))
         .collect();
     extra.sort();
@@ -76,11 +111,13 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
         ));
     }
     addrs.extend(extra.iter().map(|&ip| SocketAddr::new(ip, svc.vip.port())));
-    let server_of: Vec<Option<usize>> = svc
-        .connections
+    // Where each real server seen is in `addrs`.
+    let server_of_rs: Vec<Option<usize>> = conns
+        .servers()
         .iter()
-        .map(|c| c.rs.and_then(|ip| addrs.iter().position(|a| a.ip() == ip)))
+        .map(|s| addrs.iter().position(|a| a.ip() == s.addr))
         .collect();
+    let server_of = |i: usize| conns.rs(i).and_then(|k| server_of_rs[k]);
 
     let mut servers: Vec<ServerStats> = addrs
         .iter()
@@ -99,22 +136,18 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
             response_samples_ms: Vec::new(),
         })
         .collect();
-    let mut unattributed = 0;
-    for (c, s) in svc.connections.iter().zip(&server_of) {
-        let Some(s) = *s else {
-            unattributed += 1;
-            continue;
-        };
+    for (totals, s) in conns.servers().iter().zip(&server_of_rs) {
+        let Some(s) = *s else { continue };
         let st = &mut servers[s];
-        st.connections += 1;
-        st.packets_to_server += c.packets_to_server;
-        st.bytes_to_server += c.bytes_to_server;
-        st.packets_to_client += c.packets_to_client;
-        st.bytes_to_client += c.bytes_to_client;
-        if let Some(rt) = c.response_time_ns {
-            st.response_samples_ms.push(rt as f64 / 1e6);
-        }
+        st.connections += totals.connections;
+        st.packets_to_server += totals.packets_to_server;
+        st.bytes_to_server += totals.bytes_to_server;
+        st.packets_to_client += totals.packets_to_client;
+        st.bytes_to_client += totals.bytes_to_client;
+        st.response_samples_ms
+            .extend_from_slice(&totals.response_ms);
     }
+    let unattributed = (0..conns.len()).filter(|&i| server_of(i).is_none()).count() as u64;
     let attributed: u64 = servers.iter().map(|s| s.connections).sum();
     for st in &mut servers {
         st.share = if attributed > 0 {
@@ -157,8 +190,8 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
                 cfg: c,
                 proto: svc.proto,
                 vip: svc.vip,
-                conns: &svc.connections,
-                server_of: &server_of,
+                conns,
+                server_of_rs: &server_of_rs,
                 server_addrs: &addrs,
                 timeouts: &input.timeouts,
                 capture_span: input.capture_span,
@@ -171,23 +204,19 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
                  shares are shown without a promise and nothing is replayed"
                     .into(),
             );
-            (None, vec![Verdict::Unchecked; svc.connections.len()])
+            (None, vec![Verdict::Unchecked; conns.len()])
         }
     };
 
-    let mut timeline: Vec<Assignment> = svc
-        .connections
-        .iter()
-        .zip(&server_of)
-        .zip(&verdicts)
-        .filter_map(|((c, s), v)| {
-            s.map(|server| Assignment {
-                time_ns: c.start_ns,
-                server,
-                verdict: *v,
-            })
+    // One per attributed connection: allocated at its size, not grown by doubling.
+    let mut timeline: Vec<Assignment> = Vec::with_capacity(attributed as usize);
+    timeline.extend((0..conns.len()).filter_map(|i| {
+        server_of(i).map(|server| Assignment {
+            time_ns: conns.start_ns(i),
+            server: server as u32,
+            verdict: verdicts[i],
         })
-        .collect();
+    }));
     timeline.sort_by_key(|a| a.time_ns);
     let promised_all: Option<Vec<f64>> = servers.iter().map(|s| s.expected_share).collect();
     let drift = drift(
@@ -203,7 +232,7 @@ fn analyse_service(svc: &ServiceObs, input: &FairnessInput) -> ServiceReport {
         scheduler: cfg.map(|c| c.scheduler),
         persistence_s: cfg.and_then(|c| c.persistence_s),
         servers,
-        connections: svc.connections.len() as u64,
+        connections: conns.len() as u64,
         unattributed,
         fairness,
         conformance,
@@ -395,7 +424,7 @@ fn drift(
         .collect();
     for a in timeline {
         let k = ((a.time_ns - start).max(0) / window_ns) as usize;
-        windows[k.min(count - 1)].counts[a.server] += 1;
+        windows[k.min(count - 1)].counts[a.server as usize] += 1;
     }
     let mut largest: Option<DriftPeak> = None;
     if let Some(promised) = promised {

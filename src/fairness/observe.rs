@@ -2,18 +2,20 @@
 //! as the director saw it (client -> VIP direction only, as IPVS does in tunnel mode).
 
 use super::input::{ConnObs, FairnessInput, Proto, ServiceObs, TcpMarks};
+use super::table::ConnTable;
 use crate::flows::{Analysis, Connection, ConnectionSink, Leg};
 use crate::topology::{Proto as IpProto, Role, Topology};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 /// The connections of every TCP or UDP service, without configuration (the caller adds it),
-/// fed one connection at a time as the analysis hands them on (it is a [`ConnectionSink`]). What it keeps per connection is the scheduler replay's input, a
-/// [`ConnObs`] (about 220 bytes): the replay needs every assignment in order.
+/// fed one connection at a time as the analysis hands them on (it is a [`ConnectionSink`]).
+/// What it keeps per connection is the scheduler replay's input, a row of a [`ConnTable`]
+/// (about 45 bytes): the replay needs every assignment in order.
 #[derive(Default)]
 pub struct FairnessObserver {
     director_captured: bool,
-    services: Vec<ServiceObs>,
+    services: Vec<ServiceObs<ConnTable>>,
     /// Where each service is in `services`: a connection finds its own in constant time, not
     /// by a scan of every service (65 536 UDP services made that quadratic).
     index: HashMap<(Proto, SocketAddr), usize>,
@@ -46,18 +48,18 @@ impl FairnessObserver {
                 proto,
                 vip: conn.vip,
                 config: None,
-                connections: Vec::new(),
+                connections: ConnTable::default(),
             });
             services.len() - 1
         });
-        services[i].connections.push(obs);
+        services[i].connections.push(&obs);
     }
 
     /// The input, with `topology` the finished analysis's.
-    pub fn finish(self, topology: &Topology) -> FairnessInput {
+    pub fn finish(self, topology: &Topology) -> FairnessInput<ConnTable> {
         let mut services = self.services;
         for s in &mut services {
-            s.connections.sort_by_key(|c| (c.start_ns, c.client));
+            s.connections.sort_by_start_and_client();
         }
         services.sort_by_key(|s| (s.vip, s.proto == Proto::Udp));
         let capture_span = topology
@@ -154,7 +156,7 @@ fn marks(conn: &Connection, leg: Option<&Leg>, start_ns: i64) -> TcpMarks {
 /// `ipvsadm -Sn` and a plain `-Ln` list servers sorted by address, which says nothing of the
 /// kernel's order; a list that is not sorted can only come from `-Ln --nosort`, so then the
 /// order is the kernel's.
-pub fn apply_rules(input: &mut FairnessInput, rules: &crate::topology::rules::Rules) {
+pub fn apply_rules<C>(input: &mut FairnessInput<C>, rules: &crate::topology::rules::Rules) {
     use super::input::{Scheduler, Server, ServiceConfig};
     use crate::topology::rules::Proto as RuleProto;
     // The first rule of each service, found once: a scan of the rules for every service is

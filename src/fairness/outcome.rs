@@ -202,7 +202,7 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Assignment {
     pub time_ns: i64,
-    /// Index into `ServiceReport::servers`.
-    pub server: usize,
+    /// Index into `ServiceReport::servers` (32 bits: the timeline holds one per connection).
+    pub server: u32,
     pub verdict: Verdict,
 }

@@ -344,7 +344,7 @@ fn cumulative<DB: DrawingBackend>(svc: &ServiceReport, root: &Area<DB>) -> DrawR
     let mut counts = vec![0u64; svc.servers.len()];
     let mut lines: Vec<Vec<(f64, f64)>> = vec![Vec::new(); svc.servers.len()];
     for (k, a) in svc.timeline.iter().enumerate() {
-        counts[a.server] += 1;
+        counts[a.server as usize] += 1;
         let total = (k + 1) as f64;
         let t = seconds(svc, a.time_ns);
         for (i, line) in lines.iter_mut().enumerate() {

@@ -1,18 +1,23 @@
 //! What the kernel does with each new connection before (or instead of) calling the
 //! scheduler: reuse a live entry, follow a persistence template, or schedule with the
-//! connection counters of that moment. None of it depends on the list order, so it is
-//! worked out once per service.
+//! connection counters of that moment. None of it depends on the list order: the walk here
+//! runs once to plan the runs ([`super::plan::Plan`]) and once more for the report, and keeps
+//! nothing per decision.
+//!
+//! Memory: what the walk holds is bounded by the entries alive at once (the last entry of each
+//! client address and port, the persistence templates), not by the connections in the capture.
 
+use super::plan::CreationOrder;
 use super::ReplayInput;
 use crate::fairness::entry::{EntryLife, TcpState};
 use crate::fairness::input::Proto;
-use crate::fairness::sched::Load;
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use rustc_hash::FxHashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
 
 const NS: i64 = 1_000_000_000;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(super) enum Kind {
     /// Started before the capture: no decision seen.
     BeforeCapture,
@@ -26,10 +31,11 @@ pub(super) enum Kind {
         server: Option<usize>,
         since_ns: i64,
     },
-    /// The scheduler ran, with these counters per configured server.
-    Scheduled { loads: Vec<Load> },
+    /// The scheduler ran (with the counters the plan's load log gives).
+    Scheduled,
 }
 
+#[derive(Debug, Clone, Copy)]
 pub(super) struct Decision {
     pub conn: usize,
     pub time_ns: i64,
@@ -77,122 +83,174 @@ pub(super) fn masked(addr: IpAddr, prefix: Option<u8>) -> IpAddr {
     }
 }
 
-/// Works out, once, what kind of decision each new connection was.
-pub(super) fn decisions(inp: &ReplayInput) -> Vec<Decision> {
-    let n_cfg = inp.cfg.servers.len();
-    let lives: Vec<EntryLife> = inp
-        .conns
-        .iter()
-        .map(|c| EntryLife::from_conn(c, inp.proto, inp.timeouts))
-        .collect();
-    let mut order: Vec<usize> = (0..inp.conns.len()).collect();
-    order.sort_by_key(|&i| (lives[i].created_ns, i));
+/// The last entry of a client address and port: the connection (low 31 bits), and whether a
+/// persistence template controls it (top bit; then even TIME_WAIT is reused).
+#[derive(Clone, Copy)]
+struct Live(u32);
 
-    let mut changes: Vec<(i64, usize, i32, i32)> = Vec::new();
-    for (i, life) in lives.iter().enumerate() {
-        if let Some(s) = inp.server_of[i].filter(|&s| s < n_cfg) {
-            changes.extend(
-                life.counter_changes()
-                    .into_iter()
-                    .map(|(t, a, b)| (t, s, a, b)),
-            );
+const CONTROLLED: u32 = 1 << 31;
+
+impl Live {
+    fn conn(self) -> usize {
+        (self.0 & !CONTROLLED) as usize
+    }
+    fn controlled(self) -> bool {
+        self.0 & CONTROLLED != 0
+    }
+}
+
+/// Makes room in a table of live entries before an insertion: when it is full, the entries
+/// `alive` says are gone are dropped, and the table is built again with room for a third more
+/// than what stays. Its size follows the entries alive at once (a hash map that only grows
+/// would reach twice that and more: removals leave tombstones, which count as used until it
+/// rebuilds), at a cost of a few `alive` calls and moves per insertion over time.
+fn make_room<K: Eq + Hash, V>(table: &mut FxHashMap<K, V>, alive: impl FnMut(&K, &mut V) -> bool) {
+    if table.len() < table.capacity() {
+        return;
+    }
+    table.retain(alive);
+    let live = table.len();
+    let mut rebuilt = FxHashMap::with_capacity_and_hasher(live + live / 3 + 1, Default::default());
+    rebuilt.extend(table.drain());
+    *table = rebuilt;
+}
+
+/// The decisions, one per connection in creation order, as an iterator; each comes with the
+/// connection's entry.
+pub(super) struct Arrivals<'a> {
+    inp: &'a ReplayInput<'a>,
+    order: &'a CreationOrder,
+    next: usize,
+    /// The last entry of each client address and port.
+    by_client: FxHashMap<(u32, u16), Live>,
+    /// Persistence templates by masked client address.
+    templates: FxHashMap<IpAddr, Template>,
+}
+
+impl<'a> Arrivals<'a> {
+    pub fn new(inp: &'a ReplayInput<'a>, order: &'a CreationOrder) -> Arrivals<'a> {
+        assert!(
+            order.len() <= CONTROLLED as usize,
+            "at most 2^31 connections a service"
+        );
+        Arrivals {
+            inp,
+            order,
+            next: 0,
+            by_client: FxHashMap::default(),
+            templates: FxHashMap::default(),
         }
     }
-    changes.sort_by_key(|c| c.0);
 
-    let mut counters = vec![(0i64, 0i64); n_cfg];
-    let mut next_change = 0;
-    let mut by_client: HashMap<SocketAddr, usize> = HashMap::new();
-    let mut controlled = vec![false; inp.conns.len()];
-    let mut templates: HashMap<IpAddr, Template> = HashMap::new();
-    let mut out = Vec::with_capacity(order.len());
+    /// Notes connection `i` as the last of its client address and port; returns the one
+    /// before it. Entries expired by `t` are forgotten: a later connection of that client,
+    /// at `t` or after, would not find them alive.
+    fn arrive(&mut self, i: usize, t: i64) -> Option<Live> {
+        let inp = self.inp;
+        let by_client = &mut self.by_client;
+        make_room(by_client, |_, e| life_of(inp, e.conn()).expires_ns > t);
+        by_client.insert(inp.conns.client_key(i), Live(i as u32))
+    }
 
-    for &i in &order {
-        let t = lives[i].created_ns;
-        while next_change < changes.len() && changes[next_change].0 < t {
-            let (_, s, a, b) = changes[next_change];
-            counters[s].0 += i64::from(a);
-            counters[s].1 += i64::from(b);
-            next_change += 1;
+    fn set_controlled(&mut self, i: usize, controlled: bool) {
+        if let Some(e) = self.by_client.get_mut(&self.inp.conns.client_key(i)) {
+            e.0 = i as u32 | if controlled { CONTROLLED } else { 0 };
         }
-        let client = inp.conns[i].client;
-        let previous = by_client.insert(client, i);
-        if !lives[i].scheduled {
-            out.push(Decision {
-                conn: i,
-                time_ns: t,
-                kind: Kind::BeforeCapture,
-            });
-            continue;
+    }
+
+    /// The server a live persistence template for `i`'s client sends it to, if there is one
+    /// (`since` its creation); otherwise makes one from `i`.
+    fn follow_template(&mut self, i: usize, life: &EntryLife, timeout_s: u32) -> Option<Kind> {
+        let inp = self.inp;
+        let t = life.created_ns;
+        let key = masked(inp.conns.client(i).ip(), inp.cfg.netmask_prefix);
+        let templates = &mut self.templates;
+        if let Some(tpl) = templates.get_mut(&key) {
+            if tpl.alive_at(t) {
+                // A template whose server we never saw learns it from the first
+                // connection that shows one.
+                if tpl.server.is_none() {
+                    tpl.server = inp.server_of(i);
+                }
+                tpl.expires_ns = t + tpl.timeout_ns;
+                tpl.controlled_until = tpl.controlled_until.max(life.expires_ns);
+                return Some(Kind::Persisted {
+                    server: tpl.server,
+                    since_ns: tpl.created_ns,
+                });
+            }
+        }
+        // Gone templates go when the table is full: `alive_at` would say so later too, and
+        // moving one on to `t` is what a later look-up would do first.
+        make_room(templates, |_, tpl| tpl.alive_at(t));
+        let timeout_ns = i64::from(timeout_s) * NS;
+        templates.insert(
+            key,
+            Template {
+                server: inp.server_of(i),
+                created_ns: t,
+                timeout_ns,
+                expires_ns: t + timeout_ns,
+                controlled_until: life.expires_ns,
+            },
+        );
+        None
+    }
+}
+
+impl Iterator for Arrivals<'_> {
+    type Item = (Decision, EntryLife);
+
+    fn next(&mut self) -> Option<(Decision, EntryLife)> {
+        let inp = self.inp;
+        if self.next == self.order.len() {
+            return None;
+        }
+        let i = self.order.at(self.next);
+        self.next += 1;
+        let life = life_of(inp, i);
+        let t = life.created_ns;
+        let decision = |kind| {
+            Some((
+                Decision {
+                    conn: i,
+                    time_ns: t,
+                    kind,
+                },
+                life,
+            ))
+        };
+        let previous = self.arrive(i, t);
+        if !life.scheduled {
+            return decision(Kind::BeforeCapture);
         }
         if let Some(j) = previous {
-            if let Some(state) = lives[j].state_at(t) {
-                let reuse = inp.proto == Proto::Udp || state != TcpState::TimeWait || controlled[j];
+            if let Some(state) = life_of(inp, j.conn()).state_at(t) {
+                let reuse =
+                    inp.proto == Proto::Udp || state != TcpState::TimeWait || j.controlled();
                 if reuse {
-                    controlled[i] = controlled[j];
-                    out.push(Decision {
-                        conn: i,
-                        time_ns: t,
-                        kind: Kind::Reused {
-                            server: inp.server_of[j],
-                            state,
-                        },
+                    self.set_controlled(i, j.controlled());
+                    return decision(Kind::Reused {
+                        server: inp.server_of(j.conn()),
+                        state,
                     });
-                    continue;
                 }
             }
         }
         if let Some(p) = inp.cfg.persistence_s {
-            let key = masked(client.ip(), inp.cfg.netmask_prefix);
-            if let Some(tpl) = templates.get_mut(&key) {
-                if tpl.alive_at(t) {
-                    // A template whose server we never saw learns it from the first
-                    // connection that shows one.
-                    if tpl.server.is_none() {
-                        tpl.server = inp.server_of[i];
-                    }
-                    let kind = Kind::Persisted {
-                        server: tpl.server,
-                        since_ns: tpl.created_ns,
-                    };
-                    tpl.expires_ns = t + tpl.timeout_ns;
-                    tpl.controlled_until = tpl.controlled_until.max(lives[i].expires_ns);
-                    controlled[i] = true;
-                    out.push(Decision {
-                        conn: i,
-                        time_ns: t,
-                        kind,
-                    });
-                    continue;
-                }
+            self.set_controlled(i, true);
+            if let Some(kind) = self.follow_template(i, &life, p) {
+                return decision(kind);
             }
-            let timeout_ns = i64::from(p) * NS;
-            templates.insert(
-                key,
-                Template {
-                    server: inp.server_of[i],
-                    created_ns: t,
-                    timeout_ns,
-                    expires_ns: t + timeout_ns,
-                    controlled_until: lives[i].expires_ns,
-                },
-            );
-            controlled[i] = true;
         }
-        let loads = counters
-            .iter()
-            .map(|&(a, b)| Load {
-                active: a.max(0) as u32,
-                inactive: b.max(0) as u32,
-            })
-            .collect();
-        out.push(Decision {
-            conn: i,
-            time_ns: t,
-            kind: Kind::Scheduled { loads },
-        });
+        decision(Kind::Scheduled)
     }
-    out
+}
+
+/// The entry of connection `i`.
+fn life_of(inp: &ReplayInput, i: usize) -> EntryLife {
+    let c = inp.conns.get(i);
+    EntryLife::of(inp.proto, c.tcp, c.start_ns, c.last_ns, inp.timeouts)
 }
 
 #[cfg(test)]
@@ -213,6 +271,24 @@ mod tests {
             masked("2001:db8::1".parse().unwrap(), Some(64)),
             "2001:db8::".parse::<IpAddr>().unwrap()
         );
+    }
+
+    #[test]
+    fn full_tables_drop_the_dead_and_stay_near_the_live() {
+        // Keys are arrival times; an entry lives 1 000 after its arrival, one arrives per tick.
+        let mut table: FxHashMap<u64, u64> = FxHashMap::default();
+        let mut largest = 0;
+        for t in 0..100_000u64 {
+            make_room(&mut table, |&k, _| k + 1_000 > t);
+            table.insert(t, t);
+            largest = largest.max(table.capacity());
+            // Everything alive is still there.
+            if t % 997 == 0 {
+                assert!((t.saturating_sub(999)..=t).all(|k| table.contains_key(&k)));
+            }
+        }
+        // 1 000 alive at once: a table that only grew would have reached 100 000.
+        assert!(largest < 4_000, "capacity {largest}");
     }
 
     #[test]

@@ -17,12 +17,16 @@
 //! disagreement counts once instead of shifting every later prediction.
 
 mod arrivals;
+mod loads;
+mod plan;
 mod search;
 
-use crate::fairness::input::{ConnObs, Proto, Scheduler, ServiceConfig, Timeouts};
+use crate::fairness::input::{Proto, Scheduler, ServiceConfig, Timeouts};
 use crate::fairness::outcome::{Conformance, Mismatch, Unpredicted, Verdict};
-use arrivals::{decisions, masked, Decision, Kind};
-use search::{first_appearance, model_for, permutations, run_order, search};
+use crate::fairness::table::ConnTable;
+use arrivals::{masked, Arrivals, Decision, Kind};
+use plan::{CreationOrder, Plan};
+use search::{first_appearance, model_for, permutations, run_order, search, shows_loads};
 use std::net::SocketAddr;
 
 const NS: i64 = 1_000_000_000;
@@ -35,13 +39,21 @@ pub struct ReplayInput<'a> {
     pub cfg: &'a ServiceConfig,
     pub proto: Proto,
     pub vip: SocketAddr,
-    pub conns: &'a [ConnObs],
-    /// Server index (into `server_addrs`) of each connection; indices below
-    /// `cfg.servers.len()` are the configured servers, in the configuration's order.
-    pub server_of: &'a [Option<usize>],
+    pub conns: &'a ConnTable,
+    /// Server index (into `server_addrs`) of each real server of `conns`
+    /// ([`ConnTable::servers`]); indices below `cfg.servers.len()` are the configured servers,
+    /// in the configuration's order.
+    pub server_of_rs: &'a [Option<usize>],
     pub server_addrs: &'a [SocketAddr],
     pub timeouts: &'a Timeouts,
     pub capture_span: Option<(i64, i64)>,
+}
+
+impl ReplayInput<'_> {
+    /// Server index (into `server_addrs`) of connection `i`.
+    pub fn server_of(&self, i: usize) -> Option<usize> {
+        self.conns.rs(i).and_then(|k| self.server_of_rs[k])
+    }
 }
 
 /// What the replay of this scheduler had to assume, in words.
@@ -77,7 +89,7 @@ fn note_mismatch(
     if conformance.first_mismatches.len() < EVIDENCE {
         conformance.first_mismatches.push(Mismatch {
             time_ns: d.time_ns,
-            client: inp.conns[d.conn].client,
+            client: inp.conns.client(d.conn),
             expected: Some(inp.server_addrs[expected]),
             observed: Some(inp.server_addrs[observed]),
             evidence: evidence(),
@@ -90,7 +102,7 @@ fn note_mismatch(
 pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
     let cfg = inp.cfg;
     let n = cfg.servers.len();
-    let decisions = decisions(inp);
+    let plan = Plan::new(inp, shows_loads(cfg.scheduler));
     let mut verdicts = vec![Verdict::Unchecked; inp.conns.len()];
     let mut limitations = Vec::new();
 
@@ -105,11 +117,11 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         )
     } else {
         (
-            vec![given.clone(), first_appearance(inp, &decisions)],
+            vec![given.clone(), first_appearance(inp, &plan)],
             Some("the given order and the order of first assignments".to_string()),
         )
     };
-    let searched = search(inp, &decisions, &candidates);
+    let searched = search(inp, &plan, &candidates);
 
     let mut conformance = Conformance {
         scheduler: cfg.scheduler,
@@ -146,13 +158,10 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
                 String::new()
             };
             // The search already built this model, so it cannot fail here.
-            if let Ok(run) = run_order(inp, &decisions, perm, b.start, true) {
+            if let Ok(run) = run_order(inp, &plan, perm, b.start, Some(&mut verdicts)) {
                 conformance.matched = run.matched;
                 conformance.mismatches = run.mismatched;
                 conformance.first_mismatches = run.evidence;
-                for (conn, v) in run.verdicts {
-                    verdicts[conn] = v;
-                }
             }
             conformance.order_source = match &how {
                 None if cfg.order_known => format!("kernel order given{tie_note}"),
@@ -188,10 +197,10 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         None => not_predicted.push((reason, 1)),
     };
 
-    for d in &decisions {
-        let observed = inp.server_of[d.conn];
-        match &d.kind {
-            Kind::Scheduled { .. } => {
+    for (d, _) in Arrivals::new(inp, &plan.order) {
+        let observed = inp.server_of(d.conn);
+        match d.kind {
+            Kind::Scheduled => {
                 if observed.is_some() {
                     conformance.decisions += 1;
                 } else {
@@ -207,9 +216,9 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
                      reused it instead of scheduling"
                 );
                 match (server, observed) {
-                    (Some(s), Some(o)) if s != &o => {
+                    (Some(s), Some(o)) if s != o => {
                         verdicts[d.conn] = Verdict::Mismatched;
-                        note_mismatch(&mut conformance, inp, d, *s, o, || reason.clone());
+                        note_mismatch(&mut conformance, inp, &d, s, o, || reason.clone());
                     }
                     _ => {}
                 }
@@ -218,16 +227,16 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
             Kind::Persisted { server, since_ns } => match (server, observed) {
                 (Some(s), Some(o)) => {
                     conformance.persistent += 1;
-                    if *s == o {
+                    if s == o {
                         conformance.persistent_matched += 1;
                         verdicts[d.conn] = Verdict::Matched;
                     } else {
                         verdicts[d.conn] = Verdict::Mismatched;
-                        note_mismatch(&mut conformance, inp, d, *s, o, || {
+                        note_mismatch(&mut conformance, inp, &d, s, o, || {
                             format!(
                                 "persistence template for {} created {:.3} s earlier \
                                      still alive",
-                                masked(inp.conns[d.conn].client.ip(), cfg.netmask_prefix),
+                                masked(inp.conns.client(d.conn).ip(), cfg.netmask_prefix),
                                 (d.time_ns - since_ns) as f64 / 1e9
                             )
                         });
@@ -257,8 +266,10 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
             let window = i64::from(inp.timeouts.tcp_established_s) * NS;
             let early = verdicts
                 .iter()
-                .zip(inp.conns)
-                .filter(|(v, c)| **v == Verdict::Mismatched && c.start_ns < start + window)
+                .enumerate()
+                .filter(|&(i, v)| {
+                    *v == Verdict::Mismatched && inp.conns.start_ns(i) < start + window
+                })
                 .count();
             if early > 0 {
                 limitations.push(format!(
@@ -272,7 +283,9 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
             }
         }
     }
-    let unseen = inp.server_of.iter().filter(|s| s.is_none()).count();
+    let unseen = (0..inp.conns.len())
+        .filter(|&i| inp.server_of(i).is_none())
+        .count();
     if unseen > 0 && cfg.scheduler.reads_counters() {
         limitations.push(format!(
             "{unseen} connection(s) with no observed server are missing from the rebuilt \
@@ -284,7 +297,7 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
          capture"
             .into(),
     );
-    if let Some(note) = change_point(&decisions, &verdicts) {
+    if let Some(note) = change_point(inp, &plan.order, &verdicts) {
         limitations.push(note);
     }
     conformance.limitations = limitations;
@@ -292,41 +305,43 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
 }
 
 /// Looks for a moment after which the replay stops agreeing with the director, which is
-/// what a weight edit or a server added or removed mid-capture looks like.
-fn change_point(decisions: &[Decision], verdicts: &[Verdict]) -> Option<String> {
-    let checked: Vec<(i64, bool)> = decisions
-        .iter()
-        .filter_map(|d| match verdicts[d.conn] {
-            Verdict::Matched => Some((d.time_ns, true)),
-            Verdict::Mismatched => Some((d.time_ns, false)),
-            Verdict::Unchecked => None,
-        })
-        .collect();
+/// what a weight edit or a server added or removed mid-capture looks like. `order` is the
+/// connections in creation order, of which the checked ones (matched or not) count.
+fn change_point(inp: &ReplayInput, order: &CreationOrder, verdicts: &[Verdict]) -> Option<String> {
+    let checked = || {
+        (0..order.len())
+            .map(|k| order.at(k))
+            .filter_map(|i| match verdicts[i] {
+                Verdict::Matched => Some((i, true)),
+                Verdict::Mismatched => Some((i, false)),
+                Verdict::Unchecked => None,
+            })
+    };
+    let (total, total_ok) = checked().fold((0, 0), |(n, ok), (_, m)| (n + 1, ok + usize::from(m)));
     const SIDE: usize = 10;
-    if checked.len() < 2 * SIDE {
+    if total < 2 * SIDE {
         return None;
     }
-    let total_ok = checked.iter().filter(|c| c.1).count();
     let mut ok_before = 0;
     let mut best: Option<(usize, f64, f64)> = None;
-    for k in 0..checked.len() {
-        if k >= SIDE && checked.len() - k >= SIDE {
+    for (k, (i, matched)) in checked().enumerate() {
+        if k >= SIDE && total - k >= SIDE {
             let before = ok_before as f64 / k as f64;
-            let after = (total_ok - ok_before) as f64 / (checked.len() - k) as f64;
+            let after = (total_ok - ok_before) as f64 / (total - k) as f64;
             if before >= 0.9 && after <= 0.5 && best.is_none_or(|b| before - after > b.1 - b.2) {
-                best = Some((k, before, after));
+                best = Some((i, before, after));
             }
         }
-        if checked[k].1 {
+        if matched {
             ok_before += 1;
         }
     }
-    best.map(|(k, before, after)| {
+    best.map(|(i, before, after)| {
         format!(
             "from {:.3} s on, the replay agrees with {:.0}% of decisions against {:.0}% before: \
              consistent with a configuration change at about that time (weight edit, server \
              added or removed, threshold reached), which the captures cannot show",
-            checked[k].0 as f64 / 1e9,
+            inp.conns.created_ns(i, inp.proto) as f64 / 1e9,
             after * 100.0,
             before * 100.0
         )

@@ -2,7 +2,8 @@
 //! searching the candidates, re-aligning after a mismatch, and the evidence kept for each
 //! mismatch.
 
-use super::arrivals::{Decision, Kind};
+use super::loads::LoadCursor;
+use super::plan::Plan;
 use super::{ReplayInput, EVIDENCE};
 use crate::fairness::input::Scheduler;
 use crate::fairness::outcome::{Mismatch, Verdict};
@@ -13,7 +14,6 @@ use std::net::SocketAddr;
 pub(super) struct Run {
     pub matched: u64,
     pub mismatched: u64,
-    pub verdicts: Vec<(usize, Verdict)>,
     pub evidence: Vec<Mismatch>,
 }
 
@@ -22,40 +22,61 @@ const LOOKAHEAD: usize = 20;
 /// Re-alignments by lookahead per run; later mismatches use the model's own `resync`.
 const MAX_REALIGN: usize = 1000;
 
-/// The model's prediction (a server index) for one scheduled decision.
-fn predict(
-    model: &mut dyn sched::Model,
-    inp: &ReplayInput,
-    d: &Decision,
-    perm: &[usize],
-) -> Option<usize> {
-    let Kind::Scheduled { loads } = &d.kind else {
-        return None;
-    };
-    let list_loads: Vec<Load> = perm.iter().map(|&id| loads[id]).collect();
-    let ctx = Ctx {
-        now_ns: d.time_ns,
-        client: inp.conns[d.conn].client,
-        vip: inp.vip,
-        loads: &list_loads,
-    };
-    model.schedule(&ctx).map(|p| perm[p])
+/// The counters in list order, handed to the model: one buffer per run, refilled per decision.
+struct ListLoads<'a> {
+    perm: &'a [usize],
+    loads: Vec<Load>,
 }
 
-/// How many of the next decisions a model reproduces (re-aligning plainly on mismatches).
-fn lookahead(
+impl ListLoads<'_> {
+    /// The model's prediction (a server index) for the scheduled decision of connection
+    /// `conn`, with the counters `counters` shows.
+    fn predict(
+        &mut self,
+        model: &mut dyn sched::Model,
+        inp: &ReplayInput,
+        conn: usize,
+        counters: &LoadCursor,
+    ) -> Option<usize> {
+        for (slot, &id) in self.loads.iter_mut().zip(self.perm) {
+            *slot = counters.load(id);
+        }
+        let ctx = Ctx {
+            now_ns: inp.conns.created_ns(conn, inp.proto),
+            client: inp.conns.client(conn),
+            vip: inp.vip,
+            loads: &self.loads,
+        };
+        model.schedule(&ctx).map(|p| self.perm[p])
+    }
+}
+
+/// What a run works in, allocated once per run: the counters in list order, the position of
+/// each server in the list, and a second cursor for looking ahead.
+struct Scratch<'a> {
+    list: ListLoads<'a>,
+    pos_of: Vec<usize>,
+    ahead: LoadCursor<'a>,
+}
+
+/// How many of the next decisions (`rest`, from the counters `from` shows) a model reproduces
+/// (re-aligning plainly on mismatches).
+fn lookahead<'a>(
     mut model: Box<dyn sched::Model>,
     inp: &ReplayInput,
-    rest: &[&Decision],
-    perm: &[usize],
-    pos_of: &[usize],
+    rest: &[u32],
+    from: &LoadCursor<'a>,
+    scratch: &mut Scratch<'a>,
 ) -> usize {
+    scratch.ahead.copy_from(from);
     let mut score = 0;
-    for d in rest.iter().take(LOOKAHEAD) {
-        let predicted = predict(&mut *model, inp, d, perm);
-        match inp.server_of[d.conn] {
+    for &conn in rest.iter().take(LOOKAHEAD) {
+        let conn = conn as usize;
+        scratch.ahead.next_decision();
+        let predicted = scratch.list.predict(&mut *model, inp, conn, &scratch.ahead);
+        match inp.server_of(conn) {
             Some(o) if predicted == Some(o) => score += 1,
-            Some(o) if o < pos_of.len() => model.resync(pos_of[o]),
+            Some(o) if o < scratch.pos_of.len() => model.resync(scratch.pos_of[o]),
             _ => {}
         }
     }
@@ -67,26 +88,26 @@ fn lookahead(
 /// more of the next decisions (the plain resync wins ties). A missed or extra decision
 /// then costs one mismatch instead of a run of them.
 #[allow(clippy::too_many_arguments)]
-fn realign(
+fn realign<'a>(
     model: &mut Box<dyn sched::Model>,
     base: &dyn sched::Model,
     inp: &ReplayInput,
-    d: &Decision,
-    rest: &[&Decision],
-    perm: &[usize],
-    pos_of: &[usize],
+    conn: usize,
+    rest: &[u32],
+    counters: &LoadCursor<'a>,
+    scratch: &mut Scratch<'a>,
     observed: usize,
 ) {
     let mut best = model.box_clone();
-    best.resync(pos_of[observed]);
-    let mut best_score = lookahead(best.box_clone(), inp, rest, perm, pos_of);
+    best.resync(scratch.pos_of[observed]);
+    let mut best_score = lookahead(best.box_clone(), inp, rest, counters, scratch);
     for k in 0..base.start_states() {
         let mut m = base.box_clone();
         m.set_start_state(k);
-        if predict(&mut *m, inp, d, perm) != Some(observed) {
+        if scratch.list.predict(&mut *m, inp, conn, counters) != Some(observed) {
             continue;
         }
-        let score = lookahead(m.box_clone(), inp, rest, perm, pos_of);
+        let score = lookahead(m.box_clone(), inp, rest, counters, scratch);
         if score > best_score {
             best = m;
             best_score = score;
@@ -95,61 +116,67 @@ fn realign(
     *model = best;
 }
 
+/// Runs the model for list order `perm` from starting state `start` over the scheduled
+/// decisions. With `record`, the run is the reported one: mismatches are re-aligned by
+/// look-ahead, kept as evidence, and every decision's verdict is written there.
 pub(super) fn run_order(
     inp: &ReplayInput,
-    decisions: &[Decision],
+    plan: &Plan,
     perm: &[usize],
     start: usize,
-    record: bool,
+    mut record: Option<&mut [Verdict]>,
 ) -> Result<Run, String> {
     let base = model_for(inp, perm)?;
     let mut model = base.box_clone();
     model.set_start_state(start);
     let cfg = inp.cfg;
-    let mut pos_of = vec![usize::MAX; cfg.servers.len()];
+    let n_cfg = cfg.servers.len();
+    let mut pos_of = vec![usize::MAX; n_cfg];
     for (pos, &id) in perm.iter().enumerate() {
         pos_of[id] = pos;
     }
+    let mut scratch = Scratch {
+        list: ListLoads {
+            perm,
+            loads: vec![Load::default(); perm.len()],
+        },
+        pos_of,
+        ahead: LoadCursor::new(plan.loads.as_ref(), n_cfg),
+    };
+    let mut counters = LoadCursor::new(plan.loads.as_ref(), n_cfg);
     let mut run = Run {
         matched: 0,
         mismatched: 0,
-        verdicts: Vec::new(),
         evidence: Vec::new(),
     };
-    let scheduled: Vec<&Decision> = decisions
-        .iter()
-        .filter(|d| matches!(d.kind, Kind::Scheduled { .. }))
-        .collect();
     let mut previous: Option<usize> = None;
     let mut realigned = 0;
-    for (i, d) in scheduled.iter().enumerate() {
-        let Kind::Scheduled { loads } = &d.kind else {
-            continue;
-        };
-        let conn = &inp.conns[d.conn];
-        let predicted = predict(&mut *model, inp, d, perm);
-        let observed = inp.server_of[d.conn];
+    for (i, &conn) in plan.scheduled.iter().enumerate() {
+        let conn = conn as usize;
+        counters.next_decision();
+        let predicted = scratch.list.predict(&mut *model, inp, conn, &counters);
+        let observed = inp.server_of(conn);
         let verdict = match observed {
             None => Verdict::Unchecked,
             Some(o) if predicted == Some(o) => Verdict::Matched,
             Some(o) => {
-                if o < cfg.servers.len() {
+                if o < n_cfg {
                     // The costly search only for the reported run: the order search ranks
                     // candidates with the plain resync.
-                    if record && realigned < MAX_REALIGN && base.start_states() > 1 {
+                    if record.is_some() && realigned < MAX_REALIGN && base.start_states() > 1 {
                         realigned += 1;
                         realign(
                             &mut model,
                             &*base,
                             inp,
-                            d,
-                            &scheduled[i + 1..],
-                            perm,
-                            &pos_of,
+                            conn,
+                            &plan.scheduled[i + 1..],
+                            &counters,
+                            &mut scratch,
                             o,
                         );
                     } else {
-                        model.resync(pos_of[o]);
+                        model.resync(scratch.pos_of[o]);
                     }
                 }
                 Verdict::Mismatched
@@ -159,33 +186,45 @@ pub(super) fn run_order(
             Verdict::Matched => run.matched += 1,
             Verdict::Mismatched => {
                 run.mismatched += 1;
-                if record && run.evidence.len() < EVIDENCE {
-                    let list_loads: Vec<Load> = perm.iter().map(|&id| loads[id]).collect();
-                    let ctx = Ctx {
-                        now_ns: d.time_ns,
-                        client: conn.client,
-                        vip: inp.vip,
-                        loads: &list_loads,
-                    };
-                    run.evidence.push(Mismatch {
-                        time_ns: d.time_ns,
-                        client: conn.client,
-                        expected: predicted.map(|p| inp.server_addrs[p]),
-                        observed: observed.map(|o| inp.server_addrs[o]),
-                        evidence: evidence(inp, loads, &ctx, previous, observed),
-                    });
+                if record.is_some() && run.evidence.len() < EVIDENCE {
+                    run.evidence.push(mismatch(
+                        inp, conn, &counters, predicted, previous, observed,
+                    ));
                 }
             }
             Verdict::Unchecked => {}
         }
-        if record {
-            run.verdicts.push((d.conn, verdict));
+        if let Some(verdicts) = record.as_deref_mut() {
+            verdicts[conn] = verdict;
         }
         if observed.is_some() {
             previous = observed;
         }
     }
     Ok(run)
+}
+
+/// The evidence kept for a mismatched scheduled decision.
+fn mismatch(
+    inp: &ReplayInput,
+    conn: usize,
+    counters: &LoadCursor,
+    predicted: Option<usize>,
+    previous: Option<usize>,
+    observed: Option<usize>,
+) -> Mismatch {
+    let by_id: Vec<Load> = (0..inp.cfg.servers.len())
+        .map(|id| counters.load(id))
+        .collect();
+    let time_ns = inp.conns.created_ns(conn, inp.proto);
+    let client = inp.conns.client(conn);
+    Mismatch {
+        time_ns,
+        client,
+        expected: predicted.map(|p| inp.server_addrs[p]),
+        observed: observed.map(|o| inp.server_addrs[o]),
+        evidence: evidence(inp, &by_id, client, previous, observed),
+    }
 }
 
 pub(super) fn model_for(
@@ -214,14 +253,10 @@ pub(super) struct Best {
 
 pub(super) fn search(
     inp: &ReplayInput,
-    decisions: &[Decision],
+    plan: &Plan,
     candidates: &[Vec<usize>],
 ) -> Result<Option<Best>, String> {
-    let steps = decisions
-        .iter()
-        .filter(|d| matches!(d.kind, Kind::Scheduled { .. }))
-        .count()
-        .max(1);
+    let steps = plan.scheduled.len().max(1);
     let states = model_for(inp, &candidates[0])?.start_states();
     let full = candidates.len() * states * steps <= SEARCH_BUDGET;
     let mut best: Option<Best> = None;
@@ -243,7 +278,7 @@ pub(super) fn search(
     for (k, perm) in candidates.iter().enumerate() {
         let range = if full { 0..states } else { 0..1 };
         for start in range {
-            let run = run_order(inp, decisions, perm, start, false)?;
+            let run = run_order(inp, plan, perm, start, None)?;
             consider(&mut best, k, start, run.matched);
         }
     }
@@ -251,7 +286,7 @@ pub(super) fn search(
     if !full && states * steps <= SEARCH_BUDGET {
         if let Some(k) = best.as_ref().map(|b| b.perm) {
             for start in 1..states {
-                let run = run_order(inp, decisions, &candidates[k], start, false)?;
+                let run = run_order(inp, plan, &candidates[k], start, None)?;
                 consider(&mut best, k, start, run.matched);
             }
         }
@@ -259,11 +294,20 @@ pub(super) fn search(
     Ok(best)
 }
 
-/// What the model based its choice on, in words.
+/// Whether [`evidence`] shows the counters: the schedulers that read them, and those whose
+/// choice they do not explain otherwise. For the others the replay does not rebuild them.
+pub(super) fn shows_loads(s: Scheduler) -> bool {
+    !matches!(
+        s,
+        Scheduler::Rr | Scheduler::Wrr | Scheduler::Sh | Scheduler::Dh
+    )
+}
+
+/// What the model based its choice on, in words (`loads` per server, configuration order).
 fn evidence(
     inp: &ReplayInput,
     loads: &[Load],
-    ctx: &Ctx,
+    client: SocketAddr,
     previous: Option<usize>,
     observed: Option<usize>,
 ) -> String {
@@ -278,19 +322,15 @@ fn evidence(
             None => "first decision in the capture".to_string(),
         }),
         Scheduler::Sh => {
-            let port = if inp.cfg.sh_port {
-                ctx.client.port()
-            } else {
-                0
-            };
+            let port = if inp.cfg.sh_port { client.port() } else { 0 };
             parts.push(format!(
                 "client hashes to bucket {} of 256",
-                sh_bucket(ctx.client.ip(), port, 0)
+                sh_bucket(client.ip(), port, 0)
             ));
         }
         Scheduler::Dh => parts.push(format!(
             "VIP hashes to bucket {} of 256",
-            dh_bucket(ctx.vip.ip())
+            dh_bucket(inp.vip.ip())
         )),
         _ => {
             let list: Vec<String> = loads
@@ -324,11 +364,11 @@ pub(super) fn permutations(n: usize) -> Vec<Vec<usize>> {
 }
 
 /// Servers in the order their first scheduled connection appeared, then the rest.
-pub(super) fn first_appearance(inp: &ReplayInput, decisions: &[Decision]) -> Vec<usize> {
+pub(super) fn first_appearance(inp: &ReplayInput, plan: &Plan) -> Vec<usize> {
     let n = inp.cfg.servers.len();
     let mut seen = Vec::new();
-    for d in decisions {
-        if let (Kind::Scheduled { .. }, Some(s)) = (&d.kind, inp.server_of[d.conn]) {
+    for &conn in &plan.scheduled {
+        if let Some(s) = inp.server_of(conn as usize) {
             if s < n && !seen.contains(&s) {
                 seen.push(s);
             }
