@@ -1262,11 +1262,8 @@ fn streaming_hands_connections_on_as_they_end_and_holds_few() {
     assert_eq!(s, k);
 }
 
-#[test]
-fn stragglers_during_time_wait_are_counted_not_made_connections() {
-    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0)]);
-    sim.http(MS, 43000, 5000, 0);
-    // The client's FIN again, 10 s later (its state was handed on after 3 s quiet)...
+/// The client's FIN of `http(_, 43000, 5000, 0)` sent again at `t`.
+fn fin_again(sim: &mut Sim, t: i64) {
     let sisn = 5000u32.wrapping_mul(7) + 12345;
     let fin = tcp(
         (CLIENT, 43000),
@@ -1276,7 +1273,15 @@ fn stragglers_during_time_wait_are_counted_not_made_connections() {
         Tcp::ACK | Tcp::FIN,
         0,
     );
-    sim.request(10_000 * MS, &fin, Some(0), false);
+    sim.request(t, &fin, Some(0), false);
+}
+
+#[test]
+fn stragglers_during_time_wait_are_counted_not_made_connections() {
+    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0)]);
+    sim.http(MS, 43000, 5000, 0);
+    // The client's FIN again, 10 s later (its state was handed on after 3 s quiet)...
+    fin_again(&mut sim, 10_000 * MS);
     // ...and the same tuple reused with a new ISN 20 s later: a connection of its own.
     sim.http(20_000 * MS, 43000, 77_000, 0);
     let a = sim.analyse();
@@ -1297,6 +1302,34 @@ fn stragglers_during_time_wait_are_counted_not_made_connections() {
         let again = if h == Host::Director { 2 } else { 1 };
         assert_eq!(s.late_packets, again, "{h:?}: {s:?}");
         assert_eq!(s.legs, 2);
+    }
+}
+
+#[test]
+fn packets_after_a_close_stay_with_their_connection() {
+    // The last ACK follows the FINs at once, and the client sends its FIN again 1 s later:
+    // both within the 3 s a closed connection waits for such packets, so both are its own.
+    let mut sim = Sim::new(&[Host::Client, Host::Director, Host::Rs(0)]);
+    sim.http(MS, 43000, 5000, 0);
+    fin_again(&mut sim, 1_000 * MS);
+    let a = sim.analyse();
+    assert_eq!(a.connections.len(), 1);
+    let c = &a.connections[0];
+    assert_eq!(c.outcome, Outcome::Completed);
+    // The exchange, then the FIN again: a retransmission.
+    assert_eq!(c.history, "ShADadFfT");
+    assert_eq!(c.retransmissions, 1);
+    assert_eq!(c.legs.len(), 3);
+    for l in &c.legs {
+        // Five packets of the exchange from the client, and the FIN again; at the director both
+        // as they came and as they left wrapped.
+        let requests = [l.request.as_deref(), l.request_wrapped.as_deref()];
+        for r in requests.into_iter().flatten() {
+            assert_eq!((r.packets, r.retransmissions), (6, 1), "{l:?}");
+        }
+    }
+    for s in &a.stats {
+        assert_eq!((s.legs, s.late_packets), (1, 0), "{s:?}");
     }
 }
 

@@ -7,10 +7,17 @@
 //! at the 1st, 10th, 100th, ... occurrence, as Zeek does.
 
 use crate::decode::packet::Tcp;
+use smallvec::SmallVec;
 
-#[derive(Debug, Clone, Default)]
+/// Letters kept inline: each of the six once per direction, then `T` and `W` at powers of ten,
+/// so more than this takes a hundred retransmissions or zero windows.
+const INLINE_LETTERS: usize = 16;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct History {
-    letters: String,
+    /// ASCII letters, inline: a heap block per connection for a few bytes cost more than the
+    /// bytes (and a closed connection's state is packed from this, see [`super::packed`]).
+    letters: SmallVec<[u8; INLINE_LETTERS]>,
     /// Bit per (letter, direction) already written.
     seen: u32,
     retrans: [u64; 2],
@@ -23,7 +30,7 @@ const A: u32 = 2;
 const D: u32 = 3;
 const F: u32 = 4;
 const R: u32 = 5;
-const LETTERS: [char; 6] = ['S', 'H', 'A', 'D', 'F', 'R'];
+const LETTERS: [u8; 6] = *b"SHADFR";
 
 impl History {
     fn once(&mut self, letter: u32, from_client: bool) {
@@ -34,7 +41,7 @@ impl History {
         }
     }
 
-    fn push(&mut self, c: char, from_client: bool) {
+    fn push(&mut self, c: u8, from_client: bool) {
         self.letters.push(if from_client {
             c
         } else {
@@ -43,7 +50,7 @@ impl History {
     }
 
     /// Counts an event and writes its letter at the 1st, 10th, 100th... occurrence.
-    fn repeated(&mut self, c: char, from_client: bool, which: fn(&mut History) -> &mut [u64; 2]) {
+    fn repeated(&mut self, c: u8, from_client: bool, which: fn(&mut History) -> &mut [u64; 2]) {
         let n = &mut which(self)[usize::from(!from_client)];
         *n += 1;
         let n = *n;
@@ -68,10 +75,10 @@ impl History {
             self.once(A, from_client);
         }
         if retransmission {
-            self.repeated('T', from_client, |h| &mut h.retrans);
+            self.repeated(b'T', from_client, |h| &mut h.retrans);
         }
         if t.window == 0 && !t.has(Tcp::RST) {
-            self.repeated('W', from_client, |h| &mut h.zero_window);
+            self.repeated(b'W', from_client, |h| &mut h.zero_window);
         }
     }
 
@@ -82,7 +89,28 @@ impl History {
     }
 
     pub fn as_str(&self) -> &str {
-        &self.letters
+        std::str::from_utf8(&self.letters).expect("history letters are ASCII")
+    }
+
+    /// The state as plain numbers and letters, to be packed: (letters, seen bits, retransmissions
+    /// and zero windows per direction).
+    pub(crate) fn parts(&self) -> (&[u8], u32, [u64; 2], [u64; 2]) {
+        (&self.letters, self.seen, self.retrans, self.zero_window)
+    }
+
+    /// The inverse of [`History::parts`].
+    pub(crate) fn from_parts(
+        letters: &[u8],
+        seen: u32,
+        retrans: [u64; 2],
+        zero_window: [u64; 2],
+    ) -> History {
+        History {
+            letters: SmallVec::from_slice(letters),
+            seen,
+            retrans,
+            zero_window,
+        }
     }
 }
 
@@ -94,12 +122,21 @@ fn is_power_of_ten(mut n: u64) -> bool {
 }
 
 /// Highest sequence number sent so far in one direction, to recognise retransmissions.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct SeqTracker {
     max_end: Option<u32>,
 }
 
 impl SeqTracker {
+    /// The end of the highest segment so far, to be packed.
+    pub(crate) fn max_end(&self) -> Option<u32> {
+        self.max_end
+    }
+
+    pub(crate) fn from_max_end(max_end: Option<u32>) -> SeqTracker {
+        SeqTracker { max_end }
+    }
+
     /// Records a segment; true when it only repeats sequence space already sent.
     pub fn retransmission(&mut self, t: &Tcp) -> bool {
         let len = t.payload_len + u32::from(t.has(Tcp::SYN)) + u32::from(t.has(Tcp::FIN));

@@ -9,13 +9,16 @@
 //! reused port.
 
 use super::clock::ClockOffset;
+use super::leg_state::LegState;
+use super::packed::{unpack_into, PackedLeg};
 use super::{ConnKey, Connection, Form, Leg, Outcome, RsSource};
 use crate::topology::{MacAddr, Role, Topology, VantageId};
-use std::collections::BTreeMap;
 // FxHash: these tables are looked up for every packet, where SipHash was a quarter of
 // all instructions of `verify` (callgrind).
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use smallvec::SmallVec;
 use std::net::IpAddr;
+use std::ops::Range;
 
 /// Slack when joining legs by time alone, after clock correction.
 pub(crate) const TIME_SLACK_NS: i64 = 1_000_000_000;
@@ -32,24 +35,73 @@ pub fn is_raw_ip(link_type: u32) -> bool {
 /// of one file costs a bounded number of pairs per leg instead of the square of them.
 const PAIRS_PER_LEG: usize = 16;
 
+/// Vantage points up to which a cluster's are a list rather than a set.
+const FEW_VANTAGES: usize = 8;
+
+/// The vantage points of a cluster: a list for the handful a connection is seen at, a set
+/// past that, so that joining a cluster of thousands of legs with another is not a scan of one
+/// for each leg of the other.
+enum Vantages {
+    Few(SmallVec<[VantageId; FEW_VANTAGES]>),
+    Many(HashSet<VantageId>),
+}
+
+impl Vantages {
+    fn len(&self) -> usize {
+        match self {
+            Vantages::Few(v) => v.len(),
+            Vantages::Many(v) => v.len(),
+        }
+    }
+    fn contains(&self, x: &VantageId) -> bool {
+        match self {
+            Vantages::Few(v) => v.contains(x),
+            Vantages::Many(v) => v.contains(x),
+        }
+    }
+    /// Whether any of these is among `other`'s.
+    fn meets(&self, other: &Vantages) -> bool {
+        match self {
+            Vantages::Few(v) => v.iter().any(|x| other.contains(x)),
+            Vantages::Many(v) => v.iter().any(|x| other.contains(x)),
+        }
+    }
+    fn absorb(&mut self, other: Vantages) {
+        if let Vantages::Few(v) = self {
+            if v.len() + other.len() > FEW_VANTAGES {
+                *self = Vantages::Many(v.drain(..).collect());
+            }
+        }
+        match (self, other) {
+            (Vantages::Few(v), Vantages::Few(o)) => v.extend(o),
+            (Vantages::Few(v), Vantages::Many(o)) => v.extend(o),
+            (Vantages::Many(v), Vantages::Few(o)) => v.extend(o),
+            (Vantages::Many(v), Vantages::Many(o)) => v.extend(o),
+        }
+    }
+}
+
+/// Legs of one key joined step by step (union-find): never two legs of one vantage point, nor
+/// two different initial sequence numbers, in one cluster.
+#[derive(Default)]
 struct Clusters {
     parent: Vec<usize>,
-    /// The vantage points of each cluster (at its root): a set, so that joining a cluster of
-    /// thousands of legs with another is not a scan of one for each leg of the other.
-    vantages: Vec<HashSet<VantageId>>,
+    /// The vantage points of each cluster (at its root).
+    vantages: Vec<Vantages>,
     isn: Vec<Option<u32>>,
 }
 
 impl Clusters {
-    fn new(legs: &[&Leg]) -> Clusters {
-        Clusters {
-            parent: (0..legs.len()).collect(),
-            vantages: legs
-                .iter()
-                .map(|l| HashSet::from_iter([l.vantage]))
-                .collect(),
-            isn: legs.iter().map(|l| l.isn).collect(),
-        }
+    fn reset(&mut self, legs: &[Leg]) {
+        self.parent.clear();
+        self.parent.extend(0..legs.len());
+        self.vantages.clear();
+        self.vantages.extend(
+            legs.iter()
+                .map(|l| Vantages::Few(SmallVec::from_slice(&[l.vantage]))),
+        );
+        self.isn.clear();
+        self.isn.extend(legs.iter().map(|l| l.isn));
     }
     fn root(&mut self, mut i: usize) -> usize {
         while self.parent[i] != i {
@@ -70,7 +122,7 @@ impl Clusters {
         } else {
             (&self.vantages[rb], &self.vantages[ra])
         };
-        if small.iter().any(|v| large.contains(v)) {
+        if small.meets(large) {
             return false;
         }
         if let (Some(x), Some(y)) = (self.isn[ra], self.isn[rb]) {
@@ -79,15 +131,66 @@ impl Clusters {
             }
         }
         // The smaller set goes into the larger: each vantage point moves O(log n) times.
-        let mut vs = std::mem::take(&mut self.vantages[rb]);
+        let mut vs = std::mem::replace(&mut self.vantages[rb], Vantages::Few(SmallVec::new()));
         if vs.len() > self.vantages[ra].len() {
             std::mem::swap(&mut vs, &mut self.vantages[ra]);
         }
-        self.vantages[ra].extend(vs);
+        self.vantages[ra].absorb(vs);
         self.isn[ra] = self.isn[ra].or(self.isn[rb]);
         self.parent[rb] = ra;
         true
     }
+}
+
+/// What joining one key needs besides its legs, kept from key to key so that a join allocates
+/// only what it hands on.
+pub struct JoinScratch {
+    /// Where each packed leg is unpacked before it becomes a [`Leg`].
+    state: Box<LegState>,
+    clusters: Clusters,
+    /// (fingerprint value, leg): the legs that saw each packet, once sorted.
+    fingerprints: Vec<(u64, usize)>,
+    /// Runs of one value seen by more than one leg in `fingerprints`, with [`run_order`].
+    runs: Vec<(Option<u64>, Range<usize>)>,
+    /// (client ISN, leg).
+    isns: Vec<(u32, usize)>,
+    pairs: Vec<(usize, usize)>,
+    span: Vec<(i64, i64)>,
+    by_start: Vec<usize>,
+    candidates: Vec<(i64, usize, usize)>,
+    roots: Vec<usize>,
+}
+
+impl Default for JoinScratch {
+    fn default() -> Self {
+        JoinScratch {
+            state: Box::new(LegState::new(0)),
+            clusters: Clusters::default(),
+            fingerprints: Vec::new(),
+            runs: Vec::new(),
+            isns: Vec::new(),
+            pairs: Vec::new(),
+            span: Vec::new(),
+            by_start: Vec::new(),
+            candidates: Vec::new(),
+            roots: Vec::new(),
+        }
+    }
+}
+
+/// The legs of a run of one fingerprint value as one number that sorts as the list of them
+/// does (a byte each, from the most significant, a shorter list first), when they fit: sorting
+/// the runs of a key compares numbers rather than lists.
+fn run_order(run: &[(u64, usize)]) -> Option<u64> {
+    if run.len() > 8 {
+        return None;
+    }
+    run.iter()
+        .enumerate()
+        .try_fold(0u64, |key, (k, &(_, leg))| {
+            let byte = u8::try_from(leg + 1).ok()?;
+            Some(key | u64::from(byte) << (8 * (7 - k)))
+        })
 }
 
 /// What joining needs besides the legs: the topology, each capture's clock offset, and which
@@ -97,6 +200,8 @@ pub struct Joiner<'t> {
     offset: HashMap<VantageId, i64>,
     sees_replies: HashMap<VantageId, bool>,
     captured: Captured,
+    /// [`Topology::director_macs`], asked for every connection without a tunnel.
+    director_macs: Vec<MacAddr>,
 }
 
 /// Which roles and which real servers some capture was taken at: asked for every connection,
@@ -132,6 +237,7 @@ impl<'t> Joiner<'t> {
             offset: offsets.iter().map(|o| (o.vantage, o.offset_ns)).collect(),
             sees_replies: reply_visibility(saw_replies, topology),
             captured: Captured::of(topology),
+            director_macs: topology.director_macs(),
         }
     }
 
@@ -145,59 +251,99 @@ impl<'t> Joiner<'t> {
     }
 
     /// The connections made of the legs of one key (one, or several where the tuple was
-    /// reused). Legs at different vantage points belong together when they share a packet,
-    /// have the same client ISN, or (lacking both) overlap in corrected time.
-    pub fn join_key(&self, key: ConnKey, group: Vec<Leg>) -> Vec<Connection> {
+    /// reused), appended to `out` in the order they began. Legs at different vantage points
+    /// belong together when they share a packet, have the same client ISN, or (lacking both)
+    /// overlap in corrected time.
+    pub fn join_key(
+        &self,
+        key: ConnKey,
+        group: impl ExactSizeIterator<Item = (VantageId, PackedLeg)>,
+        scratch: &mut JoinScratch,
+        out: &mut Vec<Connection>,
+    ) {
         let corr = |l: &Leg, t: i64| self.corrected(l, t);
-        let refs: Vec<&Leg> = group.iter().collect();
-        let mut c = Clusters::new(&refs);
-        // Same packet seen at both.
-        let mut by_fp: HashMap<u64, Vec<usize>> = HashMap::default();
-        for (i, l) in refs.iter().enumerate() {
-            for fp in l.fingerprints.iter() {
-                by_fp.entry(fp.value()).or_default().push(i);
+        let JoinScratch {
+            state,
+            clusters: c,
+            fingerprints,
+            runs,
+            isns,
+            pairs,
+            span,
+            by_start,
+            candidates,
+            roots,
+        } = scratch;
+        let mut legs: Vec<Leg> = Vec::with_capacity(group.len());
+        fingerprints.clear();
+        for (i, (vantage, packed)) in group.enumerate() {
+            unpack_into(&packed, vantage, state);
+            fingerprints.extend(state.fingerprints.iter().map(|p| (p.value(), i)));
+            let (role, raw_ip) = packed.vantage_kind();
+            legs.push(state.take_leg(key, vantage, role, raw_ip));
+        }
+        c.reset(&legs);
+        // Same packet seen at both: the legs that saw each value, in order, joined one to the
+        // next, value lists taken in their own (lexicographic) order. A value seen by one leg
+        // only joins nothing.
+        fingerprints.sort_unstable();
+        runs.clear();
+        let mut start = 0;
+        for i in 1..=fingerprints.len() {
+            if i == fingerprints.len() || fingerprints[i].0 != fingerprints[start].0 {
+                if fingerprints[start].1 != fingerprints[i - 1].1 {
+                    runs.push((run_order(&fingerprints[start..i]), start..i));
+                }
+                start = i;
             }
         }
-        let mut fp_lists: Vec<Vec<usize>> = by_fp.into_values().collect();
-        fp_lists.sort();
-        for ids in fp_lists {
-            for w in ids.windows(2) {
-                c.join(w[0], w[1]);
+        let legs_of = |r: &Range<usize>| fingerprints[r.clone()].iter().map(|&(_, i)| i);
+        runs.sort_unstable_by(|(a, ra), (b, rb)| match (a, b) {
+            (Some(a), Some(b)) => a.cmp(b),
+            _ => legs_of(ra).cmp(legs_of(rb)),
+        });
+        for (_, r) in runs.iter() {
+            for w in fingerprints[r.clone()].windows(2) {
+                c.join(w[0].1, w[1].1);
             }
         }
         // Same client initial sequence number: in index order, each leg with the next
         // [`PAIRS_PER_LEG`] of its ISN.
-        let mut by_isn: HashMap<u32, Vec<usize>> = HashMap::default();
-        for (i, l) in refs.iter().enumerate() {
-            if let Some(isn) = l.isn {
-                by_isn.entry(isn).or_default().push(i);
-            }
+        isns.clear();
+        isns.extend(
+            legs.iter()
+                .enumerate()
+                .filter_map(|(i, l)| l.isn.map(|isn| (isn, i))),
+        );
+        isns.sort_unstable();
+        pairs.clear();
+        for (k, &(isn, i)) in isns.iter().enumerate() {
+            let next = isns[k + 1..]
+                .iter()
+                .take(PAIRS_PER_LEG)
+                .take_while(|(other, _)| *other == isn);
+            pairs.extend(next.map(|&(_, j)| (i, j)));
         }
-        let mut isn_pairs: Vec<(usize, usize)> = Vec::new();
-        for ids in by_isn.values() {
-            for (k, &i) in ids.iter().enumerate() {
-                let end = ids.len().min(k + 1 + PAIRS_PER_LEG);
-                isn_pairs.extend(ids[k + 1..end].iter().map(|&j| (i, j)));
-            }
-        }
-        isn_pairs.sort_unstable();
-        for (i, j) in isn_pairs {
+        pairs.sort_unstable();
+        for &(i, j) in pairs.iter() {
             c.join(i, j);
         }
         // Overlapping in corrected time, nearest first: each leg against the next
         // [`PAIRS_PER_LEG`] by corrected start, the nearest there are.
-        let span: Vec<(i64, i64)> = refs
-            .iter()
-            .map(|l| (corr(l, l.first_ts_ns), corr(l, l.last_ts_ns)))
-            .collect();
-        let mut by_start: Vec<usize> = (0..refs.len()).collect();
+        span.clear();
+        span.extend(
+            legs.iter()
+                .map(|l| (corr(l, l.first_ts_ns), corr(l, l.last_ts_ns))),
+        );
+        by_start.clear();
+        by_start.extend(0..legs.len());
         by_start.sort_unstable_by_key(|&i| (span[i].0, i));
-        let mut candidates: Vec<(i64, usize, usize)> = Vec::new();
+        candidates.clear();
         for (k, &x) in by_start.iter().enumerate() {
             let end = by_start.len().min(k + 1 + PAIRS_PER_LEG);
             for &y in &by_start[k + 1..end] {
                 let (i, j) = (x.min(y), x.max(y));
-                if refs[i].vantage == refs[j].vantage {
+                if legs[i].vantage == legs[j].vantage {
                     continue;
                 }
                 let ((a0, a1), (b0, b1)) = (span[i], span[j]);
@@ -208,20 +354,33 @@ impl<'t> Joiner<'t> {
             }
         }
         candidates.sort();
-        for (_, i, j) in candidates {
+        for &(_, i, j) in candidates.iter() {
             c.join(i, j);
         }
-        let mut clusters: BTreeMap<usize, Vec<Leg>> = BTreeMap::new();
-        let roots: Vec<usize> = (0..refs.len()).map(|i| c.root(i)).collect();
-        for (l, r) in group.into_iter().zip(roots) {
-            clusters.entry(r).or_default().push(l);
+        // Clusters in the order of their roots, each with its legs in order.
+        roots.clear();
+        for i in 0..legs.len() {
+            let r = c.root(i);
+            roots.push(r);
         }
-        let mut out: Vec<Connection> = clusters
-            .into_values()
-            .map(|legs| connection(key, legs, self, &corr))
-            .collect();
-        out.sort_by_key(|c| c.first_ts_ns);
-        out
+        let first = out.len();
+        if roots.iter().all(|r| *r == roots[0]) {
+            out.push(connection(key, legs, self, &corr));
+        } else {
+            let mut clusters: Vec<(usize, Vec<Leg>)> = Vec::new();
+            for (l, &r) in legs.into_iter().zip(roots.iter()) {
+                match clusters.binary_search_by_key(&r, |(root, _)| *root) {
+                    Ok(k) => clusters[k].1.push(l),
+                    Err(k) => clusters.insert(k, (r, vec![l])),
+                }
+            }
+            out.extend(
+                clusters
+                    .into_iter()
+                    .map(|(_, legs)| connection(key, legs, self, &corr)),
+            );
+        }
+        out[first..].sort_by_key(|c| c.first_ts_ns);
     }
 }
 
@@ -322,7 +481,7 @@ fn connection(
         .unwrap_or(0);
     let isn = legs.iter().find_map(|l| l.isn);
 
-    let mut judged: Vec<&Leg> = legs.iter().collect();
+    let mut judged: SmallVec<[&Leg; 8]> = legs.iter().collect();
     judged.sort_by_key(|l| (role_rank(l.role), l.vantage));
     let decided = judged.iter().find_map(|l| l.outcome.map(|o| (o, *l)));
     let (outcome, from) = match decided {
@@ -330,7 +489,7 @@ fn connection(
         None => (Outcome::Unknown, None),
     };
     let shown = from.or(judged.first().copied());
-    let (real_server, real_server_from) = real_server(&legs, topology);
+    let (real_server, real_server_from) = real_server(&legs, topology, &joiner.director_macs);
     let reply_mac = judged
         .iter()
         .find_map(|l| l.reply.as_ref().and_then(|r| r.src_macs.first().copied()));
@@ -347,10 +506,7 @@ fn connection(
     let history = shown.map(|l| l.history.clone()).unwrap_or_default();
     let handshake_ns = shown.and_then(|l| l.handshake_ns);
     let first_response_ns = shown.and_then(|l| l.first_response_ns);
-    // Fingerprints served the clock and the join; the record does not need them.
-    for l in &mut legs {
-        l.fingerprints = Box::default();
-    }
+    drop(judged);
     legs.shrink_to_fit();
     Connection {
         id: 0,
@@ -376,20 +532,27 @@ fn connection(
 
 /// The real server: the tunnel's outer destination, else the RS capture that saw it, else the
 /// RS whose MAC sent the replies, else a real server's address answering in place of the VIP.
-fn real_server(legs: &[Leg], topology: &Topology) -> (Option<IpAddr>, Option<RsSource>) {
-    let mut outer: BTreeMap<IpAddr, u64> = BTreeMap::new();
+fn real_server(
+    legs: &[Leg],
+    topology: &Topology,
+    director_macs: &[MacAddr],
+) -> (Option<IpAddr>, Option<RsSource>) {
+    // Packets per outer destination; the most, and of equal counts the highest address.
+    let mut outer: SmallVec<[(IpAddr, u64); 2]> = SmallVec::new();
     for l in legs {
         if let Some(w) = &l.request_wrapped {
             for p in &w.outer {
-                *outer.entry(p.dst).or_default() += p.packets;
+                match outer.iter_mut().find(|(a, _)| *a == p.dst) {
+                    Some((_, n)) => *n += p.packets,
+                    None => outer.push((p.dst, p.packets)),
+                }
             }
         }
     }
-    if let Some((a, _)) = outer.iter().max_by_key(|(_, n)| **n) {
+    if let Some((a, _)) = outer.iter().max_by_key(|(a, n)| (*n, *a)) {
         return (Some(*a), Some(RsSource::Tunnel));
     }
     // Sent on unwrapped from the director to another host's MAC: direct routing (`-g`).
-    let director_macs = topology.director_macs();
     if !director_macs.is_empty() {
         if let Some(a) = legs
             .iter()
@@ -408,12 +571,12 @@ fn real_server(legs: &[Leg], topology: &Topology) -> (Option<IpAddr>, Option<RsS
     }) {
         return (Some(a), Some(RsSource::RsCapture));
     }
-    let macs: Vec<MacAddr> = legs
+    if let Some(a) = legs
         .iter()
         .filter_map(|l| l.reply.as_ref())
-        .flat_map(|r| r.src_macs.iter().copied())
-        .collect();
-    if let Some(a) = macs.iter().find_map(|m| topology.real_server_by_mac(*m)) {
+        .flat_map(|r| r.src_macs.iter())
+        .find_map(|m| topology.real_server_by_mac(*m))
+    {
         return (Some(a), Some(RsSource::ReplyMac));
     }
     if let Some(a) = legs

@@ -7,15 +7,18 @@
 //! handed on as [`Leg`]s ([`LegEvent::Finished`]), in the order they end; every state's start is
 //! announced too ([`LegEvent::Opened`]), so that whoever joins legs knows what is still open.
 //!
-//! A closed TCP connection keeps its whole state only briefly ([`TCP_CLOSED_LINGER_NS`], for the
-//! last ACK and a retransmitted FIN); after that a tombstone of ~30 bytes stands in for it until
+//! A closed TCP connection is packed ([`PackedLeg`], a few hundred bytes) as soon as a few more
+//! have closed after it ([`RECENTLY_CLOSED`]), and waits so ([`TCP_CLOSED_LINGER_NS`]) for the
+//! last ACK and a retransmitted FIN, which unpack, change and pack it again; after that a tombstone of ~30 bytes stands in for it until
 //! TIME_WAIT is over, so that a straggler is counted as one ([`LegTracker::late_packets`])
 //! instead of starting a connection of its own. Memory follows the connections open at once.
+//!
+//! A packet allocates nothing: the states of open connections are one block each, recycled
+//! ([`SPARE_STATES`]), with their lists inline ([`LegState`]).
 
-use super::history::{History, SeqTracker};
-use super::{
-    ConnKey, DirStats, Evidence, EvidenceKind, Fingerprint, Form, Leg, MacList, OuterPair, TcpFlags,
-};
+use super::leg_state::{record, LegState};
+use super::packed::{pack, unpack_into, PackedLeg};
+use super::{ConnKey, EvidenceKind, Form};
 use crate::decode::packet::{DecodedFrame, IpPacket, Tcp, Transport};
 use crate::topology::config::ExpectedService;
 use crate::topology::view::IpView;
@@ -26,8 +29,6 @@ use smallvec::SmallVec;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::{IpAddr, SocketAddr};
 
-/// How many packets of each form keep a fingerprint, to join the legs of one connection.
-const FINGERPRINTS_PER_FORM: usize = 8;
 /// How often (by the capture's clock) states are checked for expiry.
 const SWEEP_EVERY_NS: i64 = 1_000_000_000;
 /// A TCP connection closed by FIN both ways or RST keeps its whole state this long after its
@@ -41,7 +42,13 @@ pub const TCP_TIME_WAIT_NS: i64 = 60_000_000_000;
 /// without packets (IPVS keeps SYN_RECV 60 s; a client gives up after ~127 s, retrying SYN at
 /// gaps of up to 64 s, so the state must outlast the longest gap).
 pub const TCP_HALF_OPEN_IDLE_NS: i64 = 120_000_000_000;
-const MAX_MACS: usize = 4;
+/// Closed connections whose states are kept unpacked, the latest at each vantage point: the
+/// last ACK follows a close within a round trip, and would otherwise unpack the state and pack
+/// it again. At 20 000 connections a second these are the last 3 ms of closes.
+const RECENTLY_CLOSED: usize = 64;
+/// Blocks of states kept for reuse when a connection closes: enough for the connections that
+/// open and close between two sweeps at a time, not the peak of all that were ever open.
+const SPARE_STATES: usize = 64;
 /// Services up to which a reply from a real server's own address is matched by trying each
 /// one; past this the tracker keeps, per client, the VIPs it has connections open to
 /// ([`LegTracker::by_client`]).
@@ -104,89 +111,13 @@ impl Default for Timeouts {
     }
 }
 
-/// The key is the table's, not repeated here: a slot of the table is key and state, and the
-/// tables of closed connections lingering for stragglers are the largest thing in this pass.
-struct LegState {
-    isn: Option<u32>,
-    first_ts: i64,
-    last_ts: i64,
-    forms: [Option<Box<DirStats>>; 4],
-    seq: [SeqTracker; 4],
-    /// The request form seen first here: the one history and timings follow (the other is the
-    /// same packets again, wrapped or unwrapped by this host).
-    canonical: Option<Form>,
-    history: History,
-    flags: TcpFlags,
-    syn_ts: Option<i64>,
-    syn_ack_ts: Option<i64>,
-    request_data_ts: Option<i64>,
-    reply_data_ts: Option<i64>,
-    icmp_unreachable: bool,
-    evidence: Vec<Evidence>,
-    fingerprints: Vec<Fingerprint>,
-}
-
-impl LegState {
-    fn new(ts: i64) -> LegState {
-        LegState {
-            isn: None,
-            first_ts: ts,
-            last_ts: ts,
-            forms: Default::default(),
-            seq: Default::default(),
-            canonical: None,
-            history: History::default(),
-            flags: TcpFlags::default(),
-            syn_ts: None,
-            syn_ack_ts: None,
-            request_data_ts: None,
-            reply_data_ts: None,
-            icmp_unreachable: false,
-            evidence: Vec::new(),
-            fingerprints: Vec::new(),
-        }
-    }
-
-    /// Closed by RST, or by FIN both ways. Where the server's side cannot be seen (`one_way`:
-    /// a director, a real server's tunl0), the client's FIN is the end, as in IPVS's
-    /// input-only state table; the ACKs that follow keep the state alive while they come.
-    fn closed(&self, one_way: bool) -> bool {
-        let f = &self.flags;
-        f.client_rst || f.server_rst || (f.client_fin && (f.server_fin || one_way))
-    }
-
-    /// Only the client's SYNs so far: nothing answered, nothing else sent.
-    fn half_open(&self) -> bool {
-        let f = &self.flags;
-        f.syn
-            && !f.syn_ack
-            && f.client_ack_ns.is_none()
-            && f.client_fin_ns.is_none()
-            && self.forms[Form::Reply.index()].is_none()
-            && self.forms[Form::ReplyOtherSource.index()].is_none()
-    }
-
-    fn note(&mut self, kind: EvidenceKind, at: FrameRef, detail: impl FnOnce() -> String) {
-        if let Some(e) = self.evidence.iter_mut().find(|e| e.kind == kind) {
-            e.count += 1;
-        } else {
-            self.evidence.push(Evidence {
-                kind,
-                count: 1,
-                first: at,
-                detail: detail(),
-            });
-        }
-    }
-}
-
 /// What a tracker hands on, in the order it happened.
 #[derive(Debug)]
 pub enum LegEvent {
     /// A state began for this key: a leg of it will follow.
     Opened(ConnKey),
-    /// A state ended.
-    Finished(Box<Leg>),
+    /// A state ended: the leg, packed, for the join to unpack.
+    Finished(ConnKey, PackedLeg),
 }
 
 /// The identity of a closed connection's tuple, in 8 bytes: tombstones are many (every
@@ -236,6 +167,22 @@ fn idle_limit(proto: Proto, s: &LegState, one_way: bool, t: Timeouts) -> i64 {
     }
 }
 
+/// A connection in the table of one vantage point.
+enum Slot {
+    Open(Box<LegState>),
+    /// A TCP connection closed, lingering for its last packets: packed, as it is handed on.
+    Closed(PackedLeg),
+}
+
+impl Slot {
+    fn last_ts(&self) -> i64 {
+        match self {
+            Slot::Open(s) => s.last_ts,
+            Slot::Closed(p) => p.last_ts(),
+        }
+    }
+}
+
 /// Feeds on the frames of one vantage point; yields its legs.
 pub struct LegTracker<'c> {
     vantage: VantageId,
@@ -244,9 +191,17 @@ pub struct LegTracker<'c> {
     raw_ip: bool,
     ctx: &'c FlowContext,
     timeouts: Timeouts,
-    /// Boxed: a table's capacity doubles past the peak of connections in flight, and an empty
-    /// slot then costs a pointer instead of a whole state.
-    active: HashMap<ConnKey, Box<LegState>>,
+    /// Boxed or packed: a table's capacity doubles past the peak of connections in flight, and
+    /// an empty slot then costs a pointer instead of a whole state.
+    active: HashMap<ConnKey, Slot>,
+    /// Blocks of ended states, for the next connections to open in.
+    spare: Spare,
+    /// Where states are packed before they get a block of their own size.
+    pack_buf: Vec<u8>,
+    /// The keys a sweep ends, kept between sweeps.
+    expired: Vec<ConnKey>,
+    /// Closed connections not packed yet, in the order they closed ([`RECENTLY_CLOSED`]).
+    recently_closed: std::collections::VecDeque<ConnKey>,
     /// With more than [`SERVICES_TRIED`] services: the VIP:ports each (protocol, client
     /// address:port) has a state open to, so that a reply from a real server's own address
     /// finds its connection without a lookup per service (65 536 UDP services made that a scan
@@ -284,6 +239,10 @@ impl<'c> LegTracker<'c> {
             ctx,
             timeouts,
             active: HashMap::default(),
+            spare: Vec::new(),
+            pack_buf: Vec::new(),
+            expired: Vec::new(),
+            recently_closed: std::collections::VecDeque::new(),
             by_client: (ctx.services.len() > SERVICES_TRIED).then(HashMap::default),
             closed: HashMap::default(),
             closed_order: std::collections::VecDeque::new(),
@@ -416,7 +375,8 @@ impl<'c> LegTracker<'c> {
         }
         let (ctx, role) = (self.ctx, self.role);
         let (one_way, timeouts) = (self.one_way(), self.timeouts);
-        let state = self.state(key, f.ts_ns);
+        let (state, unpacked) = self.state(key, f.ts_ns);
+        let queued = !unpacked && key.proto == Proto::TCP && state.closed(one_way);
         if let (Some(isn), None) = (new_isn, state.isn) {
             state.isn = Some(isn);
         }
@@ -424,7 +384,21 @@ impl<'c> LegTracker<'c> {
         record(state, form, &v, f, at, ctx, role);
         let limit = idle_limit(key.proto, state, one_way, timeouts);
         let deadline = state.last_ts.saturating_add(limit);
+        if !queued && key.proto == Proto::TCP && state.closed(one_way) {
+            self.closed_now(key);
+        }
         self.expires_by(deadline);
+    }
+
+    /// A connection has closed (or a packed one had a straggler): it is packed once
+    /// [`RECENTLY_CLOSED`] more have closed here.
+    fn closed_now(&mut self, key: ConnKey) {
+        self.recently_closed.push_back(key);
+        if self.recently_closed.len() > RECENTLY_CLOSED {
+            if let Some(k) = self.recently_closed.pop_front() {
+                self.pack_closed(k);
+            }
+        }
     }
 
     /// A state may now outlive its timeout at `deadline`.
@@ -468,7 +442,7 @@ impl<'c> LegTracker<'c> {
     /// it has several.
     fn reply_target(&self, proto: Proto, client: SocketAddr) -> Option<ConnKey> {
         let key = |vip: SocketAddr| ConnKey { proto, client, vip };
-        let latest = |k: ConnKey| self.active.get(&k).map(|s| (s.last_ts, k));
+        let latest = |k: ConnKey| self.active.get(&k).map(|s| (s.last_ts(), k));
         match &self.by_client {
             Some(open) => open
                 .get(&(proto, client))?
@@ -487,18 +461,50 @@ impl<'c> LegTracker<'c> {
         .map(|(_, k)| k)
     }
 
-    fn state(&mut self, key: ConnKey, ts: i64) -> &mut LegState {
+    /// The state of `key`, opened if there is none (an event says so), and whether it was
+    /// packed (a closed connection's, unpacked for a straggler).
+    fn state(&mut self, key: ConnKey, ts: i64) -> (&mut LegState, bool) {
         let events = &mut self.events;
         let by_client = &mut self.by_client;
-        self.active.entry(key).or_insert_with(|| {
+        let spare = &mut self.spare;
+        let slot = self.active.entry(key).or_insert_with(|| {
             events.push(LegEvent::Opened(key));
             if let Some(open) = by_client {
                 open.entry((key.proto, key.client))
                     .or_default()
                     .push(key.vip);
             }
-            Box::new(LegState::new(ts))
-        })
+            Slot::Open(fresh_state(spare, ts))
+        });
+        let mut unpacked = false;
+        if let Slot::Closed(p) = slot {
+            let mut s = fresh_state(spare, ts);
+            unpack_into(p, self.vantage, &mut s);
+            *slot = Slot::Open(s);
+            unpacked = true;
+        }
+        match slot {
+            Slot::Open(s) => (s, unpacked),
+            Slot::Closed(_) => unreachable!("unpacked above"),
+        }
+    }
+
+    /// Packs the state of `key` if it is still that of a closed connection (it may have ended
+    /// since, and the tuple opened again).
+    fn pack_closed(&mut self, key: ConnKey) {
+        let one_way = self.one_way();
+        let Some(slot) = self.active.get_mut(&key) else {
+            return;
+        };
+        if let Slot::Open(s) = slot {
+            if !s.closed(one_way) {
+                return;
+            }
+            let p = pack(s, self.vantage, self.role, self.raw_ip, &mut self.pack_buf);
+            if let Slot::Open(s) = std::mem::replace(slot, Slot::Closed(p)) {
+                recycle(&mut self.spare, s);
+            }
+        }
     }
 
     /// A client SYN with a new initial sequence number, or a UDP packet after the idle
@@ -506,20 +512,22 @@ impl<'c> LegTracker<'c> {
     ///
     /// Returns whether the packet goes on to a state: not when it is a TIME_WAIT straggler.
     fn admit(&mut self, key: ConnKey, ts: i64, new_isn: Option<u32>) -> bool {
-        let Some(s) = self.active.get(&key) else {
+        let Some(slot) = self.active.get(&key) else {
             return !self.straggler(&key, new_isn);
         };
+        let (isn, some_form) = match slot {
+            Slot::Open(s) => (s.isn, !s.forms.is_empty()),
+            Slot::Closed(p) => (p.isn(), p.some_form()),
+        };
         let new = match new_isn {
-            Some(isn) => {
-                s.isn != Some(isn) && (s.isn.is_some() || s.forms.iter().any(|f| f.is_some()))
-            }
+            Some(new_isn) => isn != Some(new_isn) && (isn.is_some() || some_form),
             None => {
                 let idle = if key.proto == Proto::TCP {
                     self.timeouts.tcp_idle_ns
                 } else {
                     self.timeouts.udp_idle_ns
                 };
-                ts - s.last_ts > idle
+                ts - slot.last_ts() > idle
             }
         };
         if new {
@@ -531,7 +539,7 @@ impl<'c> LegTracker<'c> {
     }
 
     /// Hands a state on as a leg; a closed TCP connection leaves a tombstone.
-    fn end(&mut self, key: ConnKey, s: Box<LegState>) {
+    fn end(&mut self, key: ConnKey, slot: Slot) {
         if let Some(open) = &mut self.by_client {
             if let Some(vips) = open.get_mut(&(key.proto, key.client)) {
                 vips.retain(|v| *v != key.vip);
@@ -540,20 +548,30 @@ impl<'c> LegTracker<'c> {
                 }
             }
         }
-        if key.proto == Proto::TCP && s.closed(self.one_way()) {
+        let packed = match slot {
+            Slot::Open(s) => {
+                let closed = s.closed(self.one_way());
+                let p = pack(&s, self.vantage, self.role, self.raw_ip, &mut self.pack_buf);
+                recycle(&mut self.spare, s);
+                (closed, p)
+            }
+            Slot::Closed(p) => (true, p),
+        };
+        let (closed, packed) = packed;
+        if key.proto == Proto::TCP && closed {
             let h = tuple_hash(&key);
-            let second = self.second_of(s.last_ts);
+            let second = self.second_of(packed.last_ts());
+            let isn = packed.isn();
             let t = Tombstone {
-                isn: s.isn.unwrap_or(0),
-                closed_s: second | if s.isn.is_some() { ISN_KNOWN } else { 0 },
+                isn: isn.unwrap_or(0),
+                closed_s: second | if isn.is_some() { ISN_KNOWN } else { 0 },
             };
             self.closed.insert(h, t);
             self.closed_order
                 .push_back((second, [(h >> 32) as u32, h as u32]));
         }
-        let leg = self.finish_state(key, *s);
         self.legs += 1;
-        self.events.push(LegEvent::Finished(Box::new(leg)));
+        self.events.push(LegEvent::Finished(key, packed));
     }
 
     /// Whole seconds since the first tombstone (0 before it, or for a time before it).
@@ -584,9 +602,12 @@ impl<'c> LegTracker<'c> {
         let t = self.timeouts;
         let one_way = self.one_way();
         let mut next: Option<i64> = None;
-        let mut expired: Vec<ConnKey> = Vec::new();
-        for (k, s) in &self.active {
-            let deadline = s.last_ts.saturating_add(idle_limit(k.proto, s, one_way, t));
+        let mut expired = std::mem::take(&mut self.expired);
+        for (k, slot) in &self.active {
+            let deadline = match slot {
+                Slot::Open(s) => s.last_ts.saturating_add(idle_limit(k.proto, s, one_way, t)),
+                Slot::Closed(p) => p.last_ts().saturating_add(TCP_CLOSED_LINGER_NS),
+            };
             if now > deadline {
                 expired.push(*k);
             } else {
@@ -594,11 +615,12 @@ impl<'c> LegTracker<'c> {
             }
         }
         self.next_expiry_ns = next;
-        for k in expired {
+        for k in expired.drain(..) {
             if let Some(s) = self.active.remove(&k) {
                 self.end(k, s);
             }
         }
+        self.expired = expired;
         // Tombstones leave in the order they came, when TIME_WAIT is over; a tuple closed again
         // since has a newer one, which stays.
         let now_s = self.second_of(now);
@@ -663,7 +685,7 @@ impl<'c> LegTracker<'c> {
             return;
         }
         let (one_way, timeouts) = (self.one_way(), self.timeouts);
-        let state = self.state(key, at.ts_ns);
+        let (state, unpacked) = self.state(key, at.ts_ns);
         state.last_ts = state.last_ts.max(at.ts_ns);
         let deadline = state
             .last_ts
@@ -687,6 +709,10 @@ impl<'c> LegTracker<'c> {
             }
             d
         });
+        // An ICMP error does not close a connection: only a packed one needs packing again.
+        if unpacked {
+            self.closed_now(key);
+        }
         self.expires_by(deadline);
     }
 
@@ -696,57 +722,26 @@ impl<'c> LegTracker<'c> {
             self.end(k, s);
         }
     }
+}
 
-    fn finish_state(&mut self, k: ConnKey, mut s: LegState) -> Leg {
-        // On a tunnel device (tunl0) requests are seen after decapsulation: no anomaly there.
-        if self.role == Role::RealServer && !self.raw_ip {
-            if let (Some(r), None) = (
-                &s.forms[Form::Request.index()],
-                &s.forms[Form::RequestWrapped.index()],
-            ) {
-                let (first, n) = (r.first, r.packets);
-                s.evidence.push(Evidence {
-                    kind: EvidenceKind::UnwrappedRequestAtRealServer,
-                    count: n,
-                    first,
-                    detail: "requests to the VIP arrived without a tunnel, and no tunnelled copy \
-                             was seen here"
-                        .into(),
-                });
-            }
+/// The blocks themselves, not states: they go back into the table as they are.
+#[allow(clippy::vec_box)]
+type Spare = Vec<Box<LegState>>;
+
+/// A block for a new state: a recycled one when there is one.
+fn fresh_state(spare: &mut Spare, ts: i64) -> Box<LegState> {
+    match spare.pop() {
+        Some(mut s) => {
+            *s = LegState::new(ts);
+            s
         }
-        // A closed state lingers for stragglers and a leg is kept to the end: no spare capacity.
-        for st in s.forms.iter_mut().flatten() {
-            st.outer.shrink_to_fit();
-            st.sources.shrink_to_fit();
-        }
-        s.evidence.shrink_to_fit();
-        let [request, request_wrapped, reply, reply_other_source] = s.forms;
-        let tcp = (k.proto == Proto::TCP).then_some(s.flags);
-        let handshake_ns = s.syn_ts.zip(s.syn_ack_ts).map(|(a, b)| b - a);
-        let first_response_ns = s.request_data_ts.zip(s.reply_data_ts).map(|(a, b)| b - a);
-        s.evidence.sort_by_key(|e| e.kind);
-        Leg {
-            vantage: self.vantage,
-            role: self.role,
-            key: k,
-            isn: s.isn,
-            first_ts_ns: s.first_ts,
-            last_ts_ns: s.last_ts,
-            request,
-            request_wrapped,
-            reply,
-            reply_other_source,
-            history: s.history.as_str().to_string(),
-            tcp,
-            handshake_ns,
-            first_response_ns,
-            icmp_unreachable: s.icmp_unreachable,
-            // Decided when the legs are joined, knowing what this vantage point can see.
-            outcome: None,
-            evidence: s.evidence,
-            fingerprints: s.fingerprints.into_boxed_slice(),
-        }
+        None => Box::new(LegState::new(ts)),
+    }
+}
+
+fn recycle(spare: &mut Spare, s: Box<LegState>) {
+    if spare.len() < SPARE_STATES {
+        spare.push(s);
     }
 }
 
@@ -778,205 +773,6 @@ impl Fnv {
         for b in x.to_le_bytes() {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
-}
-
-fn add_mac(v: &mut MacList, m: Option<[u8; 6]>) {
-    if let Some(m) = m.map(MacAddr) {
-        if !v.contains(&m) && v.len() < MAX_MACS {
-            v.push(m);
-        }
-    }
-}
-
-fn record(
-    s: &mut LegState,
-    form: Form,
-    v: &IpView,
-    f: &DecodedFrame,
-    at: FrameRef,
-    ctx: &FlowContext,
-    role: Role,
-) {
-    let ts = f.ts_ns;
-    let (payload_len, _) = v.payload();
-    let retrans = v
-        .tcp()
-        .is_some_and(|t| s.seq[form.index()].retransmission(t));
-    let link = &f.packet.link;
-    let st = s.forms[form.index()].get_or_insert_with(|| {
-        Box::new(DirStats {
-            first_ts_ns: ts,
-            last_ts_ns: ts,
-            packets: 0,
-            ip_bytes: 0,
-            payload_bytes: 0,
-            retransmissions: 0,
-            first: at,
-            ttl: v.ip.ttl,
-            src_macs: MacList::new(),
-            dst_macs: MacList::new(),
-            outer: Vec::new(),
-            sources: Vec::new(),
-        })
-    });
-    st.first_ts_ns = st.first_ts_ns.min(ts);
-    st.last_ts_ns = st.last_ts_ns.max(ts);
-    st.packets += 1;
-    st.ip_bytes += u64::from(v.ip.total_len);
-    st.payload_bytes += u64::from(payload_len);
-    st.retransmissions += u64::from(retrans);
-    add_mac(&mut st.src_macs, link.src_mac);
-    add_mac(&mut st.dst_macs, link.dst_mac);
-    if let Some(o) = v.outer {
-        match st
-            .outer
-            .iter_mut()
-            .find(|p| p.src == o.ip.src && p.dst == o.ip.dst)
-        {
-            Some(p) => p.packets += 1,
-            None => {
-                // Almost always one pair: no room for four.
-                st.outer.reserve_exact(1);
-                st.outer.push(OuterPair {
-                    src: o.ip.src,
-                    dst: o.ip.dst,
-                    packets: 1,
-                })
-            }
-        }
-    }
-    if form == Form::ReplyOtherSource {
-        let src = SocketAddr::new(v.ip.src, v.ports().0);
-        if !st.sources.contains(&src) && st.sources.len() < MAX_MACS {
-            st.sources.push(src);
-        }
-    }
-
-    // Fingerprints of the first few distinct packets of each form; a value seen twice here is
-    // ambiguous and dropped.
-    let value = fingerprint(v);
-    if let Some(i) = s.fingerprints.iter().position(|p| p.same(form, value)) {
-        s.fingerprints.remove(i);
-    } else if s.fingerprints.iter().filter(|p| p.form() == form).count() < FINGERPRINTS_PER_FORM {
-        // Grown four at a time rather than doubled: ten or so per leg is the rule, and the
-        // states of closed connections linger.
-        if s.fingerprints.len() == s.fingerprints.capacity() {
-            s.fingerprints.reserve_exact(4);
-        }
-        s.fingerprints.push(Fingerprint::new(form, value, ts));
-    }
-
-    anomalies(s, form, v, f, at, ctx, role, retrans);
-
-    // History and timings follow one copy of each packet.
-    if form.is_request() && s.canonical.is_none() {
-        s.canonical = Some(form);
-    }
-    let canonical = form == Form::Reply || Some(form) == s.canonical;
-    if !canonical {
-        return;
-    }
-    let from_client = form.is_request();
-    match v.tcp() {
-        Some(t) => {
-            s.history.tcp(from_client, t, retrans);
-            let syn = t.has(Tcp::SYN);
-            let fl = &mut s.flags;
-            if from_client {
-                fl.syn |= syn && !t.has(Tcp::ACK);
-                fl.client_fin |= t.has(Tcp::FIN);
-                fl.client_rst |= t.has(Tcp::RST);
-                // tcp_state_idx() in ip_vs_proto_tcp.c: RST, then SYN, then FIN, then ACK.
-                let first = if t.has(Tcp::RST) {
-                    &mut fl.client_rst_ns
-                } else if syn {
-                    &mut fl.client_syn_ns
-                } else if t.has(Tcp::FIN) {
-                    &mut fl.client_fin_ns
-                } else {
-                    &mut fl.client_ack_ns
-                };
-                first.get_or_insert(ts);
-            } else {
-                fl.syn_ack |= syn && t.has(Tcp::ACK);
-                fl.server_fin |= t.has(Tcp::FIN);
-                fl.server_rst |= t.has(Tcp::RST);
-            }
-            if syn && !t.has(Tcp::ACK) && from_client && s.syn_ts.is_none() {
-                s.syn_ts = Some(ts);
-            }
-            if syn && t.has(Tcp::ACK) && !from_client && s.syn_ack_ts.is_none() {
-                s.syn_ack_ts = Some(ts);
-            }
-        }
-        None => s.history.datagram(from_client, payload_len),
-    }
-    if payload_len > 0 {
-        if from_client && s.request_data_ts.is_none() {
-            s.request_data_ts = Some(ts);
-        } else if !from_client && s.request_data_ts.is_some() && s.reply_data_ts.is_none() {
-            s.reply_data_ts = Some(ts);
-        }
-    }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn anomalies(
-    s: &mut LegState,
-    form: Form,
-    v: &IpView,
-    f: &DecodedFrame,
-    at: FrameRef,
-    ctx: &FlowContext,
-    role: Role,
-    retrans: bool,
-) {
-    let link = &f.packet.link;
-    if retrans {
-        let seq = v.tcp().map_or(0, |t| t.seq);
-        s.note(EvidenceKind::Retransmission, at, || {
-            format!("{form:?} segment repeats sequence space (seq {seq})")
-        });
-    }
-    if v.tcp().is_some_and(|t| t.has(Tcp::RST)) {
-        let src = v.ip.src;
-        let kind = if form.is_request() {
-            EvidenceKind::ResetFromClient
-        } else {
-            EvidenceKind::ResetFromServer
-        };
-        s.note(kind, at, || format!("RST from {src}"));
-    }
-    if form == Form::ReplyOtherSource {
-        let src = v.ip.src;
-        s.note(EvidenceKind::ReplyFromOtherSource, at, || {
-            format!("reply to the client from {src}, not from the VIP")
-        });
-    }
-    if matches!(form, Form::Reply | Form::ReplyOtherSource) {
-        if let Some(m) = link.dst_mac.map(MacAddr) {
-            if ctx.director_macs.contains(&m) {
-                s.note(EvidenceKind::ReplyToDirectorMac, at, || {
-                    format!("reply sent to {m}, a director's MAC")
-                });
-            }
-        }
-        if role == Role::Director {
-            s.note(EvidenceKind::ReplyAtDirector, at, || {
-                "a reply crossed the director".into()
-            });
-        }
-    }
-    if let (Form::RequestWrapped, Some(o)) = (form, v.outer) {
-        if let Some(conf) = &ctx.configured_rs {
-            if !conf.contains(&o.ip.dst) {
-                let d = o.ip.dst;
-                s.note(EvidenceKind::WrappedToUnknownRs, at, || {
-                    format!("tunnelled to {d}, not a real server in the rules")
-                });
-            }
         }
     }
 }

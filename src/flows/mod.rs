@@ -25,8 +25,11 @@
 pub mod clock;
 pub mod history;
 pub mod join;
+mod leg_state;
 pub mod legs;
 pub mod mirror;
+mod packed;
+mod pending;
 pub mod pipeline;
 pub mod stream;
 
@@ -110,9 +113,9 @@ pub struct DirStats {
     /// Source and destination MACs seen (at most four each; almost always one, kept inline).
     pub src_macs: MacList,
     pub dst_macs: MacList,
-    /// Tunnel outer addresses (RequestWrapped only; trimmed to its length when the leg ends).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub outer: Vec<OuterPair>,
+    /// Tunnel outer addresses (RequestWrapped only; almost always one pair, kept inline).
+    #[serde(skip_serializing_if = "SmallVec::is_empty")]
+    pub outer: SmallVec<[OuterPair; 1]>,
     /// Source addresses of replies that did not come from the VIP (ReplyOtherSource only).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub sources: Vec<SocketAddr>,
@@ -158,20 +161,26 @@ pub struct Evidence {
 /// A packet's identity, to find it again in another capture; kept for a few packets per leg
 /// until the legs are joined (the clocks use their own sample, [`clock::ClockSampler`]).
 ///
-/// The form is kept in the low two bits of the packet hash (16 bytes instead of 24, per packet
-/// kept); [`Fingerprint::value`] is the remaining 62 bits, which is what is matched.
+/// The form is kept in the low two bits of the packet hash (8 bytes per packet kept, which is
+/// most of a closed connection's packed state); [`Fingerprint::value`] is the remaining 62
+/// bits, which is what is matched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Fingerprint {
     packed: u64,
-    pub ts_ns: i64,
 }
 
 impl Fingerprint {
-    pub fn new(form: Form, hash: u64, ts_ns: i64) -> Fingerprint {
+    pub fn new(form: Form, hash: u64) -> Fingerprint {
         Fingerprint {
             packed: (hash & !3) | form.index() as u64,
-            ts_ns,
         }
+    }
+    /// Form and value as one number, to be packed ([`Fingerprint::from_bits`] is the inverse).
+    pub(crate) fn bits(&self) -> u64 {
+        self.packed
+    }
+    pub(crate) fn from_bits(packed: u64) -> Fingerprint {
+        Fingerprint { packed }
     }
     /// The packet's identity, the same at every vantage point whatever the form.
     pub fn value(&self) -> u64 {
@@ -239,9 +248,6 @@ pub struct Leg {
     /// a director, which replies do not cross).
     pub outcome: Option<Outcome>,
     pub evidence: Vec<Evidence>,
-    /// Emptied once the legs are joined: the connection record does not need them.
-    #[serde(skip)]
-    pub fingerprints: Box<[Fingerprint]>,
 }
 
 impl Leg {

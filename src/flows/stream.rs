@@ -20,15 +20,12 @@
 use super::clock::{ClockOffset, OffsetMethod};
 use super::join::{Joiner, TIME_SLACK_NS};
 use super::legs::{FlowContext, LegEvent, LegTracker, Timeouts};
+use super::pending::Pending;
 use super::pipeline::{FrameSource, VantageStats};
-use super::{ConnKey, Connection, Leg};
+use super::Connection;
 use crate::capture::frame::CaptureId;
 use crate::topology::{Topology, VantageId};
-use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-// FxHash: these tables are looked up for every packet, where SipHash was a quarter of
-// all instructions of `verify` (callgrind).
-use rustc_hash::FxHashMap as HashMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Frames read before a capture sends what its trackers handed on.
@@ -389,105 +386,6 @@ fn resweep(swept: &mut BTreeSet<(i64, u32)>, i: u32, before: Option<i64>, after:
     }
     if let Some(t) = after {
         swept.insert((t, i));
-    }
-}
-
-/// Legs waiting to be joined, per key.
-struct Waiting {
-    legs: Vec<Leg>,
-    /// States of this key still open at some vantage point.
-    open: u32,
-    /// When (reference clock) every capture must have been read to for the legs to be joined.
-    due_ns: i64,
-}
-
-struct Pending<'j, 't> {
-    joiner: &'j Joiner<'t>,
-    slack_ns: i64,
-    keys: HashMap<ConnKey, Waiting>,
-    /// Keys with nothing open, by when they are due; an entry is stale when the key's due time
-    /// has moved or something opened again since.
-    due: BinaryHeap<Reverse<(i64, ConnKey)>>,
-}
-
-impl<'j, 't> Pending<'j, 't> {
-    fn new(joiner: &'j Joiner<'t>, slack_ns: i64) -> Self {
-        Pending {
-            joiner,
-            slack_ns,
-            keys: HashMap::default(),
-            due: BinaryHeap::new(),
-        }
-    }
-
-    fn event(&mut self, vantage: VantageId, event: LegEvent) {
-        match event {
-            LegEvent::Opened(key) => {
-                self.keys
-                    .entry(key)
-                    .or_insert_with(|| Waiting {
-                        legs: Vec::new(),
-                        open: 0,
-                        due_ns: i64::MIN,
-                    })
-                    .open += 1;
-            }
-            LegEvent::Finished(leg) => {
-                let key = leg.key;
-                let end = self
-                    .joiner
-                    .corrected_at(vantage, leg.last_ts_ns)
-                    .saturating_add(self.slack_ns);
-                let w = self.keys.entry(key).or_insert_with(|| Waiting {
-                    legs: Vec::new(),
-                    open: 1,
-                    due_ns: i64::MIN,
-                });
-                w.open = w.open.saturating_sub(1);
-                w.due_ns = w.due_ns.max(end);
-                w.legs.push(*leg);
-                if w.open == 0 {
-                    self.due.push(Reverse((w.due_ns, key)));
-                }
-            }
-        }
-    }
-
-    /// Joins and hands on every key due before `watermark`.
-    fn flush(&mut self, watermark: i64, each: &mut dyn FnMut(Connection)) {
-        while let Some(&Reverse((due, key))) = self.due.peek() {
-            if due >= watermark && watermark != i64::MAX {
-                break;
-            }
-            self.due.pop();
-            let ready = self
-                .keys
-                .get(&key)
-                .is_some_and(|w| w.open == 0 && w.due_ns == due);
-            if !ready {
-                continue;
-            }
-            if let Some(w) = self.keys.remove(&key) {
-                for c in self.joiner.join_key(key, w.legs) {
-                    each(c);
-                }
-            }
-        }
-        if watermark == i64::MAX {
-            // Everything is read: whatever is left (nothing, when every state was finished).
-            let mut rest: Vec<(ConnKey, Waiting)> = self.keys.drain().collect();
-            rest.sort_by_key(|(k, _)| *k);
-            for (key, w) in rest {
-                if !w.legs.is_empty() {
-                    for c in self.joiner.join_key(key, w.legs) {
-                        each(c);
-                    }
-                }
-            }
-        }
-        if self.keys.capacity() > 4096 && self.keys.len() < self.keys.capacity() / 4 {
-            self.keys.shrink_to_fit();
-        }
     }
 }
 

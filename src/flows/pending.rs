@@ -1,0 +1,267 @@
+//! The joining side of [`super::stream`]: per connection key, the legs finished so far and how
+//! many are still open somewhere; a key's legs are joined when none is open and every capture
+//! has been read past their end plus a slack.
+//!
+//! The keys that fall due together are joined in parallel ([`PARALLEL_FROM`] or more), on a
+//! pool of this join's own, and their connections handed on in the order the keys fell due, as
+//! one thread would: the join is a fifth of all the work, and on one thread it was the ceiling
+//! on more cores. The pool is this join's own so that it never waits behind the capture
+//! threads, whatever they run on.
+
+use super::join::{JoinScratch, Joiner};
+use super::legs::LegEvent;
+use super::packed::PackedLeg;
+use super::{ConnKey, Connection};
+use crate::topology::VantageId;
+use rayon::prelude::*;
+// FxHash: looked up for every event, where SipHash was a quarter of all instructions of
+// `verify` (callgrind).
+use rustc_hash::FxHashMap as HashMap;
+use smallvec::SmallVec;
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+/// Keys due at once from which they are joined in parallel: below this, waking the pool costs
+/// more than it saves.
+const PARALLEL_FROM: usize = 16;
+/// Pieces per pool thread the keys due at once are cut into: a few, so that one slow key does
+/// not hold up a whole share.
+const PIECES_PER_THREAD: usize = 4;
+
+/// The legs of one key, with their vantage points: as many inline as a connection through a
+/// client, a director and a real server has.
+type Legs = SmallVec<[(VantageId, PackedLeg); 3]>;
+
+/// Legs waiting to be joined, per key.
+pub(super) struct Waiting {
+    legs: Legs,
+    /// States of this key still open at some vantage point.
+    open: u32,
+    /// When (reference clock) every capture must have been read to for the legs to be joined.
+    due_ns: i64,
+}
+
+impl Waiting {
+    fn new(open: u32) -> Waiting {
+        Waiting {
+            legs: Legs::new(),
+            open,
+            due_ns: i64::MIN,
+        }
+    }
+}
+
+thread_local! {
+    /// Each joining thread's own scratch space, kept from key to key.
+    static SCRATCH: RefCell<JoinScratch> = RefCell::new(JoinScratch::default());
+}
+
+pub(super) struct Pending<'j, 't> {
+    joiner: &'j Joiner<'t>,
+    slack_ns: i64,
+    pub(super) keys: HashMap<ConnKey, Waiting>,
+    /// Keys with nothing open, by when they are due; an entry is stale when the key's due time
+    /// has moved or something opened again since.
+    due: BinaryHeap<Reverse<(i64, ConnKey)>>,
+    /// The keys due in this flush, in the order they are handed on.
+    ready: Vec<(ConnKey, Legs)>,
+    /// None with one core.
+    pool: Option<rayon::ThreadPool>,
+}
+
+impl<'j, 't> Pending<'j, 't> {
+    pub(super) fn new(joiner: &'j Joiner<'t>, slack_ns: i64) -> Self {
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let pool = (threads > 1)
+            .then(|| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(|i| format!("join-{i}"))
+                    .build()
+                    .ok()
+            })
+            .flatten();
+        Pending {
+            joiner,
+            slack_ns,
+            keys: HashMap::default(),
+            due: BinaryHeap::new(),
+            ready: Vec::new(),
+            pool,
+        }
+    }
+
+    pub(super) fn event(&mut self, vantage: VantageId, event: LegEvent) {
+        match event {
+            LegEvent::Opened(key) => {
+                self.keys.entry(key).or_insert_with(|| Waiting::new(0)).open += 1;
+            }
+            LegEvent::Finished(key, leg) => {
+                let end = self
+                    .joiner
+                    .corrected_at(vantage, leg.last_ts())
+                    .saturating_add(self.slack_ns);
+                let w = self.keys.entry(key).or_insert_with(|| Waiting::new(1));
+                w.open = w.open.saturating_sub(1);
+                w.due_ns = w.due_ns.max(end);
+                w.legs.push((vantage, leg));
+                if w.open == 0 {
+                    self.due.push(Reverse((w.due_ns, key)));
+                }
+            }
+        }
+    }
+
+    /// Joins and hands on every key due before `watermark`.
+    pub(super) fn flush(&mut self, watermark: i64, each: &mut dyn FnMut(Connection)) {
+        while let Some(&Reverse((due, key))) = self.due.peek() {
+            if due >= watermark && watermark != i64::MAX {
+                break;
+            }
+            self.due.pop();
+            let ready = self
+                .keys
+                .get(&key)
+                .is_some_and(|w| w.open == 0 && w.due_ns == due);
+            if !ready {
+                continue;
+            }
+            if let Some(w) = self.keys.remove(&key) {
+                self.ready.push((key, w.legs));
+            }
+        }
+        if watermark == i64::MAX {
+            // Everything is read: whatever is left (nothing, when every state was finished).
+            let mut rest: Vec<(ConnKey, Waiting)> = self.keys.drain().collect();
+            rest.sort_by_key(|(k, _)| *k);
+            self.ready.extend(
+                rest.into_iter()
+                    .filter(|(_, w)| !w.legs.is_empty())
+                    .map(|(k, w)| (k, w.legs)),
+            );
+        }
+        self.join_ready(each);
+        if self.keys.capacity() > 4096 && self.keys.len() < self.keys.capacity() / 4 {
+            self.keys.shrink_to_fit();
+        }
+    }
+
+    /// Joins the keys due, in parallel when there are enough of them, and hands their
+    /// connections on in the order the keys are in.
+    fn join_ready(&mut self, each: &mut dyn FnMut(Connection)) {
+        let joiner = self.joiner;
+        let join = |part: &mut [(ConnKey, Legs)], out: &mut Vec<Connection>| {
+            SCRATCH.with_borrow_mut(|scratch| {
+                for (key, legs) in part {
+                    joiner.join_key(*key, std::mem::take(legs).into_iter(), scratch, out);
+                }
+            })
+        };
+        match &self.pool {
+            Some(pool) if self.ready.len() >= PARALLEL_FROM => {
+                let pieces = pool.current_num_threads() * PIECES_PER_THREAD;
+                let size = self.ready.len().div_ceil(pieces);
+                let ready = &mut self.ready;
+                let joined: Vec<Vec<Connection>> = pool.install(|| {
+                    ready
+                        .par_chunks_mut(size)
+                        .map(|part| {
+                            let mut out = Vec::with_capacity(part.len());
+                            join(part, &mut out);
+                            out
+                        })
+                        .collect()
+                });
+                joined.into_iter().flatten().for_each(each);
+            }
+            _ => {
+                let mut out = Vec::with_capacity(self.ready.len());
+                join(&mut self.ready, &mut out);
+                out.into_iter().for_each(each);
+            }
+        }
+        self.ready.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flows::leg_state::LegState;
+    use crate::flows::packed::pack;
+    use crate::topology::{Proto, Role, Topology};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+    const S: i64 = 1_000_000_000;
+
+    fn topology() -> Topology {
+        Topology {
+            vantages: Vec::new(),
+            vips: Vec::new(),
+            services: Vec::new(),
+            directors: Vec::new(),
+            real_servers: Vec::new(),
+            clients: Vec::new(),
+            arp: Vec::new(),
+            limits: Vec::new(),
+            role_conflicts: Vec::new(),
+            gue: Vec::new(),
+        }
+    }
+
+    /// Connection `i` of `n`: its client port falls as its time rises, so that the order keys
+    /// fall due in is not the order of the keys.
+    fn key(i: u16, n: u16) -> ConnKey {
+        let a = |x: u8, port: u16| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, x)), port);
+        ConnKey {
+            proto: Proto::TCP,
+            client: a(9, 40_000 - (n - i)),
+            vip: a(100, 80),
+        }
+    }
+
+    /// Every connection seen at two vantage points, each leg 100 ms long, one connection
+    /// starting every 10 ms; joined with the pool given or on this thread.
+    fn joined(n: u16, pool: Option<rayon::ThreadPool>) -> Vec<(SocketAddr, i64, usize)> {
+        let topology = topology();
+        let joiner = Joiner::new(&topology, &[], &Default::default());
+        let mut pending = Pending::new(&joiner, S);
+        pending.pool = pool;
+        let mut buf = Vec::new();
+        for i in 0..n {
+            let k = key(i, n);
+            for interface in 0..2 {
+                let vantage = VantageId {
+                    capture: interface,
+                    interface,
+                };
+                let mut s = LegState::new(S + i64::from(i) * S / 100);
+                s.last_ts = s.first_ts + S / 10;
+                s.isn = Some(u32::from(i));
+                pending.event(vantage, LegEvent::Opened(k));
+                let p = pack(&s, vantage, Role::Other, false, &mut buf);
+                pending.event(vantage, LegEvent::Finished(k, p));
+            }
+        }
+        let mut out = Vec::new();
+        pending.flush(i64::MAX, &mut |c| {
+            out.push((c.client, c.first_ts_ns, c.legs.len()))
+        });
+        out
+    }
+
+    #[test]
+    fn keys_joined_in_parallel_come_out_in_the_order_they_fell_due() {
+        let n = 10 * PARALLEL_FROM as u16;
+        let expected: Vec<_> = (0..n)
+            .map(|i| (key(i, n).client, S + i64::from(i) * S / 100, 2))
+            .collect();
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(3)
+            .build()
+            .unwrap();
+        assert_eq!(joined(n, Some(pool)), expected);
+        assert_eq!(joined(n, None), expected);
+    }
+}
