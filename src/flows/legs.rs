@@ -4,14 +4,16 @@
 //! from a VIP, a reply to a client's port from a real server's own address, or an ICMP error
 //! quoting one of those. States end when the client starts over with a new initial sequence
 //! number, shortly after the connection closed, or after a time without packets, and are then
-//! handed on as [`Leg`]s ([`LegEvent::Finished`]), in the order they end; every state's start is
-//! announced too ([`LegEvent::Opened`]), so that whoever joins legs knows what is still open.
+//! handed on packed ([`LegEvent::Finished`]), to become [`super::Leg`]s when they are joined,
+//! in the order they end; every state's start is announced too ([`LegEvent::Opened`]), so that
+//! whoever joins legs knows what is still open.
 //!
 //! A closed TCP connection is packed ([`PackedLeg`], a few hundred bytes) as soon as a few more
 //! have closed after it ([`RECENTLY_CLOSED`]), and waits so ([`TCP_CLOSED_LINGER_NS`]) for the
-//! last ACK and a retransmitted FIN, which unpack, change and pack it again; after that a tombstone of ~30 bytes stands in for it until
-//! TIME_WAIT is over, so that a straggler is counted as one ([`LegTracker::late_packets`])
-//! instead of starting a connection of its own. Memory follows the connections open at once.
+//! last ACK and a retransmitted FIN, which unpack, change and pack it again; after that a
+//! tombstone of ~30 bytes stands in for it until TIME_WAIT is over, so that a straggler is
+//! counted as one ([`LegTracker::late_packets`]) instead of starting a connection of its own.
+//! Memory follows the connections open at once.
 //!
 //! A packet allocates nothing: the states of open connections are one block each, recycled
 //! ([`SPARE_STATES`]), with their lists inline ([`LegState`]).
@@ -193,7 +195,7 @@ pub struct LegTracker<'c> {
     ctx: &'c FlowContext,
     timeouts: Timeouts,
     /// Boxed or packed: a table's capacity doubles past the peak of connections in flight, and
-    /// an empty slot then costs a pointer instead of a whole state.
+    /// an empty slot then costs 24 bytes instead of a whole state.
     active: HashMap<ConnKey, Slot>,
     /// Blocks of ended states, for the next connections to open in.
     spare: Spare,
@@ -547,7 +549,7 @@ impl<'c> LegTracker<'c> {
                 }
             }
         }
-        let packed = match slot {
+        let (closed, packed) = match slot {
             Slot::Open(s) => {
                 let closed = s.closed(self.one_way());
                 let p = pack(&s, self.vantage, self.role, self.raw_ip, &mut self.pack_buf);
@@ -556,7 +558,6 @@ impl<'c> LegTracker<'c> {
             }
             Slot::Closed(_, p) => (true, p),
         };
-        let (closed, packed) = packed;
         if key.proto == Proto::TCP && closed {
             let h = tuple_hash(&key);
             let second = self.second_of(packed.last_ts());
@@ -605,7 +606,7 @@ impl<'c> LegTracker<'c> {
         for (k, slot) in &self.active {
             let deadline = match slot {
                 Slot::Open(s) => s.last_ts.saturating_add(idle_limit(k.proto, s, one_way, t)),
-                Slot::Closed(t, _) => t.saturating_add(TCP_CLOSED_LINGER_NS),
+                Slot::Closed(last, _) => last.saturating_add(TCP_CLOSED_LINGER_NS),
             };
             if now > deadline {
                 expired.push(*k);
