@@ -178,6 +178,23 @@ impl Default for JoinScratch {
     }
 }
 
+/// Whether nothing can keep these legs apart: each at a vantage point of its own, all with the
+/// same client ISN, and few enough that each is compared by ISN with every other
+/// ([`PAIRS_PER_LEG`]). No join between them can then be refused, whatever its order, and the
+/// ISN alone joins them all: one connection, found without comparing packets or times (a TCP
+/// connection whose SYN every capture saw, nearly every connection).
+fn one_connection(legs: &[Leg]) -> bool {
+    let Some(isn) = legs.first().and_then(|l| l.isn) else {
+        return false;
+    };
+    legs.len() <= PAIRS_PER_LEG + 1
+        && legs.iter().all(|l| l.isn == Some(isn))
+        && legs
+            .iter()
+            .enumerate()
+            .all(|(i, l)| legs[..i].iter().all(|m| m.vantage != l.vantage))
+}
+
 /// The legs of a run of one fingerprint value as one number that sorts as the list of them
 /// does (a byte each, from the most significant, a shorter list first), when they fit: sorting
 /// the runs of a key compares numbers rather than lists.
@@ -281,6 +298,10 @@ impl<'t> Joiner<'t> {
             fingerprints.extend(state.fingerprints.iter().map(|p| (p.value(), i)));
             let (role, raw_ip) = packed.vantage_kind();
             legs.push(state.take_leg(key, vantage, role, raw_ip));
+        }
+        if one_connection(&legs) {
+            out.push(connection(key, legs, self, &corr));
+            return;
         }
         c.reset(&legs);
         // Same packet seen at both: the legs that saw each value, in order, joined one to the

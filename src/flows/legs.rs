@@ -4,14 +4,16 @@
 //! from a VIP, a reply to a client's port from a real server's own address, or an ICMP error
 //! quoting one of those. States end when the client starts over with a new initial sequence
 //! number, shortly after the connection closed, or after a time without packets, and are then
-//! handed on as [`Leg`]s ([`LegEvent::Finished`]), in the order they end; every state's start is
-//! announced too ([`LegEvent::Opened`]), so that whoever joins legs knows what is still open.
+//! handed on packed ([`LegEvent::Finished`]), to become [`super::Leg`]s when they are joined,
+//! in the order they end; every state's start is announced too ([`LegEvent::Opened`]), so that
+//! whoever joins legs knows what is still open.
 //!
 //! A closed TCP connection is packed ([`PackedLeg`], a few hundred bytes) as soon as a few more
 //! have closed after it ([`RECENTLY_CLOSED`]), and waits so ([`TCP_CLOSED_LINGER_NS`]) for the
-//! last ACK and a retransmitted FIN, which unpack, change and pack it again; after that a tombstone of ~30 bytes stands in for it until
-//! TIME_WAIT is over, so that a straggler is counted as one ([`LegTracker::late_packets`])
-//! instead of starting a connection of its own. Memory follows the connections open at once.
+//! last ACK and a retransmitted FIN, which unpack, change and pack it again; after that a
+//! tombstone of ~30 bytes stands in for it until TIME_WAIT is over, so that a straggler is
+//! counted as one ([`LegTracker::late_packets`]) instead of starting a connection of its own.
+//! Memory follows the connections open at once.
 //!
 //! A packet allocates nothing: the states of open connections are one block each, recycled
 //! ([`SPARE_STATES`]), with their lists inline ([`LegState`]).
@@ -170,15 +172,16 @@ fn idle_limit(proto: Proto, s: &LegState, one_way: bool, t: Timeouts) -> i64 {
 /// A connection in the table of one vantage point.
 enum Slot {
     Open(Box<LegState>),
-    /// A TCP connection closed, lingering for its last packets: packed, as it is handed on.
-    Closed(PackedLeg),
+    /// A TCP connection closed, lingering for its last packets: packed, as it is handed on,
+    /// with its last packet's time beside it, which is all a sweep asks of most slots.
+    Closed(i64, PackedLeg),
 }
 
 impl Slot {
     fn last_ts(&self) -> i64 {
         match self {
             Slot::Open(s) => s.last_ts,
-            Slot::Closed(p) => p.last_ts(),
+            Slot::Closed(t, _) => *t,
         }
     }
 }
@@ -192,14 +195,12 @@ pub struct LegTracker<'c> {
     ctx: &'c FlowContext,
     timeouts: Timeouts,
     /// Boxed or packed: a table's capacity doubles past the peak of connections in flight, and
-    /// an empty slot then costs a pointer instead of a whole state.
+    /// an empty slot then costs 24 bytes instead of a whole state.
     active: HashMap<ConnKey, Slot>,
     /// Blocks of ended states, for the next connections to open in.
     spare: Spare,
     /// Where states are packed before they get a block of their own size.
     pack_buf: Vec<u8>,
-    /// The keys a sweep ends, kept between sweeps.
-    expired: Vec<ConnKey>,
     /// Closed connections not packed yet, in the order they closed ([`RECENTLY_CLOSED`]).
     recently_closed: std::collections::VecDeque<ConnKey>,
     /// With more than [`SERVICES_TRIED`] services: the VIP:ports each (protocol, client
@@ -241,7 +242,6 @@ impl<'c> LegTracker<'c> {
             active: HashMap::default(),
             spare: Vec::new(),
             pack_buf: Vec::new(),
-            expired: Vec::new(),
             recently_closed: std::collections::VecDeque::new(),
             by_client: (ctx.services.len() > SERVICES_TRIED).then(HashMap::default),
             closed: HashMap::default(),
@@ -477,7 +477,7 @@ impl<'c> LegTracker<'c> {
             Slot::Open(fresh_state(spare, ts))
         });
         let mut unpacked = false;
-        if let Slot::Closed(p) = slot {
+        if let Slot::Closed(_, p) = slot {
             let mut s = fresh_state(spare, ts);
             unpack_into(p, self.vantage, &mut s);
             *slot = Slot::Open(s);
@@ -485,7 +485,7 @@ impl<'c> LegTracker<'c> {
         }
         match slot {
             Slot::Open(s) => (s, unpacked),
-            Slot::Closed(_) => unreachable!("unpacked above"),
+            Slot::Closed(..) => unreachable!("unpacked above"),
         }
     }
 
@@ -501,7 +501,8 @@ impl<'c> LegTracker<'c> {
                 return;
             }
             let p = pack(s, self.vantage, self.role, self.raw_ip, &mut self.pack_buf);
-            if let Slot::Open(s) = std::mem::replace(slot, Slot::Closed(p)) {
+            let last_ts = s.last_ts;
+            if let Slot::Open(s) = std::mem::replace(slot, Slot::Closed(last_ts, p)) {
                 recycle(&mut self.spare, s);
             }
         }
@@ -517,7 +518,7 @@ impl<'c> LegTracker<'c> {
         };
         let (isn, some_form) = match slot {
             Slot::Open(s) => (s.isn, !s.forms.is_empty()),
-            Slot::Closed(p) => (p.isn(), p.some_form()),
+            Slot::Closed(_, p) => (p.isn(), p.some_form()),
         };
         let new = match new_isn {
             Some(new_isn) => isn != Some(new_isn) && (isn.is_some() || some_form),
@@ -548,16 +549,15 @@ impl<'c> LegTracker<'c> {
                 }
             }
         }
-        let packed = match slot {
+        let (closed, packed) = match slot {
             Slot::Open(s) => {
                 let closed = s.closed(self.one_way());
                 let p = pack(&s, self.vantage, self.role, self.raw_ip, &mut self.pack_buf);
                 recycle(&mut self.spare, s);
                 (closed, p)
             }
-            Slot::Closed(p) => (true, p),
+            Slot::Closed(_, p) => (true, p),
         };
-        let (closed, packed) = packed;
         if key.proto == Proto::TCP && closed {
             let h = tuple_hash(&key);
             let second = self.second_of(packed.last_ts());
@@ -602,11 +602,11 @@ impl<'c> LegTracker<'c> {
         let t = self.timeouts;
         let one_way = self.one_way();
         let mut next: Option<i64> = None;
-        let mut expired = std::mem::take(&mut self.expired);
+        let mut expired: Vec<ConnKey> = Vec::new();
         for (k, slot) in &self.active {
             let deadline = match slot {
                 Slot::Open(s) => s.last_ts.saturating_add(idle_limit(k.proto, s, one_way, t)),
-                Slot::Closed(p) => p.last_ts().saturating_add(TCP_CLOSED_LINGER_NS),
+                Slot::Closed(last, _) => last.saturating_add(TCP_CLOSED_LINGER_NS),
             };
             if now > deadline {
                 expired.push(*k);
@@ -615,12 +615,11 @@ impl<'c> LegTracker<'c> {
             }
         }
         self.next_expiry_ns = next;
-        for k in expired.drain(..) {
+        for k in expired {
             if let Some(s) = self.active.remove(&k) {
                 self.end(k, s);
             }
         }
-        self.expired = expired;
         // Tombstones leave in the order they came, when TIME_WAIT is over; a tuple closed again
         // since has a newer one, which stays.
         let now_s = self.second_of(now);

@@ -287,8 +287,7 @@ pub(crate) fn unpack_into(p: &PackedLeg, vantage: VantageId, s: &mut LegState) {
             *t = Some(r.time(base));
         }
     }
-    let [client_syn_ns, client_ack_ns, client_fin_ns, client_rst_ns, syn_ts, syn_ack_ts, request_data_ts, reply_data_ts] =
-        times;
+    let [client_syn, client_ack, client_fin, client_rst, syn, syn_ack, request, reply] = times;
     s.flags = TcpFlags {
         syn: on(0),
         syn_ack: on(1),
@@ -296,13 +295,12 @@ pub(crate) fn unpack_into(p: &PackedLeg, vantage: VantageId, s: &mut LegState) {
         server_fin: on(3),
         client_rst: on(4),
         server_rst: on(5),
-        client_syn_ns,
-        client_ack_ns,
-        client_fin_ns,
-        client_rst_ns,
+        client_syn_ns: client_syn,
+        client_ack_ns: client_ack,
+        client_fin_ns: client_fin,
+        client_rst_ns: client_rst,
     };
-    (s.syn_ts, s.syn_ack_ts, s.request_data_ts, s.reply_data_ts) =
-        (syn_ts, syn_ack_ts, request_data_ts, reply_data_ts);
+    (s.syn_ts, s.syn_ack_ts, s.request_data_ts, s.reply_data_ts) = (syn, syn_ack, request, reply);
     let n = r.len();
     let letters = r.bytes(n);
     let seen = r.varint() as u32;

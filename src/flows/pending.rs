@@ -25,6 +25,9 @@ use std::collections::BinaryHeap;
 /// Keys due at once from which they are joined in parallel: below this, waking the pool costs
 /// more than it saves.
 const PARALLEL_FROM: usize = 16;
+/// Keys joined at a time, and their connections held before they are handed on: a capture
+/// that catches up can make tens of thousands due at once.
+const JOIN_WINDOW: usize = 256;
 /// Pieces per pool thread the keys due at once are cut into: a few, so that one slow key does
 /// not hold up a whole share.
 const PIECES_PER_THREAD: usize = 4;
@@ -128,22 +131,30 @@ impl<'j, 't> Pending<'j, 't> {
                 continue;
             }
             if let Some(w) = self.keys.remove(&key) {
-                self.ready.push((key, w.legs));
+                self.join_soon(key, w.legs, each);
             }
         }
         if watermark == i64::MAX {
             // Everything is read: whatever is left (nothing, when every state was finished).
             let mut rest: Vec<(ConnKey, Waiting)> = self.keys.drain().collect();
             rest.sort_by_key(|(k, _)| *k);
-            self.ready.extend(
-                rest.into_iter()
-                    .filter(|(_, w)| !w.legs.is_empty())
-                    .map(|(k, w)| (k, w.legs)),
-            );
+            for (key, w) in rest {
+                if !w.legs.is_empty() {
+                    self.join_soon(key, w.legs, each);
+                }
+            }
         }
         self.join_ready(each);
         if self.keys.capacity() > 4096 && self.keys.len() < self.keys.capacity() / 4 {
             self.keys.shrink_to_fit();
+        }
+    }
+
+    /// Adds a key to those joined next; joins them once there are [`JOIN_WINDOW`].
+    fn join_soon(&mut self, key: ConnKey, legs: Legs, each: &mut dyn FnMut(Connection)) {
+        self.ready.push((key, legs));
+        if self.ready.len() == JOIN_WINDOW {
+            self.join_ready(each);
         }
     }
 
@@ -253,7 +264,8 @@ mod tests {
 
     #[test]
     fn keys_joined_in_parallel_come_out_in_the_order_they_fell_due() {
-        let n = 10 * PARALLEL_FROM as u16;
+        // More than a window of keys, and a last window of fewer.
+        let n = (2 * JOIN_WINDOW + 3 * PARALLEL_FROM) as u16;
         let expected: Vec<_> = (0..n)
             .map(|i| (key(i, n).client, S + i64::from(i) * S / 100, 2))
             .collect();
