@@ -16,4 +16,5 @@ pub mod flows;
 pub mod report;
 pub mod survey;
 pub mod topology;
+pub mod varint;
 pub mod verify;

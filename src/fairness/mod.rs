@@ -17,7 +17,6 @@ pub mod replay;
 pub mod sched;
 pub mod stats;
 pub mod table;
-mod varint;
 pub mod verdict;
 
 pub use input::{

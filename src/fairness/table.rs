@@ -13,8 +13,8 @@
 //! scope, which connection records never carry, are not.
 
 use super::input::{ConnObs, TcpMarks};
-use super::varint;
 use crate::topology::FrameRef;
+use crate::varint;
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
 

@@ -237,19 +237,12 @@ fn bits(flags: &[bool]) -> u8 {
         .fold(0, |b, (i, f)| b | u8::from(*f) << i)
 }
 
-fn varint(w: &mut Vec<u8>, mut n: u64) {
-    while n >= 0x80 {
-        w.push(n as u8 | 0x80);
-        n >>= 7;
-    }
-    w.push(n as u8);
-}
+use crate::varint::put as varint;
 
 /// A time as its difference from the leg's first, zigzag-coded (a form's first packet may be
 /// a little earlier than the leg's when a capture is slightly out of order).
 fn time(w: &mut Vec<u8>, t: i64, base: i64) {
-    let d = t.wrapping_sub(base);
-    varint(w, ((d << 1) ^ (d >> 63)) as u64);
+    crate::varint::put_diff(w, t, base);
 }
 
 fn ip(w: &mut Vec<u8>, a: IpAddr) {
@@ -397,24 +390,13 @@ impl<'a> Reader<'a> {
         &self.b[self.at - n..self.at]
     }
     fn varint(&mut self) -> u64 {
-        let mut n = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = self.u8();
-            n |= u64::from(b & 0x7f) << shift;
-            if b < 0x80 {
-                return n;
-            }
-            shift += 7;
-        }
+        crate::varint::get(self.b, &mut self.at)
     }
     fn len(&mut self) -> usize {
         self.varint() as usize
     }
     fn time(&mut self, base: i64) -> i64 {
-        let z = self.varint();
-        let d = (z >> 1) as i64 ^ -((z & 1) as i64);
-        base.wrapping_add(d)
+        crate::varint::get_diff(self.b, &mut self.at, base)
     }
     fn frame(&mut self, base: i64, vantage: VantageId) -> FrameRef {
         let frame = self.varint();

@@ -8,7 +8,7 @@
 //! however many servers; a run reads it forward once, and a look-ahead from a copy of a cursor.
 
 use crate::fairness::sched::Load;
-use crate::fairness::varint;
+use crate::varint;
 
 /// The byte that closes a decision's changes.
 const DECISION: u8 = 0x0f;

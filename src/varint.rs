@@ -1,7 +1,8 @@
-//! LEB128 variable-length integers, with zigzag for signed differences: the fairness stage
-//! keeps a few numbers per connection for the whole capture, and most are small (a flag time a
-//! few milliseconds after the first packet, a server index), so one to four bytes hold what an
-//! `i64` spends eight on.
+//! LEB128 variable-length integers, with zigzag for signed differences: records kept per
+//! connection (a closed leg waiting for its join, `flows::packed`; the fairness stage's
+//! record of every connection, `fairness::table`) hold mostly small numbers (a time a few
+//! milliseconds after the first packet, a count, a server index), so one to four bytes hold
+//! what a `u64` or an `i64` spends eight on.
 
 /// Appends `v`, seven bits a byte, low bits first.
 pub fn put(out: &mut Vec<u8>, mut v: u64) {
