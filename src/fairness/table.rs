@@ -308,17 +308,18 @@ impl<'a> FromIterator<&'a ConnObs> for ConnTable {
 mod tests {
     use super::*;
 
+    /// Times saturate: the extremes test builds one at i64::MAX (and overrides those fields).
     fn obs(client: &str, rs: Option<&str>, start: i64) -> ConnObs {
         ConnObs {
             client: client.parse().unwrap(),
             rs: rs.map(|r| r.parse().unwrap()),
             start_ns: start,
-            last_ns: start + 4_000_000,
+            last_ns: start.saturating_add(4_000_000),
             tcp: Some(TcpMarks {
                 syn_ns: Some(start),
-                ack_ns: Some(start + 150_000),
+                ack_ns: Some(start.saturating_add(150_000)),
                 fin_ns: None,
-                rst_ns: Some(start - 3),
+                rst_ns: Some(start.saturating_sub(3)),
             }),
             packets_to_server: 5,
             bytes_to_server: 400,
@@ -329,7 +330,7 @@ mod tests {
                 capture: 2,
                 interface: 70_000,
                 frame: 5_000_000_000,
-                ts_ns: start + 17,
+                ts_ns: start.saturating_add(17),
             }),
         }
     }
