@@ -135,6 +135,18 @@ fn a_reader_that_goes_away_ends_it_quietly() {
 }
 
 /// (number, client) of each row of the connections table.
+/// `lvscheck flows ARGS` on the captures in `dir`, as a table (exit 0 expected).
+fn flows_table(args: &[&str], dir: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .arg("flows")
+        .args(args)
+        .args(captures(dir))
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    String::from_utf8(out.stdout).unwrap()
+}
+
 fn table_rows(text: &str) -> Vec<(u64, String)> {
     text.lines()
         .filter(|l| l.contains("┆ tcp ") || l.contains("┆ udp "))
@@ -148,16 +160,7 @@ fn table_rows(text: &str) -> Vec<(u64, String)> {
 #[test]
 fn a_filtered_table_numbers_connections_as_the_whole_one_does() {
     let dir = fixture("tutorial");
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-            .arg("flows")
-            .args(args)
-            .args(captures(&dir))
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(0));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| flows_table(args, &dir);
     let all = table_rows(&run(&[]));
     assert_eq!(all.len(), 10);
     assert_eq!(
@@ -181,16 +184,7 @@ fn a_filtered_table_numbers_connections_as_the_whole_one_does() {
 #[test]
 fn a_limited_table_keeps_the_earliest_and_counts_the_rest() {
     let dir = fixture("tutorial");
-    let run = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-            .arg("flows")
-            .args(args)
-            .args(captures(&dir))
-            .output()
-            .expect("runs");
-        assert_eq!(out.status.code(), Some(0));
-        String::from_utf8(out.stdout).unwrap()
-    };
+    let run = |args: &[&str]| flows_table(args, &dir);
     let all = table_rows(&run(&["--limit", "0"]));
     // conns.txt, the director's own table: the tutorial's 10 connections.
     let conns = read_conns(&dir.join("conns.txt")).unwrap();

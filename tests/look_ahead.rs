@@ -70,6 +70,16 @@ fn warnings(report: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The report says every capture was read twice, naming `why` (an address or a file).
+fn assert_read_twice(report: &Value, why: &str) {
+    let w = warnings(report);
+    assert!(
+        w.iter()
+            .any(|w| w.contains("every capture was read twice") && w.contains(why)),
+        "says it read twice, naming {why}: {w:?}"
+    );
+}
+
 /// The report without what legitimately differs between one read and two: the clock
 /// estimates (taken from a sample of the look-ahead instead of the whole captures) and the
 /// warnings saying how the captures were read.
@@ -197,12 +207,7 @@ fn a_real_server_seen_only_past_the_look_ahead_makes_verify_read_twice() {
     let (files, truths) = late_real_server(&dir, 6);
     let once = verify(&files, &["--look-ahead", "1"]);
     let twice = verify(&files, &["--read-twice"]);
-    let w = warnings(&once);
-    assert!(
-        w.iter()
-            .any(|w| w.contains("every capture was read twice") && w.contains("192.0.2.14")),
-        "says it read twice, and why: {w:?}"
-    );
+    assert_read_twice(&once, "192.0.2.14");
     assert_eq!(
         reported_per_rs(&once),
         truth_per_rs(&[&truths[0], &truths[1]]),
@@ -264,12 +269,7 @@ fn a_role_the_look_ahead_cannot_settle_is_read_whole_first() {
     bytes.extend_from_slice(&lvs[24..]);
     std::fs::write(&rs1, bytes).unwrap();
     let once = verify(&files, &["--look-ahead", "1"]);
-    let w = warnings(&once);
-    assert!(
-        w.iter()
-            .any(|w| w.contains("every capture was read twice") && w.contains("rs1.pcap")),
-        "names the capture: {w:?}"
-    );
+    assert_read_twice(&once, "rs1.pcap");
     assert_eq!(once["status"], "pass", "{once:#}");
     assert_eq!(reported_per_rs(&once), truth_per_rs(&[&summary.truth]));
     let _ = std::fs::remove_dir_all(&dir);

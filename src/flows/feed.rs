@@ -206,16 +206,6 @@ struct State {
     consumed: bool,
 }
 
-/// How far a look-ahead got.
-#[derive(Debug, Clone)]
-pub struct AheadRead {
-    /// The capture's end when the look-ahead reached it (the whole capture was read then), or
-    /// None when the capture goes on.
-    pub end: Option<Result<CaptureSummary, String>>,
-    pub frames: u64,
-    pub bytes: usize,
-}
-
 /// Every capture of a run, each read once by its own thread.
 pub struct Feeds {
     sources: Vec<CaptureSource>,
@@ -241,17 +231,13 @@ impl Feeds {
         &self.sources
     }
 
-    fn state(&self, capture: CaptureId) -> std::sync::MutexGuard<'_, State> {
+    /// The capture's reading, started (again, after a full read let go of its frames) if it
+    /// is not under way.
+    fn reading(&self, capture: CaptureId) -> std::sync::MutexGuard<'_, State> {
         // A panic while holding the lock leaves nothing half-done that matters here.
-        self.states[capture as usize]
+        let mut state = self.states[capture as usize]
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Hands on the capture's first frames (up to the look-ahead budget, or all of it when it
-    /// is shorter), reading them first if no read has yet.
-    pub fn ahead(&self, capture: CaptureId, each: &mut dyn FnMut(&Frame)) -> AheadRead {
-        let mut state = self.state(capture);
+            .unwrap_or_else(|e| e.into_inner());
         if state.consumed {
             *state = State::default();
         }
@@ -262,6 +248,18 @@ impl Feeds {
                 self.chunk_bytes,
             ));
         }
+        state
+    }
+
+    /// Hands on the capture's first frames (up to the look-ahead budget, or all of it when it
+    /// is shorter), reading them first if no read has yet. Returns the capture's end when the
+    /// look-ahead reached it (the whole capture was read then), None when the capture goes on.
+    pub fn ahead(
+        &self,
+        capture: CaptureId,
+        each: &mut dyn FnMut(&Frame),
+    ) -> Option<Result<CaptureSummary, String>> {
+        let mut state = self.reading(capture);
         while state.end.is_none() && state.kept_bytes < self.budget {
             let message = state.reader.as_ref().map(Reader::next);
             match message {
@@ -276,16 +274,10 @@ impl Feeds {
                 None => break,
             }
         }
-        let mut frames = 0;
         for c in &state.kept {
-            frames += c.records.len() as u64;
             c.for_each(capture, each);
         }
-        AheadRead {
-            end: state.end.clone(),
-            frames,
-            bytes: state.kept_bytes,
-        }
+        state.end.clone()
     }
 
     /// Hands on every frame of the capture: the look-ahead kept, then the rest as it is read.
@@ -296,18 +288,8 @@ impl Feeds {
         capture: CaptureId,
         each: &mut dyn FnMut(&Frame),
     ) -> Result<CaptureSummary, String> {
-        let mut state = self.state(capture);
-        if state.consumed {
-            *state = State::default();
-        }
+        let mut state = self.reading(capture);
         state.consumed = true;
-        if state.reader.is_none() && state.end.is_none() {
-            state.reader = Some(Reader::start(
-                capture,
-                self.sources[capture as usize].clone(),
-                self.chunk_bytes,
-            ));
-        }
         let kept = std::mem::take(&mut state.kept);
         state.kept_bytes = 0;
         for c in kept {

@@ -189,8 +189,8 @@ impl FrameSource for FileSource {
         each: &mut dyn FnMut(&mut DecodedFrame, u32),
     ) -> Result<ReadReport, String> {
         self.known(capture)?;
-        let ahead = self.decoded(each, |frame| self.feeds.ahead(capture, frame));
-        match ahead.end {
+        let end = self.decoded(each, |frame| self.feeds.ahead(capture, frame));
+        match end {
             Some(end) => end.map(report_of),
             // The rest of the capture is read in pass 2, which then says how that went.
             None => Ok(ReadReport {
@@ -478,21 +478,62 @@ fn mirror_candidates(pass1: &[Pass1], opts: &FlowOptions) -> BTreeMap<CaptureId,
 /// The captures whose look-ahead ended before them and did not decide their role: a
 /// vantage point with no LVS role or only a guessed one (the rest of the capture may show
 /// otherwise), or no service seen at all.
-fn unsettled(pass1: &[Pass1], topology: &Topology, opts: &FlowOptions) -> Vec<CaptureId> {
-    pass1
+fn unsettled(read: &Pass1Read, topology: &Topology, opts: &FlowOptions) -> Vec<CaptureId> {
+    let undecided = |f: &VantageFacts| {
+        let guessed = topology.vantage(f.vantage).is_none_or(|v| {
+            v.role == Role::Other || v.decided_by == crate::topology::Decision::Guess
+        });
+        guessed && !opts.hints.roles.contains_key(&f.vantage.capture)
+    };
+    read.partial
         .iter()
-        .filter(|p| p.partial())
-        .filter(|p| {
+        .copied()
+        .filter(|&c| {
             topology.services.is_empty()
-                || p.facts.iter().any(|(f, _)| {
-                    let undecided = topology.vantage(f.vantage).is_none_or(|v| {
-                        v.role == Role::Other || v.decided_by == crate::topology::Decision::Guess
-                    });
-                    undecided && !opts.hints.roles.contains_key(&f.vantage.capture)
-                })
+                || read
+                    .facts
+                    .iter()
+                    .any(|f| f.vantage.capture == c && undecided(f))
         })
-        .map(|p| p.capture)
         .collect()
+}
+
+/// Pass 1's captures taken apart for what follows: the facts of every vantage point (what the
+/// topology is discovered from), their clock samples, and per capture what reading it said.
+struct Pass1Read {
+    facts: Vec<VantageFacts>,
+    samplers: Vec<(VantageId, ClockSampler)>,
+    captures: Vec<CaptureName>,
+    /// Captures whose frames came out of time order.
+    disordered: Vec<CaptureId>,
+    /// Captures of which only the look-ahead was read.
+    partial: Vec<CaptureId>,
+}
+
+impl Pass1Read {
+    fn of(pass1: Vec<Pass1>, names: &[(CaptureId, String)]) -> Pass1Read {
+        let mut read = Pass1Read {
+            facts: Vec::new(),
+            samplers: Vec::new(),
+            captures: Vec::new(),
+            disordered: Vec::new(),
+            partial: Vec::new(),
+        };
+        for (p, (c, file)) in pass1.into_iter().zip(names) {
+            if p.out_of_order {
+                read.disordered.push(*c);
+            }
+            if p.partial() {
+                read.partial.push(*c);
+            }
+            for (facts_of, sampler) in p.facts {
+                read.samplers.push((facts_of.vantage, sampler));
+                read.facts.push(facts_of);
+            }
+            read.captures.push(capture_name(*c, file, p.read));
+        }
+        read
+    }
 }
 
 /// One analysis: pass 1 (the look-ahead, or whole captures when `whole`), then pass 2; with
@@ -506,63 +547,46 @@ fn run_passes(
     let names = source.captures();
     let mut warnings = opts.notes.clone();
     let mut learned = learn(source, opts, whole);
-    let mut partial = learned.pass1.iter().any(Pass1::partial);
-    if partial {
-        let facts: Vec<VantageFacts> = learned
-            .pass1
+    let mut read = Pass1Read::of(std::mem::take(&mut learned.pass1), &names);
+    let mut topology = topology::discover(&read.facts, &opts.hints);
+    let open = unsettled(&read, &topology, opts);
+    if !open.is_empty() {
+        let files: Vec<String> = open
             .iter()
-            .flat_map(|p| p.facts.iter().map(|(f, _)| f.clone()))
+            .filter_map(|c| names.iter().find(|(n, _)| n == c).map(|(_, f)| f.clone()))
             .collect();
-        let topology = topology::discover(&facts, &opts.hints);
-        let open = unsettled(&learned.pass1, &topology, opts);
-        if !open.is_empty() {
-            let files: Vec<String> = open
-                .iter()
-                .filter_map(|c| names.iter().find(|(n, _)| n == c).map(|(_, f)| f.clone()))
-                .collect();
-            warnings.push(format!(
-                "every capture was read twice: the first {} of {} did not show {} role",
-                look_ahead_text(opts, source),
-                files.join(", "),
-                if files.len() == 1 { "its" } else { "their" }
-            ));
-            drop(learned);
-            learned = learn(source, opts, true);
-            partial = false;
-        }
+        warnings.push(format!(
+            "every capture was read twice: the first {} of {} did not show {} role",
+            look_ahead_text(opts, source),
+            files.join(", "),
+            if files.len() == 1 { "its" } else { "their" }
+        ));
+        drop(learned);
+        learned = learn(source, opts, true);
+        read = Pass1Read::of(std::mem::take(&mut learned.pass1), &names);
+        topology = topology::discover(&read.facts, &opts.hints);
     }
+    let partial = !read.partial.is_empty();
     let Learned {
-        pass1,
         gue,
         with_gue,
         mirrors,
         splits,
+        ..
     } = learned;
     let source: &dyn FrameSource = with_gue.as_deref().unwrap_or(source);
     let split = mirror::Split::new(source, mirrors.clone());
     let source: &dyn FrameSource = if mirrors.is_empty() { source } else { &split };
-    let mut facts = Vec::new();
-    let mut samplers = Vec::new();
-    let mut capture_names = Vec::new();
-    let mut disordered = Vec::new();
-    let mut partial_captures = Vec::new();
-    for (p, (c, file)) in pass1.into_iter().zip(&names) {
-        if p.out_of_order {
-            disordered.push(*c);
-        }
-        if p.partial() {
-            partial_captures.push(*c);
-        }
-        for (facts_of, sampler) in p.facts {
-            samplers.push((facts_of.vantage, sampler));
-            facts.push(facts_of);
-        }
-        capture_names.push(capture_name(*c, file, p.read));
-    }
+    let Pass1Read {
+        facts,
+        samplers,
+        captures: capture_names,
+        disordered,
+        partial: partial_captures,
+    } = read;
     let read_warnings_at = warnings.len();
     warnings.extend(read_warnings(&capture_names));
     let read_warnings_len = warnings.len() - read_warnings_at;
-    let mut topology = topology::discover(&facts, &opts.hints);
     topology.limits.extend(topology::gue::limits(&gue));
     topology.gue = gue.clone();
     let replies_at = saw_replies(&facts, &topology);
@@ -814,7 +838,6 @@ fn gue_evidence(pass1: &[Pass1]) -> Vec<(VantageId, &topology::gue::GueEvidence)
 
 /// Pass 1 over one capture.
 struct Pass1 {
-    capture: CaptureId,
     /// Facts and a clock sample per interface.
     facts: Vec<(VantageFacts, ClockSampler)>,
     /// The read's outcome (`partial` when only the look-ahead was read).
@@ -838,7 +861,7 @@ fn pass1_of(source: &dyn FrameSource, c: CaptureId, whole: bool) -> Pass1 {
     } else {
         source.read_ahead_mut(c, &mut push)
     };
-    gather.done(c, res)
+    gather.done(res)
 }
 
 /// [`pass1_of`] for a capture with mirror interfaces, split into hops.
@@ -849,7 +872,7 @@ fn pass1_split(
 ) -> (Pass1, Vec<mirror::MirrorSplit>) {
     let mut gather = Gather::new(true);
     let (res, splits) = split.read_split(c, !whole, &mut |f, link_type| gather.push(f, link_type));
-    (gather.done(c, res), splits)
+    (gather.done(res), splits)
 }
 
 /// What pass 1 keeps of one capture while reading it (and pass 2, when it must check what the
@@ -885,9 +908,8 @@ impl Gather {
         }
     }
 
-    fn done(self, capture: CaptureId, read: Result<ReadReport, String>) -> Pass1 {
+    fn done(self, read: Result<ReadReport, String>) -> Pass1 {
         Pass1 {
-            capture,
             out_of_order: self.order.disordered(),
             facts: self.by_if.into_values().collect(),
             read,
