@@ -878,7 +878,12 @@ fn pass1_split(
 /// What pass 1 keeps of one capture while reading it (and pass 2, when it must check what the
 /// look-ahead learnt).
 pub(super) struct Gather {
-    by_if: BTreeMap<u32, (VantageFacts, ClockSampler)>,
+    /// Facts and clock sample per interface, in the order first seen.
+    by_if: Vec<(u32, VantageFacts, ClockSampler)>,
+    /// Interface -> its place in `by_if`; the last one looked up is remembered, since a
+    /// capture's frames nearly all come from one interface.
+    index: BTreeMap<u32, usize>,
+    last: Option<(u32, usize)>,
     order: stream::TimeOrder,
     /// Whether to sample packets for the clocks.
     clocks: bool,
@@ -887,7 +892,9 @@ pub(super) struct Gather {
 impl Gather {
     pub(super) fn new(clocks: bool) -> Gather {
         Gather {
-            by_if: BTreeMap::new(),
+            by_if: Vec::new(),
+            index: BTreeMap::new(),
+            last: None,
             order: stream::TimeOrder::default(),
             clocks,
         }
@@ -895,23 +902,43 @@ impl Gather {
 
     pub(super) fn push(&mut self, f: &DecodedFrame, link_type: u32) {
         self.order.push(f.ts_ns);
-        let (facts, sampler) = self.by_if.entry(f.interface).or_insert_with(|| {
-            let v = VantageId {
-                capture: f.capture,
-                interface: f.interface,
-            };
-            (VantageFacts::new(v, link_type), ClockSampler::default())
-        });
+        let i = match self.last {
+            Some((interface, i)) if interface == f.interface => i,
+            _ => {
+                let next = self.by_if.len();
+                let i = *self.index.entry(f.interface).or_insert(next);
+                if i == next {
+                    let v = VantageId {
+                        capture: f.capture,
+                        interface: f.interface,
+                    };
+                    self.by_if.push((
+                        f.interface,
+                        VantageFacts::new(v, link_type),
+                        ClockSampler::default(),
+                    ));
+                }
+                self.last = Some((f.interface, i));
+                i
+            }
+        };
+        let (_, facts, sampler) = &mut self.by_if[i];
         facts.push(f);
         if self.clocks {
             sampler.push(f);
         }
     }
 
+    /// The facts and samples in interface order.
+    fn by_interface(mut self) -> impl Iterator<Item = (VantageFacts, ClockSampler)> {
+        self.by_if.sort_unstable_by_key(|(i, _, _)| *i);
+        self.by_if.into_iter().map(|(_, f, s)| (f, s))
+    }
+
     fn done(self, read: Result<ReadReport, String>) -> Pass1 {
         Pass1 {
             out_of_order: self.order.disordered(),
-            facts: self.by_if.into_values().collect(),
+            facts: self.by_interface().collect(),
             read,
         }
     }
@@ -919,10 +946,7 @@ impl Gather {
     /// The facts per interface, and whether the frames came out of time order.
     pub(super) fn into_facts(self) -> (Vec<VantageFacts>, bool) {
         let disordered = self.order.disordered();
-        (
-            self.by_if.into_values().map(|(f, _)| f).collect(),
-            disordered,
-        )
+        (self.by_interface().map(|(f, _)| f).collect(), disordered)
     }
 }
 

@@ -317,7 +317,11 @@ fn produce(
     tx: SyncSender<Batch>,
 ) {
     let mut gathered = gather.then(|| Gather::new(false));
-    let mut trackers: BTreeMap<u32, (LegTracker, usize)> = BTreeMap::new();
+    // One tracker per interface, with the most in flight at once, in the order first seen;
+    // the interface last seen is remembered, since a capture's frames nearly all come from one.
+    let mut trackers: Vec<(u32, LegTracker, usize)> = Vec::new();
+    let mut index: BTreeMap<u32, usize> = BTreeMap::new();
+    let mut last: Option<(u32, usize)> = None;
     // (wake-up time, interface) of every tracker with something in flight: which ones a
     // frame's time makes due.
     let mut swept: BTreeSet<(i64, u32)> = BTreeSet::new();
@@ -336,24 +340,27 @@ fn produce(
         if let Some(g) = gathered.as_mut() {
             g.push(f, link_type);
         }
-        let v = VantageId {
-            capture: f.capture,
-            interface: f.interface,
-        };
-        let (t, max) = trackers.entry(f.interface).or_insert_with(|| {
-            (
-                LegTracker::new(
-                    v,
-                    topology.role_of(v),
-                    topology
+        let at = match last {
+            Some((interface, at)) if interface == f.interface => at,
+            _ => {
+                let next = trackers.len();
+                let at = *index.entry(f.interface).or_insert(next);
+                if at == next {
+                    let v = VantageId {
+                        capture: f.capture,
+                        interface: f.interface,
+                    };
+                    let raw_ip = topology
                         .vantage(v)
-                        .is_some_and(|x| super::join::is_raw_ip(x.link_type)),
-                    ctx,
-                    timeouts,
-                ),
-                0,
-            )
-        });
+                        .is_some_and(|x| super::join::is_raw_ip(x.link_type));
+                    let t = LegTracker::new(v, topology.role_of(v), raw_ip, ctx, timeouts);
+                    trackers.push((f.interface, t, 0));
+                }
+                last = Some((f.interface, at));
+                at
+            }
+        };
+        let (_, t, max) = &mut trackers[at];
         let before = t.wake_at();
         t.push(f);
         *max = (*max).max(t.in_flight());
@@ -365,25 +372,35 @@ fn produce(
         // frame (a merged file of 10 000 interfaces made that 10^8 visits for 10^4 frames) nor
         // every interface every second.
         let now = f.ts_ns;
-        touched.clear();
-        touched.extend(
-            swept
-                .range(..=(now, u32::MAX))
-                .map(|&(_, i)| i)
-                .filter(|&i| i != f.interface),
-        );
-        touched.push(f.interface);
-        touched.sort_unstable();
-        for &i in &touched {
-            let Some((t, _)) = trackers.get_mut(&i) else {
-                continue;
-            };
-            if i != f.interface {
-                let before = t.wake_at();
-                t.advance(now);
-                resweep(&mut swept, i, before, t.wake_at());
-            }
+        let others_due = swept
+            .iter()
+            .take(2)
+            .any(|&(w, i)| w <= now && i != f.interface);
+        if !others_due {
+            // The earliest wake-ups are this interface's at most: it alone is visited.
             t.drain_events(&mut batch.events);
+        } else {
+            touched.clear();
+            touched.extend(
+                swept
+                    .range(..=(now, u32::MAX))
+                    .map(|&(_, i)| i)
+                    .filter(|&i| i != f.interface),
+            );
+            touched.push(f.interface);
+            touched.sort_unstable();
+            for &i in &touched {
+                let Some(&at) = index.get(&i) else {
+                    continue;
+                };
+                let (_, t, _) = &mut trackers[at];
+                if i != f.interface {
+                    let before = t.wake_at();
+                    t.advance(now);
+                    resweep(&mut swept, i, before, t.wake_at());
+                }
+                t.drain_events(&mut batch.events);
+            }
         }
         frames += 1;
         let advanced = match (batch.progress_ns, sent_at) {
@@ -404,7 +421,8 @@ fn produce(
         }
     });
     let mut stats = Vec::new();
-    for (i, (mut t, max)) in trackers {
+    trackers.sort_unstable_by_key(|(i, _, _)| *i);
+    for (i, mut t, max) in trackers {
         t.finish();
         t.drain_events(&mut batch.events);
         stats.push(VantageStats {

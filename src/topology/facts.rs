@@ -10,6 +10,7 @@ use crate::decode::ip::{PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP}
 use crate::decode::packet::{DecodedFrame, IpPacket, Net, Tcp, Transport};
 use serde::Serialize;
 use smallvec::SmallVec;
+use std::hash::{Hash, Hasher};
 // FxHash: these tables are looked up for every packet, where SipHash was a quarter of
 // all instructions of `verify` (callgrind).
 use rustc_hash::FxHashMap as HashMap;
@@ -134,6 +135,114 @@ pub struct FlowFact {
     pub to_server: bool,
 }
 
+impl FlowFact {
+    /// The fact as words, equal exactly when the facts are: compared and hashed in a few
+    /// instructions where the fields' own comparison (enums in options) took a few hundred
+    /// per frame.
+    fn packed(&self) -> PackedFlow {
+        let ip = |a: IpAddr| match a {
+            IpAddr::V4(a) => (u64::from(u32::from(a)), 0, 0),
+            IpAddr::V6(a) => {
+                let b = u128::from(a);
+                (b as u64, (b >> 64) as u64, 1)
+            }
+        };
+        let mac = |m: Option<MacAddr>| m.map_or(0, |m| m.as_u64() | 1 << 48);
+        let (s0, s1, s6) = ip(self.src);
+        let (d0, d1, d6) = ip(self.dst);
+        let (t0, t1, t2, t3, tunnel) = match self.tunnel {
+            Some(t) => {
+                let (a0, a1, a6) = ip(t.outer_src);
+                let (b0, b1, b6) = ip(t.outer_dst);
+                let bits = 1 | a6 << 1 | b6 << 2 | u64::from(t.outer_proto) << 8;
+                (a0, a1, b0, b1, bits)
+            }
+            None => (0, 0, 0, 0, 0),
+        };
+        let sll = self.sll_packet_type.map_or(0, |t| u64::from(t) | 1 << 16);
+        let misc = u64::from(self.server_port)
+            | u64::from(self.proto.0) << 16
+            | u64::from(self.to_server) << 24
+            | s6 << 25
+            | d6 << 26
+            | sll << 32;
+        PackedFlow([
+            s0,
+            s1,
+            d0,
+            d1,
+            mac(self.src_mac),
+            mac(self.dst_mac),
+            misc,
+            tunnel,
+            t0,
+            t1,
+            t2,
+            t3,
+        ])
+    }
+}
+
+/// [`FlowFact::packed`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct PackedFlow([u64; 12]);
+
+impl Hash for PackedFlow {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        for w in self.0 {
+            h.write_u64(w);
+        }
+    }
+}
+
+/// The groups of packets of one vantage point, in the order first seen: a table looked up for
+/// every frame.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTable {
+    index: HashMap<PackedFlow, u32>,
+    keys: Vec<FlowFact>,
+    counts: Vec<FlowCount>,
+}
+
+impl FlowTable {
+    /// Counts one packet of `key`; `first` is kept when the group is new.
+    fn add(&mut self, key: FlowFact, syn: bool, first: FrameRef) {
+        let next = self.keys.len() as u32;
+        let i = *self.index.entry(key.packed()).or_insert(next);
+        if i == next {
+            self.keys.push(key);
+            self.counts.push(FlowCount {
+                packets: 0,
+                syns: 0,
+                first,
+            });
+        }
+        let c = &mut self.counts[i as usize];
+        c.packets += 1;
+        c.syns += u64::from(syn);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowFact, &FlowCount)> {
+        self.keys.iter().zip(&self.counts)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &FlowFact> {
+        self.keys.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a FlowTable {
+    type Item = (&'a FlowFact, &'a FlowCount);
+    type IntoIter = std::iter::Zip<std::slice::Iter<'a, FlowFact>, std::slice::Iter<'a, FlowCount>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.keys.iter().zip(&self.counts)
+    }
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct FlowCount {
     pub packets: u64,
@@ -167,7 +276,7 @@ pub struct VantageFacts {
     pub unicast_frames: u64,
     /// For each MAC, the unicast frames it was source or destination of.
     pub mac_frames: HashMap<MacAddr, u64>,
-    pub flows: HashMap<FlowFact, FlowCount>,
+    pub flows: FlowTable,
     pub arp: HashMap<ArpFact, ArpCount>,
     pub counts: PacketCounts,
     /// GUE-shaped UDP and the plain packets to compare it with ([`super::gue`]).
@@ -184,7 +293,7 @@ impl VantageFacts {
             last_ts_ns: None,
             unicast_frames: 0,
             mac_frames: HashMap::default(),
-            flows: HashMap::default(),
+            flows: FlowTable::default(),
             arp: HashMap::default(),
             counts: PacketCounts::default(),
             gue: GueEvidence::default(),
@@ -252,13 +361,7 @@ impl VantageFacts {
             to_server,
         };
         let syn = v.tcp().is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
-        let c = self.flows.entry(key).or_insert(FlowCount {
-            packets: 0,
-            syns: 0,
-            first: FrameRef::of(f),
-        });
-        c.packets += 1;
-        c.syns += u64::from(syn);
+        self.flows.add(key, syn, FrameRef::of(f));
     }
 
     /// The capturing host's MAC: one MAC in at least 80% of the unicast frames. A mirror port or

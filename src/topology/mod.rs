@@ -64,8 +64,23 @@ impl FrameRef {
 }
 
 /// A MAC address that prints and serialises as `aa:bb:cc:dd:ee:ff`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// The six bytes as one number (the top two bytes zero).
+    pub fn as_u64(self) -> u64 {
+        let [a, b, c, d, e, f] = self.0;
+        u64::from_le_bytes([a, b, c, d, e, f, 0, 0])
+    }
+}
+
+// One word, not a length and six bytes: MACs key tables looked up for every frame.
+impl std::hash::Hash for MacAddr {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        h.write_u64(self.as_u64());
+    }
+}
 
 impl fmt::Display for MacAddr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
