@@ -41,7 +41,7 @@ pub struct AnalysisArgs {
     /// MiB of frames, over all captures, from which the topology and the clocks are learnt
     /// before connections are rebuilt (each capture gets its share, 0.25 to 64 MiB); each
     /// capture is read once unless that does not settle the roles.
-    #[arg(long = "look-ahead", value_name = "MIB", default_value_t = 64)]
+    #[arg(long = "look-ahead", value_name = "MIB", default_value_t = 16)]
     pub look_ahead_mib: usize,
     /// Read every capture whole to learn the topology, then again to rebuild connections (the
     /// look-ahead off).

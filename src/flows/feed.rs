@@ -24,8 +24,10 @@ const CHUNKS_IN_CHANNEL: usize = 4;
 /// What one frame's record costs in a chunk besides its bytes: counted in the look-ahead.
 const RECORD_BYTES: usize = std::mem::size_of::<Record>();
 
-/// How much of each capture pass 1 reads before the topology is decided: by default 64 MiB of
-/// frames shared by all captures, 64 KiB to 64 MiB each.
+/// How much of each capture pass 1 reads before the topology is decided: by default 16 MiB of
+/// frames shared by all captures, 64 KiB to 64 MiB each. Thousands of packets per capture
+/// settle the roles and give the clocks thousands of samples; what is kept beyond that costs
+/// memory that does not grow with the captures, and decoding the frames twice.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LookAhead {
     /// Frame bytes kept, over all captures.
@@ -35,7 +37,7 @@ pub struct LookAhead {
 impl Default for LookAhead {
     fn default() -> Self {
         LookAhead {
-            total_bytes: 64 << 20,
+            total_bytes: 16 << 20,
         }
     }
 }
