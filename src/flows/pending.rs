@@ -101,10 +101,10 @@ impl<'j, 't> Pending<'j, 't> {
             LegEvent::Opened(key) => {
                 self.keys.entry(key).or_insert_with(|| Waiting::new(0)).open += 1;
             }
-            LegEvent::Finished(key, leg) => {
+            LegEvent::Finished(key, leg, last_ts) => {
                 let end = self
                     .joiner
-                    .corrected_at(vantage, leg.last_ts())
+                    .corrected_at(vantage, last_ts)
                     .saturating_add(self.slack_ns);
                 let w = self.keys.entry(key).or_insert_with(|| Waiting::new(1));
                 w.open = w.open.saturating_sub(1);
@@ -252,7 +252,8 @@ mod tests {
                 s.isn = Some(u32::from(i));
                 pending.event(vantage, LegEvent::Opened(k));
                 let p = pack(&s, vantage, Role::Other, false, &mut buf);
-                pending.event(vantage, LegEvent::Finished(k, p));
+                let last_ts = p.last_ts();
+                pending.event(vantage, LegEvent::Finished(k, p, last_ts));
             }
         }
         let mut out = Vec::new();
