@@ -5,6 +5,7 @@ use super::input::{ConnObs, FairnessInput, Proto, ServiceObs, TcpMarks};
 use super::table::ConnTable;
 use crate::flows::{Analysis, Connection, ConnectionSink, Leg};
 use crate::topology::{Proto as IpProto, Role, Topology};
+use rustc_hash::FxHashMap;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -17,8 +18,9 @@ pub struct FairnessObserver {
     director_captured: bool,
     services: Vec<ServiceObs<ConnTable>>,
     /// Where each service is in `services`: a connection finds its own in constant time, not
-    /// by a scan of every service (65 536 UDP services made that quadratic).
-    index: HashMap<(Proto, SocketAddr), usize>,
+    /// by a scan of every service (65 536 UDP services made that quadratic). FxHash: looked up
+    /// for every connection, on the thread every connection goes through.
+    index: FxHashMap<(Proto, SocketAddr), usize>,
 }
 
 impl FairnessObserver {
@@ -26,7 +28,7 @@ impl FairnessObserver {
         FairnessObserver {
             director_captured: topology.vantages.iter().any(|v| v.role == Role::Director),
             services: Vec::new(),
-            index: HashMap::new(),
+            index: FxHashMap::default(),
         }
     }
 

@@ -30,6 +30,14 @@ pub struct Conn {
     pub first_frame: Option<FrameRef>,
 }
 
+/// The times of one connection: [`Conn`] without its client, server and first frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnTimes {
+    pub start_ns: i64,
+    pub last_ns: i64,
+    pub tcp: Option<TcpMarks>,
+}
+
 /// What the connections sent to one real server add up to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerTotals {
@@ -191,6 +199,36 @@ impl ConnTable {
     }
 
     pub fn get(&self, i: usize) -> Conn {
+        let (times, flags, mut at) = self.decode_times(i);
+        let bytes = &self.details;
+        let start = times.start_ns;
+        let first_frame = (flags & HAS_FRAME != 0).then(|| FrameRef {
+            capture: varint::get(bytes, &mut at) as u32,
+            interface: varint::get(bytes, &mut at) as u32,
+            frame: varint::get(bytes, &mut at),
+            ts_ns: varint::get_diff(bytes, &mut at, start),
+        });
+        Conn {
+            client: self.client(i),
+            rs: self.rs(i),
+            start_ns: start,
+            last_ns: times.last_ns,
+            tcp: times.tcp,
+            first_frame,
+        }
+    }
+
+    /// What the entry of connection `i` follows from ([`super::entry::EntryLife::of`]), decoded
+    /// without its client and first frame: the replay asks for it several times per connection
+    /// (once as it arrives, again while its client's port is live, each time its table of live
+    /// entries is full), where the whole of [`ConnTable::get`] was a tenth of all the
+    /// instructions of `verify`.
+    pub fn times(&self, i: usize) -> ConnTimes {
+        self.decode_times(i).0
+    }
+
+    /// The times of connection `i`, its details' flags, and where its first frame starts.
+    fn decode_times(&self, i: usize) -> (ConnTimes, u8, usize) {
         let r = &self.records[i];
         let bytes = &self.details;
         let mut at = r.at();
@@ -206,20 +244,12 @@ impl ConnTable {
             fin_ns: mark(HAS_FIN),
             rst_ns: mark(HAS_RST),
         };
-        let first_frame = (flags & HAS_FRAME != 0).then(|| FrameRef {
-            capture: varint::get(bytes, &mut at) as u32,
-            interface: varint::get(bytes, &mut at) as u32,
-            frame: varint::get(bytes, &mut at),
-            ts_ns: varint::get_diff(bytes, &mut at, start),
-        });
-        Conn {
-            client: self.client(i),
-            rs: self.rs(i),
+        let times = ConnTimes {
             start_ns: start,
             last_ns,
             tcp: (flags & HAS_TCP != 0).then_some(marks),
-            first_frame,
-        }
+        };
+        (times, flags, at)
     }
 
     pub fn client(&self, i: usize) -> SocketAddr {
@@ -250,7 +280,7 @@ impl ConnTable {
         if r.port_at & CREATED_AT_START != 0 {
             return r.start_ns;
         }
-        let c = self.get(i);
+        let c = self.times(i);
         super::entry::created_ns(proto, c.tcp, c.start_ns)
     }
 

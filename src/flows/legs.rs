@@ -118,8 +118,11 @@ impl Default for Timeouts {
 pub enum LegEvent {
     /// A state began for this key: a leg of it will follow.
     Opened(ConnKey),
-    /// A state ended: the leg, packed, for the join to unpack.
-    Finished(ConnKey, PackedLeg),
+    /// A state ended: the leg, packed, for the join to unpack, and its last packet's time
+    /// (this capture's clock). The joining side schedules the key by that time: carried here,
+    /// it does not read the packed leg this capture's thread has just written, which was a
+    /// cache miss per leg and most of the joining side's time per event.
+    Finished(ConnKey, PackedLeg, i64),
 }
 
 /// The identity of a closed connection's tuple, in 8 bytes: tombstones are many (every
@@ -571,7 +574,8 @@ impl<'c> LegTracker<'c> {
                 .push_back((second, [(h >> 32) as u32, h as u32]));
         }
         self.legs += 1;
-        self.events.push(LegEvent::Finished(key, packed));
+        let last_ts = packed.last_ts();
+        self.events.push(LegEvent::Finished(key, packed, last_ts));
     }
 
     /// Whole seconds since the first tombstone (0 before it, or for a time before it).

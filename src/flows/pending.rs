@@ -20,6 +20,7 @@ use rustc_hash::FxHashMap as HashMap;
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::cmp::Reverse;
+use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
 
 /// Keys due at once from which they are joined in parallel: below this, waking the pool costs
@@ -100,10 +101,10 @@ impl<'j, 't> Pending<'j, 't> {
             LegEvent::Opened(key) => {
                 self.keys.entry(key).or_insert_with(|| Waiting::new(0)).open += 1;
             }
-            LegEvent::Finished(key, leg) => {
+            LegEvent::Finished(key, leg, last_ts) => {
                 let end = self
                     .joiner
-                    .corrected_at(vantage, leg.last_ts())
+                    .corrected_at(vantage, last_ts)
                     .saturating_add(self.slack_ns);
                 let w = self.keys.entry(key).or_insert_with(|| Waiting::new(1));
                 w.open = w.open.saturating_sub(1);
@@ -123,16 +124,15 @@ impl<'j, 't> Pending<'j, 't> {
                 break;
             }
             self.due.pop();
-            let ready = self
-                .keys
-                .get(&key)
-                .is_some_and(|w| w.open == 0 && w.due_ns == due);
-            if !ready {
+            // One look-up per key due: the entry is both the test and the removal.
+            let Entry::Occupied(e) = self.keys.entry(key) else {
+                continue;
+            };
+            if e.get().open != 0 || e.get().due_ns != due {
                 continue;
             }
-            if let Some(w) = self.keys.remove(&key) {
-                self.join_soon(key, w.legs, each);
-            }
+            let w = e.remove();
+            self.join_soon(key, w.legs, each);
         }
         if watermark == i64::MAX {
             // Everything is read: whatever is left (nothing, when every state was finished).
@@ -252,7 +252,8 @@ mod tests {
                 s.isn = Some(u32::from(i));
                 pending.event(vantage, LegEvent::Opened(k));
                 let p = pack(&s, vantage, Role::Other, false, &mut buf);
-                pending.event(vantage, LegEvent::Finished(k, p));
+                let last_ts = p.last_ts();
+                pending.event(vantage, LegEvent::Finished(k, p, last_ts));
             }
         }
         let mut out = Vec::new();

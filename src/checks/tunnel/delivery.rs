@@ -1,6 +1,7 @@
 //! `tunnel.delivery`: every tunnelled request reached the real server it was addressed to,
 //! where that server was captured, and only where its capture could have shown it arrive.
 
+use smallvec::SmallVec;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -71,7 +72,9 @@ impl Delivery {
                 continue;
             };
             for pair in &wrapped.outer {
-                let at_rs: Vec<VantageId> = rs_vantages
+                // Inline lists: a server has one capture as a rule, and this runs for every
+                // connection on the thread every connection goes through.
+                let at_rs: SmallVec<[VantageId; 2]> = rs_vantages
                     .iter()
                     .filter(|(a, _)| *a == pair.dst)
                     .map(|(_, v)| *v)
@@ -82,7 +85,7 @@ impl Delivery {
                 });
                 // What arrived counts; what did not counts as lost only if the server's
                 // capture was surely running then.
-                let watching: Vec<VantageId> = at_rs
+                let watching: SmallVec<[VantageId; 2]> = at_rs
                     .iter()
                     .copied()
                     .filter(|v| covered(ctx, *v, leg, wrapped.first.ts_ns))

@@ -84,9 +84,11 @@ pub(super) fn masked(addr: IpAddr, prefix: Option<u8>) -> IpAddr {
 }
 
 /// The last entry of a client address and port: the connection (low 31 bits), and whether a
-/// persistence template controls it (top bit; then even TIME_WAIT is reused).
+/// persistence template controls it (top bit; then even TIME_WAIT is reused); with when the
+/// entry expires, which is all that making room asks of every entry of a full table (rebuilding
+/// each one's life for it was a sixth of all the replay's instructions).
 #[derive(Clone, Copy)]
-struct Live(u32);
+struct Live(u32, i64);
 
 const CONTROLLED: u32 = 1 << 31;
 
@@ -143,13 +145,16 @@ impl<'a> Arrivals<'a> {
     }
 
     /// Notes connection `i` as the last of its client address and port; returns the one
-    /// before it. Entries expired by `t` are forgotten: a later connection of that client,
-    /// at `t` or after, would not find them alive.
-    fn arrive(&mut self, i: usize, t: i64) -> Option<Live> {
-        let inp = self.inp;
+    /// before it. Entries expired by the time its entry is created are forgotten: a later
+    /// connection of that client, created then or after, would not find them alive.
+    fn arrive(&mut self, i: usize, life: &EntryLife) -> Option<Live> {
+        let t = life.created_ns;
         let by_client = &mut self.by_client;
-        make_room(by_client, |_, e| life_of(inp, e.conn()).expires_ns > t);
-        by_client.insert(inp.conns.client_key(i), Live(i as u32))
+        make_room(by_client, |_, e| e.1 > t);
+        by_client.insert(
+            self.inp.conns.client_key(i),
+            Live(i as u32, life.expires_ns),
+        )
     }
 
     fn set_controlled(&mut self, i: usize, controlled: bool) {
@@ -220,11 +225,12 @@ impl Iterator for Arrivals<'_> {
                 life,
             ))
         };
-        let previous = self.arrive(i, t);
+        let previous = self.arrive(i, &life);
         if !life.scheduled {
             return decision(Kind::BeforeCapture);
         }
-        if let Some(j) = previous {
+        // An entry already expired has no state at `t`: its life is not rebuilt to say so.
+        if let Some(j) = previous.filter(|j| j.1 > t) {
             if let Some(state) = life_of(inp, j.conn()).state_at(t) {
                 let reuse =
                     inp.proto == Proto::Udp || state != TcpState::TimeWait || j.controlled();
@@ -249,7 +255,7 @@ impl Iterator for Arrivals<'_> {
 
 /// The entry of connection `i`.
 fn life_of(inp: &ReplayInput, i: usize) -> EntryLife {
-    let c = inp.conns.get(i);
+    let c = inp.conns.times(i);
     EntryLife::of(inp.proto, c.tcp, c.start_ns, c.last_ns, inp.timeouts)
 }
 

@@ -20,11 +20,11 @@ mod arrivals;
 mod loads;
 mod plan;
 mod search;
+mod unscheduled;
 
 use crate::fairness::input::{Proto, Scheduler, ServiceConfig, Timeouts};
-use crate::fairness::outcome::{Conformance, Mismatch, Unpredicted, Verdict};
+use crate::fairness::outcome::{Conformance, Unpredicted, Verdict};
 use crate::fairness::table::ConnTable;
-use arrivals::{masked, Arrivals, Decision, Kind};
 use plan::{CreationOrder, Plan};
 use search::{first_appearance, model_for, permutations, run_order, search, shows_loads};
 use std::net::SocketAddr;
@@ -75,28 +75,6 @@ fn scheduler_notes(s: Scheduler) -> Option<String> {
     }
 }
 
-/// Counts a decision that went to `observed` where the model says `expected`, keeping the
-/// first ones as evidence.
-fn note_mismatch(
-    conformance: &mut Conformance,
-    inp: &ReplayInput,
-    d: &Decision,
-    expected: usize,
-    observed: usize,
-    evidence: impl FnOnce() -> String,
-) {
-    conformance.mismatches += 1;
-    if conformance.first_mismatches.len() < EVIDENCE {
-        conformance.first_mismatches.push(Mismatch {
-            time_ns: d.time_ns,
-            client: inp.conns.client(d.conn),
-            expected: Some(inp.server_addrs[expected]),
-            observed: Some(inp.server_addrs[observed]),
-            evidence: evidence(),
-        });
-    }
-}
-
 /// Replays the configured scheduler; returns the conformance summary and a verdict per
 /// connection (Unchecked for those that were not scheduling decisions).
 pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
@@ -121,8 +99,6 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
             Some("the given order and the order of first assignments".to_string()),
         )
     };
-    let searched = search(inp, &plan, &candidates);
-
     let mut conformance = Conformance {
         scheduler: cfg.scheduler,
         replayed: false,
@@ -138,114 +114,81 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         limitations: Vec::new(),
     };
 
-    match searched {
-        Err(why) => {
-            conformance.order_source = "not replayed".into();
-            limitations.push(why);
-        }
-        Ok(None) => {}
-        Ok(Some(b)) => {
-            conformance.replayed = true;
-            let perm = &candidates[b.perm];
-            conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
-            let tie_note = if b.ties > 0 {
-                format!(
-                    "; {} other candidate(s) matched as many, so this capture does not pin the \
-                     order down",
-                    b.ties
-                )
-            } else {
-                String::new()
-            };
-            // The search already built this model, so it cannot fail here.
-            if let Ok(run) = run_order(inp, &plan, perm, b.start, Some(&mut verdicts)) {
-                conformance.matched = run.matched;
-                conformance.mismatches = run.mismatched;
-                conformance.first_mismatches = run.evidence;
-            }
-            conformance.order_source = match &how {
-                None if cfg.order_known => format!("kernel order given{tie_note}"),
-                None => format!("single server{tie_note}"),
-                Some(how) => format!(
-                    "kernel order unknown (rules files list servers sorted): tried {how} \
-                     and kept the best, which matched {} decisions{tie_note}",
-                    conformance.matched
-                ),
-            };
-            if let Some(note) = scheduler_notes(cfg.scheduler) {
-                limitations.push(note);
-            }
-            if b.start != 0 {
-                let names: Vec<String> = perm
-                    .iter()
-                    .map(|&i| cfg.servers[i].addr.ip().to_string())
-                    .collect();
-                if let Ok(model) = model_for(inp, perm) {
-                    limitations.push(format!(
-                        "the capture does not begin with a freshly built service: the closest \
-                         agreement starts from {}",
-                        model.describe_start_state(b.start, &names)
-                    ));
+    // The order search and the walk over what the kernel did without the scheduler share
+    // nothing but what they read: each runs on its own thread. The runs' verdicts are for the
+    // scheduled decisions, the walk's for the others, so they merge without overlap.
+    let (_, walked) = rayon::join(
+        || {
+            let searched = search(inp, &plan, &candidates);
+            match searched {
+                Err(why) => {
+                    conformance.order_source = "not replayed".into();
+                    limitations.push(why);
                 }
-            }
-        }
-    }
-
-    let mut not_predicted: Vec<(String, u64)> = Vec::new();
-    let mut bump = |reason: String| match not_predicted.iter_mut().find(|(r, _)| *r == reason) {
-        Some(e) => e.1 += 1,
-        None => not_predicted.push((reason, 1)),
-    };
-
-    for (d, _) in Arrivals::new(inp, &plan.order) {
-        let observed = inp.server_of(d.conn);
-        match d.kind {
-            Kind::Scheduled => {
-                if observed.is_some() {
-                    conformance.decisions += 1;
-                } else {
-                    bump("scheduled, but no tunnelled packet shows which server got it".into());
-                }
-            }
-            Kind::BeforeCapture => bump(
-                "started before the capture (no SYN seen), so the decision is not in it".into(),
-            ),
-            Kind::Reused { server, state } => {
-                let reason = format!(
-                    "same client address and port as a live entry ({state:?}): the kernel \
-                     reused it instead of scheduling"
-                );
-                match (server, observed) {
-                    (Some(s), Some(o)) if s != o => {
-                        verdicts[d.conn] = Verdict::Mismatched;
-                        note_mismatch(&mut conformance, inp, &d, s, o, || reason.clone());
-                    }
-                    _ => {}
-                }
-                bump(reason);
-            }
-            Kind::Persisted { server, since_ns } => match (server, observed) {
-                (Some(s), Some(o)) => {
-                    conformance.persistent += 1;
-                    if s == o {
-                        conformance.persistent_matched += 1;
-                        verdicts[d.conn] = Verdict::Matched;
+                Ok(None) => {}
+                Ok(Some(b)) => {
+                    conformance.replayed = true;
+                    let perm = &candidates[b.perm];
+                    conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
+                    let tie_note = if b.ties > 0 {
+                        format!(
+                            "; {} other candidate(s) matched as many, so this capture does \
+                             not pin the order down",
+                            b.ties
+                        )
                     } else {
-                        verdicts[d.conn] = Verdict::Mismatched;
-                        note_mismatch(&mut conformance, inp, &d, s, o, || {
-                            format!(
-                                "persistence template for {} created {:.3} s earlier \
-                                     still alive",
-                                masked(inp.conns.client(d.conn).ip(), cfg.netmask_prefix),
-                                (d.time_ns - since_ns) as f64 / 1e9
-                            )
-                        });
+                        String::new()
+                    };
+                    // The search already built this model, so it cannot fail here.
+                    if let Ok(run) = run_order(inp, &plan, perm, b.start, Some(&mut verdicts)) {
+                        conformance.matched = run.matched;
+                        conformance.mismatches = run.mismatched;
+                        conformance.first_mismatches = run.evidence;
+                    }
+                    conformance.order_source = match &how {
+                        None if cfg.order_known => format!("kernel order given{tie_note}"),
+                        None => format!("single server{tie_note}"),
+                        Some(how) => format!(
+                            "kernel order unknown (rules files list servers sorted): tried \
+                             {how} and kept the best, which matched {} decisions{tie_note}",
+                            conformance.matched
+                        ),
+                    };
+                    if let Some(note) = scheduler_notes(cfg.scheduler) {
+                        limitations.push(note);
+                    }
+                    if b.start != 0 {
+                        let names: Vec<String> = perm
+                            .iter()
+                            .map(|&i| cfg.servers[i].addr.ip().to_string())
+                            .collect();
+                        if let Ok(model) = model_for(inp, perm) {
+                            limitations.push(format!(
+                                "the capture does not begin with a freshly built service: the \
+                                 closest agreement starts from {}",
+                                model.describe_start_state(b.start, &names)
+                            ));
+                        }
                     }
                 }
-                _ => bump("sent by a persistence template whose server was never seen".into()),
-            },
+            }
+        },
+        || unscheduled::walk(inp, &plan.order),
+    );
+    conformance.decisions = walked.decisions;
+    conformance.persistent = walked.persistent;
+    conformance.persistent_matched = walked.persistent_matched;
+    conformance.mismatches += walked.mismatches;
+    let room = EVIDENCE.saturating_sub(conformance.first_mismatches.len());
+    conformance
+        .first_mismatches
+        .extend(walked.evidence.into_iter().take(room));
+    for (v, w) in verdicts.iter_mut().zip(walked.verdicts) {
+        if w != Verdict::Unchecked {
+            *v = w;
         }
     }
+    let not_predicted = walked.not_predicted;
     conformance.first_mismatches.sort_by_key(|m| m.time_ns);
     conformance.first_mismatches.truncate(EVIDENCE);
     conformance.not_predicted = not_predicted

@@ -8,6 +8,7 @@ use super::{ReplayInput, EVIDENCE};
 use crate::fairness::input::Scheduler;
 use crate::fairness::outcome::{Mismatch, Verdict};
 use crate::fairness::sched::{self, dh_bucket, sh_bucket, Ctx, Load};
+use rayon::prelude::*;
 use std::net::SocketAddr;
 
 /// Result of running one list order.
@@ -26,6 +27,10 @@ const MAX_REALIGN: usize = 1000;
 struct ListLoads<'a> {
     perm: &'a [usize],
     loads: Vec<Load>,
+    /// The plan has no load log (rr, wrr, sh, dh): every counter stays at zero, so the buffer
+    /// is never refilled. Those are the schedulers whose runs are otherwise cheapest, and the
+    /// refill was a third of each prediction.
+    all_zero: bool,
 }
 
 impl ListLoads<'_> {
@@ -38,8 +43,10 @@ impl ListLoads<'_> {
         conn: usize,
         counters: &LoadCursor,
     ) -> Option<usize> {
-        for (slot, &id) in self.loads.iter_mut().zip(self.perm) {
-            *slot = counters.load(id);
+        if !self.all_zero {
+            for (slot, &id) in self.loads.iter_mut().zip(self.perm) {
+                *slot = counters.load(id);
+            }
         }
         let ctx = Ctx {
             now_ns: inp.conns.created_ns(conn, inp.proto),
@@ -139,6 +146,7 @@ pub(super) fn run_order(
         list: ListLoads {
             perm,
             loads: vec![Load::default(); perm.len()],
+            all_zero: plan.loads.is_none(),
         },
         pos_of,
         ahead: LoadCursor::new(plan.loads.as_ref(), n_cfg),
@@ -275,23 +283,49 @@ pub(super) fn search(
             }
         }
     };
-    for (k, perm) in candidates.iter().enumerate() {
-        let range = if full { 0..states } else { 0..1 };
-        for start in range {
-            let run = run_order(inp, plan, perm, start, None)?;
-            consider(&mut best, k, start, run.matched);
-        }
+    let starts = if full { states } else { 1 };
+    let pairs: Vec<(usize, usize)> = (0..candidates.len())
+        .flat_map(|k| (0..starts).map(move |start| (k, start)))
+        .collect();
+    for ((k, start), matched) in pairs
+        .iter()
+        .zip(matched_by_runs(inp, plan, candidates, &pairs)?)
+    {
+        consider(&mut best, *k, *start, matched);
     }
     // Too many pairs to try them all: look for a starting state on the best order only.
     if !full && states * steps <= SEARCH_BUDGET {
         if let Some(k) = best.as_ref().map(|b| b.perm) {
-            for start in 1..states {
-                let run = run_order(inp, plan, &candidates[k], start, None)?;
-                consider(&mut best, k, start, run.matched);
+            let pairs: Vec<(usize, usize)> = (1..states).map(|start| (k, start)).collect();
+            for ((k, start), matched) in pairs
+                .iter()
+                .zip(matched_by_runs(inp, plan, candidates, &pairs)?)
+            {
+                consider(&mut best, *k, *start, matched);
             }
         }
     }
     Ok(best)
+}
+
+/// Decisions matched by the run of each (candidate, starting state), in the order given.
+///
+/// The runs share nothing but what they read, so they run in parallel: the search is most of
+/// the replay, which comes after every capture has been read and is the last thing `verify`
+/// waits for, on one thread otherwise. The results are kept in order and weighed in order
+/// afterwards, so the best pair (and the first error, if any) is the one one thread finds.
+fn matched_by_runs(
+    inp: &ReplayInput,
+    plan: &Plan,
+    candidates: &[Vec<usize>],
+    pairs: &[(usize, usize)],
+) -> Result<Vec<u64>, String> {
+    pairs
+        .par_iter()
+        .map(|&(k, start)| Ok(run_order(inp, plan, &candidates[k], start, None)?.matched))
+        .collect::<Vec<Result<u64, String>>>()
+        .into_iter()
+        .collect()
 }
 
 /// Whether [`evidence`] shows the counters: the schedulers that read them, and those whose
