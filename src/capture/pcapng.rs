@@ -39,6 +39,8 @@ use super::{describe_error, u16_at, u32_at};
 
 /// Smallest block: type, length, trailing length.
 const MIN_BLOCK_LEN: usize = 12;
+/// Where a block's body starts: after its type and length.
+const BODY_AT: usize = 8;
 /// Largest block we buffer. A 256 KiB snaplen packet plus options is far below; anything above
 /// is taken as a corrupt length field.
 pub(crate) const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
@@ -121,7 +123,7 @@ struct IdbFields {
 /// Reads the first section header (errors are fatal) and then every block (problems become
 /// warnings). Returns whether the file was read to its end.
 pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
-    input: &mut StreamBuf<R>,
+    input: &mut StreamBuf<'_, R>,
     rec: &mut Recorder<F>,
 ) -> Result<bool, CaptureError> {
     let mut section: Vec<Interface> = Vec::new();
@@ -255,7 +257,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
         if let Err(e) = framing {
             give_up!(what, frame, format!("is corrupt: {}", describe_error(&e)));
         }
-        let body = &block[8..len - 4];
+        let body = &block[BODY_AT..len - 4];
 
         match block_type {
             SECTION_HEADER_BLOCK => {
@@ -401,8 +403,8 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                                 rec.skip_record();
                             }
                             Some(iface) => {
-                                let data =
-                                    &body[PACKET_FIXED_LEN..PACKET_FIXED_LEN + caplen as usize];
+                                let data = BODY_AT + PACKET_FIXED_LEN
+                                    ..BODY_AT + PACKET_FIXED_LEN + caplen as usize;
                                 let (ts_ns, saturated) =
                                     iface.resolution.to_ns(ticks, iface.offset_s);
                                 if saturated && !warned_saturation {
@@ -414,6 +416,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                                     );
                                 }
                                 rec.frame(
+                                    input,
                                     iface.global_id,
                                     iface.link_type,
                                     ts_ns,
@@ -446,12 +449,13 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     }
                     let ts_ns = rec.summary.last_ts_ns.unwrap_or(0);
                     rec.frame(
+                        input,
                         iface.global_id,
                         iface.link_type,
                         ts_ns,
                         false,
                         wire_len,
-                        &body[4..4 + caplen],
+                        BODY_AT + 4..BODY_AT + 4 + caplen,
                         offset,
                     );
                 }
