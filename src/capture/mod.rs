@@ -5,7 +5,9 @@
 //! standard input) is recognised by its magic bytes, never by its name, and streamed: each
 //! frame is handed to a callback as a [`Frame`] that borrows the reader's buffer, numbered from
 //! 1 as Wireshark numbers it, with its time in nanoseconds since the epoch, so memory does not
-//! grow with the number of packets.
+//! grow with the number of packets. A reader that keeps frames for later instead reads the file
+//! straight into [`block::FrameBlock`]s and indexes the frames where they lie, copying no
+//! frame a second time.
 //! A capture of which nothing can be read gives a [`CaptureError`]; a problem after that (a
 //! record cut short, an absurd length, a corrupt block, a read error) stops or disturbs reading
 //! but keeps what was read, and is a [`ReadWarning`] in the [`CaptureSummary`], which says

@@ -1,7 +1,8 @@
 //! Each capture read once: a reader thread per capture reads its file into chunks, the frames
 //! indexed where they lie in the chunk's buffer (not copied: see [`crate::capture::block`]),
-//! and hands them on; the first ones (the look-ahead) are kept, so that pass 1 can learn the topology and
-//! the clocks from them and pass 2 can replay them before going on with the rest of the file.
+//! and hands them on; the first ones (the look-ahead) are kept, so that pass 1 can learn the
+//! topology and the clocks from them and pass 2 can replay them before going on with the rest
+//! of the file.
 //!
 //! Reading on a thread of its own also overlaps the file's I/O and container parsing with the
 //! decoding and tracking of the frames read before. Chunks go back to their reader once
