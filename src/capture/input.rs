@@ -186,7 +186,18 @@ impl<'k, R: Read> StreamBuf<'k, R> {
     /// Makes at least `n` bytes available unless the stream ends first; returns how many are
     /// available (possibly more than `n`; less only at the end of the stream). The caller
     /// bounds `n`: the buffer grows to it.
+    #[inline]
     pub(crate) fn fill_to(&mut self, n: usize) -> io::Result<usize> {
+        // Most records are in memory already: no call for them.
+        let available = self.end - self.start;
+        if available >= n {
+            return Ok(available);
+        }
+        self.read_to(n)
+    }
+
+    /// [`StreamBuf::fill_to`] when the bytes are not all in memory.
+    fn read_to(&mut self, n: usize) -> io::Result<usize> {
         while self.end - self.start < n && !self.eof {
             if self.block.buf.len() - self.start < n {
                 self.make_room(n);
@@ -231,6 +242,7 @@ impl<'k, R: Read> StreamBuf<'k, R> {
     }
 
     /// Marks `n` available bytes as read; hands the block on if it is full.
+    #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.end - self.start);
         let n = n.min(self.end - self.start);
