@@ -4,17 +4,21 @@
 //! The parsers work on slices. `StreamBuf` keeps just enough of the stream in memory for the
 //! record at hand (it grows to the largest record seen, which the format readers cap), so memory
 //! does not depend on the number of packets, and it knows the stream offset of every byte for
-//! error messages.
+//! error messages. A reader that keeps its frames ([`super::block`]) reads into blocks it hands
+//! on whole instead.
 
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{self, Cursor, Read};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use flate2::read::MultiGzDecoder;
 
+use super::block::{BlockLimits, BlockSink, FrameBlock, FrameRecord};
 use super::error::CaptureError;
+use super::frame::Frame;
 
 /// One input named on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,27 +122,55 @@ fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 /// Buffer size to start with: large reads keep system-call and decompression overhead low.
 const INITIAL_BUFFER: usize = 256 * 1024;
 
-/// A window on a byte stream that the record parsers read from.
-pub(crate) struct StreamBuf<R> {
-    reader: R,
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// Stream offset of `buf[start]`.
-    offset: u64,
-    eof: bool,
+/// Where a reader that keeps its frames hands its full blocks, and when they are full.
+pub(crate) struct Keeper<'k> {
+    pub(crate) limits: BlockLimits,
+    pub(crate) sink: &'k mut dyn BlockSink,
 }
 
-impl<R: Read> StreamBuf<R> {
+/// A window on a byte stream that the record parsers read from.
+///
+/// Without a [`Keeper`], consumed bytes are given up and their room reused. With one, the
+/// buffer is a [`FrameBlock`]'s: frames are indexed where they lie ([`StreamBuf::keep`]), and
+/// a full block is handed on whole, the bytes after its last record moving to the next.
+pub(crate) struct StreamBuf<'k, R> {
+    reader: R,
+    block: FrameBlock,
+    start: usize,
+    end: usize,
+    /// Stream offset of `block.buf[start]`.
+    offset: u64,
+    eof: bool,
+    keeper: Option<Keeper<'k>>,
+}
+
+impl<'k, R: Read> StreamBuf<'k, R> {
+    #[cfg(test)]
     pub(crate) fn new(reader: R) -> Self {
+        Self::keeping(reader, FrameBlock::default(), None)
+    }
+
+    /// A window that reads into `block` and, with a keeper, keeps the frames in blocks.
+    pub(crate) fn keeping(reader: R, mut block: FrameBlock, keeper: Option<Keeper<'k>>) -> Self {
+        block.clear();
+        let len = keeper
+            .as_ref()
+            .map_or(INITIAL_BUFFER, |k| k.limits.buffer_len());
+        make_len(&mut block.buf, len);
         StreamBuf {
             reader,
-            buf: vec![0; INITIAL_BUFFER],
+            block,
             start: 0,
             end: 0,
             offset: 0,
             eof: false,
+            keeper,
         }
+    }
+
+    /// The block read into, with the frames kept since the last full one.
+    pub(crate) fn into_block(self) -> FrameBlock {
+        self.block
     }
 
     /// Stream offset of the first unconsumed byte.
@@ -148,23 +180,39 @@ impl<R: Read> StreamBuf<R> {
 
     /// The unconsumed bytes in memory.
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+        &self.block.buf[self.start..self.end]
     }
 
     /// Makes at least `n` bytes available unless the stream ends first; returns how many are
     /// available (possibly more than `n`; less only at the end of the stream). The caller
     /// bounds `n`: the buffer grows to it.
+    #[inline]
     pub(crate) fn fill_to(&mut self, n: usize) -> io::Result<usize> {
+        // Most records are in memory already: no call for them.
+        let available = self.end - self.start;
+        if available >= n {
+            return Ok(available);
+        }
+        self.read_to(n)
+    }
+
+    /// [`StreamBuf::fill_to`] when the bytes are not all in memory.
+    fn read_to(&mut self, n: usize) -> io::Result<usize> {
         while self.end - self.start < n && !self.eof {
-            if self.buf.len() - self.start < n {
-                self.buf.copy_within(self.start..self.end, 0);
-                self.end -= self.start;
-                self.start = 0;
-                if self.buf.len() < n {
-                    self.buf.resize(n, 0);
-                }
+            if self.block.buf.len() - self.start < n {
+                self.make_room(n);
             }
-            match self.reader.read(&mut self.buf[self.end..]) {
+            // A keeper's block reads about what it lacks: what is read past its end moves.
+            let limit = match &self.keeper {
+                None => self.block.buf.len(),
+                Some(k) => {
+                    let ahead = k.limits.read_ahead(&self.block, self.start);
+                    (self.end + ahead)
+                        .max(self.start + n)
+                        .min(self.block.buf.len())
+                }
+            };
+            match self.reader.read(&mut self.block.buf[self.end..limit]) {
                 Ok(0) => self.eof = true,
                 Ok(read) => self.end += read,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -174,12 +222,75 @@ impl<R: Read> StreamBuf<R> {
         Ok(self.end - self.start)
     }
 
-    /// Marks `n` available bytes as read.
+    /// Room for `n` bytes from `start`: the unconsumed bytes move to just after the frames
+    /// kept (to the front when there are none), and the buffer grows if that is not enough.
+    fn make_room(&mut self, n: usize) {
+        let kept_end = self.block.close_gaps();
+        self.block.buf.copy_within(self.start..self.end, kept_end);
+        self.end = kept_end + (self.end - self.start);
+        self.start = kept_end;
+        let need = self.start + n;
+        if self.block.buf.len() < need {
+            // Doubling bounds the copies when the frames kept make the buffer grow often.
+            let len = if kept_end == 0 {
+                need
+            } else {
+                need.max(2 * self.block.buf.len())
+            };
+            self.block.buf.resize(len, 0);
+        }
+    }
+
+    /// Marks `n` available bytes as read; hands the block on if it is full.
+    #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
         debug_assert!(n <= self.end - self.start);
         let n = n.min(self.end - self.start);
         self.start += n;
         self.offset += n as u64;
+        if self
+            .keeper
+            .as_ref()
+            .is_some_and(|k| k.limits.full(&self.block))
+        {
+            self.hand_on();
+        }
+    }
+
+    /// Keeps a frame whose bytes are at `bytes` of [`StreamBuf::bytes`], if frames are kept.
+    #[inline]
+    pub(crate) fn keep(&mut self, frame: &Frame, bytes: Range<usize>) {
+        if self.keeper.is_some() {
+            let at = self.start + bytes.start..self.start + bytes.end;
+            self.block.push(FrameRecord::new(frame, at));
+        }
+    }
+
+    /// Hands the full block on and reads on into an empty one, which starts with the bytes
+    /// not yet consumed.
+    fn hand_on(&mut self) {
+        let Some(keeper) = self.keeper.as_mut() else {
+            return;
+        };
+        let mut next = keeper.sink.empty();
+        next.clear();
+        let tail = self.end - self.start;
+        make_len(&mut next.buf, keeper.limits.buffer_len().max(tail));
+        next.buf[..tail].copy_from_slice(&self.block.buf[self.start..self.end]);
+        let full = std::mem::replace(&mut self.block, next);
+        keeper.sink.full(full);
+        self.start = 0;
+        self.end = tail;
+    }
+}
+
+/// Makes the buffer at least `len` long. A new buffer is allocated zeroed, which leaves its
+/// pages untouched (and out of the resident set) until read into.
+fn make_len(buf: &mut Vec<u8>, len: usize) {
+    if buf.capacity() == 0 {
+        *buf = vec![0; len];
+    } else if buf.len() < len {
+        buf.resize(len, 0);
     }
 }
 

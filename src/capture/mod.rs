@@ -5,7 +5,9 @@
 //! standard input) is recognised by its magic bytes, never by its name, and streamed: each
 //! frame is handed to a callback as a [`Frame`] that borrows the reader's buffer, numbered from
 //! 1 as Wireshark numbers it, with its time in nanoseconds since the epoch, so memory does not
-//! grow with the number of packets.
+//! grow with the number of packets. A reader that keeps frames for later instead reads the file
+//! straight into [`block::FrameBlock`]s and indexes the frames where they lie, copying no
+//! frame a second time.
 //! A capture of which nothing can be read gives a [`CaptureError`]; a problem after that (a
 //! record cut short, an absurd length, a corrupt block, a read error) stops or disturbs reading
 //! but keeps what was read, and is a [`ReadWarning`] in the [`CaptureSummary`], which says
@@ -13,6 +15,7 @@
 //! and/or byte offset (in the decompressed stream); no input makes the reader panic or allocate
 //! more than a bounded buffer (largest record: 16 MiB).
 
+pub mod block;
 pub mod error;
 pub mod frame;
 pub mod identity;
@@ -29,12 +32,13 @@ use std::sync::Arc;
 
 use rayon::prelude::*;
 
+pub use block::{BlockLimits, BlockSink, FrameBlock};
 pub use error::CaptureError;
 pub use frame::{CaptureId, Format, Frame, InterfaceInfo, ReadWarning};
 pub use input::CaptureSource;
 pub use summary::{CaptureSummary, MAX_EMPTY_INTERFACES_SHOWN, MAX_WARNINGS};
 
-use input::{open_source, unwrap_gzip, StreamBuf};
+use input::{open_source, unwrap_gzip, Keeper, StreamBuf};
 use summary::Recorder;
 
 /// What reading one capture gave: its summary, or why nothing of it could be read.
@@ -50,21 +54,35 @@ pub fn read_capture(
     read_capture_from(id, source.display_name(), reader, on_frame)
 }
 
-/// [`read_capture`] that ends early, as at the end of the file, once `stop` is set: for a
-/// reader on its own thread whose frames are no longer wanted. What was read by then is
-/// summarised as usual (the summary then says nothing useful about the rest of the file).
-pub fn read_capture_stoppable(
+/// Reads one capture keeping its frames where they were read, in blocks handed to `sink` as
+/// they fill up (see [`block`]); the last block, which may hold frames, is given back with the
+/// outcome. It ends early, as at the end of the file, once `stop` is set: for a reader on its
+/// own thread whose frames are no longer wanted. What was read by then is summarised as usual
+/// (the summary then says nothing useful about the rest of the file).
+pub fn read_capture_in_blocks(
     id: CaptureId,
     source: &CaptureSource,
     stop: Arc<AtomicBool>,
-    on_frame: impl FnMut(&Frame),
-) -> CaptureOutcome {
-    let reader = open_source(source)?;
+    limits: BlockLimits,
+    sink: &mut dyn BlockSink,
+) -> (CaptureOutcome, FrameBlock) {
+    let reader = match open_source(source) {
+        Ok(reader) => reader,
+        Err(e) => return (Err(e), FrameBlock::default()),
+    };
     let reader = Stoppable {
         inner: reader,
         stop,
     };
-    read_capture_from(id, source.display_name(), reader, on_frame)
+    let keeper = Keeper { limits, sink };
+    read_stream(
+        id,
+        source.display_name(),
+        Box::new(reader),
+        FrameBlock::default(),
+        Some(keeper),
+        |_| {},
+    )
 }
 
 /// A byte stream that ends when told to.
@@ -89,15 +107,69 @@ pub fn read_capture_from<R: Read>(
     reader: R,
     on_frame: impl FnMut(&Frame),
 ) -> CaptureOutcome {
-    let file = name.into();
-    let read_error = |file: &str, source| CaptureError::Read {
-        file: file.to_string(),
+    let no_block = FrameBlock::default();
+    read_stream(id, name.into(), Box::new(reader), no_block, None, on_frame).0
+}
+
+/// [`read_capture_in_blocks`] from any byte stream, without a stop.
+pub fn read_blocks_from<R: Read>(
+    id: CaptureId,
+    name: impl Into<String>,
+    reader: R,
+    limits: BlockLimits,
+    sink: &mut dyn BlockSink,
+) -> (CaptureOutcome, FrameBlock) {
+    let keeper = Keeper { limits, sink };
+    let first = FrameBlock::default();
+    read_stream(
+        id,
+        name.into(),
+        Box::new(reader),
+        first,
+        Some(keeper),
+        |_| {},
+    )
+}
+
+/// Reads a capture into `block` (and the blocks after it, with a keeper), handing every frame
+/// to `on_frame`; gives back the outcome and the block read into last.
+fn read_stream<'k>(
+    id: CaptureId,
+    file: String,
+    reader: Box<dyn Read + 'k>,
+    block: FrameBlock,
+    keeper: Option<Keeper<'k>>,
+    on_frame: impl FnMut(&Frame),
+) -> (CaptureOutcome, FrameBlock) {
+    let (reader, gzip) = match unwrap_gzip(reader) {
+        Ok(unwrapped) => unwrapped,
+        Err(source) => {
+            let error = CaptureError::Read {
+                file,
+                offset: 0,
+                source,
+            };
+            return (Err(error), block);
+        }
+    };
+    let mut input = StreamBuf::keeping(reader, block, keeper);
+    let outcome = read_format(id, file, gzip, &mut input, on_frame);
+    (outcome, input.into_block())
+}
+
+/// Recognises the format by its magic and reads the capture in it.
+fn read_format<R: Read>(
+    id: CaptureId,
+    file: String,
+    gzip: bool,
+    input: &mut StreamBuf<'_, R>,
+    on_frame: impl FnMut(&Frame),
+) -> CaptureOutcome {
+    let have = input.fill_to(4).map_err(|source| CaptureError::Read {
+        file: file.clone(),
         offset: 0,
         source,
-    };
-    let (reader, gzip) = unwrap_gzip(Box::new(reader)).map_err(|e| read_error(&file, e))?;
-    let mut input = StreamBuf::new(reader);
-    let have = input.fill_to(4).map_err(|e| read_error(&file, e))?;
+    })?;
     if have == 0 {
         return Err(CaptureError::Empty { file, gzip });
     }
@@ -121,8 +193,8 @@ pub fn read_capture_from<R: Read>(
 
     let mut rec = Recorder::new(id, file, format, gzip, on_frame);
     let complete = match format {
-        Format::Pcapng => pcapng::read(&mut input, &mut rec)?,
-        Format::PcapMicro | Format::PcapNano => pcap::read(&mut input, &mut rec)?,
+        Format::Pcapng => pcapng::read(input, &mut rec)?,
+        Format::PcapMicro | Format::PcapNano => pcap::read(input, &mut rec)?,
     };
     Ok(rec.finish(input.offset(), complete))
 }

@@ -1,11 +1,12 @@
 //! Classic pcap (libpcap) files: micro- or nanosecond timestamps, either byte order.
 //!
-//! pcap-file parses the file header and each record (`PcapParser::next_raw_packet`, borrowed, no
-//! copy). We peek at the record header ourselves first so that an absurd captured length is
-//! refused before the buffer grows for it, and so a record cut short can say how many bytes it
-//! lacks. We take raw records rather than pcap-file's validated `PcapPacket` because that
-//! rejects records Wireshark reads: a captured length above the file's snaplen (some writers put
-//! 0 or a wrong snaplen in the header) and a microsecond field of a million or more.
+//! pcap-file parses the file header. A record header is four 32-bit fields in the file's byte
+//! order, which we read ourselves, where the record lies in the reader's buffer: so that an
+//! absurd captured length is refused before the buffer grows for it, so a record cut short can
+//! say how many bytes it lacks, and without pcap-file's per-record parse (its `RawPcapPacket`
+//! reads the same four fields; its validated `PcapPacket` rejects records Wireshark reads: a
+//! captured length above the file's snaplen, which some writers put as 0 or wrong in the
+//! header, and a microsecond field of a million or more).
 
 use std::io::Read;
 
@@ -38,7 +39,7 @@ fn caplen_limit(snaplen: u32) -> u32 {
 /// Reads the file header (errors are fatal) and then every record (problems become warnings).
 /// Returns whether the file was read to its end.
 pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
-    input: &mut StreamBuf<R>,
+    input: &mut StreamBuf<'_, R>,
     rec: &mut Recorder<F>,
 ) -> Result<bool, CaptureError> {
     let file = || rec.summary.file.clone();
@@ -179,21 +180,22 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
             );
             return Ok(false);
         }
-        let record = &input.bytes()[..need];
-        let raw = match parser.next_raw_packet(record) {
-            Ok((_, raw)) => raw,
-            // Cannot happen with the length checked above; kept as a message, not a panic.
-            Err(e) => {
-                rec.stop(
-                    offset,
-                    Some(number),
-                    format!("record {number} at byte {offset}: {}", describe_error(&e)),
-                );
-                return Ok(false);
-            }
-        };
-        let ts_ns = i64::from(raw.ts_sec) * 1_000_000_000 + i64::from(raw.ts_frac) * frac_ns;
-        rec.frame(0, link_type, ts_ns, true, raw.orig_len, &raw.data, offset);
+        // The record header: seconds, fraction (micro- or nanoseconds), captured length
+        // (read above), original length.
+        let header = input.bytes();
+        let (ts_sec, ts_frac) = (u32_at(header, 0, big), u32_at(header, 4, big));
+        let orig_len = u32_at(header, 12, big);
+        let ts_ns = i64::from(ts_sec) * 1_000_000_000 + i64::from(ts_frac) * frac_ns;
+        rec.frame(
+            input,
+            0,
+            link_type,
+            ts_ns,
+            true,
+            orig_len,
+            RECORD_HEADER_LEN..need,
+            offset,
+        );
         input.consume(need);
     }
 }
@@ -206,7 +208,7 @@ const ZERO_SCAN_CHUNK: usize = 1 << 20;
 /// writes, and a multi-gigabyte run of them would otherwise be decoded one empty frame at a
 /// time. They keep their frame numbers (as Wireshark numbers them), are counted as skipped
 /// records, and one warning names the run. Reading goes on after the run (a record may follow).
-fn skip_zeros<R: Read, F: FnMut(&Frame)>(input: &mut StreamBuf<R>, rec: &mut Recorder<F>) {
+fn skip_zeros<R: Read, F: FnMut(&Frame)>(input: &mut StreamBuf<'_, R>, rec: &mut Recorder<F>) {
     let (start, first) = (input.offset(), rec.next_number());
     let mut records: u64 = 0;
     loop {

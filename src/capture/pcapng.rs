@@ -1,8 +1,9 @@
 //! pcapng files: any number of sections, each with its own byte order and interfaces, each
 //! interface with its own link type, `if_tsresol` and `if_tsoffset`.
 //!
-//! pcap-file does the block framing (`RawBlock::from_slice`: alignment, minimum length, trailing
-//! length) and decodes interface descriptions with their options. We do not use its
+//! pcap-file checks the block framing (`RawBlock::from_slice`: alignment, minimum length,
+//! trailing length; we check the same first, cheaper, and ask it only for the message of a
+//! block that fails) and decodes interface descriptions with their options. We do not use its
 //! `PcapNgParser`/`PcapNgReader` or its packet blocks, for these reasons (pcap-file
 //! 3.0.0-rc.3):
 //! - its `EnhancedPacketBlock` collects the block's options into a `Vec` for every packet and
@@ -39,6 +40,8 @@ use super::{describe_error, u16_at, u32_at};
 
 /// Smallest block: type, length, trailing length.
 const MIN_BLOCK_LEN: usize = 12;
+/// Where a block's body starts: after its type and length.
+const BODY_AT: usize = 8;
 /// Largest block we buffer. A 256 KiB snaplen packet plus options is far below; anything above
 /// is taken as a corrupt length field.
 pub(crate) const MAX_BLOCK_LEN: u32 = 16 * 1024 * 1024;
@@ -121,7 +124,7 @@ struct IdbFields {
 /// Reads the first section header (errors are fatal) and then every block (problems become
 /// warnings). Returns whether the file was read to its end.
 pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
-    input: &mut StreamBuf<R>,
+    input: &mut StreamBuf<'_, R>,
     rec: &mut Recorder<F>,
 ) -> Result<bool, CaptureError> {
     let mut section: Vec<Interface> = Vec::new();
@@ -211,12 +214,11 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
             block_type,
             ENHANCED_PACKET_BLOCK | PACKET_BLOCK | SIMPLE_PACKET_BLOCK
         );
-        let what = match (is_packet, block_name(block_type)) {
-            (true, Some(name)) => format!("record {number} ({name})"),
-            (false, Some(name)) => name.to_string(),
-            (_, None) => format!("block of type {block_type:#x}"),
-        };
         let frame = is_packet.then_some(number);
+        let what = BlockWhat {
+            block_type,
+            number: frame,
+        };
 
         if (len as usize) < MIN_BLOCK_LEN || !len.is_multiple_of(4) || len > MAX_BLOCK_LEN {
             give_up!(
@@ -247,15 +249,20 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
         }
 
         let block = &input.bytes()[..len];
-        let framing = if block_big {
-            RawBlock::from_slice::<BigEndian>(block)
-        } else {
-            RawBlock::from_slice::<LittleEndian>(block)
-        };
-        if let Err(e) = framing {
-            give_up!(what, frame, format!("is corrupt: {}", describe_error(&e)));
+        // Past the checks above (length, alignment, byte-order magic), pcap-file's framing
+        // check fails only on a trailing length that differs: it is asked then, for its
+        // message, and not for every block.
+        if u32_at(block, len - 4, block_big) as usize != len {
+            let framing = if block_big {
+                RawBlock::from_slice::<BigEndian>(block)
+            } else {
+                RawBlock::from_slice::<LittleEndian>(block)
+            };
+            if let Err(e) = framing {
+                give_up!(what, frame, format!("is corrupt: {}", describe_error(&e)));
+            }
         }
-        let body = &block[8..len - 4];
+        let body = &block[BODY_AT..len - 4];
 
         match block_type {
             SECTION_HEADER_BLOCK => {
@@ -401,8 +408,8 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                                 rec.skip_record();
                             }
                             Some(iface) => {
-                                let data =
-                                    &body[PACKET_FIXED_LEN..PACKET_FIXED_LEN + caplen as usize];
+                                let data = BODY_AT + PACKET_FIXED_LEN
+                                    ..BODY_AT + PACKET_FIXED_LEN + caplen as usize;
                                 let (ts_ns, saturated) =
                                     iface.resolution.to_ns(ticks, iface.offset_s);
                                 if saturated && !warned_saturation {
@@ -414,6 +421,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                                     );
                                 }
                                 rec.frame(
+                                    input,
                                     iface.global_id,
                                     iface.link_type,
                                     ts_ns,
@@ -446,12 +454,13 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     }
                     let ts_ns = rec.summary.last_ts_ns.unwrap_or(0);
                     rec.frame(
+                        input,
                         iface.global_id,
                         iface.link_type,
                         ts_ns,
                         false,
                         wire_len,
-                        &body[4..4 + caplen],
+                        BODY_AT + 4..BODY_AT + 4 + caplen,
                         offset,
                     );
                 }
@@ -500,6 +509,26 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
 
         first = false;
         input.consume(len);
+    }
+}
+
+/// A block as messages name it: "record N (enhanced packet block)" for a packet, the block's
+/// name otherwise, its type in hex when it has none. Written only when a message is: naming
+/// every block up front cost an allocation a packet.
+#[derive(Clone, Copy)]
+struct BlockWhat {
+    block_type: u32,
+    /// The frame number, for a packet block.
+    number: Option<u64>,
+}
+
+impl std::fmt::Display for BlockWhat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.number, block_name(self.block_type)) {
+            (Some(number), Some(name)) => write!(f, "record {number} ({name})"),
+            (None, Some(name)) => f.write_str(name),
+            (_, None) => write!(f, "block of type {:#x}", self.block_type),
+        }
     }
 }
 

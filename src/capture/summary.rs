@@ -1,8 +1,12 @@
 //! What reading one capture found, and the bookkeeping shared by the pcap and pcapng readers.
 
+use std::io::Read;
+use std::ops::Range;
+
 use serde::Serialize;
 
 use super::frame::{CaptureId, Format, Frame, InterfaceInfo, ReadWarning};
+use super::input::StreamBuf;
 
 /// At most this many warnings are kept per capture; the rest are only counted, so a file broken
 /// in every record cannot fill memory with messages.
@@ -140,18 +144,20 @@ impl<F: FnMut(&Frame)> Recorder<F> {
         id
     }
 
-    /// Hands one frame on. `timed` is false for records without a timestamp of their own
-    /// (pcapng simple packet blocks): they do not move the capture's time range.
+    /// Hands one frame on: the bytes at `data` of the input's unconsumed bytes. `timed` is
+    /// false for records without a timestamp of their own (pcapng simple packet blocks): they
+    /// do not move the capture's time range.
     #[allow(clippy::too_many_arguments)]
     #[inline]
-    pub(crate) fn frame(
+    pub(crate) fn frame<R: Read>(
         &mut self,
+        input: &mut StreamBuf<'_, R>,
         interface: u32,
         link_type: u32,
         ts_ns: i64,
         timed: bool,
         wire_len: u32,
-        data: &[u8],
+        data: Range<usize>,
         offset: u64,
     ) {
         let frame = Frame {
@@ -161,10 +167,14 @@ impl<F: FnMut(&Frame)> Recorder<F> {
             ts_ns,
             wire_len,
             link_type,
-            data,
+            data: &input.bytes()[data.clone()],
             offset,
         };
         (self.on_frame)(&frame);
+        // The record kept takes the fields; the bytes stay where they are in the input.
+        let frame = Frame { data: &[], ..frame };
+        input.keep(&frame, data.clone());
+        let data_len = data.len();
         self.next_number += 1;
 
         let s = &mut self.summary;
@@ -172,10 +182,10 @@ impl<F: FnMut(&Frame)> Recorder<F> {
         if let Some(count) = s.frames_per_interface.get_mut(interface as usize) {
             *count += 1;
         }
-        if (data.len() as u64) < u64::from(wire_len) {
+        if (data_len as u64) < u64::from(wire_len) {
             s.snaplen_truncated_frames += 1;
             if let Some(info) = s.interfaces.get_mut(interface as usize) {
-                let len = data.len() as u32;
+                let len = data_len as u32;
                 info.cut_at = Some(info.cut_at.map_or(len, |c| c.max(len)));
                 info.cut_frames += 1;
             }

@@ -1,16 +1,22 @@
-//! Each capture read once: a reader thread per capture copies its frames into chunks and hands
-//! them on; the first ones (the look-ahead) are kept, so that pass 1 can learn the topology and
-//! the clocks from them and pass 2 can replay them before going on with the rest of the file.
+//! Each capture read once: a reader thread per capture reads its file into chunks, the frames
+//! indexed where they lie in the chunk's buffer (not copied: see [`crate::capture::block`]),
+//! and hands them on; the first ones (the look-ahead) are kept, so that pass 1 can learn the
+//! topology and the clocks from them and pass 2 can replay them before going on with the rest
+//! of the file.
 //!
 //! Reading on a thread of its own also overlaps the file's I/O and container parsing with the
 //! decoding and tracking of the frames read before. Chunks go back to their reader once
 //! handed on, so that steady reading allocates nothing. A capture read in full a second time
 //! (a fallback, see [`super::pipeline`]) is opened and read again from its start.
 
+use crate::capture::block::RECORD_BYTES;
 use crate::capture::frame::CaptureId;
-use crate::capture::{read_capture_stoppable, CaptureSource, CaptureSummary, Frame};
+use crate::capture::{
+    read_capture_in_blocks, BlockLimits, BlockSink, CaptureSource, CaptureSummary, Frame,
+    FrameBlock,
+};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, SendError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -21,8 +27,6 @@ const CHUNK_BYTES: usize = 256 << 10;
 const CHUNK_FRAMES: usize = 2048;
 /// Chunks read ahead of their consumer per capture.
 const CHUNKS_IN_CHANNEL: usize = 4;
-/// What one frame's record costs in a chunk besides its bytes: counted in the look-ahead.
-const RECORD_BYTES: usize = std::mem::size_of::<Record>();
 
 /// How much of each capture pass 1 reads before the topology is decided: by default 16 MiB of
 /// frames shared by all captures, 64 KiB to 64 MiB each. Thousands of packets per capture
@@ -49,65 +53,14 @@ impl LookAhead {
     }
 }
 
-/// One frame in a chunk: the [`Frame`] without its bytes, which are at `start..start + len` of
-/// the chunk's data.
-#[derive(Debug, Clone, Copy)]
-struct Record {
-    interface: u32,
-    wire_len: u32,
-    number: u64,
-    ts_ns: i64,
-    offset: u64,
-    link_type: u32,
-    start: u32,
-    len: u32,
-}
+/// Frames as the reader read them: the buffer the file was read into, with the frames indexed
+/// where they lie (no copy of their bytes).
+type Chunk = FrameBlock;
 
-/// Frames copied out of the reader's buffer.
-#[derive(Default)]
-struct Chunk {
-    data: Vec<u8>,
-    records: Vec<Record>,
-}
-
-impl Chunk {
-    fn push(&mut self, f: &Frame) {
-        self.records.push(Record {
-            interface: f.interface,
-            wire_len: f.wire_len,
-            number: f.number,
-            ts_ns: f.ts_ns,
-            offset: f.offset,
-            link_type: f.link_type,
-            start: self.data.len() as u32,
-            len: f.data.len() as u32,
-        });
-        self.data.extend_from_slice(f.data);
-    }
-
-    fn full(&self, bytes: usize) -> bool {
-        self.data.len() >= bytes || self.records.len() >= CHUNK_FRAMES
-    }
-
-    fn size(&self) -> usize {
-        self.data.len() + self.records.len() * RECORD_BYTES
-    }
-
-    fn for_each(&self, capture: CaptureId, each: &mut dyn FnMut(&Frame)) {
-        for r in &self.records {
-            let start = r.start as usize;
-            each(&Frame {
-                capture,
-                interface: r.interface,
-                number: r.number,
-                ts_ns: r.ts_ns,
-                wire_len: r.wire_len,
-                link_type: r.link_type,
-                data: &self.data[start..start + r.len as usize],
-                offset: r.offset,
-            });
-        }
-    }
+/// What a chunk holds for the look-ahead: its frames' bytes and what each frame's record
+/// costs besides them.
+fn chunk_size(chunk: &Chunk) -> usize {
+    chunk.frame_bytes() + chunk.frames() * RECORD_BYTES
 }
 
 /// What the reader thread sends.
@@ -136,32 +89,28 @@ impl Reader {
         let thread = std::thread::Builder::new()
             .name(format!("read-{capture}"))
             .spawn(move || {
-                let mut chunk = Chunk::default();
-                let mut gone = false;
-                let outcome = read_capture_stoppable(capture, &source, stopped.clone(), |f| {
-                    if gone {
-                        return;
-                    }
-                    chunk.push(f);
-                    if chunk.full(chunk_bytes) {
-                        let mut next = reuse.try_recv().unwrap_or_default();
-                        next.data.clear();
-                        next.records.clear();
-                        let full = std::mem::replace(&mut chunk, next);
-                        if tx.send(Message::Chunk(full)).is_err() {
-                            // Nobody reads any more: end the file here.
-                            gone = true;
-                            stopped.store(true, Ordering::Relaxed);
-                        }
-                    }
-                });
-                if gone {
+                let limits = BlockLimits {
+                    frame_bytes: chunk_bytes,
+                    frames: CHUNK_FRAMES,
+                };
+                let mut sink = Sending {
+                    tx,
+                    reuse,
+                    stop: stopped.clone(),
+                    gone: false,
+                    spare: None,
+                };
+                let (outcome, last) =
+                    read_capture_in_blocks(capture, &source, stopped, limits, &mut sink);
+                if sink.gone {
                     return;
                 }
-                if !chunk.records.is_empty() {
-                    let _ = tx.send(Message::Chunk(chunk));
+                if !last.is_empty() {
+                    let _ = sink.tx.send(Message::Chunk(last));
                 }
-                let _ = tx.send(Message::End(outcome.map_err(|e| e.to_string())));
+                let _ = sink
+                    .tx
+                    .send(Message::End(outcome.map_err(|e| e.to_string())));
             })
             .expect("a thread to read a capture");
         Reader {
@@ -177,6 +126,41 @@ impl Reader {
         self.rx
             .recv()
             .unwrap_or_else(|_| Message::End(Err("the capture's reader stopped".to_string())))
+    }
+}
+
+/// The reader thread's end of the channel: full chunks go to the consumer, and the chunks it
+/// is done with come back to be read into again.
+struct Sending {
+    tx: SyncSender<Message>,
+    reuse: Receiver<Chunk>,
+    stop: Arc<AtomicBool>,
+    /// Nobody reads any more: the file is ended and what is read meanwhile dropped.
+    gone: bool,
+    /// A chunk not sent, read into again.
+    spare: Option<Chunk>,
+}
+
+impl BlockSink for Sending {
+    fn empty(&mut self) -> Chunk {
+        self.spare
+            .take()
+            .or_else(|| self.reuse.try_recv().ok())
+            .unwrap_or_default()
+    }
+
+    fn full(&mut self, chunk: Chunk) {
+        if self.gone {
+            self.spare = Some(chunk);
+            return;
+        }
+        if let Err(SendError(unsent)) = self.tx.send(Message::Chunk(chunk)) {
+            self.gone = true;
+            self.stop.store(true, Ordering::Relaxed);
+            if let Message::Chunk(chunk) = unsent {
+                self.spare = Some(chunk);
+            }
+        }
     }
 }
 
@@ -266,7 +250,7 @@ impl Feeds {
             let message = state.reader.as_ref().map(Reader::next);
             match message {
                 Some(Message::Chunk(c)) => {
-                    state.kept_bytes += c.size();
+                    state.kept_bytes += chunk_size(&c);
                     state.kept.push(c);
                 }
                 Some(Message::End(end)) => {
