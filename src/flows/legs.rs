@@ -243,8 +243,9 @@ impl Handoff {
         }
     }
 
-    /// Hands a state on as a leg; a closed TCP connection leaves a tombstone.
-    fn end(&mut self, key: ConnKey, slot: Slot) {
+    /// Hands a state on as a leg; a closed TCP connection leaves a tombstone while packets
+    /// may still come (`time_wait`).
+    fn end(&mut self, key: ConnKey, slot: Slot, time_wait: bool) {
         if let Some(open) = &mut self.by_client {
             if let Some(vips) = open.get_mut(&(key.proto, key.client)) {
                 vips.retain(|v| *v != key.vip);
@@ -262,7 +263,7 @@ impl Handoff {
             }
             Slot::Closed(_, p) => (true, p),
         };
-        if key.proto == Proto::TCP && closed {
+        if time_wait && key.proto == Proto::TCP && closed {
             self.tombstones.bury(&key, packed.last_ts(), packed.isn());
         }
         self.legs += 1;
@@ -491,7 +492,7 @@ impl<'c> LegTracker<'c> {
             if begins_anew(slot, key.proto, ts, new_isn, timeouts) {
                 // Ended before the new one is announced, in the order it happened.
                 let old = std::mem::replace(slot, Slot::Open(fresh_state(&mut out.spare, ts)));
-                out.end(key, old);
+                out.end(key, old, true);
                 out.announce(key);
             }
         }
@@ -565,7 +566,7 @@ impl<'c> LegTracker<'c> {
         self.out.events.reserve_exact(expired.len());
         for k in expired {
             if let Some(s) = self.active.remove(&k) {
-                self.out.end(k, s);
+                self.out.end(k, s, true);
             }
         }
         self.out.tombstones.expire(now);
@@ -646,12 +647,17 @@ impl<'c> LegTracker<'c> {
         self.expires_by(deadline);
     }
 
-    /// Ends every state (end of the capture); their legs are among the events to drain.
-    pub fn finish(&mut self) {
-        // One event per state, all at once: room for them exactly, not the next power of two.
-        self.out.events.reserve_exact(self.active.len());
+    /// Ends every state (end of the capture): what happened before, then their legs, moved to
+    /// `out` as [`LegTracker::drain_events`] does. Each leg goes straight to `out`, not through
+    /// this tracker's own list first, which would hold every leg of the capture's last seconds
+    /// twice at once. No tombstones: no packet can come after the capture's end.
+    pub fn finish(&mut self, out: &mut Vec<(VantageId, LegEvent)>) {
+        self.drain_events(out);
+        out.reserve_exact(self.active.len());
+        let v = self.out.vantage;
         for (k, s) in self.active.take() {
-            self.out.end(k, s);
+            self.out.end(k, s, false);
+            out.extend(self.out.events.drain(..).map(|e| (v, e)));
         }
     }
 }

@@ -405,7 +405,7 @@ fn produce(
     });
     let mut stats = Vec::new();
     for (i, (mut t, max)) in trackers {
-        t.finish();
+        t.finish(&mut batch.events);
         t.drain_events(&mut batch.events);
         stats.push(VantageStats {
             vantage: VantageId {
