@@ -319,6 +319,10 @@ impl<'c> LegTracker<'c> {
     /// Moves what happened since the last call (states opened, legs finished, in order) to
     /// `out`, each with this vantage point.
     pub fn drain_events(&mut self, out: &mut Vec<(VantageId, LegEvent)>) {
+        // Called after every frame, and most frames neither open nor end a state.
+        if self.out.events.is_empty() {
+            return;
+        }
         let v = self.out.vantage;
         out.extend(self.out.events.drain(..).map(|e| (v, e)));
         // A sweep that ended many states at once does not keep their room.
