@@ -15,7 +15,7 @@ use crate::topology::{FrameRef, MacAddr, Proto, Role, VantageId};
 use smallvec::SmallVec;
 use std::net::SocketAddr;
 
-use super::legs::{fingerprint, FlowContext};
+use super::legs::{join_fingerprint, FlowContext};
 
 /// How many packets of each form keep a fingerprint, to join the legs of one connection.
 const FINGERPRINTS_PER_FORM: usize = 8;
@@ -261,7 +261,7 @@ pub(crate) fn record(
 
     // Fingerprints of the first few distinct packets of each form; a value seen twice here is
     // ambiguous and dropped.
-    let value = fingerprint(v);
+    let value = join_fingerprint(v);
     let mut of_form = 0;
     let mut same = None;
     for (i, p) in s.fingerprints.iter().enumerate() {

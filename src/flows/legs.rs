@@ -30,6 +30,11 @@ use smallvec::SmallVec;
 // all instructions of `verify` (callgrind).
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::net::{IpAddr, SocketAddr};
+use table::Table;
+use tombstones::Tombstones;
+
+mod table;
+mod tombstones;
 
 /// How often (by the capture's clock) states are checked for expiry.
 const SWEEP_EVERY_NS: i64 = 1_000_000_000;
@@ -51,6 +56,9 @@ const RECENTLY_CLOSED: usize = 64;
 /// Blocks of states kept for reuse when a connection closes: enough for the connections that
 /// open and close between two sweeps at a time, not the peak of all that were ever open.
 const SPARE_STATES: usize = 64;
+/// Room for events kept between drains: a packet makes one or two, a sweep may make
+/// thousands.
+const EVENTS_KEPT: usize = 1024;
 /// Services up to which a reply from a real server's own address is matched by trying each
 /// one; past this the tracker keeps, per client, the VIPs it has connections open to
 /// ([`LegTracker::by_client`]).
@@ -125,36 +133,6 @@ pub enum LegEvent {
     Finished(ConnKey, PackedLeg, i64),
 }
 
-/// The identity of a closed connection's tuple, in 8 bytes: tombstones are many (every
-/// connection closed in the last minute) and need no more than to be recognised.
-fn tuple_hash(k: &ConnKey) -> u64 {
-    use std::hash::{Hash, Hasher};
-    // SipHash with fixed keys: the same in every run, so reports are reproducible.
-    let mut h = std::hash::DefaultHasher::new();
-    k.hash(&mut h);
-    h.finish()
-}
-
-/// A closed connection's tuple during TIME_WAIT, in 8 bytes: the client's ISN and when the
-/// connection's last packet was seen, in whole seconds since the tracker's first tombstone (31
-/// bits, 68 years), with the top bit set when the ISN is known.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Tombstone {
-    isn: u32,
-    closed_s: u32,
-}
-
-const ISN_KNOWN: u32 = 1 << 31;
-
-impl Tombstone {
-    fn isn(&self) -> Option<u32> {
-        (self.closed_s & ISN_KNOWN != 0).then_some(self.isn)
-    }
-    fn second(&self) -> u32 {
-        self.closed_s & !ISN_KNOWN
-    }
-}
-
 /// (protocol, client address:port) -> the VIP:ports it has a state open to.
 type OpenByClient = HashMap<(Proto, SocketAddr), SmallVec<[SocketAddr; 1]>>;
 
@@ -189,43 +167,112 @@ impl Slot {
     }
 }
 
+/// Why a state is looked up.
+#[derive(Clone, Copy)]
+enum Lookup {
+    /// A packet of the connection, which begins a new one on the same tuple when it is a
+    /// client SYN with a new initial sequence number (`new_isn`) or comes after the idle
+    /// timeout.
+    Packet { new_isn: Option<u32> },
+    /// An ICMP error about the connection, which never begins a new one.
+    IcmpError,
+}
+
 /// Feeds on the frames of one vantage point; yields its legs.
 pub struct LegTracker<'c> {
-    vantage: VantageId,
-    role: Role,
-    /// Raw IP link (a tunnel device such as tunl0): packets arrive here decapsulated.
-    raw_ip: bool,
     ctx: &'c FlowContext,
     timeouts: Timeouts,
     /// Boxed or packed: a table's capacity doubles past the peak of connections in flight, and
-    /// an empty slot then costs 24 bytes instead of a whole state.
-    active: HashMap<ConnKey, Slot>,
-    /// Blocks of ended states, for the next connections to open in.
-    spare: Spare,
-    /// Where states are packed before they get a block of their own size.
-    pack_buf: Vec<u8>,
+    /// an empty slot then costs a compact key and 24 bytes instead of a whole state.
+    active: Table,
+    /// What opening and ending a state touches besides the table.
+    out: Handoff,
     /// Closed connections not packed yet, in the order they closed ([`RECENTLY_CLOSED`]).
     recently_closed: std::collections::VecDeque<ConnKey>,
-    /// With more than [`SERVICES_TRIED`] services: the VIP:ports each (protocol, client
-    /// address:port) has a state open to, so that a reply from a real server's own address
-    /// finds its connection without a lookup per service (65 536 UDP services made that a scan
-    /// per packet). None with few services, where trying each costs less than keeping this.
-    by_client: Option<OpenByClient>,
-    /// Closed TCP tuples in TIME_WAIT, by [`tuple_hash`], and the order they expire in.
-    closed: HashMap<u64, Tombstone>,
-    /// (second, tuple hash as two halves): 12 bytes a tombstone, in the order they came.
-    closed_order: std::collections::VecDeque<(u32, [u32; 2])>,
-    /// Where the tombstones' seconds count from (this capture's clock).
-    closed_base_ns: Option<i64>,
-    events: Vec<LegEvent>,
-    legs: usize,
-    late_packets: u64,
     last_sweep_ns: Option<i64>,
     /// No state can have outlived its timeout before this time (the earliest `last_ts +
     /// timeout` of the states in flight, or earlier): a sweep before it skips the scan of every
     /// state, so that states waiting out a long timeout (UDP's 300 s) are not visited every
     /// second.
     next_expiry_ns: Option<i64>,
+}
+
+/// Everything opening and ending a state touches besides the table: the vantage point, the
+/// events handed on, the blocks kept for reuse, the tombstones. Apart from the table so that a
+/// state can be ended and another opened in its slot while the table's entry is held: one
+/// lookup per packet.
+struct Handoff {
+    vantage: VantageId,
+    role: Role,
+    /// Raw IP link (a tunnel device such as tunl0): packets arrive here decapsulated.
+    raw_ip: bool,
+    /// Blocks of ended states, for the next connections to open in.
+    spare: Spare,
+    /// Where states are packed before they get a block of their own size.
+    pack_buf: Vec<u8>,
+    /// With more than [`SERVICES_TRIED`] services: the VIP:ports each (protocol, client
+    /// address:port) has a state open to, so that a reply from a real server's own address
+    /// finds its connection without a lookup per service (65 536 UDP services made that a scan
+    /// per packet). None with few services, where trying each costs less than keeping this.
+    by_client: Option<OpenByClient>,
+    tombstones: Tombstones,
+    events: Vec<LegEvent>,
+    legs: usize,
+}
+
+impl Handoff {
+    /// Whether this vantage point sees only the client's side of a connection.
+    fn one_way(&self) -> bool {
+        self.role == Role::Director || (self.role == Role::RealServer && self.raw_ip)
+    }
+
+    fn pack(&mut self, s: &LegState) -> PackedLeg {
+        pack(s, self.vantage, self.role, self.raw_ip, &mut self.pack_buf)
+    }
+
+    /// A new state for `key`, announced.
+    fn open(&mut self, key: ConnKey, ts: i64) -> Slot {
+        self.announce(key);
+        Slot::Open(fresh_state(&mut self.spare, ts))
+    }
+
+    /// A state began for `key`.
+    fn announce(&mut self, key: ConnKey) {
+        self.events.push(LegEvent::Opened(key));
+        if let Some(open) = &mut self.by_client {
+            open.entry((key.proto, key.client))
+                .or_default()
+                .push(key.vip);
+        }
+    }
+
+    /// Hands a state on as a leg; a closed TCP connection leaves a tombstone while packets
+    /// may still come (`time_wait`).
+    fn end(&mut self, key: ConnKey, slot: Slot, time_wait: bool) {
+        if let Some(open) = &mut self.by_client {
+            if let Some(vips) = open.get_mut(&(key.proto, key.client)) {
+                vips.retain(|v| *v != key.vip);
+                if vips.is_empty() {
+                    open.remove(&(key.proto, key.client));
+                }
+            }
+        }
+        let (closed, packed) = match slot {
+            Slot::Open(s) => {
+                let closed = s.closed(self.one_way());
+                let p = self.pack(&s);
+                recycle(&mut self.spare, s);
+                (closed, p)
+            }
+            Slot::Closed(_, p) => (true, p),
+        };
+        if time_wait && key.proto == Proto::TCP && closed {
+            self.tombstones.bury(&key, packed.last_ts(), packed.isn());
+        }
+        self.legs += 1;
+        let last_ts = packed.last_ts();
+        self.events.push(LegEvent::Finished(key, packed, last_ts));
+    }
 }
 
 impl<'c> LegTracker<'c> {
@@ -237,22 +284,21 @@ impl<'c> LegTracker<'c> {
         timeouts: Timeouts,
     ) -> Self {
         LegTracker {
-            vantage,
-            role,
-            raw_ip,
             ctx,
             timeouts,
-            active: HashMap::default(),
-            spare: Vec::new(),
-            pack_buf: Vec::new(),
+            active: Table::default(),
+            out: Handoff {
+                vantage,
+                role,
+                raw_ip,
+                spare: Vec::new(),
+                pack_buf: Vec::new(),
+                by_client: (ctx.services.len() > SERVICES_TRIED).then(HashMap::default),
+                tombstones: Tombstones::default(),
+                events: Vec::new(),
+                legs: 0,
+            },
             recently_closed: std::collections::VecDeque::new(),
-            by_client: (ctx.services.len() > SERVICES_TRIED).then(HashMap::default),
-            closed: HashMap::default(),
-            closed_order: std::collections::VecDeque::new(),
-            closed_base_ns: None,
-            events: Vec::new(),
-            legs: 0,
-            late_packets: 0,
             last_sweep_ns: None,
             next_expiry_ns: None,
         }
@@ -263,49 +309,29 @@ impl<'c> LegTracker<'c> {
         self.active.len()
     }
 
-    /// Whether this vantage point sees only the client's side of a connection.
-    fn one_way(&self) -> bool {
-        self.role == Role::Director || (self.role == Role::RealServer && self.raw_ip)
-    }
-
     /// Legs finished so far.
     pub fn legs(&self) -> usize {
-        self.legs
+        self.out.legs
     }
 
     /// Packets of a closed TCP connection that came after its state was dropped, during
     /// TIME_WAIT: counted here, not made into a connection of their own.
     pub fn late_packets(&self) -> u64 {
-        self.late_packets
+        self.out.tombstones.late_packets()
     }
 
     /// Moves what happened since the last call (states opened, legs finished, in order) to
     /// `out`, each with this vantage point.
     pub fn drain_events(&mut self, out: &mut Vec<(VantageId, LegEvent)>) {
-        let v = self.vantage;
-        out.extend(self.events.drain(..).map(|e| (v, e)));
-    }
-
-    /// A packet for a tuple with no open state but in TIME_WAIT, that does not open a new
-    /// connection: a straggler.
-    fn straggler(&mut self, key: &ConnKey, new_isn: Option<u32>) -> bool {
-        if key.proto != Proto::TCP || self.closed.is_empty() {
-            return false;
+        // Called after every frame, and most frames neither open nor end a state.
+        if self.out.events.is_empty() {
+            return;
         }
-        let h = tuple_hash(key);
-        let Some(t) = self.closed.get(&h) else {
-            return false;
-        };
-        match new_isn {
-            // A new SYN: the tuple is reused.
-            Some(isn) if t.isn() != Some(isn) => {
-                self.closed.remove(&h);
-                false
-            }
-            _ => {
-                self.late_packets += 1;
-                true
-            }
+        let v = self.out.vantage;
+        out.extend(self.out.events.drain(..).map(|e| (v, e)));
+        // A sweep that ended many states at once does not keep their room.
+        if self.out.events.capacity() > EVENTS_KEPT {
+            self.out.events.shrink_to(EVENTS_KEPT);
         }
     }
 
@@ -373,12 +399,11 @@ impl<'c> LegTracker<'c> {
         let new_isn = tcp
             .filter(|t| form.is_request() && t.has(Tcp::SYN) && !t.has(Tcp::ACK))
             .map(|t| t.seq);
-        if !self.admit(key, f.ts_ns, new_isn) {
+        let (ctx, role) = (self.ctx, self.out.role);
+        let (one_way, timeouts) = (self.out.one_way(), self.timeouts);
+        let Some((state, unpacked)) = self.state(key, f.ts_ns, Lookup::Packet { new_isn }) else {
             return;
-        }
-        let (ctx, role) = (self.ctx, self.role);
-        let (one_way, timeouts) = (self.one_way(), self.timeouts);
-        let (state, unpacked) = self.state(key, f.ts_ns);
+        };
         let queued = !unpacked && key.proto == Proto::TCP && state.closed(one_way);
         if let (Some(isn), None) = (new_isn, state.isn) {
             state.isn = Some(isn);
@@ -409,21 +434,13 @@ impl<'c> LegTracker<'c> {
         self.next_expiry_ns = Some(self.next_expiry_ns.map_or(deadline, |d| d.min(deadline)));
     }
 
-    /// When the oldest tombstone's TIME_WAIT is over.
-    fn tombstones_due_ns(&self) -> Option<i64> {
-        let &(second, _) = self.closed_order.front()?;
-        let wait_s = TCP_TIME_WAIT_NS / 1_000_000_000;
-        let base = self.closed_base_ns?;
-        Some(base.saturating_add((i64::from(second) + wait_s + 1) * 1_000_000_000))
-    }
-
     /// From when a sweep could end a state or forget a tombstone.
     fn work_due_ns(&self) -> Option<i64> {
         let states = self
             .next_expiry_ns
             .filter(|_| !self.active.is_empty())
             .map(|d| d.saturating_add(1));
-        match (states, self.tombstones_due_ns()) {
+        match (states, self.out.tombstones.due_ns()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -446,7 +463,7 @@ impl<'c> LegTracker<'c> {
     fn reply_target(&self, proto: Proto, client: SocketAddr) -> Option<ConnKey> {
         let key = |vip: SocketAddr| ConnKey { proto, client, vip };
         let latest = |k: ConnKey| self.active.get(&k).map(|s| (s.last_ts(), k));
-        match &self.by_client {
+        match &self.out.by_client {
             Some(open) => open
                 .get(&(proto, client))?
                 .iter()
@@ -464,30 +481,38 @@ impl<'c> LegTracker<'c> {
         .map(|(_, k)| k)
     }
 
-    /// The state of `key`, opened if there is none (an event says so), and whether it was
-    /// packed (a closed connection's, unpacked for a straggler).
-    fn state(&mut self, key: ConnKey, ts: i64) -> (&mut LegState, bool) {
-        let events = &mut self.events;
-        let by_client = &mut self.by_client;
-        let spare = &mut self.spare;
-        let slot = self.active.entry(key).or_insert_with(|| {
-            events.push(LegEvent::Opened(key));
-            if let Some(open) = by_client {
-                open.entry((key.proto, key.client))
-                    .or_default()
-                    .push(key.vip);
+    /// The state of `key`, in one lookup of the table, and whether it was packed (a closed
+    /// connection's, unpacked for a straggler). A packet of a connection begins a new one on
+    /// the same tuple when it is a client SYN with a new initial sequence number, or a packet
+    /// after the idle timeout: the old state ends in place (an event says so, and another that
+    /// the new one opened). None for a straggler of a connection in TIME_WAIT, which has no
+    /// state.
+    fn state(&mut self, key: ConnKey, ts: i64, why: Lookup) -> Option<(&mut LegState, bool)> {
+        let (out, timeouts) = (&mut self.out, self.timeouts);
+        let (slot, opened) = self.active.get_or_open(key, || {
+            let new_isn = match why {
+                Lookup::Packet { new_isn } => new_isn,
+                Lookup::IcmpError => None,
+            };
+            (!out.tombstones.straggler(&key, new_isn)).then(|| out.open(key, ts))
+        })?;
+        if let (false, Lookup::Packet { new_isn }) = (opened, why) {
+            if begins_anew(slot, key.proto, ts, new_isn, timeouts) {
+                // Ended before the new one is announced, in the order it happened.
+                let old = std::mem::replace(slot, Slot::Open(fresh_state(&mut out.spare, ts)));
+                out.end(key, old, true);
+                out.announce(key);
             }
-            Slot::Open(fresh_state(spare, ts))
-        });
+        }
         let mut unpacked = false;
         if let Slot::Closed(_, p) = slot {
-            let mut s = fresh_state(spare, ts);
-            unpack_into(p, self.vantage, &mut s);
+            let mut s = fresh_state(&mut out.spare, ts);
+            unpack_into(p, out.vantage, &mut s);
             *slot = Slot::Open(s);
             unpacked = true;
         }
         match slot {
-            Slot::Open(s) => (s, unpacked),
+            Slot::Open(s) => Some((s, unpacked)),
             Slot::Closed(..) => unreachable!("unpacked above"),
         }
     }
@@ -495,7 +520,7 @@ impl<'c> LegTracker<'c> {
     /// Packs the state of `key` if it is still that of a closed connection (it may have ended
     /// since, and the tuple opened again).
     fn pack_closed(&mut self, key: ConnKey) {
-        let one_way = self.one_way();
+        let one_way = self.out.one_way();
         let Some(slot) = self.active.get_mut(&key) else {
             return;
         };
@@ -503,85 +528,12 @@ impl<'c> LegTracker<'c> {
             if !s.closed(one_way) {
                 return;
             }
-            let p = pack(s, self.vantage, self.role, self.raw_ip, &mut self.pack_buf);
+            let p = self.out.pack(s);
             let last_ts = s.last_ts;
             if let Slot::Open(s) = std::mem::replace(slot, Slot::Closed(last_ts, p)) {
-                recycle(&mut self.spare, s);
+                recycle(&mut self.out.spare, s);
             }
         }
-    }
-
-    /// A client SYN with a new initial sequence number, or a UDP packet after the idle
-    /// timeout, begins a new connection on the same tuple.
-    ///
-    /// Returns whether the packet goes on to a state: not when it is a TIME_WAIT straggler.
-    fn admit(&mut self, key: ConnKey, ts: i64, new_isn: Option<u32>) -> bool {
-        let Some(slot) = self.active.get(&key) else {
-            return !self.straggler(&key, new_isn);
-        };
-        let (isn, some_form) = match slot {
-            Slot::Open(s) => (s.isn, !s.forms.is_empty()),
-            Slot::Closed(_, p) => (p.isn(), p.some_form()),
-        };
-        let new = match new_isn {
-            Some(new_isn) => isn != Some(new_isn) && (isn.is_some() || some_form),
-            None => {
-                let idle = if key.proto == Proto::TCP {
-                    self.timeouts.tcp_idle_ns
-                } else {
-                    self.timeouts.udp_idle_ns
-                };
-                ts - slot.last_ts() > idle
-            }
-        };
-        if new {
-            if let Some(s) = self.active.remove(&key) {
-                self.end(key, s);
-            }
-        }
-        true
-    }
-
-    /// Hands a state on as a leg; a closed TCP connection leaves a tombstone.
-    fn end(&mut self, key: ConnKey, slot: Slot) {
-        if let Some(open) = &mut self.by_client {
-            if let Some(vips) = open.get_mut(&(key.proto, key.client)) {
-                vips.retain(|v| *v != key.vip);
-                if vips.is_empty() {
-                    open.remove(&(key.proto, key.client));
-                }
-            }
-        }
-        let (closed, packed) = match slot {
-            Slot::Open(s) => {
-                let closed = s.closed(self.one_way());
-                let p = pack(&s, self.vantage, self.role, self.raw_ip, &mut self.pack_buf);
-                recycle(&mut self.spare, s);
-                (closed, p)
-            }
-            Slot::Closed(_, p) => (true, p),
-        };
-        if key.proto == Proto::TCP && closed {
-            let h = tuple_hash(&key);
-            let second = self.second_of(packed.last_ts());
-            let isn = packed.isn();
-            let t = Tombstone {
-                isn: isn.unwrap_or(0),
-                closed_s: second | if isn.is_some() { ISN_KNOWN } else { 0 },
-            };
-            self.closed.insert(h, t);
-            self.closed_order
-                .push_back((second, [(h >> 32) as u32, h as u32]));
-        }
-        self.legs += 1;
-        let last_ts = packed.last_ts();
-        self.events.push(LegEvent::Finished(key, packed, last_ts));
-    }
-
-    /// Whole seconds since the first tombstone (0 before it, or for a time before it).
-    fn second_of(&mut self, ts: i64) -> u32 {
-        let base = *self.closed_base_ns.get_or_insert(ts);
-        (ts.saturating_sub(base).max(0) / 1_000_000_000).min(i64::from(!ISN_KNOWN)) as u32
     }
 
     /// Lets states age to `now` (this capture's clock) without a frame of this vantage point:
@@ -604,43 +556,28 @@ impl<'c> LegTracker<'c> {
             return;
         }
         let t = self.timeouts;
-        let one_way = self.one_way();
+        let one_way = self.out.one_way();
         let mut next: Option<i64> = None;
         let mut expired: Vec<ConnKey> = Vec::new();
-        for (k, slot) in &self.active {
+        for (k, slot) in self.active.iter() {
             let deadline = match slot {
                 Slot::Open(s) => s.last_ts.saturating_add(idle_limit(k.proto, s, one_way, t)),
                 Slot::Closed(last, _) => last.saturating_add(TCP_CLOSED_LINGER_NS),
             };
             if now > deadline {
-                expired.push(*k);
+                expired.push(k);
             } else {
                 next = Some(next.map_or(deadline, |d| d.min(deadline)));
             }
         }
         self.next_expiry_ns = next;
+        self.out.events.reserve_exact(expired.len());
         for k in expired {
             if let Some(s) = self.active.remove(&k) {
-                self.end(k, s);
+                self.out.end(k, s, true);
             }
         }
-        // Tombstones leave in the order they came, when TIME_WAIT is over; a tuple closed again
-        // since has a newer one, which stays.
-        let now_s = self.second_of(now);
-        let wait_s = (TCP_TIME_WAIT_NS / 1_000_000_000) as u32;
-        while let Some(&(second, [hi, lo])) = self.closed_order.front() {
-            if now_s.saturating_sub(second) <= wait_s {
-                break;
-            }
-            self.closed_order.pop_front();
-            let h = (u64::from(hi) << 32) | u64::from(lo);
-            if self.closed.get(&h).is_some_and(|t| t.second() == second) {
-                self.closed.remove(&h);
-            }
-        }
-        if self.closed.capacity() > 1024 && self.closed.len() < self.closed.capacity() / 4 {
-            self.closed.shrink_to_fit();
-        }
+        self.out.tombstones.expire(now);
     }
 
     fn icmp_error(
@@ -684,11 +621,10 @@ impl<'c> LegTracker<'c> {
         let (t, code) = (icmp.icmp_type, icmp.code);
         let frag = (!icmp.v6 && t == 3 && code == 4) || (icmp.v6 && t == 2);
         let unreachable = !frag && ((!icmp.v6 && t == 3) || (icmp.v6 && t == 1));
-        if !self.active.contains_key(&key) && self.straggler(&key, None) {
+        let (one_way, timeouts) = (self.out.one_way(), self.timeouts);
+        let Some((state, unpacked)) = self.state(key, at.ts_ns, Lookup::IcmpError) else {
             return;
-        }
-        let (one_way, timeouts) = (self.one_way(), self.timeouts);
-        let (state, unpacked) = self.state(key, at.ts_ns);
+        };
         state.last_ts = state.last_ts.max(at.ts_ns);
         let deadline = state
             .last_ts
@@ -719,10 +655,38 @@ impl<'c> LegTracker<'c> {
         self.expires_by(deadline);
     }
 
-    /// Ends every state (end of the capture); their legs are among the events to drain.
-    pub fn finish(&mut self) {
-        for (k, s) in std::mem::take(&mut self.active) {
-            self.end(k, s);
+    /// Ends every state (end of the capture): what happened before, then their legs, moved to
+    /// `out` as [`LegTracker::drain_events`] does. Each leg goes straight to `out`, not through
+    /// this tracker's own list first, which would hold every leg of the capture's last seconds
+    /// twice at once. No tombstones: no packet can come after the capture's end.
+    pub fn finish(&mut self, out: &mut Vec<(VantageId, LegEvent)>) {
+        self.drain_events(out);
+        out.reserve_exact(self.active.len());
+        let v = self.out.vantage;
+        for (k, s) in self.active.take() {
+            self.out.end(k, s, false);
+            out.extend(self.out.events.drain(..).map(|e| (v, e)));
+        }
+    }
+}
+
+/// Whether a packet of an existing state begins a new connection on its tuple: a client SYN
+/// with another initial sequence number (when the state has one, or saw packets rather than
+/// only ICMP errors), or any packet after the idle timeout.
+fn begins_anew(slot: &Slot, proto: Proto, ts: i64, new_isn: Option<u32>, t: Timeouts) -> bool {
+    let (isn, some_form) = match slot {
+        Slot::Open(s) => (s.isn, !s.forms.is_empty()),
+        Slot::Closed(_, p) => (p.isn(), p.some_form()),
+    };
+    match new_isn {
+        Some(new_isn) => isn != Some(new_isn) && (isn.is_some() || some_form),
+        None => {
+            let idle = if proto == Proto::TCP {
+                t.tcp_idle_ns
+            } else {
+                t.udp_idle_ns
+            };
+            ts - slot.last_ts() > idle
         }
     }
 }
@@ -748,34 +712,236 @@ fn recycle(spare: &mut Spare, s: Box<LegState>) {
     }
 }
 
-/// The identity of a packet across captures: fields no router or tunnel changes.
-pub fn fingerprint(v: &IpView) -> u64 {
-    let mut h = Fnv::default();
-    h.u64(u64::from(v.ip.id));
-    h.u64(u64::from(v.ip.protocol));
-    let (sp, dp) = v.ports();
-    h.u64(u64::from(sp) << 16 | u64::from(dp));
-    if let Some(t) = v.tcp() {
-        h.u64(u64::from(t.seq) << 32 | u64::from(t.ack));
-        h.u64(u64::from(t.flags));
+/// Fields of a packet that no router or tunnel changes: what identifies it across captures.
+#[derive(Debug, Clone, Copy)]
+struct Identity {
+    id: u32,
+    protocol: u8,
+    /// Source port in the high half, destination port in the low.
+    ports: u32,
+    /// TCP only: sequence number in the high half, acknowledgement number in the low; flags.
+    tcp: Option<(u64, u8)>,
+    payload_len: u32,
+    payload_hash: u64,
+}
+
+impl Identity {
+    fn of(v: &IpView) -> Identity {
+        let (sp, dp) = v.ports();
+        let (payload_len, payload_hash) = v.payload();
+        Identity {
+            id: v.ip.id,
+            protocol: v.ip.protocol,
+            ports: u32::from(sp) << 16 | u32::from(dp),
+            tcp: v
+                .tcp()
+                .map(|t| (u64::from(t.seq) << 32 | u64::from(t.ack), t.flags)),
+            payload_len,
+            payload_hash,
+        }
     }
-    let (len, hash) = v.payload();
-    h.u64(u64::from(len));
-    h.u64(hash);
-    h.0
+
+    /// FNV-1a over the fields, each as the eight bytes of a `u64`, one byte at a time.
+    fn fnv(&self) -> u64 {
+        let mut h = Fnv::default();
+        h.narrow(u64::from(self.id), 4);
+        h.narrow(u64::from(self.protocol), 1);
+        h.narrow(u64::from(self.ports), 4);
+        if let Some((seq_ack, flags)) = self.tcp {
+            h.narrow(seq_ack, 8);
+            h.narrow(u64::from(flags), 1);
+        }
+        h.narrow(u64::from(self.payload_len), 4);
+        h.narrow(self.payload_hash, 8);
+        h.0
+    }
+
+    /// The fields as four words, each pair mixed by a folded multiply (two independent ones,
+    /// then one more), where FNV takes a multiply per byte in one chain;
+    /// [`JOIN_FINGERPRINT_BITS`] of the result.
+    fn folded(&self) -> u64 {
+        let (seq_ack, flags) = self.tcp.unwrap_or((0, 0));
+        let header = u64::from(self.id) | u64::from(self.ports) << 32;
+        let rest = u64::from(self.payload_len)
+            | u64::from(flags) << 32
+            | u64::from(self.protocol) << 40
+            | u64::from(self.tcp.is_some()) << 48;
+        let h = fold(
+            header ^ 0x243f_6a88_85a3_08d3,
+            seq_ack ^ 0x1319_8a2e_0370_7344,
+        ) ^ fold(
+            rest ^ 0xa409_3822_299f_31d0,
+            self.payload_hash ^ 0x082e_fa98_ec4e_6c89,
+        );
+        fold(h ^ 0x4528_21e6_38d0_1377, 0xbe54_66cf_34e9_0c6c) >> (64 - JOIN_FINGERPRINT_BITS)
+    }
+}
+
+/// The identity of a packet across captures, as the clock's sample chooses packets by it
+/// ([`super::clock::ClockSampler`]): FNV-1a over the fields one byte at a time. Which packets
+/// are sampled, and so the offsets reported, follow these exact values; legs are joined by the
+/// cheaper [`join_fingerprint`].
+pub fn fingerprint(v: &IpView) -> u64 {
+    Identity::of(v).fnv()
 }
 
 struct Fnv(u64);
+
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// FNV_PRIME to the powers 0 to 8: what hashing that many zero bytes multiplies by.
+const FNV_PRIME_POWERS: [u64; 9] = {
+    let mut p = [1u64; 9];
+    let mut i = 1;
+    while i < 9 {
+        p[i] = p[i - 1].wrapping_mul(FNV_PRIME);
+        i += 1;
+    }
+    p
+};
+
 impl Default for Fnv {
     fn default() -> Self {
         Fnv(0xcbf2_9ce4_8422_2325)
     }
 }
 impl Fnv {
-    fn u64(&mut self, x: u64) {
-        for b in x.to_le_bytes() {
-            self.0 ^= u64::from(b);
-            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+    /// The eight little-endian bytes of `x`, whose bytes past the first `n` are zero: a zero
+    /// byte leaves the xor as it is, so those are one multiply by a power of the prime, not a
+    /// multiply each (the fields are mostly narrower than their words).
+    #[inline(always)]
+    fn narrow(&mut self, x: u64, n: usize) {
+        debug_assert!(n == 8 || x >> (8 * n) == 0);
+        for b in &x.to_le_bytes()[..n] {
+            self.0 ^= u64::from(*b);
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
         }
+        self.0 = self.0.wrapping_mul(FNV_PRIME_POWERS[8 - n]);
+    }
+}
+
+/// Bits of a [`join_fingerprint`]: 38 once a [`super::Fingerprint`] takes the low two for
+/// the form, five bytes a packet in a packed leg, where a leg keeps a dozen (eight bytes each
+/// were a third of a closed connection's memory). Only the legs of one tuple are compared, a
+/// few dozen values: two different packets share one by chance once in ~10^11 pairs.
+pub(crate) const JOIN_FINGERPRINT_BITS: u32 = 40;
+
+/// The identity of a packet across captures, by which the legs of a connection are joined
+/// ([`super::Fingerprint`]): the fields [`fingerprint`] hashes, mixed a word at a time. Fixed
+/// constants: the same in every run and at every vantage point.
+pub fn join_fingerprint(v: &IpView) -> u64 {
+    Identity::of(v).folded()
+}
+
+/// The two halves of a full 128-bit product, folded together: every input bit reaches most
+/// output bits.
+fn fold(a: u64, b: u64) -> u64 {
+    let p = u128::from(a) * u128::from(b);
+    (p as u64) ^ (p >> 64) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn packet() -> Identity {
+        Identity {
+            id: 0x1234,
+            protocol: 6,
+            ports: 40000 << 16 | 80,
+            tcp: Some((1 << 32 | 2, 0x18)),
+            payload_len: 100,
+            payload_hash: 0xdead_beef,
+        }
+    }
+
+    /// FNV-1a as it was written first, a multiply for each of the eight bytes of each word.
+    fn fnv_bytewise(words: &[u64]) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for w in words {
+            for b in w.to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+            }
+        }
+        h
+    }
+
+    #[test]
+    fn the_clock_fingerprint_is_fnv_over_whole_words() {
+        // The clock's sample follows these exact values: skipping the zero bytes must not
+        // change one.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for i in 0..1000 {
+            let r = next();
+            let p = Identity {
+                id: r as u32,
+                protocol: (r >> 32) as u8,
+                ports: (r >> 16) as u32,
+                tcp: (i % 3 != 0).then(|| (next(), next() as u8)),
+                payload_len: next() as u32 >> (i % 32),
+                payload_hash: next(),
+            };
+            let mut words = vec![u64::from(p.id), u64::from(p.protocol), u64::from(p.ports)];
+            if let Some((seq_ack, flags)) = p.tcp {
+                words.extend([seq_ack, u64::from(flags)]);
+            }
+            words.extend([u64::from(p.payload_len), p.payload_hash]);
+            assert_eq!(p.fnv(), fnv_bytewise(&words), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn join_fingerprints_are_fixed_and_fit_their_bits() {
+        // The same packet gives the same value in every run (constants, no random state).
+        assert_eq!(packet().folded(), packet().folded());
+        assert_eq!(packet().folded(), 0x78_8c08_0c82);
+        assert_eq!(packet().folded() >> JOIN_FINGERPRINT_BITS, 0);
+    }
+
+    #[test]
+    fn every_field_changes_the_join_fingerprint() {
+        let p = packet();
+        let changed = [
+            Identity { id: 0x1235, ..p },
+            Identity { protocol: 17, ..p },
+            Identity {
+                ports: 80 << 16 | 40000,
+                ..p
+            },
+            Identity {
+                tcp: Some((2 << 32 | 1, 0x18)),
+                ..p
+            },
+            Identity {
+                tcp: Some((1 << 32 | 2, 0x10)),
+                ..p
+            },
+            Identity { tcp: None, ..p },
+            Identity {
+                tcp: Some((0, 0)),
+                ..p
+            },
+            Identity {
+                payload_len: 101,
+                ..p
+            },
+            Identity {
+                payload_hash: 0xdead_beee,
+                ..p
+            },
+            // A v6 flow label past 16 bits does not run into the ports.
+            Identity { id: 0x1_1234, ..p },
+        ];
+        let mut values: Vec<u64> = changed.iter().map(Identity::folded).collect();
+        values.push(p.folded());
+        values.sort_unstable();
+        values.dedup();
+        assert_eq!(values.len(), changed.len() + 1);
     }
 }

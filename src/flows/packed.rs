@@ -5,8 +5,8 @@
 //! a finished leg waits again until no capture can add to its connection ([`super::pending`]):
 //! at thousands of connections a second these waiting legs, not the open ones, are most of the
 //! memory of pass 2. Packed, a state is one block of bytes: times as variable-length
-//! differences from the leg's first packet, counts as variable-length integers, fingerprints as
-//! eight bytes each. A straggler unpacks the state, is recorded as any packet is and packs it
+//! differences from the leg's first packet, counts as variable-length integers, fingerprints in
+//! five bytes each ([`JOIN_FINGERPRINT_BITS`]). A straggler unpacks the state, is recorded as any packet is and packs it
 //! again; the join unpacks each leg once.
 //!
 //! Layout: the leg's first and last time (8 bytes each, little-endian), the client's ISN (4),
@@ -16,11 +16,14 @@
 
 use super::history::{History, SeqTracker};
 use super::leg_state::{FormStats, LegState};
+use super::legs::JOIN_FINGERPRINT_BITS;
 use super::{Evidence, EvidenceKind, Fingerprint, Form, OuterPair, TcpFlags};
 use crate::topology::{FrameRef, MacAddr, Role, VantageId};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 const HEADER: usize = 21;
+/// A fingerprint with its form, in whole bytes.
+const FINGERPRINT_BYTES: usize = JOIN_FINGERPRINT_BITS.div_ceil(8) as usize;
 const ISN_KNOWN: u8 = 1;
 const SOME_FORM: u8 = 1 << 1;
 const RAW_IP: u8 = 1 << 2;
@@ -178,7 +181,8 @@ fn write(w: &mut Vec<u8>, s: &LegState, vantage: VantageId, role: Role, raw_ip: 
     }
     varint(w, s.fingerprints.len() as u64);
     for p in &s.fingerprints {
-        w.extend_from_slice(&p.bits().to_le_bytes());
+        debug_assert_eq!(p.bits() >> JOIN_FINGERPRINT_BITS, 0);
+        w.extend_from_slice(&p.bits().to_le_bytes()[..FINGERPRINT_BYTES]);
     }
 }
 
@@ -197,7 +201,8 @@ fn form(w: &mut Vec<u8>, f: &FormStats, base: i64, vantage: VantageId) {
     ] {
         varint(w, n);
     }
-    frame(w, &st.first, base, vantage);
+    // The form's first packet: its time is the form's first, as a rule (one byte).
+    frame(w, &st.first, st.first_ts_ns, vantage);
     for macs in [&st.src_macs, &st.dst_macs] {
         w.push(macs.len() as u8);
         for m in macs {
@@ -329,9 +334,13 @@ pub(crate) fn unpack_into(p: &PackedLeg, vantage: VantageId, s: &mut LegState) {
     s.fingerprints.clear();
     let n = r.len();
     s.fingerprints.extend(
-        r.bytes(8 * n)
-            .chunks_exact(8)
-            .map(|b| Fingerprint::from_bits(u64::from_le_bytes(b.try_into().expect("8 bytes")))),
+        r.bytes(FINGERPRINT_BYTES * n)
+            .chunks_exact(FINGERPRINT_BYTES)
+            .map(|b| {
+                let mut bits = [0; 8];
+                bits[..FINGERPRINT_BYTES].copy_from_slice(b);
+                Fingerprint::from_bits(u64::from_le_bytes(bits))
+            }),
     );
     debug_assert_eq!(r.at, p.0.len());
 }
@@ -343,7 +352,7 @@ fn read_form(r: &mut Reader, base: i64, vantage: VantageId) -> FormStats {
     let (first_ts_ns, last_ts_ns) = (r.time(base), r.time(base));
     let (packets, ip_bytes, payload_bytes, retransmissions) =
         (r.varint(), r.varint(), r.varint(), r.varint());
-    let first = r.frame(base, vantage);
+    let first = r.frame(first_ts_ns, vantage);
     let mut f = FormStats::new(form, first_ts_ns, first, ttl);
     f.seq = seq;
     let st = &mut f.stats;
@@ -513,7 +522,7 @@ mod tests {
             .map(|i| {
                 Fingerprint::new(
                     Form::ALL[(i % 4) as usize],
-                    i.wrapping_mul(0x9e37_79b9_7f4a_7c15),
+                    i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - JOIN_FINGERPRINT_BITS),
                 )
             })
             .collect();

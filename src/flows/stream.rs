@@ -423,7 +423,7 @@ fn produce(
     let mut stats = Vec::new();
     trackers.sort_unstable_by_key(|(i, _, _)| *i);
     for (i, mut t, max) in trackers {
-        t.finish();
+        t.finish(&mut batch.events);
         t.drain_events(&mut batch.events);
         stats.push(VantageStats {
             vantage: VantageId {
