@@ -48,8 +48,13 @@ fn reported_per_rs(report: &Value) -> BTreeMap<String, u64> {
 }
 
 fn verify(files: &[PathBuf], args: &[&str]) -> Value {
+    json_of("verify", files, args)
+}
+
+/// `lvscheck COMMAND --json ARGS FILES`, parsed.
+fn json_of(command: &str, files: &[PathBuf], args: &[&str]) -> Value {
     let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-        .arg("verify")
+        .arg(command)
         .arg("--json")
         .args(args)
         .args(files)
@@ -57,10 +62,22 @@ fn verify(files: &[PathBuf], args: &[&str]) -> Value {
         .expect("lvscheck runs");
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "verify --json printed no JSON ({e}); stderr: {}",
+            "{command} --json printed no JSON ({e}); stderr: {}",
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// Real server address -> connections, and the verdict, from `fairness --json`.
+fn fairness_per_rs(report: &Value) -> (BTreeMap<String, u64>, Value) {
+    let mut m = BTreeMap::new();
+    for svc in report["services"].as_array().unwrap() {
+        for s in svc["servers"].as_array().unwrap() {
+            let addr: std::net::SocketAddr = s["addr"].as_str().unwrap().parse().unwrap();
+            *m.entry(addr.ip().to_string()).or_default() += s["connections"].as_u64().unwrap();
+        }
+    }
+    (m, report["verdict"].clone())
 }
 
 fn warnings(report: &Value) -> Vec<String> {
@@ -195,6 +212,16 @@ fn one_read_gives_what_two_reads_give_on_captures_larger_than_the_look_ahead() {
         "frames per vantage point, from the generator"
     );
     assert_eq!(comparable(once), comparable(twice));
+    // fairness reads the same way, with the same flags.
+    let once = json_of("fairness", &files, &["--rules", rules, "--look-ahead", "1"]);
+    let twice = json_of("fairness", &files, &["--rules", rules, "--read-twice"]);
+    let (per_rs, verdict) = fairness_per_rs(&once);
+    assert_eq!(
+        per_rs,
+        truth_per_rs(&[&summary.truth]),
+        "fairness: {once:#}"
+    );
+    assert_eq!((per_rs, verdict), fairness_per_rs(&twice));
     let _ = std::fs::remove_dir_all(&dir);
 }
 

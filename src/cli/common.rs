@@ -17,6 +17,33 @@ use crate::topology::config::{expected_from_rules, unrelated, ExpectedService};
 use crate::topology::rules::{read_rules, Rules};
 use crate::topology::Role;
 
+/// How the captures are read: shared by every command that rebuilds connections.
+#[derive(Args, Debug, Clone)]
+pub struct ReadingArgs {
+    /// MiB of frames, over all captures, from which the topology and the clocks are learnt
+    /// before connections are rebuilt (each capture gets its share, 0.25 to 64 MiB); each
+    /// capture is read once unless that does not settle the roles.
+    #[arg(long = "look-ahead", value_name = "MIB", default_value_t = 16)]
+    pub look_ahead_mib: usize,
+    /// Read every capture whole to learn the topology, then again to rebuild connections (the
+    /// look-ahead off).
+    #[arg(long)]
+    pub read_twice: bool,
+}
+
+impl ReadingArgs {
+    /// The analysis options these set, the others at their defaults.
+    pub fn flow_options(&self) -> FlowOptions {
+        FlowOptions {
+            look_ahead: LookAhead {
+                total_bytes: self.look_ahead_mib.saturating_mul(1 << 20),
+            },
+            read_twice: self.read_twice,
+            ..FlowOptions::default()
+        }
+    }
+}
+
 #[derive(Args, Debug, Clone)]
 pub struct AnalysisArgs {
     /// Capture files from the client(s), the director and the real servers, in any order
@@ -38,15 +65,8 @@ pub struct AnalysisArgs {
     /// clients' packets; a GUE-shaped datagram is a tunnel only then.
     #[arg(long = "gue-port", value_name = "PORT")]
     pub gue_ports: Vec<u16>,
-    /// MiB of frames, over all captures, from which the topology and the clocks are learnt
-    /// before connections are rebuilt (each capture gets its share, 0.25 to 64 MiB); each
-    /// capture is read once unless that does not settle the roles.
-    #[arg(long = "look-ahead", value_name = "MIB", default_value_t = 16)]
-    pub look_ahead_mib: usize,
-    /// Read every capture whole to learn the topology, then again to rebuild connections (the
-    /// look-ahead off).
-    #[arg(long)]
-    pub read_twice: bool,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
     /// The sources [`check_captures`] accepted, set by [`AnalysisArgs::prepare`].
     #[arg(skip)]
     pub checked: OnceLock<Vec<CaptureSource>>,
@@ -96,13 +116,7 @@ impl AnalysisArgs {
     pub fn prepare(&self) -> Result<(FlowOptions, Option<Rules>), String> {
         let sources = check_captures(&self.files)?;
         let _ = self.checked.set(sources);
-        let mut opts = FlowOptions {
-            look_ahead: LookAhead {
-                total_bytes: self.look_ahead_mib.saturating_mul(1 << 20),
-            },
-            read_twice: self.read_twice,
-            ..FlowOptions::default()
-        };
+        let mut opts = self.reading.flow_options();
         opts.hints.vips = self.vips.clone();
         for spec in &self.roles {
             let (role, file) = spec

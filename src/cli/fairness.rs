@@ -22,6 +22,9 @@ pub struct FairnessArgs {
     #[arg(long, value_name = "FILE", conflicts_with_all = ["scheduler", "weights"])]
     pub rules: Option<PathBuf>,
 
+    #[command(flatten)]
+    pub reading: super::common::ReadingArgs,
+
     /// Configured scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, fo, ovf, mh, lblc, lblcr, twos.
     #[arg(long, value_name = "NAME", value_parser = parse_scheduler, requires = "weights")]
     pub scheduler: Option<Scheduler>,
@@ -234,7 +237,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
             gue_probe: true,
             ..crate::decode::DecodeOptions::default()
         },
-        &crate::flows::FlowOptions::default(),
+        &args.reading.flow_options(),
         &mut observer,
     );
     if super::report_unreadable(&analysis) {
