@@ -75,8 +75,8 @@ impl Keys {
         v4.chain(self.other.take())
     }
 
-    /// Gives back the tables' room when they hold a quarter of what they could: a capture that
-    /// catches up empties them after a peak.
+    /// Gives back the index's room when it holds a quarter of what it could, and an empty
+    /// slab's: a capture that catches up empties them after a peak.
     pub(super) fn shrink(&mut self) {
         self.v4.shrink();
         self.other.shrink();
@@ -153,6 +153,11 @@ impl<K: Copy + Hash + Eq> Slab<K> {
         if self.index.capacity() > 4096 && self.index.len() < self.index.capacity() / 4 {
             self.index.shrink_to_fit();
         }
+        // Entries in use anywhere pin the slab; only an empty one can give its room back.
+        if self.entries.is_empty() && self.entries.capacity() > 4096 {
+            self.entries = Vec::new();
+            self.free = Vec::new();
+        }
     }
 }
 
@@ -160,12 +165,11 @@ impl<K: Copy + Hash + Eq> Slab<K> {
 mod tests {
     use super::*;
 
+    /// A TCP key.
     fn key(client: &str, vip: &str) -> ConnKey {
-        ConnKey {
-            proto: crate::topology::Proto::TCP,
-            client: client.parse().expect("client"),
-            vip: vip.parse().expect("vip"),
-        }
+        let [client, vip] = [client, vip].map(|a| a.parse().expect("an address"));
+        let proto = crate::topology::Proto::TCP;
+        ConnKey { proto, client, vip }
     }
 
     #[test]
