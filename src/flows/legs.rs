@@ -34,6 +34,7 @@ use table::Table;
 use tombstones::Tombstones;
 
 mod table;
+pub(crate) use table::V4Key;
 mod tombstones;
 
 /// How often (by the capture's clock) states are checked for expiry.

@@ -13,15 +13,14 @@ use super::legs::LegEvent;
 use super::packed::PackedLeg;
 use super::{ConnKey, Connection};
 use crate::topology::VantageId;
+use keys::{At, Keys};
 use rayon::prelude::*;
-// FxHash: looked up for every event, where SipHash was a quarter of all instructions of
-// `verify` (callgrind).
-use rustc_hash::FxHashMap as HashMap;
 use smallvec::SmallVec;
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::hash_map::Entry;
 use std::collections::BinaryHeap;
+
+mod keys;
 
 /// Keys due at once from which they are joined in parallel: below this, waking the pool costs
 /// more than it saves.
@@ -64,10 +63,13 @@ thread_local! {
 pub(super) struct Pending<'j, 't> {
     joiner: &'j Joiner<'t>,
     slack_ns: i64,
-    pub(super) keys: HashMap<ConnKey, Waiting>,
-    /// Keys with nothing open, by when they are due; an entry is stale when the key's due time
-    /// has moved or something opened again since.
-    due: BinaryHeap<Reverse<(i64, ConnKey)>>,
+    pub(super) keys: Keys,
+    /// Keys with nothing open, by when they are due, by where their entry is (16 bytes where
+    /// the whole key took 80); stale when the key's due time has moved, something opened
+    /// again, or the entry went to another key since.
+    due: BinaryHeap<Reverse<(i64, At)>>,
+    /// The keys of one due time, in `flush`; kept for its room.
+    due_now: Vec<At>,
     /// The keys due in this flush, in the order they are handed on.
     ready: Vec<(ConnKey, Legs)>,
     /// None with one core.
@@ -89,8 +91,9 @@ impl<'j, 't> Pending<'j, 't> {
         Pending {
             joiner,
             slack_ns,
-            keys: HashMap::default(),
+            keys: Keys::default(),
             due: BinaryHeap::new(),
+            due_now: Vec::new(),
             ready: Vec::new(),
             pool,
         }
@@ -99,19 +102,19 @@ impl<'j, 't> Pending<'j, 't> {
     pub(super) fn event(&mut self, vantage: VantageId, event: LegEvent) {
         match event {
             LegEvent::Opened(key) => {
-                self.keys.entry(key).or_insert_with(|| Waiting::new(0)).open += 1;
+                self.keys.get_or_insert(key, || Waiting::new(0)).1.open += 1;
             }
             LegEvent::Finished(key, leg, last_ts) => {
                 let end = self
                     .joiner
                     .corrected_at(vantage, last_ts)
                     .saturating_add(self.slack_ns);
-                let w = self.keys.entry(key).or_insert_with(|| Waiting::new(1));
+                let (at, w) = self.keys.get_or_insert(key, || Waiting::new(1));
                 w.open = w.open.saturating_sub(1);
                 w.due_ns = w.due_ns.max(end);
                 w.legs.push((vantage, leg));
                 if w.open == 0 {
-                    self.due.push(Reverse((w.due_ns, key)));
+                    self.due.push(Reverse((w.due_ns, at)));
                 }
             }
         }
@@ -119,24 +122,42 @@ impl<'j, 't> Pending<'j, 't> {
 
     /// Joins and hands on every key due before `watermark`.
     pub(super) fn flush(&mut self, watermark: i64, each: &mut dyn FnMut(Connection)) {
-        while let Some(&Reverse((due, key))) = self.due.peek() {
+        while let Some(&Reverse((due, _))) = self.due.peek() {
             if due >= watermark && watermark != i64::MAX {
                 break;
             }
-            self.due.pop();
-            // One look-up per key due: the entry is both the test and the removal.
-            let Entry::Occupied(e) = self.keys.entry(key) else {
-                continue;
-            };
-            if e.get().open != 0 || e.get().due_ns != due {
-                continue;
+            // The keys due at this time are handed on in the order of the keys, as when the
+            // queue held whole keys: every key still due at it has an entry in the queue
+            // (pushed when its last open state finished), and the stale ones are dropped.
+            let mut now = std::mem::take(&mut self.due_now);
+            while let Some(&Reverse((d, at))) = self.due.peek() {
+                if d != due {
+                    break;
+                }
+                self.due.pop();
+                if self
+                    .keys
+                    .get(at)
+                    .is_some_and(|(_, w)| w.open == 0 && w.due_ns == due)
+                {
+                    now.push(at);
+                }
             }
-            let w = e.remove();
-            self.join_soon(key, w.legs, each);
+            if now.len() > 1 {
+                now.sort_unstable_by_key(|&at| self.keys.get(at).map(|(k, _)| k));
+            }
+            // A key queued twice at this time is gone the second time.
+            for &at in &now {
+                if let Some((key, w)) = self.keys.remove(at) {
+                    self.join_soon(key, w.legs, each);
+                }
+            }
+            now.clear();
+            self.due_now = now;
         }
         if watermark == i64::MAX {
             // Everything is read: whatever is left (nothing, when every state was finished).
-            let mut rest: Vec<(ConnKey, Waiting)> = self.keys.drain().collect();
+            let mut rest: Vec<(ConnKey, Waiting)> = self.keys.take().collect();
             rest.sort_by_key(|(k, _)| *k);
             for (key, w) in rest {
                 if !w.legs.is_empty() {
@@ -145,9 +166,7 @@ impl<'j, 't> Pending<'j, 't> {
             }
         }
         self.join_ready(each);
-        if self.keys.capacity() > 4096 && self.keys.len() < self.keys.capacity() / 4 {
-            self.keys.shrink_to_fit();
-        }
+        self.keys.shrink();
     }
 
     /// Adds a key to those joined next; joins them once there are [`JOIN_WINDOW`].
@@ -276,5 +295,63 @@ mod tests {
             .unwrap();
         assert_eq!(joined(n, Some(pool)), expected);
         assert_eq!(joined(n, None), expected);
+    }
+
+    /// Opens and finishes `k` at one vantage point, its leg ending at 2 s.
+    fn open_and_finish(pending: &mut Pending, k: ConnKey, interface: u32, buf: &mut Vec<u8>) {
+        let vantage = VantageId {
+            capture: interface,
+            interface,
+        };
+        let mut s = LegState::new(S);
+        s.last_ts = 2 * S;
+        pending.event(vantage, LegEvent::Opened(k));
+        let p = pack(&s, vantage, Role::Other, false, buf);
+        let last_ts = p.last_ts();
+        pending.event(vantage, LegEvent::Finished(k, p, last_ts));
+    }
+
+    #[test]
+    fn keys_due_at_the_same_time_come_out_once_each_in_key_order() {
+        let topology = topology();
+        let joiner = Joiner::new(&topology, &[], &Default::default());
+        let mut pending = Pending::new(&joiner, S);
+        pending.pool = None;
+        let mut buf = Vec::new();
+        let v6 = ConnKey {
+            proto: Proto::TCP,
+            client: "[::9]:1".parse().expect("client"),
+            vip: "[::100]:80".parse().expect("vip"),
+        };
+        // Finished in the reverse of the keys' order, so that their entries are too.
+        let n = 4;
+        for k in std::iter::once(v6).chain((0..n).rev().map(|i| key(i, n))) {
+            open_and_finish(&mut pending, k, 0, &mut buf);
+        }
+        // Finished again at another vantage point, due at the same time: queued twice.
+        open_and_finish(&mut pending, key(1, n), 1, &mut buf);
+        // One of two states finished: not due.
+        let open = key(0, 2 * n);
+        pending.event(
+            VantageId {
+                capture: 1,
+                interface: 1,
+            },
+            LegEvent::Opened(open),
+        );
+        open_and_finish(&mut pending, open, 0, &mut buf);
+
+        let mut out = Vec::new();
+        pending.flush(3 * S + 1, &mut |c| out.push((c.client, c.legs.len())));
+        let mut expected: Vec<_> = (0..n).map(|i| (key(i, n).client, 1)).collect();
+        expected[1].1 = 2;
+        expected.push((v6.client, 1));
+        assert_eq!(out, expected);
+        assert_eq!(pending.keys.len(), 1);
+
+        out.clear();
+        pending.flush(i64::MAX, &mut |c| out.push((c.client, c.legs.len())));
+        assert_eq!(out, vec![(open.client, 1)]);
+        assert_eq!(pending.keys.len(), 0);
     }
 }

@@ -15,15 +15,15 @@ use std::hash::Hash;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// An IPv4 tuple: both addresses in one word (client's high), both ports and the protocol in
-/// the other.
+/// the other. The joining side keys its waiting connections on it too, for the same reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct V4Key {
+pub(crate) struct V4Key {
     addrs: u64,
     ports: u64,
 }
 
 impl V4Key {
-    fn of(k: &ConnKey) -> Option<V4Key> {
+    pub(crate) fn of(k: &ConnKey) -> Option<V4Key> {
         match (k.client, k.vip) {
             (SocketAddr::V4(c), SocketAddr::V4(v)) => Some(V4Key {
                 addrs: u64::from(c.ip().to_bits()) << 32 | u64::from(v.ip().to_bits()),
@@ -33,7 +33,7 @@ impl V4Key {
         }
     }
 
-    fn key(self) -> ConnKey {
+    pub(crate) fn key(self) -> ConnKey {
         let addr = |ip: u64, port: u64| {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::from_bits(ip as u32)), port as u16)
         };
