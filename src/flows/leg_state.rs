@@ -163,11 +163,16 @@ impl LegState {
             }
         }
         evidence.sort_by_key(|e| e.kind);
-        let mut forms: [Option<Box<DirStats>>; 4] = Default::default();
+        let (mut request, mut request_wrapped, mut reply, mut reply_other_source) =
+            (None, None, None, None);
         for f in self.forms.drain(..) {
-            forms[f.form.index()] = Some(Box::new(f.stats));
+            match f.form {
+                Form::Request => request = Some(f.stats),
+                Form::RequestWrapped => request_wrapped = Some(f.stats),
+                Form::Reply => reply = Some(f.stats),
+                Form::ReplyOtherSource => reply_other_source = Some(Box::new(f.stats)),
+            }
         }
-        let [request, request_wrapped, reply, reply_other_source] = forms;
         Leg {
             vantage,
             role,
@@ -179,7 +184,7 @@ impl LegState {
             request_wrapped,
             reply,
             reply_other_source,
-            history: self.history.as_str().to_string(),
+            history: self.history.as_str().into(),
             tcp: (key.proto == Proto::TCP).then_some(self.flags),
             handshake_ns: self.syn_ts.zip(self.syn_ack_ts).map(|(a, b)| b - a),
             first_response_ns: self
