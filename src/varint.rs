@@ -98,13 +98,15 @@ mod tests {
 
     #[test]
     fn every_length_reads_back_inside_and_at_the_end_of_a_buffer() {
-        // One value of each length from one to ten bytes, each group's bits all set and then
-        // only its top bit, read by the word path (inside) and the byte path (at the end).
+        // Values of each length from one to ten bytes, each group's bits all set, only its top
+        // bit, and mixed, read by the word path (inside) and the byte path (at the end).
         let mut values = vec![0u64];
         for bits in (7..64).step_by(7) {
             values.push((1u64 << bits) - 1);
             values.push(1u64 << (bits - 1));
         }
+        // Mixed bits in every group, at every length.
+        values.extend((0..64).map(|s| 0x0123_4567_89ab_cdef_u64.rotate_left(s) >> s));
         values.push(u64::MAX);
         for v in values {
             let mut out = Vec::new();
