@@ -17,6 +17,7 @@ use crate::fairness::observe::FairnessObserver;
 use crate::fairness::{self, FairnessReport};
 use crate::flows::{analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions};
 use crate::topology::rules::Rules;
+use crate::topology::MacAddr;
 
 /// Everything `verify` found.
 pub struct Verification {
@@ -45,8 +46,9 @@ impl Verification {
 /// What `verify` does with each connection as it comes.
 #[derive(Default)]
 struct Verifier {
-    /// The analysis as it stood before the first connection, and the checks started from it.
-    started: Option<(Analysis, ConnectionChecks)>,
+    /// The analysis as it stood before the first connection, the checks started from it, and
+    /// its director MACs (gathered once, not for every connection).
+    started: Option<(Analysis, ConnectionChecks, Vec<MacAddr>)>,
     fairness: FairnessObserver,
 }
 
@@ -60,13 +62,14 @@ impl ConnectionSink for Verifier {
         let ctx = Context::new(analysis);
         let checks = ConnectionChecks::new(&ctx);
         self.fairness.begin(analysis);
-        self.started = Some((analysis.clone(), checks));
+        let director_macs = ctx.director_macs().to_vec();
+        self.started = Some((analysis.clone(), checks, director_macs));
     }
 
     fn connection(&mut self, conn: Connection) {
         let mut scheduled = true;
-        if let Some((analysis, checks)) = &mut self.started {
-            let ctx = Context::new(analysis);
+        if let Some((analysis, checks, director_macs)) = &mut self.started {
+            let ctx = Context::with_director_macs(analysis, director_macs);
             let class = classify(&ctx, &conn);
             checks.observe_classified(&ctx, &conn, &class);
             // A connection that bypassed the director was never scheduled by it: `bypass`
@@ -106,7 +109,7 @@ pub fn verify_with(
     let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
     let ctx = Context::new(&analysis);
     let mut checks = match v.started {
-        Some((_, checks)) => checks.finish(&ctx),
+        Some((_, checks, _)) => checks.finish(&ctx),
         // begin is always called; an analysis that never started has nothing to check.
         None => ConnectionChecks::new(&ctx).finish(&ctx),
     };

@@ -445,7 +445,7 @@ fn summary(a: &Analysis) -> BTreeMap<u16, (Option<IpAddr>, Outcome, String)> {
         .map(|c| {
             (
                 c.client.port(),
-                (c.real_server, c.outcome, c.history.clone()),
+                (c.real_server, c.outcome, c.history.to_string()),
             )
         })
         .collect()
@@ -1323,7 +1323,7 @@ fn packets_after_a_close_stay_with_their_connection() {
     for l in &c.legs {
         // Five packets of the exchange from the client, and the FIN again; at the director both
         // as they came and as they left wrapped.
-        let requests = [l.request.as_deref(), l.request_wrapped.as_deref()];
+        let requests = [l.request.as_ref(), l.request_wrapped.as_ref()];
         for r in requests.into_iter().flatten() {
             assert_eq!((r.packets, r.retransmissions), (6, 1), "{l:?}");
         }

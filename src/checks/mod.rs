@@ -30,16 +30,33 @@ pub use finding::{CheckResult, Finding, PacketRef, Status, MAX_EVIDENCE};
 
 use crate::flows::{Analysis, Connection, Leg};
 use crate::report::time::rfc3339_ns;
-use crate::topology::{FrameRef, Role};
+use crate::topology::{FrameRef, MacAddr, Role};
+use std::borrow::Cow;
 
 /// What the checks read.
 pub struct Context<'a> {
     pub analysis: &'a Analysis,
+    /// [`Context::director_macs`], gathered once: classifying a connection reads them, and
+    /// gathering them anew was an allocation per connection.
+    director_macs: Cow<'a, [MacAddr]>,
 }
 
 impl<'a> Context<'a> {
     pub fn new(analysis: &'a Analysis) -> Context<'a> {
-        Context { analysis }
+        let director_macs = Cow::Owned(analysis.topology.director_macs());
+        Context {
+            analysis,
+            director_macs,
+        }
+    }
+
+    /// A context for one more connection of a run whose director MACs
+    /// ([`crate::topology::Topology::director_macs`]) the caller keeps.
+    pub fn with_director_macs(analysis: &'a Analysis, director_macs: &'a [MacAddr]) -> Context<'a> {
+        Context {
+            analysis,
+            director_macs: Cow::Borrowed(director_macs),
+        }
     }
 
     /// The file a frame reference points into.
@@ -107,8 +124,8 @@ impl<'a> Context<'a> {
     }
 
     /// The MACs the director uses: from its tunnelled packets, or from a capture taken on it.
-    pub fn director_macs(&self) -> Vec<crate::topology::MacAddr> {
-        self.analysis.topology.director_macs()
+    pub fn director_macs(&self) -> &[MacAddr] {
+        &self.director_macs
     }
 
     /// The address a MAC belongs to, when the captures say (a real server's MAC, or ARP).

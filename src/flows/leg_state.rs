@@ -163,23 +163,18 @@ impl LegState {
             }
         }
         evidence.sort_by_key(|e| e.kind);
-        let mut forms: [Option<Box<DirStats>>; 4] = Default::default();
-        for f in self.forms.drain(..) {
-            forms[f.form.index()] = Some(Box::new(f.stats));
-        }
-        let [request, request_wrapped, reply, reply_other_source] = forms;
-        Leg {
+        let mut leg = Leg {
             vantage,
             role,
             key,
             isn: self.isn,
             first_ts_ns: self.first_ts,
             last_ts_ns: self.last_ts,
-            request,
-            request_wrapped,
-            reply,
-            reply_other_source,
-            history: self.history.as_str().to_string(),
+            request: None,
+            request_wrapped: None,
+            reply: None,
+            reply_other_source: None,
+            history: self.history.as_str().into(),
             tcp: (key.proto == Proto::TCP).then_some(self.flags),
             handshake_ns: self.syn_ts.zip(self.syn_ack_ts).map(|(a, b)| b - a),
             first_response_ns: self
@@ -190,7 +185,17 @@ impl LegState {
             // Decided when the legs are joined, knowing what this vantage point can see.
             outcome: None,
             evidence,
+        };
+        // Moved straight into their places: a form's stats are a couple of hundred bytes.
+        for f in self.forms.drain(..) {
+            match f.form {
+                Form::Request => leg.request = Some(f.stats),
+                Form::RequestWrapped => leg.request_wrapped = Some(f.stats),
+                Form::Reply => leg.reply = Some(f.stats),
+                Form::ReplyOtherSource => leg.reply_other_source = Some(Box::new(f.stats)),
+            }
         }
+        leg
     }
 }
 

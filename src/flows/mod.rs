@@ -159,6 +159,61 @@ pub struct Evidence {
     pub detail: String,
 }
 
+/// A history's letters ([`history::History`]) as the legs and connections carry them: inline up
+/// to a dozen and a half letters, which takes a hundred retransmissions or zero windows to pass,
+/// so that copying a history to a leg and to its connection allocates nothing. ASCII only.
+#[derive(Clone, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HistoryText(SmallVec<[u8; 16]>);
+
+impl HistoryText {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("history letters are ASCII")
+    }
+}
+
+impl From<&str> for HistoryText {
+    fn from(s: &str) -> HistoryText {
+        HistoryText(SmallVec::from_slice(s.as_bytes()))
+    }
+}
+
+impl std::ops::Deref for HistoryText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl fmt::Display for HistoryText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for HistoryText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl Serialize for HistoryText {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<str> for HistoryText {
+    fn eq(&self, other: &str) -> bool {
+        self.0.as_slice() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for HistoryText {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
 /// A packet's identity, to find it again in another capture; kept for a few packets per leg
 /// until the legs are joined (the clocks use their own sample, [`clock::ClockSampler`]).
 ///
@@ -230,13 +285,15 @@ pub struct Leg {
     /// By this vantage point's own clock.
     pub first_ts_ns: i64,
     pub last_ts_ns: i64,
-    // Boxed: a leg sees two of the four forms as a rule, and an absent one costs a pointer.
-    pub request: Option<Box<DirStats>>,
-    pub request_wrapped: Option<Box<DirStats>>,
-    pub reply: Option<Box<DirStats>>,
+    // Inline: a leg sees two of these three as a rule, and a heap block for each was most of
+    // the allocations the join made per connection (callgrind). Only the rare form is boxed,
+    // where an absent one costs a pointer.
+    pub request: Option<DirStats>,
+    pub request_wrapped: Option<DirStats>,
+    pub reply: Option<DirStats>,
     pub reply_other_source: Option<Box<DirStats>>,
     /// Zeek conn.log style: S h A D a d F f R r T t W w, upper case for the client.
-    pub history: String,
+    pub history: HistoryText,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tcp: Option<TcpFlags>,
     /// First SYN to first SYN-ACK, at this vantage point.
@@ -254,9 +311,9 @@ pub struct Leg {
 impl Leg {
     pub fn form(&self, f: Form) -> Option<&DirStats> {
         match f {
-            Form::Request => self.request.as_deref(),
-            Form::RequestWrapped => self.request_wrapped.as_deref(),
-            Form::Reply => self.reply.as_deref(),
+            Form::Request => self.request.as_ref(),
+            Form::RequestWrapped => self.request_wrapped.as_ref(),
+            Form::Reply => self.reply.as_ref(),
             Form::ReplyOtherSource => self.reply_other_source.as_deref(),
         }
     }
@@ -341,7 +398,7 @@ pub struct Connection {
     pub outcome: Outcome,
     /// The vantage point whose view decided the outcome and history.
     pub outcome_from: Option<VantageId>,
-    pub history: String,
+    pub history: HistoryText,
     pub handshake_ns: Option<i64>,
     pub first_response_ns: Option<i64>,
     /// Retransmissions seen at the vantage point that decided the outcome.
