@@ -219,16 +219,18 @@ fn form_stats(s: &mut LegState, form: Form, ts: i64, at: FrameRef, ttl: u8) -> &
     &mut s.forms[i]
 }
 
-/// One packet of this connection, in the given form.
-pub(crate) fn record(
-    s: &mut LegState,
-    form: Form,
-    v: &IpView,
-    f: &DecodedFrame,
-    at: FrameRef,
-    ctx: &FlowContext,
-    role: Role,
-) {
+/// One packet of a connection as a vantage point saw it: its form, its IP view, the frame and
+/// where that frame is.
+pub(crate) struct Seen<'a> {
+    pub form: Form,
+    pub v: &'a IpView<'a>,
+    pub f: &'a DecodedFrame,
+    pub at: FrameRef,
+}
+
+/// One packet of this connection, seen by a vantage point of `role`.
+pub(crate) fn record(s: &mut LegState, p: &Seen, ctx: &FlowContext, role: Role) {
+    let Seen { form, v, f, at } = *p;
     let ts = f.ts_ns;
     let (payload_len, _) = v.payload();
     let link = &f.packet.link;
@@ -282,7 +284,7 @@ pub(crate) fn record(
         s.fingerprints.push(Fingerprint::new(form, value));
     }
 
-    anomalies(s, form, v, f, at, ctx, role, retrans);
+    anomalies(s, p, ctx, role, retrans);
 
     // History and timings follow one copy of each packet.
     if form.is_request() && s.canonical.is_none() {
@@ -336,17 +338,8 @@ pub(crate) fn record(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn anomalies(
-    s: &mut LegState,
-    form: Form,
-    v: &IpView,
-    f: &DecodedFrame,
-    at: FrameRef,
-    ctx: &FlowContext,
-    role: Role,
-    retrans: bool,
-) {
+fn anomalies(s: &mut LegState, p: &Seen, ctx: &FlowContext, role: Role, retrans: bool) {
+    let Seen { form, v, f, at } = *p;
     let link = &f.packet.link;
     if retrans {
         let seq = v.tcp().map_or(0, |t| t.seq);

@@ -18,7 +18,7 @@
 //! A packet allocates nothing: the states of open connections are one block each, recycled
 //! ([`SPARE_STATES`]), with their lists inline ([`LegState`]).
 
-use super::leg_state::{record, LegState};
+use super::leg_state::{record, LegState, Seen};
 use super::packed::{pack, unpack_into, PackedLeg};
 use super::{ConnKey, EvidenceKind, Form};
 use crate::decode::packet::{DecodedFrame, IpPacket, Tcp, Transport};
@@ -415,7 +415,7 @@ impl<'c> LegTracker<'c> {
             state.isn = Some(isn);
         }
         state.last_ts = state.last_ts.max(f.ts_ns);
-        record(state, form, &v, f, at, ctx, role);
+        record(state, &Seen { form, v: &v, f, at }, ctx, role);
         let limit = idle_limit(key.proto, state, one_way, timeouts);
         let deadline = state.last_ts.saturating_add(limit);
         if !queued && key.proto == Proto::TCP && state.closed(one_way) {

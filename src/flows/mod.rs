@@ -22,6 +22,7 @@
 //! [`analyse_streaming`] hands each connection on and forgets it; [`analyse_source`] keeps them
 //! all, for the checks and the tables.
 
+mod by_interface;
 pub mod clock;
 pub mod feed;
 pub mod history;

@@ -6,6 +6,7 @@
 //! look-ahead cannot settle the topology the captures are read twice, and the analysis says so
 //! ([`analyse_streaming`]).
 
+use super::by_interface::ByInterface;
 use super::clock::{self, ClockOffset, ClockSampler};
 use super::feed::{Feeds, LookAhead};
 use super::join::Joiner;
@@ -878,12 +879,8 @@ fn pass1_split(
 /// What pass 1 keeps of one capture while reading it (and pass 2, when it must check what the
 /// look-ahead learnt).
 pub(super) struct Gather {
-    /// Facts and clock sample per interface, in the order first seen.
-    by_if: Vec<(u32, VantageFacts, ClockSampler)>,
-    /// Interface -> its place in `by_if`; the last one looked up is remembered, since a
-    /// capture's frames nearly all come from one interface.
-    index: BTreeMap<u32, usize>,
-    last: Option<(u32, usize)>,
+    /// Facts and clock sample per interface.
+    by_if: ByInterface<(VantageFacts, ClockSampler)>,
     order: stream::TimeOrder,
     /// Whether to sample packets for the clocks.
     clocks: bool,
@@ -892,9 +889,7 @@ pub(super) struct Gather {
 impl Gather {
     pub(super) fn new(clocks: bool) -> Gather {
         Gather {
-            by_if: Vec::new(),
-            index: BTreeMap::new(),
-            last: None,
+            by_if: ByInterface::default(),
             order: stream::TimeOrder::default(),
             clocks,
         }
@@ -902,27 +897,13 @@ impl Gather {
 
     pub(super) fn push(&mut self, f: &DecodedFrame, link_type: u32) {
         self.order.push(f.ts_ns);
-        let i = match self.last {
-            Some((interface, i)) if interface == f.interface => i,
-            _ => {
-                let next = self.by_if.len();
-                let i = *self.index.entry(f.interface).or_insert(next);
-                if i == next {
-                    let v = VantageId {
-                        capture: f.capture,
-                        interface: f.interface,
-                    };
-                    self.by_if.push((
-                        f.interface,
-                        VantageFacts::new(v, link_type),
-                        ClockSampler::default(),
-                    ));
-                }
-                self.last = Some((f.interface, i));
-                i
-            }
-        };
-        let (_, facts, sampler) = &mut self.by_if[i];
+        let (facts, sampler) = self.by_if.get_or_insert_with(f.interface, || {
+            let v = VantageId {
+                capture: f.capture,
+                interface: f.interface,
+            };
+            (VantageFacts::new(v, link_type), ClockSampler::default())
+        });
         facts.push(f);
         if self.clocks {
             sampler.push(f);
@@ -930,9 +911,8 @@ impl Gather {
     }
 
     /// The facts and samples in interface order.
-    fn by_interface(mut self) -> impl Iterator<Item = (VantageFacts, ClockSampler)> {
-        self.by_if.sort_unstable_by_key(|(i, _, _)| *i);
-        self.by_if.into_iter().map(|(_, f, s)| (f, s))
+    fn by_interface(self) -> impl Iterator<Item = (VantageFacts, ClockSampler)> {
+        self.by_if.into_sorted().map(|(_, v)| v)
     }
 
     fn done(self, read: Result<ReadReport, String>) -> Pass1 {

@@ -18,6 +18,7 @@
 //! first, its legs are held until it has been read to the end, and its `joined_at_end` says so
 //! (frames out of order are also a warning).
 
+use super::by_interface::ByInterface;
 use super::clock::{ClockOffset, OffsetMethod};
 use super::join::{Joiner, TIME_SLACK_NS};
 use super::legs::{FlowContext, LegEvent, LegTracker, Timeouts};
@@ -27,7 +28,7 @@ use super::Connection;
 use crate::capture::frame::CaptureId;
 use crate::topology::facts::VantageFacts;
 use crate::topology::{Topology, VantageId};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 /// Frames read before a capture sends what its trackers handed on.
@@ -317,11 +318,8 @@ fn produce(
     tx: SyncSender<Batch>,
 ) {
     let mut gathered = gather.then(|| Gather::new(false));
-    // One tracker per interface, with the most in flight at once, in the order first seen;
-    // the interface last seen is remembered, since a capture's frames nearly all come from one.
-    let mut trackers: Vec<(u32, LegTracker, usize)> = Vec::new();
-    let mut index: BTreeMap<u32, usize> = BTreeMap::new();
-    let mut last: Option<(u32, usize)> = None;
+    // One tracker per interface, with the most it had in flight at once.
+    let mut trackers: ByInterface<(LegTracker, usize)> = ByInterface::default();
     // (wake-up time, interface) of every tracker with something in flight: which ones a
     // frame's time makes due.
     let mut swept: BTreeSet<(i64, u32)> = BTreeSet::new();
@@ -340,27 +338,19 @@ fn produce(
         if let Some(g) = gathered.as_mut() {
             g.push(f, link_type);
         }
-        let at = match last {
-            Some((interface, at)) if interface == f.interface => at,
-            _ => {
-                let next = trackers.len();
-                let at = *index.entry(f.interface).or_insert(next);
-                if at == next {
-                    let v = VantageId {
-                        capture: f.capture,
-                        interface: f.interface,
-                    };
-                    let raw_ip = topology
-                        .vantage(v)
-                        .is_some_and(|x| super::join::is_raw_ip(x.link_type));
-                    let t = LegTracker::new(v, topology.role_of(v), raw_ip, ctx, timeouts);
-                    trackers.push((f.interface, t, 0));
-                }
-                last = Some((f.interface, at));
-                at
-            }
-        };
-        let (_, t, max) = &mut trackers[at];
+        let (t, max) = trackers.get_or_insert_with(f.interface, || {
+            let v = VantageId {
+                capture: f.capture,
+                interface: f.interface,
+            };
+            let raw_ip = topology
+                .vantage(v)
+                .is_some_and(|x| super::join::is_raw_ip(x.link_type));
+            (
+                LegTracker::new(v, topology.role_of(v), raw_ip, ctx, timeouts),
+                0,
+            )
+        });
         let before = t.wake_at();
         t.push(f);
         *max = (*max).max(t.in_flight());
@@ -390,10 +380,9 @@ fn produce(
             touched.push(f.interface);
             touched.sort_unstable();
             for &i in &touched {
-                let Some(&at) = index.get(&i) else {
+                let Some((t, _)) = trackers.get_mut(i) else {
                     continue;
                 };
-                let (_, t, _) = &mut trackers[at];
                 if i != f.interface {
                     let before = t.wake_at();
                     t.advance(now);
@@ -421,8 +410,7 @@ fn produce(
         }
     });
     let mut stats = Vec::new();
-    trackers.sort_unstable_by_key(|(i, _, _)| *i);
-    for (i, mut t, max) in trackers {
+    for (i, (mut t, max)) in trackers.into_sorted() {
         t.finish(&mut batch.events);
         t.drain_events(&mut batch.events);
         stats.push(VantageStats {
