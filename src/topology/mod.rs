@@ -108,9 +108,6 @@ impl Proto {
     pub const TCP: Proto = Proto(6);
     pub const UDP: Proto = Proto(17);
     pub const ICMPV6: Proto = Proto(58);
-    pub fn is_icmp(self) -> bool {
-        self == Proto::ICMP || self == Proto::ICMPV6
-    }
     /// Parses `tcp`, `udp`, `sctp`, `icmp` or a number.
     pub fn parse(s: &str) -> Option<Proto> {
         match s.to_ascii_lowercase().as_str() {
@@ -324,9 +321,6 @@ impl Topology {
         let mut found = self.real_servers.iter().filter(|h| h.macs.contains(&mac));
         let first = found.next()?;
         found.next().is_none().then_some(first.addr)
-    }
-    pub fn is_director_mac(&self, mac: MacAddr) -> bool {
-        self.directors.iter().any(|h| h.macs.contains(&mac))
     }
     /// Every MAC the director used: from its tunnelled packets, or from a capture taken on it.
     pub fn director_macs(&self) -> Vec<MacAddr> {
