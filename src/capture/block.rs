@@ -102,6 +102,17 @@ impl FrameBlock {
         self.records.push(record);
     }
 
+    /// Gives back the memory the frames do not use: the buffer's gaps (record headers, bytes
+    /// read past the block) and the spare room of both vectors. For a block kept a while (the
+    /// look-ahead), whose memory is then what it is counted as: a block of small frames
+    /// otherwise holds a reader's whole buffer and a record vector grown by doubling.
+    pub fn shrink_to_frames(&mut self) {
+        let end = self.close_gaps();
+        self.buf.truncate(end);
+        self.buf.shrink_to_fit();
+        self.records.shrink_to_fit();
+    }
+
     /// Moves the frames' bytes together at the front of the buffer, giving up what lay between
     /// them (record headers, other blocks of the file); returns where they end. A copy, but
     /// only when a block's frames and what is around them outgrow its buffer, which a block

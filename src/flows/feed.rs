@@ -249,7 +249,10 @@ impl Feeds {
         while state.end.is_none() && state.kept_bytes < self.budget {
             let message = state.reader.as_ref().map(Reader::next);
             match message {
-                Some(Message::Chunk(c)) => {
+                Some(Message::Chunk(mut c)) => {
+                    // Kept until the full read replays it, never read into again: its
+                    // memory is made what the budget counts.
+                    c.shrink_to_frames();
                     state.kept_bytes += chunk_size(&c);
                     state.kept.push(c);
                 }
