@@ -7,14 +7,17 @@ use super::gue::GueEvidence;
 use super::view::{is_unicast, IpView};
 use super::{FrameRef, MacAddr, Proto, VantageId};
 use crate::decode::ip::{PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP};
-use crate::decode::packet::{DecodedFrame, IpPacket, Net, Tcp, Transport};
+use crate::decode::packet::{DecodedFrame, IpPacket, Link, Mac, Net, Tcp, Transport};
+use flow_table::PackedFlow;
 use serde::Serialize;
 use smallvec::SmallVec;
-use std::hash::{Hash, Hasher};
 // FxHash: these tables are looked up for every packet, where SipHash was a quarter of
 // all instructions of `verify` (callgrind).
 use rustc_hash::FxHashMap as HashMap;
 use std::net::IpAddr;
+
+mod flow_table;
+pub use flow_table::FlowTable;
 
 /// Cut frames kept as examples per vantage point: enough to find them in Wireshark.
 pub const MAX_CUT_EXAMPLES: usize = 5;
@@ -136,110 +139,23 @@ pub struct FlowFact {
 }
 
 impl FlowFact {
-    /// The fact as words, equal exactly when the facts are: compared and hashed in a few
-    /// instructions where the fields' own comparison (enums in options) took a few hundred
-    /// per frame.
-    fn packed(&self) -> PackedFlow {
-        let ip = |a: IpAddr| match a {
-            IpAddr::V4(a) => (u64::from(u32::from(a)), 0, 0),
-            IpAddr::V6(a) => {
-                let b = u128::from(a);
-                (b as u64, (b >> 64) as u64, 1)
-            }
-        };
-        let mac = |m: Option<MacAddr>| m.map_or(0, |m| m.as_u64() | 1 << 48);
-        let (s0, s1, s6) = ip(self.src);
-        let (d0, d1, d6) = ip(self.dst);
-        let (t0, t1, t2, t3, tunnel) = match self.tunnel {
-            Some(t) => {
-                let (a0, a1, a6) = ip(t.outer_src);
-                let (b0, b1, b6) = ip(t.outer_dst);
-                let bits = 1 | a6 << 1 | b6 << 2 | u64::from(t.outer_proto) << 8;
-                (a0, a1, b0, b1, bits)
-            }
-            None => (0, 0, 0, 0, 0),
-        };
-        let sll = self.sll_packet_type.map_or(0, |t| u64::from(t) | 1 << 16);
-        let misc = u64::from(self.server_port)
-            | u64::from(self.proto.0) << 16
-            | u64::from(self.to_server) << 24
-            | s6 << 25
-            | d6 << 26
-            | sll << 32;
-        PackedFlow([
-            s0,
-            s1,
-            d0,
-            d1,
-            mac(self.src_mac),
-            mac(self.dst_mac),
-            misc,
-            tunnel,
-            t0,
-            t1,
-            t2,
-            t3,
-        ])
-    }
-}
-
-/// [`FlowFact::packed`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct PackedFlow([u64; 12]);
-
-impl Hash for PackedFlow {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        for w in self.0 {
-            h.write_u64(w);
+    /// The group of a frame's packet ([`IpView`] of it, and which side is the server's).
+    fn of(link: &Link, v: &IpView, server_port: u16, to_server: bool) -> FlowFact {
+        FlowFact {
+            tunnel: v.outer.map(|o| TunnelFact {
+                outer_src: o.ip.src,
+                outer_dst: o.ip.dst,
+                outer_proto: o.ip.protocol,
+            }),
+            src_mac: link.src_mac.map(MacAddr),
+            dst_mac: link.dst_mac.map(MacAddr),
+            sll_packet_type: link.sll_packet_type,
+            src: v.ip.src,
+            dst: v.ip.dst,
+            proto: Proto(v.ip.protocol),
+            server_port,
+            to_server,
         }
-    }
-}
-
-/// The groups of packets of one vantage point, in the order first seen: a table looked up for
-/// every frame.
-#[derive(Debug, Clone, Default)]
-pub struct FlowTable {
-    index: HashMap<PackedFlow, u32>,
-    keys: Vec<FlowFact>,
-    counts: Vec<FlowCount>,
-}
-
-impl FlowTable {
-    /// Counts one packet of `key`; `first` is kept when the group is new.
-    fn add(&mut self, key: FlowFact, syn: bool, first: FrameRef) {
-        let next = self.keys.len() as u32;
-        let i = *self.index.entry(key.packed()).or_insert(next);
-        if i == next {
-            self.keys.push(key);
-            self.counts.push(FlowCount {
-                packets: 0,
-                syns: 0,
-                first,
-            });
-        }
-        let c = &mut self.counts[i as usize];
-        c.packets += 1;
-        c.syns += u64::from(syn);
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&FlowFact, &FlowCount)> {
-        self.keys.iter().zip(&self.counts)
-    }
-
-    pub fn keys(&self) -> impl Iterator<Item = &FlowFact> {
-        self.keys.iter()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
-    }
-}
-
-impl<'a> IntoIterator for &'a FlowTable {
-    type Item = (&'a FlowFact, &'a FlowCount);
-    type IntoIter = std::iter::Zip<std::slice::Iter<'a, FlowFact>, std::slice::Iter<'a, FlowCount>>;
-    fn into_iter(self) -> Self::IntoIter {
-        self.keys.iter().zip(&self.counts)
     }
 }
 
@@ -265,6 +181,15 @@ pub struct ArpCount {
     pub first: FrameRef,
 }
 
+/// A frame's source and destination MACs, when it has both and goes to one host: the frames
+/// [`VantageFacts::mac_frames`] counts.
+fn unicast_macs(link: &Link) -> Option<(Mac, Mac)> {
+    match (link.src_mac, link.dst_mac) {
+        (Some(s), Some(d)) if is_unicast(&d) => Some((s, d)),
+        _ => None,
+    }
+}
+
 /// What one vantage point saw, summed up.
 #[derive(Debug, Clone)]
 pub struct VantageFacts {
@@ -274,8 +199,9 @@ pub struct VantageFacts {
     pub first_ts_ns: Option<i64>,
     pub last_ts_ns: Option<i64>,
     pub unicast_frames: u64,
-    /// For each MAC, the unicast frames it was source or destination of.
-    pub mac_frames: HashMap<MacAddr, u64>,
+    /// [`VantageFacts::mac_frames`] of the frames that belong to no group of `flows` (ARP,
+    /// other protocols, fragments): those of a group are counted with it.
+    macs_aside: HashMap<MacAddr, u64>,
     pub flows: FlowTable,
     pub arp: HashMap<ArpFact, ArpCount>,
     pub counts: PacketCounts,
@@ -292,7 +218,7 @@ impl VantageFacts {
             first_ts_ns: None,
             last_ts_ns: None,
             unicast_frames: 0,
-            mac_frames: HashMap::default(),
+            macs_aside: HashMap::default(),
             flows: FlowTable::default(),
             arp: HashMap::default(),
             counts: PacketCounts::default(),
@@ -307,16 +233,9 @@ impl VantageFacts {
         self.counts.push(f);
         self.gue.push(f);
         let link = &f.packet.link;
-        if let (Some(s), Some(d)) = (link.src_mac, link.dst_mac) {
-            if is_unicast(&d) {
-                self.unicast_frames += 1;
-                *self.mac_frames.entry(MacAddr(s)).or_default() += 1;
-                if d != s {
-                    *self.mac_frames.entry(MacAddr(d)).or_default() += 1;
-                }
-            }
-        }
+        self.unicast_frames += u64::from(unicast_macs(link).is_some());
         if let Net::Arp(a) = &f.packet.net {
+            self.count_macs_aside(link);
             let key = ArpFact {
                 operation: a.operation,
                 sender_ip: IpAddr::V4(a.sender_ip),
@@ -333,11 +252,13 @@ impl VantageFacts {
             return;
         }
         let Some(v) = IpView::of(&f.packet) else {
+            self.count_macs_aside(link);
             return;
         };
         // A piece of a datagram is no packet of its own: the frame that completes the
         // datagram carries it, and a datagram never completed keeps its first fragment.
         if matches!(v.transport, Transport::Fragment) {
+            self.count_macs_aside(link);
             return;
         }
         let (server_port, to_server) = if v.outer.is_some() {
@@ -345,23 +266,41 @@ impl VantageFacts {
         } else {
             v.server_side()
         };
-        let key = FlowFact {
-            tunnel: v.outer.map(|o| TunnelFact {
-                outer_src: o.ip.src,
-                outer_dst: o.ip.dst,
-                outer_proto: o.ip.protocol,
-            }),
-            src_mac: link.src_mac.map(MacAddr),
-            dst_mac: link.dst_mac.map(MacAddr),
-            sll_packet_type: link.sll_packet_type,
-            src: v.ip.src,
-            dst: v.ip.dst,
-            proto: Proto(v.ip.protocol),
-            server_port,
-            to_server,
-        };
         let syn = v.tcp().is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
-        self.flows.add(key, syn, FrameRef::of(f));
+        self.flows.add(
+            PackedFlow::of(link, &v, server_port, to_server),
+            syn,
+            || FlowFact::of(link, &v, server_port, to_server),
+            || FrameRef::of(f),
+        );
+    }
+
+    /// Counts a frame that joins no group in [`VantageFacts::macs_aside`].
+    fn count_macs_aside(&mut self, link: &Link) {
+        if let Some((s, d)) = unicast_macs(link) {
+            *self.macs_aside.entry(MacAddr(s)).or_default() += 1;
+            if d != s {
+                *self.macs_aside.entry(MacAddr(d)).or_default() += 1;
+            }
+        }
+    }
+
+    /// For each MAC, the unicast frames it was source or destination of: the frames of the
+    /// groups with its MAC, and those counted aside.
+    pub fn mac_frames(&self) -> HashMap<MacAddr, u64> {
+        let mut frames = self.macs_aside.clone();
+        for (k, c) in &self.flows {
+            let (Some(s), Some(d)) = (k.src_mac, k.dst_mac) else {
+                continue;
+            };
+            if is_unicast(&d.0) {
+                *frames.entry(s).or_default() += c.packets;
+                if d != s {
+                    *frames.entry(d).or_default() += c.packets;
+                }
+            }
+        }
+        frames
     }
 
     /// The capturing host's MAC: one MAC in at least 80% of the unicast frames. A mirror port or
@@ -379,10 +318,9 @@ impl VantageFacts {
 
     /// MACs in at least 80% of the unicast frames, with their frame counts.
     pub fn local_mac_candidates(&self) -> Vec<(MacAddr, u64)> {
-        self.mac_frames
-            .iter()
-            .filter(|(_, n)| self.unicast_frames > 0 && **n * 5 >= self.unicast_frames * 4)
-            .map(|(m, n)| (*m, *n))
+        self.mac_frames()
+            .into_iter()
+            .filter(|(_, n)| self.unicast_frames > 0 && *n * 5 >= self.unicast_frames * 4)
             .collect()
     }
 

@@ -1,0 +1,160 @@
+//! The groups of packets of one vantage point ([`FlowFact`]s), looked up for every IP frame.
+//!
+//! A frame is keyed by its group's fields packed into words straight from the decoded frame
+//! ([`PackedFlow::of`]); the group's [`FlowFact`] is built only when the group is new. A few
+//! recent groups sit in front of the hash table: the frames of the connections in flight go to
+//! a handful of groups (client ports are folded away), and comparing twelve words costs a
+//! fraction of hashing them.
+
+use super::{FlowCount, FlowFact};
+use crate::decode::packet::{Link, Mac};
+use crate::topology::view::IpView;
+use crate::topology::{FrameRef, MacAddr};
+use rustc_hash::FxHashMap as HashMap;
+use std::hash::{Hash, Hasher};
+use std::net::IpAddr;
+
+/// Slots of [`FlowTable::recent`] (a power of two).
+const RECENT_GROUPS: usize = 64;
+
+/// A group's fields as words, equal exactly when the [`FlowFact`]s are: compared and hashed in
+/// a few instructions where the fields' own comparison (enums in options) took a few hundred
+/// per frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PackedFlow([u64; 12]);
+
+impl Hash for PackedFlow {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        for w in self.0 {
+            h.write_u64(w);
+        }
+    }
+}
+
+/// An address as two words and whether it is IPv6.
+fn ip_words(a: IpAddr) -> (u64, u64, u64) {
+    match a {
+        IpAddr::V4(a) => (u64::from(u32::from(a)), 0, 0),
+        IpAddr::V6(a) => {
+            let b = u128::from(a);
+            (b as u64, (b >> 64) as u64, 1)
+        }
+    }
+}
+
+impl PackedFlow {
+    /// The key of the group a frame's packet belongs to (the fields of [`FlowFact::of`]).
+    pub(super) fn of(link: &Link, v: &IpView, server_port: u16, to_server: bool) -> PackedFlow {
+        let mac = |m: Option<Mac>| m.map_or(0, |m| MacAddr(m).as_u64() | 1 << 48);
+        let (s0, s1, s6) = ip_words(v.ip.src);
+        let (d0, d1, d6) = ip_words(v.ip.dst);
+        let (t0, t1, t2, t3, tunnel) = match v.outer {
+            Some(o) => {
+                let (a0, a1, a6) = ip_words(o.ip.src);
+                let (b0, b1, b6) = ip_words(o.ip.dst);
+                let bits = 1 | a6 << 1 | b6 << 2 | u64::from(o.ip.protocol) << 8;
+                (a0, a1, b0, b1, bits)
+            }
+            None => (0, 0, 0, 0, 0),
+        };
+        let sll = link.sll_packet_type.map_or(0, |t| u64::from(t) | 1 << 16);
+        let misc = u64::from(server_port)
+            | u64::from(v.ip.protocol) << 16
+            | u64::from(to_server) << 24
+            | s6 << 25
+            | d6 << 26
+            | sll << 32;
+        PackedFlow([
+            s0,
+            s1,
+            d0,
+            d1,
+            mac(link.src_mac),
+            mac(link.dst_mac),
+            misc,
+            tunnel,
+            t0,
+            t1,
+            t2,
+            t3,
+        ])
+    }
+
+    /// No frame's key: the misc word of a real one leaves its top 15 bits clear.
+    const NONE: PackedFlow = PackedFlow([u64::MAX; 12]);
+
+    /// The slot of [`FlowTable::recent`]: the words that tell groups apart, multiplied so that
+    /// the top bits depend on all of them.
+    fn recent_slot(&self) -> usize {
+        let w = &self.0;
+        let x = w[0] ^ w[2].rotate_left(32) ^ w[6].rotate_left(13) ^ w[8] ^ w[10].rotate_left(32);
+        (x.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - RECENT_GROUPS.trailing_zeros())) as usize
+    }
+}
+
+/// The groups of packets of one vantage point, in the order first seen.
+#[derive(Debug, Clone, Default)]
+pub struct FlowTable {
+    index: HashMap<PackedFlow, u32>,
+    keys: Vec<FlowFact>,
+    counts: Vec<FlowCount>,
+    /// Recently seen keys and their groups, by [`PackedFlow::recent_slot`] (allocated with the
+    /// first group).
+    recent: Vec<(PackedFlow, u32)>,
+}
+
+impl FlowTable {
+    /// Counts one packet of the group `key`; `fact` and `first` describe the group when it is
+    /// new.
+    pub(super) fn add(
+        &mut self,
+        key: PackedFlow,
+        syn: bool,
+        fact: impl FnOnce() -> FlowFact,
+        first: impl FnOnce() -> FrameRef,
+    ) {
+        if self.recent.is_empty() {
+            self.recent = vec![(PackedFlow::NONE, 0); RECENT_GROUPS];
+        }
+        let slot = &mut self.recent[key.recent_slot()];
+        let i = if slot.0 == key {
+            slot.1
+        } else {
+            let next = self.keys.len() as u32;
+            let i = *self.index.entry(key).or_insert(next);
+            if i == next {
+                self.keys.push(fact());
+                self.counts.push(FlowCount {
+                    packets: 0,
+                    syns: 0,
+                    first: first(),
+                });
+            }
+            *slot = (key, i);
+            i
+        };
+        let c = &mut self.counts[i as usize];
+        c.packets += 1;
+        c.syns += u64::from(syn);
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&FlowFact, &FlowCount)> {
+        self.keys.iter().zip(&self.counts)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &FlowFact> {
+        self.keys.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a FlowTable {
+    type Item = (&'a FlowFact, &'a FlowCount);
+    type IntoIter = std::iter::Zip<std::slice::Iter<'a, FlowFact>, std::slice::Iter<'a, FlowCount>>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.keys.iter().zip(&self.counts)
+    }
+}
