@@ -98,6 +98,7 @@ each connection lasting a few milliseconds; \`--rules\` is the generator's \`ipv
 | --- | --- |
 | gb-5 | the 1 GB five-capture set of issue 12: client, director, 3 real servers, 140 000 connections; beside lvscheck the reference walk (\`bench/walk.rs\`: \`read()\` into 256 KiB, etherparse lax slicers for Ethernet/IP/TCP and the IP-in-IP inner packet, one FxHash flow table, one thread), capinfos and \`tshark -q -z conv,tcp\` (each file) |
 | long-5k | 5 000 connections with 120-130 response segments of 200 bytes (~200 packets each at the client) |
+| long-5k-x2 | the same 5 000 connections (same seed) with 250-260 response segments: twice the packets, nothing else changed |
 | rate-2k, rate-20k, rate-200k | the same 100 000 connections arriving at 2 000, 20 000 and 200 000 a second (4 real servers) |
 | rs-3, rs-50 | 100 000 connections over 3 or 50 real servers, each captured |
 | clients-1, clients-500 | 100 000 connections from 500 client addresses on one load generator (one capture) or on 500 hosts (500 captures) |
@@ -124,6 +125,7 @@ fmbs=$(field gb-5 flows 9)
 v10=$(field conns-10k verify 10); v100=$(field conns-100k verify 10); v1m=$(field conns-1m verify 10)
 f10=$(field conns-10k flows 10); f1m=$(field conns-1m flows 10)
 vlong=$(field long-5k verify 10); flong=$(field long-5k flows 10)
+vlong2=$(field long-5k-x2 verify 10); flong2=$(field long-5k-x2 flows 10)
 r2=$(field rate-2k verify 10); r200=$(field rate-200k verify 10)
 fr2=$(field rate-2k flows 10); fr200=$(field rate-200k flows 10)
 i1g=$(field inspect-1g inspect 10)
@@ -145,6 +147,7 @@ cat <<TARGETS
 | peak RSS flat in connections: \`verify\` on conns-1m <= 2x conns-10k (same rate) | ${v1m} MB vs ${v10} MB ($(ratio "$v1m" "$v10")x; conns-100k ${v100} MB) | $(verdict "$v1m <= 2 * $v10") |
 | ... and \`flows --json\` | ${f1m} MB vs ${f10} MB ($(ratio "$f1m" "$f10")x) | $(verdict "$f1m <= 2 * $f10") |
 | peak RSS flat in packets: long-5k (~20x the packets per connection) no more than conns-10k | verify ${vlong} MB vs ${v10} MB; flows ${flong} MB vs ${f10} MB | $(verdict "$vlong <= $v10 && $flong <= $f10") |
+| ... and twice the packets of the same 5 000 connections (long-5k-x2) within 5 % of long-5k | verify ${vlong2} MB vs ${vlong} MB; flows ${flong2} MB vs ${flong} MB | $(verdict "$vlong2 <= 1.05 * $vlong && $flong2 <= 1.05 * $flong") |
 | <= 1 KB per connection in flight or recently closed: (rate-200k - rate-2k) RSS over the ${held} more connections held | verify $(ratio "($r200 - $r2) * 1048576" "$held" 0) bytes, flows $(ratio "($fr200 - $fr2) * 1048576" "$held" 0) bytes | $(verdict "($r200 - $r2) * 1048576 / $held <= 1024 && ($fr200 - $fr2) * 1048576 / $held <= 1024") |
 | \`inspect\` streams: max RSS on a 1 GB capture under 16 MB | ${i1g} MB | $(verdict "$i1g <= 16") |
 TARGETS

@@ -12,6 +12,7 @@
 #               tshark -z conv,tcp
 #   long-5k     5 000 connections with ~125 response segments each (~200 packets per connection
 #               at the client): memory must not grow with packets
+#   long-5k-x2  the same connections with twice the response segments
 #   rate-2k/20k/200k   100 000 connections arriving at 2 000, 20 000, 200 000 a second
 #   rs-3/rs-50, clients-1/clients-500 (500 client captures), conns-10k/100k/1m: scaling
 #   inspect-1g  one ~1 GB client capture (360 000 connections), through `inspect` only
@@ -200,6 +201,13 @@ generate long-5k --connections 5000 --servers 4 --seed 2 --response-segments 120
 measure long-5k 5000 "$BIN" verify --json --rules "$DATA/long-5k/rules.txt" $(files long-5k)
 measure long-5k 5000 "$BIN" flows --json $(files long-5k)
 rm -rf "${DATA:?}/long-5k"
+# The same 5 000 connections (same seed) with twice the packets: what memory does with packets
+# alone, nothing else changed.
+generate long-5k-x2 --connections 5000 --servers 4 --seed 2 --response-segments 250-260 \
+    --segment-size 200
+measure long-5k-x2 5000 "$BIN" verify --json --rules "$DATA/long-5k-x2/rules.txt" $(files long-5k-x2)
+measure long-5k-x2 5000 "$BIN" flows --json $(files long-5k-x2)
+rm -rf "${DATA:?}/long-5k-x2"
 
 # verify_and_flows DATASET CONNECTIONS SYNTH-ARGS...: generates, measures verify and flows,
 # deletes.
