@@ -233,4 +233,58 @@ mod tests {
         h.tcp(false, &seg(Tcp::RST, 1, 0), false);
         assert_eq!(h.as_str(), "awr");
     }
+
+    #[test]
+    fn letters_follow_the_flags_in_their_order_whatever_the_mix() {
+        // Every mix of SYN, ACK, FIN, RST, with and without payload, from either side, after
+        // each other mix: the letters as a test per letter writes them.
+        let flags = [Tcp::SYN, Tcp::ACK, Tcp::FIN, Tcp::RST];
+        let mixes: Vec<(u8, u32)> = (0..32u8)
+            .map(|m| {
+                let f = (0..4)
+                    .filter(|i| m & (1 << i) != 0)
+                    .fold(0, |f, i| f | flags[i]);
+                (f, u32::from(m >> 4))
+            })
+            .collect();
+        for first in &mixes {
+            for second in &mixes {
+                for from_client in [true, false] {
+                    let mut h = History::default();
+                    let mut want = Vec::new();
+                    for (f, len) in [first, second] {
+                        let t = seg(*f, 1, *len);
+                        h.tcp(from_client, &t, false);
+                        let has = |b: u8| f & b != 0;
+                        let mut letters = Vec::new();
+                        if has(Tcp::SYN) {
+                            letters.push(if has(Tcp::ACK) { b'H' } else { b'S' });
+                        }
+                        if has(Tcp::RST) {
+                            letters.push(b'R');
+                        }
+                        if has(Tcp::FIN) {
+                            letters.push(b'F');
+                        }
+                        if *len > 0 {
+                            letters.push(b'D');
+                        } else if has(Tcp::ACK) && !has(Tcp::SYN | Tcp::FIN | Tcp::RST) {
+                            letters.push(b'A');
+                        }
+                        for l in letters {
+                            let l = if from_client {
+                                l
+                            } else {
+                                l.to_ascii_lowercase()
+                            };
+                            if !want.contains(&l) {
+                                want.push(l);
+                            }
+                        }
+                    }
+                    assert_eq!(h.as_str().as_bytes(), &want[..], "{first:?} {second:?}");
+                }
+            }
+        }
+    }
 }

@@ -16,11 +16,10 @@ use smallvec::SmallVec;
 use std::net::SocketAddr;
 
 use super::legs::{join_fingerprint, FlowContext};
+pub(crate) use kept_fingerprints::KeptFingerprints;
 
-/// How many packets of each form keep a fingerprint, to join the legs of one connection.
-const FINGERPRINTS_PER_FORM: usize = 8;
-/// Fingerprints kept inline: two forms' worth, what nearly every leg has.
-const INLINE_FINGERPRINTS: usize = 2 * FINGERPRINTS_PER_FORM;
+mod kept_fingerprints;
+
 pub(crate) const MAX_MACS: usize = 4;
 
 /// Packets of one form at one vantage point, and the sequence space its TCP segments covered.
@@ -74,7 +73,7 @@ pub(crate) struct LegState {
     pub reply_data_ts: Option<i64>,
     pub icmp_unreachable: bool,
     pub evidence: Vec<Evidence>,
-    pub fingerprints: SmallVec<[Fingerprint; INLINE_FINGERPRINTS]>,
+    pub fingerprints: KeptFingerprints,
 }
 
 impl LegState {
@@ -93,8 +92,40 @@ impl LegState {
             reply_data_ts: None,
             icmp_unreachable: false,
             evidence: Vec::new(),
-            fingerprints: SmallVec::new(),
+            fingerprints: KeptFingerprints::default(),
         }
+    }
+
+    /// Makes a used block as [`LegState::new`] would, field by field: assigning a whole new
+    /// state built a copy of it on the stack first (callgrind: a `memcpy` a connection).
+    /// Destructured, so that a field added later cannot be left out.
+    pub(crate) fn reset(&mut self, ts: i64) {
+        let LegState {
+            isn,
+            first_ts,
+            last_ts,
+            forms,
+            canonical,
+            history,
+            flags,
+            syn_ts,
+            syn_ack_ts,
+            request_data_ts,
+            reply_data_ts,
+            icmp_unreachable,
+            evidence,
+            fingerprints,
+        } = self;
+        *isn = None;
+        (*first_ts, *last_ts) = (ts, ts);
+        forms.clear();
+        *canonical = None;
+        *history = History::default();
+        *flags = TcpFlags::default();
+        (*syn_ts, *syn_ack_ts, *request_data_ts, *reply_data_ts) = (None, None, None, None);
+        *icmp_unreachable = false;
+        evidence.clear();
+        fingerprints.clear();
     }
 
     pub(crate) fn form(&self, form: Form) -> Option<&FormStats> {
@@ -201,7 +232,9 @@ impl LegState {
 
 fn add_mac(v: &mut MacList, m: Option<[u8; 6]>) {
     if let Some(m) = m.map(MacAddr) {
-        if !v.contains(&m) && v.len() < MAX_MACS {
+        let macs = &v[..];
+        // Nearly every packet of a form has the MACs of its first: one comparison.
+        if macs.first() != Some(&m) && !macs.contains(&m) && macs.len() < MAX_MACS {
             v.push(m);
         }
     }
@@ -232,10 +265,12 @@ pub(crate) struct Seen<'a> {
 pub(crate) fn record(s: &mut LegState, p: &Seen, ctx: &FlowContext, role: Role) {
     let Seen { form, v, f, at } = *p;
     let ts = f.ts_ns;
+    // Each of these is a match on the transport: made once.
+    let tcp = v.tcp();
     let (payload_len, _) = v.payload();
     let link = &f.packet.link;
     let fs = form_stats(s, form, ts, at, v.ip.ttl);
-    let retrans = v.tcp().is_some_and(|t| fs.seq.retransmission(t));
+    let retrans = tcp.is_some_and(|t| fs.seq.retransmission(t));
     let st = &mut fs.stats;
     st.first_ts_ns = st.first_ts_ns.min(ts);
     st.last_ts_ns = st.last_ts_ns.max(ts);
@@ -266,25 +301,10 @@ pub(crate) fn record(s: &mut LegState, p: &Seen, ctx: &FlowContext, role: Role) 
         }
     }
 
-    // Fingerprints of the first few distinct packets of each form; a value seen twice here is
-    // ambiguous and dropped.
-    let value = join_fingerprint(v);
-    let mut of_form = 0;
-    let mut same = None;
-    for (i, p) in s.fingerprints.iter().enumerate() {
-        if p.same(form, value) {
-            same = Some(i);
-            break;
-        }
-        of_form += usize::from(p.form() == form);
-    }
-    if let Some(i) = same {
-        s.fingerprints.remove(i);
-    } else if of_form < FINGERPRINTS_PER_FORM {
-        s.fingerprints.push(Fingerprint::new(form, value));
-    }
+    s.fingerprints
+        .record(Fingerprint::new(form, join_fingerprint(v)));
 
-    anomalies(s, p, ctx, role, retrans);
+    anomalies(s, p, tcp, ctx, role, retrans);
 
     // History and timings follow one copy of each packet.
     if form.is_request() && s.canonical.is_none() {
@@ -295,7 +315,7 @@ pub(crate) fn record(s: &mut LegState, p: &Seen, ctx: &FlowContext, role: Role) 
         return;
     }
     let from_client = form.is_request();
-    match v.tcp() {
+    match tcp {
         Some(t) => {
             s.history.tcp(from_client, t, retrans);
             let syn = t.has(Tcp::SYN);
@@ -338,16 +358,23 @@ pub(crate) fn record(s: &mut LegState, p: &Seen, ctx: &FlowContext, role: Role) 
     }
 }
 
-fn anomalies(s: &mut LegState, p: &Seen, ctx: &FlowContext, role: Role, retrans: bool) {
+fn anomalies(
+    s: &mut LegState,
+    p: &Seen,
+    tcp: Option<&Tcp>,
+    ctx: &FlowContext,
+    role: Role,
+    retrans: bool,
+) {
     let Seen { form, v, f, at } = *p;
     let link = &f.packet.link;
     if retrans {
-        let seq = v.tcp().map_or(0, |t| t.seq);
+        let seq = tcp.map_or(0, |t| t.seq);
         s.note(EvidenceKind::Retransmission, at, || {
             format!("{form:?} segment repeats sequence space (seq {seq})")
         });
     }
-    if v.tcp().is_some_and(|t| t.has(Tcp::RST)) {
+    if tcp.is_some_and(|t| t.has(Tcp::RST)) {
         let src = v.ip.src;
         let kind = if form.is_request() {
             EvidenceKind::ResetFromClient

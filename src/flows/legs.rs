@@ -34,6 +34,7 @@ use table::Table;
 use tombstones::Tombstones;
 
 mod fingerprint;
+mod members;
 mod table;
 pub(crate) use table::V4Key;
 mod tombstones;
@@ -41,6 +42,7 @@ mod tombstones;
 use fingerprint::fold;
 pub(crate) use fingerprint::JOIN_FINGERPRINT_BITS;
 pub use fingerprint::{fingerprint, join_fingerprint};
+pub use members::Members;
 
 /// How often (by the capture's clock) states are checked for expiry.
 const SWEEP_EVERY_NS: i64 = 1_000_000_000;
@@ -73,12 +75,12 @@ const SERVICES_TRIED: usize = 16;
 /// What the trackers need from the topology.
 #[derive(Debug, Clone, Default)]
 pub struct FlowContext {
-    pub vips: HashSet<IpAddr>,
-    pub real_servers: HashSet<IpAddr>,
+    pub vips: Members<IpAddr>,
+    pub real_servers: Members<IpAddr>,
     /// Real servers in the rules, when rules were given.
-    pub configured_rs: Option<HashSet<IpAddr>>,
-    pub director_addrs: HashSet<IpAddr>,
-    pub director_macs: HashSet<MacAddr>,
+    pub configured_rs: Option<Members<IpAddr>>,
+    pub director_addrs: Members<IpAddr>,
+    pub director_macs: Members<MacAddr>,
     /// The services (protocol, VIP and port): a reply from a real server's own address is
     /// matched to the client's connection to one of them.
     pub services: HashSet<(Proto, SocketAddr)>,
@@ -705,7 +707,7 @@ type Spare = Vec<Box<LegState>>;
 fn fresh_state(spare: &mut Spare, ts: i64) -> Box<LegState> {
     match spare.pop() {
         Some(mut s) => {
-            *s = LegState::new(ts);
+            s.reset(ts);
             s
         }
         None => Box::new(LegState::new(ts)),

@@ -246,10 +246,6 @@ impl Fingerprint {
     pub fn form(&self) -> Form {
         Form::ALL[(self.packed & 3) as usize]
     }
-    /// Same packet and same form.
-    pub(crate) fn same(&self, form: Form, hash: u64) -> bool {
-        self.packed == (hash & !3) | form.index() as u64
-    }
 }
 
 /// The TCP control flags seen at one vantage point.

@@ -107,7 +107,8 @@ impl PackedLeg {
     }
 }
 
-/// Packs `s` into `buf` (cleared first, kept for the next), then into a block of its own size.
+/// Packs `s` into `buf` (kept for the next, grown to the most a state of this shape can take),
+/// then into a block of its own size.
 pub(crate) fn pack(
     s: &LegState,
     vantage: VantageId,
@@ -115,30 +116,121 @@ pub(crate) fn pack(
     raw_ip: bool,
     buf: &mut Vec<u8>,
 ) -> PackedLeg {
-    buf.clear();
-    write(buf, s, vantage, role, raw_ip);
-    PackedLeg(buf.as_slice().into())
+    let room = room(s);
+    if buf.len() < room {
+        buf.resize(room, 0);
+    }
+    let mut w = Out { b: buf, at: 0 };
+    write(&mut w, s, vantage, role, raw_ip);
+    PackedLeg(w.b[..w.at].into())
 }
 
-fn write(w: &mut Vec<u8>, s: &LegState, vantage: VantageId, role: Role, raw_ip: bool) {
-    let base = s.first_ts;
-    w.extend_from_slice(&s.first_ts.to_le_bytes());
-    w.extend_from_slice(&s.last_ts.to_le_bytes());
-    w.extend_from_slice(&s.isn.unwrap_or(0).to_le_bytes());
-    w.push(
-        if s.isn.is_some() { ISN_KNOWN } else { 0 }
-            | if s.forms.is_empty() { 0 } else { SOME_FORM }
-            | if raw_ip { RAW_IP } else { 0 }
-            | if s.icmp_unreachable {
-                ICMP_UNREACHABLE
-            } else {
-                0
+/// The most bytes [`write`] can take for `s`: every number at its longest.
+fn room(s: &LegState) -> usize {
+    const NUMBER: usize = 10;
+    const IP: usize = 17;
+    let (letters, ..) = s.history.parts();
+    let forms: usize = s
+        .forms
+        .iter()
+        .map(|f| {
+            let st = &f.stats;
+            2 + 9 * NUMBER
+                + 2
+                + 6 * (st.src_macs.len() + st.dst_macs.len())
+                + NUMBER
+                + st.outer.len() * (2 * IP + NUMBER)
+                + NUMBER
+                + st.sources.len() * (IP + 2 + 2 * NUMBER)
+        })
+        .sum();
+    let evidence: usize = s
+        .evidence
+        .iter()
+        .map(|e| 1 + 4 * NUMBER + e.detail.len())
+        .sum();
+    HEADER
+        + 3
+        + 8 * NUMBER
+        + NUMBER
+        + letters.len()
+        + 5 * NUMBER
+        + 1
+        + forms
+        + NUMBER
+        + evidence
+        + NUMBER
+        + s.fingerprints.len() * FINGERPRINT_BYTES
+}
+
+/// Where a state is packed: a buffer of at least [`room`] bytes, written by index. A `Vec`'s
+/// push for each byte (a capacity check, the length stored back) was most of packing's cost.
+struct Out<'a> {
+    b: &'a mut [u8],
+    at: usize,
+}
+
+impl Out<'_> {
+    #[inline(always)]
+    fn u8(&mut self, x: u8) {
+        self.b[self.at] = x;
+        self.at += 1;
+    }
+    #[inline(always)]
+    fn bytes(&mut self, x: &[u8]) {
+        self.b[self.at..self.at + x.len()].copy_from_slice(x);
+        self.at += x.len();
+    }
+    #[inline(always)]
+    fn varint(&mut self, v: u64) {
+        crate::varint::put_at(self.b, &mut self.at, v);
+    }
+    /// A time as its difference from the leg's first, zigzag-coded (a form's first packet may
+    /// be a little earlier than the leg's when a capture is slightly out of order).
+    #[inline(always)]
+    fn time(&mut self, t: i64, base: i64) {
+        crate::varint::put_diff_at(self.b, &mut self.at, t, base);
+    }
+    #[inline(always)]
+    fn frame(&mut self, at: &FrameRef, base: i64, vantage: VantageId) {
+        debug_assert_eq!(
+            (at.capture, at.interface),
+            (vantage.capture, vantage.interface)
+        );
+        self.varint(at.frame);
+        self.time(at.ts_ns, base);
+    }
+    fn ip(&mut self, a: IpAddr) {
+        match a {
+            IpAddr::V4(a) => {
+                self.u8(4);
+                self.bytes(&a.octets());
             }
-            | role_code(role) << ROLE_SHIFT,
-    );
-    w.push(s.canonical.map_or(4, |f| f.index() as u8));
+            IpAddr::V6(a) => {
+                self.u8(6);
+                self.bytes(&a.octets());
+            }
+        }
+    }
+}
+
+fn write(w: &mut Out, s: &LegState, vantage: VantageId, role: Role, raw_ip: bool) {
+    let base = s.first_ts;
+    w.bytes(&s.first_ts.to_le_bytes());
+    w.bytes(&s.last_ts.to_le_bytes());
+    w.bytes(&s.isn.unwrap_or(0).to_le_bytes());
+    w.u8(if s.isn.is_some() { ISN_KNOWN } else { 0 }
+        | if s.forms.is_empty() { 0 } else { SOME_FORM }
+        | if raw_ip { RAW_IP } else { 0 }
+        | if s.icmp_unreachable {
+            ICMP_UNREACHABLE
+        } else {
+            0
+        }
+        | role_code(role) << ROLE_SHIFT);
+    w.u8(s.canonical.map_or(4, |f| f.index() as u8));
     let f = &s.flags;
-    w.push(bits(&[
+    w.u8(bits(&[
         f.syn,
         f.syn_ack,
         f.client_fin,
@@ -156,83 +248,75 @@ fn write(w: &mut Vec<u8>, s: &LegState, vantage: VantageId, role: Role, raw_ip: 
         s.request_data_ts,
         s.reply_data_ts,
     ];
-    w.push(bits(&times.map(|t| t.is_some())));
+    w.u8(bits(&times.map(|t| t.is_some())));
     for t in times.into_iter().flatten() {
-        time(w, t, base);
+        w.time(t, base);
     }
     let (letters, seen, retrans, zero_window) = s.history.parts();
-    varint(w, letters.len() as u64);
-    w.extend_from_slice(letters);
-    varint(w, u64::from(seen));
+    w.varint(letters.len() as u64);
+    w.bytes(letters);
+    w.varint(u64::from(seen));
     for n in retrans.into_iter().chain(zero_window) {
-        varint(w, n);
+        w.varint(n);
     }
-    w.push(s.forms.len() as u8);
+    w.u8(s.forms.len() as u8);
     for st in &s.forms {
         form(w, st, base, vantage);
     }
-    varint(w, s.evidence.len() as u64);
+    w.varint(s.evidence.len() as u64);
     for e in &s.evidence {
-        w.push(kind_code(e.kind));
-        varint(w, e.count);
-        frame(w, &e.first, base, vantage);
-        varint(w, e.detail.len() as u64);
-        w.extend_from_slice(e.detail.as_bytes());
+        w.u8(kind_code(e.kind));
+        w.varint(e.count);
+        w.frame(&e.first, base, vantage);
+        w.varint(e.detail.len() as u64);
+        w.bytes(e.detail.as_bytes());
     }
-    varint(w, s.fingerprints.len() as u64);
-    for p in &s.fingerprints {
+    let fingerprints = &s.fingerprints[..];
+    w.varint(fingerprints.len() as u64);
+    for p in fingerprints {
         debug_assert_eq!(p.bits() >> JOIN_FINGERPRINT_BITS, 0);
-        w.extend_from_slice(&p.bits().to_le_bytes()[..FINGERPRINT_BYTES]);
+        w.bytes(&p.bits().to_le_bytes()[..FINGERPRINT_BYTES]);
     }
 }
 
-fn form(w: &mut Vec<u8>, f: &FormStats, base: i64, vantage: VantageId) {
+fn form(w: &mut Out, f: &FormStats, base: i64, vantage: VantageId) {
     let st = &f.stats;
-    w.push(f.form.index() as u8);
-    w.push(st.ttl);
-    varint(w, f.seq.max_end().map_or(0, |e| u64::from(e) + 1));
-    time(w, st.first_ts_ns, base);
-    time(w, st.last_ts_ns, base);
+    w.u8(f.form.index() as u8);
+    w.u8(st.ttl);
+    w.varint(f.seq.max_end().map_or(0, |e| u64::from(e) + 1));
+    w.time(st.first_ts_ns, base);
+    w.time(st.last_ts_ns, base);
     for n in [
         st.packets,
         st.ip_bytes,
         st.payload_bytes,
         st.retransmissions,
     ] {
-        varint(w, n);
+        w.varint(n);
     }
     // The form's first packet: its time is the form's first, as a rule (one byte).
-    frame(w, &st.first, st.first_ts_ns, vantage);
-    for macs in [&st.src_macs, &st.dst_macs] {
-        w.push(macs.len() as u8);
+    w.frame(&st.first, st.first_ts_ns, vantage);
+    for macs in [&st.src_macs[..], &st.dst_macs[..]] {
+        w.u8(macs.len() as u8);
         for m in macs {
-            w.extend_from_slice(&m.0);
+            w.bytes(&m.0);
         }
     }
-    varint(w, st.outer.len() as u64);
+    w.varint(st.outer.len() as u64);
     for p in &st.outer {
-        ip(w, p.src);
-        ip(w, p.dst);
-        varint(w, p.packets);
+        w.ip(p.src);
+        w.ip(p.dst);
+        w.varint(p.packets);
     }
-    varint(w, st.sources.len() as u64);
+    w.varint(st.sources.len() as u64);
     for a in &st.sources {
-        ip(w, a.ip());
-        w.extend_from_slice(&a.port().to_le_bytes());
+        w.ip(a.ip());
+        w.bytes(&a.port().to_le_bytes());
         if let SocketAddr::V6(a) = a {
-            varint(w, u64::from(a.flowinfo()));
-            varint(w, u64::from(a.scope_id()));
+            w.varint(u64::from(a.flowinfo()));
+            w.varint(u64::from(a.scope_id()));
         }
     }
-}
-
-fn frame(w: &mut Vec<u8>, at: &FrameRef, base: i64, vantage: VantageId) {
-    debug_assert_eq!(
-        (at.capture, at.interface),
-        (vantage.capture, vantage.interface)
-    );
-    varint(w, at.frame);
-    time(w, at.ts_ns, base);
 }
 
 fn bits(flags: &[bool]) -> u8 {
@@ -240,27 +324,6 @@ fn bits(flags: &[bool]) -> u8 {
         .iter()
         .enumerate()
         .fold(0, |b, (i, f)| b | u8::from(*f) << i)
-}
-
-use crate::varint::put as varint;
-
-/// A time as its difference from the leg's first, zigzag-coded (a form's first packet may be
-/// a little earlier than the leg's when a capture is slightly out of order).
-fn time(w: &mut Vec<u8>, t: i64, base: i64) {
-    crate::varint::put_diff(w, t, base);
-}
-
-fn ip(w: &mut Vec<u8>, a: IpAddr) {
-    match a {
-        IpAddr::V4(a) => {
-            w.push(4);
-            w.extend_from_slice(&a.octets());
-        }
-        IpAddr::V6(a) => {
-            w.push(6);
-            w.extend_from_slice(&a.octets());
-        }
-    }
 }
 
 /// Unpacks into `s`, reusing its inline room ([`PackedLeg::vantage_kind`] has what else it
@@ -390,23 +453,29 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    #[inline(always)]
     fn u8(&mut self) -> u8 {
         self.at += 1;
         self.b[self.at - 1]
     }
+    #[inline(always)]
     fn bytes(&mut self, n: usize) -> &'a [u8] {
         self.at += n;
         &self.b[self.at - n..self.at]
     }
+    #[inline(always)]
     fn varint(&mut self) -> u64 {
         crate::varint::get(self.b, &mut self.at)
     }
+    #[inline(always)]
     fn len(&mut self) -> usize {
         self.varint() as usize
     }
+    #[inline(always)]
     fn time(&mut self, base: i64) -> i64 {
         crate::varint::get_diff(self.b, &mut self.at, base)
     }
+    #[inline(always)]
     fn frame(&mut self, base: i64, vantage: VantageId) -> FrameRef {
         let frame = self.varint();
         FrameRef {
@@ -518,14 +587,12 @@ mod tests {
                 detail: String::new(),
             },
         ];
-        s.fingerprints = (0..20u64)
-            .map(|i| {
-                Fingerprint::new(
-                    Form::ALL[(i % 4) as usize],
-                    i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - JOIN_FINGERPRINT_BITS),
-                )
-            })
-            .collect();
+        s.fingerprints.extend((0..20u64).map(|i| {
+            Fingerprint::new(
+                Form::ALL[(i % 4) as usize],
+                i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - JOIN_FINGERPRINT_BITS),
+            )
+        }));
         s
     }
 
@@ -534,6 +601,13 @@ mod tests {
             capture: 3,
             interface: 7,
         }
+    }
+
+    #[test]
+    fn a_used_state_reset_is_a_new_one() {
+        let mut s = busy_state();
+        s.reset(-5);
+        assert_eq!(format!("{s:?}"), format!("{:?}", LegState::new(-5)));
     }
 
     #[test]

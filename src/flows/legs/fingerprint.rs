@@ -121,6 +121,8 @@ pub(crate) const JOIN_FINGERPRINT_BITS: u32 = 40;
 /// The identity of a packet across captures, by which the legs of a connection are joined
 /// ([`crate::flows::Fingerprint`]): the fields [`fingerprint`] hashes, mixed a word at a time. Fixed
 /// constants: the same in every run and at every vantage point.
+/// Inlined into recording a packet, which has just matched on the same transport.
+#[inline]
 pub fn join_fingerprint(v: &IpView) -> u64 {
     Identity::of(v).folded()
 }
