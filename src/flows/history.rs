@@ -59,6 +59,8 @@ impl History {
         }
     }
 
+    /// Inlined into recording a packet, its only caller on the hot path.
+    #[inline]
     pub fn tcp(&mut self, from_client: bool, t: &Tcp, retransmission: bool) {
         if t.has(Tcp::SYN) {
             self.once(if t.has(Tcp::ACK) { H } else { S }, from_client);

@@ -420,7 +420,12 @@ impl<'c> LegTracker<'c> {
         record(state, &Seen { form, v: &v, f, at }, ctx, role);
         let limit = idle_limit(key.proto, state, one_way, timeouts);
         let deadline = state.last_ts.saturating_add(limit);
-        if !queued && key.proto == Proto::TCP && state.closed(one_way) {
+        // A closed TCP state lingers: `idle_limit` has just said so, without asking again.
+        if !queued
+            && key.proto == Proto::TCP
+            && limit == TCP_CLOSED_LINGER_NS
+            && state.closed(one_way)
+        {
             self.closed_now(key);
         }
         self.expires_by(deadline);

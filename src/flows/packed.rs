@@ -19,6 +19,7 @@ use super::leg_state::{FormStats, LegState};
 use super::legs::JOIN_FINGERPRINT_BITS;
 use super::{Evidence, EvidenceKind, Fingerprint, Form, OuterPair, TcpFlags};
 use crate::topology::{FrameRef, MacAddr, Role, VantageId};
+use smallvec::SmallVec;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 const HEADER: usize = 21;
@@ -377,8 +378,7 @@ pub(crate) fn unpack_into(p: &PackedLeg, vantage: VantageId, s: &mut LegState) {
     );
     s.forms.clear();
     for _ in 0..r.u8() {
-        let st = read_form(&mut r, base, vantage);
-        s.forms.push(st);
+        read_form(&mut r, base, vantage, &mut s.forms);
     }
     s.evidence.clear();
     for _ in 0..r.len() {
@@ -408,7 +408,9 @@ pub(crate) fn unpack_into(p: &PackedLeg, vantage: VantageId, s: &mut LegState) {
     debug_assert_eq!(r.at, p.0.len());
 }
 
-fn read_form(r: &mut Reader, base: i64, vantage: VantageId) -> FormStats {
+/// Reads a form's stats onto the end of `forms`: filled where they are, where returning them
+/// copied a couple of hundred bytes more each.
+fn read_form(r: &mut Reader, base: i64, vantage: VantageId, forms: &mut SmallVec<[FormStats; 2]>) {
     let form = Form::ALL[usize::from(r.u8())];
     let ttl = r.u8();
     let seq = SeqTracker::from_max_end(r.varint().checked_sub(1).map(|e| e as u32));
@@ -416,7 +418,8 @@ fn read_form(r: &mut Reader, base: i64, vantage: VantageId) -> FormStats {
     let (packets, ip_bytes, payload_bytes, retransmissions) =
         (r.varint(), r.varint(), r.varint(), r.varint());
     let first = r.frame(first_ts_ns, vantage);
-    let mut f = FormStats::new(form, first_ts_ns, first, ttl);
+    forms.push(FormStats::new(form, first_ts_ns, first, ttl));
+    let f = forms.last_mut().expect("just pushed");
     f.seq = seq;
     let st = &mut f.stats;
     st.last_ts_ns = last_ts_ns;
@@ -444,7 +447,6 @@ fn read_form(r: &mut Reader, base: i64, vantage: VantageId) -> FormStats {
             }
         });
     }
-    f
 }
 
 struct Reader<'a> {

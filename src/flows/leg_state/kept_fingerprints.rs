@@ -57,10 +57,12 @@ impl KeptFingerprints {
 
     /// Appends `ps` as they are (a packed leg's, which were kept by [`Self::record`]).
     pub(crate) fn extend(&mut self, ps: impl IntoIterator<Item = Fingerprint>) {
-        for p in ps {
-            self.list.push(p);
+        let from = self.list.len();
+        // The list's own extend reserves once; pushing one by one checked the room each time.
+        self.list.extend(ps);
+        for p in &self.list[from..] {
             self.per_form[p.form().index()] += 1;
-            self.bits |= bit(p);
+            self.bits |= bit(*p);
         }
     }
 }
