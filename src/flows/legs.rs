@@ -330,11 +330,16 @@ impl<'c> LegTracker<'c> {
 
     /// Moves what happened since the last call (states opened, legs finished, in order) to
     /// `out`, each with this vantage point.
+    #[inline]
     pub fn drain_events(&mut self, out: &mut Vec<(VantageId, LegEvent)>) {
         // Called after every frame, and most frames neither open nor end a state.
-        if self.out.events.is_empty() {
-            return;
+        if !self.out.events.is_empty() {
+            self.move_events(out);
         }
+    }
+
+    #[inline(never)]
+    fn move_events(&mut self, out: &mut Vec<(VantageId, LegEvent)>) {
         let v = self.out.vantage;
         out.extend(self.out.events.drain(..).map(|e| (v, e)));
         // A sweep that ended many states at once does not keep their room.
@@ -556,13 +561,19 @@ impl<'c> LegTracker<'c> {
         self.sweep(now);
     }
 
+    /// Asked for every frame and due once a second: the test inlined, the sweep not.
+    #[inline]
     fn sweep(&mut self, now: i64) {
         let due = self
             .last_sweep_ns
             .is_none_or(|t| now - t >= SWEEP_EVERY_NS || now < t);
-        if !due {
-            return;
+        if due {
+            self.sweep_now(now);
         }
+    }
+
+    #[inline(never)]
+    fn sweep_now(&mut self, now: i64) {
         self.last_sweep_ns = Some(now);
         // Nothing outlived its timeout and no TIME_WAIT is over: the scan would end nothing.
         if self.work_due_ns().is_none_or(|due| now < due) {
