@@ -143,8 +143,9 @@ fn analyse_service<C>(
         st.bytes_to_server += totals.bytes_to_server;
         st.packets_to_client += totals.packets_to_client;
         st.bytes_to_client += totals.bytes_to_client;
-        st.response_samples_ms
-            .extend_from_slice(&totals.response_ms);
+        let samples = totals.response_ms();
+        st.response_samples_ms.reserve_exact(samples.len());
+        st.response_samples_ms.extend(samples);
     }
     let unattributed = (0..conns.len()).filter(|&i| server_of(i).is_none()).count() as u64;
     let attributed: u64 = servers.iter().map(|s| s.connections).sum();

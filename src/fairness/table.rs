@@ -47,8 +47,21 @@ pub struct ServerTotals {
     pub bytes_to_server: u64,
     pub packets_to_client: u64,
     pub bytes_to_client: u64,
+    /// Response times in nanoseconds, in the order the connections came, as variable-length
+    /// integers ([`ServerTotals::response_ms`] reads them): about 3 bytes each where the
+    /// milliseconds as `f64` took 8, for every connection of a long capture.
+    response_ns: Vec<u8>,
+    /// How many response times `response_ns` holds.
+    responses: usize,
+}
+
+impl ServerTotals {
     /// Response times in milliseconds, in the order the connections came.
-    pub response_ms: Vec<f64>,
+    pub fn response_ms(&self) -> impl ExactSizeIterator<Item = f64> + '_ {
+        let mut at = 0;
+        (0..self.responses)
+            .map(move |_| varint::get_diff(&self.response_ns, &mut at, 0) as f64 / 1e6)
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -150,7 +163,8 @@ impl ConnTable {
                     bytes_to_server: 0,
                     packets_to_client: 0,
                     bytes_to_client: 0,
-                    response_ms: Vec::new(),
+                    response_ns: Vec::new(),
+                    responses: 0,
                 });
                 self.servers.len() - 1
             }
@@ -162,7 +176,8 @@ impl ConnTable {
         s.packets_to_client += c.packets_to_client;
         s.bytes_to_client += c.bytes_to_client;
         if let Some(rt) = c.response_time_ns {
-            s.response_ms.push(rt as f64 / 1e6);
+            varint::put_diff(&mut s.response_ns, rt, 0);
+            s.responses += 1;
         }
         u32::try_from(k).expect("fewer than 2^32 - 1 real servers")
     }
@@ -424,7 +439,7 @@ mod tests {
             (s.connections, s.packets_to_server, s.bytes_to_client),
             (2, 10, 6000)
         );
-        assert_eq!(s.response_ms, vec![2.5, 1.0]);
+        assert_eq!(s.response_ms().collect::<Vec<_>>(), vec![2.5, 1.0]);
         assert_eq!(table.servers()[1].connections, 1);
     }
 
