@@ -127,6 +127,17 @@ fn agree(name: &str, bytes: &[u8]) -> Vec<FrameBlock> {
                 "{name}: {limits:?}, reads of {step}: frames differ"
             );
             sink.blocks.push(rest);
+            // Shrunk as the look-ahead keeps them: the same frames, in nothing but their bytes.
+            let mut shrunk = Vec::new();
+            for block in &mut sink.blocks {
+                block.shrink_to_frames();
+                assert_eq!(block.buf.len(), block.frame_bytes, "{name}: gaps kept");
+                block.for_each(0, &mut |f| shrunk.push(seen(f)));
+            }
+            assert!(
+                shrunk == expected,
+                "{name}: {limits:?}, reads of {step}: frames differ once shrunk"
+            );
             last = sink.blocks;
         }
     }
@@ -203,6 +214,23 @@ fn the_usual_capture_fits_its_blocks_without_growing_them() {
     for cut in [24, 30, 40, 1000, bytes.len() - 1] {
         agree("cut", &bytes[..cut]);
     }
+}
+
+#[test]
+fn a_shrunk_block_of_small_frames_gives_back_the_readers_buffer() {
+    // 60-byte frames end a feed chunk by their number (2048 frames, 120 KiB of bytes) in a
+    // buffer sized for 256 KiB of frames: kept as read, a chunk holds three times its frames.
+    let bytes = pcap(5000, 60);
+    let mut sink = Collect::default();
+    read_blocks_from(0, "t", &bytes[..], FEED, &mut sink)
+        .0
+        .unwrap();
+    let block = &mut sink.blocks[0];
+    assert_eq!(block.frames(), FEED.frames);
+    assert_eq!(block.buf.len(), FEED.buffer_len());
+    block.shrink_to_frames();
+    assert_eq!(block.buf.len(), FEED.frames * 60);
+    assert!(block.buf.capacity() < FEED.buffer_len() / 2);
 }
 
 /// A little-endian pcapng block of `block_type` with `body`.
