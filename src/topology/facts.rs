@@ -66,12 +66,13 @@ impl PacketCounts {
     }
 
     fn push(&mut self, f: &DecodedFrame) {
-        let at = FrameRef::of(f);
+        // Built only when kept: in time order only `latest` changes.
+        let at = || FrameRef::of(f);
         if self.earliest.is_none_or(|e| f.ts_ns < e.ts_ns) {
-            self.earliest = Some(at);
+            self.earliest = Some(at());
         }
         if self.latest.is_none_or(|l| f.ts_ns >= l.ts_ns) {
-            self.latest = Some(at);
+            self.latest = Some(at());
         }
         let Net::Ip(p) = &f.packet.net else { return };
         let (tunnelled, cut) = headers_cut(p);
@@ -85,7 +86,7 @@ impl PacketCounts {
             self.plain_cut += 1;
         }
         if self.cut_examples.len() < MAX_CUT_EXAMPLES {
-            self.cut_examples.push(at);
+            self.cut_examples.push(at());
         }
     }
 }
@@ -268,7 +269,7 @@ impl VantageFacts {
         };
         let syn = v.tcp().is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
         self.flows.add(
-            PackedFlow::of(link, &v, server_port, to_server),
+            &PackedFlow::of(link, &v, server_port, to_server),
             syn,
             || FlowFact::of(link, &v, server_port, to_server),
             || FrameRef::of(f),

@@ -159,45 +159,65 @@ impl GueEvidence {
         self.shaped.values().any(|s| !s.carried.kept.is_empty())
     }
 
+    /// Inlined into the per-frame gather, where the call alone was a fifth of its cost: a plain
+    /// packet of a flow seen a moment ago is a hash and a compare.
+    #[inline]
     pub fn push(&mut self, f: &DecodedFrame) {
-        if !self.with_plain && f.packet.gue_shaped.is_none() {
+        if f.packet.gue_shaped.is_some() {
+            self.push_shaped(f);
+            return;
+        }
+        if !self.with_plain {
             return;
         }
         let Net::Ip(p) = &f.packet.net else {
             return;
         };
-        let outer = p.five_tuple();
-        if let (Some(shape), Some(outer)) = (f.packet.gue_shaped, outer) {
-            let key = (outer.src, outer.dst, outer.dst_port);
-            if !self.shaped.contains_key(&key) && self.shaped.len() >= MAX_SHAPED_FLOWS {
-                self.shaped_not_kept += 1;
-                return;
-            }
-            let s = self.shaped.entry(key).or_insert_with(|| Shaped {
-                datagrams: 0,
-                no_ports: 0,
-                first: FrameRef::of(f),
-                carried: Sample::default(),
-            });
-            s.datagrams += 1;
-            match shape.carried {
-                Some(t) => s.carried.insert(tuple_hash(&t), || t, MAX_CARRIED_TUPLES),
-                None => s.no_ports += 1,
-            }
-            return;
-        }
-        let Some(plain) = outer else {
+        let Some(plain) = p.five_tuple() else {
             return;
         };
         let hash = tuple_hash(&plain);
+        // The top bits pick the slot: the low ones decide the sample.
+        let slot = (hash >> (64 - RECENT.trailing_zeros())) as usize;
+        if self.recent.get(slot) != Some(&hash) {
+            self.insert_plain(hash, slot);
+        }
+    }
+
+    /// [`GueEvidence::push`] of a plain tuple not among the recent ones.
+    #[inline(never)]
+    fn insert_plain(&mut self, hash: u64, slot: usize) {
         if self.recent.is_empty() {
             self.recent = vec![0; RECENT];
         }
-        // The top bits pick the slot: the low ones decide the sample.
-        let slot = &mut self.recent[(hash >> (64 - RECENT.trailing_zeros())) as usize];
-        if *slot != hash {
-            *slot = hash;
-            self.plain.insert(hash, || (), MAX_PLAIN_TUPLES);
+        self.recent[slot] = hash;
+        self.plain.insert(hash, || (), MAX_PLAIN_TUPLES);
+    }
+
+    /// [`GueEvidence::push`] of a GUE-shaped datagram.
+    #[inline(never)]
+    fn push_shaped(&mut self, f: &DecodedFrame) {
+        let Net::Ip(p) = &f.packet.net else {
+            return;
+        };
+        let (Some(shape), Some(outer)) = (f.packet.gue_shaped, p.five_tuple()) else {
+            return;
+        };
+        let key = (outer.src, outer.dst, outer.dst_port);
+        if !self.shaped.contains_key(&key) && self.shaped.len() >= MAX_SHAPED_FLOWS {
+            self.shaped_not_kept += 1;
+            return;
+        }
+        let s = self.shaped.entry(key).or_insert_with(|| Shaped {
+            datagrams: 0,
+            no_ports: 0,
+            first: FrameRef::of(f),
+            carried: Sample::default(),
+        });
+        s.datagrams += 1;
+        match shape.carried {
+            Some(t) => s.carried.insert(tuple_hash(&t), || t, MAX_CARRIED_TUPLES),
+            None => s.no_ports += 1,
         }
     }
 

@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
 /// Slots of [`FlowTable::recent`] (a power of two).
-const RECENT_GROUPS: usize = 64;
+const RECENT_GROUPS: usize = 256;
 
 /// A group's fields as words, equal exactly when the [`FlowFact`]s are: compared and hashed in
 /// a few instructions where the fields' own comparison (enums in options) took a few hundred
@@ -44,6 +44,7 @@ fn ip_words(a: IpAddr) -> (u64, u64, u64) {
 
 impl PackedFlow {
     /// The key of the group a frame's packet belongs to (the fields of [`FlowFact::of`]).
+    #[inline]
     pub(super) fn of(link: &Link, v: &IpView, server_port: u16, to_server: bool) -> PackedFlow {
         let mac = |m: Option<Mac>| m.map_or(0, |m| MacAddr(m).as_u64() | 1 << 48);
         let (s0, s1, s6) = ip_words(v.ip.src);
@@ -105,37 +106,50 @@ pub struct FlowTable {
 
 impl FlowTable {
     /// Counts one packet of the group `key`; `fact` and `first` describe the group when it is
-    /// new.
+    /// new. Inlined: a hit in [`FlowTable::recent`] is a few instructions, where a call and the
+    /// key's copy into it were as many again.
+    #[inline]
     pub(super) fn add(
         &mut self,
-        key: PackedFlow,
+        key: &PackedFlow,
         syn: bool,
         fact: impl FnOnce() -> FlowFact,
         first: impl FnOnce() -> FrameRef,
     ) {
-        if self.recent.is_empty() {
-            self.recent = vec![(PackedFlow::NONE, 0); RECENT_GROUPS];
-        }
-        let slot = &mut self.recent[key.recent_slot()];
-        let i = if slot.0 == key {
-            slot.1
-        } else {
-            let next = self.keys.len() as u32;
-            let i = *self.index.entry(key).or_insert(next);
-            if i == next {
-                self.keys.push(fact());
-                self.counts.push(FlowCount {
-                    packets: 0,
-                    syns: 0,
-                    first: first(),
-                });
-            }
-            *slot = (key, i);
-            i
+        let slot = key.recent_slot();
+        let i = match self.recent.get(slot) {
+            Some((k, i)) if k == key => *i,
+            _ => self.look_up(key, slot, fact, first),
         };
         let c = &mut self.counts[i as usize];
         c.packets += 1;
         c.syns += u64::from(syn);
+    }
+
+    /// [`FlowTable::add`] past the recent groups: the hash table, and a new group.
+    #[inline(never)]
+    fn look_up(
+        &mut self,
+        key: &PackedFlow,
+        slot: usize,
+        fact: impl FnOnce() -> FlowFact,
+        first: impl FnOnce() -> FrameRef,
+    ) -> u32 {
+        if self.recent.is_empty() {
+            self.recent = vec![(PackedFlow::NONE, 0); RECENT_GROUPS];
+        }
+        let next = self.keys.len() as u32;
+        let i = *self.index.entry(*key).or_insert(next);
+        if i == next {
+            self.keys.push(fact());
+            self.counts.push(FlowCount {
+                packets: 0,
+                syns: 0,
+                first: first(),
+            });
+        }
+        self.recent[slot] = (*key, i);
+        i
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&FlowFact, &FlowCount)> {
