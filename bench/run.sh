@@ -69,7 +69,7 @@ measure() {
     local row
     row=$(awk -v d="$dataset" -v c="$2" -v n="$conns" -v f="$gen_frames" -v b="$gen_bytes" \
         -v w="$wall" -v r="$rss" -v u="$user" -v s="$sys" -v x="$code" -v k="$concurrent" 'BEGIN {
-        printf "| %s | %s | %d | %s | %d | %.0f | %.2f | %.0f | %.0f | %.1f | %.1f | %d |",
+        printf "| %s | %s | %d | %s | %d | %.0f | %.2f | %.0f | %.0f | %.1f | %.2f | %d |",
             d, c, n, k, f, b / 1e6, w, f / w, b / 1e6 / w, r / 1024, u + s, x }')
     echo "$row"
     echo "$row" >> "$ROWS"
