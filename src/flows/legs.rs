@@ -147,9 +147,14 @@ type OpenByClient = HashMap<(Proto, SocketAddr), SmallVec<[SocketAddr; 1]>>;
 /// How long a state may go without packets before it ends: the UDP timeout, a closed TCP
 /// connection's linger, a half-open one's patience, or the TCP timeout.
 fn idle_limit(proto: Proto, s: &LegState, one_way: bool, t: Timeouts) -> i64 {
+    idle_limit_closed(proto, proto == Proto::TCP && s.closed(one_way), s, t)
+}
+
+/// [`idle_limit`] for a state already known to be a closed TCP connection or not.
+fn idle_limit_closed(proto: Proto, closed: bool, s: &LegState, t: Timeouts) -> i64 {
     if proto != Proto::TCP {
         t.udp_idle_ns
-    } else if s.closed(one_way) {
+    } else if closed {
         TCP_CLOSED_LINGER_NS
     } else if s.half_open() {
         TCP_HALF_OPEN_IDLE_NS.min(t.tcp_idle_ns)
@@ -423,14 +428,11 @@ impl<'c> LegTracker<'c> {
         }
         state.last_ts = state.last_ts.max(f.ts_ns);
         record(state, &Seen { form, v: &v, f, at }, ctx, role);
-        let limit = idle_limit(key.proto, state, one_way, timeouts);
+        // Asked once a packet: both the timeout and the handing on follow from it.
+        let closed = key.proto == Proto::TCP && state.closed(one_way);
+        let limit = idle_limit_closed(key.proto, closed, state, timeouts);
         let deadline = state.last_ts.saturating_add(limit);
-        // A closed TCP state lingers: `idle_limit` has just said so, without asking again.
-        if !queued
-            && key.proto == Proto::TCP
-            && limit == TCP_CLOSED_LINGER_NS
-            && state.closed(one_way)
-        {
+        if !queued && closed {
             self.closed_now(key);
         }
         self.expires_by(deadline);

@@ -14,6 +14,9 @@ use rustc_hash::FxHashMap as HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
+/// Groups a debug build compares a new group with, one by one (see [`FlowTable::look_up`]).
+const DEBUG_CHECKED_GROUPS: usize = 4096;
+
 /// Slots of [`FlowTable::recent`] (a power of two).
 const RECENT_GROUPS: usize = 256;
 
@@ -118,7 +121,13 @@ impl FlowTable {
     ) {
         let slot = key.recent_slot();
         let i = match self.recent.get(slot) {
-            Some((k, i)) if k == key => *i,
+            Some((k, i)) if k == key => {
+                let i = *i;
+                if cfg!(debug_assertions) {
+                    self.check_same_group(i, fact());
+                }
+                i
+            }
             _ => self.look_up(key, slot, fact, first),
         };
         let c = &mut self.counts[i as usize];
@@ -141,15 +150,29 @@ impl FlowTable {
         let next = self.keys.len() as u32;
         let i = *self.index.entry(*key).or_insert(next);
         if i == next {
-            self.keys.push(fact());
+            let fact = fact();
+            // The packed key is written apart from the FlowFact it stands for: in debug builds
+            // (the tests), check that it tells groups apart exactly as the facts do.
+            debug_assert!(
+                self.keys.len() > DEBUG_CHECKED_GROUPS || !self.keys.contains(&fact),
+                "two packed keys for one group: {fact:?}"
+            );
+            self.keys.push(fact);
             self.counts.push(FlowCount {
                 packets: 0,
                 syns: 0,
                 first: first(),
             });
+        } else if cfg!(debug_assertions) {
+            self.check_same_group(i, fact());
         }
         self.recent[slot] = (*key, i);
         i
+    }
+
+    /// Debug builds: a frame whose packed key found group `i` is of that group.
+    fn check_same_group(&self, i: u32, fact: FlowFact) {
+        assert_eq!(self.keys[i as usize], fact, "one packed key for two groups");
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&FlowFact, &FlowCount)> {
