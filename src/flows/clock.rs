@@ -137,7 +137,10 @@ pub fn estimate_from_samples(
     // The strictest rule any sampler had to take: only packets that every vantage point would
     // have kept can be compared.
     let level = samplers.iter().map(|(_, s)| s.level).max().unwrap_or(0);
-    let mut seen: HashMap<u64, Vec<(VantageId, Form, i64)>> = HashMap::default();
+    // Every sighting in one list, grouped by packet identity by a stable sort (so each
+    // identity's sightings stay in capture order): where a map of lists made an allocation per
+    // packet identity, tens of thousands on the main thread before the captures are streamed.
+    let mut seen: Vec<(u64, VantageId, Form, i64)> = Vec::new();
     for (vantage, sampler) in samplers {
         let mut mine: Vec<(u64, Form, i64)> = sampler
             .kept
@@ -150,11 +153,20 @@ pub fn estimate_from_samples(
         mine.sort_unstable_by_key(|&(v, f, _)| (v, f));
         for run in mine.chunk_by(|a, b| (a.0, a.1) == (b.0, b.1)) {
             if let [(value, form, ts)] = run {
-                seen.entry(*value).or_default().push((vantage, *form, *ts));
+                seen.push((*value, vantage, *form, *ts));
             }
         }
     }
-    estimate_from_sightings(seen.values().map(|v| v.as_slice()), &vantages)
+    seen.sort_by_key(|s| s.0);
+    let sightings: Vec<(VantageId, Form, i64)> =
+        seen.iter().map(|&(_, v, f, ts)| (v, f, ts)).collect();
+    let mut at = 0;
+    let packets = seen.chunk_by(|a, b| a.0 == b.0).map(|run| {
+        let packet = &sightings[at..at + run.len()];
+        at += run.len();
+        packet
+    });
+    estimate_from_sightings(packets, &vantages)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
