@@ -271,10 +271,10 @@ impl<'t> Joiner<'t> {
     /// reused), appended to `out` in the order they began. Legs at different vantage points
     /// belong together when they share a packet, have the same client ISN, or (lacking both)
     /// overlap in corrected time.
-    pub fn join_key(
+    pub fn join_key<'l>(
         &self,
         key: ConnKey,
-        group: impl ExactSizeIterator<Item = (VantageId, PackedLeg)>,
+        group: impl ExactSizeIterator<Item = (VantageId, &'l PackedLeg)>,
         scratch: &mut JoinScratch,
         out: &mut Vec<Connection>,
     ) {
@@ -294,7 +294,7 @@ impl<'t> Joiner<'t> {
         let mut legs: Vec<Leg> = Vec::with_capacity(group.len());
         fingerprints.clear();
         for (i, (vantage, packed)) in group.enumerate() {
-            unpack_into(&packed, vantage, state);
+            unpack_into(packed, vantage, state);
             fingerprints.extend(state.fingerprints.iter().map(|p| (p.value(), i)));
             let (role, raw_ip) = packed.vantage_kind();
             legs.push(state.take_leg(key, vantage, role, raw_ip));

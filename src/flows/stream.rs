@@ -22,6 +22,7 @@ use super::by_interface::ByInterface;
 use super::clock::{ClockOffset, OffsetMethod};
 use super::join::{Joiner, TIME_SLACK_NS};
 use super::legs::{FlowContext, LegEvent, LegTracker, Timeouts};
+use super::packed::PackedLeg;
 use super::pending::Pending;
 use super::pipeline::{FrameSource, Gather, ReadReport, VantageStats};
 use super::Connection;
@@ -29,7 +30,7 @@ use crate::capture::frame::CaptureId;
 use crate::topology::facts::VantageFacts;
 use crate::topology::{Topology, VantageId};
 use std::collections::BTreeSet;
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 
 /// Frames read before a capture sends what its trackers handed on.
 const FRAMES_PER_BATCH: usize = 4096;
@@ -44,6 +45,9 @@ const TIME_PER_BATCH_NS: i64 = 500_000_000;
 /// 91 %, and `verify` on the 1 GB bench set took 8 % less wall time for about 2 MB more held
 /// (32 gave no more speed for 10 MB).
 const BATCHES_IN_CHANNEL: usize = 8;
+/// Packed legs gathered on the joining side before they go back to their capture's thread to
+/// be freed ([`Input::give_back`]).
+const GIVE_BACK_AT: usize = 256;
 /// A frame this much older than the newest already read means the capture is not in time
 /// order (a few milliseconds of disorder are normal on `-i any`).
 const DISORDER_NS: i64 = 1_000_000_000;
@@ -139,16 +143,20 @@ pub fn run(
         let mut inputs = Vec::new();
         for (capture, _) in &names {
             let (tx, rx) = sync_channel::<Batch>(BATCHES_IN_CHANNEL);
+            let (back_tx, back_rx) = channel::<Vec<PackedLeg>>();
             let capture = *capture;
             std::thread::Builder::new()
                 .name(format!("legs-{capture}"))
                 .spawn_scoped(scope, move || {
-                    produce(source, capture, topology, ctx, timeouts, gather, tx)
+                    let pipes = Pipes { tx, back: back_rx };
+                    produce(source, capture, topology, ctx, timeouts, gather, pipes)
                 })
                 .expect("a thread to follow a capture");
             inputs.push(Input {
                 capture,
                 rx,
+                back: back_tx,
+                spent: Vec::new(),
                 progress_ns: None,
                 // Known from pass 1: found out only when it happens, it would come too late
                 // for the legs joined before.
@@ -200,6 +208,7 @@ pub fn run(
             }
             max_waiting = max_waiting.max(pending.keys.len());
             pending.flush(watermark(&inputs), each);
+            give_back(&mut pending, &mut inputs);
         }
         pending.flush(i64::MAX, each);
         stats.sort_by_key(|s: &VantageStats| s.vantage);
@@ -245,6 +254,11 @@ pub fn run(
 struct Input {
     capture: CaptureId,
     rx: Receiver<Batch>,
+    /// Where this capture's packed legs go back once joined, to be freed by the thread that
+    /// packed them ([`Pending`]'s `spent` says why).
+    back: Sender<Vec<PackedLeg>>,
+    /// Joined legs of this capture not sent back yet.
+    spent: Vec<PackedLeg>,
     progress_ns: Option<i64>,
     disordered: bool,
     done: bool,
@@ -253,6 +267,25 @@ struct Input {
     latest_offset_ns: i64,
     /// An interface whose clock is unknown against the reference (not the reference itself).
     unmatched: bool,
+}
+
+/// Sends the legs joined since the last call back to their captures' threads, a list of
+/// [`GIVE_BACK_AT`] at a time. A capture whose thread has ended frees its own here.
+fn give_back(pending: &mut Pending, inputs: &mut [Input]) {
+    for (vantage, leg) in pending.take_spent() {
+        let Some(input) = inputs.iter_mut().find(|i| i.capture == vantage.capture) else {
+            continue;
+        };
+        if input.done {
+            continue;
+        }
+        input.spent.push(leg);
+        if input.spent.len() >= GIVE_BACK_AT {
+            let list = std::mem::replace(&mut input.spent, Vec::with_capacity(GIVE_BACK_AT));
+            // The thread may have ended since: its legs are then freed here.
+            let _ = input.back.send(list);
+        }
+    }
 }
 
 impl Input {
@@ -310,6 +343,12 @@ fn watermark(inputs: &[Input]) -> i64 {
         .unwrap_or(i64::MAX)
 }
 
+/// A capture thread's two ends: its batches out to the join, its packed legs back once joined.
+struct Pipes {
+    tx: SyncSender<Batch>,
+    back: Receiver<Vec<PackedLeg>>,
+}
+
 /// One capture's thread: its frames through the trackers, their events out in batches.
 fn produce(
     source: &dyn FrameSource,
@@ -318,8 +357,9 @@ fn produce(
     ctx: &FlowContext,
     timeouts: Timeouts,
     gather: bool,
-    tx: SyncSender<Batch>,
+    pipes: Pipes,
 ) {
+    let Pipes { tx, back } = pipes;
     let mut gathered = gather.then(|| Gather::new(false));
     // One tracker per interface, with the most it had in flight at once.
     let mut trackers: ByInterface<(LegTracker, usize)> = ByInterface::default();
@@ -336,6 +376,10 @@ fn produce(
     let send = |batch: &mut Batch| {
         let b = std::mem::take(batch);
         let _ = tx.send(b);
+        // Legs packed here and joined since: freed on this thread, into its own malloc arena.
+        while let Ok(spent) = back.try_recv() {
+            drop(spent);
+        }
     };
     let read = source.read(capture, &mut |f, link_type| {
         if let Some(g) = gathered.as_mut() {
