@@ -13,7 +13,8 @@
 
 use lvscheck::fairness::entry::{counters_at, EntryLife};
 use lvscheck::fairness::{
-    analyse, ConnObs, FairnessInput, Proto, Scheduler, Server, ServiceConfig, ServiceObs, TcpMarks,
+    analyse, analyse_observed_with, ConnObs, ConnTable, FairnessInput, Proto, Scheduler, Server,
+    ServiceConfig, ServiceObs, TcpMarks, Timeline,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -881,6 +882,53 @@ fn lab_wrr_conforms_fully_and_the_kernel_order_is_recovered() {
     assert_eq!(svc.fairness.jain, Some(1.0));
     assert_eq!(svc.fairness.chi_square.as_ref().unwrap().p_value, 1.0);
     assert_eq!(svc.conforms(), Some(true));
+}
+
+/// `verify` (and `fairness` without `--charts`) skip the per-connection timeline only the charts
+/// draw: the report is otherwise the same, the drift windows included.
+#[test]
+fn lab_wrr_report_is_the_same_without_the_timeline() {
+    let cfg = sorted_config(
+        Scheduler::Wrr,
+        8080,
+        &[
+            ("192.168.60.11", 3),
+            ("192.168.60.12", 2),
+            ("192.168.60.13", 1),
+        ],
+    );
+    let conns = connections(WRR);
+    let input = |timeline| {
+        let table: ConnTable = conns.iter().collect();
+        analyse_observed_with(
+            &FairnessInput {
+                services: vec![ServiceObs {
+                    proto: Proto::Tcp,
+                    vip: "192.168.60.80:8080".parse().unwrap(),
+                    config: Some(cfg.clone()),
+                    connections: table,
+                }],
+                capture_span: None,
+                timeouts: Default::default(),
+            },
+            timeline,
+        )
+    };
+    let (kept, skipped) = (input(Timeline::Keep), input(Timeline::Skip));
+    // The 30 connections the director tunnelled (README), one timeline entry each.
+    assert_eq!(kept.services[0].timeline.len(), 30);
+    assert!(skipped.services[0].timeline.is_empty());
+    let windows: u64 = skipped.services[0]
+        .drift
+        .windows
+        .iter()
+        .flat_map(|w| &w.counts)
+        .sum();
+    assert_eq!(windows, 30);
+    assert_eq!(
+        serde_json::to_string(&kept).unwrap(),
+        serde_json::to_string(&skipped).unwrap()
+    );
 }
 
 #[test]

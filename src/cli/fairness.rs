@@ -176,7 +176,11 @@ pub fn run(
     input: &FairnessInput<ConnTable>,
     args: &FairnessArgs,
 ) -> anyhow::Result<(FairnessReport, Vec<PathBuf>)> {
-    let report = fairness::analyse_observed(input);
+    let timeline = match args.charts {
+        Some(_) => fairness::Timeline::Keep,
+        None => fairness::Timeline::Skip,
+    };
+    let report = fairness::analyse_observed_with(input, timeline);
     if args.json {
         super::emit_json(&report);
     } else {

@@ -55,21 +55,38 @@ impl Connections for ConnTable {
     }
 }
 
+/// Whether the report keeps [`ServiceReport::timeline`], one entry per connection, which only
+/// the charts read: 16 bytes a connection, 16 MB at a million, held at the memory peak of the
+/// analysis, so `verify` and `fairness` without `--charts` do without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Timeline {
+    Keep,
+    Skip,
+}
+
 /// Analyses every service.
 pub fn analyse(input: &FairnessInput) -> FairnessReport {
-    analyse_any(input)
+    analyse_any(input, Timeline::Keep)
 }
 
 /// Analyses every service of the connections gathered from captures.
 pub fn analyse_observed(input: &FairnessInput<ConnTable>) -> FairnessReport {
-    analyse_any(input)
+    analyse_any(input, Timeline::Keep)
 }
 
-fn analyse_any<C: Connections>(input: &FairnessInput<C>) -> FairnessReport {
+/// [`analyse_observed`], with the timeline kept or not.
+pub fn analyse_observed_with(
+    input: &FairnessInput<ConnTable>,
+    timeline: Timeline,
+) -> FairnessReport {
+    analyse_any(input, timeline)
+}
+
+fn analyse_any<C: Connections>(input: &FairnessInput<C>, timeline: Timeline) -> FairnessReport {
     let services: Vec<ServiceReport> = input
         .services
         .iter()
-        .map(|s| analyse_service(s, &s.connections.table(), input))
+        .map(|s| analyse_service(s, &s.connections.table(), input, timeline))
         .collect();
     FairnessReport {
         verdict: verdict::overall(&services),
@@ -81,6 +98,7 @@ fn analyse_service<C>(
     svc: &ServiceObs<C>,
     conns: &ConnTable,
     input: &FairnessInput<C>,
+    keep: Timeline,
 ) -> ServiceReport {
     let cfg = svc.config.as_ref();
     let mut notes = Vec::new();
@@ -208,23 +226,31 @@ fn analyse_service<C>(
         }
     };
 
-    // One per attributed connection: allocated at its size, not grown by doubling.
-    let mut timeline: Vec<Assignment> = Vec::with_capacity(attributed as usize);
-    timeline.extend((0..conns.len()).filter_map(|i| {
-        server_of(i).map(|server| Assignment {
-            time_ns: conns.start_ns(i),
-            server: server as u32,
-            verdict: verdicts[i],
-        })
-    }));
-    timeline.sort_by_key(|a| a.time_ns);
     let promised_all: Option<Vec<f64>> = servers.iter().map(|s| s.expected_share).collect();
+    let assigned =
+        || (0..conns.len()).filter_map(|i| server_of(i).map(|server| (conns.start_ns(i), server)));
     let drift = drift(
-        &timeline,
+        assigned,
         servers.len(),
         input.capture_span,
         promised_all.as_deref(),
     );
+    let timeline = match keep {
+        Timeline::Skip => Vec::new(),
+        Timeline::Keep => {
+            // One per attributed connection: allocated at its size, not grown by doubling.
+            let mut timeline: Vec<Assignment> = Vec::with_capacity(attributed as usize);
+            timeline.extend((0..conns.len()).filter_map(|i| {
+                server_of(i).map(|server| Assignment {
+                    time_ns: conns.start_ns(i),
+                    server: server as u32,
+                    verdict: verdicts[i],
+                })
+            }));
+            timeline.sort_by_key(|a| a.time_ns);
+            timeline
+        }
+    };
 
     let mut report = ServiceReport {
         proto: svc.proto,
@@ -403,16 +429,20 @@ fn fairness_stats(
     out
 }
 
-fn drift(
-    timeline: &[Assignment],
+/// Connections per server in [`DRIFT_WINDOWS`] windows of the capture; `assigned` gives each
+/// attributed connection's (first packet time, server), in any order.
+fn drift<I: Iterator<Item = (i64, usize)>>(
+    assigned: impl Fn() -> I,
     n: usize,
     span: Option<(i64, i64)>,
     promised: Option<&[f64]>,
 ) -> Drift {
-    let (start, end) = match (span, timeline.first(), timeline.last()) {
-        (Some(s), _, _) => s,
-        (None, Some(a), Some(b)) => (a.time_ns, b.time_ns),
-        _ => (0, 0),
+    let (start, end) = match span {
+        Some(s) => s,
+        None => assigned()
+            .map(|(t, _)| (t, t))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+            .unwrap_or((0, 0)),
     };
     let window_ns = ((end - start) / DRIFT_WINDOWS).max(1_000_000_000);
     let count = ((end - start + window_ns - 1) / window_ns).max(1) as usize;
@@ -422,9 +452,9 @@ fn drift(
             counts: vec![0; n],
         })
         .collect();
-    for a in timeline {
-        let k = ((a.time_ns - start).max(0) / window_ns) as usize;
-        windows[k.min(count - 1)].counts[a.server as usize] += 1;
+    for (time_ns, server) in assigned() {
+        let k = ((time_ns - start).max(0) / window_ns) as usize;
+        windows[k.min(count - 1)].counts[server] += 1;
     }
     let mut largest: Option<DriftPeak> = None;
     if let Some(promised) = promised {
