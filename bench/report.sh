@@ -88,7 +88,8 @@ Written by \`bench/run.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'), lvscheck at com
 **Machine:** $(nproc) CPUs ($(lscpu | sed -n 's/^Model name: *//p')), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(rustc --version).
 The CPUs may have been shared with other jobs (load average $(cut -d' ' -f1-3 /proc/loadavg) when
 this was written), so wall times are noisy; CPU seconds (user + system) are the steadier figure.
-Captures are read from the page cache (they were just written).
+The gb-5 rows are each command's median-wall run of three interleaved rounds; every other row is
+one run. Captures are read from the page cache (they were just written).
 
 Datasets, from \`examples/synth.rs\` (one capture per host; LVS-TUN, round robin in the order the
 director receives the SYNs, TCP to VIP:80, Poisson arrivals at 2000 connections/s unless said,
