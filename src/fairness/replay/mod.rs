@@ -80,7 +80,7 @@ fn scheduler_notes(s: Scheduler) -> Option<String> {
 pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
     let cfg = inp.cfg;
     let n = cfg.servers.len();
-    let plan = Plan::new(inp, shows_loads(cfg.scheduler));
+    let (plan, walked) = Plan::new(inp, shows_loads(cfg.scheduler));
     let mut verdicts = vec![Verdict::Unchecked; inp.conns.len()];
     let mut limitations = Vec::new();
 
@@ -114,67 +114,59 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         limitations: Vec::new(),
     };
 
-    // The order search and the walk over what the kernel did without the scheduler share
-    // nothing but what they read: each runs on its own thread. The runs' verdicts are for the
-    // scheduled decisions, the walk's for the others, so they merge without overlap.
-    let (_, walked) = rayon::join(
-        || {
-            let searched = search(inp, &plan, &candidates);
-            match searched {
-                Err(why) => {
-                    conformance.order_source = "not replayed".into();
-                    limitations.push(why);
-                }
-                Ok(None) => {}
-                Ok(Some(b)) => {
-                    conformance.replayed = true;
-                    let perm = &candidates[b.perm];
-                    conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
-                    let tie_note = if b.ties > 0 {
-                        format!(
-                            "; {} other candidate(s) matched as many, so this capture does \
-                             not pin the order down",
-                            b.ties
-                        )
-                    } else {
-                        String::new()
-                    };
-                    // The search already built this model, so it cannot fail here.
-                    if let Ok(run) = run_order(inp, &plan, perm, b.start, Some(&mut verdicts)) {
-                        conformance.matched = run.matched;
-                        conformance.mismatches = run.mismatched;
-                        conformance.first_mismatches = run.evidence;
-                    }
-                    conformance.order_source = match &how {
-                        None if cfg.order_known => format!("kernel order given{tie_note}"),
-                        None => format!("single server{tie_note}"),
-                        Some(how) => format!(
-                            "kernel order unknown (rules files list servers sorted): tried \
-                             {how} and kept the best, which matched {} decisions{tie_note}",
-                            conformance.matched
-                        ),
-                    };
-                    if let Some(note) = scheduler_notes(cfg.scheduler) {
-                        limitations.push(note);
-                    }
-                    if b.start != 0 {
-                        let names: Vec<String> = perm
-                            .iter()
-                            .map(|&i| cfg.servers[i].addr.ip().to_string())
-                            .collect();
-                        if let Ok(model) = model_for(inp, perm) {
-                            limitations.push(format!(
-                                "the capture does not begin with a freshly built service: the \
-                                 closest agreement starts from {}",
-                                model.describe_start_state(b.start, &names)
-                            ));
-                        }
-                    }
+    let searched = search(inp, &plan, &candidates);
+    match searched {
+        Err(why) => {
+            conformance.order_source = "not replayed".into();
+            limitations.push(why);
+        }
+        Ok(None) => {}
+        Ok(Some(b)) => {
+            conformance.replayed = true;
+            let perm = &candidates[b.perm];
+            conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
+            let tie_note = if b.ties > 0 {
+                format!(
+                    "; {} other candidate(s) matched as many, so this capture does \
+                         not pin the order down",
+                    b.ties
+                )
+            } else {
+                String::new()
+            };
+            // The search already built this model, so it cannot fail here.
+            if let Ok(run) = run_order(inp, &plan, perm, b.start, Some(&mut verdicts)) {
+                conformance.matched = run.matched;
+                conformance.mismatches = run.mismatched;
+                conformance.first_mismatches = run.evidence;
+            }
+            conformance.order_source = match &how {
+                None if cfg.order_known => format!("kernel order given{tie_note}"),
+                None => format!("single server{tie_note}"),
+                Some(how) => format!(
+                    "kernel order unknown (rules files list servers sorted): tried \
+                         {how} and kept the best, which matched {} decisions{tie_note}",
+                    conformance.matched
+                ),
+            };
+            if let Some(note) = scheduler_notes(cfg.scheduler) {
+                limitations.push(note);
+            }
+            if b.start != 0 {
+                let names: Vec<String> = perm
+                    .iter()
+                    .map(|&i| cfg.servers[i].addr.ip().to_string())
+                    .collect();
+                if let Ok(model) = model_for(inp, perm) {
+                    limitations.push(format!(
+                        "the capture does not begin with a freshly built service: the \
+                             closest agreement starts from {}",
+                        model.describe_start_state(b.start, &names)
+                    ));
                 }
             }
-        },
-        || unscheduled::walk(inp, &plan.order),
-    );
+        }
+    }
     conformance.decisions = walked.decisions;
     conformance.persistent = walked.persistent;
     conformance.persistent_matched = walked.persistent_matched;

@@ -4,6 +4,7 @@
 
 use super::arrivals::{Arrivals, Kind};
 use super::loads::LoadLog;
+use super::unscheduled::Walked;
 use super::ReplayInput;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -55,17 +56,20 @@ pub(super) struct Plan {
 }
 
 impl Plan {
-    pub fn new(inp: &ReplayInput, with_loads: bool) -> Plan {
+    /// The plan, and the report's walk over the same decisions ([`Walked`]).
+    pub fn new(inp: &ReplayInput, with_loads: bool) -> (Plan, Walked) {
         let order = CreationOrder::new(inp);
         let n_cfg = inp.cfg.servers.len();
         // Nearly every connection is a scheduling decision; the capacity never touched is
         // never resident either.
         let mut scheduled = Vec::with_capacity(order.len());
         let mut log = with_loads.then(LoadLog::default);
+        let mut walked = Walked::new(inp.conns.len());
         // Counter changes still to come, soonest first: (time, server, change). They come from
         // the entries alive, so this holds a few per entry alive at once.
         let mut pending: BinaryHeap<Reverse<(i64, u32, i8, i8)>> = BinaryHeap::new();
         for (d, life) in Arrivals::new(inp, &order) {
+            walked.step(inp, &d);
             if let Some(log) = &mut log {
                 while let Some(&Reverse((t, s, a, b))) = pending.peek() {
                     if t >= d.time_ns {
@@ -90,10 +94,11 @@ impl Plan {
         if let Some(log) = &mut log {
             log.shrink_to_fit();
         }
-        Plan {
+        let plan = Plan {
             order,
             scheduled,
             loads: log,
-        }
+        };
+        (plan, walked)
     }
 }

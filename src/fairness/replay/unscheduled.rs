@@ -2,12 +2,12 @@
 //! reused, persistence templates followed) checked against the server each connection went
 //! to, the scheduled decisions counted, and why some could not be predicted.
 //!
-//! It depends on nothing the order search finds, so [`super::replay`] runs it beside the
-//! search rather than after it: both come after every capture has been read, and are what
-//! `verify` waits for last.
+//! It depends on nothing the order search finds, and reads what the plan's pass over the
+//! arrivals reads, so it takes each decision in that same pass ([`super::plan::Plan::new`]):
+//! a second pass beside the search held a second table of live entries at the memory peak
+//! of `verify` and took as long again.
 
-use super::arrivals::{masked, Arrivals, Decision, Kind};
-use super::plan::CreationOrder;
+use super::arrivals::{masked, Decision, Kind};
 use super::{ReplayInput, EVIDENCE};
 use crate::fairness::outcome::{Mismatch, Verdict};
 
@@ -53,39 +53,41 @@ impl Walked {
     }
 }
 
-pub(super) fn walk(inp: &ReplayInput, order: &CreationOrder) -> Walked {
-    let mut w = Walked {
-        decisions: 0,
-        persistent: 0,
-        persistent_matched: 0,
-        not_predicted: Vec::new(),
-        mismatches: 0,
-        evidence: Vec::new(),
-        verdicts: vec![Verdict::Unchecked; inp.conns.len()],
-    };
-    let bump = |w: &mut Walked, reason: String| match w
-        .not_predicted
-        .iter_mut()
-        .find(|(r, _)| *r == reason)
-    {
-        Some(e) => e.1 += 1,
-        None => w.not_predicted.push((reason, 1)),
-    };
-    for (d, _) in Arrivals::new(inp, order) {
+impl Walked {
+    /// Nothing walked yet, for a table of `n` connections.
+    pub fn new(n: usize) -> Walked {
+        Walked {
+            decisions: 0,
+            persistent: 0,
+            persistent_matched: 0,
+            not_predicted: Vec::new(),
+            mismatches: 0,
+            evidence: Vec::new(),
+            verdicts: vec![Verdict::Unchecked; n],
+        }
+    }
+
+    /// Counts one more connection under `reason` it could not be checked for.
+    fn bump(&mut self, reason: String) {
+        match self.not_predicted.iter_mut().find(|(r, _)| *r == reason) {
+            Some(e) => e.1 += 1,
+            None => self.not_predicted.push((reason, 1)),
+        }
+    }
+
+    /// The next decision, in creation order.
+    pub fn step(&mut self, inp: &ReplayInput, d: &Decision) {
+        let w = self;
         let observed = inp.server_of(d.conn);
         match d.kind {
             Kind::Scheduled => {
                 if observed.is_some() {
                     w.decisions += 1;
                 } else {
-                    bump(
-                        &mut w,
-                        "scheduled, but no tunnelled packet shows which server got it".into(),
-                    );
+                    w.bump("scheduled, but no tunnelled packet shows which server got it".into());
                 }
             }
-            Kind::BeforeCapture => bump(
-                &mut w,
+            Kind::BeforeCapture => w.bump(
                 "started before the capture (no SYN seen), so the decision is not in it".into(),
             ),
             Kind::Reused { server, state } => {
@@ -94,10 +96,10 @@ pub(super) fn walk(inp: &ReplayInput, order: &CreationOrder) -> Walked {
                      reused it instead of scheduling"
                 );
                 match (server, observed) {
-                    (Some(s), Some(o)) if s != o => w.mismatch(inp, &d, s, o, || reason.clone()),
+                    (Some(s), Some(o)) if s != o => w.mismatch(inp, d, s, o, || reason.clone()),
                     _ => {}
                 }
-                bump(&mut w, reason);
+                w.bump(reason);
             }
             Kind::Persisted { server, since_ns } => match (server, observed) {
                 (Some(s), Some(o)) => {
@@ -106,7 +108,7 @@ pub(super) fn walk(inp: &ReplayInput, order: &CreationOrder) -> Walked {
                         w.persistent_matched += 1;
                         w.verdicts[d.conn] = Verdict::Matched;
                     } else {
-                        w.mismatch(inp, &d, s, o, || {
+                        w.mismatch(inp, d, s, o, || {
                             format!(
                                 "persistence template for {} created {:.3} s earlier \
                                      still alive",
@@ -116,12 +118,8 @@ pub(super) fn walk(inp: &ReplayInput, order: &CreationOrder) -> Walked {
                         });
                     }
                 }
-                _ => bump(
-                    &mut w,
-                    "sent by a persistence template whose server was never seen".into(),
-                ),
+                _ => w.bump("sent by a persistence template whose server was never seen".into()),
             },
         }
     }
-    w
 }
