@@ -106,14 +106,22 @@ impl Live {
 /// than what stays. Its size follows the entries alive at once (a hash map that only grows
 /// would reach twice that and more: removals leave tombstones, which count as used until it
 /// rebuilds), at a cost of a few `alive` calls and moves per insertion over time.
-fn make_room<K: Eq + Hash, V>(table: &mut FxHashMap<K, V>, alive: impl FnMut(&K, &mut V) -> bool) {
+///
+/// The entries that stay wait in a list while the old table is freed and the new one built,
+/// so that the two tables are never held at once: the old beside the new was the memory peak
+/// of `verify` on a million connections (+29 MB over what the analysis holds after it).
+fn make_room<K: Eq + Hash, V>(
+    table: &mut FxHashMap<K, V>,
+    mut alive: impl FnMut(&K, &mut V) -> bool,
+) {
     if table.len() < table.capacity() {
         return;
     }
-    table.retain(alive);
-    let live = table.len();
+    table.retain(&mut alive);
+    let kept: Vec<(K, V)> = std::mem::take(table).into_iter().collect();
+    let live = kept.len();
     let mut rebuilt = FxHashMap::with_capacity_and_hasher(live + live / 3 + 1, Default::default());
-    rebuilt.extend(table.drain());
+    rebuilt.extend(kept);
     *table = rebuilt;
 }
 
