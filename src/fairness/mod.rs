@@ -8,6 +8,7 @@
 //! first that it does not; and shares over time windows. Nothing here reads files or
 //! prints; `report::fairness` and `report::charts` present the result.
 
+mod byte_chunks;
 pub mod check;
 pub mod entry;
 pub mod input;

@@ -12,6 +12,7 @@
 //! A client is kept as its address and port: an IPv6 socket address's flow information and
 //! scope, which connection records never carry, are not.
 
+use super::byte_chunks::ByteChunks;
 use super::input::{ConnObs, TcpMarks};
 use crate::topology::FrameRef;
 use crate::varint;
@@ -67,7 +68,7 @@ impl ServerTotals {
 #[derive(Debug, Clone, Default)]
 pub struct ConnTable {
     records: Vec<Record>,
-    details: Vec<u8>,
+    details: ByteChunks,
     clients: Vec<IpAddr>,
     client_ids: FxHashMap<IpAddr, u32>,
     servers: Vec<ServerTotals>,
@@ -77,7 +78,7 @@ pub struct ConnTable {
 struct Record {
     start_ns: i64,
     /// Client port (top 16 bits), whether the entry was created at `start_ns` (bit 47), and
-    /// where the details start in `details` (low 47 bits).
+    /// where the details start in `details` (low 47 bits: chunk and offset).
     port_at: u64,
     client: u32,
     /// Index into `servers`, or `NO_SERVER`.
@@ -88,6 +89,11 @@ const NO_SERVER: u32 = u32::MAX;
 const AT_BITS: u32 = 47;
 const AT_MASK: u64 = (1 << AT_BITS) - 1;
 const CREATED_AT_START: u64 = 1 << AT_BITS;
+
+/// The most bytes one connection's details take: the flags; the last packet, four TCP marks
+/// and the first frame's time as variable-length differences; its capture, interface and
+/// frame number.
+const MAX_DETAILS: usize = 1 + 10 * 6 + 5 + 5 + 10;
 
 // What the first byte of a connection's details says is there.
 const HAS_TCP: u8 = 1;
@@ -101,8 +107,9 @@ impl Record {
     fn port(&self) -> u16 {
         (self.port_at >> 48) as u16
     }
-    fn at(&self) -> usize {
-        (self.port_at & AT_MASK) as usize
+    /// Where its details are in [`ConnTable::details`].
+    fn at(&self) -> u64 {
+        self.port_at & AT_MASK
     }
 }
 
@@ -134,7 +141,7 @@ impl ConnTable {
             Some(addr) => self.add_to_server(addr, c),
             None => NO_SERVER,
         };
-        let at = self.details.len() as u64;
+        let at = self.details.start(MAX_DETAILS);
         assert!(at <= AT_MASK, "connection details past 2^47 bytes");
         let created_at_start = c.tcp.and_then(|m| m.syn_ns).is_none_or(|t| t == c.start_ns);
         self.records.push(Record {
@@ -199,7 +206,7 @@ impl ConnTable {
         if c.first_frame.is_some() {
             flags |= HAS_FRAME;
         }
-        let out = &mut self.details;
+        let out = self.details.tail();
         out.push(flags);
         varint::put_diff(out, c.last_ns, c.start_ns);
         for t in marks.iter().filter_map(|m| m.0) {
@@ -215,7 +222,7 @@ impl ConnTable {
 
     pub fn get(&self, i: usize) -> Conn {
         let (times, flags, mut at) = self.decode_times(i);
-        let bytes = &self.details;
+        let (bytes, _) = self.details.at(self.records[i].at());
         let start = times.start_ns;
         let first_frame = (flags & HAS_FRAME != 0).then(|| FrameRef {
             capture: varint::get(bytes, &mut at) as u32,
@@ -245,8 +252,7 @@ impl ConnTable {
     /// The times of connection `i`, its details' flags, and where its first frame starts.
     fn decode_times(&self, i: usize) -> (ConnTimes, u8, usize) {
         let r = &self.records[i];
-        let bytes = &self.details;
-        let mut at = r.at();
+        let (bytes, mut at) = self.details.at(r.at());
         let flags = bytes[at];
         at += 1;
         let start = r.start_ns;
