@@ -34,6 +34,7 @@ mod packed;
 mod pending;
 pub mod pipeline;
 pub mod stream;
+mod trim;
 
 pub use pipeline::{
     analyse, analyse_files_streaming, analyse_source, analyse_streaming, Analysis, ConnectionSink,

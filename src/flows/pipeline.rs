@@ -634,6 +634,7 @@ fn run_passes(
         sink.connection(c);
     });
     drop(joiner);
+    super::trim::release_freed_memory();
     analysis.warnings.extend(outcome.warnings);
     // The captures read past their look-ahead in pass 2: what reading them said.
     for (capture, read) in outcome.reads {
