@@ -852,9 +852,9 @@ fn ips(order: &[SocketAddr]) -> Vec<IpAddr> {
     order.iter().map(|a| a.ip()).collect()
 }
 
-#[test]
-fn lab_wrr_conforms_fully_and_the_kernel_order_is_recovered() {
-    let cfg = sorted_config(
+/// fixtures/wrr's rules: `-s wrr` on 192.168.60.80:8080, weights 3, 2, 1, listed sorted.
+fn wrr_config() -> ServiceConfig {
+    sorted_config(
         Scheduler::Wrr,
         8080,
         &[
@@ -862,7 +862,12 @@ fn lab_wrr_conforms_fully_and_the_kernel_order_is_recovered() {
             ("192.168.60.12", 2),
             ("192.168.60.13", 1),
         ],
-    );
+    )
+}
+
+#[test]
+fn lab_wrr_conforms_fully_and_the_kernel_order_is_recovered() {
+    let cfg = wrr_config();
     let svc = run("192.168.60.80:8080", cfg, WRR);
     let c = svc.conformance.as_ref().unwrap();
     assert_eq!((c.decisions, c.matched, c.mismatches), (30, 30, 0));
@@ -888,15 +893,7 @@ fn lab_wrr_conforms_fully_and_the_kernel_order_is_recovered() {
 /// draw: the report is otherwise the same, the drift windows included.
 #[test]
 fn lab_wrr_report_is_the_same_without_the_timeline() {
-    let cfg = sorted_config(
-        Scheduler::Wrr,
-        8080,
-        &[
-            ("192.168.60.11", 3),
-            ("192.168.60.12", 2),
-            ("192.168.60.13", 1),
-        ],
-    );
+    let cfg = wrr_config();
     let conns = connections(WRR);
     let input = |timeline| {
         let table: ConnTable = conns.iter().collect();
