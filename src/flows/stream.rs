@@ -45,9 +45,11 @@ const TIME_PER_BATCH_NS: i64 = 500_000_000;
 /// 91 %, and `verify` on the 1 GB bench set took 8 % less wall time for about 2 MB more held
 /// (32 gave no more speed for 10 MB).
 const BATCHES_IN_CHANNEL: usize = 8;
-/// Packed legs gathered on the joining side before they go back to their capture's thread to
-/// be freed ([`Input::give_back`]).
+/// Packed legs gathered on the joining side for one capture before they go back to its thread
+/// to be freed ([`GiveBack`]).
 const GIVE_BACK_AT: usize = 256;
+/// Packed legs waiting to go back, all captures together, that make every capture's go back.
+const GIVE_BACK_HELD: usize = 4096;
 /// A frame this much older than the newest already read means the capture is not in time
 /// order (a few milliseconds of disorder are normal on `-i any`).
 const DISORDER_NS: i64 = 1_000_000_000;
@@ -175,6 +177,7 @@ pub fn run(
                 .unwrap_or(0)
                 .clamp(0, MAX_UNCERTAINTY_SLACK_NS);
         let mut pending = Pending::new(joiner, slack);
+        let mut give_back = GiveBack::new(&inputs);
         let mut stats = Vec::new();
         let mut reads = Vec::new();
         let mut facts = Vec::new();
@@ -208,7 +211,7 @@ pub fn run(
             }
             max_waiting = max_waiting.max(pending.keys.len());
             pending.flush(watermark(&inputs), each);
-            give_back(&mut pending, &mut inputs);
+            give_back.send(&mut pending, &mut inputs);
         }
         pending.flush(i64::MAX, each);
         stats.sort_by_key(|s: &VantageStats| s.vantage);
@@ -269,26 +272,66 @@ struct Input {
     unmatched: bool,
 }
 
-/// Sends the legs joined since the last call back to their captures' threads, a list of
-/// [`GIVE_BACK_AT`] at a time. A capture whose thread has ended frees its own here.
-fn give_back(pending: &mut Pending, inputs: &mut [Input]) {
-    for (vantage, leg) in pending.take_spent() {
-        let Some(input) = inputs.iter_mut().find(|i| i.capture == vantage.capture) else {
-            continue;
-        };
-        if input.done {
-            continue;
+/// The joined legs on their way back to their captures' threads ([`Pending`]'s `spent` says
+/// why): gathered per capture and sent [`GIVE_BACK_AT`] at a time, or all at once when
+/// [`GIVE_BACK_HELD`] are waiting, so that captures with few connections (one per client
+/// host, say) do not keep theirs until the end.
+struct GiveBack {
+    /// Each capture's place in the inputs, by capture number.
+    input_of: Vec<usize>,
+    held: usize,
+}
+
+impl GiveBack {
+    fn new(inputs: &[Input]) -> GiveBack {
+        let len = inputs
+            .iter()
+            .map(|i| i.capture as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut input_of = vec![usize::MAX; len];
+        for (k, i) in inputs.iter().enumerate() {
+            input_of[i.capture as usize] = k;
         }
-        input.spent.push(leg);
-        if input.spent.len() >= GIVE_BACK_AT {
-            let list = std::mem::replace(&mut input.spent, Vec::with_capacity(GIVE_BACK_AT));
-            // The thread may have ended since: its legs are then freed here.
-            let _ = input.back.send(list);
+        GiveBack { input_of, held: 0 }
+    }
+
+    /// Sends the legs joined since the last call. A capture whose thread has ended (or that
+    /// is not an input) has its legs freed here.
+    fn send(&mut self, pending: &mut Pending, inputs: &mut [Input]) {
+        for (vantage, leg) in pending.take_spent() {
+            let Some(input) = self
+                .input_of
+                .get(vantage.capture as usize)
+                .and_then(|&k| inputs.get_mut(k))
+                .filter(|i| !i.done)
+            else {
+                continue;
+            };
+            input.spent.push(leg);
+            self.held += 1;
+            if input.spent.len() >= GIVE_BACK_AT {
+                self.held -= input.spent.len();
+                input.send_spent();
+            }
+        }
+        if self.held >= GIVE_BACK_HELD {
+            for input in inputs.iter_mut().filter(|i| !i.spent.is_empty()) {
+                input.send_spent();
+            }
+            self.held = 0;
         }
     }
 }
 
 impl Input {
+    /// Sends this capture's joined legs back to its thread. The thread may have ended since:
+    /// its legs are then freed here.
+    fn send_spent(&mut self) {
+        let list = std::mem::replace(&mut self.spent, Vec::with_capacity(GIVE_BACK_AT));
+        let _ = self.back.send(list);
+    }
+
     /// How far this capture has been read, on the reference clock, as far as it can be trusted.
     fn reference_progress(&self) -> i64 {
         if self.done {
