@@ -117,7 +117,7 @@ pub fn verify_with(
     if let Some(rules) = rules {
         fairness::observe::apply_rules(&mut input, rules);
     }
-    let fairness = fairness::analyse_observed_with(&input, fairness::Timeline::Skip);
+    let fairness = fairness::analyse_observed(&input, fairness::Timeline::Skip);
     let packet_of = |client: SocketAddr, time_ns: i64| {
         // The connection of that client port that started nearest that time, as the director
         // saw its first packet. Called for the few assignments shown as evidence only.

@@ -13,7 +13,7 @@
 
 use lvscheck::fairness::entry::{counters_at, EntryLife};
 use lvscheck::fairness::{
-    analyse, analyse_observed_with, ConnObs, ConnTable, FairnessInput, Proto, Scheduler, Server,
+    analyse, analyse_observed, ConnObs, ConnTable, FairnessInput, Proto, Scheduler, Server,
     ServiceConfig, ServiceObs, TcpMarks, Timeline,
 };
 use std::net::{IpAddr, SocketAddr};
@@ -897,7 +897,7 @@ fn lab_wrr_report_is_the_same_without_the_timeline() {
     let conns = connections(WRR);
     let input = |timeline| {
         let table: ConnTable = conns.iter().collect();
-        analyse_observed_with(
+        analyse_observed(
             &FairnessInput {
                 services: vec![ServiceObs {
                     proto: Proto::Tcp,

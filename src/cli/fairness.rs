@@ -180,7 +180,7 @@ pub fn run(
         Some(_) => fairness::Timeline::Keep,
         None => fairness::Timeline::Skip,
     };
-    let report = fairness::analyse_observed_with(input, timeline);
+    let report = fairness::analyse_observed(input, timeline);
     if args.json {
         super::emit_json(&report);
     } else {

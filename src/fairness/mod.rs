@@ -57,8 +57,8 @@ impl Connections for ConnTable {
 }
 
 /// Whether the report keeps [`ServiceReport::timeline`], one entry per connection, which only
-/// the charts read: 16 bytes a connection, 16 MB at a million, held at the memory peak of the
-/// analysis, so `verify` and `fairness` without `--charts` do without.
+/// the charts read (16 bytes a connection, 16 MB at a million): `verify` and `fairness`
+/// without `--charts` do without.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Timeline {
     Keep,
@@ -70,16 +70,9 @@ pub fn analyse(input: &FairnessInput) -> FairnessReport {
     analyse_any(input, Timeline::Keep)
 }
 
-/// Analyses every service of the connections gathered from captures.
-pub fn analyse_observed(input: &FairnessInput<ConnTable>) -> FairnessReport {
-    analyse_any(input, Timeline::Keep)
-}
-
-/// [`analyse_observed`], with the timeline kept or not.
-pub fn analyse_observed_with(
-    input: &FairnessInput<ConnTable>,
-    timeline: Timeline,
-) -> FairnessReport {
+/// Analyses every service of the connections gathered from captures, with the timeline kept
+/// or not.
+pub fn analyse_observed(input: &FairnessInput<ConnTable>, timeline: Timeline) -> FairnessReport {
     analyse_any(input, timeline)
 }
 

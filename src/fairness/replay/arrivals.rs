@@ -117,8 +117,10 @@ fn make_room<K: Eq + Hash, V>(
     if table.len() < table.capacity() {
         return;
     }
-    table.retain(&mut alive);
-    let kept: Vec<(K, V)> = std::mem::take(table).into_iter().collect();
+    let kept: Vec<(K, V)> = std::mem::take(table)
+        .into_iter()
+        .filter_map(|(k, mut v)| alive(&k, &mut v).then_some((k, v)))
+        .collect();
     let live = kept.len();
     let mut rebuilt = FxHashMap::with_capacity_and_hasher(live + live / 3 + 1, Default::default());
     rebuilt.extend(kept);

@@ -77,17 +77,18 @@ impl Walked {
 
     /// The next decision, in creation order.
     pub fn step(&mut self, inp: &ReplayInput, d: &Decision) {
-        let w = self;
         let observed = inp.server_of(d.conn);
         match d.kind {
             Kind::Scheduled => {
                 if observed.is_some() {
-                    w.decisions += 1;
+                    self.decisions += 1;
                 } else {
-                    w.bump("scheduled, but no tunnelled packet shows which server got it".into());
+                    self.bump(
+                        "scheduled, but no tunnelled packet shows which server got it".into(),
+                    );
                 }
             }
-            Kind::BeforeCapture => w.bump(
+            Kind::BeforeCapture => self.bump(
                 "started before the capture (no SYN seen), so the decision is not in it".into(),
             ),
             Kind::Reused { server, state } => {
@@ -96,19 +97,19 @@ impl Walked {
                      reused it instead of scheduling"
                 );
                 match (server, observed) {
-                    (Some(s), Some(o)) if s != o => w.mismatch(inp, d, s, o, || reason.clone()),
+                    (Some(s), Some(o)) if s != o => self.mismatch(inp, d, s, o, || reason.clone()),
                     _ => {}
                 }
-                w.bump(reason);
+                self.bump(reason);
             }
             Kind::Persisted { server, since_ns } => match (server, observed) {
                 (Some(s), Some(o)) => {
-                    w.persistent += 1;
+                    self.persistent += 1;
                     if s == o {
-                        w.persistent_matched += 1;
-                        w.verdicts[d.conn] = Verdict::Matched;
+                        self.persistent_matched += 1;
+                        self.verdicts[d.conn] = Verdict::Matched;
                     } else {
-                        w.mismatch(inp, d, s, o, || {
+                        self.mismatch(inp, d, s, o, || {
                             format!(
                                 "persistence template for {} created {:.3} s earlier \
                                      still alive",
@@ -118,7 +119,7 @@ impl Walked {
                         });
                     }
                 }
-                _ => w.bump("sent by a persistence template whose server was never seen".into()),
+                _ => self.bump("sent by a persistence template whose server was never seen".into()),
             },
         }
     }
