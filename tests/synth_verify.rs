@@ -84,6 +84,11 @@ fn run(name: &str, cfg: &Config) -> Run {
 
 /// [`run`], giving lvscheck the generator's rules.txt (`--rules`) when `rules` is set.
 fn run_with(name: &str, cfg: &Config, rules: bool) -> Run {
+    run_env(name, cfg, rules, &[])
+}
+
+/// [`run_with`], lvscheck run with `env` added to its environment.
+fn run_env(name: &str, cfg: &Config, rules: bool, env: &[(&str, &str)]) -> Run {
     let dir = scratch(name);
     let summary = generate(cfg, &dir).expect("captures written");
     let truth: Value =
@@ -113,6 +118,7 @@ fn run_with(name: &str, cfg: &Config, rules: bool) -> Run {
         Vec::new()
     };
     let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .envs(env.iter().copied())
         .arg("verify")
         .arg("--json")
         .args(vip_args)
@@ -568,4 +574,38 @@ fn round_robin_follows_the_order_syns_reach_the_director() {
         "{reason}"
     );
     assert_healthy(&r);
+}
+
+/// A service with more connections than a table keeps in memory (`LVSCHECK_SPILL_ROWS`, set
+/// low here) goes to a temporary file in sorted runs and is merged back in order: the same
+/// connections reach the same servers (truth.json), round robin still reproduces every
+/// assignment, and the report is the one the table kept in memory gives.
+#[test]
+fn a_table_written_to_disk_gives_the_report_kept_in_memory() {
+    let mut cfg = Config::new(2000, 4);
+    cfg.rate = 20_000.0;
+    // 2 000 connections: 20 runs of 100 rows, merged into two blocks of the sorted table.
+    let spilled = run_env("spilled", &cfg, true, &[("LVSCHECK_SPILL_ROWS", "100")]);
+    let kept = run_env("kept", &cfg, true, &[("LVSCHECK_SPILL_ROWS", "1000000000")]);
+    assert_healthy(&spilled);
+    assert_eq!(spilled.reported_per_rs(), spilled.truth_per_rs());
+    let n = spilled.truth["connections"].as_array().unwrap().len();
+    let reason = spilled.check("scheduler")["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains(&format!("{n} of {n} assignments reproduced")),
+        "{reason}"
+    );
+    // Everything but the captures' paths (each run has its own directory).
+    for part in [
+        "checks",
+        "fairness",
+        "verdict",
+        "connections",
+        "per_real_server",
+    ] {
+        assert_eq!(spilled.report[part], kept.report[part], "{part}");
+    }
 }

@@ -16,6 +16,7 @@ pub mod observe;
 pub mod outcome;
 pub mod replay;
 pub mod sched;
+mod spill;
 pub mod stats;
 pub mod table;
 pub mod verdict;
@@ -30,7 +31,6 @@ pub use outcome::{
 pub use table::ConnTable;
 pub use verdict::{FairnessVerdict, Outcome as FairnessOutcome};
 
-use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 /// Number of windows the drift table splits the capture into.
@@ -41,18 +41,34 @@ pub const MIN_WINDOW_CONNS: u64 = 10;
 /// The connections of a service in a form the analysis reads: a table, built from a list of
 /// [`ConnObs`] when that is what was given.
 trait Connections {
-    fn table(&self) -> Cow<'_, ConnTable>;
+    fn table(&self) -> TableRef<'_>;
+}
+
+/// A table built for the analysis, or the one given.
+enum TableRef<'a> {
+    Built(Box<ConnTable>),
+    Given(&'a ConnTable),
+}
+
+impl std::ops::Deref for TableRef<'_> {
+    type Target = ConnTable;
+    fn deref(&self) -> &ConnTable {
+        match self {
+            TableRef::Built(t) => t,
+            TableRef::Given(t) => t,
+        }
+    }
 }
 
 impl Connections for Vec<ConnObs> {
-    fn table(&self) -> Cow<'_, ConnTable> {
-        Cow::Owned(self.iter().collect())
+    fn table(&self) -> TableRef<'_> {
+        TableRef::Built(Box::new(self.iter().collect()))
     }
 }
 
 impl Connections for ConnTable {
-    fn table(&self) -> Cow<'_, ConnTable> {
-        Cow::Borrowed(self)
+    fn table(&self) -> TableRef<'_> {
+        TableRef::Given(self)
     }
 }
 
@@ -96,6 +112,14 @@ fn analyse_service<C>(
 ) -> ServiceReport {
     let cfg = svc.config.as_ref();
     let mut notes = Vec::new();
+    if let Some(why) = conns.spill_trouble() {
+        notes.push(format!(
+            "the connection table was to go to disk past {} connections, but {why}: it was \
+             kept in memory instead (results are the same; set TMPDIR to a writable file system \
+             to bound memory)",
+            table::spill_rows()
+        ));
+    }
 
     // Servers: configured ones first, then any other server that got traffic.
     let mut addrs: Vec<SocketAddr> = cfg

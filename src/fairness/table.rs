@@ -9,11 +9,17 @@
 //! times are only ever summed or listed per real server, so they are added to per-server
 //! totals as the connections come instead of being kept per connection.
 //!
+//! Past [`spill_rows`] connections the table goes to disk ([`super::spill`]), so that a long
+//! capture's connections do not all stay in memory.
+//!
 //! A client is kept as its address and port: an IPv6 socket address's flow information and
 //! scope, which connection records never carry, are not.
 
 use super::byte_chunks::ByteChunks;
 use super::input::{ConnObs, TcpMarks};
+use super::spill::{
+    get_details, put_details, Details, Row, RowHead, Sorted, Spill, MAX_DETAILS, NO_SERVER,
+};
 use crate::topology::FrameRef;
 use crate::varint;
 use rustc_hash::FxHashMap;
@@ -65,13 +71,62 @@ impl ServerTotals {
     }
 }
 
-#[derive(Debug, Clone, Default)]
 pub struct ConnTable {
-    records: Vec<Record>,
-    details: ByteChunks,
+    rows: Rows,
     clients: Vec<IpAddr>,
     client_ids: FxHashMap<IpAddr, u32>,
     servers: Vec<ServerTotals>,
+    /// Connections kept in memory before the table goes to disk.
+    spill_at: usize,
+}
+
+/// Where the connections are.
+enum Rows {
+    /// In memory: records and their details.
+    Memory {
+        records: Vec<Record>,
+        details: ByteChunks,
+    },
+    /// On their way to disk, in the order they came ([`ConnTable::sort_by_start_and_client`]
+    /// puts them in order; they cannot be read before).
+    Spilling(Spill),
+    /// On disk, sorted.
+    Sorted(Sorted),
+}
+
+impl Default for ConnTable {
+    fn default() -> Self {
+        ConnTable::spilling_at(spill_rows())
+    }
+}
+
+impl std::fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rows = match &self.rows {
+            Rows::Memory { .. } => "memory",
+            Rows::Spilling(_) => "spilling",
+            Rows::Sorted(_) => "on disk",
+        };
+        f.debug_struct("ConnTable")
+            .field("len", &self.len())
+            .field("rows", &rows)
+            .field("clients", &self.clients.len())
+            .field("servers", &self.servers)
+            .finish()
+    }
+}
+
+/// Connections a table keeps in memory before it goes to disk: `LVSCHECK_SPILL_ROWS` when set
+/// (the tests set it low to run the disk path on small captures), else 65 536 (about 3 MB in
+/// memory; a capture with fewer connections per service never writes a file).
+pub fn spill_rows() -> usize {
+    static ROWS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *ROWS.get_or_init(|| {
+        std::env::var("LVSCHECK_SPILL_ROWS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1 << 16)
+    })
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,23 +140,9 @@ struct Record {
     rs: u32,
 }
 
-const NO_SERVER: u32 = u32::MAX;
 const AT_BITS: u32 = 47;
 const AT_MASK: u64 = (1 << AT_BITS) - 1;
 const CREATED_AT_START: u64 = 1 << AT_BITS;
-
-/// The most bytes one connection's details take: the flags; the last packet, four TCP marks
-/// and the first frame's time as variable-length differences; its capture, interface and
-/// frame number.
-const MAX_DETAILS: usize = 1 + 10 * 6 + 5 + 5 + 10;
-
-// What the first byte of a connection's details says is there.
-const HAS_TCP: u8 = 1;
-const HAS_SYN: u8 = 1 << 1;
-const HAS_ACK: u8 = 1 << 2;
-const HAS_FIN: u8 = 1 << 3;
-const HAS_RST: u8 = 1 << 4;
-const HAS_FRAME: u8 = 1 << 5;
 
 impl Record {
     fn port(&self) -> u16 {
@@ -114,17 +155,44 @@ impl Record {
 }
 
 impl ConnTable {
+    /// A table that goes to disk past `rows` connections.
+    pub fn spilling_at(rows: usize) -> ConnTable {
+        ConnTable {
+            rows: Rows::Memory {
+                records: Vec::new(),
+                details: ByteChunks::default(),
+            },
+            clients: Vec::new(),
+            client_ids: FxHashMap::default(),
+            servers: Vec::new(),
+            spill_at: rows,
+        }
+    }
+
     pub fn len(&self) -> usize {
-        self.records.len()
+        match &self.rows {
+            Rows::Memory { records, .. } => records.len(),
+            Rows::Spilling(s) => s.len(),
+            Rows::Sorted(s) => s.len(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
     /// The real servers the connections went to, in the order they first appeared.
     pub fn servers(&self) -> &[ServerTotals] {
         &self.servers
+    }
+
+    /// Why the table stayed in memory, in part or whole, when it was to go to disk.
+    pub fn spill_trouble(&self) -> Option<&str> {
+        match &self.rows {
+            Rows::Memory { .. } => None,
+            Rows::Spilling(s) => s.trouble(),
+            Rows::Sorted(s) => s.trouble(),
+        }
     }
 
     pub fn push(&mut self, c: &ConnObs) {
@@ -141,22 +209,54 @@ impl ConnTable {
             Some(addr) => self.add_to_server(addr, c),
             None => NO_SERVER,
         };
-        let at = self.details.start(MAX_DETAILS);
-        assert!(at <= AT_MASK, "connection details past 2^47 bytes");
         let created_at_start = c.tcp.and_then(|m| m.syn_ns).is_none_or(|t| t == c.start_ns);
-        self.records.push(Record {
-            start_ns: c.start_ns,
-            port_at: u64::from(c.client.port()) << 48
-                | if created_at_start {
-                    CREATED_AT_START
-                } else {
-                    0
-                }
-                | at,
-            client,
-            rs,
-        });
-        self.put_details(c);
+        if matches!(&self.rows, Rows::Memory { records, .. } if records.len() >= self.spill_at) {
+            self.start_spilling();
+        }
+        match &mut self.rows {
+            Rows::Memory { records, details } => {
+                let at = details.start(MAX_DETAILS);
+                assert!(at <= AT_MASK, "connection details past 2^47 bytes");
+                records.push(Record {
+                    start_ns: c.start_ns,
+                    port_at: u64::from(c.client.port()) << 48
+                        | if created_at_start {
+                            CREATED_AT_START
+                        } else {
+                            0
+                        }
+                        | at,
+                    client,
+                    rs,
+                });
+                put_details(details.tail(), c.start_ns, &details_of(c), None);
+            }
+            Rows::Spilling(spill) => {
+                let row = Row {
+                    start_ns: c.start_ns,
+                    client,
+                    port: c.client.port(),
+                    created_at_start,
+                    rs,
+                    last_ns: c.last_ns,
+                    tcp: c.tcp,
+                    first_frame: c.first_frame,
+                };
+                spill.push(row, &self.clients);
+            }
+            Rows::Sorted(_) => panic!("a connection added to a table already sorted"),
+        }
+    }
+
+    /// Moves the rows kept so far to a [`Spill`], in the order they came; no more than the
+    /// rows the table would keep wait in memory for their run.
+    fn start_spilling(&mut self) {
+        let mut spill = Spill::new(self.spill_at);
+        for i in 0..self.len() {
+            let row = self.row(i);
+            spill.push(row, &self.clients);
+        }
+        self.rows = Rows::Spilling(spill);
     }
 
     fn add_to_server(&mut self, addr: IpAddr, c: &ConnObs) -> u32 {
@@ -189,54 +289,38 @@ impl ConnTable {
         u32::try_from(k).expect("fewer than 2^32 - 1 real servers")
     }
 
-    fn put_details(&mut self, c: &ConnObs) {
-        let m = c.tcp.unwrap_or_default();
-        let marks = [
-            (m.syn_ns, HAS_SYN),
-            (m.ack_ns, HAS_ACK),
-            (m.fin_ns, HAS_FIN),
-            (m.rst_ns, HAS_RST),
-        ];
-        let mut flags = if c.tcp.is_some() { HAS_TCP } else { 0 };
-        for (t, bit) in marks {
-            if t.is_some() {
-                flags |= bit;
+    /// Connection `i` as a row, wherever it is.
+    fn row(&self, i: usize) -> Row {
+        match &self.rows {
+            Rows::Memory { records, details } => {
+                let r = &records[i];
+                let (bytes, mut at) = details.at(r.at());
+                let (d, _) = get_details(bytes, &mut at, r.start_ns, true);
+                Row {
+                    start_ns: r.start_ns,
+                    client: r.client,
+                    port: r.port(),
+                    created_at_start: r.port_at & CREATED_AT_START != 0,
+                    rs: r.rs,
+                    last_ns: d.last_ns,
+                    tcp: d.tcp,
+                    first_frame: d.first_frame,
+                }
             }
-        }
-        if c.first_frame.is_some() {
-            flags |= HAS_FRAME;
-        }
-        let out = self.details.tail();
-        out.push(flags);
-        varint::put_diff(out, c.last_ns, c.start_ns);
-        for t in marks.iter().filter_map(|m| m.0) {
-            varint::put_diff(out, t, c.start_ns);
-        }
-        if let Some(f) = c.first_frame {
-            varint::put(out, u64::from(f.capture));
-            varint::put(out, u64::from(f.interface));
-            varint::put(out, f.frame);
-            varint::put_diff(out, f.ts_ns, c.start_ns);
+            Rows::Sorted(s) => s.row(i),
+            Rows::Spilling(_) => panic!("the table is read before it is sorted"),
         }
     }
 
     pub fn get(&self, i: usize) -> Conn {
-        let (times, flags, mut at) = self.decode_times(i);
-        let (bytes, _) = self.details.at(self.records[i].at());
-        let start = times.start_ns;
-        let first_frame = (flags & HAS_FRAME != 0).then(|| FrameRef {
-            capture: varint::get(bytes, &mut at) as u32,
-            interface: varint::get(bytes, &mut at) as u32,
-            frame: varint::get(bytes, &mut at),
-            ts_ns: varint::get_diff(bytes, &mut at, start),
-        });
+        let r = self.row(i);
         Conn {
-            client: self.client(i),
-            rs: self.rs(i),
-            start_ns: start,
-            last_ns: times.last_ns,
-            tcp: times.tcp,
-            first_frame,
+            client: SocketAddr::new(self.clients[r.client as usize], r.port),
+            rs: (r.rs != NO_SERVER).then_some(r.rs as usize),
+            start_ns: r.start_ns,
+            last_ns: r.last_ns,
+            tcp: r.tcp,
+            first_frame: r.first_frame,
         }
     }
 
@@ -246,63 +330,96 @@ impl ConnTable {
     /// entries is full), where the whole of [`ConnTable::get`] was a tenth of all the
     /// instructions of `verify`.
     pub fn times(&self, i: usize) -> ConnTimes {
-        self.decode_times(i).0
+        match &self.rows {
+            Rows::Memory { records, details } => {
+                let r = &records[i];
+                let (bytes, mut at) = details.at(r.at());
+                let (d, _) = get_details(bytes, &mut at, r.start_ns, false);
+                ConnTimes {
+                    start_ns: r.start_ns,
+                    last_ns: d.last_ns,
+                    tcp: d.tcp,
+                }
+            }
+            _ => {
+                let r = self.row(i);
+                ConnTimes {
+                    start_ns: r.start_ns,
+                    last_ns: r.last_ns,
+                    tcp: r.tcp,
+                }
+            }
+        }
     }
 
-    /// The times of connection `i`, its details' flags, and where its first frame starts.
-    fn decode_times(&self, i: usize) -> (ConnTimes, u8, usize) {
-        let r = &self.records[i];
-        let (bytes, mut at) = self.details.at(r.at());
-        let flags = bytes[at];
-        at += 1;
-        let start = r.start_ns;
-        let last_ns = varint::get_diff(bytes, &mut at, start);
-        let mut mark =
-            |bit: u8| (flags & bit != 0).then(|| varint::get_diff(bytes, &mut at, start));
-        let marks = TcpMarks {
-            syn_ns: mark(HAS_SYN),
-            ack_ns: mark(HAS_ACK),
-            fin_ns: mark(HAS_FIN),
-            rst_ns: mark(HAS_RST),
-        };
-        let times = ConnTimes {
-            start_ns: start,
-            last_ns,
-            tcp: (flags & HAS_TCP != 0).then_some(marks),
-        };
-        (times, flags, at)
+    /// The client address (as an index into this table's addresses) and port of connection
+    /// `i`, whether its entry was created by its first packet, its server and its start: the
+    /// fixed-size part of a connection, read without decoding the rest in memory.
+    fn head(&self, i: usize) -> RowHead {
+        match &self.rows {
+            Rows::Memory { records, .. } => {
+                let r = &records[i];
+                (
+                    r.client,
+                    r.port(),
+                    r.port_at & CREATED_AT_START != 0,
+                    r.rs,
+                    r.start_ns,
+                )
+            }
+            Rows::Sorted(s) => s.head(i),
+            Rows::Spilling(_) => panic!("the table is read before it is sorted"),
+        }
     }
 
     pub fn client(&self, i: usize) -> SocketAddr {
-        let r = &self.records[i];
-        SocketAddr::new(self.clients[r.client as usize], r.port())
+        let (client, port, ..) = self.head(i);
+        SocketAddr::new(self.clients[client as usize], port)
     }
 
     /// The client address (as an index into this table's addresses) and port: equal exactly
     /// when the clients are.
     pub fn client_key(&self, i: usize) -> (u32, u16) {
-        let r = &self.records[i];
-        (r.client, r.port())
+        let (client, port, ..) = self.head(i);
+        (client, port)
     }
 
     pub fn rs(&self, i: usize) -> Option<usize> {
-        let rs = self.records[i].rs;
+        let rs = self.head(i).3;
         (rs != NO_SERVER).then_some(rs as usize)
     }
 
     pub fn start_ns(&self, i: usize) -> i64 {
-        self.records[i].start_ns
+        self.head(i).4
     }
 
     /// When the connection's entry was created ([`super::entry::created_ns`]), read without
     /// decoding the details when it is the first packet, as it nearly always is.
     pub fn created_ns(&self, i: usize, proto: super::Proto) -> i64 {
-        let r = &self.records[i];
-        if r.port_at & CREATED_AT_START != 0 {
-            return r.start_ns;
+        let (_, _, at_start, _, start) = self.head(i);
+        if at_start {
+            return start;
         }
         let c = self.times(i);
         super::entry::created_ns(proto, c.tcp, c.start_ns)
+    }
+
+    /// When connection `i`'s entry was created, its client and its server: what a scheduled
+    /// decision is replayed with, in one look-up.
+    pub fn decision(&self, i: usize, proto: super::Proto) -> (i64, SocketAddr, Option<usize>) {
+        let (client, port, at_start, rs, start) = self.head(i);
+        let created = if at_start {
+            start
+        } else {
+            let c = self.times(i);
+            super::entry::created_ns(proto, c.tcp, c.start_ns)
+        };
+        let rs = (rs != NO_SERVER).then_some(rs as usize);
+        (
+            created,
+            SocketAddr::new(self.clients[client as usize], port),
+            rs,
+        )
     }
 
     /// Times and first frames of `client`'s connections, in table order.
@@ -313,8 +430,8 @@ impl ConnTable {
         let id = self.client_ids.get(&client.ip()).copied();
         (0..self.len())
             .filter(move |&i| {
-                let r = &self.records[i];
-                Some(r.client) == id && r.port() == client.port()
+                let (c, port, ..) = self.head(i);
+                Some(c) == id && port == client.port()
             })
             .filter_map(|i| {
                 let c = self.get(i);
@@ -332,22 +449,50 @@ impl ConnTable {
         for (new, &old) in by_addr.iter().enumerate() {
             rank[old as usize] = new as u32;
         }
-        for r in &mut self.records {
-            r.client = rank[r.client as usize];
-        }
+        let placeholder = Rows::Memory {
+            records: Vec::new(),
+            details: ByteChunks::default(),
+        };
+        self.rows = match std::mem::replace(&mut self.rows, placeholder) {
+            Rows::Memory {
+                mut records,
+                details,
+            } => {
+                for r in &mut records {
+                    r.client = rank[r.client as usize];
+                }
+                // Details are written in arrival order, so their offset breaks the remaining
+                // ties.
+                records.sort_unstable_by_key(|r| {
+                    (r.start_ns, r.client, r.port(), r.port_at & AT_MASK)
+                });
+                Rows::Memory { records, details }
+            }
+            // Compared by the addresses the rows' indices had when written.
+            Rows::Spilling(spill) => Rows::Sorted(spill.sort(&self.clients, &rank)),
+            sorted @ Rows::Sorted(_) => sorted,
+        };
         self.clients = by_addr.iter().map(|&k| self.clients[k as usize]).collect();
         for (id, addr) in self.clients.iter().enumerate() {
             self.client_ids.insert(*addr, id as u32);
         }
-        // Details are written in arrival order, so their offset breaks the remaining ties.
-        self.records
-            .sort_unstable_by_key(|r| (r.start_ns, r.client, r.port(), r.port_at & AT_MASK));
+    }
+}
+
+/// The details of `c` a table keeps.
+fn details_of(c: &ConnObs) -> Details {
+    Details {
+        last_ns: c.last_ns,
+        tcp: c.tcp,
+        first_frame: c.first_frame,
     }
 }
 
 impl<'a> FromIterator<&'a ConnObs> for ConnTable {
+    /// Kept in memory and in the order given (a table built from a list by hand is read in
+    /// that order, unsorted).
     fn from_iter<I: IntoIterator<Item = &'a ConnObs>>(iter: I) -> Self {
-        let mut table = ConnTable::default();
+        let mut table = ConnTable::spilling_at(usize::MAX);
         for c in iter {
             table.push(c);
         }

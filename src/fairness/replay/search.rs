@@ -35,26 +35,29 @@ struct ListLoads<'a> {
 
 impl ListLoads<'_> {
     /// The model's prediction (a server index) for the scheduled decision of connection
-    /// `conn`, with the counters `counters` shows.
+    /// `conn`, with the counters `counters` shows; and the server the connection went to
+    /// (read from the table with what the model needs, in one look-up).
     fn predict(
         &mut self,
         model: &mut dyn sched::Model,
         inp: &ReplayInput,
         conn: usize,
         counters: &LoadCursor,
-    ) -> Option<usize> {
+    ) -> (Option<usize>, Option<usize>) {
         if !self.all_zero {
             for (slot, &id) in self.loads.iter_mut().zip(self.perm) {
                 *slot = counters.load(id);
             }
         }
+        let (now_ns, client, rs) = inp.conns.decision(conn, inp.proto);
         let ctx = Ctx {
-            now_ns: inp.conns.created_ns(conn, inp.proto),
-            client: inp.conns.client(conn),
+            now_ns,
+            client,
             vip: inp.vip,
             loads: &self.loads,
         };
-        model.schedule(&ctx).map(|p| self.perm[p])
+        let observed = rs.and_then(|k| inp.server_of_rs[k]);
+        (model.schedule(&ctx).map(|p| self.perm[p]), observed)
     }
 }
 
@@ -80,8 +83,8 @@ fn lookahead<'a>(
     for &conn in rest.iter().take(LOOKAHEAD) {
         let conn = conn as usize;
         scratch.ahead.next_decision();
-        let predicted = scratch.list.predict(&mut *model, inp, conn, &scratch.ahead);
-        match inp.server_of(conn) {
+        let (predicted, observed) = scratch.list.predict(&mut *model, inp, conn, &scratch.ahead);
+        match observed {
             Some(o) if predicted == Some(o) => score += 1,
             Some(o) if o < scratch.pos_of.len() => model.resync(scratch.pos_of[o]),
             _ => {}
@@ -111,7 +114,7 @@ fn realign<'a>(
     for k in 0..base.start_states() {
         let mut m = base.box_clone();
         m.set_start_state(k);
-        if scratch.list.predict(&mut *m, inp, conn, counters) != Some(observed) {
+        if scratch.list.predict(&mut *m, inp, conn, counters).0 != Some(observed) {
             continue;
         }
         let score = lookahead(m.box_clone(), inp, rest, counters, scratch);
@@ -162,8 +165,7 @@ pub(super) fn run_order(
     for (i, &conn) in plan.scheduled.iter().enumerate() {
         let conn = conn as usize;
         counters.next_decision();
-        let predicted = scratch.list.predict(&mut *model, inp, conn, &counters);
-        let observed = inp.server_of(conn);
+        let (predicted, observed) = scratch.list.predict(&mut *model, inp, conn, &counters);
         let verdict = match observed {
             None => Verdict::Unchecked,
             Some(o) if predicted == Some(o) => Verdict::Matched,
