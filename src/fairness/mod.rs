@@ -171,7 +171,8 @@ fn analyse_service<C>(
             response_samples_ms: Vec::new(),
         })
         .collect();
-    for (totals, s) in conns.servers().iter().zip(&server_of_rs) {
+    let response_ms = conns.response_ms();
+    for ((totals, s), samples) in conns.servers().iter().zip(&server_of_rs).zip(response_ms) {
         let Some(s) = *s else { continue };
         let st = &mut servers[s];
         st.connections += totals.connections;
@@ -179,9 +180,11 @@ fn analyse_service<C>(
         st.bytes_to_server += totals.bytes_to_server;
         st.packets_to_client += totals.packets_to_client;
         st.bytes_to_client += totals.bytes_to_client;
-        let samples = totals.response_ms();
-        st.response_samples_ms.reserve_exact(samples.len());
-        st.response_samples_ms.extend(samples);
+        if st.response_samples_ms.is_empty() {
+            st.response_samples_ms = samples;
+        } else {
+            st.response_samples_ms.extend(samples);
+        }
     }
     let unattributed = (0..conns.len()).filter(|&i| server_of(i).is_none()).count() as u64;
     let attributed: u64 = servers.iter().map(|s| s.connections).sum();

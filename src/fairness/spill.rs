@@ -35,10 +35,10 @@ const READ_BYTES: usize = 64 * 1024;
 /// The most bytes one row takes (see [`put_row`]): its start, client, port and server, then the
 /// details ([`put_details`]).
 const MAX_ROW: usize = 10 + 5 + 3 + 5 + MAX_DETAILS;
-/// The most bytes one connection's details take: the flags; the last packet, four TCP marks
-/// and the first frame's time as variable-length differences; its capture, interface and
-/// frame number.
-pub(super) const MAX_DETAILS: usize = 1 + 10 * 6 + 5 + 5 + 10;
+/// The most bytes one connection's details take: the flags; the last packet, four TCP marks,
+/// the first frame's time and the response time as variable-length differences; the first
+/// frame's capture, interface and number.
+pub(super) const MAX_DETAILS: usize = 1 + 10 * 7 + 5 + 5 + 10;
 
 /// No real server seen for the connection.
 pub(super) const NO_SERVER: u32 = u32::MAX;
@@ -52,6 +52,7 @@ const HAS_RST: u8 = 1 << 4;
 const HAS_FRAME: u8 = 1 << 5;
 /// The entry was created by the first packet (rows only; the in-memory record keeps it apart).
 const CREATED_AT_START: u8 = 1 << 6;
+const HAS_RESPONSE: u8 = 1 << 7;
 
 /// One connection of the table, decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,6 +67,7 @@ pub(super) struct Row {
     pub last_ns: i64,
     pub tcp: Option<TcpMarks>,
     pub first_frame: Option<FrameRef>,
+    pub response_ns: Option<i64>,
 }
 
 /// What [`get_details`] reads back.
@@ -73,6 +75,8 @@ pub(super) struct Details {
     pub last_ns: i64,
     pub tcp: Option<TcpMarks>,
     pub first_frame: Option<FrameRef>,
+    /// Client's first request to the server's first answer ([`super::input::ConnObs`]).
+    pub response_ns: Option<i64>,
 }
 
 /// Writes a connection's details: the times as differences from `start`.
@@ -101,6 +105,9 @@ pub(super) fn put_details(
     if created_at_start == Some(true) {
         flags |= CREATED_AT_START;
     }
+    if d.response_ns.is_some() {
+        flags |= HAS_RESPONSE;
+    }
     out.push(flags);
     varint::put_diff(out, d.last_ns, start);
     for t in marks.iter().filter_map(|m| m.0) {
@@ -112,11 +119,14 @@ pub(super) fn put_details(
         varint::put(out, f.frame);
         varint::put_diff(out, f.ts_ns, start);
     }
+    if let Some(r) = d.response_ns {
+        varint::put_diff(out, r, 0);
+    }
 }
 
 /// The times of a connection's details (at `*at`, moved past them), its flags, and, when
-/// `frame`, its first frame.
-pub(super) fn get_details(bytes: &[u8], at: &mut usize, start: i64, frame: bool) -> (Details, u8) {
+/// `all`, its first frame and response time (without, `*at` stops before them).
+pub(super) fn get_details(bytes: &[u8], at: &mut usize, start: i64, all: bool) -> (Details, u8) {
     let flags = bytes[*at];
     *at += 1;
     let last_ns = varint::get_diff(bytes, at, start);
@@ -127,18 +137,31 @@ pub(super) fn get_details(bytes: &[u8], at: &mut usize, start: i64, frame: bool)
         fin_ns: mark(HAS_FIN),
         rst_ns: mark(HAS_RST),
     };
-    let first_frame = (frame && flags & HAS_FRAME != 0).then(|| FrameRef {
+    let first_frame = (all && flags & HAS_FRAME != 0).then(|| FrameRef {
         capture: varint::get(bytes, at) as u32,
         interface: varint::get(bytes, at) as u32,
         frame: varint::get(bytes, at),
         ts_ns: varint::get_diff(bytes, at, start),
     });
+    let response_ns = (all && flags & HAS_RESPONSE != 0).then(|| varint::get_diff(bytes, at, 0));
     let details = Details {
         last_ns,
         tcp: (flags & HAS_TCP != 0).then_some(marks),
         first_frame,
+        response_ns,
     };
     (details, flags)
+}
+
+impl Row {
+    pub fn details(&self) -> Details {
+        Details {
+            last_ns: self.last_ns,
+            tcp: self.tcp,
+            first_frame: self.first_frame,
+            response_ns: self.response_ns,
+        }
+    }
 }
 
 /// Appends `r`, its start as a difference from `previous` (the row before it, sorted).
@@ -147,12 +170,7 @@ fn put_row(out: &mut Vec<u8>, r: &Row, previous: i64) {
     varint::put(out, u64::from(r.client));
     varint::put(out, u64::from(r.port));
     varint::put(out, u64::from(r.rs.wrapping_add(1)));
-    let d = Details {
-        last_ns: r.last_ns,
-        tcp: r.tcp,
-        first_frame: r.first_frame,
-    };
-    put_details(out, r.start_ns, &d, Some(r.created_at_start));
+    put_details(out, r.start_ns, &r.details(), Some(r.created_at_start));
 }
 
 fn get_row(bytes: &[u8], at: &mut usize, previous: i64) -> Row {
@@ -170,6 +188,7 @@ fn get_row(bytes: &[u8], at: &mut usize, previous: i64) -> Row {
         last_ns: d.last_ns,
         tcp: d.tcp,
         first_frame: d.first_frame,
+        response_ns: d.response_ns,
     }
 }
 
@@ -499,12 +518,7 @@ impl BlockWriter {
         self.heads.push(u8::from(r.created_at_start));
         self.heads.extend_from_slice(&r.rs.to_le_bytes());
         self.heads.extend_from_slice(&at.to_le_bytes());
-        let d = Details {
-            last_ns: r.last_ns,
-            tcp: r.tcp,
-            first_frame: r.first_frame,
-        };
-        put_details(&mut self.details, r.start_ns, &d, None);
+        put_details(&mut self.details, r.start_ns, &r.details(), None);
         self.rows += 1;
     }
 
@@ -554,6 +568,7 @@ impl Block {
             last_ns: d.last_ns,
             tcp: d.tcp,
             first_frame: d.first_frame,
+            response_ns: d.response_ns,
         }
     }
 }
@@ -661,6 +676,7 @@ mod tests {
                 frame: u64::from(port),
                 ts_ns: start - 7,
             }),
+            response_ns: (port % 2 == 1).then_some(start / 3),
         }
     }
 

@@ -5,9 +5,9 @@
 //! a connection is a 24-byte record (first packet time, client address as an index into a
 //! table of addresses plus the port, real server as an index into the servers seen, where its
 //! details start) and its details: the last packet and TCP flag times as variable-length
-//! differences from the first packet, and the first frame, about 20 bytes. Volumes and response
-//! times are only ever summed or listed per real server, so they are added to per-server
-//! totals as the connections come instead of being kept per connection.
+//! differences from the first packet, the first frame and the response time, about 23 bytes.
+//! Volumes are only ever summed per real server, so they are added to per-server totals as the
+//! connections come instead of being kept per connection.
 //!
 //! Past [`spill_rows`] connections the table goes to disk ([`super::spill`]), so that a long
 //! capture's connections do not all stay in memory.
@@ -21,7 +21,6 @@ use super::spill::{
     get_details, put_details, Details, Row, RowHead, Sorted, Spill, MAX_DETAILS, NO_SERVER,
 };
 use crate::topology::FrameRef;
-use crate::varint;
 use rustc_hash::FxHashMap;
 use std::net::{IpAddr, SocketAddr};
 
@@ -54,21 +53,8 @@ pub struct ServerTotals {
     pub bytes_to_server: u64,
     pub packets_to_client: u64,
     pub bytes_to_client: u64,
-    /// Response times in nanoseconds, in the order the connections came, as variable-length
-    /// integers ([`ServerTotals::response_ms`] reads them): about 3 bytes each where the
-    /// milliseconds as `f64` took 8, for every connection of a long capture.
-    response_ns: Vec<u8>,
-    /// How many response times `response_ns` holds.
-    responses: usize,
-}
-
-impl ServerTotals {
-    /// Response times in milliseconds, in the order the connections came.
-    pub fn response_ms(&self) -> impl ExactSizeIterator<Item = f64> + '_ {
-        let mut at = 0;
-        (0..self.responses)
-            .map(move |_| varint::get_diff(&self.response_ns, &mut at, 0) as f64 / 1e6)
-    }
+    /// How many of its connections have a response time ([`ConnTable::response_ms`]).
+    pub responses: usize,
 }
 
 pub struct ConnTable {
@@ -241,6 +227,7 @@ impl ConnTable {
                     last_ns: c.last_ns,
                     tcp: c.tcp,
                     first_frame: c.first_frame,
+                    response_ns: c.response_time_ns,
                 };
                 spill.push(row, &self.clients);
             }
@@ -270,7 +257,6 @@ impl ConnTable {
                     bytes_to_server: 0,
                     packets_to_client: 0,
                     bytes_to_client: 0,
-                    response_ns: Vec::new(),
                     responses: 0,
                 });
                 self.servers.len() - 1
@@ -282,10 +268,7 @@ impl ConnTable {
         s.bytes_to_server += c.bytes_to_server;
         s.packets_to_client += c.packets_to_client;
         s.bytes_to_client += c.bytes_to_client;
-        if let Some(rt) = c.response_time_ns {
-            varint::put_diff(&mut s.response_ns, rt, 0);
-            s.responses += 1;
-        }
+        s.responses += usize::from(c.response_time_ns.is_some());
         u32::try_from(k).expect("fewer than 2^32 - 1 real servers")
     }
 
@@ -305,6 +288,7 @@ impl ConnTable {
                     last_ns: d.last_ns,
                     tcp: d.tcp,
                     first_frame: d.first_frame,
+                    response_ns: d.response_ns,
                 }
             }
             Rows::Sorted(s) => s.row(i),
@@ -422,6 +406,24 @@ impl ConnTable {
         )
     }
 
+    /// The response times of each real server's connections ([`ConnTable::servers`]' order), in
+    /// milliseconds, in table order. They are kept with the connections, not with the servers,
+    /// so that a table on disk holds them there too.
+    pub fn response_ms(&self) -> Vec<Vec<f64>> {
+        let mut by_server: Vec<Vec<f64>> = self
+            .servers
+            .iter()
+            .map(|s| Vec::with_capacity(s.responses))
+            .collect();
+        for i in 0..self.len() {
+            let r = self.row(i);
+            if let (Some(rt), Some(list)) = (r.response_ns, by_server.get_mut(r.rs as usize)) {
+                list.push(rt as f64 / 1e6);
+            }
+        }
+        by_server
+    }
+
     /// Times and first frames of `client`'s connections, in table order.
     pub fn first_frames_of(
         &self,
@@ -485,6 +487,7 @@ fn details_of(c: &ConnObs) -> Details {
         last_ns: c.last_ns,
         tcp: c.tcp,
         first_frame: c.first_frame,
+        response_ns: c.response_time_ns,
     }
 }
 
@@ -590,7 +593,8 @@ mod tests {
             (s.connections, s.packets_to_server, s.bytes_to_client),
             (2, 10, 6000)
         );
-        assert_eq!(s.response_ms().collect::<Vec<_>>(), vec![2.5, 1.0]);
+        assert_eq!(table.response_ms()[0], vec![2.5, 1.0]);
+        assert_eq!(table.response_ms()[1], vec![2.5]);
         assert_eq!(table.servers()[1].connections, 1);
     }
 
