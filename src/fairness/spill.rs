@@ -663,18 +663,18 @@ mod tests {
             port,
             created_at_start: start.rem_euclid(2) == 0,
             rs,
-            last_ns: start + 5,
+            last_ns: start.wrapping_add(5),
             tcp: Some(TcpMarks {
                 syn_ns: Some(start),
                 ack_ns: None,
-                fin_ns: Some(start + 4),
+                fin_ns: Some(start.wrapping_add(4)),
                 rst_ns: None,
             }),
             first_frame: port.is_multiple_of(3).then_some(FrameRef {
                 capture: 1,
                 interface: 0,
                 frame: u64::from(port),
-                ts_ns: start - 7,
+                ts_ns: start.wrapping_sub(7),
             }),
             response_ns: (port % 2 == 1).then_some(start / 3),
         }
