@@ -27,11 +27,23 @@ tar -cf "$RUN/in.img" -C "$RUN/in" .
 truncate -s 256M "$RUN/out.img"
 
 # No network device: the lab's network lives inside the guest. ipv6.disable=1 keeps the
-# captures free of router solicitations and MLD reports.
+# captures free of router solicitations and MLD reports, except for the IPv6 scenarios
+# (ipv6-*), which boot on their own with IPv6 on.
+IPV6=ipv6.disable=1
+case " $* " in
+    *" ipv6-"*)
+        for name in "$@"; do
+            case "$name" in
+                ipv6-*) ;;
+                *) echo "IPv6 scenarios boot apart: record $name in another run" >&2; exit 2 ;;
+            esac
+        done
+        IPV6= ;;
+esac
 timeout 3600 qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 2048 -smp 2 \
     -nographic -no-reboot -nic none \
     -kernel "$BUILD/vmlinuz" -initrd "$BUILD/initrd.gz" \
-    -append "console=ttyS0 quiet ipv6.disable=1 panic=-1 rdinit=/init" \
+    -append "console=ttyS0 quiet $IPV6 panic=-1 rdinit=/init" \
     -drive "file=$RUN/in.img,format=raw,if=virtio" \
     -drive "file=$RUN/out.img,format=raw,if=virtio" > "$RUN/console.log" 2>&1 || true
 

@@ -224,3 +224,82 @@ four_done() {
     stop_captures
     write_hosts
 }
+
+# ---- IPv6 (scenarios named ipv6-*, which run-scenario.sh boots with IPv6 on). The same four
+# hosts on 2001:db8:7::/64, VIP 2001:db8:7::100. The kernel tunnels IPv6 services IPv6-in-IPv6
+# (next header 41); a real server takes the VIP on ip6tnl0, the fallback device ip6_tunnel
+# makes in every namespace. No router solicitations, no duplicate address detection and no
+# IPv6 on the bridge's own ports, so that the captures hold the lab's traffic, its neighbour
+# discovery and the hosts' MLD reports (which a real segment has too).
+VIP6=2001:db8:7::100
+DIR6=2001:db8:7::1
+RS16=2001:db8:7::11
+RS26=2001:db8:7::12
+CLIENT6=2001:db8:7::c8
+
+lab_modules_v6() {
+    lab_modules
+    modprobe ip6_tunnel || die "modprobe ip6_tunnel failed"
+    echo 1 > /proc/sys/net/ipv6/conf/br0/disable_ipv6
+}
+
+# host6 NAME MAC ADDR6: host's namespace and eth0 as `host` makes them, with IPv6 quiet.
+host6() {
+    local name="$1" mac="$2" addr="$3"
+    ip netns add "$name" || die "cannot create namespace $name"
+    sysctl_ns "$name" net.ipv6.conf.default.router_solicitations 0
+    sysctl_ns "$name" net.ipv6.conf.default.accept_dad 0
+    sysctl_ns "$name" net.ipv6.conf.all.accept_dad 0
+    ip link add eth0 netns "$name" address "$mac" type veth peer name "v-$name" \
+        || die "cannot create eth0 of $name"
+    echo 1 > "/proc/sys/net/ipv6/conf/v-$name/disable_ipv6"
+    ip link set "v-$name" master br0 || die "cannot attach $name to br0"
+    no_offloads - "v-$name"
+    no_offloads "$name" eth0
+    ip link set "v-$name" up
+    ip -n "$name" -6 addr add "$addr/64" dev eth0 nodad || die "cannot add $addr to $name"
+    ip -n "$name" link set lo up
+    ip -n "$name" link set eth0 up
+}
+
+# The director holds the VIP on eth0: neighbour discovery answers only for addresses of the
+# interface asked on (there is no IPv6 counterpart of arp_ignore's weak host behaviour).
+# preferred_lft 0 makes it deprecated, which source address selection avoids (RFC 6724 rule
+# 3): without it the kernel picks the VIP as the tunnel's outer source, and a real server,
+# which holds the VIP itself, drops the tunnelled packet (scenario ipv6-outer-vip).
+director_vip6() { # NAME VIP
+    in_ns "$1" ip -6 addr add "$2/128" dev eth0 nodad preferred_lft 0
+}
+
+# A real server: the VIP/128 on ip6tnl0, which then decapsulates what the director sends.
+# On ip6tnl0 the VIP is never advertised on eth0; no arptables counterpart is needed.
+rs_tunnel6() { # NAME VIP
+    in_ns "$1" ip link set ip6tnl0 up
+    in_ns "$1" ip -6 addr add "$2/128" dev ip6tnl0 nodad
+}
+
+four_hosts_v6() {
+    lab_modules_v6
+    host6 director $MAC_DIR $DIR6
+    host6 rs1 $MAC_RS1 $RS16
+    host6 rs2 $MAC_RS2 $RS26
+    host6 client $MAC_CLIENT $CLIENT6
+    director_vip6 director $VIP6
+}
+
+rr_service_v6() { # PORT
+    in_ns director ipvsadm -A -t "[$VIP6]:$1" -s rr
+    in_ns director ipvsadm -a -t "[$VIP6]:$1" -r "[$RS16]:$1" -i
+    in_ns director ipvsadm -a -t "[$VIP6]:$1" -r "[$RS26]:$1" -i
+}
+
+four_captures_v6() {
+    capture director eth0 director.pcap
+    capture rs1 eth0 rs1.pcap
+    capture rs2 eth0 rs2.pcap
+    capture client eth0 client.pcap
+    note_host director.pcap director director $MAC_DIR eth0 ethernet $DIR6 $VIP6
+    note_host rs1.pcap rs1 real-server $MAC_RS1 eth0 ethernet $RS16 $VIP6
+    note_host rs2.pcap rs2 real-server $MAC_RS2 eth0 ethernet $RS26 $VIP6
+    note_host client.pcap client client $MAC_CLIENT eth0 ethernet $CLIENT6
+}
