@@ -210,3 +210,58 @@ fn arp_request_and_reply() {
     let p = decode(1, &ethernet(MAC_A, MAC_B, 0x0806, &ieee1394), &o);
     assert_eq!(p.net, Net::Other { ether_type: 0x0806 });
 }
+
+/// Neighbour discovery, IPv6's ARP: a solicitation's target and source link-layer address,
+/// an advertisement's target, flags and target link-layer address (RFC 4861 4.3, 4.4). The
+/// options walk steps over others (a nonce, option 14) and stops at a zero length.
+#[test]
+fn neighbor_solicitation_and_advertisement() {
+    let mac = [0x02, 0, 0, 0x07, 0, 0x0c];
+    let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    ns.extend_from_slice(&v6(100));
+    ns.extend_from_slice(&[14, 1, 1, 2, 3, 4, 5, 6]);
+    ns.extend_from_slice(&[1, 1]);
+    ns.extend_from_slice(&mac);
+    let nd = icmp_of(&ipv6(v6(1), v6(100), 58, 255, &ns))
+        .nd
+        .expect("a solicitation");
+    assert!(!nd.advertisement);
+    assert_eq!(nd.target, std::net::Ipv6Addr::from(v6(100)));
+    assert_eq!(nd.lladdr, Some(mac));
+    assert!(!nd.solicited && !nd.override_flag);
+
+    // Solicited and override set (0x60), the target's link-layer address (option 2).
+    let mut na = vec![136, 0, 0, 0, 0x60, 0, 0, 0];
+    na.extend_from_slice(&v6(100));
+    na.extend_from_slice(&[2, 1]);
+    na.extend_from_slice(&mac);
+    let nd = icmp_of(&ipv6(v6(100), v6(1), 58, 255, &na))
+        .nd
+        .expect("an advertisement");
+    assert!(nd.advertisement && nd.solicited && nd.override_flag);
+    assert_eq!(nd.lladdr, Some(mac));
+
+    // No option, an option of length 0, and a message cut before its target.
+    let mut bare = na[..24].to_vec();
+    assert_eq!(
+        icmp_of(&ipv6(v6(100), v6(1), 58, 255, &bare))
+            .nd
+            .unwrap()
+            .lladdr,
+        None
+    );
+    bare.extend_from_slice(&[2, 0, 9, 9, 9, 9, 9, 9]);
+    assert_eq!(
+        icmp_of(&ipv6(v6(100), v6(1), 58, 255, &bare))
+            .nd
+            .unwrap()
+            .lladdr,
+        None
+    );
+    assert_eq!(icmp_of(&ipv6(v6(100), v6(1), 58, 255, &na[..20])).nd, None);
+    // An echo request is no neighbour discovery.
+    assert_eq!(
+        icmp_of(&ipv6(v6(1), v6(2), 58, 64, &[128, 0, 0, 0, 0, 7, 0, 1])).nd,
+        None
+    );
+}

@@ -831,6 +831,7 @@ fn icmp_fragmentation_needed_attaches_to_its_connection() {
             mtu: Some(1480),
             echo: None,
             quoted: Some(Box::new(big)),
+            nd: None,
         }),
     };
     let f = eth(MAC_DIRECTOR, MAC_CLIENT, icmp);
@@ -1088,6 +1089,7 @@ fn an_icmp_error_about_a_tunnelled_packet_attaches_to_the_inner_connection() {
             mtu: Some(1400),
             echo: None,
             quoted: Some(Box::new(wrap(DIRECTOR, RS[0], inner))),
+            nd: None,
         }),
     };
     let f = eth([2, 0, 0, 0, 0, 0xfe], MAC_DIRECTOR, icmp);

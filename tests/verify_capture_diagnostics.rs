@@ -615,10 +615,6 @@ fn healthy_well_captured_fixtures_get_no_capture_warning() {
             (cells.len() > 3 && cells[3].starts_with("nothing")).then(|| cells[1])
         })
         .filter(|f| *f != "port-filter")
-        // Healthy, but lvscheck cannot verify it yet: the VIP's neighbour check reads ARP,
-        // not IPv6 neighbour discovery, so it skips and the verdict is inconclusive (issue
-        // 13; the fixture's README says what it must report).
-        .filter(|f| *f != "ipv6-healthy")
         .collect();
     for must in [
         "tutorial",

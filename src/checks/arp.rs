@@ -1,4 +1,6 @@
-//! `arp.vip`: only the director answers (or announces) ARP for a VIP.
+//! `arp.vip`: only the director answers (or announces) ARP for a VIP, or, for an IPv6 VIP,
+//! neighbour discovery: a Neighbor Advertisement is IPv6's ARP reply, and a real server that
+//! sends one for the VIP draws the clients' packets to itself just the same.
 
 use std::collections::BTreeMap;
 
@@ -15,9 +17,11 @@ pub fn vip(ctx: &Context) -> CheckResult {
         return CheckResult::skip(
             ID,
             if any_arp {
-                "no ARP packet with a VIP as sender address in the captures"
+                "no ARP packet or neighbour advertisement with a VIP as sender address in the \
+                 captures"
             } else {
-                "no ARP traffic in the captures (raw IP captures or warm neighbour caches)"
+                "no ARP or neighbour discovery traffic in the captures (raw IP captures or warm \
+                 neighbour caches)"
             },
         );
     }
@@ -38,12 +42,14 @@ pub fn vip(ctx: &Context) -> CheckResult {
                 m
             };
             if macs.len() > 1 {
+                let nd = list.iter().all(|c| c.nd);
                 findings.push(Finding {
                     check: ID,
                     severity: Status::Fail,
                     summary: format!(
-                        "{} different MACs claim the VIP {vip} in ARP: {}",
+                        "{} different MACs claim the VIP {vip} in {}: {}",
                         macs.len(),
+                        protocol(nd),
                         macs.iter()
                             .map(|m| m.to_string())
                             .collect::<Vec<_>>()
@@ -57,18 +63,27 @@ pub fn vip(ctx: &Context) -> CheckResult {
                         .take(MAX_EVIDENCE)
                         .map(|c| ctx.packet(&c.first, describe(c)))
                         .collect(),
-                    display_filter: Some(format!("arp.src.proto_ipv4 == {vip}")),
-                    likely_cause: "a real server answers ARP for the VIP (arptables rules or \
-                                   arp_ignore/arp_announce missing there)"
-                        .into(),
-                    fix: fix_text(&vip.to_string(), "each real server"),
+                    display_filter: Some(claims_filter(nd, None, &vip.to_string())),
+                    likely_cause: if nd {
+                        "a real server answers neighbour solicitations for the VIP (it holds the \
+                         VIP on an interface facing the clients, not only on ip6tnl0)"
+                            .into()
+                    } else {
+                        "a real server answers ARP for the VIP (arptables rules or \
+                         arp_ignore/arp_announce missing there)"
+                            .into()
+                    },
+                    fix: fix_text(nd, &vip.to_string(), "each real server"),
                 });
             }
         }
         return CheckResult::from_findings(
             ID,
-            "one MAC claims each VIP in ARP (the director's MAC is not known from these \
-             captures, so it is taken to be that one)",
+            format!(
+                "one MAC claims each VIP in {} (the director's MAC is not known from these \
+                 captures, so it is taken to be that one)",
+                protocol_of(&claims)
+            ),
             findings,
         );
     }
@@ -108,14 +123,24 @@ pub fn vip(ctx: &Context) -> CheckResult {
             k.dedup();
             k
         };
-        findings.push(Finding {
-            check: ID,
-            severity: Status::Fail,
-            summary: format!(
+        let nd = list.iter().all(|c| c.nd);
+        let summary = if nd {
+            format!(
+                "{host} sent {packets} neighbour discovery {} claiming the VIP {}",
+                if packets == 1 { "message" } else { "messages" },
+                vips.join(", ")
+            )
+        } else {
+            format!(
                 "{host} sent {packets} ARP {} with the VIP {} as sender address",
                 if packets == 1 { "packet" } else { "packets" },
                 vips.join(", ")
-            ) + &format!(" ({})", kinds.join(", ")),
+            )
+        };
+        findings.push(Finding {
+            check: ID,
+            severity: Status::Fail,
+            summary: summary + &format!(" ({})", kinds.join(", ")),
             host: Some(host.clone()),
             count: packets,
             out_of: None,
@@ -124,39 +149,88 @@ pub fn vip(ctx: &Context) -> CheckResult {
                 .take(MAX_EVIDENCE)
                 .map(|c| ctx.packet(&c.first, describe(c)))
                 .collect(),
-            display_filter: Some(format!(
-                "arp.src.hw_mac == {mac} && arp.src.proto_ipv4 == {}",
-                vips[0]
-            )),
-            likely_cause: "that host holds the VIP (on tunl0 or lo) and answers ARP for it: \
-                           arptables rules, or arp_ignore/arp_announce, are missing there; \
-                           clients that learn its MAC bypass the director"
-                .into(),
-            fix: fix_text(&vips[0], &host),
+            display_filter: Some(claims_filter(nd, Some(mac), &vips[0])),
+            likely_cause: if nd {
+                "that host holds the VIP on an interface facing the clients (eth0 or lo, not \
+                 only ip6tnl0) and answers neighbour solicitations for it; clients that learn \
+                 its MAC bypass the director"
+                    .into()
+            } else {
+                "that host holds the VIP (on tunl0 or lo) and answers ARP for it: arptables \
+                 rules, or arp_ignore/arp_announce, are missing there; clients that learn its \
+                 MAC bypass the director"
+                    .into()
+            },
+            fix: fix_text(nd, &vips[0], &host),
         });
     }
     CheckResult::from_findings(
         ID,
         format!(
-            "only the director's MAC ({}) claims the VIP in ARP",
+            "only the director's MAC ({}) claims the VIP in {}",
             director_macs
                 .iter()
                 .map(|m| m.to_string())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            protocol_of(&claims)
         ),
         findings,
     )
 }
 
+/// "ARP", "neighbour discovery", or both, as the claims were made.
+fn protocol_of(claims: &[&ArpObservation]) -> &'static str {
+    match (claims.iter().any(|c| !c.nd), claims.iter().any(|c| c.nd)) {
+        (true, true) => "ARP and neighbour discovery",
+        (false, true) => protocol(true),
+        _ => protocol(false),
+    }
+}
+
+fn protocol(nd: bool) -> &'static str {
+    if nd {
+        "neighbour discovery"
+    } else {
+        "ARP"
+    }
+}
+
+/// A display filter for the claims of the VIP (by `mac` when given).
+fn claims_filter(nd: bool, mac: Option<MacAddr>, vip: &str) -> String {
+    match (nd, mac) {
+        (true, Some(mac)) => format!("eth.src == {mac} && icmpv6.nd.na.target_address == {vip}"),
+        (true, None) => format!("icmpv6.nd.na.target_address == {vip}"),
+        (false, Some(mac)) => format!("arp.src.hw_mac == {mac} && arp.src.proto_ipv4 == {vip}"),
+        (false, None) => format!("arp.src.proto_ipv4 == {vip}"),
+    }
+}
+
 fn describe(c: &ArpObservation) -> String {
+    if c.nd {
+        let what = match c.operation {
+            "request" => "Neighbor Solicitation from",
+            _ => "Neighbor Advertisement",
+        };
+        return format!(
+            "{what} {} is at {} ({} packets)",
+            c.sender_ip, c.sender_mac, c.count
+        );
+    }
     format!(
         "ARP {} {} is-at {} ({} packets)",
         c.operation, c.sender_ip, c.sender_mac, c.count
     )
 }
 
-fn fix_text(vip: &str, host: &str) -> String {
+fn fix_text(nd: bool, vip: &str, host: &str) -> String {
+    if nd {
+        return format!(
+            "on {host}: keep the VIP only on ip6tnl0 (ip -6 addr del {vip}/128 dev eth0, and \
+             from lo if it is there; ip -6 addr add {vip}/128 dev ip6tnl0); then flush the \
+             clients' neighbour caches (ip -6 neigh flush dev eth0)"
+        );
+    }
     format!(
         "on {host}: arptables -A INPUT -d {vip} -j DROP; arptables -A OUTPUT -s {vip} -j mangle \
          --mangle-ip-s <its own RIP> (or sysctl -w net.ipv4.conf.all.arp_ignore=1 and \

@@ -280,9 +280,9 @@ pub fn needs(check: &str) -> &'static str {
         }
         "reply.direct" => "a capture on a real server's eth0 or on the director",
         "arp.vip" => {
-            "a capture on the clients' segment that holds their ARP for the VIP: start it before \
-             the first request, or flush the client's neighbour cache first (ip neigh flush dev \
-             eth0)"
+            "a capture on the clients' segment that holds their ARP (for an IPv6 VIP, neighbour \
+             discovery) for the VIP: start it before the first request, or flush the client's \
+             neighbour cache first (ip neigh flush dev eth0)"
         }
         "bypass" => "a capture on a real server's eth0, or on both a client and the director",
         "scheduler" => {

@@ -4,7 +4,7 @@
 
 use super::defect::Defect;
 use super::ip::{self, Body};
-use super::packet::{Icmp, Transport};
+use super::packet::{Icmp, Nd, Transport};
 use super::{be16, be32, Ctx};
 
 mod field {
@@ -38,6 +38,56 @@ mod v6 {
     pub const PARAMETER_PROBLEM: u8 = 4;
     pub const ECHO_REQUEST: u8 = 128;
     pub const ECHO_REPLY: u8 = 129;
+    pub const NEIGHBOR_SOLICITATION: u8 = 135;
+    pub const NEIGHBOR_ADVERTISEMENT: u8 = 136;
+}
+
+/// Neighbor discovery messages (RFC 4861 4.3, 4.4): flags, target, then options.
+mod nd {
+    pub const FLAGS: usize = 4;
+    pub const SOLICITED: u8 = 0x40;
+    pub const OVERRIDE: u8 = 0x20;
+    pub const TARGET: usize = 8;
+    pub const OPTIONS: usize = 24;
+    pub const SOURCE_LLADDR: u8 = 1;
+    pub const TARGET_LLADDR: u8 = 2;
+}
+
+/// A Neighbor Solicitation or Advertisement's target, flags and link-layer address option;
+/// None for other messages and for one too short to hold its target.
+fn neighbor_discovery(icmp_type: u8, b: &[u8]) -> Option<Nd> {
+    let advertisement = match icmp_type {
+        v6::NEIGHBOR_SOLICITATION => false,
+        v6::NEIGHBOR_ADVERTISEMENT => true,
+        _ => return None,
+    };
+    let target: [u8; 16] = b.get(nd::TARGET..nd::OPTIONS)?.try_into().ok()?;
+    let wanted = if advertisement {
+        nd::TARGET_LLADDR
+    } else {
+        nd::SOURCE_LLADDR
+    };
+    let mut lladdr = None;
+    let mut at = nd::OPTIONS;
+    // Options: type, length in units of 8 bytes (0 is invalid: stop), value.
+    while let (Some(&kind), Some(&units)) = (b.get(at), b.get(at + 1)) {
+        let len = usize::from(units) * 8;
+        if len == 0 {
+            break;
+        }
+        if kind == wanted && len == 8 {
+            lladdr = b.get(at + 2..at + 8).and_then(|m| m.try_into().ok());
+        }
+        at += len;
+    }
+    let flags = b[nd::FLAGS];
+    Some(Nd {
+        advertisement,
+        target: target.into(),
+        lladdr,
+        solicited: advertisement && flags & nd::SOLICITED != 0,
+        override_flag: advertisement && flags & nd::OVERRIDE != 0,
+    })
 }
 
 pub(crate) fn decode_icmp(body: &Body, is_v6: bool, depth: u8, ctx: &mut Ctx) -> Transport {
@@ -118,5 +168,10 @@ pub(crate) fn decode_icmp(body: &Body, is_v6: bool, depth: u8, ctx: &mut Ctx) ->
         mtu,
         echo,
         quoted,
+        nd: if is_v6 {
+            neighbor_discovery(icmp_type, b)
+        } else {
+            None
+        },
     })
 }

@@ -286,6 +286,22 @@ pub struct Icmp {
     pub echo: Option<(u16, u16)>,
     /// The packet quoted inside an error message, decoded as far as it goes.
     pub quoted: Option<Box<IpPacket>>,
+    /// An IPv6 Neighbor Solicitation or Advertisement: the IPv6 counterpart of ARP.
+    pub nd: Option<Nd>,
+}
+
+/// An ICMPv6 Neighbor Solicitation (type 135) or Neighbor Advertisement (136), RFC 4861.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Nd {
+    pub advertisement: bool,
+    /// The address asked about or advertised.
+    pub target: std::net::Ipv6Addr,
+    /// The link-layer address option: the sender's (solicitation, option 1) or the target's
+    /// (advertisement, option 2), when it carries an Ethernet address.
+    pub lladdr: Option<[u8; 6]>,
+    /// Advertisement flags: an answer to a solicitation; replaces a cached address.
+    pub solicited: bool,
+    pub override_flag: bool,
 }
 
 /// A decoded packet together with where and when it was captured: what `topology` and `flows`

@@ -627,6 +627,7 @@ fn arp_observations(
                 count: c.count,
                 first: c.first,
                 about_vip: is_vip(&k.sender_ip),
+                nd: k.nd,
             })
         })
         .collect();

@@ -168,18 +168,50 @@ pub struct FlowCount {
     pub first: FrameRef,
 }
 
+/// Who asked for or claimed an address on the link: an ARP packet, or an IPv6 neighbour
+/// discovery message put in ARP's terms ([`VantageFacts::push`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ArpFact {
     pub operation: u16,
     pub sender_ip: IpAddr,
     pub sender_mac: MacAddr,
     pub target_ip: IpAddr,
+    /// Neighbour discovery (ICMPv6), not ARP.
+    pub nd: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
 pub struct ArpCount {
     pub count: u64,
     pub first: FrameRef,
+}
+
+/// A neighbour discovery message in ARP's terms. A solicitation is a request from its source
+/// address for the target; an advertisement is a reply from the target address, with the MAC
+/// of its option (else the frame's), or an announcement when unsolicited (as a gratuitous ARP
+/// is). A solicitation from the unspecified address (duplicate address detection) claims
+/// nothing, and a message without any MAC (a raw IP capture) cannot name a host: neither is
+/// kept.
+fn nd_fact(v: &IpView, link: &Link, nd: crate::decode::packet::Nd) -> Option<ArpFact> {
+    let mac = MacAddr(nd.lladdr.or(link.src_mac)?);
+    let target = IpAddr::V6(nd.target);
+    if nd.advertisement {
+        Some(ArpFact {
+            operation: 2,
+            sender_ip: target,
+            sender_mac: mac,
+            target_ip: if nd.solicited { v.ip.dst } else { target },
+            nd: true,
+        })
+    } else {
+        (!v.ip.src.is_unspecified()).then_some(ArpFact {
+            operation: 1,
+            sender_ip: v.ip.src,
+            sender_mac: mac,
+            target_ip: target,
+            nd: true,
+        })
+    }
 }
 
 /// A frame's source and destination MACs, when it has both and goes to one host: the frames
@@ -242,20 +274,22 @@ impl VantageFacts {
                 sender_ip: IpAddr::V4(a.sender_ip),
                 sender_mac: MacAddr(a.sender_mac),
                 target_ip: IpAddr::V4(a.target_ip),
+                nd: false,
             };
-            self.arp
-                .entry(key)
-                .or_insert(ArpCount {
-                    count: 0,
-                    first: FrameRef::of(f),
-                })
-                .count += 1;
+            self.count_arp(key, f);
             return;
         }
         let Some(v) = IpView::of(&f.packet) else {
             self.count_macs_aside(link);
             return;
         };
+        if let Some(key) = v
+            .icmp()
+            .and_then(|i| i.nd)
+            .and_then(|nd| nd_fact(&v, link, nd))
+        {
+            self.count_arp(key, f);
+        }
         // A piece of a datagram is no packet of its own: the frame that completes the
         // datagram carries it, and a datagram never completed keeps its first fragment.
         if matches!(v.transport, Transport::Fragment) {
@@ -274,6 +308,16 @@ impl VantageFacts {
             || FlowFact::of(link, &v, server_port, to_server),
             || FrameRef::of(f),
         );
+    }
+
+    fn count_arp(&mut self, key: ArpFact, f: &DecodedFrame) {
+        self.arp
+            .entry(key)
+            .or_insert(ArpCount {
+                count: 0,
+                first: FrameRef::of(f),
+            })
+            .count += 1;
     }
 
     /// Counts a frame that joins no group in [`VantageFacts::macs_aside`].

@@ -266,6 +266,10 @@ pub struct ArpObservation {
     pub first: FrameRef,
     /// True when the sender IP is a VIP: what `arp.vip` looks at.
     pub about_vip: bool,
+    /// An IPv6 neighbour discovery message (`request` a Neighbor Solicitation, `reply` and
+    /// `announcement` a Neighbor Advertisement), not ARP.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub nd: bool,
 }
 
 /// A `--role` that the traffic contradicts: the capture's traffic alone shows, without doubt
