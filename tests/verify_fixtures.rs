@@ -318,8 +318,8 @@ fn client_flag_times_follow_the_tcp_exchange_at_the_director() {
 
 /// IPv6 LVS-TUN (fixtures ipv6-*, recorded with IPv6 on): IPv6-in-IPv6 is decoded, joined
 /// and checked as IP-in-IP is, and `arp.vip` reads neighbour discovery. What these assert is
-/// what their READMEs say a verifier must report; ipv6-nd-vip's reset connection (blamed on
-/// rs2's routing today) and ipv6-outer-vip's cause and director address are not asserted yet.
+/// what their READMEs say a verifier must report; ipv6-outer-vip's cause and director address
+/// are not asserted yet.
 #[test]
 fn ipv6_tunnels_are_checked_like_ipv4_ones() {
     let v = healthy("ipv6-healthy", Status::Pass);
