@@ -35,6 +35,8 @@ pub struct Encapsulation {
     unjudged: Unjudged,
     unknown_rs: BTreeMap<IpAddr, Affected>,
     altered: Affected,
+    /// Wrapped IPv6-in-IPv6 with the VIP as outer source, per real server it went to.
+    from_vip: BTreeMap<IpAddr, Affected>,
 }
 
 impl Encapsulation {
@@ -47,6 +49,7 @@ impl Encapsulation {
             unjudged: Unjudged::default(),
             unknown_rs: BTreeMap::new(),
             altered: Affected::default(),
+            from_vip: BTreeMap::new(),
         }
     }
 
@@ -59,7 +62,9 @@ impl Encapsulation {
             unjudged,
             unknown_rs,
             altered,
+            from_vip,
         } = self;
+        outer_from_vip(ctx, conn, from_vip);
         let arrived_at_director = || {
             ctx.legs_at(conn, Role::Director)
                 .find_map(|l| l.request.as_ref())
@@ -179,6 +184,31 @@ impl Encapsulation {
     }
 }
 
+/// Notes a connection wrapped IPv6-in-IPv6 with its VIP as the outer source, wherever a
+/// capture saw the wrapped packet (the director's or the real server's). The real server
+/// holds the VIP itself, and ip6_tunnel drops a packet whose outer source is one of the
+/// receiving host's addresses (recorded: fixtures/ipv6-outer-vip). IPv4's ipip is not
+/// judged: no recording shows what it does.
+fn outer_from_vip(ctx: &Context, conn: &Connection, from_vip: &mut BTreeMap<IpAddr, Affected>) {
+    let vip = conn.vip.ip();
+    if !vip.is_ipv6() {
+        return;
+    }
+    let found = conn.legs.iter().find_map(|l| {
+        let w = l.request_wrapped.as_ref()?;
+        let pair = w.outer.iter().find(|p| p.src == vip)?;
+        Some((pair.dst, w.first))
+    });
+    if let Some((rs, first)) = found {
+        from_vip.entry(rs).or_default().add(conn, || {
+            Some(ctx.packet(
+                &first,
+                format!("wrapped request, outer {vip} -> {rs}: the VIP as outer source"),
+            ))
+        });
+    }
+}
+
 /// The rules line that gives a real server its forwarding method, in `ipvsadm -Sn` form.
 fn rules_line(ctx: &Context, rs: IpAddr) -> Option<String> {
     ctx.analysis.expected.iter().find_map(|svc| {
@@ -210,9 +240,37 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
         unjudged,
         unknown_rs,
         altered,
+        from_vip,
         ..
     } = e;
     let mut findings = Vec::new();
+    for (rs, affected) in from_vip {
+        let name = ctx.host(rs);
+        let vip = affected_vip(ctx);
+        let text = Explained {
+            summary: format!(
+                "{} connections were tunnelled to {name} with the VIP as the outer source \
+                 address, which {name} holds itself",
+                of(affected.len(), forwarded)
+            ),
+            host: director_name(ctx),
+            likely_cause: "the director's VIP is a preferred address on the interface towards \
+                           the real servers, so source address selection picks it for the \
+                           IPv6-in-IPv6 packets; a real server's ip6_tunnel drops a tunnelled \
+                           packet whose outer source is one of its own addresses, and nothing \
+                           is answered"
+                .into(),
+            fix: format!(
+                "on the director: make the VIP deprecated so it is never picked as a source \
+                 (ip -6 addr change {vip}/128 dev eth0 preferred_lft 0), or give the route to \
+                 the real servers its own source (ip -6 route replace <their prefix> dev eth0 \
+                 src <the director's address>)"
+            ),
+        };
+        let mut finding = affected.finding(ENCAPSULATION, Status::Fail, forwarded, text);
+        finding.display_filter = Some(format!("ipv6.nxt == 41 && ipv6.dst == {rs}"));
+        findings.push(finding);
+    }
     for (rs, affected) in unwrapped {
         let name = rs
             .map(|a| ctx.host(a))
@@ -322,6 +380,14 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
         pass,
         findings,
     )
+}
+
+/// The VIP, for a fix's command line (the first one, or a placeholder with several).
+fn affected_vip(ctx: &Context) -> String {
+    match ctx.analysis.topology.vips.as_slice() {
+        [one] => one.addr.to_string(),
+        _ => "VIP".into(),
+    }
 }
 
 fn director_name(ctx: &Context) -> Option<String> {
