@@ -217,14 +217,14 @@ fn arp_request_and_reply() {
 #[test]
 fn neighbor_solicitation_and_advertisement() {
     let mac = [0x02, 0, 0, 0x07, 0, 0x0c];
+    // The ND part of an ICMPv6 message in an IPv6 packet to or from the VIP (v6(100)).
+    let nd_of = |from: u8, to: u8, icmp: &[u8]| icmp_of(&ipv6(v6(from), v6(to), 58, 255, icmp)).nd;
     let mut ns = vec![135, 0, 0, 0, 0, 0, 0, 0];
     ns.extend_from_slice(&v6(100));
     ns.extend_from_slice(&[14, 1, 1, 2, 3, 4, 5, 6]);
     ns.extend_from_slice(&[1, 1]);
     ns.extend_from_slice(&mac);
-    let nd = icmp_of(&ipv6(v6(1), v6(100), 58, 255, &ns))
-        .nd
-        .expect("a solicitation");
+    let nd = nd_of(1, 100, &ns).expect("a solicitation");
     assert!(!nd.advertisement);
     assert_eq!(nd.target, std::net::Ipv6Addr::from(v6(100)));
     assert_eq!(nd.lladdr, Some(mac));
@@ -235,30 +235,16 @@ fn neighbor_solicitation_and_advertisement() {
     na.extend_from_slice(&v6(100));
     na.extend_from_slice(&[2, 1]);
     na.extend_from_slice(&mac);
-    let nd = icmp_of(&ipv6(v6(100), v6(1), 58, 255, &na))
-        .nd
-        .expect("an advertisement");
+    let nd = nd_of(100, 1, &na).expect("an advertisement");
     assert!(nd.advertisement && nd.solicited && nd.override_flag);
     assert_eq!(nd.lladdr, Some(mac));
 
     // No option, an option of length 0, and a message cut before its target.
     let mut bare = na[..24].to_vec();
-    assert_eq!(
-        icmp_of(&ipv6(v6(100), v6(1), 58, 255, &bare))
-            .nd
-            .unwrap()
-            .lladdr,
-        None
-    );
+    assert_eq!(nd_of(100, 1, &bare).unwrap().lladdr, None);
     bare.extend_from_slice(&[2, 0, 9, 9, 9, 9, 9, 9]);
-    assert_eq!(
-        icmp_of(&ipv6(v6(100), v6(1), 58, 255, &bare))
-            .nd
-            .unwrap()
-            .lladdr,
-        None
-    );
-    assert_eq!(icmp_of(&ipv6(v6(100), v6(1), 58, 255, &na[..20])).nd, None);
+    assert_eq!(nd_of(100, 1, &bare).unwrap().lladdr, None);
+    assert_eq!(nd_of(100, 1, &na[..20]), None);
     // An echo request is no neighbour discovery.
     assert_eq!(
         icmp_of(&ipv6(v6(1), v6(2), 58, 64, &[128, 0, 0, 0, 0, 7, 0, 1])).nd,

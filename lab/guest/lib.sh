@@ -39,18 +39,32 @@ no_offloads() { # ns-or-"-" dev
     fi
 }
 
-# host NAME MAC ADDR/PREFIX [ADDR/PREFIX...]: a namespace joined to br0 through eth0.
+# host NAME MAC ADDR/PREFIX [ADDR/PREFIX...]: a namespace joined to br0 through eth0. With an
+# IPv6 address (IPv6 scenarios boot with IPv6 on), the host is quiet: no router solicitations,
+# no duplicate address detection, and the bridge side of its veth carries no IPv6 of its own.
 host() {
     local name="$1" mac="$2"; shift 2
+    local v6=0 a
+    for a in "$@"; do case "$a" in *:*) v6=1 ;; esac; done
     ip netns add "$name" || die "cannot create namespace $name"
+    if [ $v6 = 1 ]; then
+        sysctl_ns "$name" net.ipv6.conf.default.router_solicitations 0
+        sysctl_ns "$name" net.ipv6.conf.default.accept_dad 0
+        sysctl_ns "$name" net.ipv6.conf.all.accept_dad 0
+    fi
     ip link add eth0 netns "$name" address "$mac" type veth peer name "v-$name" \
         || die "cannot create eth0 of $name"
+    if [ $v6 = 1 ]; then echo 1 > "/proc/sys/net/ipv6/conf/v-$name/disable_ipv6"; fi
     ip link set "v-$name" master br0 || die "cannot attach $name to br0"
     no_offloads - "v-$name"
     no_offloads "$name" eth0
     ip link set "v-$name" up
-    local a
-    for a in "$@"; do ip -n "$name" addr add "$a" dev eth0 || die "cannot add $a to $name"; done
+    for a in "$@"; do
+        case "$a" in
+            *:*) ip -n "$name" -6 addr add "$a" dev eth0 nodad || die "cannot add $a to $name" ;;
+            *) ip -n "$name" addr add "$a" dev eth0 || die "cannot add $a to $name" ;;
+        esac
+    done
     ip -n "$name" link set lo up
     ip -n "$name" link set eth0 up
 }
@@ -228,9 +242,8 @@ four_done() {
 # ---- IPv6 (scenarios named ipv6-*, which run-scenario.sh boots with IPv6 on). The same four
 # hosts on 2001:db8:7::/64, VIP 2001:db8:7::100. The kernel tunnels IPv6 services IPv6-in-IPv6
 # (next header 41); a real server takes the VIP on ip6tnl0, the fallback device ip6_tunnel
-# makes in every namespace. No router solicitations, no duplicate address detection and no
-# IPv6 on the bridge's own ports, so that the captures hold the lab's traffic, its neighbour
-# discovery and the hosts' MLD reports (which a real segment has too).
+# makes in every namespace. `host` keeps IPv6 hosts quiet, so that the captures hold the lab's
+# traffic, its neighbour discovery and the hosts' MLD reports (which a real segment has too).
 VIP6=2001:db8:7::100
 DIR6=2001:db8:7::1
 RS16=2001:db8:7::11
@@ -241,25 +254,6 @@ lab_modules_v6() {
     lab_modules
     modprobe ip6_tunnel || die "modprobe ip6_tunnel failed"
     echo 1 > /proc/sys/net/ipv6/conf/br0/disable_ipv6
-}
-
-# host6 NAME MAC ADDR6: host's namespace and eth0 as `host` makes them, with IPv6 quiet.
-host6() {
-    local name="$1" mac="$2" addr="$3"
-    ip netns add "$name" || die "cannot create namespace $name"
-    sysctl_ns "$name" net.ipv6.conf.default.router_solicitations 0
-    sysctl_ns "$name" net.ipv6.conf.default.accept_dad 0
-    sysctl_ns "$name" net.ipv6.conf.all.accept_dad 0
-    ip link add eth0 netns "$name" address "$mac" type veth peer name "v-$name" \
-        || die "cannot create eth0 of $name"
-    echo 1 > "/proc/sys/net/ipv6/conf/v-$name/disable_ipv6"
-    ip link set "v-$name" master br0 || die "cannot attach $name to br0"
-    no_offloads - "v-$name"
-    no_offloads "$name" eth0
-    ip link set "v-$name" up
-    ip -n "$name" -6 addr add "$addr/64" dev eth0 nodad || die "cannot add $addr to $name"
-    ip -n "$name" link set lo up
-    ip -n "$name" link set eth0 up
 }
 
 # The director holds the VIP on eth0: neighbour discovery answers only for addresses of the
@@ -278,13 +272,19 @@ rs_tunnel6() { # NAME VIP
     in_ns "$1" ip -6 addr add "$2/128" dev ip6tnl0 nodad
 }
 
+# four_hosts_v6 [plain]: the four hosts on 2001:db8:7::/64; with "plain", the director's VIP
+# is added not deprecated (scenario ipv6-outer-vip).
 four_hosts_v6() {
     lab_modules_v6
-    host6 director $MAC_DIR $DIR6
-    host6 rs1 $MAC_RS1 $RS16
-    host6 rs2 $MAC_RS2 $RS26
-    host6 client $MAC_CLIENT $CLIENT6
-    director_vip6 director $VIP6
+    host director $MAC_DIR $DIR6/64
+    host rs1 $MAC_RS1 $RS16/64
+    host rs2 $MAC_RS2 $RS26/64
+    host client $MAC_CLIENT $CLIENT6/64
+    if [ "${1:-}" = plain ]; then
+        in_ns director ip -6 addr add "$VIP6/128" dev eth0 nodad
+    else
+        director_vip6 director $VIP6
+    fi
 }
 
 rr_service_v6() { # PORT

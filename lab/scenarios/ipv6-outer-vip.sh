@@ -6,12 +6,7 @@
 # and ip6_tunnel drops a tunnelled packet whose outer source is one of its own addresses:
 # no SYN is answered. Found while recording ipv6-healthy on the lab's kernel (6.1).
 . ./lib.sh
-lab_modules_v6
-host6 director $MAC_DIR $DIR6
-host6 rs1 $MAC_RS1 $RS16
-host6 rs2 $MAC_RS2 $RS26
-host6 client $MAC_CLIENT $CLIENT6
-in_ns director ip -6 addr add "$VIP6/128" dev eth0 nodad
+four_hosts_v6 plain
 rs_tunnel6 rs1 $VIP6
 rs_tunnel6 rs2 $VIP6
 web rs1 80 rs1

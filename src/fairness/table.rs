@@ -215,7 +215,7 @@ impl ConnTable {
                     client,
                     rs,
                 });
-                put_details(details.tail(), c.start_ns, &details_of(c), None);
+                put_details(details.tail(), c.start_ns, &details_of(c), false);
             }
             Rows::Spilling(spill) => {
                 let row = Row {
@@ -380,7 +380,12 @@ impl ConnTable {
     /// When the connection's entry was created ([`super::entry::created_ns`]), read without
     /// decoding the details when it is the first packet, as it nearly always is.
     pub fn created_ns(&self, i: usize, proto: super::Proto) -> i64 {
-        let (_, _, at_start, _, start) = self.head(i);
+        self.created_of(i, self.head(i), proto)
+    }
+
+    /// [`ConnTable::created_ns`] of connection `i`, whose fixed part is `head`.
+    fn created_of(&self, i: usize, head: RowHead, proto: super::Proto) -> i64 {
+        let (_, _, at_start, _, start) = head;
         if at_start {
             return start;
         }
@@ -391,13 +396,9 @@ impl ConnTable {
     /// When connection `i`'s entry was created, its client and its server: what a scheduled
     /// decision is replayed with, in one look-up.
     pub fn decision(&self, i: usize, proto: super::Proto) -> (i64, SocketAddr, Option<usize>) {
-        let (client, port, at_start, rs, start) = self.head(i);
-        let created = if at_start {
-            start
-        } else {
-            let c = self.times(i);
-            super::entry::created_ns(proto, c.tcp, c.start_ns)
-        };
+        let head = self.head(i);
+        let (client, port, _, rs, _) = head;
+        let created = self.created_of(i, head, proto);
         let rs = (rs != NO_SERVER).then_some(rs as usize);
         (
             created,

@@ -402,10 +402,11 @@ fn anomalies(
         // IPVS never saw, when a client's neighbour entry for the VIP flips from a real
         // server to the director mid-connection): no reply of a real server crossed it. A
         // frame without MACs (tunl0, raw IP) cannot tell, and counts.
-        let leaving = link
-            .src_mac
-            .is_some_and(|m| ctx.director_macs.contains(&MacAddr(m)));
-        if role == Role::Director && !leaving {
+        let leaving = || {
+            link.src_mac
+                .is_some_and(|m| ctx.director_macs.contains(&MacAddr(m)))
+        };
+        if role == Role::Director && !leaving() {
             s.note(EvidenceKind::ReplyAtDirector, at, || {
                 "a reply crossed the director".into()
             });

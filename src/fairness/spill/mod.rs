@@ -81,13 +81,10 @@ pub(super) struct Details {
     pub response_ns: Option<i64>,
 }
 
-/// Writes a connection's details: the times as differences from `start`.
-pub(super) fn put_details(
-    out: &mut Vec<u8>,
-    start: i64,
-    d: &Details,
-    created_at_start: Option<bool>,
-) {
+/// Writes a connection's details: the times as differences from `start`, and whether its entry
+/// was created by its first packet (a row's flag; the in-memory record and the sorted blocks
+/// keep it in their fixed part and pass false).
+pub(super) fn put_details(out: &mut Vec<u8>, start: i64, d: &Details, created_at_start: bool) {
     let m = d.tcp.unwrap_or_default();
     let marks = [
         (m.syn_ns, HAS_SYN),
@@ -104,7 +101,7 @@ pub(super) fn put_details(
     if d.first_frame.is_some() {
         flags |= HAS_FRAME;
     }
-    if created_at_start == Some(true) {
+    if created_at_start {
         flags |= CREATED_AT_START;
     }
     if d.response_ns.is_some() {
@@ -172,7 +169,7 @@ pub(super) fn put_row(out: &mut Vec<u8>, r: &Row, previous: i64) {
     varint::put(out, u64::from(r.client));
     varint::put(out, u64::from(r.port));
     varint::put(out, u64::from(r.rs.wrapping_add(1)));
-    put_details(out, r.start_ns, &r.details(), Some(r.created_at_start));
+    put_details(out, r.start_ns, &r.details(), r.created_at_start);
 }
 
 pub(super) fn get_row(bytes: &[u8], at: &mut usize, previous: i64) -> Row {

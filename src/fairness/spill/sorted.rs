@@ -43,7 +43,7 @@ impl BlockWriter {
         self.heads.push(u8::from(r.created_at_start));
         self.heads.extend_from_slice(&r.rs.to_le_bytes());
         self.heads.extend_from_slice(&at.to_le_bytes());
-        put_details(&mut self.details, r.start_ns, &r.details(), None);
+        put_details(&mut self.details, r.start_ns, &r.details(), false);
         self.rows += 1;
     }
 
