@@ -55,6 +55,7 @@ fn input() -> FairnessInput {
         services: vec![ServiceObs {
             proto: Proto::Tcp,
             vip: "192.0.2.10:80".parse().unwrap(),
+            mark: None,
             config: Some(ServiceConfig {
                 scheduler: Scheduler::Wrr,
                 persistence_s: None,

@@ -36,6 +36,7 @@ fn report(scheduler: Scheduler, persistence_s: Option<u32>, conns: Vec<ConnObs>)
         services: vec![ServiceObs {
             proto: Proto::Tcp,
             vip: "192.0.2.10:80".parse().unwrap(),
+            mark: None,
             config: Some(ServiceConfig {
                 scheduler,
                 persistence_s,

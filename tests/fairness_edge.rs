@@ -35,6 +35,7 @@ fn service(vip: &str, cfg: Option<ServiceConfig>, connections: Vec<ConnObs>) -> 
         services: vec![ServiceObs {
             proto: Proto::Tcp,
             vip: vip.parse().unwrap(),
+            mark: None,
             config: cfg,
             connections,
         }],

@@ -839,6 +839,7 @@ fn run(vip: &str, cfg: ServiceConfig, rows: &[Row]) -> lvscheck::fairness::Servi
         services: vec![ServiceObs {
             proto: Proto::Tcp,
             vip: vip.parse().unwrap(),
+            mark: None,
             config: Some(cfg),
             connections: connections(rows),
         }],
@@ -902,6 +903,7 @@ fn lab_wrr_report_is_the_same_without_the_timeline() {
                 services: vec![ServiceObs {
                     proto: Proto::Tcp,
                     vip: "192.168.60.80:8080".parse().unwrap(),
+                    mark: None,
                     config: Some(cfg.clone()),
                     connections: table,
                 }],

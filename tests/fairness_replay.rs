@@ -61,6 +61,7 @@ fn input(cfg: ServiceConfig, connections: Vec<ConnObs>) -> FairnessInput {
         services: vec![ServiceObs {
             proto: Proto::Tcp,
             vip: VIP.parse().unwrap(),
+            mark: None,
             config: Some(cfg),
             connections,
         }],

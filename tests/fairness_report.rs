@@ -37,6 +37,7 @@ fn input(scheduler: Scheduler, observed: &[&str]) -> FairnessInput {
         services: vec![ServiceObs {
             proto: Proto::Tcp,
             vip: "192.0.2.10:80".parse().unwrap(),
+            mark: None,
             config: Some(ServiceConfig {
                 scheduler,
                 persistence_s: None,

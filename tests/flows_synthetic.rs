@@ -930,6 +930,7 @@ fn rules_and_traffic_are_compared() {
             port: 80,
             proto: Proto::TCP,
         },
+        mark: None,
         scheduler: Some("rr".into()),
         real_servers: vec![
             ExpectedRealServer {
@@ -937,12 +938,16 @@ fn rules_and_traffic_are_compared() {
                 port: 80,
                 forwarding: "tunnel".into(),
                 weight: Some(1),
+                tunnel_type: None,
+                tunnel_port: None,
             },
             ExpectedRealServer {
                 addr: "10.1.0.9".parse().unwrap(),
                 port: 80,
                 forwarding: "tunnel".into(),
                 weight: Some(1),
+                tunnel_type: None,
+                tunnel_port: None,
             },
         ],
     }]);

@@ -230,6 +230,12 @@ pub fn main(args: &FairnessArgs) -> i32 {
     };
     // Each connection is reduced to what the replay needs as soon as it is rebuilt.
     let mut observer = fairness::observe::FairnessObserver::default();
+    // The rules' services, so that the analysis matches firewall-mark rules with the traffic
+    // (the observer groups a mark's connections by them).
+    let mut flow_options = args.reading.flow_options();
+    flow_options.expected = rules
+        .as_ref()
+        .map(|r| crate::topology::config::expected_from_rules(r).0);
     let analysis = crate::flows::analyse_files_streaming(
         &sources,
         // GUE as in flows: on the rules' tunnel ports, and where the captures confirm it.
@@ -241,7 +247,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
             gue_probe: true,
             ..crate::decode::DecodeOptions::default()
         },
-        &args.reading.flow_options(),
+        &flow_options,
         &mut observer,
     );
     if super::report_unreadable(&analysis) {

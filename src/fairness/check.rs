@@ -45,7 +45,11 @@ pub fn check_with(
     let mut nothing = Vec::new();
     for svc in configured {
         let sched = svc.scheduler.map(|s| s.name()).unwrap_or("?");
-        let service = format!("{} {}", sched, svc.vip);
+        let service = format!(
+            "{} {}",
+            sched,
+            crate::fairness::input::service_label(svc.vip, svc.mark)
+        );
         if svc.connections <= svc.unattributed {
             nothing.push(format!(
                 "{service}: none of its {} connections can be tied to a real server",

@@ -26,7 +26,12 @@ pub struct FairnessInput<C = Vec<ConnObs>> {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServiceObs<C = Vec<ConnObs>> {
     pub proto: Proto,
+    /// The VIP and port; for a firewall-mark service, the VIP and port 0 (its connections go
+    /// to any of the ports the mark covers, scheduled as one service).
     pub vip: SocketAddr,
+    /// The firewall mark (`ipvsadm -A -f MARK`), for a service the rules key on one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark: Option<u32>,
     pub config: Option<ServiceConfig>,
     pub connections: C,
 }
@@ -36,6 +41,17 @@ pub struct ServiceObs<C = Vec<ConnObs>> {
 pub enum Proto {
     Tcp,
     Udp,
+}
+
+impl Proto {
+    /// TCP or UDP; None for the protocols no scheduler replay covers.
+    pub fn of(p: crate::topology::Proto) -> Option<Proto> {
+        match p {
+            crate::topology::Proto::TCP => Some(Proto::Tcp),
+            crate::topology::Proto::UDP => Some(Proto::Udp),
+            _ => None,
+        }
+    }
 }
 
 /// The configured service: what `ipvsadm -A/-a` set up.
@@ -196,5 +212,14 @@ impl Default for Timeouts {
             tcp_fin_wait_s: 120,
             udp_s: 300,
         }
+    }
+}
+
+/// How a service is named in reports: `10.0.0.1:80`, or `fwmark 1 (10.0.0.1)` for a
+/// firewall-mark service, whose connections use several ports.
+pub fn service_label(vip: SocketAddr, mark: Option<u32>) -> String {
+    match mark {
+        None => vip.to_string(),
+        Some(m) => format!("fwmark {m} ({})", vip.ip()),
     }
 }

@@ -276,6 +276,7 @@ fn analyse_service<C>(
     let mut report = ServiceReport {
         proto: svc.proto,
         vip: svc.vip,
+        mark: svc.mark,
         scheduler: cfg.map(|c| c.scheduler),
         persistence_s: cfg.and_then(|c| c.persistence_s),
         servers,

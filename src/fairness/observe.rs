@@ -21,6 +21,10 @@ pub struct FairnessObserver {
     /// by a scan of every service (65 536 UDP services made that quadratic). FxHash: looked up
     /// for every connection, on the thread every connection goes through.
     index: FxHashMap<(Proto, SocketAddr), usize>,
+    /// The firewall mark of each service of the traffic that a firewall-mark rule holds
+    /// (`Analysis::expected`): its connections join the mark's one service, since the
+    /// director schedules them together whatever their port.
+    marks: FxHashMap<(Proto, SocketAddr), u32>,
 }
 
 impl FairnessObserver {
@@ -29,7 +33,21 @@ impl FairnessObserver {
             director_captured: topology.vantages.iter().any(|v| v.role == Role::Director),
             services: Vec::new(),
             index: FxHashMap::default(),
+            marks: FxHashMap::default(),
         }
+    }
+
+    /// As [`Self::new`], with the firewall marks of the analysis's expected services.
+    pub fn for_analysis(analysis: &Analysis) -> Self {
+        let mut o = FairnessObserver::new(&analysis.topology);
+        for e in &analysis.expected {
+            let (Some(mark), Some(proto)) = (e.mark, Proto::of(e.service.proto)) else {
+                continue;
+            };
+            let vip = SocketAddr::new(e.service.vip, e.service.port);
+            o.marks.insert((proto, vip), mark);
+        }
+        o
     }
 
     pub fn add(&mut self, conn: &Connection) {
@@ -38,17 +56,22 @@ impl FairnessObserver {
         if self.director_captured && director_leg(conn).is_none() {
             return;
         }
-        let proto = match conn.proto {
-            IpProto::TCP => Proto::Tcp,
-            IpProto::UDP => Proto::Udp,
-            _ => return,
+        let Some(proto) = Proto::of(conn.proto) else {
+            return;
         };
         let obs = observe(conn);
         let services = &mut self.services;
-        let i = *self.index.entry((proto, conn.vip)).or_insert_with(|| {
+        // A marked service's connections are keyed by the mark's VIP and port 0.
+        let mark = self.marks.get(&(proto, conn.vip)).copied();
+        let key = match mark {
+            Some(_) => (proto, SocketAddr::new(conn.vip.ip(), 0)),
+            None => (proto, conn.vip),
+        };
+        let i = *self.index.entry(key).or_insert_with(|| {
             services.push(ServiceObs {
                 proto,
-                vip: conn.vip,
+                vip: key.1,
+                mark,
                 config: None,
                 connections: ConnTable::default(),
             });
@@ -80,7 +103,7 @@ impl FairnessObserver {
 
 impl ConnectionSink for FairnessObserver {
     fn begin(&mut self, analysis: &Analysis) {
-        *self = FairnessObserver::new(&analysis.topology);
+        *self = FairnessObserver::for_analysis(analysis);
     }
     /// Everything is forgotten at the next `begin`.
     fn restart(&mut self) -> bool {
@@ -164,7 +187,11 @@ pub fn apply_rules<C>(input: &mut FairnessInput<C>, rules: &crate::topology::rul
     // The first rule of each service, found once: a scan of the rules for every service is
     // quadratic with tens of thousands of them.
     let mut by_service = HashMap::new();
+    let mut by_mark = HashMap::new();
     for r in &rules.services {
+        if let crate::topology::rules::VirtualService::FwMark { mark, .. } = r.service {
+            by_mark.entry(mark).or_insert(r);
+        }
         let proto = match r.proto() {
             Some(RuleProto::Tcp) => Proto::Tcp,
             Some(RuleProto::Udp) => Proto::Udp,
@@ -175,7 +202,11 @@ pub fn apply_rules<C>(input: &mut FairnessInput<C>, rules: &crate::topology::rul
         }
     }
     for svc in &mut input.services {
-        let Some(rule) = by_service.get(&(svc.proto, svc.vip)) else {
+        let rule = match svc.mark {
+            Some(mark) => by_mark.get(&mark),
+            None => by_service.get(&(svc.proto, svc.vip)),
+        };
+        let Some(rule) = rule else {
             continue;
         };
         let Some(scheduler) = Scheduler::from_name(&rule.scheduler) else {

@@ -18,6 +18,9 @@ pub struct FairnessReport {
 pub struct ServiceReport {
     pub proto: Proto,
     pub vip: SocketAddr,
+    /// The firewall mark of a firewall-mark service (its `vip` has port 0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mark: Option<u32>,
     pub scheduler: Option<Scheduler>,
     pub persistence_s: Option<u32>,
     /// Configured servers first (in the order the configuration gave), then servers that
@@ -54,7 +57,7 @@ impl ServiceReport {
         let mut s = format!(
             "{} {}",
             format!("{:?}", self.proto).to_uppercase(),
-            self.vip
+            super::input::service_label(self.vip, self.mark)
         );
         if let Some(c) = &self.conformance {
             let checked = c.decisions + c.persistent;

@@ -263,7 +263,8 @@ pub fn overall(services: &[ServiceReport]) -> FairnessVerdict {
         .iter()
         .map(|s| {
             let proto = format!("{:?}", s.proto).to_lowercase();
-            format!("{proto} {}: {}", s.vip, s.verdict.reason)
+            let name = super::input::service_label(s.vip, s.mark);
+            format!("{proto} {name}: {}", s.verdict.reason)
         })
         .collect::<Vec<_>>()
         .join("; ");

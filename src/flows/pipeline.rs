@@ -591,6 +591,12 @@ fn run_passes(
     topology.limits.extend(topology::gue::limits(&gue));
     topology.gue = gue.clone();
     let replies_at = saw_replies(&facts, &topology);
+    // Firewall-mark services get the traffic's addresses, which only the facts know.
+    let expected = opts.expected.clone().map(|e| {
+        let (e, notes) = config::resolve_marks(e, &topology.services, &reached(&facts, &topology));
+        warnings.extend(notes);
+        e
+    });
     let ahead_plan = partial.then(|| PlanKey::of(&topology, &replies_at, &disordered));
     drop(facts);
     mirror::describe_hops(&mut topology, &splits);
@@ -606,7 +612,7 @@ fn run_passes(
         first_ts_ns: None,
         max_waiting: 0,
         config: Vec::new(),
-        expected: opts.expected.clone().unwrap_or_default(),
+        expected: expected.clone().unwrap_or_default(),
         stats: Vec::new(),
         mirrors: splits,
         warnings,
@@ -615,7 +621,7 @@ fn run_passes(
 
     // Pass 2: legs per vantage point, joined as they end.
     let topology = &analysis.topology;
-    let ctx = FlowContext::new(topology, opts.expected.as_deref());
+    let ctx = FlowContext::new(topology, expected.as_deref());
     let joiner = Joiner::new(topology, &analysis.clock_offsets, &replies_at);
     let mut seen = Seen::default();
     let mut id = 0;
@@ -685,7 +691,7 @@ fn run_passes(
         analysis.topology = topology;
     }
     seen.name_tunnel_devices(&mut analysis.topology);
-    analysis.config = match &opts.expected {
+    analysis.config = match &expected {
         Some(e) => config::compare(e, &observed(&seen.counts)),
         None => Vec::new(),
     };
@@ -977,6 +983,26 @@ fn observed(counts: &ServerCounts) -> Observed {
             outcomes.values().sum::<u64>();
     }
     o
+}
+
+/// The real servers each service's requests were tunnelled to, in any capture.
+fn reached(facts: &[VantageFacts], topology: &Topology) -> BTreeMap<Service, BTreeSet<IpAddr>> {
+    let mut out: BTreeMap<Service, BTreeSet<IpAddr>> = BTreeMap::new();
+    for (k, tunnel) in facts
+        .iter()
+        .flat_map(|f| f.flows.keys())
+        .filter_map(|k| Some((k, k.tunnel?)))
+    {
+        if k.to_server && topology.is_vip(k.dst) {
+            let svc = Service {
+                vip: k.dst,
+                port: k.server_port,
+                proto: k.proto,
+            };
+            out.entry(svc).or_default().insert(tunnel.outer_dst);
+        }
+    }
+    out
 }
 
 /// The vantage points where a TCP or UDP packet from a VIP was seen.

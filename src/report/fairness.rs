@@ -71,7 +71,8 @@ fn render_service(out: &mut String, svc: &ServiceReport) {
     let _ = writeln!(
         out,
         "Service {proto} {} ({sched}{persist}): {} connection(s)",
-        svc.vip, svc.connections
+        crate::fairness::input::service_label(svc.vip, svc.mark),
+        svc.connections
     );
 
     let mut t = table();
