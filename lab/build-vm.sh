@@ -1,6 +1,7 @@
 #!/bin/bash
 # Build the lab VM: a Debian kernel and an initramfs root filesystem that holds
-# everything a scenario needs (ipvsadm, tcpdump, iproute2, arptables, curl, busybox...).
+# everything a scenario needs (ipvsadm, keepalived, tcpdump, iproute2, arptables, curl,
+# busybox...).
 #
 # Why a VM: the capturing host has no IPVS and no ipip module, and KVM fails under
 # nesting, so the lab boots a stock Debian kernel under qemu's software emulation (TCG).
@@ -34,10 +35,10 @@ fi
 cp "kernel/boot/vmlinuz-$KVER" vmlinuz
 
 # The root filesystem. minbase keeps it small; the initramfs is unpacked into RAM.
-if [ ! -x rootfs/usr/sbin/ipvsadm ]; then
+if [ ! -x rootfs/usr/sbin/ipvsadm ] || [ ! -x rootfs/usr/sbin/keepalived ]; then
     rm -rf rootfs
     debootstrap --variant=minbase \
-        --include=ipvsadm,tcpdump,iproute2,arptables,iptables,curl,busybox,kmod,python3-minimal,ethtool \
+        --include=ipvsadm,tcpdump,iproute2,arptables,iptables,curl,busybox,kmod,python3-minimal,ethtool,keepalived \
         "$SUITE" rootfs "$MIRROR"
 fi
 

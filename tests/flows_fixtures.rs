@@ -52,7 +52,13 @@ const NO_SERVER_ADDRESS_CAPTURED: &[&str] = &["port-filter"];
 /// Captures whose role cannot be told on their own. port-filter/director.pcap holds only the
 /// client's requests to the VIP (the filter dropped all the director sent, the IP-in-IP
 /// packets): a capture on a client whose requests go unanswered holds the same frames.
-const AMBIGUOUS_ALONE: &[(&str, &str)] = &[("port-filter", "director.pcap")];
+/// multi-service/client.pcap talks to two VIPs and holds no tunnel: alone, the VIP is a guess
+/// (the address most connections go to, 10.7.0.101) that the report says to correct with
+/// `--vip`, and the connections to the other VIP are not the service's.
+const AMBIGUOUS_ALONE: &[(&str, &str)] = &[
+    ("port-filter", "director.pcap"),
+    ("multi-service", "client.pcap"),
+];
 
 /// Whether every connection of the fixture `name` must have its real server named.
 fn server_must_be_named(name: &str) -> bool {
@@ -194,7 +200,16 @@ fn run(dir: &Path, truth: &[Truth]) -> Analysis {
         .iter()
         .map(|f| CaptureSource::File(dir.join(f)))
         .collect();
-    analyse(&files, DecodeOptions::default(), &FlowOptions::default())
+    analyse(&files, cli_decoding(), &FlowOptions::default())
+}
+
+/// Decoding as the command line does it without rules: GUE is looked for on any UDP port
+/// (`gue_probe`), so that a GUE deployment's tunnels are found from the traffic alone.
+fn cli_decoding() -> DecodeOptions {
+    DecodeOptions {
+        gue_probe: true,
+        ..DecodeOptions::default()
+    }
 }
 
 #[test]
@@ -257,11 +272,13 @@ fn every_fixture_gives_the_right_roles_and_real_servers() {
         }
         let has_director =
             truth.iter().any(|t| t.role == Role::Director) && server_must_be_named(&name);
+        let mut uncaptured = 0;
         for c in ipvs_conns(dir) {
             let found = a.connections.iter().find(|x| {
                 x.client == c.client && x.vip == c.vip && x.proto.to_string() == proto_name(c.proto)
             });
             match found {
+                None if before_captures(&name) > 0 => uncaptured += 1,
                 None => failures.push(format!("{name}: connection {c:?} not rebuilt")),
                 Some(x) if has_director && x.real_server != Some(c.rs.ip()) => {
                     failures.push(format!(
@@ -276,8 +293,23 @@ fn every_fixture_gives_the_right_roles_and_real_servers() {
                 Some(_) => {}
             }
         }
+        if uncaptured != before_captures(&name) {
+            failures.push(format!(
+                "{name}: {uncaptured} table entries not rebuilt, {} made before the captures",
+                before_captures(&name)
+            ));
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Connections a fixture's scenario made before its captures started, which its table holds
+/// and no capture can show (fixtures/director-state/README.md: 6 requests before).
+fn before_captures(fixture: &str) -> usize {
+    match fixture {
+        "director-state" => 6,
+        _ => 0,
+    }
 }
 
 /// Time of the first record of a pcap file (ns), read from the file's bytes directly. None for
@@ -384,6 +416,13 @@ fn a_single_vantage_point_gives_what_it_can_show() {
         let name = dir.file_name().unwrap().to_string_lossy().to_string();
         let truth = hosts(&dir);
         let conns = ipvs_conns(&dir);
+        // Of a table that predates the captures, the entries all of them together show.
+        let captured: Vec<std::net::SocketAddr> = if before_captures(&name) > 0 {
+            let all = run(&dir, &truth);
+            all.connections.iter().map(|c| c.client).collect()
+        } else {
+            Vec::new()
+        };
         for t in truth.iter().filter(|t| {
             matches!(t.role, Role::Client | Role::Director)
                 && t.interface.is_none()
@@ -418,7 +457,8 @@ fn a_single_vantage_point_gives_what_it_can_show() {
             // A client's capture shows that client's connections only.
             let mine = conns
                 .iter()
-                .filter(|c| t.role == Role::Director || t.ips.contains(&c.client.ip()));
+                .filter(|c| t.role == Role::Director || t.ips.contains(&c.client.ip()))
+                .filter(|c| before_captures(&name) == 0 || captured.contains(&c.client));
             for c in mine {
                 let x = a
                     .connections
@@ -464,7 +504,7 @@ fn streamed_connections_are_the_kept_ones_on_every_fixture() {
         let mut streamed = Vec::new();
         let a = lvscheck::flows::analyse_files_streaming(
             &files,
-            DecodeOptions::default(),
+            cli_decoding(),
             &FlowOptions::default(),
             &mut |c| streamed.push(c),
         );

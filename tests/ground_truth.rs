@@ -188,19 +188,27 @@ fn every_fixture_has_parseable_ground_truth() {
         if committed_corpus() {
             assert!(dir.join("README.md").is_file(), "{name}: README.md");
         }
-        // Every connection belongs to a configured service and server.
+        // Every connection belongs to a configured service and server. A firewall-mark
+        // service has no address: `-Lnc` shows the connection's VIP and port, and its
+        // servers have port 0 (each connection keeps its own).
         for c in &f.conns {
-            let svc = f
-                .rules
-                .services
-                .iter()
-                .find(|s| s.vip() == Some(c.vip))
-                .unwrap_or_else(|| panic!("{name}: connection to unknown VIP {}", c.vip));
-            assert!(
-                svc.servers.iter().any(|r| r.addr == c.rs),
-                "{name}: connection to unknown server {}",
-                c.rs
-            );
+            let svc = f.rules.services.iter().find(|s| s.vip() == Some(c.vip));
+            let marked =
+                f.rules.services.iter().find(|s| {
+                    s.vip().is_none() && s.servers.iter().any(|r| r.addr.ip() == c.rs.ip())
+                });
+            match (svc, marked) {
+                (Some(svc), _) => assert!(
+                    svc.servers.iter().any(|r| r.addr == c.rs),
+                    "{name}: connection to unknown server {}",
+                    c.rs
+                ),
+                (None, Some(m)) => assert!(
+                    m.servers.iter().all(|r| r.addr.port() == 0),
+                    "{name}: fwmark servers have port 0"
+                ),
+                (None, None) => panic!("{name}: connection to unknown VIP {}", c.vip),
+            }
         }
         // hosts.json names files that exist, and every capture in the folder is named.
         let listed: BTreeSet<&str> = f.hosts.captures.iter().map(|h| h.file.as_str()).collect();
@@ -259,10 +267,17 @@ fn every_fixture_has_parseable_ground_truth() {
             .filter(|h| h.role == "director")
             .flat_map(|h| h.vips.iter().copied())
             .collect();
-        for s in &f.rules.services {
+        // A firewall-mark service names no address: its connections' VIPs stand for it.
+        let vips = f
+            .rules
+            .services
+            .iter()
+            .filter_map(|s| s.vip())
+            .chain(f.conns.iter().map(|c| c.vip));
+        for vip in vips {
             assert!(
-                director_vips.contains(&s.vip().unwrap().ip()),
-                "{name}: director has VIP"
+                director_vips.contains(&vip.ip()),
+                "{name}: director has VIP {vip}"
             );
         }
         let client_ips: BTreeSet<IpAddr> = f

@@ -88,6 +88,19 @@ rs_tunnel() { # NAME VIP
     in_ns "$1" ip addr add "$2/32" dev tunl0
     sysctl_ns "$1" net.ipv4.conf.tunl0.rp_filter 0
 }
+# A real server for GUE (`--tun-type gue --tun-port PORT`): fou decapsulates UDP to PORT
+# and hands the inner IPv4 packet (GUE proto 4) to ipip, whose tunl0 receives it; so the
+# VIP stays on tunl0 as for IP-in-IP (rs_tunnel), plus the fou port.
+rs_gue() { # NAME PORT
+    in_ns "$1" ip fou add port "$2" gue || die "ip fou add port $2 gue failed in $1"
+}
+# A real server for GRE (`--tun-type gre`): ip_gre's fallback device gre0 takes the
+# keyless GRE the director sends; the VIP/32 goes on gre0, rp_filter off there.
+rs_gre() { # NAME VIP
+    in_ns "$1" ip link set gre0 up || die "no gre0 in $1 (modprobe ip_gre)"
+    in_ns "$1" ip addr add "$2/32" dev gre0
+    sysctl_ns "$1" net.ipv4.conf.gre0.rp_filter 0
+}
 rs_arp() { # NAME VIP RIP
     in_ns "$1" arptables -A INPUT -d "$2" -j DROP
     in_ns "$1" arptables -A OUTPUT -s "$2" -j mangle --mangle-ip-s "$3"
@@ -147,10 +160,14 @@ stop_captures() {
 
 # The director's own view, saved right after the traffic while the connection entries
 # still exist: rules as ipvsadm -R reads them, the kernel's server order, the table.
+# The counters of `-Ln --stats` are the estimator's copy, refreshed every 2 s on this kernel:
+# read right after the traffic they lag (ipv6-healthy's show 3 of its 10 connections), so
+# the scenarios recorded since wait 3 s for them (DIRECTOR_STATS_WAIT=0 for the old way).
 director_truth() { # NAME
     in_ns "$1" ipvsadm -Sn > "$OUT/rules.txt"
     in_ns "$1" ipvsadm -Ln --nosort > "$OUT/rules-nosort.txt"
     in_ns "$1" ipvsadm -Lnc > "$OUT/conns.txt"
+    sleep "${DIRECTOR_STATS_WAIT:-3}"
     in_ns "$1" ipvsadm -Ln --stats > "$OUT/stats.txt"
 }
 

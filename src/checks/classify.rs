@@ -81,6 +81,12 @@ pub struct Class {
     /// that a capture that could not show the forwarded copy (`capture.filter`,
     /// `capture.snaplen`, `capture.drops`) is blamed instead of the director.
     pub director_vantage: Option<VantageId>,
+    /// Wrapped IPv6-in-IPv6 with the VIP as the outer source: the real server it went to,
+    /// and the first such packet a capture saw. That real server holds the VIP itself, and
+    /// ip6_tunnel drops a packet whose outer source is one of the receiving host's addresses
+    /// (recorded: fixtures/ipv6-outer-vip). IPv4's ipip is not judged: no recording shows
+    /// what it does.
+    pub wrapped_from_vip: Option<(IpAddr, FrameRef)>,
 }
 
 impl Class {
@@ -110,6 +116,18 @@ pub fn director_watching(ctx: &Context, conn: &Connection) -> bool {
                 _ => false,
             }
         })
+}
+
+fn wrapped_from_vip(conn: &Connection) -> Option<(IpAddr, FrameRef)> {
+    let vip = conn.vip.ip();
+    if !vip.is_ipv6() {
+        return None;
+    }
+    conn.legs.iter().find_map(|l| {
+        let w = l.request_wrapped.as_ref()?;
+        let pair = w.outer.iter().find(|p| p.src == vip)?;
+        Some((pair.dst, w.first))
+    })
 }
 
 /// Classifies one connection.
@@ -216,6 +234,7 @@ pub fn classify(ctx: &Context, conn: &Connection) -> Class {
         forwarding,
         real_server,
         answer,
+        wrapped_from_vip: wrapped_from_vip(conn),
         unwrapped_at_rs,
         director_watching: watching,
         director_vantage,

@@ -144,6 +144,58 @@ impl<'a> Context<'a> {
             .map(|r| r.forwarding.as_str())
     }
 
+    /// The VIP for a fix's command line: the one VIP, or a placeholder with several.
+    pub fn vip_text(&self) -> String {
+        match self.analysis.topology.vips.as_slice() {
+            [one] => one.addr.to_string(),
+            _ => "VIP".into(),
+        }
+    }
+
+    /// How the director wraps requests for a real server: as the traffic shows it, else as
+    /// the rules say (`--tun-type`, `--tun-port`, which also give a GUE tunnel its port).
+    pub fn encap(&self, rs: IpAddr) -> Option<crate::topology::encap::Encap> {
+        let ruled = self.analysis.expected.iter().find_map(|s| {
+            let r = s.real_servers.iter().find(|r| r.addr == rs)?;
+            (r.forwarding == "tunnel").then(|| {
+                crate::topology::encap::Encap::from_rules(
+                    r.tunnel_type.as_deref(),
+                    r.tunnel_port,
+                    rs,
+                    s.service.vip,
+                )
+            })
+        });
+        match (self.analysis.topology.tunnels.get(&rs).copied(), ruled) {
+            (Some(mut seen), Some(r)) => {
+                if seen.is_gue() && seen.gue_port.is_none() {
+                    seen.gue_port = r.gue_port;
+                }
+                Some(seen)
+            }
+            (seen, r) => seen.or(r),
+        }
+    }
+
+    /// The tunnel name of the real servers (`IP-in-IP`, `GUE (UDP port 6080)`...; joined with
+    /// "or" when they differ; IP-in-IP, the default, when no tunnelled packet was seen).
+    pub fn tunnel_name(&self) -> String {
+        let mut names: Vec<String> = self
+            .analysis
+            .topology
+            .tunnels
+            .keys()
+            .filter_map(|a| self.encap(*a))
+            .map(|e| e.name())
+            .collect();
+        names.sort();
+        names.dedup();
+        if names.is_empty() {
+            return "IP-in-IP".into();
+        }
+        names.join(" or ")
+    }
+
     /// The legs of a connection seen at vantage points of a role.
     pub fn legs_at<'c>(&self, conn: &'c Connection, role: Role) -> impl Iterator<Item = &'c Leg> {
         conn.legs.iter().filter(move |l| l.role == role)

@@ -62,6 +62,12 @@ fn rs_label(ctx: &Context, rs: Option<IpAddr>) -> String {
 pub struct Present {
     unanswered: ByServer,
     refused: ByServer,
+    /// Refused because the real server sent the director an ICMP error about the tunnelled
+    /// request itself: it could not take the tunnel (the director then tells the client).
+    tunnel_refused: ByServer,
+    /// Unanswered because the director wrapped them with the VIP as the outer source
+    /// ([`Class::wrapped_from_vip`]): `tunnel.encapsulation`'s fault, said here in its terms.
+    from_vip: ByServer,
     /// Per server: the answer was judged only at the director (the client's repeated SYNs).
     at_director: BTreeSet<Option<IpAddr>>,
     /// Per server: the answer was judged only at a client (no capture of the server).
@@ -79,17 +85,37 @@ impl Present {
             Answer::Answered | Answer::AnsweredByClientAck => {
                 self.unanswered.count(rs);
                 self.refused.count(rs);
+                self.tunnel_refused.count(rs);
+                self.from_vip.count(rs);
             }
             Answer::Refused(at) => {
                 self.unanswered.count(rs);
                 self.refused.count(rs);
-                self.refused.hit(rs, conn, || {
-                    at.map(|f| ctx.packet(&f, "refusal from the VIP"))
-                });
+                self.tunnel_refused.count(rs);
+                self.from_vip.count(rs);
+                let about_tunnel = conn
+                    .legs
+                    .iter()
+                    .flat_map(|l| l.evidence.iter())
+                    .find(|e| e.kind == EvidenceKind::TunnelRefused);
+                match about_tunnel {
+                    Some(e) => self.tunnel_refused.hit(rs, conn, || {
+                        Some(ctx.packet(
+                            &e.first,
+                            "the real server's ICMP unreachable to the director about the \
+                             tunnelled request",
+                        ))
+                    }),
+                    None => self.refused.hit(rs, conn, || {
+                        at.map(|f| ctx.packet(&f, "refusal from the VIP"))
+                    }),
+                }
             }
             Answer::Unanswered(at) | Answer::UnansweredAtDirector(at) => {
                 self.unanswered.count(rs);
                 self.refused.count(rs);
+                self.tunnel_refused.count(rs);
+                self.from_vip.count(rs);
                 if matches!(class.answer, Answer::UnansweredAtDirector(_)) {
                     self.at_director.insert(rs);
                 } else if !seen_at_rs {
@@ -100,8 +126,11 @@ impl Present {
                 } else {
                     "request that got no reply"
                 };
-                self.unanswered
-                    .hit(rs, conn, || at.map(|f| ctx.packet(&f, what)));
+                let group = match class.wrapped_from_vip {
+                    Some(_) => &mut self.from_vip,
+                    None => &mut self.unanswered,
+                };
+                group.hit(rs, conn, || at.map(|f| ctx.packet(&f, what)));
             }
         }
     }
@@ -155,6 +184,8 @@ fn report_present(ctx: &Context, p: Present) -> CheckResult {
     let Present {
         unanswered,
         refused,
+        tunnel_refused,
+        from_vip,
         at_director,
         at_client_only,
     } = p;
@@ -185,20 +216,117 @@ fn report_present(ctx: &Context, p: Present) -> CheckResult {
         } else {
             "arrived at"
         };
-        Explained {
-            summary: format!("{n_of} connections that {where_seen} {name} were never answered"),
-            host: Some(name.to_string()),
-            likely_cause: "the real server drops the decapsulated packets: strict reverse-path \
-                           filtering on tunl0 (rp_filter=1), the VIP missing from its tunl0, or \
-                           a firewall"
-                .into(),
-            fix: format!(
-                "on {name}: sysctl -w net.ipv4.conf.tunl0.rp_filter=0 and \
-                 net.ipv4.conf.all.rp_filter=0 (the kernel uses the larger of the two); \
-                 ip addr add VIP/32 dev tunl0 and ip link set tunl0 up; check iptables -S"
-            ),
+        let summary = format!("{n_of} connections that {where_seen} {name} were never answered");
+        match rs.and_then(|a| ctx.encap(a)).filter(|e| !e.is_ipip4()) {
+            // IPv4 IP-in-IP, or not known: the tutorial's setup.
+            None => Explained {
+                summary,
+                host: Some(name.to_string()),
+                likely_cause: "the real server drops the decapsulated packets: strict \
+                               reverse-path filtering on tunl0 (rp_filter=1), the VIP missing \
+                               from its tunl0, or a firewall"
+                    .into(),
+                fix: format!(
+                    "on {name}: sysctl -w net.ipv4.conf.tunl0.rp_filter=0 and \
+                     net.ipv4.conf.all.rp_filter=0 (the kernel uses the larger of the two); \
+                     ip addr add VIP/32 dev tunl0 and ip link set tunl0 up; check iptables -S"
+                ),
+            },
+            Some(e) => {
+                let dev = e.device();
+                let rp = if e.inner_v6 {
+                    ""
+                } else {
+                    " strict reverse-path filtering there (rp_filter=1),"
+                };
+                let fw = if e.inner_v6 {
+                    "ip6tables -S"
+                } else {
+                    "iptables -S"
+                };
+                Explained {
+                    summary,
+                    host: Some(name.to_string()),
+                    likely_cause: format!(
+                        "the real server drops the {} packets or what they carry: the VIP \
+                         missing from {dev},{rp} or a firewall",
+                        e.name()
+                    ),
+                    fix: format!(
+                        "on {name}: {}; check {fw}",
+                        e.receive_setup(&ctx.vip_text())
+                    ),
+                }
+            }
         }
     });
+    findings.extend(from_vip.findings(ctx, PRESENT, |_, name, n_of, _| {
+        let vip = ctx.vip_text();
+        Explained {
+            summary: format!(
+                "{n_of} connections tunnelled to {name} with the VIP as the outer source were \
+                 never answered"
+            ),
+            host: Some(name.to_string()),
+            likely_cause: format!(
+                "{name} holds the VIP itself, and its ip6_tunnel drops a tunnelled packet \
+                 whose outer source is one of its own addresses: the director's fault \
+                 (tunnel.encapsulation), not this server's"
+            ),
+            fix: format!(
+                "on the director: ip -6 addr change {vip}/128 dev eth0 preferred_lft 0 (see \
+                 tunnel.encapsulation); nothing to change on {name}"
+            ),
+        }
+    }));
+    findings.extend(tunnel_refused.findings(ctx, PRESENT, |rs, name, n_of, _| {
+        let encap = rs.and_then(|a| ctx.encap(a));
+        let tunnel = encap.map_or_else(|| "tunnelled".to_string(), |e| e.name());
+        let (cause, setup) = match encap {
+            Some(e) if e.is_gue() => (
+                format!(
+                    "nothing on the real server takes the GUE packets: no fou port {} (ip fou \
+                     add ... gue), so its kernel answers them as a closed UDP port",
+                    e.gue_port
+                        .map_or("for the --tun-port".into(), |p| p.to_string())
+                ),
+                e.receive_setup(&ctx.vip_text()),
+            ),
+            Some(e) if e.is_gre() => (
+                format!(
+                    "no GRE device up on the real server to take the packets ({} down or \
+                     missing: ip_gre finds no tunnel and answers with ICMP)",
+                    e.device()
+                ),
+                e.receive_setup(&ctx.vip_text()),
+            ),
+            Some(e) => (
+                format!(
+                    "the real server has no {} device to take the packets ({} down or its \
+                     module not loaded)",
+                    e.name(),
+                    e.device()
+                ),
+                e.receive_setup(&ctx.vip_text()),
+            ),
+            None => (
+                "the real server cannot take the tunnel the director uses".into(),
+                "set up the receiving end of the director's tunnel type (ipvsadm -Ln on the \
+                 director shows it)"
+                    .into(),
+            ),
+        };
+        Explained {
+            summary: format!(
+                "{n_of} connections tunnelled to {name} were refused by its kernel: it answered \
+                 the {tunnel} packets with ICMP unreachable, and the director passed the \
+                 refusal on to the client"
+            ),
+            host: Some(name.to_string()),
+            likely_cause: cause,
+            fix: format!("on {name}: {setup}"),
+        }
+    }));
     findings.extend(refused.findings(ctx, PRESENT, |_, name, n_of, _| {
         Explained {
             summary: format!(

@@ -151,7 +151,7 @@ fn describe_defrag(f: &mut fmt::Formatter<'_>, error: &IpDefragError) -> fmt::Re
 }
 
 /// How a tunnel is named in a defect's sentence.
-fn tunnel_name(kind: TunnelKind) -> &'static str {
+pub fn tunnel_name(kind: TunnelKind) -> &'static str {
     match kind {
         TunnelKind::IpIp => "IPIP",
         TunnelKind::Ipv6InIpv4 => "6in4",

@@ -615,9 +615,9 @@ impl<'c> LegTracker<'c> {
     ) {
         // An error about a tunnelled packet (a hop between director and real server) quotes
         // the outer header; the connection is the inner packet's.
-        let q = match &q.transport {
-            Transport::Tunnel { inner, .. } => inner.as_ref(),
-            _ => q,
+        let (q, tunnel) = match &q.transport {
+            Transport::Tunnel { inner, tunnel, .. } => (inner.as_ref(), Some(*tunnel)),
+            _ => (q, None),
         };
         let (sp, dp) = match &q.transport {
             Transport::Tcp(t) => (t.src_port, t.dst_port),
@@ -662,13 +662,23 @@ impl<'c> LegTracker<'c> {
             if about_request {
                 state.icmp_unreachable = true;
             }
-            EvidenceKind::IcmpUnreachable
+            if tunnel.is_some() && about_request {
+                EvidenceKind::TunnelRefused
+            } else {
+                EvidenceKind::IcmpUnreachable
+            }
         } else {
             EvidenceKind::IcmpOther
         };
         let mtu = icmp.mtu;
         state.note(kind, at, || {
             let mut d = format!("ICMP type {t} code {code} from {src} to {dst}");
+            if let Some(k) = tunnel {
+                d.push_str(&format!(
+                    ", about a {} packet",
+                    crate::decode::defect::tunnel_name(k)
+                ));
+            }
             if let Some(m) = mtu {
                 d.push_str(&format!(", MTU {m}"));
             }

@@ -149,6 +149,9 @@ pub enum EvidenceKind {
     UnwrappedRequestAtRealServer,
     /// A tunnelled request whose outer destination is not among the configured real servers.
     WrappedToUnknownRs,
+    /// An ICMP unreachable about a tunnelled request, from its outer destination: the real
+    /// server could not take the tunnel (no fou port for GUE, no GRE device up, no ipip).
+    TunnelRefused,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -33,7 +33,7 @@ const ROLE_SHIFT: u32 = 4;
 
 /// Roles and evidence by their codes ([`role_code`], [`kind_code`]).
 const ROLES: [Role; 4] = [Role::Director, Role::RealServer, Role::Client, Role::Other];
-const KINDS: [EvidenceKind; 11] = [
+const KINDS: [EvidenceKind; 12] = [
     EvidenceKind::Retransmission,
     EvidenceKind::ResetFromServer,
     EvidenceKind::ResetFromClient,
@@ -45,6 +45,7 @@ const KINDS: [EvidenceKind; 11] = [
     EvidenceKind::ReplyAtDirector,
     EvidenceKind::UnwrappedRequestAtRealServer,
     EvidenceKind::WrappedToUnknownRs,
+    EvidenceKind::TunnelRefused,
 ];
 
 /// A match, not a cast, so that a new role cannot be left without a code.
@@ -71,6 +72,7 @@ fn kind_code(k: EvidenceKind) -> u8 {
         ReplyAtDirector => 8,
         UnwrappedRequestAtRealServer => 9,
         WrappedToUnknownRs => 10,
+        TunnelRefused => 11,
     }
 }
 

@@ -251,6 +251,7 @@ mod tests {
             limits: Vec::new(),
             role_conflicts: Vec::new(),
             gue: Vec::new(),
+            tunnels: Default::default(),
         }
     }
 

@@ -589,7 +589,7 @@ fn run_passes(
     warnings.extend(read_warnings(&capture_names));
     let read_warnings_len = warnings.len() - read_warnings_at;
     topology.limits.extend(topology::gue::limits(&gue));
-    topology.gue = gue.clone();
+    topology.set_gue(gue.clone());
     let replies_at = saw_replies(&facts, &topology);
     // Firewall-mark services get the traffic's addresses, which only the facts know.
     let expected = opts.expected.clone().map(|e| {
@@ -662,7 +662,7 @@ fn run_passes(
         let full = outcome.facts;
         let mut topology = topology::discover(&full, &opts.hints);
         topology.limits.extend(topology::gue::limits(&gue));
-        topology.gue = gue.clone();
+        topology.set_gue(gue.clone());
         let full_replies = saw_replies(&full, &topology);
         let late_disorder: Vec<CaptureId> = outcome.disordered;
         let full_plan = PlanKey::of(&topology, &full_replies, &late_disorder);

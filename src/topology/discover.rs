@@ -1,6 +1,7 @@
 //! From the facts of every vantage point to one topology: VIPs, services, director, real
 //! servers, clients, and the role of each capture with the reason it was given.
 
+use super::encap::Encap;
 use super::facts::{FlowFact, PacketCounts, VantageFacts};
 use super::{
     ArpObservation, Decision, FrameRef, Host, MacAddr, Proto, Role, RoleConflict, Service,
@@ -27,6 +28,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
     let mut clients = BTreeSet::new();
     let mut directors: BTreeMap<IpAddr, (BTreeSet<MacAddr>, FrameRef)> = BTreeMap::new();
     let mut real_servers: BTreeMap<IpAddr, (BTreeSet<MacAddr>, FrameRef)> = BTreeMap::new();
+    let mut tunnels = BTreeMap::new();
     for vf in facts {
         for (k, c) in &vf.flows {
             if !carries_ports(k.proto) {
@@ -57,6 +59,12 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
                 .or_insert((BTreeSet::new(), c.first));
             r.0.extend(k.dst_mac);
             r.1 = earliest(r.1, c.first);
+            tunnels.entry(t.outer_dst).or_insert(Encap {
+                outer_proto: t.outer_proto,
+                outer_v6: t.outer_dst.is_ipv6(),
+                inner_v6: k.dst.is_ipv6(),
+                gue_port: None,
+            });
         }
     }
     clients.retain(|c| !is_vip(c) && !directors.contains_key(c) && !real_servers.contains_key(c));
@@ -162,6 +170,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         limits,
         role_conflicts,
         gue: Vec::new(),
+        tunnels,
     }
 }
 

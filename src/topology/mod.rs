@@ -10,6 +10,7 @@
 
 pub mod config;
 pub mod discover;
+pub mod encap;
 pub mod facts;
 pub mod gue;
 pub mod rules;
@@ -19,6 +20,7 @@ pub use discover::{discover, Hints};
 
 use crate::capture::frame::CaptureId;
 use serde::{Serialize, Serializer};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -304,9 +306,24 @@ pub struct Topology {
     /// ([`gue`]); none when there is none.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub gue: Vec<gue::GueTunnel>,
+    /// How the director wraps requests for each real server, by its address: the first kind
+    /// of tunnelled packet seen to it (GUE's port from [`Self::set_gue`]).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tunnels: BTreeMap<IpAddr, encap::Encap>,
 }
 
 impl Topology {
+    /// Takes the GUE tunnels pass 1 judged, and gives their real servers' tunnels the port.
+    pub fn set_gue(&mut self, gue: Vec<gue::GueTunnel>) {
+        for t in &gue {
+            for rs in &t.destinations {
+                if let Some(e) = self.tunnels.get_mut(rs).filter(|e| e.is_gue()) {
+                    e.gue_port.get_or_insert(t.port);
+                }
+            }
+        }
+        self.gue = gue;
+    }
     pub fn vantage(&self, id: VantageId) -> Option<&Vantage> {
         let i = self.vantages.binary_search_by_key(&id, |v| v.id).ok()?;
         Some(&self.vantages[i])

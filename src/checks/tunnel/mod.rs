@@ -64,7 +64,7 @@ impl Encapsulation {
             altered,
             from_vip,
         } = self;
-        outer_from_vip(ctx, conn, from_vip);
+        outer_from_vip(ctx, conn, class, from_vip);
         let arrived_at_director = || {
             ctx.legs_at(conn, Role::Director)
                 .find_map(|l| l.request.as_ref())
@@ -184,22 +184,16 @@ impl Encapsulation {
     }
 }
 
-/// Notes a connection wrapped IPv6-in-IPv6 with its VIP as the outer source, wherever a
-/// capture saw the wrapped packet (the director's or the real server's). The real server
-/// holds the VIP itself, and ip6_tunnel drops a packet whose outer source is one of the
-/// receiving host's addresses (recorded: fixtures/ipv6-outer-vip). IPv4's ipip is not
-/// judged: no recording shows what it does.
-fn outer_from_vip(ctx: &Context, conn: &Connection, from_vip: &mut BTreeMap<IpAddr, Affected>) {
-    let vip = conn.vip.ip();
-    if !vip.is_ipv6() {
-        return;
-    }
-    let found = conn.legs.iter().find_map(|l| {
-        let w = l.request_wrapped.as_ref()?;
-        let pair = w.outer.iter().find(|p| p.src == vip)?;
-        Some((pair.dst, w.first))
-    });
-    if let Some((rs, first)) = found {
+/// Notes a connection wrapped IPv6-in-IPv6 with its VIP as the outer source
+/// ([`Class::wrapped_from_vip`]), wherever a capture saw the wrapped packet.
+fn outer_from_vip(
+    ctx: &Context,
+    conn: &Connection,
+    class: &Class,
+    from_vip: &mut BTreeMap<IpAddr, Affected>,
+) {
+    if let Some((rs, first)) = class.wrapped_from_vip {
+        let vip = conn.vip.ip();
         from_vip.entry(rs).or_default().add(conn, || {
             Some(ctx.packet(
                 &first,
@@ -225,12 +219,45 @@ fn rules_line(ctx: &Context, rs: IpAddr) -> Option<String> {
             "-t"
         };
         let join = |a: IpAddr, p: u16| std::net::SocketAddr::new(a, p).to_string();
-        Some(format!(
-            "-a {proto} {} -r {} {flag}",
-            join(svc.service.vip, svc.service.port),
-            join(r.addr, r.port)
-        ))
+        let service = match svc.mark {
+            Some(m) => format!("-f {m}"),
+            None => format!("{proto} {}", join(svc.service.vip, svc.service.port)),
+        };
+        Some(format!("-a {service} -r {} {flag}", join(r.addr, r.port)))
     })
+}
+
+/// The rules line `-a ... -g` (or `-m`) as the `-e ... -i` command that puts the server in
+/// tunnel mode, with the tunnel options the service's other servers use.
+fn to_tunnel(line: &str, flags: &str) -> String {
+    let words: Vec<&str> = line
+        .split_whitespace()
+        .map(|w| match w {
+            "-a" => "-e",
+            "-g" | "-m" => "-i",
+            w => w,
+        })
+        .collect();
+    format!("{}{flags}", words.join(" "))
+}
+
+/// ` --tun-type gue --tun-port N` or ` --tun-type gre` when the tunnelled servers use one.
+fn tunnel_flags(ctx: &Context) -> String {
+    let encaps: Vec<_> = ctx
+        .analysis
+        .topology
+        .tunnels
+        .keys()
+        .filter_map(|a| ctx.encap(*a))
+        .collect();
+    match encaps.first() {
+        Some(e) if e.is_gue() => match e.gue_port {
+            Some(p) => format!(" --tun-type gue --tun-port {p}"),
+            None => " --tun-type gue --tun-port PORT".into(),
+        },
+        Some(e) if e.is_gre() => " --tun-type gre".into(),
+        _ => String::new(),
+    }
 }
 
 fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected) -> CheckResult {
@@ -246,7 +273,7 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
     let mut findings = Vec::new();
     for (rs, affected) in from_vip {
         let name = ctx.host(rs);
-        let vip = affected_vip(ctx);
+        let vip = ctx.vip_text();
         let text = Explained {
             summary: format!(
                 "{} connections were tunnelled to {name} with the VIP as the outer source \
@@ -280,10 +307,12 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
             Some("masq") => "NAT (-m)",
             _ => "direct routing (-g)",
         };
+        let tunnel = ctx.tunnel_name();
+        let article = if tunnel.starts_with('I') { "an" } else { "a" };
         let text = Explained {
             summary: format!(
-                "{} forwarded connections left the director for {name} without an IP-in-IP \
-                 tunnel ({method})",
+                "{} forwarded connections left the director for {name} without {article} \
+                 {tunnel} tunnel ({method})",
                 of(affected.len(), forwarded)
             ),
             host: Some(name.clone()),
@@ -298,14 +327,26 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
                      rewrites only the destination MAC"
                 ),
             },
-            fix: match rs {
-                Some(a) => format!(
+            fix: match (rs, &line) {
+                (Some(_), Some(l)) => format!(
+                    "on the director: ipvsadm {} (tunnel mode{}); check with ipvsadm -Ln \
+                     (Forward column: Tunnel)",
+                    to_tunnel(l, &tunnel_flags(ctx)),
+                    if tunnel == "IP-in-IP" {
+                        String::new()
+                    } else {
+                        format!(", {tunnel}")
+                    }
+                ),
+                (Some(a), None) => format!(
                     "on the director: ipvsadm -e -t VIP:PORT -r {a}:PORT -i (tunnel mode); \
                      check with ipvsadm -Ln (Forward column: Tunnel)"
                 ),
-                None => "on the director: ipvsadm -e -t VIP:PORT -r RIP:PORT -i (tunnel mode) \
+                (None, _) => {
+                    "on the director: ipvsadm -e -t VIP:PORT -r RIP:PORT -i (tunnel mode) \
                  for each real server; check with ipvsadm -Ln (Forward column: Tunnel)"
-                    .into(),
+                        .into()
+                }
             },
         };
         findings.push(affected.finding(ENCAPSULATION, Status::Fail, forwarded, text));
@@ -370,7 +411,8 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
         );
     }
     let pass = format!(
-        "all {forwarded} forwarded connections left the director IP-in-IP wrapped{}",
+        "all {forwarded} forwarded connections left the director {} wrapped{}",
+        ctx.tunnel_name(),
         unjudged.pass_suffix()
     );
     CheckResult::judged(
@@ -382,18 +424,16 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
     )
 }
 
-/// The VIP, for a fix's command line (the first one, or a placeholder with several).
-fn affected_vip(ctx: &Context) -> String {
-    match ctx.analysis.topology.vips.as_slice() {
-        [one] => one.addr.to_string(),
-        _ => "VIP".into(),
-    }
-}
-
+/// The director as findings name it: by its address, or, when the only address the
+/// captures show it using is the VIP (its tunnels' outer source), by its MAC, since the VIP
+/// names the service rather than a host.
 fn director_name(ctx: &Context) -> Option<String> {
-    ctx.analysis
-        .topology
-        .directors
-        .first()
-        .map(|d| ctx.host(d.addr))
+    let d = ctx.analysis.topology.directors.first()?;
+    if !ctx.analysis.topology.is_vip(d.addr) {
+        return Some(ctx.host(d.addr));
+    }
+    Some(match d.macs.first() {
+        Some(mac) => format!("the director, MAC {mac} (its own address is in no packet)"),
+        None => format!("the director (the host that wraps from {})", d.addr),
+    })
 }
