@@ -233,7 +233,7 @@ fn sort_entries<'t>(
                 None => s.server_unseen += 1,
                 // Another entry of the same key (a reused port) may be the one that agrees.
                 Some(rs) if t.entry.rs.ip() == rs => s.matched += 1,
-                Some(_) if by_key[&key].len() > 1 => s.matched += 1,
+                Some(_) if by_key.get(&key).is_some_and(|g| g.len() > 1) => s.matched += 1,
                 Some(_) => s.mismatched.push((t, *c)),
             },
         }
