@@ -10,12 +10,14 @@ use std::net::SocketAddr;
 
 use crate::capture::CaptureSource;
 use crate::checks::classify::classify;
+use crate::checks::director_state::{self, DirectorCheck};
 use crate::checks::verdict::{self, Policy, Verdict};
 use crate::checks::{CheckResult, ConnectionChecks, Context, Status};
 use crate::decode::DecodeOptions;
 use crate::fairness::observe::FairnessObserver;
 use crate::fairness::{self, FairnessReport};
 use crate::flows::{analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions};
+use crate::topology::director_state::DirectorState;
 use crate::topology::rules::Rules;
 use crate::topology::MacAddr;
 
@@ -24,7 +26,7 @@ pub struct Verification {
     /// The analysis without its connections (they were checked as they came): topology, clock
     /// offsets, warnings, `connection_count`.
     pub analysis: Analysis,
-    /// Every check, in report order; the last is `scheduler`.
+    /// Every check, in report order; the last is `scheduler`, after `director.state`.
     pub checks: Vec<CheckResult>,
     pub fairness: FairnessReport,
     /// What the run concluded, with its coverage.
@@ -44,17 +46,30 @@ impl Verification {
 }
 
 /// What `verify` does with each connection as it comes.
-#[derive(Default)]
-struct Verifier {
+struct Verifier<'s> {
     /// The analysis as it stood before the first connection, the checks started from it, and
     /// its director MACs (gathered once, not for every connection).
     started: Option<(Analysis, ConnectionChecks, Vec<MacAddr>)>,
     fairness: FairnessObserver,
+    /// The director's snapshots, when given, and their comparison with the connections.
+    state: Option<&'s DirectorState>,
+    director: Option<DirectorCheck<'s>>,
 }
 
-impl ConnectionSink for Verifier {
+impl<'s> Verifier<'s> {
+    fn new(state: Option<&'s DirectorState>) -> Verifier<'s> {
+        Verifier {
+            started: None,
+            fairness: FairnessObserver::default(),
+            state,
+            director: state.map(DirectorCheck::new),
+        }
+    }
+}
+
+impl ConnectionSink for Verifier<'_> {
     fn restart(&mut self) -> bool {
-        *self = Verifier::default();
+        *self = Verifier::new(self.state);
         true
     }
 
@@ -72,6 +87,9 @@ impl ConnectionSink for Verifier {
             let ctx = Context::with_director_macs(analysis, director_macs);
             let class = classify(&ctx, &conn);
             checks.observe_classified(&ctx, &conn, &class);
+            if let Some(d) = &mut self.director {
+                d.observe(&ctx, &conn, &class);
+            }
             // A connection that bypassed the director was never scheduled by it: `bypass`
             // reports it; the replay must not count it as a decision.
             scheduled = !class.bypassed();
@@ -94,18 +112,20 @@ pub fn verify(
         rules_given: rules.is_some(),
         ..Policy::default()
     };
-    verify_with(sources, decode, opts, rules, &policy)
+    verify_with(sources, decode, opts, rules, None, &policy)
 }
 
-/// [`verify`] with the verdict's demands given (`--require`, `--fail-on`).
+/// [`verify`] with the director's snapshots (`--director-state`) and the verdict's demands
+/// given (`--require`, `--fail-on`).
 pub fn verify_with(
     sources: &[CaptureSource],
     decode: DecodeOptions,
     opts: &FlowOptions,
     rules: Option<&Rules>,
+    state: Option<&DirectorState>,
     policy: &Policy,
 ) -> Verification {
-    let mut v = Verifier::default();
+    let mut v = Verifier::new(state);
     let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
     let ctx = Context::new(&analysis);
     let mut checks = match v.started {
@@ -133,6 +153,10 @@ pub fn verify_with(
         None => fairness::check::check_with(&fairness, &packet_of),
     };
     drop(input);
+    checks.push(match v.director {
+        Some(d) => d.finish(&ctx),
+        None => CheckResult::skip(director_state::ID, director_state::NOT_GIVEN),
+    });
     checks.push(scheduler);
     point_skips_at_capture_problems(&mut checks);
     let unseen = no_lvs_service(&analysis, rules.is_some());

@@ -3,6 +3,8 @@
 //! evidence frame. Needs tshark (Debian package tshark; `.ci/run` installs it and sets
 //! LVSCHECK_REQUIRE_TSHARK=1 so that CI cannot skip this).
 
+mod verify_common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -12,18 +14,7 @@ use lvscheck::flows::FlowOptions;
 use lvscheck::topology::config::expected_from_rules;
 use lvscheck::topology::rules::read_rules;
 use lvscheck::verify::verify;
-
-fn tshark_available() -> bool {
-    let found = Command::new("tshark").arg("--version").output().is_ok();
-    if !found {
-        assert!(
-            std::env::var_os("LVSCHECK_REQUIRE_TSHARK").is_none(),
-            "tshark is required here: apt-get install tshark"
-        );
-        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
-    }
-    found
-}
+use verify_common::tshark_available;
 
 #[test]
 fn every_filter_shows_its_evidence_in_tshark() {

@@ -28,12 +28,17 @@ pub struct FilterParts {
 
 impl FilterParts {
     pub fn add(&mut self, conn: &Connection) {
-        self.clients.insert(conn.client.ip());
-        self.ports.insert(conn.client.port());
+        self.add_client(conn.proto, conn.client);
+    }
+
+    /// A connection known by its client side only (a line of the director's table).
+    pub fn add_client(&mut self, proto: Proto, client: std::net::SocketAddr) {
+        self.clients.insert(client.ip());
+        self.ports.insert(client.port());
         if self.ports.len() > FILTER_PORTS {
             self.ports.pop_last();
         }
-        self.udp |= conn.proto == Proto::UDP;
+        self.udp |= proto == Proto::UDP;
     }
 
     /// Adds another's clients and ports (the lowest ports kept).
@@ -165,6 +170,7 @@ impl Affected {
         text: Explained,
     ) -> Finding {
         Finding {
+            snapshot: Vec::new(),
             check,
             severity,
             summary: text.summary,

@@ -44,6 +44,7 @@ pub fn vip(ctx: &Context) -> CheckResult {
             if macs.len() > 1 {
                 let nd = list.iter().all(|c| c.nd);
                 findings.push(Finding {
+                    snapshot: Vec::new(),
                     check: ID,
                     severity: Status::Fail,
                     summary: format!(
@@ -138,6 +139,7 @@ pub fn vip(ctx: &Context) -> CheckResult {
             )
         };
         findings.push(Finding {
+            snapshot: Vec::new(),
             check: ID,
             severity: Status::Fail,
             summary: summary + &format!(" ({})", kinds.join(", ")),

@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+pub use crate::topology::director_state::SnapshotLine;
+
 /// How a check ended. Ordered by severity so the worst of several can be taken with `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -56,6 +58,10 @@ pub struct Finding {
     pub evidence: Vec<PacketRef>,
     /// A Wireshark display filter that shows the packets concerned.
     pub display_filter: Option<String>,
+    /// Lines of the director's snapshots (`--director-state`) the finding rests on, as
+    /// written there; only `director.state` has any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub snapshot: Vec<SnapshotLine>,
     pub likely_cause: String,
     /// The fix in the setup's own terms: which command, on which host.
     pub fix: String,

@@ -16,6 +16,7 @@ pub mod arp;
 pub mod bypass;
 pub mod capture;
 pub mod classify;
+pub mod director_state;
 pub mod finding;
 pub mod mtu;
 pub mod reply;
@@ -26,7 +27,7 @@ pub mod verdict;
 use std::net::IpAddr;
 
 pub use affected::{Affected, Examples, Explained, FilterParts};
-pub use finding::{CheckResult, Finding, PacketRef, Status, MAX_EVIDENCE};
+pub use finding::{CheckResult, Finding, PacketRef, SnapshotLine, Status, MAX_EVIDENCE};
 
 use crate::flows::{Analysis, Connection, Leg};
 use crate::report::time::rfc3339_ns;

@@ -81,6 +81,7 @@ fn report(ctx: &Context, mtu: Mtu) -> CheckResult {
             None
         };
         findings.push(Finding {
+            snapshot: Vec::new(),
             check: ID,
             severity: Status::Warn,
             summary: format!(

@@ -73,6 +73,7 @@ pub fn check(ctx: &Context) -> CheckResult {
                     )
                 };
                 return Finding {
+                    snapshot: Vec::new(),
                     check: ID,
                     severity: Status::Info,
                     summary,
@@ -109,6 +110,7 @@ pub fn check(ctx: &Context) -> CheckResult {
         .collect();
     for limit in &topo.limits {
         findings.push(Finding {
+            snapshot: Vec::new(),
             check: ID,
             severity: Status::Info,
             summary: limit.clone(),
@@ -132,6 +134,7 @@ pub fn check(ctx: &Context) -> CheckResult {
 /// A disagreement between the rules and the traffic, as a finding.
 fn config_finding(ctx: &Context, c: &ConfigFinding) -> Finding {
     Finding {
+        snapshot: Vec::new(),
         check: ID,
         // What the captures could not show is a limit of the captures, not a disagreement.
         severity: if c.kind == "rs_not_identified" {

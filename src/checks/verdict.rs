@@ -30,7 +30,7 @@ pub const REQUIRED: [&str; 7] = [
 ];
 
 /// Every check id `verify` runs, for `--require` to be checked against.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 16] = [
     "capture.read",
     "capture.filter",
     "capture.snaplen",
@@ -45,6 +45,7 @@ pub const ALL: [&str; 15] = [
     "bypass",
     "mtu",
     "topology",
+    "director.state",
     "scheduler",
 ];
 
@@ -88,6 +89,9 @@ pub struct Policy {
     pub fail_on: FailOn,
     /// Rules were given (`--rules`): the scheduler check is required then.
     pub rules_given: bool,
+    /// The director's snapshots were given (`--director-state`): `director.state` is
+    /// required then.
+    pub director_state_given: bool,
 }
 
 impl Policy {
@@ -120,6 +124,9 @@ impl Policy {
                 let mut v: Vec<String> = REQUIRED.iter().map(|s| s.to_string()).collect();
                 if self.rules_given {
                     v.push("scheduler".into());
+                }
+                if self.director_state_given {
+                    v.push("director.state".into());
                 }
                 v
             }
@@ -297,6 +304,10 @@ pub fn needs(check: &str) -> &'static str {
              Wireshark); for pcap, tcpdump's \"packets dropped by kernel\" line when it stops"
         }
         "capture.time" => "two or more captures, taken at the same time",
+        "director.state" => {
+            "the director's snapshots (--director-state: ipvsadm -Lnc and ipvsadm -Ln --stats, \
+             taken on it right after the captures) and captures of its traffic"
+        }
         _ => "complete captures on the client, the director and every real server",
     }
 }

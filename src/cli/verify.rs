@@ -1,8 +1,9 @@
-//! `lvscheck verify FILE... [--rules FILE] [--vip ADDR] [--require CHECK,...] [--fail-on warn]
-//! [--json]`
+//! `lvscheck verify FILE... [--rules FILE] [--director-state FILE]... [--vip ADDR]
+//! [--require CHECK,...] [--fail-on warn] [--json]`
 
 use super::say;
 use clap::{Args, ValueEnum};
+use std::path::PathBuf;
 
 use super::common::AnalysisArgs;
 use super::{EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNUSABLE};
@@ -14,6 +15,11 @@ use crate::report::verify::{document, render};
 pub struct VerifyArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
+    /// The director's own tables, taken on it right after the captures: `ipvsadm -Lnc` (the
+    /// connection table) and `ipvsadm -Ln --stats` (the counters), in one file or two (or
+    /// more); told apart by their headers. Compared with the traffic by `director.state`.
+    #[arg(long = "director-state", value_name = "FILE")]
+    pub director_state: Vec<PathBuf>,
     /// Print one JSON document (schema: docs/verify-json.md) instead of tables.
     #[arg(long)]
     pub json: bool,
@@ -52,6 +58,17 @@ pub fn run(args: &VerifyArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     };
+    let state = if args.director_state.is_empty() {
+        None
+    } else {
+        match crate::topology::director_state::read_director_state(&args.director_state) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                say(format!("lvscheck: --director-state {e}"));
+                return EXIT_UNUSABLE;
+            }
+        }
+    };
     let require = if args.require.is_empty() {
         None
     } else {
@@ -70,12 +87,14 @@ pub fn run(args: &VerifyArgs) -> i32 {
             FailOnArg::Warn => FailOn::Warn,
         },
         rules_given: rules.is_some(),
+        director_state_given: state.is_some(),
     };
     let v = crate::verify::verify_with(
         &args.analysis.sources(),
         args.analysis.decode_options(rules.as_ref()),
         &opts,
         rules.as_ref(),
+        state.as_ref(),
         &policy,
     );
     if args.analysis.report_unusable(&v.analysis, &opts) {

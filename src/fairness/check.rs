@@ -84,6 +84,7 @@ pub fn check_with(
                     })
                     .collect();
                 findings.push(Finding {
+                    snapshot: Vec::new(),
                     check: ID,
                     severity: Status::Warn,
                     summary: format!(
@@ -123,6 +124,7 @@ pub fn check_with(
         if let Some(chi) = svc.fairness.chi_square.as_ref().filter(|_| !per_client) {
             if chi.p_value < P_VALUE_ALARM && !chi.too_few {
                 findings.push(Finding {
+                    snapshot: Vec::new(),
                     check: ID,
                     severity: Status::Warn,
                     summary: format!(

@@ -234,6 +234,14 @@ pub fn render(v: &Verification, paint: Painter) -> String {
                     esc(&p.summary)
                 ));
             }
+            for l in &f.snapshot {
+                out.push_str(&format!(
+                    "  snapshot: {}:{}: {}\n",
+                    esc(&l.file),
+                    l.line,
+                    esc(&l.text)
+                ));
+            }
         }
     }
 

@@ -9,6 +9,7 @@
 //! decision carries the reason it was taken, so the report can say how each role was decided.
 
 pub mod config;
+pub mod director_state;
 pub mod discover;
 pub mod encap;
 pub mod facts;

@@ -30,7 +30,8 @@ pub enum Proto {
 }
 
 impl Proto {
-    fn from_table(word: &str) -> Option<Proto> {
+    /// The protocol column of `ipvsadm -Ln` and `-Lnc` (`TCP`, `UDP`, `SCTP`, `IP`).
+    pub fn from_table(word: &str) -> Option<Proto> {
         match word {
             "TCP" => Some(Proto::Tcp),
             "UDP" => Some(Proto::Udp),
@@ -241,18 +242,26 @@ pub fn read_conns(path: &Path) -> Result<Vec<ConnEntry>, RulesError> {
 }
 
 fn read(path: &Path) -> Result<String, RulesError> {
+    read_text(
+        path,
+        "a rules file",
+        "the output of ipvsadm -Sn or ipvsadm -Ln",
+    )
+}
+
+/// A text file of ipvsadm's output: `what` names the kind of file in the error for a
+/// directory, `expected` the output wanted in the error for a file that is not text.
+pub(crate) fn read_text(path: &Path, what: &str, expected: &str) -> Result<String, RulesError> {
     let file = path.display().to_string();
     if path.is_dir() {
         return Err(RulesError::Io {
             file,
-            source: std::io::Error::other("is a directory, not a rules file"),
+            source: std::io::Error::other(format!("is a directory, not {what}")),
         });
     }
     std::fs::read_to_string(path).map_err(|source| {
         let source = if source.kind() == std::io::ErrorKind::InvalidData {
-            std::io::Error::other(
-                "not a text file (not UTF-8): expected the output of ipvsadm -Sn or ipvsadm -Ln",
-            )
+            std::io::Error::other(format!("not a text file (not UTF-8): expected {expected}"))
         } else {
             source
         };
@@ -651,7 +660,6 @@ fn list_server(cx: &Lines, n: usize, words: &[&str]) -> Result<ServerRule, Parse
 /// ```
 /// A persistence-engine column pair (`pe name`, `pe_data`) may follow; it is ignored.
 pub fn parse_conns(text: &str, file: &str) -> Result<Vec<ConnEntry>, ParseError> {
-    let cx = Lines { file };
     let mut conns = Vec::new();
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
@@ -662,25 +670,39 @@ pub fn parse_conns(text: &str, file: &str) -> Result<Vec<ConnEntry>, ParseError>
         {
             continue;
         }
-        let words: Vec<&str> = line.split_whitespace().collect();
-        if words.len() < 6 {
-            return Err(cx.err(n, "expected `PRO MM:SS STATE SOURCE VIRTUAL DESTINATION`"));
-        }
-        let proto = Proto::from_table(words[0])
-            .ok_or_else(|| cx.err(n, format!("unknown protocol `{}`", words[0])))?;
-        let expire_s = mm_ss(words[1])
-            .ok_or_else(|| cx.err(n, format!("bad expiry `{}` (want MM:SS)", words[1])))?;
-        let addr = |w: &str| socket_addr(w).ok_or_else(|| cx.err(n, format!("bad address `{w}`")));
-        conns.push(ConnEntry {
-            proto,
-            expire_s,
-            state: words[2].to_string(),
-            client: addr(words[3])?,
-            vip: addr(words[4])?,
-            rs: addr(words[5])?,
-        });
+        conns.push(parse_conn_line(line, file, n)?);
     }
     Ok(conns)
+}
+
+/// One entry line of `ipvsadm -Lnc` (trimmed, not a header); `file` and `n` (1-based) name it
+/// in errors. Also read by [`super::director_state`], which finds the headers itself.
+pub fn parse_conn_line(line: &str, file: &str, n: usize) -> Result<ConnEntry, ParseError> {
+    let cx = Lines { file };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    if words.len() < 6 {
+        return Err(cx.err(n, "expected `PRO MM:SS STATE SOURCE VIRTUAL DESTINATION`"));
+    }
+    let proto = Proto::from_table(words[0])
+        .ok_or_else(|| cx.err(n, format!("unknown protocol `{}`", words[0])))?;
+    let expire_s = mm_ss(words[1])
+        .ok_or_else(|| cx.err(n, format!("bad expiry `{}` (want MM:SS)", words[1])))?;
+    let addr = |w: &str| {
+        socket_addr(w).ok_or_else(|| {
+            cx.err(
+                n,
+                format!("bad address `{w}` (numeric addresses only: ipvsadm -Lnc, with -n)"),
+            )
+        })
+    };
+    Ok(ConnEntry {
+        proto,
+        expire_s,
+        state: words[2].to_string(),
+        client: addr(words[3])?,
+        vip: addr(words[4])?,
+        rs: addr(words[5])?,
+    })
 }
 
 fn mm_ss(s: &str) -> Option<u32> {
@@ -691,7 +713,7 @@ fn mm_ss(s: &str) -> Option<u32> {
 }
 
 /// `1.2.3.4:80` or `[2001:db8::1]:80`; ipvsadm never prints a bare IPv6 address with a port.
-fn socket_addr(s: &str) -> Option<SocketAddr> {
+pub(crate) fn socket_addr(s: &str) -> Option<SocketAddr> {
     if let Some(rest) = s.strip_prefix('[') {
         let (ip, port) = rest.split_once("]:")?;
         let ip: std::net::Ipv6Addr = ip.parse().ok()?;

@@ -49,3 +49,17 @@ pub fn all_text(doc: &Value) -> String {
     }
     out
 }
+
+/// Whether tshark can be run; a test that needs it skips without it, unless
+/// LVSCHECK_REQUIRE_TSHARK is set (CI sets it, so that it cannot skip).
+pub fn tshark_available() -> bool {
+    let found = Command::new("tshark").arg("--version").output().is_ok();
+    if !found {
+        assert!(
+            std::env::var_os("LVSCHECK_REQUIRE_TSHARK").is_none(),
+            "tshark is required here: apt-get install tshark"
+        );
+        eprintln!("skipped: tshark is not installed (apt-get install tshark)");
+    }
+    found
+}

@@ -46,6 +46,7 @@ pub fn check(ctx: &Context) -> CheckResult {
         .flatten()
         .collect();
         findings.push(Finding {
+            snapshot: Vec::new(),
             check: ID,
             severity: Status::Warn,
             summary: format!(

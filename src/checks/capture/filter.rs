@@ -144,6 +144,7 @@ fn server_filtered(ctx: &Context, v: &Vantage, vip: &str) -> Option<Filtered> {
             name(ctx, v.id)
         )),
         finding: Finding {
+            snapshot: Vec::new(),
             check: ID,
             severity: Status::Warn,
             summary: text.summary,
@@ -255,6 +256,7 @@ pub fn check(ctx: &Context, watch: &Watch) -> CheckResult {
             continue;
         };
         findings.push(Finding {
+            snapshot: Vec::new(),
             check: ID,
             severity: Status::Info,
             summary: format!(

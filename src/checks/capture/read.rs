@@ -12,6 +12,7 @@ pub fn check(ctx: &Context) -> CheckResult {
     for c in captures {
         if let Some(error) = &c.error {
             findings.push(Finding {
+                snapshot: Vec::new(),
                 check: ID,
                 severity: Status::Warn,
                 summary: format!("{} could not be read at all", c.file),
@@ -27,6 +28,7 @@ pub fn check(ctx: &Context) -> CheckResult {
             });
         } else if !c.complete || !c.warnings.is_empty() {
             findings.push(Finding {
+                snapshot: Vec::new(),
                 check: ID,
                 severity: Status::Warn,
                 summary: format!(
@@ -71,6 +73,7 @@ fn undecoded_link_types(ctx: &Context) -> Vec<Finding> {
         .iter()
         .filter(|v| v.frames > 0 && LinkType::from_number(v.link_type).is_none())
         .map(|v| Finding {
+            snapshot: Vec::new(),
             check: ID,
             severity: Status::Warn,
             summary: format!(

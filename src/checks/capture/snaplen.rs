@@ -75,6 +75,7 @@ fn cut_finding(ctx: &Context, v: &Vantage) -> Finding {
         ));
     }
     Finding {
+        snapshot: Vec::new(),
         check: ID,
         severity: Status::Warn,
         summary: format!("{}, by {snaplen}: {}", described(ctx, v), what.join("; ")),
@@ -138,6 +139,7 @@ fn after_or_before_ip(ctx: &Context, v: VantageId, iface: &InterfaceInfo) -> Fin
         )
     };
     Finding {
+        snapshot: Vec::new(),
         check: ID,
         severity,
         summary,

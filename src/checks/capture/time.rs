@@ -97,6 +97,7 @@ fn apart(ctx: &Context, a: &Span, b: &Span) -> Finding {
     let gap = b.start - a.end;
     let unmatched = !(a.matched && b.matched);
     Finding {
+        snapshot: Vec::new(),
         check: ID,
         severity: Status::Warn,
         summary: format!(
@@ -152,6 +153,7 @@ fn clock_note(ctx: &Context, off: &ClockOffset) -> Option<Finding> {
         String::new()
     };
     Some(Finding {
+        snapshot: Vec::new(),
         check: ID,
         severity: Status::Info,
         summary: format!(
@@ -198,6 +200,7 @@ fn host_of(ctx: &Context, v: &Vantage) -> String {
 fn twice(ctx: &Context, a: &Span, b: &Span) -> Finding {
     let host = host_of(ctx, a.v);
     Finding {
+        snapshot: Vec::new(),
         check: ID,
         severity: Status::Info,
         summary: format!(
@@ -243,6 +246,7 @@ fn many_times(ctx: &Context, spans: &[Span], members: &[usize]) -> Finding {
         format!("{} and {last}", first.join(", "))
     };
     Finding {
+        snapshot: Vec::new(),
         check: ID,
         severity: Status::Info,
         summary: format!(
@@ -306,6 +310,7 @@ fn apart_pairs(ranges: &[(i64, i64)]) -> (Vec<(usize, usize)>, u64) {
 
 fn apart_rest(count: u64, listed: usize, spans: usize) -> Finding {
     Finding {
+        snapshot: Vec::new(),
         check: ID,
         severity: Status::Warn,
         summary: format!(
