@@ -272,3 +272,58 @@ fn keepalived_health_checks_are_not_client_connections() {
     assert_eq!(per_server(&doc), truth);
     assert_eq!(replayed(&doc), vec![(total, total)]);
 }
+
+#[test]
+fn a_snapshot_older_than_the_captures_is_told_apart_from_the_traffic() {
+    let fixture = "director-state";
+    let truth = table(fixture);
+    let in_table: u64 = truth.values().sum();
+    // The client ports the captures show (the client's SYNs), from tshark when it is here,
+    // else from the README (10 requests captured).
+    let captured: u64 = if verify_common::tshark_available() {
+        let out = std::process::Command::new("tshark")
+            .args(["-r", "fixtures/director-state/client.pcap", "-Y"])
+            .arg("tcp.flags.syn == 1 && tcp.flags.ack == 0")
+            .current_dir(verify_common::root())
+            .output()
+            .expect("tshark runs");
+        String::from_utf8_lossy(&out.stdout).lines().count() as u64
+    } else {
+        10
+    };
+    assert_eq!((in_table, captured), (16, 10));
+
+    // Without the snapshot: healthy, verified.
+    let (code, doc) = run(fixture, Some("rules.txt"));
+    assert_eq!(code, 0, "{}", all_text(&doc));
+    all_pass(fixture, &doc, captured);
+
+    // With it: the entries no capture shows are a warning, not a failure.
+    let mut args = files(fixture);
+    for f in ["rules", "director-state", "director-state"]
+        .iter()
+        .zip(["rules.txt", "conns.txt", "stats.txt"])
+        .flat_map(|(opt, file)| [format!("--{opt}"), format!("fixtures/{fixture}/{file}")])
+    {
+        args.push(f);
+    }
+    let (code, doc) = verify(&args);
+    assert_eq!(code, 0, "{}", all_text(&doc));
+    let c = check(&doc, "director.state");
+    assert_eq!(c["status"], "warn", "{c}");
+    let missing = c["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["severity"] == "warn")
+        .expect("a warning");
+    assert_eq!(missing["count"].as_u64(), Some(in_table - captured));
+    assert_eq!(missing["out_of"].as_u64(), Some(in_table));
+    assert!(missing["host"].as_str().unwrap().contains("10.7.0.1"));
+    // Nothing contradicts the traffic: no entry names another server than the captures.
+    assert!(c["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|f| f["severity"] != "fail"));
+}

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use super::affected::{Examples, FilterParts};
 use super::{CheckResult, Context, Finding, Status};
 use crate::flows::{Connection, EvidenceKind, Outcome};
+use crate::topology::encap::Encap;
 use crate::topology::{Role, VantageId};
 
 pub const ID: &str = "mtu";
@@ -80,6 +81,25 @@ fn report(ctx: &Context, mtu: Mtu) -> CheckResult {
         } else {
             None
         };
+        // The tunnel of the real servers (the first one's: one deployment, one kind), and
+        // the MSS that fits a 1500-byte path inside it (IPv4 20 or IPv6 40, TCP 20).
+        let encap = ctx
+            .analysis
+            .topology
+            .tunnels
+            .keys()
+            .find_map(|a| ctx.encap(*a))
+            .unwrap_or_else(|| {
+                let any = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+                Encap::from_rules(None, None, any, any)
+            });
+        let overhead = encap.overhead();
+        let mss = 1500 - overhead - if encap.inner_v6 { 60 } else { 40 };
+        let tables = if encap.inner_v6 {
+            "ip6tables"
+        } else {
+            "iptables"
+        };
         findings.push(Finding {
             snapshot: Vec::new(),
             check: ID,
@@ -97,15 +117,20 @@ fn report(ctx: &Context, mtu: Mtu) -> CheckResult {
             display_filter: m.filter.filter().map(|f| {
                 format!("(icmp.type == 3 && icmp.code == 4) || icmpv6.type == 2 || ({f})")
             }),
-            likely_cause: "the IP-in-IP tunnel adds 20 bytes: a full-size client segment (1500 \
-                           bytes) no longer fits the director-to-server path, so the director \
-                           asks the client to send smaller packets and the first attempt is lost"
-                .into(),
-            fix: "clamp the MSS to 1440 for traffic to the VIP (on the clients' router or the \
-                  director: iptables -t mangle -A PREROUTING -p tcp -d VIP --tcp-flags SYN,RST \
-                  SYN -j TCPMSS --set-mss 1440), or raise the MTU of the director-to-server path \
-                  to 1520 (ip link set eth0 mtu 1520 on the director and the real servers)"
-                .into(),
+            likely_cause: format!(
+                "the {} tunnel adds {overhead} bytes: a full-size client segment (1500 bytes) \
+                 no longer fits the director-to-server path, so the director asks the client \
+                 to send smaller packets and the first attempt is lost",
+                encap.name()
+            ),
+            fix: format!(
+                "clamp the MSS to {mss} for traffic to the VIP (on the clients' router or the \
+                 director: {tables} -t mangle -A PREROUTING -p tcp -d VIP --tcp-flags SYN,RST \
+                 SYN -j TCPMSS --set-mss {mss}), or raise the MTU of the director-to-server \
+                 path to {mtu} (ip link set eth0 mtu {mtu} on the director and the real \
+                 servers)",
+                mtu = 1500 + overhead
+            ),
         });
     }
     CheckResult::from_findings(
