@@ -41,7 +41,7 @@ pub struct ConfigFinding {
 pub fn expected_from_rules(rules: &super::rules::Rules) -> (Vec<ExpectedService>, Vec<String>) {
     use super::rules::{Forward, Proto as RuleProto, VirtualService};
     let mut out = Vec::new();
-    let mut notes = Vec::new();
+    let mut notes = rules.notes.clone();
     for s in &rules.services {
         let (proto, vip) = match s.service {
             VirtualService::Addr { proto, vip } => (proto, vip),

@@ -12,6 +12,7 @@ pub mod config;
 pub mod discover;
 pub mod facts;
 pub mod gue;
+pub mod keepalived;
 pub mod rules;
 pub mod view;
 
