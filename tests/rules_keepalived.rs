@@ -520,3 +520,23 @@ fn no_panic_on_mangled_configurations() {
         let _ = parse_mem(&String::from_utf8_lossy(&swapped), &[]);
     }
 }
+
+/// A group repeats every server for each of its addresses: the expansion has a bound.
+#[test]
+fn group_expansion_is_bounded() {
+    let group = "virtual_server_group G {\n 10.0.0.0/16 80\n}\n";
+    let one = format!(
+        "{group}virtual_server group G {{\n protocol TCP\n real_server 10.9.0.1 80 {{\n }}\n}}\n"
+    );
+    let r = parse_mem(&one, &[]).unwrap();
+    assert_eq!(r.services.len(), 65_536);
+    assert_eq!(r.services[65_535].service, tcp("10.0.255.255:80"));
+    let many: String = (1..=17)
+        .map(|i| format!(" real_server 10.9.0.{i} 80 {{\n }}\n"))
+        .collect();
+    let e = err(&format!(
+        "{group}virtual_server group G {{\n protocol TCP\n{many}}}\n"
+    ));
+    assert_eq!(e.line, 4, "{e}");
+    assert!(e.message.contains("more than lvscheck reads"), "{e}");
+}

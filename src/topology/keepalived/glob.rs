@@ -8,8 +8,11 @@ use std::path::PathBuf;
 use super::Files;
 use crate::escape::printable;
 
-/// Alternatives one pattern may expand to; past this it is refused.
+/// Alternatives one pattern may expand to, and braces it may nest; past these it is refused.
 const MAX_ALTERNATIVES: usize = 256;
+const MAX_NESTING: usize = 16;
+/// `PATH_MAX`: a longer pattern names no file (and brace matching is quadratic in it).
+const MAX_PATTERN: usize = 4096;
 /// Files one include may match; past this it is refused.
 const MAX_MATCHES: usize = 4096;
 
@@ -23,8 +26,14 @@ pub(super) struct Globbed {
 }
 
 pub(super) fn glob(fs: &dyn Files, pattern: &str) -> Result<Globbed, String> {
+    if pattern.len() > MAX_PATTERN {
+        return Err(format!(
+            "include {} is longer than a path can be ({MAX_PATTERN} bytes)",
+            printable(pattern, 200)
+        ));
+    }
     let mut alternatives = Vec::new();
-    braces(pattern, &mut alternatives)?;
+    braces(pattern, &mut alternatives, 0)?;
     let mut out = Globbed {
         paths: Vec::new(),
         wildcard: false,
@@ -115,7 +124,13 @@ fn unescape(comp: &str) -> String {
 
 /// `GLOB_BRACE`: the first `{...}` with a matching `}` is replaced by each of its
 /// comma-separated alternatives (nested braces count), and each result expanded again.
-fn braces(pattern: &str, out: &mut Vec<String>) -> Result<(), String> {
+fn braces(pattern: &str, out: &mut Vec<String>, nesting: usize) -> Result<(), String> {
+    if nesting > MAX_NESTING {
+        return Err(format!(
+            "include {} nests braces deeper than {MAX_NESTING}",
+            printable(pattern, 200)
+        ));
+    }
     let b = pattern.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -149,7 +164,8 @@ fn braces(pattern: &str, out: &mut Vec<String>) -> Result<(), String> {
                 let (head, tail) = (&pattern[..i], &pattern[close + 1..]);
                 let mut start = i + 1;
                 for end in commas.into_iter().chain(std::iter::once(close)) {
-                    braces(&format!("{head}{}{tail}", &pattern[start..end]), out)?;
+                    let alt = format!("{head}{}{tail}", &pattern[start..end]);
+                    braces(&alt, out, nesting + 1)?;
                     if out.len() > MAX_ALTERNATIVES {
                         return Err(format!(
                             "include {} has more than {MAX_ALTERNATIVES} alternatives",
@@ -258,9 +274,11 @@ mod tests {
     #[test]
     fn brace_alternatives_in_order() {
         let mut out = Vec::new();
-        braces("/e/{b,a{1,2}}/x{", &mut out).unwrap();
+        braces("/e/{b,a{1,2}}/x{", &mut out, 0).unwrap();
         assert_eq!(out, ["/e/b/x{", "/e/a1/x{", "/e/a2/x{"]);
         let mut out = Vec::new();
-        assert!(braces(&"{a,b}".repeat(10), &mut out).is_err());
+        assert!(braces(&"{a,b}".repeat(10), &mut out, 0).is_err());
+        let deep = format!("{}{}", "{".repeat(5000), "}".repeat(5000));
+        assert!(braces(&deep, &mut Vec::new(), 0).is_err());
     }
 }

@@ -3,11 +3,15 @@
 //! `virtual_server_group` entries (`ipvs_group_cmd`, `ipvs_group_range_cmd` in
 //! keepalived/check/ipvswrapper.c), and the kernel's server order (see the module above).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::model::{At, Entry, Family, Fwd, Key, Method, Parsed, Server, Vs};
 use super::values::MAX_RANGE;
+
+/// Servers of services a configuration may expand to (a group of N addresses repeats every
+/// server N times); past this it is refused, as a bound on memory and time.
+const MAX_ENTRIES: usize = 1 << 20;
 use crate::escape::printable;
 use crate::topology::rules::{
     Forward, ParseError, Proto, Rules, ServerRule, ServiceRule, VirtualService,
@@ -16,6 +20,8 @@ use crate::topology::rules::{
 pub(super) fn rules(p: &Parsed, files: &[String]) -> Result<Rules, ParseError> {
     let mut out = Rules::default();
     let mut defined: HashMap<VirtualService, At> = HashMap::new();
+    // Servers of all services so far (each service counted once more for itself).
+    let mut entries = 0;
     for vs in &p.vs {
         let cx = Cx { files, vs };
         if vs.servers.is_empty() {
@@ -26,10 +32,14 @@ pub(super) fn rules(p: &Parsed, files: &[String]) -> Result<Rules, ParseError> {
             continue;
         }
         let rules = cx.service_rules(p, &mut out.notes)?;
-        if out.services.len() + rules.len() > MAX_RANGE as usize {
+        entries += rules.iter().map(|r| r.servers.len() + 1).sum::<usize>();
+        if out.services.len() + rules.len() > MAX_RANGE as usize || entries > MAX_ENTRIES {
             return Err(cx.err(
                 vs.at,
-                format!("the configuration expands to more than {MAX_RANGE} services"),
+                format!(
+                    "the configuration expands to more than {MAX_RANGE} services or \
+                     {MAX_ENTRIES} servers of services"
+                ),
             ));
         }
         for rule in rules {
@@ -212,6 +222,16 @@ impl Cx<'_> {
             }
         }
 
+        if keyed.len().saturating_mul(vs.servers.len()) > MAX_ENTRIES {
+            return Err(self.err(
+                vs.at,
+                format!(
+                    "{} services of {} servers each: more than lvscheck reads ({MAX_ENTRIES})",
+                    keyed.len(),
+                    vs.servers.len()
+                ),
+            ));
+        }
         let mut rules = Vec::with_capacity(keyed.len());
         for (service, port) in keyed {
             let mut rule = ServiceRule::new(service, &scheduler);
@@ -220,9 +240,10 @@ impl Cx<'_> {
             rule.sched_flags = flag_names(&scheduler, vs.flags);
             rule.one_packet = ops;
             rule.persistence_engine = vs.engine.clone();
+            let mut seen = HashSet::with_capacity(vs.servers.len());
             for s in &vs.servers {
                 let r = self.server_rule(s, s.fwd.unwrap_or(vs_fwd), port, notes);
-                if rule.servers.iter().any(|o| o.addr == r.addr) {
+                if !seen.insert(r.addr) {
                     return Err(self.err(
                         s.at,
                         format!(
