@@ -266,11 +266,42 @@ fn keepalived_health_checks_are_not_client_connections() {
     let truth = table("keepalived");
     let total: u64 = truth.values().sum();
     assert_eq!(total, 12);
-    let (code, doc) = run("keepalived", Some("rules.txt"));
-    assert_eq!(code, 0, "{}", all_text(&doc));
-    all_pass("keepalived", &doc, total);
-    assert_eq!(per_server(&doc), truth);
-    assert_eq!(replayed(&doc), vec![(total, total)]);
+    // keepalived's own configuration as the rules, and what ipvsadm -Sn printed once
+    // keepalived had set the director up: the same verdict, scheduler and weights.
+    let mut configured = Vec::new();
+    for rules in ["keepalived.conf", "rules.txt"] {
+        let (code, doc) = run("keepalived", Some(rules));
+        assert_eq!(code, 0, "{rules}: {}", all_text(&doc));
+        all_pass("keepalived", &doc, total);
+        assert_eq!(per_server(&doc), truth, "{rules}");
+        assert_eq!(replayed(&doc), vec![(total, total)], "{rules}");
+        let svc = &doc["fairness"]["services"][0];
+        let mut weights: Vec<(String, u64)> = svc["servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                (
+                    s["addr"].as_str().unwrap().to_string(),
+                    s["weight"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        weights.sort();
+        configured.push((svc["scheduler"].as_str().unwrap().to_string(), weights));
+    }
+    assert_eq!(configured[0], configured[1]);
+    // rules.txt: `-s wrr`, 10.7.0.11 `-w 2`, 10.7.0.12 `-w 1`.
+    assert_eq!(
+        configured[1],
+        (
+            "wrr".to_string(),
+            vec![
+                ("10.7.0.11:80".to_string(), 2),
+                ("10.7.0.12:80".to_string(), 1)
+            ]
+        )
+    );
 }
 
 #[test]

@@ -50,7 +50,8 @@ pub struct AnalysisArgs {
     /// (pcap, pcapng, either gzip-compressed). File names carry no meaning.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
-    /// The director's rules: the output of `ipvsadm -Sn` (or `ipvsadm -Ln`).
+    /// The director's rules: the output of `ipvsadm -Sn` (or `ipvsadm -Ln`), or its
+    /// keepalived.conf (with the files it includes), told apart by content.
     #[arg(long, value_name = "FILE")]
     pub rules: Option<PathBuf>,
     /// A VIP, when the traffic alone cannot tell (repeatable).

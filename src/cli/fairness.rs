@@ -18,7 +18,8 @@ pub struct FairnessArgs {
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
 
-    /// Expected configuration as `ipvsadm -Sn` or `ipvsadm -Ln` output.
+    /// Expected configuration as `ipvsadm -Sn` or `ipvsadm -Ln` output, or the director's
+    /// keepalived.conf (told apart by content).
     #[arg(long, value_name = "FILE", conflicts_with_all = ["scheduler", "weights"])]
     pub rules: Option<PathBuf>,
 

@@ -66,7 +66,7 @@ pub struct ConfigFinding {
 pub fn expected_from_rules(rules: &super::rules::Rules) -> (Vec<ExpectedService>, Vec<String>) {
     use super::rules::{Forward, Proto as RuleProto, VirtualService};
     let mut out = Vec::new();
-    let notes = Vec::new();
+    let notes = rules.notes.clone();
     for s in &rules.services {
         let (service, mark) = match s.service {
             VirtualService::Addr { proto, vip } => {

@@ -14,6 +14,7 @@ pub mod discover;
 pub mod encap;
 pub mod facts;
 pub mod gue;
+pub mod keepalived;
 pub mod rules;
 pub mod view;
 

@@ -1,6 +1,9 @@
 //! The director's own view of its configuration, as ipvsadm prints it.
 //!
-//! Three outputs are understood: `ipvsadm -Sn` (the rules in the form `ipvsadm -R` reads
+//! keepalived's configuration (`keepalived.conf`, with its includes) is read too, told apart by
+//! its content ([`super::keepalived`]), into the same model.
+//!
+//! Three ipvsadm outputs are understood: `ipvsadm -Sn` (the rules in the form `ipvsadm -R` reads
 //! back), `ipvsadm -Ln` (the table form, sorted or `--nosort`; `--stats`, `--rate` and the
 //! other listing variants are not rules and are refused), and `ipvsadm -Lnc` (the
 //! connection table). The parsers are strict about what they claim to understand: an
@@ -9,7 +12,8 @@
 //!
 //! Server order matters to the schedulers: `-Sn` and a plain `-Ln` sort servers by
 //! address, only `-Ln --nosort` shows the kernel's list order. The parsers keep the order
-//! of the text; which order that is, the caller knows from the file it gave.
+//! of the text; a list that is not sorted is taken as the kernel's order (the scheduler
+//! replay does), so keepalived's servers are listed in the order the kernel ends up with.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -81,11 +85,15 @@ pub struct ServiceRule {
     pub persistence_engine: Option<String>,
     /// In the order of the text (see the module documentation).
     pub servers: Vec<ServerRule>,
+    /// keepalived's `sorry_server`, which it adds only when every real server is down: not
+    /// one of `servers`, kept so that a check can name it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<ServerRule>,
 }
 
 impl ServiceRule {
     /// A service with its scheduler and nothing else set yet.
-    fn new(service: VirtualService, scheduler: &str) -> ServiceRule {
+    pub(crate) fn new(service: VirtualService, scheduler: &str) -> ServiceRule {
         ServiceRule {
             service,
             scheduler: scheduler.to_string(),
@@ -95,6 +103,7 @@ impl ServiceRule {
             one_packet: false,
             persistence_engine: None,
             servers: Vec::new(),
+            sorry_server: None,
         }
     }
 
@@ -136,6 +145,10 @@ pub struct ServerRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Rules {
     pub services: Vec<ServiceRule>,
+    /// What the reader filled in or could not tell, in words (keepalived's defaults, its
+    /// server order); empty for ipvsadm output.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Rules {
@@ -216,14 +229,28 @@ pub enum RulesError {
         /// Nothing but blank lines and comments.
         blank: bool,
     },
+    /// A keepalived configuration from which keepalived sets up no IPVS service.
+    #[error(
+        "{file}: keepalived configuration without a virtual_server that keepalived would set up \
+         (only VRRP or other settings, or servers without real_server); give the configuration \
+         of the director these captures were taken behind, or its `ipvsadm -Sn`"
+    )]
+    NoKeepalivedService { file: String },
 }
 
-/// Reads a rules file in either form (`-Sn` or `-Ln`), told apart by its first line. A file
-/// that defines no virtual service is an error: given as the expected configuration, it would
-/// make every service seen look unconfigured.
+/// Reads a rules file in any form (`-Sn`, `-Ln` or keepalived.conf), told apart by its
+/// content. A file that defines no virtual service is an error: given as the expected
+/// configuration, it would make every service seen look unconfigured.
 pub fn read_rules(path: &Path) -> Result<Rules, RulesError> {
     let text = read(path)?;
     let file = path.display().to_string();
+    if super::keepalived::is_keepalived(&text) {
+        let rules = super::keepalived::parse(&text, path, &super::keepalived::FileSystem)?;
+        if rules.services.is_empty() {
+            return Err(RulesError::NoKeepalivedService { file });
+        }
+        return Ok(rules);
+    }
     let rules = parse_rules(&text, &file)?;
     if rules.services.is_empty() {
         let blank = text
@@ -245,7 +272,7 @@ fn read(path: &Path) -> Result<String, RulesError> {
     read_text(
         path,
         "a rules file",
-        "the output of ipvsadm -Sn or ipvsadm -Ln",
+        "the output of ipvsadm -Sn or ipvsadm -Ln, or keepalived.conf",
     )
 }
 
@@ -269,8 +296,12 @@ pub(crate) fn read_text(path: &Path, what: &str, expected: &str) -> Result<Strin
     })
 }
 
-/// Parses `ipvsadm -Sn` or `ipvsadm -Ln` output; `file` only names the source in errors.
+/// Parses `ipvsadm -Sn` or `ipvsadm -Ln` output, or keepalived.conf (whose includes are
+/// looked for next to `file`); `file` names the source in errors.
 pub fn parse_rules(text: &str, file: &str) -> Result<Rules, ParseError> {
+    if super::keepalived::is_keepalived(text) {
+        return super::keepalived::parse(text, Path::new(file), &super::keepalived::FileSystem);
+    }
     let first = text.lines().map(str::trim).find(|l| !l.is_empty());
     if let Some(l) = first.filter(|l| l.starts_with("Can't initialize ipvs")) {
         let n = text.lines().position(|x| x.trim() == l).unwrap_or(0) + 1;
