@@ -22,7 +22,9 @@ fn table(fixture: &str) -> BTreeMap<(String, String), u64> {
         if w.len() < 6 || w[3].ends_with(":0") {
             continue;
         }
-        let rs = w[5].rsplit_once(':').unwrap().0.to_string();
+        // `[2001:db8::1]:80` or `10.0.0.1:80`: the address without brackets.
+        let rs = w[5].rsplit_once(':').unwrap().0;
+        let rs = rs.trim_start_matches('[').trim_end_matches(']').to_string();
         *out.entry((w[4].to_string(), rs)).or_default() += 1;
     }
     out
@@ -357,4 +359,21 @@ fn a_snapshot_older_than_the_captures_is_told_apart_from_the_traffic() {
         .unwrap()
         .iter()
         .all(|f| f["severity"] != "fail"));
+}
+
+#[test]
+fn an_ipv4_service_over_ipv6_tunnels_is_verified() {
+    let truth = table("ipv6-mixed");
+    let total: u64 = truth.values().sum();
+    assert_eq!(total, 10);
+    let (code, doc) = run("ipv6-mixed", Some("rules.txt"));
+    assert_eq!(code, 0, "{}", all_text(&doc));
+    all_pass("ipv6-mixed", &doc, total);
+    // conns.txt names the servers by their IPv6 addresses, as the tunnels' outer headers do.
+    assert_eq!(per_server(&doc), truth);
+    let reason = check(&doc, "tunnel.encapsulation")["reason"]
+        .as_str()
+        .unwrap();
+    assert!(reason.contains("IPv4-in-IPv6"), "{reason}");
+    assert_eq!(replayed(&doc), vec![(total, total)]);
 }
