@@ -73,13 +73,15 @@ impl Encap {
 
     /// The device that receives the decapsulated packets on the real server, where the VIP
     /// belongs: ipip's `tunl0` (also behind GUE, whose fou socket hands IPv4 to ipip),
-    /// `ip6tnl0`, `sit0` (IPv6 in IPv4), `gre0` / `ip6gre0`.
+    /// `ip6tnl0`, an ipip6-mode ip6tnl device (IPv4 in IPv6), `sit0` (IPv6 in IPv4), `gre0` /
+    /// `ip6gre0`.
     pub fn device(&self) -> &'static str {
         if self.is_gre() {
             return if self.outer_v6 { "ip6gre0" } else { "gre0" };
         }
         match (self.inner_v6, self.outer_v6) {
-            (_, true) => "ip6tnl0",
+            (false, true) => "an ip6tnl device in ipip6 mode",
+            (true, true) => "ip6tnl0",
             (true, false) => "sit0",
             (false, false) => "tunl0",
         }
@@ -87,6 +89,15 @@ impl Encap {
 
     /// The commands that make a real server take these tunnelled packets for `vip`.
     pub fn receive_setup(&self, vip: &str) -> String {
+        // IPv4 in IPv6: ip6tnl0, the fallback device, takes IPv6-in-IPv6 only; an ipip6
+        // device with any remote takes the rest (recorded: fixtures/ipv6-mixed).
+        if !self.is_gue() && !self.is_gre() && self.outer_v6 && !self.inner_v6 {
+            return format!(
+                "modprobe ip6_tunnel; ip -6 tunnel add t4in6 mode ipip6 local <its IPv6 \
+                 address> remote any; ip link set t4in6 up; ip addr add {vip}/32 dev t4in6; \
+                 sysctl -w net.ipv4.conf.t4in6.rp_filter=0 and net.ipv4.conf.all.rp_filter=0"
+            );
+        }
         let dev = self.device();
         let addr = if self.inner_v6 {
             format!("ip -6 addr add {vip}/128 dev {dev}")
@@ -168,5 +179,6 @@ mod tests {
         );
         let mixed = Encap::from_rules(None, None, ip("2001:db8::2"), ip("10.0.0.100"));
         assert_eq!(mixed.name(), "IPv4-in-IPv6");
+        assert!(mixed.receive_setup("10.0.0.100").contains("mode ipip6"));
     }
 }
