@@ -377,3 +377,50 @@ fn an_ipv4_service_over_ipv6_tunnels_is_verified() {
     assert!(reason.contains("IPv4-in-IPv6"), "{reason}");
     assert_eq!(replayed(&doc), vec![(total, total)]);
 }
+
+#[test]
+fn a_direct_routing_server_among_tunnelled_ones_gets_its_own_rules_line_as_the_fix() {
+    // rules.txt: `-a -t 10.7.0.100:80 -r 10.7.0.12:80 -g -w 1`: the same server and service,
+    // edited (-e) into tunnel mode (-i).
+    let path = format!("{}/fixtures/dr-server/rules.txt", verify_common::root());
+    let line = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .find(|l| l.contains(" -g"))
+        .expect("a -g line")
+        .to_string();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let want = format!("ipvsadm -e {} {} -r {} -i", words[1], words[2], words[4]);
+    let (code, doc) = run("dr-server", Some("rules.txt"));
+    assert_eq!(code, 1);
+    let f = &check(&doc, "tunnel.encapsulation")["findings"][0];
+    assert!(f["host"]
+        .as_str()
+        .unwrap()
+        .contains(words[4].split(':').next().unwrap()));
+    assert!(f["likely_cause"]
+        .as_str()
+        .unwrap()
+        .contains(&line[..line.find(" -w").unwrap()]));
+    assert!(f["fix"].as_str().unwrap().contains(&want), "{want}: {f}");
+}
+
+#[test]
+fn ipv6_fixes_are_written_for_ipv6() {
+    let (_, doc) = run("ipv6-nd-vip", Some("rules.txt"));
+    let f = &check(&doc, "bypass")["findings"][0];
+    let fix = f["fix"].as_str().unwrap();
+    assert!(
+        fix.contains("ip -6 neigh flush") && !fix.contains("arptables"),
+        "{fix}"
+    );
+    // The real servers left unanswered by the outer-VIP fault are not told to fix tunl0.
+    let (_, doc) = run("ipv6-outer-vip", Some("rules.txt"));
+    for f in check(&doc, "reply.present")["findings"].as_array().unwrap() {
+        let fix = f["fix"].as_str().unwrap();
+        assert!(
+            !fix.contains("tunl0") && fix.contains("preferred_lft 0"),
+            "{fix}"
+        );
+    }
+}

@@ -83,12 +83,14 @@ impl Bypass {
                 "needs a capture from a real server, or from both a client and the director",
             );
         }
-        report(self)
+        report(ctx, self)
     }
 }
 
-fn report(b: Bypass) -> CheckResult {
+fn report(ctx: &Context, b: Bypass) -> CheckResult {
     let Bypass { hits, total } = b;
+    // An IPv6 VIP is claimed by neighbour discovery, not ARP.
+    let v6 = ctx.vip_text().contains(':');
     let findings = hits
         .into_iter()
         .map(|(name, affected)| {
@@ -98,15 +100,31 @@ fn report(b: Bypass) -> CheckResult {
                     of(affected.len(), total)
                 ),
                 host: Some(name.clone()),
-                likely_cause: "clients learnt this host's MAC for the VIP (it answered ARP for \
-                               the VIP), or a router sends VIP traffic to it directly; those \
-                               connections skip the director and its scheduler"
-                    .into(),
-                fix: format!(
-                    "on {name}: block ARP for the VIP (arptables -A INPUT -d VIP -j DROP, or \
-                     arp_ignore=1/arp_announce=2); on the clients or the gateway: ip neigh \
-                     flush to forget the wrong MAC"
-                ),
+                likely_cause: if v6 {
+                    "clients learnt this host's MAC for the VIP (it answered neighbour \
+                     solicitations for the VIP), or a router sends VIP traffic to it directly; \
+                     those connections skip the director and its scheduler"
+                        .into()
+                } else {
+                    "clients learnt this host's MAC for the VIP (it answered ARP for the VIP), \
+                     or a router sends VIP traffic to it directly; those connections skip the \
+                     director and its scheduler"
+                        .into()
+                },
+                fix: if v6 {
+                    format!(
+                        "on {name}: keep the VIP only on ip6tnl0 (ip -6 addr del VIP/128 from \
+                         the interfaces facing the clients), so that it answers no neighbour \
+                         solicitation for it; on the clients or the gateway: ip -6 neigh flush \
+                         to forget the wrong MAC"
+                    )
+                } else {
+                    format!(
+                        "on {name}: block ARP for the VIP (arptables -A INPUT -d VIP -j DROP, or \
+                         arp_ignore=1/arp_announce=2); on the clients or the gateway: ip neigh \
+                         flush to forget the wrong MAC"
+                    )
+                },
             };
             affected.finding(ID, Status::Fail, total, text)
         })

@@ -153,6 +153,14 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// The one VIP, else `fallback` (for choosing a family when several VIPs leave it open).
+    pub fn vip_or(&self, fallback: IpAddr) -> IpAddr {
+        match self.analysis.topology.vips.as_slice() {
+            [one] => one.addr,
+            _ => fallback,
+        }
+    }
+
     /// How the director wraps requests for a real server: as the traffic shows it, else as
     /// the rules say (`--tun-type`, `--tun-port`, which also give a GUE tunnel its port).
     pub fn encap(&self, rs: IpAddr) -> Option<crate::topology::encap::Encap> {

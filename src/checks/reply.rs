@@ -445,8 +445,13 @@ fn report_source(ctx: &Context, s: Source) -> CheckResult {
                      the address the request came to)"
                 )
             } else {
+                let tables = if ctx.vip_text().contains(':') {
+                    "ip6tables"
+                } else {
+                    "iptables"
+                };
                 format!(
-                    "on {name}: iptables -t nat -S; remove the SNAT/MASQUERADE rule for replies \
+                    "on {name}: {tables} -t nat -S; remove the SNAT/MASQUERADE rule for replies \
                      from the VIP"
                 )
             },
@@ -517,8 +522,13 @@ fn report_direct(ctx: &Context, by_rs: ByServer) -> CheckResult {
             .into(),
         fix: format!(
             "on {name}: route replies through the real gateway, not the director \
-             (ip route replace default via GATEWAY); in TUN mode the director sees only \
-             inbound traffic"
+             ({ip} route replace default via GATEWAY); in TUN mode the director sees only \
+             inbound traffic",
+            ip = if ctx.vip_text().contains(':') {
+                "ip -6"
+            } else {
+                "ip"
+            }
         ),
     });
     CheckResult::judged(

@@ -126,6 +126,62 @@ impl Encap {
         format!("{fou}{module}ip link set {dev} up; {addr}{rp}")
     }
 
+    /// How a firewall on the real server lets the tunnel in, and the module that takes it:
+    /// `(rule, module)`.
+    pub fn accept_rule(&self) -> (String, &'static str) {
+        let tables = if self.outer_v6 {
+            "ip6tables"
+        } else {
+            "iptables"
+        };
+        if self.is_gue() {
+            let port = self
+                .gue_port
+                .map_or("<the --tun-port>".into(), |p| p.to_string());
+            return (
+                format!("{tables} -A INPUT -p udp --dport {port} -j ACCEPT"),
+                "fou",
+            );
+        }
+        if self.is_gre() {
+            let m = if self.outer_v6 { "ip6_gre" } else { "ip_gre" };
+            return (format!("{tables} -A INPUT -p gre -j ACCEPT"), m);
+        }
+        let m = if self.outer_v6 { "ip6_tunnel" } else { "ipip" };
+        (
+            format!("{tables} -A INPUT -p {} -j ACCEPT", self.outer_proto),
+            m,
+        )
+    }
+
+    /// What the tunnel is called in words for a firewall: `IP protocol 4`, `UDP port 6080`...
+    pub fn wire_name(&self) -> String {
+        if self.is_gue() {
+            return match self.gue_port {
+                Some(p) => format!("UDP port {p} (GUE)"),
+                None => "the GUE UDP port".into(),
+            };
+        }
+        let what = if self.outer_v6 {
+            "IPv6 next header"
+        } else {
+            "IP protocol"
+        };
+        format!("{what} {}", self.outer_proto)
+    }
+
+    /// A Wireshark display filter for the tunnelled packets to `rs`.
+    pub fn display_filter(&self, rs: IpAddr) -> String {
+        let dst = if rs.is_ipv6() { "ipv6.dst" } else { "ip.dst" };
+        let what = match (self.is_gue(), self.gue_port) {
+            (true, Some(p)) => format!("udp.dstport == {p}"),
+            (true, None) => "udp".into(),
+            _ if self.outer_v6 => format!("ipv6.nxt == {}", self.outer_proto),
+            _ => format!("ip.proto == {}", self.outer_proto),
+        };
+        format!("{what} && {dst} == {rs}")
+    }
+
     /// What the tunnel adds to each packet: outer IP header, plus GRE's 4 or GUE's 8 + 4.
     pub fn overhead(&self) -> u32 {
         let outer = if self.outer_v6 { 40 } else { 20 };

@@ -167,23 +167,28 @@ fn report_delivery(ctx: &Context, d: Delivery) -> CheckResult {
     let mut findings = Vec::new();
     for (rs, affected) in lost {
         let total = sent.get(&rs).copied().unwrap_or(0);
+        let encap = ctx.encap(rs).unwrap_or_else(|| {
+            crate::topology::encap::Encap::from_rules(None, None, rs, ctx.vip_or(rs))
+        });
+        let wire = encap.wire_name();
+        let (rule, module) = encap.accept_rule();
         let text = Explained {
             summary: format!(
                 "{} tunnelled connections to {rs} never arrived there",
                 of(affected.len(), total)
             ),
             host: Some(ctx.host(rs)),
-            likely_cause: "the path from the director to the real server drops IP protocol 4 (a \
-                           firewall, a cloud security group), or the real server's address is \
-                           wrong"
-                .into(),
+            likely_cause: format!(
+                "the path from the director to the real server drops {wire} (a firewall, a \
+                 cloud security group), or the real server's address is wrong"
+            ),
             fix: format!(
-                "allow IP protocol 4 from the director to {rs} (iptables -A INPUT -p 4 -j ACCEPT \
-                 on {rs}); check that {rs} has the ipip module loaded (modprobe ipip)"
+                "allow {wire} from the director to {rs} ({rule} on {rs}); check that {rs} has \
+                 the {module} module loaded (modprobe {module})"
             ),
         };
         let mut finding = affected.finding(DELIVERY, Status::Fail, total, text);
-        finding.display_filter = Some(format!("ip.proto == 4 && ip.dst == {rs}"));
+        finding.display_filter = Some(encap.display_filter(rs));
         findings.push(finding);
     }
     let total: usize = sent.values().sum();

@@ -364,7 +364,10 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
                 .into(),
         };
         let mut finding = affected.finding(ENCAPSULATION, Status::Fail, forwarded, text);
-        finding.display_filter = Some(format!("ip.proto == 4 && ip.dst == {rs}"));
+        finding.display_filter = Some(ctx.encap(rs).map_or_else(
+            || format!("ip.proto == 4 && ip.dst == {rs}"),
+            |e| e.display_filter(rs),
+        ));
         findings.push(finding);
     }
     if !altered.is_empty() {
