@@ -76,11 +76,15 @@ pub fn render_all(report: &FairnessReport, dir: &Path) -> Result<Vec<PathBuf>, C
     Ok(out)
 }
 
-/// File name stem for a service: `tcp-10.0.0.100-80`, IPv6 colons turned into dashes.
+/// File name stem for a service: `tcp-10.0.0.100-80`, IPv6 colons turned into dashes;
+/// `fwmark-1-10.0.0.100` for a firewall-mark service (its connections use several ports).
 pub fn stem(svc: &ServiceReport) -> String {
     let proto = format!("{:?}", svc.proto).to_lowercase();
     let ip = svc.vip.ip().to_string().replace(':', "-");
-    format!("{proto}-{ip}-{}", svc.vip.port())
+    match svc.mark {
+        Some(m) => format!("fwmark-{m}-{ip}"),
+        None => format!("{proto}-{ip}-{}", svc.vip.port()),
+    }
 }
 
 /// Writes the four charts of one service as PNG and SVG.
@@ -139,7 +143,7 @@ fn title(svc: &ServiceReport, what: &str) -> String {
     format!(
         "{} {} ({sched}): {what}",
         format!("{:?}", svc.proto).to_uppercase(),
-        svc.vip
+        crate::fairness::input::service_label(svc.vip, svc.mark)
     )
 }
 
