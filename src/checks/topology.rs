@@ -18,7 +18,7 @@ pub fn check(ctx: &Context) -> CheckResult {
         }
     };
     let reason = format!(
-        "VIP {}; services {}; director {}; real servers {}; {} clients",
+        "VIP {}; services {}; director {}; real servers {}{}; {} clients",
         list(
             topo.vips
                 .iter()
@@ -34,6 +34,11 @@ pub fn check(ctx: &Context) -> CheckResult {
         list(topo.services.iter().map(|s| s.to_string()).collect()),
         list(topo.directors.iter().map(|d| ctx.host(d.addr)).collect()),
         list(topo.real_servers.iter().map(|r| ctx.host(r.addr)).collect()),
+        // The tutorial's IPv4 IP-in-IP goes without saying; any other tunnel is named.
+        match ctx.tunnel_name() {
+            t if t == "IP-in-IP" => String::new(),
+            t => format!(", through {t}"),
+        },
         topo.clients.len()
     );
     // "Got no connection" needs captures that would have shown one: the director's or the
