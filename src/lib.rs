@@ -15,6 +15,7 @@ pub mod fairness;
 pub mod flows;
 pub mod report;
 pub mod survey;
+pub mod time;
 pub mod topology;
 pub mod varint;
 pub mod verify;

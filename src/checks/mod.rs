@@ -30,7 +30,7 @@ pub use affected::{Affected, Examples, Explained, FilterParts};
 pub use finding::{CheckResult, Finding, PacketRef, SnapshotLine, Status, MAX_EVIDENCE};
 
 use crate::flows::{Analysis, Connection, Leg};
-use crate::report::time::rfc3339_ns;
+use crate::time::rfc3339_ns;
 use crate::topology::{FrameRef, MacAddr, Role};
 use std::borrow::Cow;
 

@@ -7,9 +7,9 @@ use std::io::{self, Write};
 use comfy_table::{presets, Cell, CellAlignment, Table};
 use serde::Serialize;
 
-use super::time::rfc3339_ns;
 use crate::flows::clock::{ClockOffset, OffsetMethod};
 use crate::flows::{Analysis, Connection, Leg};
+use crate::time::rfc3339_ns;
 use crate::topology::{Role, Service, VantageId};
 use std::collections::HashMap;
 use std::net::IpAddr;

@@ -4,10 +4,10 @@
 use crate::escape::{printable, terminal as esc};
 use comfy_table::{presets, Cell, CellAlignment, Table};
 
-use super::time::{rfc3339_ns, seconds};
 use crate::capture::{CaptureSummary, Format};
 use crate::decode::LayerCounts;
 use crate::survey::{CaptureSurvey, ReadResult};
+use crate::time::{rfc3339_ns, seconds};
 
 /// Human name of a LINKTYPE number.
 pub fn link_type_name(link_type: u32) -> String {

@@ -5,7 +5,6 @@ pub mod fairness;
 pub mod flows;
 pub mod inspect;
 pub mod style;
-pub mod time;
 pub mod verify;
 
 /// Writes a report to standard output. A reader that goes away early (`lvscheck ... | head`)

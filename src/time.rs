@@ -1,4 +1,6 @@
-//! Timestamps for people: RFC 3339 in UTC, and durations.
+//! Timestamps for people: RFC 3339 in UTC, and durations. At the bottom of the crate, beside
+//! `escape`: the checks write evidence times with it and the reports print them, and a check
+//! must not reach up into `report`.
 
 /// `2026-11-25T17:25:21.123456789Z` for nanoseconds since the Unix epoch.
 pub fn rfc3339_ns(ts_ns: i64) -> String {
