@@ -424,3 +424,45 @@ fn ipv6_fixes_are_written_for_ipv6() {
         );
     }
 }
+
+#[test]
+fn a_nat_server_among_tunnelled_ones_is_named_with_its_rules_line() {
+    let path = format!("{}/fixtures/nat-server/rules.txt", verify_common::root());
+    let rules = std::fs::read_to_string(path).unwrap();
+    let line = rules
+        .lines()
+        .find(|l| l.contains(" -m"))
+        .expect("a -m line");
+    let line = &line[..line.find(" -w").unwrap_or(line.len())];
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let fix = format!("ipvsadm -e {} {} -r {} -i", words[1], words[2], words[4]);
+    // conns.txt: the connections the NAT server took stay in SYN_RECV (the client reset them).
+    let stuck = std::fs::read_to_string(format!(
+        "{}/fixtures/nat-server/conns.txt",
+        verify_common::root()
+    ))
+    .unwrap()
+    .lines()
+    .filter(|l| l.contains("SYN_RECV") && l.ends_with(words[4]))
+    .count() as u64;
+    assert_eq!(stuck, 5);
+    let (code, doc) = run("nat-server", Some("rules.txt"));
+    assert_eq!(code, 1);
+    for id in ["tunnel.encapsulation", "reply.source"] {
+        let c = check(&doc, id);
+        assert_eq!(c["status"], "fail", "{id}: {c}");
+        let f = &c["findings"][0];
+        assert!(
+            f["host"].as_str().unwrap().contains("10.7.0.12"),
+            "{id}: {f}"
+        );
+        assert_eq!(f["count"].as_u64(), Some(stuck), "{id}");
+        assert!(
+            f["likely_cause"].as_str().unwrap().contains(line),
+            "{id}: {f}"
+        );
+        assert!(f["fix"].as_str().unwrap().contains(&fix), "{id}: {fix} {f}");
+    }
+    // Not blamed on a masquerade rule on the server.
+    assert!(!all_text(&doc).contains("SNAT/MASQUERADE"));
+}

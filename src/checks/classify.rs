@@ -22,7 +22,8 @@ pub enum Forwarding {
     /// A director capture shows it leave wrapped, or a real server received it wrapped.
     Tunnel,
     /// It left the director unwrapped towards another host's MAC (direct routing, `-g`), or
-    /// the rules say `-g` for the server that received it unwrapped.
+    /// the rules say `-g` for the server that received it unwrapped, or `-m` for the server
+    /// that answered it from its own address (NAT).
     Direct {
         /// The MAC it was sent to, when a director capture showed it.
         to_mac: Option<MacAddr>,
@@ -204,10 +205,30 @@ pub fn classify(ctx: &Context, conn: &Connection) -> Class {
         v.address
             .or_else(|| v.local_mac.and_then(|m| ctx.address_of_mac(m)))
     };
+    // NAT (-m): the director rewrote the destination to the server's own address, a flow no
+    // leg of this connection holds; the reply from that address shows it, when the rules say
+    // -m for it (recorded: the director's copy to 10.7.0.12 in fixtures/nat-server).
+    let nat_server = conn
+        .legs
+        .iter()
+        .filter_map(|l| l.reply_other_source.as_ref())
+        .flat_map(|r| r.sources.iter())
+        .map(|s| s.ip())
+        .find(|a| ctx.forwarding_in_rules(*a) == Some("masq"));
     let real_server = conn
         .real_server
         .or_else(|| to_mac.and_then(|m| ctx.address_of_mac(m)))
-        .or_else(rs_vantage_address);
+        .or_else(rs_vantage_address)
+        .or(nat_server);
+    let forwarding = match forwarding {
+        Some(Forwarding::LeftUnseen | Forwarding::NotForwarded) if nat_server.is_some() => {
+            Some(Forwarding::Direct {
+                to_mac: None,
+                by_rules: true,
+            })
+        }
+        f => f,
+    };
     let forwarding = match forwarding {
         Some(f) => f,
         None if wrapped_at_rs => Forwarding::Tunnel,
@@ -226,7 +247,8 @@ pub fn classify(ctx: &Context, conn: &Connection) -> Class {
     let forwarding = match forwarding {
         Forwarding::Direct { to_mac, .. } => Forwarding::Direct {
             to_mac,
-            by_rules: real_server.is_some_and(|rs| ctx.forwarding_in_rules(rs) == Some("route")),
+            by_rules: real_server
+                .is_some_and(|rs| matches!(ctx.forwarding_in_rules(rs), Some("route" | "masq"))),
         },
         f => f,
     };

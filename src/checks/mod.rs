@@ -145,6 +145,30 @@ impl<'a> Context<'a> {
             .map(|r| r.forwarding.as_str())
     }
 
+    /// The rules line that gives a real server its forwarding method, in `ipvsadm -Sn` form.
+    pub fn rules_line(&self, rs: IpAddr) -> Option<String> {
+        self.analysis.expected.iter().find_map(|svc| {
+            let r = svc.real_servers.iter().find(|r| r.addr == rs)?;
+            let flag = match r.forwarding.as_str() {
+                "route" => "-g",
+                "masq" => "-m",
+                "tunnel" => "-i",
+                _ => return None,
+            };
+            let proto = if svc.service.proto == crate::topology::Proto::UDP {
+                "-u"
+            } else {
+                "-t"
+            };
+            let join = |a: IpAddr, p: u16| std::net::SocketAddr::new(a, p).to_string();
+            let service = match svc.mark {
+                Some(m) => format!("-f {m}"),
+                None => format!("{proto} {}", join(svc.service.vip, svc.service.port)),
+            };
+            Some(format!("-a {service} -r {} {flag}", join(r.addr, r.port)))
+        })
+    }
+
     /// The VIP for a fix's command line: the one VIP, or a placeholder with several.
     pub fn vip_text(&self) -> String {
         match self.analysis.topology.vips.as_slice() {

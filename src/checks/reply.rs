@@ -424,6 +424,28 @@ fn report_source(ctx: &Context, s: Source) -> CheckResult {
             })
             .unwrap_or_default();
         let udp = affected.all_udp();
+        // A server the rules add in NAT mode answers from its own address because the
+        // director forwards to it that way: tunnel.encapsulation's finding, in its terms.
+        let nat_line = rs
+            .filter(|a| ctx.forwarding_in_rules(*a) == Some("masq"))
+            .and_then(|a| ctx.rules_line(a));
+        if let Some(line) = nat_line {
+            let fix = super::tunnel::to_tunnel(&line, &super::tunnel::tunnel_flags(ctx));
+            return Explained {
+                summary: format!(
+                    "{n_of} answered connections from {name} got replies from {from}, not from \
+                     the VIP"
+                ),
+                host: Some(name.to_string()),
+                likely_cause: format!(
+                    "the rules add {name} in NAT mode (`{line}`): the director sent it the \
+                     requests with its own address as destination, and it answers from that \
+                     address; the client drops replies from an address it did not send to \
+                     (tunnel.encapsulation names the same fault)"
+                ),
+                fix: format!("on the director: ipvsadm {fix} (tunnel mode)"),
+            };
+        }
         Explained {
             summary: format!(
                 "{n_of} answered connections from {name} got replies from {from}, not from the VIP"

@@ -203,33 +203,9 @@ fn outer_from_vip(
     }
 }
 
-/// The rules line that gives a real server its forwarding method, in `ipvsadm -Sn` form.
-fn rules_line(ctx: &Context, rs: IpAddr) -> Option<String> {
-    ctx.analysis.expected.iter().find_map(|svc| {
-        let r = svc.real_servers.iter().find(|r| r.addr == rs)?;
-        let flag = match r.forwarding.as_str() {
-            "route" => "-g",
-            "masq" => "-m",
-            "tunnel" => "-i",
-            _ => return None,
-        };
-        let proto = if svc.service.proto == crate::topology::Proto::UDP {
-            "-u"
-        } else {
-            "-t"
-        };
-        let join = |a: IpAddr, p: u16| std::net::SocketAddr::new(a, p).to_string();
-        let service = match svc.mark {
-            Some(m) => format!("-f {m}"),
-            None => format!("{proto} {}", join(svc.service.vip, svc.service.port)),
-        };
-        Some(format!("-a {service} -r {} {flag}", join(r.addr, r.port)))
-    })
-}
-
 /// The rules line `-a ... -g` (or `-m`) as the `-e ... -i` command that puts the server in
 /// tunnel mode, with the tunnel options the service's other servers use.
-fn to_tunnel(line: &str, flags: &str) -> String {
+pub(crate) fn to_tunnel(line: &str, flags: &str) -> String {
     let words: Vec<&str> = line
         .split_whitespace()
         .map(|w| match w {
@@ -242,7 +218,7 @@ fn to_tunnel(line: &str, flags: &str) -> String {
 }
 
 /// ` --tun-type gue --tun-port N` or ` --tun-type gre` when the tunnelled servers use one.
-fn tunnel_flags(ctx: &Context) -> String {
+pub(crate) fn tunnel_flags(ctx: &Context) -> String {
     let encaps: Vec<_> = ctx
         .analysis
         .topology
@@ -302,7 +278,7 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
         let name = rs
             .map(|a| ctx.host(a))
             .unwrap_or_else(|| "a host the captures do not name".into());
-        let line = rs.and_then(|a| rules_line(ctx, a));
+        let line = rs.and_then(|a| ctx.rules_line(a));
         let method = match rs.and_then(|a| ctx.forwarding_in_rules(a)) {
             Some("masq") => "NAT (-m)",
             _ => "direct routing (-g)",
@@ -317,6 +293,13 @@ fn report_encapsulation(ctx: &Context, e: Encapsulation, not_forwarded: Affected
             ),
             host: Some(name.clone()),
             likely_cause: match &line {
+                Some(l) if method.starts_with("NAT") => format!(
+                    "the rules add {name} in {method} mode, not tunnel mode: `{l}`; the \
+                     director rewrites each request's destination to {name} and sends it \
+                     unwrapped, and the replies, which would have to come back through the \
+                     director to be rewritten to the VIP, leave {name} from its own address \
+                     (reply.source shows them)"
+                ),
                 Some(l) => format!(
                     "the rules add {name} in {method} mode, not tunnel mode: `{l}`; its \
                      connections reach it through the director, unwrapped, and only work \
