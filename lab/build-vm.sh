@@ -62,7 +62,7 @@ for d in "$KMOD"/drivers/*; do
 done
 for d in "$KMOD"/net/*; do
     case "$(basename "$d")" in
-        core|ipv4|ipv6|netfilter|bridge|802|llc|sched) ;;
+        core|ipv4|ipv6|netfilter|bridge|802|llc|sched|sctp) ;;
         *) rm -rf "$d" ;;
     esac
 done
