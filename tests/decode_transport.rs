@@ -3,6 +3,7 @@
 mod decode_common;
 use decode_common::*;
 
+use lvscheck::decode::packet::Sctp;
 use lvscheck::decode::{decode, DecodeOptions, Tcp, Transport};
 
 fn tcp_of(frame: &[u8]) -> Tcp {
@@ -151,12 +152,53 @@ fn udp_lengths_and_hash() {
 
 #[test]
 fn other_ip_protocols() {
-    // SCTP (132) is not decoded.
+    // DCCP (33) is not decoded (SCTP is, below).
     let p = decode(
         101,
-        &V4::new(CLIENT, VIP, 132).packet(&[0; 12]),
+        &V4::new(CLIENT, VIP, 33).packet(&[0; 12]),
         &DecodeOptions::default(),
     );
     assert_eq!(p.ip().unwrap().transport, Transport::Other);
-    assert_eq!(p.ip().unwrap().ip.protocol, 132);
+    assert_eq!(p.ip().unwrap().ip.protocol, 33);
+}
+
+/// SCTP's common header and first chunk, as the client's INIT in fixtures/sctp-healthy
+/// (tshark on client.pcap frame 3: ports 46863 -> 9000, verification tag 0, chunk type 1).
+#[test]
+fn sctp_common_header_and_first_chunk() {
+    let mut sctp = Vec::new();
+    sctp.extend_from_slice(&46863u16.to_be_bytes());
+    sctp.extend_from_slice(&9000u16.to_be_bytes());
+    sctp.extend_from_slice(&0u32.to_be_bytes()); // verification tag: 0 in an INIT
+    sctp.extend_from_slice(&0u32.to_be_bytes()); // CRC32c, not verified
+                                                 // INIT: type 1, flags 0, length 20, initiate tag, a_rwnd, streams, initial TSN.
+    sctp.extend_from_slice(&[1, 0, 0, 20]);
+    sctp.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    sctp.extend_from_slice(&106_496u32.to_be_bytes());
+    sctp.extend_from_slice(&[0, 10, 0xff, 0xff]);
+    sctp.extend_from_slice(&1u32.to_be_bytes());
+    let p = decode(
+        101,
+        &V4::new(CLIENT, VIP, 132).packet(&sctp),
+        &DecodeOptions::default(),
+    );
+    let ip = p.ip().expect("IP");
+    let Transport::Sctp(s) = ip.transport else {
+        panic!("{p:?}");
+    };
+    assert_eq!((s.src_port, s.dst_port), (46863, 9000));
+    assert_eq!(s.verification_tag, 0);
+    assert_eq!(s.first_chunk, Some(Sctp::INIT));
+    assert_eq!(s.payload_len, 20);
+    assert_eq!(s.payload_hash, fnv(&sctp[12..]));
+    // Shorter than the common header: cut short, not a guess.
+    let p = decode(
+        101,
+        &V4::new(CLIENT, VIP, 132).packet(&sctp[..8]),
+        &DecodeOptions::default(),
+    );
+    assert!(
+        matches!(p.ip().unwrap().transport, Transport::Malformed { .. }),
+        "{p:?}"
+    );
 }

@@ -466,3 +466,19 @@ fn a_nat_server_among_tunnelled_ones_is_named_with_its_rules_line() {
     // Not blamed on a masquerade rule on the server.
     assert!(!all_text(&doc).contains("SNAT/MASQUERADE"));
 }
+
+#[test]
+fn an_sctp_service_is_verified_like_tcp_and_udp_ones() {
+    let truth = table("sctp-healthy");
+    let total: u64 = truth.values().sum();
+    assert_eq!(total, 8);
+    let (code, doc) = run("sctp-healthy", Some("rules.txt"));
+    assert_eq!(code, 0, "{}", all_text(&doc));
+    all_pass("sctp-healthy", &doc, total);
+    assert_eq!(per_server(&doc), truth);
+    assert_eq!(
+        doc["per_real_server"][0]["service"].as_str(),
+        Some("sctp 10.7.0.100:9000")
+    );
+    assert_eq!(replayed(&doc), vec![(total, total)]);
+}

@@ -168,12 +168,6 @@ fn config_finding(ctx: &Context, c: &ConfigFinding) -> Finding {
                  rules file is not the director's running configuration"
                 .into(),
             "service_not_configured" => "clients use a service the rules do not define".into(),
-            "service_without_traffic" if c.service.proto == crate::topology::Proto(132) => {
-                "lvscheck does not rebuild SCTP associations: the captures may hold this \
-                 service's traffic without any check judging it (topology.limits counts its \
-                 packets)"
-                    .into()
-            }
             "service_without_traffic" => "no client used this service during the captures".into(),
             _ => c.kind.replace('_', " "),
         },

@@ -46,6 +46,9 @@ pub struct LayerCounts {
     pub ipv6: u64,
     pub tcp: u64,
     pub udp: u64,
+    /// Absent when 0 (SCTP is rare, and the documents predate it).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub sctp: u64,
     pub icmp: u64,
     pub icmpv6: u64,
     pub tunnels: TunnelCounts,
@@ -83,6 +86,7 @@ impl LayerCounts {
                 }
                 Transport::Tcp(_) => self.tcp += 1,
                 Transport::Udp(_) => self.udp += 1,
+                Transport::Sctp(_) => self.sctp += 1,
                 Transport::Icmp(icmp) if icmp.v6 => self.icmpv6 += 1,
                 Transport::Icmp(_) => self.icmp += 1,
                 Transport::Fragment => {}
@@ -104,6 +108,7 @@ impl LayerCounts {
         self.ipv6 += other.ipv6;
         self.tcp += other.tcp;
         self.udp += other.udp;
+        self.sctp += other.sctp;
         self.icmp += other.icmp;
         self.icmpv6 += other.icmpv6;
         self.tunnels.ipip += other.tunnels.ipip;
@@ -115,4 +120,8 @@ impl LayerCounts {
         self.malformed += other.malformed;
         self.other += other.other;
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

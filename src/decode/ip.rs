@@ -18,6 +18,7 @@ pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
 pub const PROTO_IPV6: u8 = 41;
 pub const PROTO_GRE: u8 = 47;
+pub const PROTO_SCTP: u8 = 132;
 pub const PROTO_ICMPV6: u8 = 58;
 
 /// The bytes an IP header carries, as the transport decoders see them.
@@ -218,6 +219,7 @@ pub(crate) fn decode_body(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode, out
     match body.protocol {
         PROTO_TCP => transport::decode_tcp(body, mode, out),
         PROTO_UDP => transport::decode_udp(body, depth, ctx, mode, out),
+        PROTO_SCTP => transport::decode_sctp(body, mode, out),
         PROTO_ICMP => *out = icmp::decode_icmp(body, false, depth, ctx),
         PROTO_ICMPV6 => *out = icmp::decode_icmp(body, true, depth, ctx),
         PROTO_IPIP | PROTO_IPV6 if body.behind_auth_or_routing => *out = Transport::Other,

@@ -213,6 +213,8 @@ pub enum TunnelKind {
 pub enum Transport {
     Tcp(Tcp),
     Udp(Udp),
+    /// SCTP's common header (RFC 9260): IPVS balances SCTP services like TCP and UDP ones.
+    Sctp(Sctp),
     Icmp(Icmp),
     Tunnel {
         tunnel: TunnelKind,
@@ -273,6 +275,23 @@ pub struct Udp {
     /// Payload length from the UDP length field.
     pub payload_len: u32,
     pub payload_hash: u64,
+}
+
+/// An SCTP packet: its ports, verification tag and first chunk's type (1 INIT, 2 INIT ACK, 6
+/// ABORT...); the payload is everything after the common header (its chunks).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Sctp {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub verification_tag: u32,
+    pub first_chunk: Option<u8>,
+    pub payload_len: u32,
+    pub payload_hash: u64,
+}
+
+impl Sctp {
+    pub const INIT: u8 = 1;
+    pub const INIT_ACK: u8 = 2;
 }
 
 #[derive(Debug, Clone, PartialEq, Hash, Serialize)]
@@ -390,6 +409,7 @@ impl IpPacket {
         let (src_port, dst_port) = match &self.transport {
             Transport::Tcp(t) => (t.src_port, t.dst_port),
             Transport::Udp(u) => (u.src_port, u.dst_port),
+            Transport::Sctp(c) => (c.src_port, c.dst_port),
             _ => return None,
         };
         Some(FiveTuple {

@@ -6,7 +6,7 @@
 
 use super::defect::Defect;
 use super::ip::{Body, Mode};
-use super::packet::{Tcp, Transport, Udp};
+use super::packet::{Sctp, Tcp, Transport, Udp};
 use super::{be16, be32, payload_hash, tunnel, Ctx};
 
 mod tcp {
@@ -119,18 +119,7 @@ fn read_options(mut options: &[u8], segment: &mut Tcp) {
 pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode, out: &mut Transport) {
     let b = body.bytes;
     if b.len() < udp::LEN {
-        let what = if mode == Mode::Quoted {
-            "quoted UDP header"
-        } else {
-            "UDP header"
-        };
-        *out = Transport::Malformed {
-            reason: Defect::CutShort {
-                what,
-                have: b.len(),
-                need: udp::LEN,
-            },
-        };
+        *out = header_cut(mode, ["UDP header", "quoted UDP header"], b.len(), udp::LEN);
         return;
     }
     let length = usize::from(be16(b, udp::LENGTH).unwrap_or(0));
@@ -158,4 +147,36 @@ pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode, out:
         ctx.gue_shaped = tunnel::gue_shaped(payload, payload_len, ctx);
     }
     *out = Transport::Udp(datagram);
+}
+
+/// Decodes SCTP's 12-byte common header (ports, verification tag, checksum) and notes the
+/// first chunk's type. The checksum (CRC32c) is not verified, as no other checksum is.
+pub(crate) fn decode_sctp(body: &Body, mode: Mode, out: &mut Transport) {
+    const LEN: usize = 12;
+    let b = body.bytes;
+    if b.len() < LEN {
+        *out = header_cut(mode, ["SCTP header", "quoted SCTP header"], b.len(), LEN);
+        return;
+    }
+    let chunks = &b[LEN..];
+    *out = Transport::Sctp(Sctp {
+        src_port: be16(b, 0).unwrap_or(0),
+        dst_port: be16(b, 2).unwrap_or(0),
+        verification_tag: be32(b, 4).unwrap_or(0),
+        first_chunk: chunks.first().copied(),
+        payload_len: body.declared_len.saturating_sub(LEN) as u32,
+        payload_hash: payload_hash(chunks),
+    });
+}
+
+/// A transport header cut short: `what[0]` in a packet, `what[1]` quoted in an ICMP error.
+fn header_cut(mode: Mode, what: [&'static str; 2], have: usize, need: usize) -> Transport {
+    let what = if mode == Mode::Quoted {
+        what[1]
+    } else {
+        what[0]
+    };
+    Transport::Malformed {
+        reason: Defect::CutShort { what, have, need },
+    }
 }

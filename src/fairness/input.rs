@@ -41,14 +41,18 @@ pub struct ServiceObs<C = Vec<ConnObs>> {
 pub enum Proto {
     Tcp,
     Udp,
+    /// Replayed as UDP is (an entry from the first packet, no TCP states): exact for the
+    /// schedulers that count no connections (rr, wrr, sh, dh, mh).
+    Sctp,
 }
 
 impl Proto {
-    /// TCP or UDP; None for the protocols no scheduler replay covers.
+    /// TCP, UDP or SCTP; None for the protocols no scheduler replay covers.
     pub fn of(p: crate::topology::Proto) -> Option<Proto> {
         match p {
             crate::topology::Proto::TCP => Some(Proto::Tcp),
             crate::topology::Proto::UDP => Some(Proto::Udp),
+            crate::topology::Proto(132) => Some(Proto::Sctp),
             _ => None,
         }
     }

@@ -86,7 +86,7 @@ impl FairnessObserver {
         for s in &mut services {
             s.connections.sort_by_start_and_client();
         }
-        services.sort_by_key(|s| (s.vip, s.proto == Proto::Udp));
+        services.sort_by_key(|s| (s.vip, s.proto as u8));
         let capture_span = topology
             .vantages
             .iter()
@@ -195,6 +195,7 @@ pub fn apply_rules<C>(input: &mut FairnessInput<C>, rules: &crate::topology::rul
         let proto = match r.proto() {
             Some(RuleProto::Tcp) => Proto::Tcp,
             Some(RuleProto::Udp) => Proto::Udp,
+            Some(RuleProto::Sctp) => Proto::Sctp,
             _ => continue,
         };
         if let Some(vip) = r.vip() {

@@ -149,21 +149,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
     }
 
     let arp = arp_observations(facts, &is_vip);
-    let mut limits = limits(&vantages, &vips);
-    // SCTP through IPVS is real (the lab's sctp-healthy scenario records it), but its
-    // associations are not rebuilt: say so rather than report the VIP's traffic as absent.
-    let sctp: u64 = facts
-        .iter()
-        .flat_map(|vf| vf.flows.iter())
-        .filter(|(k, _)| k.proto == Proto(132) && vips.iter().any(|v| v.addr == k.dst))
-        .map(|(_, c)| c.packets)
-        .sum();
-    if sctp > 0 {
-        limits.push(format!(
-            "{sctp} SCTP packets to a VIP: lvscheck does not rebuild SCTP associations, so no \
-             check judged them"
-        ));
-    }
+    let limits = limits(&vantages, &vips);
     let hosts = |m: BTreeMap<IpAddr, (BTreeSet<MacAddr>, FrameRef)>| {
         m.into_iter()
             .map(|(addr, (macs, ev))| Host {

@@ -4,7 +4,7 @@
 //! Only one tunnel level is unwrapped: LVS-TUN adds exactly one.
 
 use super::MacAddr;
-use crate::decode::packet::{Icmp, IpHeader, Link, Net, Packet, Tcp, Transport, TunnelKind};
+use crate::decode::packet::{Icmp, IpHeader, Link, Net, Packet, Sctp, Tcp, Transport, TunnelKind};
 
 /// Which way a frame passed the capturing host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,6 +57,7 @@ impl<'a> IpView<'a> {
         match self.transport {
             Transport::Tcp(t) => (t.src_port, t.dst_port),
             Transport::Udp(u) => (u.src_port, u.dst_port),
+            Transport::Sctp(c) => (c.src_port, c.dst_port),
             _ => (0, 0),
         }
     }
@@ -76,7 +77,10 @@ impl<'a> IpView<'a> {
     }
 
     pub fn has_ports(&self) -> bool {
-        matches!(self.transport, Transport::Tcp(_) | Transport::Udp(_))
+        matches!(
+            self.transport,
+            Transport::Tcp(_) | Transport::Udp(_) | Transport::Sctp(_)
+        )
     }
 
     /// Transport payload length and hash (0, 0 when there is no TCP/UDP payload).
@@ -84,6 +88,7 @@ impl<'a> IpView<'a> {
         match self.transport {
             Transport::Tcp(t) => (t.payload_len, t.payload_hash),
             Transport::Udp(u) => (u.payload_len, u.payload_hash),
+            Transport::Sctp(c) => (c.payload_len, c.payload_hash),
             _ => (0, 0),
         }
     }
@@ -93,6 +98,14 @@ impl<'a> IpView<'a> {
     /// Returns (server port, packet goes to the server).
     pub fn server_side(&self) -> (u16, bool) {
         let (sp, dp) = self.ports();
+        // SCTP's INIT goes to the server, its INIT ACK comes from it, as TCP's SYN and SYN-ACK.
+        if let Transport::Sctp(c) = self.transport {
+            match c.first_chunk {
+                Some(Sctp::INIT) => return (dp, true),
+                Some(Sctp::INIT_ACK) => return (sp, false),
+                _ => {}
+            }
+        }
         if let Some(t) = self.tcp() {
             if t.has(Tcp::SYN) {
                 return if t.has(Tcp::ACK) {

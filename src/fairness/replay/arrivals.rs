@@ -243,7 +243,7 @@ impl Iterator for Arrivals<'_> {
         if let Some(j) = previous.filter(|j| j.1 > t) {
             if let Some(state) = life_of(inp, j.conn()).state_at(t) {
                 let reuse =
-                    inp.proto == Proto::Udp || state != TcpState::TimeWait || j.controlled();
+                    inp.proto != Proto::Tcp || state != TcpState::TimeWait || j.controlled();
                 if reuse {
                     self.set_controlled(i, j.controlled());
                     return decision(Kind::Reused {
