@@ -55,6 +55,15 @@ pub enum Command {
     /// configuration, 1 it deviates (at the p-value stated), 2 the input could not be used,
     /// 3 inconclusive (no configuration, too few connections, nothing to compare).
     Fairness(fairness::FairnessArgs),
+    /// Print a shell completion script for lvscheck (bash, zsh, fish, elvish, powershell):
+    /// `lvscheck completions bash > /etc/bash_completion.d/lvscheck`.
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), made from these same definitions:
+    /// `lvscheck man > /usr/local/share/man/man1/lvscheck.1`.
+    Man,
 }
 
 pub use crate::report::{emit, emit_json};
@@ -95,5 +104,26 @@ pub fn run() -> i32 {
         Command::Verify(args) => verify::run(&args),
         Command::Flows(args) => flows::run(&args),
         Command::Fairness(args) => fairness::main(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "lvscheck",
+                &mut std::io::stdout(),
+            );
+            EXIT_OK
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let page = clap_mangen::Man::new(Cli::command());
+            match page.render(&mut std::io::stdout()) {
+                Ok(()) => EXIT_OK,
+                Err(e) => {
+                    say(format!("lvscheck: cannot write the manual page: {e}"));
+                    EXIT_UNUSABLE
+                }
+            }
+        }
     }
 }
