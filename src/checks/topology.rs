@@ -18,7 +18,7 @@ pub fn check(ctx: &Context) -> CheckResult {
         }
     };
     let reason = format!(
-        "VIP {}; services {}; director {}; real servers {}{}; {} clients",
+        "VIP {}; services {}; director {}; real servers {}{}; {}",
         list(
             topo.vips
                 .iter()
@@ -39,7 +39,7 @@ pub fn check(ctx: &Context) -> CheckResult {
             t if t == "IP-in-IP" => String::new(),
             t => format!(", through {t}"),
         },
-        topo.clients.len()
+        super::verdict::plural(topo.clients.len(), "client", "clients")
     );
     // "Got no connection" needs captures that would have shown one: the director's or the
     // server's own; otherwise the server was simply not captured.

@@ -324,10 +324,10 @@ pub fn render(v: &Verification, paint: Painter) -> String {
                     )
                 } else {
                     format!(
-                        "{:+.3} ms ± {:.3} ms ({:?}, {} packets)",
+                        "{:+.3} ms ± {:.3} ms ({}, {} packets)",
                         o.offset_ns as f64 / 1e6,
                         o.uncertainty_ns as f64 / 1e6,
-                        o.method,
+                        super::flows::offset_method(o.method),
                         o.samples
                     )
                 }
