@@ -90,7 +90,7 @@ impl Bypass {
 fn report(ctx: &Context, b: Bypass) -> CheckResult {
     let Bypass { hits, total } = b;
     // An IPv6 VIP is claimed by neighbour discovery, not ARP.
-    let v6 = ctx.vip_text().contains(':');
+    let v6 = ctx.vip_is_v6();
     let findings = hits
         .into_iter()
         .map(|(name, affected)| {

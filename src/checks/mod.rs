@@ -210,6 +210,21 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// The tunnel of the first real server the traffic shows one to (one deployment uses one
+    /// kind): what the fixes that speak of the whole deployment word themselves by.
+    pub fn first_encap(&self) -> Option<crate::topology::encap::Encap> {
+        self.analysis
+            .topology
+            .tunnels
+            .keys()
+            .find_map(|a| self.encap(*a))
+    }
+
+    /// Whether the (one) VIP is an IPv6 address: fixes then use `ip -6`, ip6tables, ND.
+    pub fn vip_is_v6(&self) -> bool {
+        matches!(self.analysis.topology.vips.as_slice(), [one] if one.addr.is_ipv6())
+    }
+
     /// The tunnel name of the real servers (`IP-in-IP`, `GUE (UDP port 6080)`...; joined with
     /// "or" when they differ; IP-in-IP, the default, when no tunnelled packet was seen).
     pub fn tunnel_name(&self) -> String {

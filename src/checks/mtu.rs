@@ -83,16 +83,10 @@ fn report(ctx: &Context, mtu: Mtu) -> CheckResult {
         };
         // The tunnel of the real servers (the first one's: one deployment, one kind), and
         // the MSS that fits a 1500-byte path inside it (IPv4 20 or IPv6 40, TCP 20).
-        let encap = ctx
-            .analysis
-            .topology
-            .tunnels
-            .keys()
-            .find_map(|a| ctx.encap(*a))
-            .unwrap_or_else(|| {
-                let any = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-                Encap::from_rules(None, None, any, any)
-            });
+        let encap = ctx.first_encap().unwrap_or_else(|| {
+            let any = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+            Encap::from_rules(None, None, any, any)
+        });
         let overhead = encap.overhead();
         let mss = 1500 - overhead - if encap.inner_v6 { 60 } else { 40 };
         let tables = if encap.inner_v6 {

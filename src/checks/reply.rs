@@ -467,7 +467,7 @@ fn report_source(ctx: &Context, s: Source) -> CheckResult {
                      the address the request came to)"
                 )
             } else {
-                let tables = if ctx.vip_text().contains(':') {
+                let tables = if ctx.vip_is_v6() {
                     "ip6tables"
                 } else {
                     "iptables"
@@ -546,11 +546,7 @@ fn report_direct(ctx: &Context, by_rs: ByServer) -> CheckResult {
             "on {name}: route replies through the real gateway, not the director \
              ({ip} route replace default via GATEWAY); in TUN mode the director sees only \
              inbound traffic",
-            ip = if ctx.vip_text().contains(':') {
-                "ip -6"
-            } else {
-                "ip"
-            }
+            ip = if ctx.vip_is_v6() { "ip -6" } else { "ip" }
         ),
     });
     CheckResult::judged(

@@ -219,14 +219,7 @@ pub(crate) fn to_tunnel(line: &str, flags: &str) -> String {
 
 /// ` --tun-type gue --tun-port N` or ` --tun-type gre` when the tunnelled servers use one.
 pub(crate) fn tunnel_flags(ctx: &Context) -> String {
-    let encaps: Vec<_> = ctx
-        .analysis
-        .topology
-        .tunnels
-        .keys()
-        .filter_map(|a| ctx.encap(*a))
-        .collect();
-    match encaps.first() {
+    match ctx.first_encap() {
         Some(e) if e.is_gue() => match e.gue_port {
             Some(p) => format!(" --tun-type gue --tun-port {p}"),
             None => " --tun-type gue --tun-port PORT".into(),
