@@ -372,47 +372,28 @@ impl<'c> LegTracker<'c> {
         let (sp, dp) = v.ports();
         let src = SocketAddr::new(v.ip.src, sp);
         let dst = SocketAddr::new(v.ip.dst, dp);
-        let (form, key) = if self.ctx.vips.contains(&v.ip.dst) {
-            let form = if v.outer.is_some() {
-                Form::RequestWrapped
+        let vips = &self.ctx.vips;
+        let (form, key) =
+            if let Some((key, to_vip)) = ConnKey::between(proto, src, dst, |a| vips.contains(a)) {
+                (Form::of(to_vip, v.outer.is_some()), key)
+            } else if let Some(k) = self.reply_target(proto, SocketAddr::new(v.ip.dst, dp)) {
+                // From a real server the traffic or the rules know, or from the service's port:
+                // a server the captures at hand do not show (client + one RS captured) answering
+                // from its own address is still that connection's reply.
+                let plausible = self.ctx.real_servers.contains(&v.ip.src)
+                    || self
+                        .ctx
+                        .configured_rs
+                        .as_ref()
+                        .is_some_and(|c| c.contains(&v.ip.src))
+                    || sp == k.vip.port();
+                if !plausible {
+                    return;
+                }
+                (Form::ReplyOtherSource, k)
             } else {
-                Form::Request
-            };
-            (
-                form,
-                ConnKey {
-                    proto,
-                    client: src,
-                    vip: dst,
-                },
-            )
-        } else if self.ctx.vips.contains(&v.ip.src) {
-            (
-                Form::Reply,
-                ConnKey {
-                    proto,
-                    client: dst,
-                    vip: src,
-                },
-            )
-        } else if let Some(k) = self.reply_target(proto, SocketAddr::new(v.ip.dst, dp)) {
-            // From a real server the traffic or the rules know, or from the service's port:
-            // a server the captures at hand do not show (client + one RS captured) answering
-            // from its own address is still that connection's reply.
-            let plausible = self.ctx.real_servers.contains(&v.ip.src)
-                || self
-                    .ctx
-                    .configured_rs
-                    .as_ref()
-                    .is_some_and(|c| c.contains(&v.ip.src))
-                || sp == k.vip.port();
-            if !plausible {
                 return;
-            }
-            (Form::ReplyOtherSource, k)
-        } else {
-            return;
-        };
+            };
         let tcp = v.tcp();
         let new_isn = tcp
             .filter(|t| form.is_request() && t.has(Tcp::SYN) && !t.has(Tcp::ACK))
@@ -627,21 +608,13 @@ impl<'c> LegTracker<'c> {
         let proto = Proto(q.ip.protocol);
         // The quoted packet is one the ICMP's receiver sent: a request (client -> VIP) or a
         // reply (VIP -> client).
-        let (key, about_request) = if self.ctx.vips.contains(&q.ip.dst) {
-            let k = ConnKey {
-                proto,
-                client: SocketAddr::new(q.ip.src, sp),
-                vip: SocketAddr::new(q.ip.dst, dp),
-            };
-            (k, true)
-        } else if self.ctx.vips.contains(&q.ip.src) {
-            let k = ConnKey {
-                proto,
-                client: SocketAddr::new(q.ip.dst, dp),
-                vip: SocketAddr::new(q.ip.src, sp),
-            };
-            (k, false)
-        } else {
+        let vips = &self.ctx.vips;
+        let Some((key, about_request)) = ConnKey::between(
+            proto,
+            SocketAddr::new(q.ip.src, sp),
+            SocketAddr::new(q.ip.dst, dp),
+            |a| vips.contains(a),
+        ) else {
             return;
         };
         let (t, code) = (icmp.icmp_type, icmp.code);

@@ -34,6 +34,7 @@ mod packed;
 mod pending;
 pub mod pipeline;
 pub mod stream;
+pub mod trace;
 mod trim;
 
 pub use pipeline::{
@@ -53,6 +54,40 @@ pub struct ConnKey {
     pub proto: Proto,
     pub client: SocketAddr,
     pub vip: SocketAddr,
+}
+
+impl ConnKey {
+    /// The connection a packet between a client and a VIP belongs to, and whether it went to
+    /// the VIP (a request) rather than came from it (a reply); None when neither end is a VIP.
+    #[inline]
+    pub fn between(
+        proto: Proto,
+        src: SocketAddr,
+        dst: SocketAddr,
+        is_vip: impl Fn(&IpAddr) -> bool,
+    ) -> Option<(ConnKey, bool)> {
+        if is_vip(&dst.ip()) {
+            Some((
+                ConnKey {
+                    proto,
+                    client: src,
+                    vip: dst,
+                },
+                true,
+            ))
+        } else if is_vip(&src.ip()) {
+            Some((
+                ConnKey {
+                    proto,
+                    client: dst,
+                    vip: src,
+                },
+                false,
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 /// The shape in which a connection's packets were seen at one vantage point.
@@ -83,6 +118,15 @@ impl Form {
     }
     pub fn is_request(self) -> bool {
         matches!(self, Form::Request | Form::RequestWrapped)
+    }
+    /// The form of a packet to or from a VIP ([`ConnKey::between`]).
+    #[inline]
+    pub fn of(to_vip: bool, wrapped: bool) -> Form {
+        match (to_vip, wrapped) {
+            (true, true) => Form::RequestWrapped,
+            (true, false) => Form::Request,
+            (false, _) => Form::Reply,
+        }
     }
 }
 

@@ -1,0 +1,107 @@
+//! The packets of each connection gathered again from the captures (`flows::trace`), checked
+//! against tshark: in every capture, a connection's packets are the frames whose TCP header
+//! (or the one an ICMP error quotes) carries the client's address and port.
+
+mod verify_common;
+
+use lvscheck::capture::CaptureSource;
+use lvscheck::decode::DecodeOptions;
+use lvscheck::flows::trace::collect;
+use lvscheck::flows::{analyse_source, FileSource, FlowOptions};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn captures(fixture: &str) -> Vec<PathBuf> {
+    let dir = Path::new(verify_common::root())
+        .join("fixtures")
+        .join(fixture);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Frames of `file` tshark shows for `filter`.
+fn tshark_frames(file: &Path, filter: &str) -> Vec<u64> {
+    let out = Command::new("tshark")
+        .args(["-r"])
+        .arg(file)
+        .args(["-Y", filter, "-T", "fields", "-e", "frame.number"])
+        .output()
+        .expect("tshark runs");
+    assert!(out.status.success(), "tshark {filter}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect()
+}
+
+fn each_connection_has_the_frames_tshark_shows(fixture: &str) {
+    if !verify_common::tshark_available() {
+        return;
+    }
+    let files = captures(fixture);
+    let sources: Vec<CaptureSource> = files.iter().cloned().map(CaptureSource::File).collect();
+    let opts = FlowOptions::default();
+    let source = FileSource::new(sources.clone(), DecodeOptions::default(), opts.look_ahead);
+    let analysis = analyse_source(&source, &opts);
+    assert!(!analysis.connections.is_empty(), "{fixture}: connections");
+    let conns: Vec<_> = analysis.connections.iter().collect();
+    let traces = collect(
+        &sources,
+        DecodeOptions::default(),
+        &analysis,
+        &conns,
+        usize::MAX,
+    );
+    assert!(traces.unread.is_empty(), "{:?}", traces.unread);
+    for (c, packets) in conns.iter().zip(&traces.packets) {
+        let mut got: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
+        for p in packets {
+            got.entry(p.frame.capture).or_default().push(p.frame.frame);
+        }
+        for (i, file) in files.iter().enumerate() {
+            let filter = format!(
+                "ip.addr == {} && tcp.port == {}",
+                c.client.ip(),
+                c.client.port()
+            );
+            let mut mine = got.remove(&(i as u32)).unwrap_or_default();
+            mine.sort_unstable();
+            assert_eq!(
+                mine,
+                tshark_frames(file, &filter),
+                "{fixture}: connection {} in {}",
+                c.id,
+                file.display()
+            );
+        }
+        assert!(
+            !packets.is_empty(),
+            "{fixture}: connection {} has packets",
+            c.id
+        );
+        // In order of the reference clock, every packet once.
+        assert!(packets.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
+    }
+}
+
+#[test]
+fn tutorial_connections_are_traced_in_every_capture() {
+    each_connection_has_the_frames_tshark_shows("tutorial");
+}
+
+#[test]
+fn rp_filter_connections_are_traced_in_every_capture() {
+    each_connection_has_the_frames_tshark_shows("rp-filter");
+}
+
+#[test]
+fn gue_connections_are_traced_in_every_capture() {
+    each_connection_has_the_frames_tshark_shows("gue-healthy");
+}
