@@ -15,6 +15,7 @@
 //! and/or byte offset (in the decompressed stream); no input makes the reader panic or allocate
 //! more than a bounded buffer (largest record: 16 MiB).
 
+pub mod annotate;
 pub mod block;
 pub mod error;
 pub mod frame;

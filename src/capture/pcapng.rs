@@ -100,6 +100,22 @@ impl TsResolution {
         let clamped = total.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
         (clamped as i64, clamped != total)
     }
+
+    /// The raw timestamp of a time in nanoseconds since the epoch, for an interface with this
+    /// resolution and `if_tsoffset`: the inverse of [`TsResolution::to_ns`] (rounded down, 0
+    /// for a time before the offset).
+    pub(crate) fn to_ticks(self, ns: i64, offset_s: i64) -> u64 {
+        let since = i128::from(ns) - i128::from(offset_s) * 1_000_000_000;
+        let since = since.max(0) as u128;
+        let ticks = match self {
+            TsResolution::Decimal(d) if d <= 9 => since / 10u128.pow(9 - u32::from(d)),
+            TsResolution::Decimal(d) => 10u128
+                .checked_pow(u32::from(d) - 9)
+                .map_or(u128::MAX, |m| since.saturating_mul(m)),
+            TsResolution::Binary(b) => (since << u32::from(b).min(64)) / 1_000_000_000,
+        };
+        ticks.min(u128::from(u64::MAX)) as u64
+    }
 }
 
 /// An interface of the current section.
@@ -112,13 +128,13 @@ struct Interface {
 }
 
 /// What an interface description block says that we use.
-struct IdbFields {
-    link_type: u32,
-    snaplen: u32,
-    name: Option<String>,
-    filter: Option<String>,
-    resolution: TsResolution,
-    offset_s: i64,
+pub(crate) struct IdbFields {
+    pub(crate) link_type: u32,
+    pub(crate) snaplen: u32,
+    pub(crate) name: Option<String>,
+    pub(crate) filter: Option<String>,
+    pub(crate) resolution: TsResolution,
+    pub(crate) offset_s: i64,
 }
 
 /// Reads the first section header (errors are fatal) and then every block (problems become
@@ -551,7 +567,7 @@ fn block_name(block_type: u32) -> Option<&'static str> {
 /// description body;
 /// with pcap-file's complaint when we had to read it leniently. `None` if the body cannot hold
 /// the fixed fields.
-fn idb_fields<B: ByteOrder>(body: &[u8]) -> Option<(IdbFields, Option<String>)> {
+pub(crate) fn idb_fields<B: ByteOrder>(body: &[u8]) -> Option<(IdbFields, Option<String>)> {
     if body.len() < 8 {
         return None;
     }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::common::AnalysisArgs;
 use super::{EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNUSABLE};
 use crate::checks::verdict::{FailOn, Outcome, Policy};
+use crate::report::annotate;
 use crate::report::style::{color_wanted, Painter};
 use crate::report::verify::{document, render};
 
@@ -31,6 +32,12 @@ pub struct VerifyArgs {
     /// The severity that fails the run: `fail` (default) or `warn` (a warning exits 1 too).
     #[arg(long, value_enum, default_value_t = FailOnArg::Fail, value_name = "SEVERITY")]
     pub fail_on: FailOnArg,
+    /// Also write a pcapng copy of every capture into DIR (made if missing), with a comment on
+    /// every packet of a connection (its id, what the packet is where it was captured) and on
+    /// every evidence packet (check and finding): in Wireshark, `frame.comment contains
+    /// "reply.present"`. Names: the input's, `.pcapng` (standard input: stdin.pcapng).
+    #[arg(long, value_name = "DIR")]
+    pub annotate: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -89,16 +96,43 @@ pub fn run(args: &VerifyArgs) -> i32 {
         rules_given: rules.is_some(),
         director_state_given: state.is_some(),
     };
+    let sources = args.analysis.sources();
+    let outputs = match &args.annotate {
+        None => None,
+        Some(dir) => match annotate::prepare(dir, &sources) {
+            Ok(outputs) => Some(outputs),
+            Err(e) => {
+                say(format!("lvscheck: {e}"));
+                return EXIT_UNUSABLE;
+            }
+        },
+    };
+    let decode = args.analysis.decode_options(rules.as_ref());
     let v = crate::verify::verify_with(
-        &args.analysis.sources(),
-        args.analysis.decode_options(rules.as_ref()),
+        &sources,
+        decode.clone(),
         &opts,
         rules.as_ref(),
         state.as_ref(),
         &policy,
+        outputs.is_some(),
     );
     if args.analysis.report_unusable(&v.analysis, &opts) {
         return EXIT_UNUSABLE;
+    }
+    if let Some(outputs) = &outputs {
+        let (_, renamed) = annotate::output_names(&sources);
+        match annotate::write(&sources, outputs, decode, &v) {
+            Ok(written) => {
+                for line in renamed.iter().chain(&annotate::summary(&written)) {
+                    say(format!("lvscheck: {line}"));
+                }
+            }
+            Err(e) => {
+                say(format!("lvscheck: {e}"));
+                return EXIT_UNUSABLE;
+            }
+        }
     }
     let code = exit_code(v.verdict.outcome);
     if args.json {

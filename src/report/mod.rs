@@ -1,5 +1,6 @@
 //! Terminal, JSON, chart and HTML output.
 
+pub mod annotate;
 pub mod charts;
 pub mod fairness;
 pub mod flows;
