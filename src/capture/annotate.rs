@@ -37,7 +37,7 @@ use pcap_file::pcapng::blocks::interface_description::{
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::pcapng::blocks::{
     ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK,
-    SIMPLE_PACKET_BLOCK, SYSTEMD_JOURNAL_EXPORT_BLOCK,
+    SIMPLE_PACKET_BLOCK,
 };
 use pcap_file::pcapng::{PcapNgBlock, PcapNgWriter};
 use pcap_file::{DataLink, Endianness};
@@ -46,7 +46,7 @@ use super::block::FrameBlock;
 use super::error::{format_hint, hex_prefix, CaptureError};
 use super::frame::Format;
 use super::input::{open_source, unwrap_gzip, StreamBuf};
-use super::pcapng::{idb_fields, TsResolution, MAX_BLOCK_LEN};
+use super::pcapng::{idb_fields, numbered_not_packet, TsResolution, MAX_BLOCK_LEN};
 use super::{format_of, u16_at, u32_at, CaptureSource};
 
 /// The comments of one frame, one line each, in a buffer used again for every frame: adding
@@ -109,7 +109,7 @@ pub struct CopyReport {
     /// The input's format.
     pub format: Format,
     /// Frames written, numbered as Wireshark numbers them (packet blocks, and systemd journal
-    /// entries, which Wireshark shows as frames too).
+    /// entries and custom blocks, which Wireshark shows as frames too).
     pub frames: u64,
     /// Frames that got comments.
     pub commented: u64,
@@ -615,8 +615,8 @@ impl<W: Write> AnnotatedCopy<W> {
                     }
                 }
             }
-            // Wireshark numbers a journal entry as a frame.
-            SYSTEMD_JOURNAL_EXPORT_BLOCK => {
+            // Wireshark numbers a journal entry or custom block as a frame.
+            t if numbered_not_packet(t) => {
                 self.out.write_all(block)?;
                 self.count(false);
             }

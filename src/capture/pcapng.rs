@@ -25,9 +25,9 @@ use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
 use pcap_file::pcapng::blocks::{
-    ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, INTERFACE_STATISTIC_BLOCK,
-    NAME_RESOLUTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK,
-    SYSTEMD_JOURNAL_EXPORT_BLOCK,
+    CUSTOM_BLOCK_COPIABLE, CUSTOM_BLOCK_NON_COPIABLE, ENHANCED_PACKET_BLOCK,
+    INTERFACE_DESCRIPTION_BLOCK, INTERFACE_STATISTIC_BLOCK, NAME_RESOLUTION_BLOCK, PACKET_BLOCK,
+    SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK, SYSTEMD_JOURNAL_EXPORT_BLOCK,
 };
 use pcap_file::pcapng::{PcapNgBlock, PcapNgState, RawBlock};
 
@@ -489,9 +489,9 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     rec.skip_record();
                 }
             },
-            // Wireshark shows each journal entry as a frame; it is not a packet for us, but it
-            // takes its number so that the frame numbers after it match.
-            SYSTEMD_JOURNAL_EXPORT_BLOCK => rec.skip_record(),
+            // Wireshark shows each journal entry and custom block as a frame; it is not a packet
+            // for us, but it takes its number so that the frame numbers after it match.
+            t if numbered_not_packet(t) => rec.skip_record(),
             // Counters are cumulative: the largest any block gives is the capture's total.
             INTERFACE_STATISTIC_BLOCK => match options::isb_drops(body, big) {
                 Some(drops) => {
@@ -519,7 +519,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     format!("{what} at byte {offset} is too short ({len} bytes); ignored"),
                 ),
             },
-            // Name resolution, decryption secrets, custom blocks: not frames.
+            // Name resolution, decryption secrets: not frames.
             _ => {}
         }
 
@@ -561,6 +561,16 @@ fn block_name(block_type: u32) -> Option<&'static str> {
         SYSTEMD_JOURNAL_EXPORT_BLOCK => "systemd journal export block",
         _ => return None,
     })
+}
+
+/// Blocks that are no packets but that Wireshark lists as frames of their own, each taking a
+/// frame number: systemd journal entries, and custom blocks, copiable or not (tshark 4.0 shows
+/// one as "PCAPNG ... Custom Block"; capinfos counts packets only).
+pub(crate) fn numbered_not_packet(block_type: u32) -> bool {
+    matches!(
+        block_type,
+        SYSTEMD_JOURNAL_EXPORT_BLOCK | CUSTOM_BLOCK_COPIABLE | CUSTOM_BLOCK_NON_COPIABLE
+    )
 }
 
 /// Link type, snaplen, name, `if_filter`, `if_tsresol` and `if_tsoffset` of an interface
