@@ -27,7 +27,7 @@ use crate::flows::trace::locate::{Located, Locator, Placement};
 use crate::flows::trace::reread;
 use crate::flows::Form;
 use crate::topology::view::IpView;
-use crate::topology::{Role, VantageId};
+use crate::topology::{MacAddr, Role, VantageId};
 use crate::verify::Verification;
 
 /// The name of the copy of each capture in the output directory: the input's file name
@@ -149,6 +149,8 @@ struct Seen {
     role: Role,
     raw_ip: bool,
     address: Option<IpAddr>,
+    /// The capturing host's MAC.
+    mac: Option<MacAddr>,
 }
 
 /// Writes the annotated copies to `outputs` (from [`prepare`]). `decode` is what the analysis
@@ -199,6 +201,7 @@ pub fn write(
                 role: t.role,
                 raw_ip: is_raw_ip(t.link_type),
                 address: t.address,
+                mac: t.local_mac,
             };
             (t.id, s)
         })
@@ -460,7 +463,12 @@ fn leg(out: &mut String, f: &DecodedFrame, at: Located, seen: Option<Seen>, p: &
     let Some(v) = IpView::of(&f.packet) else {
         return;
     };
-    let here = Here(seen.and_then(|s| s.address).or(p.real_server));
+    let here = Here(
+        seen.and_then(|s| s.address).or(p.real_server),
+        seen.and_then(|s| s.mac),
+    );
+    let src_mac = f.packet.link.src_mac.map(MacAddr);
+    let sent_here = src_mac.is_some() && src_mac == seen.and_then(|s| s.mac);
     let _ = if at.icmp_error {
         let about = if at.form.is_request() {
             "its request"
@@ -477,6 +485,14 @@ fn leg(out: &mut String, f: &DecodedFrame, at: Located, seen: Option<Seen>, p: &
     } else {
         match (at.form, role) {
             (Form::Request, Role::Client) => write!(out, "request leaving the client"),
+            (Form::Request, Role::Director) if sent_here => {
+                let to = f.packet.link.dst_mac.map(MacAddr);
+                let to = To(to);
+                write!(
+                    out,
+                    "request leaving the director unwrapped, not tunnelled{to}"
+                )
+            }
             (Form::Request, Role::Director) => write!(out, "request arriving at the director"),
             (Form::Request, Role::RealServer) => {
                 let decapsulated =
@@ -526,15 +542,28 @@ fn leg(out: &mut String, f: &DecodedFrame, at: Located, seen: Option<Seen>, p: &
     };
 }
 
-/// "real server X": the real server a capture was taken on.
+/// "real server X": the real server a capture was taken on, by its address, else its MAC.
 #[derive(Clone, Copy)]
-struct Here(Option<IpAddr>);
+struct Here(Option<IpAddr>, Option<MacAddr>);
 
 impl std::fmt::Display for Here {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.0, self.1) {
+            (Some(a), _) => write!(f, "real server {a}"),
+            (None, Some(mac)) => write!(f, "the real server with MAC {mac}"),
+            (None, None) => f.write_str("a real server"),
+        }
+    }
+}
+
+/// " to MAC x" for an unwrapped packet's next hop.
+struct To(Option<MacAddr>);
+
+impl std::fmt::Display for To {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self.0 {
-            Some(a) => write!(f, "real server {a}"),
-            None => f.write_str("a real server"),
+            Some(mac) => write!(f, " to MAC {mac}"),
+            None => Ok(()),
         }
     }
 }
