@@ -335,6 +335,63 @@ fn addresses_and_comments(file: &Path) -> Vec<(u64, Vec<String>, Vec<u16>, Strin
         .collect()
 }
 
+/// Annotates `inputs` (with the rules) and checks, in every copy, that the frames tshark
+/// matches with `ip.addr == C && tcp.port == P` for each connection are exactly those whose
+/// comment names that connection, one connection a frame; returns every copy's comments, by
+/// file stem.
+fn frames_of_each_connection_carry_its_comment(
+    inputs: &[&str],
+    rules: &str,
+    connections_expected: usize,
+    exit: i32,
+) -> BTreeMap<String, String> {
+    let conns = connections(inputs);
+    assert_eq!(conns.len(), connections_expected, "{inputs:?}: conns.txt");
+    let tmp = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = inputs.iter().map(|f| Path::new(root()).join(f)).collect();
+    let (code, _) = annotate(&files, Some(&Path::new(root()).join(rules)), tmp.path());
+    assert_eq!(code, exit);
+    let mut comments = BTreeMap::new();
+    for input in inputs {
+        let stem = Path::new(input)
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let frames = addresses_and_comments(&tmp.path().join(format!("{stem}.pcapng")));
+        let mut matched_somewhere = 0;
+        for ((ip, port), id) in &conns {
+            // tshark's `ip.addr == C && tcp.port == P`.
+            let members: BTreeSet<u64> = frames
+                .iter()
+                .filter(|f| f.1.contains(ip) && f.2.contains(port))
+                .map(|f| f.0)
+                .collect();
+            let tag = format!("lvscheck: connection {id} (tcp {ip}:{port} -> ");
+            let commented: BTreeSet<u64> = frames
+                .iter()
+                .filter(|f| f.3.contains(&tag))
+                .map(|f| f.0)
+                .collect();
+            assert_eq!(members, commented, "{stem}: connection {id} ({ip}:{port})");
+            for f in frames.iter().filter(|f| members.contains(&f.0)) {
+                // One connection per frame: no other id on it.
+                assert_eq!(
+                    f.3.matches("lvscheck: connection ").count(),
+                    1,
+                    "{stem} frame {}: {}",
+                    f.0,
+                    f.3
+                );
+            }
+            matched_somewhere += members.len();
+        }
+        assert!(matched_somewhere > 0, "{stem}: frames of connections");
+        comments.insert(stem, frames.iter().map(|f| f.3.as_str()).collect());
+    }
+    comments
+}
+
 #[test]
 fn tutorial_frames_of_a_connection_carry_its_comment_and_only_they() {
     if !tshark_available() {
@@ -346,16 +403,8 @@ fn tutorial_frames_of_a_connection_carry_its_comment_and_only_they() {
         "fixtures/tutorial/server2.pcap",
         "fixtures/tutorial/server3.pcap",
     ];
-    let conns = connections(&inputs);
-    assert_eq!(conns.len(), 10, "tutorial has 10 connections (conns.txt)");
-    let tmp = tempfile::tempdir().unwrap();
-    let files: Vec<PathBuf> = inputs.iter().map(|f| Path::new(root()).join(f)).collect();
-    let (code, _) = annotate(
-        &files,
-        Some(&Path::new(root()).join("fixtures/tutorial/rules.txt")),
-        tmp.path(),
-    );
-    assert_eq!(code, 0);
+    let comments =
+        frames_of_each_connection_carry_its_comment(&inputs, "fixtures/tutorial/rules.txt", 10, 0);
     // Roles of the tutorial (its README): server1 is the director 172.25.67.1, server2 and
     // server3 the real servers .2 and .3, client the client.
     let legs: BTreeMap<&str, Vec<&str>> = BTreeMap::from([
@@ -385,45 +434,36 @@ fn tutorial_frames_of_a_connection_carry_its_comment_and_only_they() {
             ],
         ),
     ]);
-    for input in &inputs {
-        let stem = Path::new(input)
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
-        let frames = addresses_and_comments(&tmp.path().join(format!("{stem}.pcapng")));
-        let all_comments: String = frames.iter().map(|f| f.3.as_str()).collect();
-        for words in &legs[stem.as_str()] {
-            assert!(all_comments.contains(words), "{stem}: {words}");
+    for (stem, words) in legs {
+        for w in words {
+            assert!(comments[stem].contains(w), "{stem}: {w}");
         }
-        let mut matched_somewhere = 0;
-        for ((ip, port), id) in &conns {
-            // tshark's `ip.addr == C && tcp.port == P`.
-            let members: BTreeSet<u64> = frames
-                .iter()
-                .filter(|f| f.1.contains(ip) && f.2.contains(port))
-                .map(|f| f.0)
-                .collect();
-            let tag = format!("lvscheck: connection {id} (tcp {ip}:{port} -> ");
-            let commented: BTreeSet<u64> = frames
-                .iter()
-                .filter(|f| f.3.contains(&tag))
-                .map(|f| f.0)
-                .collect();
-            assert_eq!(members, commented, "{stem}: connection {id} ({ip}:{port})");
-            for f in frames.iter().filter(|f| members.contains(&f.0)) {
-                // One connection per frame: no other id on it.
-                assert_eq!(
-                    f.3.matches("lvscheck: connection ").count(),
-                    1,
-                    "{stem} frame {}: {}",
-                    f.0,
-                    f.3
-                );
-            }
-            matched_somewhere += members.len();
-        }
-        assert!(matched_somewhere > 0, "{stem}: frames of connections");
+    }
+}
+
+/// The tutorial merged into one file (`mergecap`: every packet twice, the sender's copy and the
+/// receiver's): each frame of a connection, both copies, carries the connection's comment; the
+/// first names both ends of the hop in one comment.
+#[test]
+fn a_merged_capture_comments_both_copies_and_both_ends() {
+    if !tshark_available() {
+        return;
+    }
+    let comments = frames_of_each_connection_carry_its_comment(
+        &["fixtures/derived/mirror/tutorial-merged.pcapng"],
+        "fixtures/tutorial/rules.txt",
+        10,
+        0,
+    );
+    let all = &comments["tutorial-merged"];
+    for both in [
+        "request leaving the client; request arriving at the director",
+        "request leaving the director wrapped IPIP to 172.25.67.3; request arriving at real \
+         server 172.25.67.3 wrapped IPIP",
+        "reply leaving real server 172.25.67.2; reply arriving at the client",
+        "the second copy of a packet this capture holds twice",
+    ] {
+        assert!(all.contains(both), "{both}");
     }
 }
 

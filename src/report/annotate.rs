@@ -7,9 +7,10 @@
 //! ([`Locator`]); the copy ([`AnnotatedCopy`]) walks the file alongside, so nothing is kept per
 //! frame: comments are written into one buffer, frame after frame. A frame of a mirror port
 //! that the analysis split into two hops (sender and receiver) comes twice: its comment names
-//! both legs, once. Frames the analysis could not place get no comment.
+//! both legs, once; the second copy of a packet such a capture holds twice, which the analysis
+//! leaves out, is marked as one. Frames the analysis could not place get no comment.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::BufWriter;
@@ -207,6 +208,7 @@ pub fn write(
         })
         .collect();
     let locator = Locator::of(v.placements.clone(), &analysis.clock_offsets);
+    let mirrors = reread::split_interfaces(analysis);
     let mut run = Run {
         sources,
         outputs,
@@ -214,6 +216,7 @@ pub fn write(
         next_evidence: vec![0; sources.len()],
         locator: &locator,
         seen,
+        mirrors,
         copies: (0..sources.len()).map(|_| None).collect(),
         opened: 0,
         frame: None,
@@ -223,7 +226,7 @@ pub fn write(
         written: Vec::new(),
         error: None,
     };
-    reread::read_again(sources, decode, analysis, &mut |f| run.frame(f));
+    reread::read_again_with(sources, decode, analysis, true, &mut |f| run.frame(f));
     run.close_through(sources.len());
     if let Some(e) = run.error {
         for out in outputs {
@@ -243,6 +246,9 @@ struct Run<'a> {
     next_evidence: Vec<usize>,
     locator: &'a Locator,
     seen: HashMap<VantageId, Seen>,
+    /// The mirror interfaces split into hops: a frame on one of them (not on a hop) is the
+    /// second copy of a packet, which the analysis left out.
+    mirrors: BTreeMap<CaptureId, BTreeSet<u32>>,
     copies: Vec<Option<Copy>>,
     /// Captures before this one are finished.
     opened: usize,
@@ -288,6 +294,17 @@ impl Run<'_> {
             capture: f.capture,
             interface: f.interface,
         };
+        let copy = self
+            .mirrors
+            .get(&f.capture)
+            .is_some_and(|i| i.contains(&f.interface));
+        if copy {
+            self.legs.push_str(
+                "the second copy of a packet this capture holds twice (the sender's and the \
+                 receiver's: a mirror port or merged file), which the analysis counts once",
+            );
+            return;
+        }
         let seen = self.seen.get(&vantage).copied();
         leg(
             &mut self.legs,

@@ -17,8 +17,21 @@ use std::collections::{BTreeMap, BTreeSet};
 /// it could): the analysis has said so already, this is for the caller's own account.
 pub fn read_again(
     files: &[CaptureSource],
+    decode: DecodeOptions,
+    analysis: &Analysis,
+    each: &mut dyn FnMut(&DecodedFrame),
+) -> Vec<Option<String>> {
+    read_again_with(files, decode, analysis, false, each)
+}
+
+/// [`read_again`]; with `copies`, the copies of a frame that a split mirror interface holds
+/// twice (the sender's and the receiver's), which the analysis left out, come too, in file
+/// order, on the mirror interface itself (a vantage point no leg names).
+pub fn read_again_with(
+    files: &[CaptureSource],
     mut decode: DecodeOptions,
     analysis: &Analysis,
+    copies: bool,
     each: &mut dyn FnMut(&DecodedFrame),
 ) -> Vec<Option<String>> {
     decode
@@ -28,6 +41,7 @@ pub fn read_again(
     let source = FileSource::new(files.to_vec(), decode, LookAhead::default());
     let mirrors = split_interfaces(analysis);
     let split = Split::new(&source, mirrors.clone());
+    let split = if copies { split.with_copies() } else { split };
     let source: &dyn FrameSource = if mirrors.is_empty() { &source } else { &split };
     source
         .captures()
@@ -37,7 +51,7 @@ pub fn read_again(
 }
 
 /// The interfaces the analysis split into hops (not those it left whole, and said why).
-fn split_interfaces(analysis: &Analysis) -> BTreeMap<CaptureId, BTreeSet<u32>> {
+pub fn split_interfaces(analysis: &Analysis) -> BTreeMap<CaptureId, BTreeSet<u32>> {
     let mut out: BTreeMap<CaptureId, BTreeSet<u32>> = BTreeMap::new();
     for m in analysis.mirrors.iter().filter(|m| m.not_split.is_none()) {
         out.entry(m.capture).or_default().insert(m.interface);
