@@ -108,7 +108,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         },
     };
     let decode = args.analysis.decode_options(rules.as_ref());
-    let v = crate::verify::verify_with(
+    let mut v = crate::verify::verify_with(
         &sources,
         decode.clone(),
         &opts,
@@ -122,7 +122,8 @@ pub fn run(args: &VerifyArgs) -> i32 {
     }
     if let Some(outputs) = &outputs {
         let (_, renamed) = annotate::output_names(&sources);
-        match annotate::write(&sources, outputs, decode, &v) {
+        let placements = std::mem::take(&mut v.placements);
+        match annotate::write(&sources, outputs, decode, &v, placements) {
             Ok(written) => {
                 for line in renamed.iter().chain(&annotate::summary(&written)) {
                     say(format!("lvscheck: {line}"));

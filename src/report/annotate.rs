@@ -10,7 +10,9 @@
 //! both legs, once; the second copy of a packet such a capture holds twice, which the analysis
 //! leaves out, is marked as one. Frames the analysis could not place get no comment.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
+
+use rayon::prelude::*;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::BufWriter;
@@ -155,12 +157,14 @@ struct Seen {
 }
 
 /// Writes the annotated copies to `outputs` (from [`prepare`]). `decode` is what the analysis
-/// was run with.
+/// was run with, `placements` its connections ([`Verification::placements`], taken out of `v`
+/// so as not to be held twice).
 pub fn write(
     sources: &[CaptureSource],
     outputs: &[PathBuf],
     decode: DecodeOptions,
     v: &Verification,
+    placements: Vec<Placement>,
 ) -> Result<Vec<Written>, String> {
     let analysis = &v.analysis;
     let mut evidence: Vec<Vec<Evidence>> = (0..sources.len()).map(|_| Vec::new()).collect();
@@ -207,57 +211,62 @@ pub fn write(
             (t.id, s)
         })
         .collect();
-    let locator = Locator::of(v.placements.clone(), &analysis.clock_offsets);
+    let locator = Locator::of(placements, &analysis.clock_offsets);
     let mirrors = reread::split_interfaces(analysis);
-    let mut run = Run {
-        sources,
-        outputs,
-        evidence,
-        next_evidence: vec![0; sources.len()],
-        locator: &locator,
-        seen,
-        mirrors,
-        copies: (0..sources.len()).map(|_| None).collect(),
-        opened: 0,
-        frame: None,
-        conn: None,
-        legs: String::new(),
-        comments: Comments::default(),
-        written: Vec::new(),
-        error: None,
-    };
-    reread::read_again_with(sources, decode, analysis, true, &mut |f| run.frame(f));
-    run.close_through(sources.len());
-    if let Some(e) = run.error {
+    // One capture a task: each copy is read and written on its own.
+    let done: Vec<Result<Written, String>> = evidence
+        .into_par_iter()
+        .enumerate()
+        .map(|(capture, evidence)| {
+            let mut run = Run {
+                source: &sources[capture],
+                output: &outputs[capture],
+                evidence,
+                next_evidence: 0,
+                locator: &locator,
+                seen: &seen,
+                mirrors: mirrors.get(&(capture as CaptureId)),
+                copy: None,
+                frame: None,
+                conn: None,
+                legs: String::new(),
+                comments: Comments::default(),
+                error: None,
+            };
+            let capture = capture as CaptureId;
+            reread::read_one_again(sources, decode.clone(), analysis, true, capture, &mut |f| {
+                run.frame(f)
+            });
+            run.finish()
+        })
+        .collect();
+    let written: Result<Vec<Written>, String> = done.into_iter().collect();
+    if written.is_err() {
         for out in outputs {
             let _ = std::fs::remove_file(temporary(out));
         }
-        return Err(e);
     }
-    Ok(run.written)
+    written
 }
 
-/// The state of the copies while the captures are read again.
+/// The copy of one capture while it is read again.
 struct Run<'a> {
-    sources: &'a [CaptureSource],
-    outputs: &'a [PathBuf],
-    /// Per capture, its evidence packets by frame, and how many were written.
-    evidence: Vec<Vec<Evidence>>,
-    next_evidence: Vec<usize>,
+    source: &'a CaptureSource,
+    output: &'a Path,
+    /// Its evidence packets by frame, and how many were written.
+    evidence: Vec<Evidence>,
+    next_evidence: usize,
     locator: &'a Locator,
-    seen: HashMap<VantageId, Seen>,
-    /// The mirror interfaces split into hops: a frame on one of them (not on a hop) is the
+    seen: &'a HashMap<VantageId, Seen>,
+    /// Its mirror interfaces split into hops: a frame on one of them (not on a hop) is the
     /// second copy of a packet, which the analysis left out.
-    mirrors: BTreeMap<CaptureId, BTreeSet<u32>>,
-    copies: Vec<Option<Copy>>,
-    /// Captures before this one are finished.
-    opened: usize,
-    /// The frame being commented (capture, number), its connection and its legs so far.
-    frame: Option<(CaptureId, u64)>,
+    mirrors: Option<&'a BTreeSet<u32>>,
+    copy: Option<Copy>,
+    /// The frame being commented, its connection and its legs so far.
+    frame: Option<u64>,
     conn: Option<usize>,
     legs: String,
     comments: Comments,
-    written: Vec<Written>,
     error: Option<String>,
 }
 
@@ -271,17 +280,10 @@ impl Run<'_> {
         let Some(at) = self.locator.locate(f) else {
             return;
         };
-        let capture = f.capture as usize;
-        if self.frame != Some((f.capture, f.number)) {
+        if self.frame != Some(f.number) {
             self.end_frame();
-            if capture >= self.opened {
-                self.close_through(capture);
-            }
-            if self.error.is_some() {
-                return;
-            }
-            self.evidence_before(capture, f.number);
-            self.frame = Some((f.capture, f.number));
+            self.evidence_before(f.number);
+            self.frame = Some(f.number);
         }
         if self.conn != Some(at.index) {
             self.end_connection();
@@ -290,21 +292,17 @@ impl Run<'_> {
         if !self.legs.is_empty() {
             self.legs.push_str("; ");
         }
-        let vantage = VantageId {
-            capture: f.capture,
-            interface: f.interface,
-        };
-        let copy = self
-            .mirrors
-            .get(&f.capture)
-            .is_some_and(|i| i.contains(&f.interface));
-        if copy {
+        if self.mirrors.is_some_and(|i| i.contains(&f.interface)) {
             self.legs.push_str(
                 "the second copy of a packet this capture holds twice (the sender's and the \
                  receiver's: a mirror port or merged file), which the analysis counts once",
             );
             return;
         }
+        let vantage = VantageId {
+            capture: f.capture,
+            interface: f.interface,
+        };
         let seen = self.seen.get(&vantage).copied();
         leg(
             &mut self.legs,
@@ -337,121 +335,93 @@ impl Run<'_> {
     /// Writes the frame being commented, with its evidence comments.
     fn end_frame(&mut self) {
         self.end_connection();
-        let Some((capture, number)) = self.frame.take() else {
+        let Some(number) = self.frame.take() else {
             return;
         };
-        let capture = capture as usize;
-        self.add_evidence(capture, number);
-        self.write(capture, number);
-        self.comments.clear();
+        self.add_evidence(number);
+        self.write(number);
     }
 
     /// Adds the comments of frame `number` as evidence, if it is any (the next in the list).
-    fn add_evidence(&mut self, capture: usize, number: u64) {
-        let list = &self.evidence[capture];
-        let mut i = self.next_evidence[capture];
+    fn add_evidence(&mut self, number: u64) {
+        let list = &self.evidence;
+        let mut i = self.next_evidence;
         while i < list.len() && list[i].frame == number {
             self.comments.add(format_args!("{}", list[i].text));
             i += 1;
         }
-        self.next_evidence[capture] = i;
+        self.next_evidence = i;
     }
 
-    /// Writes the evidence packets of `capture` before frame `before` (those no connection
-    /// holds: ARP, or frames not placed).
-    fn evidence_before(&mut self, capture: usize, before: u64) {
-        loop {
-            let list = &self.evidence[capture];
-            let i = self.next_evidence[capture];
-            let Some(first) = list.get(i).map(|e| e.frame).filter(|n| *n < before) else {
-                return;
-            };
-            self.add_evidence(capture, first);
-            self.write(capture, first);
-            self.comments.clear();
+    /// Writes the evidence packets before frame `before` (those no connection holds: ARP, or
+    /// frames not placed).
+    fn evidence_before(&mut self, before: u64) {
+        while let Some(first) = self
+            .evidence
+            .get(self.next_evidence)
+            .map(|e| e.frame)
+            .filter(|n| *n < before)
+        {
+            self.add_evidence(first);
+            self.write(first);
         }
     }
 
-    /// Writes `comments` on frame `number` of `capture`, opening its copy if needed.
-    fn write(&mut self, capture: usize, number: u64) {
-        if self.error.is_some() || self.comments.is_empty() {
-            return;
-        }
-        if self.copies[capture].is_none() {
-            match self.open(capture) {
-                Ok(c) => self.copies[capture] = Some(c),
-                Err(e) => {
-                    self.error = Some(e);
-                    return;
-                }
+    /// Writes the comments gathered on frame `number`, opening the copy if needed.
+    fn write(&mut self, number: u64) {
+        if self.error.is_none() && !self.comments.is_empty() {
+            let written = open_copy(&mut self.copy, self.source, self.output).and_then(|copy| {
+                copy.comment(number, &self.comments)
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = written {
+                self.error = Some(e);
             }
         }
-        let copy = self.copies[capture].as_mut().expect("opened above");
-        if let Err(e) = copy.comment(number, &self.comments) {
-            self.error = Some(self.write_error(capture, e));
-        }
+        self.comments.clear();
     }
 
-    fn open(&self, capture: usize) -> Result<Copy, String> {
-        let out = &self.outputs[capture];
-        let file = File::create(temporary(out))
-            .map_err(|e| format!("--annotate: cannot write {}: {e}", out.display()))?;
-        AnnotatedCopy::new(
-            &self.sources[capture],
-            BufWriter::with_capacity(1 << 20, file),
-        )
-        .map_err(|e| format!("--annotate: {e}"))
-    }
-
-    fn write_error(&self, capture: usize, e: std::io::Error) -> String {
-        format!(
-            "--annotate: writing {}: {e}",
-            self.outputs[capture].display()
-        )
-    }
-
-    /// Finishes the copies of the captures before `end` (their last commented frame written,
-    /// their evidence, the rest of the file), opening those that had no comment.
-    fn close_through(&mut self, end: usize) {
+    /// Writes the last frame and evidence, copies the rest of the capture and puts the copy in
+    /// place.
+    fn finish(mut self) -> Result<Written, String> {
         self.end_frame();
-        while self.opened < end.min(self.sources.len()) {
-            let capture = self.opened;
-            self.opened += 1;
-            if self.error.is_some() {
-                continue;
-            }
-            self.evidence_before(capture, u64::MAX);
-            if self.error.is_some() {
-                continue;
-            }
-            let copy = match self.copies[capture].take() {
-                Some(c) => c,
-                None => match self.open(capture) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        self.error = Some(e);
-                        continue;
-                    }
-                },
-            };
-            let out = &self.outputs[capture];
-            let done = copy
-                .finish()
-                .and_then(|(report, w)| {
-                    w.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-                    Ok(report)
-                })
-                .and_then(|report| std::fs::rename(temporary(out), out).map(|()| report));
-            match done {
-                Ok(report) => self.written.push(Written {
-                    input: self.sources[capture].display_name(),
-                    output: out.clone(),
-                    report,
-                }),
-                Err(e) => self.error = Some(self.write_error(capture, e)),
-            }
+        self.evidence_before(u64::MAX);
+        let output = self.output.to_path_buf();
+        let context = |e: String| format!("--annotate: writing {}: {e}", output.display());
+        if let Some(e) = self.error.take() {
+            return Err(context(e));
         }
+        open_copy(&mut self.copy, self.source, self.output).map_err(context)?;
+        let copy = self.copy.take().expect("opened above");
+        let report = copy
+            .finish()
+            .and_then(|(report, w)| {
+                w.into_inner().map_err(|e| e.into_error())?;
+                Ok(report)
+            })
+            .and_then(|report| std::fs::rename(temporary(&output), &output).map(|()| report))
+            .map_err(|e| context(e.to_string()))?;
+        Ok(Written {
+            input: self.source.display_name(),
+            output,
+            report,
+        })
     }
+}
+
+/// The copy of `source` into `output`, opened on first use.
+fn open_copy<'c>(
+    copy: &'c mut Option<Copy>,
+    source: &CaptureSource,
+    output: &Path,
+) -> Result<&'c mut Copy, String> {
+    if copy.is_none() {
+        let file = File::create(temporary(output))
+            .map_err(|e| format!("cannot create it: {e}"))?;
+        let out = BufWriter::with_capacity(1 << 20, file);
+        *copy = Some(AnnotatedCopy::new(source, out).map_err(|e| e.to_string())?);
+    }
+    Ok(copy.as_mut().expect("opened above"))
 }
 
 /// Where a copy is written until it is whole.

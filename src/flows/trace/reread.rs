@@ -21,17 +21,34 @@ pub fn read_again(
     analysis: &Analysis,
     each: &mut dyn FnMut(&DecodedFrame),
 ) -> Vec<Option<String>> {
-    read_again_with(files, decode, analysis, false, each)
+    read_again_with(files, decode, analysis, false, None, each)
 }
 
-/// [`read_again`]; with `copies`, the copies of a frame that a split mirror interface holds
-/// twice (the sender's and the receiver's), which the analysis left out, come too, in file
-/// order, on the mirror interface itself (a vantage point no leg names).
-pub fn read_again_with(
+/// [`read_again`] of one capture, `capture` (an index of `files`), and why it could not be
+/// read, if it could not; with `copies`, the copies of a frame that a split mirror interface
+/// holds twice (the sender's and the receiver's), which the analysis left out, come too, in
+/// file order, on the mirror interface itself (a vantage point no leg names). Captures can be
+/// read so each on its own thread.
+pub fn read_one_again(
+    files: &[CaptureSource],
+    decode: DecodeOptions,
+    analysis: &Analysis,
+    copies: bool,
+    capture: CaptureId,
+    each: &mut dyn FnMut(&DecodedFrame),
+) -> Option<String> {
+    read_again_with(files, decode, analysis, copies, Some(capture), each)
+        .into_iter()
+        .flatten()
+        .next()
+}
+
+fn read_again_with(
     files: &[CaptureSource],
     mut decode: DecodeOptions,
     analysis: &Analysis,
     copies: bool,
+    only: Option<CaptureId>,
     each: &mut dyn FnMut(&DecodedFrame),
 ) -> Vec<Option<String>> {
     decode
@@ -46,6 +63,7 @@ pub fn read_again_with(
     source
         .captures()
         .iter()
+        .filter(|(capture, _)| only.is_none_or(|c| c == *capture))
         .map(|(capture, _)| source.read(*capture, &mut |f, _| each(f)).err())
         .collect()
 }
