@@ -102,8 +102,8 @@ impl TsResolution {
     }
 
     /// The raw timestamp of a time in nanoseconds since the epoch, for an interface with this
-    /// resolution and `if_tsoffset`: the inverse of [`TsResolution::to_ns`] (rounded down, 0
-    /// for a time before the offset).
+    /// resolution and `if_tsoffset`: the inverse of [`TsResolution::to_ns`], which reads the
+    /// time `to_ns` gave back as it was (0 for a time before the offset).
     pub(crate) fn to_ticks(self, ns: i64, offset_s: i64) -> u64 {
         let since = i128::from(ns) - i128::from(offset_s) * 1_000_000_000;
         let since = since.max(0) as u128;
@@ -112,7 +112,13 @@ impl TsResolution {
             TsResolution::Decimal(d) => 10u128
                 .checked_pow(u32::from(d) - 9)
                 .map_or(u128::MAX, |m| since.saturating_mul(m)),
-            TsResolution::Binary(b) => (since << u32::from(b).min(64)) / 1_000_000_000,
+            // Rounded up: to_ns rounds down, and a tick of 2^-b s is no whole nanosecond.
+            TsResolution::Binary(b) => {
+                let scaled = 1u128
+                    .checked_shl(u32::from(b))
+                    .map_or(u128::MAX, |m| since.saturating_mul(m));
+                scaled.saturating_add(999_999_999) / 1_000_000_000
+            }
         };
         ticks.min(u128::from(u64::MAX)) as u64
     }
@@ -650,6 +656,40 @@ fn lenient_idb(options: &[u8], big: bool, fields: &mut IdbFields) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_convert_back_to_ticks() {
+        let ns = 1_795_629_504_691_167_123;
+        assert_eq!(
+            TsResolution::Decimal(6).to_ticks(ns, 0),
+            1_795_629_504_691_167
+        );
+        assert_eq!(TsResolution::Decimal(9).to_ticks(ns, 0), ns as u64);
+        assert_eq!(TsResolution::Decimal(12).to_ticks(7, 0), 7_000);
+        assert_eq!(TsResolution::Decimal(6).to_ticks(2_500_000_000, 2), 500_000);
+        // Before the offset: 0, not a wrap; far after it (a huge negative offset): the largest.
+        assert_eq!(TsResolution::Decimal(6).to_ticks(1, 10), 0);
+        assert_eq!(
+            TsResolution::Binary(64).to_ticks(i64::MAX, i64::MIN),
+            u64::MAX
+        );
+        assert_eq!(
+            TsResolution::Decimal(19).to_ticks(i64::MAX, i64::MIN),
+            u64::MAX
+        );
+        for r in [
+            TsResolution::Decimal(3),
+            TsResolution::Decimal(6),
+            TsResolution::Decimal(9),
+            TsResolution::Binary(10),
+            TsResolution::Binary(30),
+        ] {
+            for ticks in [0u64, 1, 1536, 1_795_629_504_691] {
+                let (ns, _) = r.to_ns(ticks, -3);
+                assert_eq!(r.to_ns(r.to_ticks(ns, -3), -3).0, ns, "{r:?} {ticks}");
+            }
+        }
+    }
 
     #[test]
     fn resolutions_convert_ticks_to_nanoseconds() {

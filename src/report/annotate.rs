@@ -11,13 +11,13 @@
 //! leaves out, is marked as one. Frames the analysis could not place get no comment.
 
 use std::collections::{BTreeSet, HashMap};
-
-use rayon::prelude::*;
 use std::fmt::Write as _;
 use std::fs::File;
 use std::io::BufWriter;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use crate::capture::annotate::{AnnotatedCopy, Comments, CopyReport};
 use crate::capture::frame::CaptureId;
@@ -416,8 +416,7 @@ fn open_copy<'c>(
     output: &Path,
 ) -> Result<&'c mut Copy, String> {
     if copy.is_none() {
-        let file = File::create(temporary(output))
-            .map_err(|e| format!("cannot create it: {e}"))?;
+        let file = File::create(temporary(output)).map_err(|e| format!("cannot create it: {e}"))?;
         let out = BufWriter::with_capacity(1 << 20, file);
         *copy = Some(AnnotatedCopy::new(source, out).map_err(|e| e.to_string())?);
     }
