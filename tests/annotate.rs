@@ -620,6 +620,43 @@ fn the_capture_layer_copies_every_block_and_comments_the_frames_asked_for() {
     assert!(again.comment(2, &c).is_err());
 }
 
+/// A section header that gives its section's length: the copy says -1 (unknown), since the
+/// comments make the section longer, and tshark reads the comment.
+#[test]
+fn a_section_length_given_becomes_unknown() {
+    use lvscheck::capture::annotate::{AnnotatedCopy, Comments};
+    use lvscheck::capture::CaptureSource;
+    if !tshark_available() {
+        return;
+    }
+    let mut ng = Pcapng::new(false);
+    ng.bytes.clear();
+    let mut shb = Vec::new();
+    shb.extend_from_slice(&[0x4d, 0x3c, 0x2b, 0x1a, 1, 0, 0, 0]);
+    let frame = capture_common::payload(3, 60);
+    // The section: interface (20 bytes) and packet (32 + 60).
+    shb.extend_from_slice(&(20u64 + 92).to_le_bytes());
+    ng.block(0x0A0D_0D0A, &shb);
+    ng.interface(1, 65535, &[]);
+    ng.epb(0, 1_795_629_504_000_000, &frame, 60);
+    let tmp = tempfile::tempdir().unwrap();
+    let input = tmp.path().join("in.pcapng");
+    std::fs::write(&input, &ng.bytes).unwrap();
+    let mut copy = AnnotatedCopy::new(&CaptureSource::File(input), Vec::new()).unwrap();
+    let mut c = Comments::default();
+    c.add(format_args!("lvscheck: longer now"));
+    copy.comment(1, &c).unwrap();
+    let (report, bytes) = copy.finish().unwrap();
+    assert_eq!((report.frames, report.commented), (1, 1));
+    assert_eq!(bytes[16..24], [0xff; 8]);
+    assert_eq!(bytes[..16], ng.bytes[..16]);
+    let output = tmp.path().join("out.pcapng");
+    std::fs::write(&output, &bytes).unwrap();
+    let frames = tshark_frames(&output);
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].comment, "lvscheck: longer now");
+}
+
 #[test]
 fn stdout_is_the_same_with_and_without_annotate() {
     let tmp = tempfile::tempdir().unwrap();

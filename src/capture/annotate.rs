@@ -3,7 +3,8 @@
 //!
 //! A pcapng input is copied block by block as it lies in the file: section headers, interface
 //! descriptions, name resolution, interface statistics, custom and unknown blocks unchanged,
-//! in each section's own byte order. A packet block that gets comments gets them as options
+//! in each section's own byte order, but for a section header's length, which becomes -1
+//! (unknown) when it is given, since comments lengthen the section. A packet block that gets comments gets them as options
 //! added before its end-of-options marker, after any it has (pcapng allows several
 //! `opt_comment`s on one packet, so comments already there stay); nothing else in it changes. A
 //! simple packet block has no room for options: one that gets comments is written as an
@@ -548,7 +549,16 @@ impl<W: Write> AnnotatedCopy<W> {
             SECTION_HEADER_BLOCK => {
                 *section_big = big;
                 interfaces.clear();
-                self.out.write_all(block)?;
+                // A section length (bytes 16 to 24) other than -1 (unknown) would be wrong once
+                // comments make the section longer: it becomes -1, which the format allows.
+                match block.get(16..24) {
+                    Some(length) if length != [0xff; 8] => {
+                        self.out.write_all(&block[..16])?;
+                        self.out.write_all(&[0xff; 8])?;
+                        self.out.write_all(&block[24..])?;
+                    }
+                    _ => self.out.write_all(block)?,
+                }
             }
             INTERFACE_DESCRIPTION_BLOCK => {
                 let parsed = if big {
