@@ -298,6 +298,10 @@ fn the_tutorial_page_shows_the_verdict_every_check_and_the_deployment() {
             "{expected} not in the diagram: {text}"
         );
     }
+    assert!(
+        svg.by_class("flag").is_empty(),
+        "a host flagged on a verified page"
+    );
     // Connections per real server, as the JSON counts them.
     let table = one(page.by_class("per-server"), "per-server table");
     let rows: Vec<&Element> = table
@@ -343,6 +347,16 @@ fn the_rp_filter_page_shows_each_finding_with_its_evidence_and_filter() {
         .filter(|a| a.attr("data-severity") == Some("fail"))
         .collect();
     assert!(!failed.is_empty(), "a failing finding");
+    // The diagram outlines the real server the failure is about, naming the check.
+    let flagged: Vec<&Element> = one(page.by_class("topology"), "topology")
+        .by_class("host")
+        .into_iter()
+        .filter(|g| !g.by_class("flag").is_empty())
+        .collect();
+    let flagged = one(flagged, "flagged host");
+    assert!(flagged.text().contains("10.7.0.12"), "{}", flagged.text());
+    let flag = one(flagged.by_class("flag"), "flag").text();
+    assert!(flag.contains("FAIL reply.present"), "{flag}");
     // The check's row links to its first finding.
     let row = one(
         page.find_all(|e| e.name == "tr" && e.attr("data-check") == Some("reply.present")),
@@ -537,4 +551,53 @@ fn the_dom_reader_reads_what_chromium_writes() {
     assert_eq!(root.by_name("script")[0].text(), "if (a < b) {}");
     assert_eq!(root.by_name("svg")[0].descendants().len(), 2);
     assert_eq!(root.by_name("br").len(), 1);
+}
+
+#[test]
+fn ladders_given_to_the_page_are_shown_in_their_finding_with_an_anchor() {
+    use lvscheck::report::html::{verify_page, FindingKey, Ladder, VerifyExtras};
+    let (files, _) = fixture("rp-filter");
+    let sources: Vec<lvscheck::capture::CaptureSource> = files
+        .into_iter()
+        .map(lvscheck::capture::CaptureSource::File)
+        .collect();
+    let v = lvscheck::verify::verify(
+        &sources,
+        lvscheck::decode::DecodeOptions::default(),
+        &lvscheck::flows::FlowOptions::default(),
+        None,
+    );
+    assert!(!v.check("reply.present").unwrap().findings.is_empty());
+    let plain = verify_page(&v, 1, &VerifyExtras::default());
+    assert!(
+        dom::parse(&plain).by_class("ladders").is_empty(),
+        "a ladder section without ladders"
+    );
+    let mut extras = VerifyExtras::default();
+    extras.ladders.insert(
+        FindingKey {
+            check: "reply.present",
+            index: 0,
+        },
+        vec![
+            Ladder {
+                connection: 3,
+                svg: "<svg class=\"ladder-test\"><text>3</text></svg>".into(),
+            },
+            Ladder {
+                connection: 4,
+                svg: "<svg class=\"ladder-test\"><text>4</text></svg>".into(),
+            },
+        ],
+    );
+    let root = dom::parse(&verify_page(&v, 1, &extras));
+    let ladders = root.by_class("ladders");
+    assert_eq!(ladders.len(), 1, "one finding has ladders");
+    let finding = root.by_id("finding-reply.present-1").expect("the finding");
+    for conn in ["3", "4"] {
+        let figure = finding
+            .by_id(&format!("conn-{conn}"))
+            .expect("the connection's anchor inside its finding");
+        assert_eq!(one(figure.by_class("ladder-test"), "ladder").text(), conn);
+    }
 }

@@ -42,7 +42,7 @@ pub fn fairness_page(report: &FairnessReport, analysis: &Analysis) -> String {
     let _ = write!(
         body,
         "</section><section id=\"topology\"><h2>Deployment</h2>{}</section>",
-        super::topology::diagram(analysis)
+        super::topology::diagram(analysis, &[])
     );
     let title = format!("lvscheck fairness: {}", outcome.to_uppercase());
     super::page::document(&title, &body)

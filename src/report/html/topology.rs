@@ -8,6 +8,7 @@ use std::fmt::Write;
 use std::net::IpAddr;
 
 use super::escape::h;
+use crate::checks::{Finding, Status};
 use crate::flows::Analysis;
 use crate::topology::{Role, Vantage};
 
@@ -20,6 +21,9 @@ const FIT: usize = 38;
 /// Hosts drawn one by one in a column; the rest are counted in one more box.
 const MAX_HOSTS: usize = 8;
 const COLUMN_X: [i32; 3] = [16, 435, 854];
+/// The page's failure red and warning amber.
+const FAIL: &str = "#c62828";
+const WARN: &str = "#b07800";
 
 /// One line of a host box: its text and its class (`title`, `addr`, `mac`, `cap`).
 struct Line {
@@ -33,6 +37,9 @@ struct HostBox {
     x: i32,
     y: i32,
     lines: Vec<Line>,
+    /// The worst finding about this host, when one failed or warned: its box is outlined in
+    /// that status's colour.
+    flag: Option<Status>,
     /// `client`, `director`, `rs` or `none` (nothing identified): the box's colour.
     kind: &'static str,
 }
@@ -97,8 +104,39 @@ fn stack(boxes: &mut [HostBox], top: i32, gap: i32) -> i32 {
     y - gap
 }
 
-/// The inline SVG of the deployment, and below it the captures no host box holds.
-pub fn diagram(analysis: &Analysis) -> String {
+/// The checks that failed or warned about `addr` (a finding's `host` is the address, then
+/// its MAC in brackets), as a line for its box, and the worst status.
+fn flagged(addr: IpAddr, findings: &[&Finding]) -> Option<(Line, Status)> {
+    let addr = addr.to_string();
+    let mut about: Vec<&Finding> = findings
+        .iter()
+        .copied()
+        .filter(|f| f.severity >= Status::Warn)
+        .filter(|f| {
+            f.host
+                .as_deref()
+                .is_some_and(|h| h.split(' ').next() == Some(addr.as_str()))
+        })
+        .collect();
+    about.sort_by_key(|f| std::cmp::Reverse(f.severity));
+    let worst = about.first()?.severity;
+    let mut checks: Vec<&str> = about.iter().map(|f| f.check).collect();
+    checks.dedup();
+    let text = format!("{} {}", worst.as_str().to_uppercase(), checks.join(", "));
+    Some((line(text, "flag"), worst))
+}
+
+/// Adds the finding line to a host's box and flags it.
+fn flag(b: &mut HostBox, addr: IpAddr, findings: &[&Finding]) {
+    if let Some((l, status)) = flagged(addr, findings) {
+        b.lines.insert(1, l);
+        b.flag = Some(status);
+    }
+}
+
+/// The inline SVG of the deployment, and below it the captures no host box holds; hosts that
+/// `findings` (failures and warnings) name are outlined in their colour, with the checks.
+pub fn diagram(analysis: &Analysis, findings: &[&Finding]) -> String {
     let topo = &analysis.topology;
     let taken = |role: Role, addr: Option<IpAddr>| -> Vec<&Vantage> {
         topo.vantages
@@ -128,6 +166,7 @@ pub fn diagram(analysis: &Analysis) -> String {
         x: COLUMN_X[0],
         y: 0,
         lines: client_lines,
+        flag: None,
         kind: if topo.clients.is_empty() {
             "none"
         } else {
@@ -155,12 +194,15 @@ pub fn diagram(analysis: &Analysis) -> String {
                 );
             }
             lines.extend(capture_lines(analysis, &caps));
-            HostBox {
+            let mut b = HostBox {
                 x: COLUMN_X[1],
                 y: 0,
                 lines,
+                flag: None,
                 kind: "director",
-            }
+            };
+            flag(&mut b, d.addr, findings);
+            b
         })
         .collect();
     if directors.is_empty() {
@@ -173,6 +215,7 @@ pub fn diagram(analysis: &Analysis) -> String {
             x: COLUMN_X[1],
             y: 0,
             lines,
+            flag: None,
             kind: "none",
         });
     }
@@ -192,12 +235,15 @@ pub fn diagram(analysis: &Analysis) -> String {
                 analysis,
                 &taken(Role::RealServer, Some(rs.addr)),
             ));
-            HostBox {
+            let mut b = HostBox {
                 x: COLUMN_X[2],
                 y: 0,
                 lines,
+                flag: None,
                 kind: "rs",
-            }
+            };
+            flag(&mut b, rs.addr, findings);
+            b
         })
         .collect();
     if topo.real_servers.len() > MAX_HOSTS {
@@ -211,6 +257,7 @@ pub fn diagram(analysis: &Analysis) -> String {
                 ),
                 "title",
             )],
+            flag: None,
             kind: "rs",
         });
     }
@@ -219,6 +266,7 @@ pub fn diagram(analysis: &Analysis) -> String {
             x: COLUMN_X[2],
             y: 0,
             lines: vec![line("real servers: not identified", "title")],
+            flag: None,
             kind: "none",
         });
     }
@@ -263,12 +311,12 @@ pub fn diagram(analysis: &Analysis) -> String {
             svg,
             "<path d=\"M{x1},{y1} C{},{y1} {},{y2} {x2},{y2}\" fill=\"none\" stroke=\"#1d232b\" \
              stroke-width=\"2\" marker-end=\"url(#arrow)\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"13\" text-anchor=\"middle\" fill=\"#1d232b\">\
-             requests to the VIP</text>",
+             <text x=\"{}\" y=\"{}\" font-size=\"12.5\" text-anchor=\"middle\" fill=\"#1d232b\" \
+             stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\">requests to the VIP</text>",
             x1 + 60,
             x2 - 60,
-            (x1 + x2) / 2,
-            (y1 + y2) / 2 - 8
+            (x1 + x2) / 2 - 2,
+            (y1 + y2) / 2 - 9
         );
     }
     // Tunnels: the first director -> each real server, labelled with the tunnel's kind.
@@ -350,12 +398,18 @@ pub fn diagram(analysis: &Analysis) -> String {
 }
 
 fn draw_box(svg: &mut String, b: &HostBox) {
-    let (fill, stroke) = match b.kind {
+    let (fill, mut stroke) = match b.kind {
         "client" => ("#f5f7fa", "#5b6572"),
         "director" => ("#e7f0fb", "#0b5cad"),
         "rs" => ("#e6f4ea", "#1a7f37"),
         _ => ("#ffffff", "#9aa3ad"),
     };
+    let mut width = "1.5";
+    match b.flag {
+        Some(Status::Fail) => (stroke, width) = (FAIL, "3.5"),
+        Some(_) => (stroke, width) = (WARN, "3.5"),
+        None => {}
+    }
     let dash = if b.kind == "none" {
         " stroke-dasharray=\"5 4\""
     } else {
@@ -364,7 +418,7 @@ fn draw_box(svg: &mut String, b: &HostBox) {
     let _ = write!(
         svg,
         "<g class=\"host host-{}\"><rect x=\"{}\" y=\"{}\" width=\"{BOX_W}\" height=\"{}\" rx=\"8\" \
-         fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"1.5\"{dash}/>",
+         fill=\"{fill}\" stroke=\"{stroke}\" stroke-width=\"{width}\"{dash}/>",
         b.kind,
         b.x,
         b.y,
@@ -374,6 +428,8 @@ fn draw_box(svg: &mut String, b: &HostBox) {
         let y = b.y + 22 + LINE_H * i as i32;
         let (size, weight, colour) = match l.class {
             "title" => (14, "700", "#1d232b"),
+            "flag" if b.flag == Some(Status::Fail) => (13, "700", FAIL),
+            "flag" => (13, "700", WARN),
             "addr" => (14, "400", "#1d232b"),
             "cap" => (12, "400", "#5b6572"),
             _ => (12, "400", "#5b6572"),

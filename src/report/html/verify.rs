@@ -44,11 +44,12 @@ pub fn verify_page(v: &Verification, exit_code: i32, extras: &VerifyExtras) -> S
     header(&mut body, v, exit_code);
     checks_table(&mut body, &v.checks);
     findings(&mut body, v, extras);
+    let all: Vec<&Finding> = v.checks.iter().flat_map(|c| &c.findings).collect();
     let _ = write!(
         body,
         "<section id=\"topology\"><h2>Deployment</h2>{}{}</section>",
         services_line(analysis),
-        super::topology::diagram(analysis)
+        super::topology::diagram(analysis, &all)
     );
     per_server(&mut body, analysis);
     captures(&mut body, analysis);
