@@ -179,7 +179,7 @@ nav.toc a { margin-right: 14px; white-space: nowrap; }
 table { border-collapse: collapse; width: 100%; margin: 6px 0 10px; font-size: 0.93rem; }
 th, td { text-align: left; vertical-align: top; padding: 5px 9px; border-bottom: 1px solid var(--line); }
 th { background: var(--panel); font-weight: 600; }
-table.coverage { width: auto; min-width: 50%; }
+table.coverage, table.drift { width: auto; min-width: 50%; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.checks td:first-child { white-space: nowrap; }
 table.checks tr { border-left: 6px solid transparent; }

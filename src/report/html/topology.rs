@@ -451,3 +451,45 @@ fn draw_box(svg: &mut String, b: &HostBox) {
     }
     svg.push_str("</g>");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::flagged;
+    use crate::checks::{Finding, Status};
+
+    fn finding(check: &'static str, severity: Status, host: &str) -> Finding {
+        Finding {
+            check,
+            severity,
+            summary: String::new(),
+            host: Some(host.into()),
+            count: 1,
+            out_of: None,
+            evidence: Vec::new(),
+            display_filter: None,
+            snapshot: Vec::new(),
+            likely_cause: String::new(),
+            fix: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_host_is_flagged_by_the_findings_about_its_own_address_only() {
+        let fail = finding(
+            "reply.present",
+            Status::Fail,
+            "10.7.0.12 (02:00:00:07:00:0c)",
+        );
+        let warn = finding("mtu", Status::Warn, "10.7.0.12");
+        let note = finding("capture.time", Status::Info, "10.7.0.1");
+        let other = finding("arp.vip", Status::Fail, "10.7.0.123 (02:00:00:07:00:7b)");
+        let all = [&warn, &fail, &note, &other];
+        let (line, status) = flagged("10.7.0.12".parse().unwrap(), &all).unwrap();
+        assert_eq!(status, Status::Fail);
+        assert_eq!(line.text, "FAIL reply.present, mtu");
+        // A note is no flag, and 10.7.0.1 is not 10.7.0.12 nor 10.7.0.123.
+        assert!(flagged("10.7.0.1".parse().unwrap(), &all).is_none());
+        let (_, status) = flagged("10.7.0.123".parse().unwrap(), &all).unwrap();
+        assert_eq!(status, Status::Fail);
+    }
+}
