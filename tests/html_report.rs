@@ -553,20 +553,25 @@ fn the_dom_reader_reads_what_chromium_writes() {
     assert_eq!(root.by_name("br").len(), 1);
 }
 
-#[test]
-fn ladders_given_to_the_page_are_shown_in_their_finding_with_an_anchor() {
-    use lvscheck::report::html::{verify_page, FindingKey, Ladder, VerifyExtras};
-    let (files, _) = fixture("rp-filter");
+/// A fixture verified through the library, without its rules.
+fn verified(name: &str) -> lvscheck::verify::Verification {
+    let (files, _) = fixture(name);
     let sources: Vec<lvscheck::capture::CaptureSource> = files
         .into_iter()
         .map(lvscheck::capture::CaptureSource::File)
         .collect();
-    let v = lvscheck::verify::verify(
+    lvscheck::verify::verify(
         &sources,
         lvscheck::decode::DecodeOptions::default(),
         &lvscheck::flows::FlowOptions::default(),
         None,
-    );
+    )
+}
+
+#[test]
+fn ladders_given_to_the_page_are_shown_in_their_finding_with_an_anchor() {
+    use lvscheck::report::html::{verify_page, FindingKey, Ladder, VerifyExtras};
+    let v = verified("rp-filter");
     assert!(!v.check("reply.present").unwrap().findings.is_empty());
     let plain = verify_page(&v, 1, &VerifyExtras::default());
     assert!(
@@ -600,4 +605,52 @@ fn ladders_given_to_the_page_are_shown_in_their_finding_with_an_anchor() {
             .expect("the connection's anchor inside its finding");
         assert_eq!(one(figure.by_class("ladder-test"), "ladder").text(), conn);
     }
+}
+
+#[test]
+fn a_large_deployment_is_drawn_with_the_hosts_past_eight_counted() {
+    let mut analysis = verified("tutorial").analysis;
+    let topo = &mut analysis.topology;
+    for i in 10..28u8 {
+        topo.real_servers.push(lvscheck::topology::Host {
+            addr: std::net::IpAddr::from([172, 25, 67, i]),
+            macs: Vec::new(),
+            evidence: None,
+        });
+    }
+    for i in 0..30u8 {
+        topo.clients.push(std::net::IpAddr::from([198, 51, 100, i]));
+    }
+    let (servers, clients) = (topo.real_servers.len(), topo.clients.len());
+    let svg = lvscheck::report::html::topology::diagram(&analysis, &[]);
+    let root = dom::parse(&svg);
+    let boxes = root.by_class("host-rs");
+    assert_eq!(
+        boxes.len(),
+        9,
+        "eight servers and one box that counts the rest"
+    );
+    assert!(
+        boxes[8]
+            .text()
+            .contains(&format!("and {} more real servers", servers - 8)),
+        "{}",
+        boxes[8].text()
+    );
+    let clients_box = one(root.by_class("host-client"), "clients").text();
+    assert!(
+        clients_box.contains(&format!("{clients} clients")),
+        "{clients_box}"
+    );
+    assert!(
+        clients_box.contains(&format!("and {} more", clients - 8)),
+        "{clients_box}"
+    );
+    // One tunnel arrow per server box drawn.
+    let tunnels = root
+        .by_name("path")
+        .iter()
+        .filter(|p| p.attr("stroke") == Some("#0b5cad"))
+        .count();
+    assert_eq!(tunnels, 9);
 }

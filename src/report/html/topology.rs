@@ -129,7 +129,7 @@ fn flagged(addr: IpAddr, findings: &[&Finding]) -> Option<(Line, Status)> {
 /// Adds the finding line to a host's box and flags it.
 fn flag(b: &mut HostBox, addr: IpAddr, findings: &[&Finding]) {
     if let Some((l, status)) = flagged(addr, findings) {
-        b.lines.insert(1, l);
+        b.lines.insert(2.min(b.lines.len()), l);
         b.flag = Some(status);
     }
 }
@@ -231,6 +231,9 @@ pub fn diagram(analysis: &Analysis, findings: &[&Finding]) -> String {
                 line(rs.addr.to_string(), "addr"),
             ];
             lines.extend(macs_line(&rs.macs));
+            if let Some(e) = topo.tunnels.get(&rs.addr) {
+                lines.push(line(format!("decapsulates on {}", e.device()), "mac"));
+            }
             lines.extend(capture_lines(
                 analysis,
                 &taken(Role::RealServer, Some(rs.addr)),
@@ -312,11 +315,12 @@ pub fn diagram(analysis: &Analysis, findings: &[&Finding]) -> String {
             "<path d=\"M{x1},{y1} C{},{y1} {},{y2} {x2},{y2}\" fill=\"none\" stroke=\"#1d232b\" \
              stroke-width=\"2\" marker-end=\"url(#arrow)\"/>\
              <text x=\"{}\" y=\"{}\" font-size=\"12.5\" text-anchor=\"middle\" fill=\"#1d232b\" \
-             stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\">requests to the VIP</text>",
+             stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\">requests to the {}</text>",
             x1 + 60,
             x2 - 60,
             (x1 + x2) / 2 - 2,
-            (y1 + y2) / 2 - 9
+            (y1 + y2) / 2 - 9,
+            if vips.len() > 1 { "VIPs" } else { "VIP" }
         );
     }
     // Tunnels: the first director -> each real server, labelled with the tunnel's kind.
@@ -330,22 +334,33 @@ pub fn diagram(analysis: &Analysis, findings: &[&Finding]) -> String {
         if rs.kind == "none" {
             continue;
         }
-        let kind = host
-            .and_then(|h| topo.tunnels.get(&h.addr))
-            .map_or("tunnel".to_string(), |e| e.name());
+        // The tunnel's kind just before the arrow's head, where the curve runs level: one
+        // label per server, clear of its neighbours' (boxes are taller than a line of text).
+        // The box that counts the servers not drawn gets the arrow alone.
+        let label = host.map(|h| {
+            topo.tunnels
+                .get(&h.addr)
+                .map_or("tunnel".to_string(), |e| e.name())
+        });
         let (x1, y1, x2, y2) = (d.x + BOX_W, d.mid_y(), rs.x - 4, rs.mid_y());
         let _ = write!(
             svg,
             "<path d=\"M{x1},{y1} C{},{y1} {},{y2} {x2},{y2}\" fill=\"none\" stroke=\"#0b5cad\" \
-             stroke-width=\"2.5\" marker-end=\"url(#arrow)\"/>\
-             <text x=\"{}\" y=\"{}\" font-size=\"13\" font-weight=\"600\" text-anchor=\"middle\" \
-             fill=\"#0b5cad\" stroke=\"#ffffff\" stroke-width=\"4\" paint-order=\"stroke\">{}</text>",
+             stroke-width=\"2.5\" marker-end=\"url(#arrow)\"/>",
             x1 + 70,
             x2 - 70,
-            (x1 + x2) / 2,
-            (y1 + y2) / 2 - 6,
-            h(&kind)
         );
+        if let Some(label) = label {
+            let _ = write!(
+                svg,
+                "<text x=\"{}\" y=\"{}\" font-size=\"13\" font-weight=\"600\" \
+                 text-anchor=\"end\" fill=\"#0b5cad\" stroke=\"#ffffff\" stroke-width=\"4\" \
+                 paint-order=\"stroke\" class=\"tunnel\">{}</text>",
+                x2 - 12,
+                y2 - 7,
+                h(&label)
+            );
+        }
     }
     // Replies: from each real server's right side down the right edge, then along the bottom
     // lane straight back to the clients: past the director, never through it.
