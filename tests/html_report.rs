@@ -516,6 +516,45 @@ fn a_hostile_interface_and_file_name_render_as_text() {
 }
 
 #[test]
+fn the_copy_button_copies_the_display_filter_or_selects_it() {
+    if !chromium_available() {
+        return;
+    }
+    let dir = scratch("copy");
+    let (files, _) = fixture("rp-filter");
+    let page = dir.join("copy.html");
+    run_with_html("verify", &files, &[], &page);
+    // A click on the first copy button, by a script the page's policy lets run (its nonce),
+    // then what the button says and what is selected, written where the DOM shows them. A
+    // headless browser may refuse the clipboard: the filter is then selected for the reader.
+    let html = std::fs::read_to_string(&page).unwrap();
+    let nonce = html
+        .split("script-src 'nonce-")
+        .nth(1)
+        .and_then(|r| r.split('\'').next())
+        .expect("the page's nonce");
+    let click = format!(
+        "<script nonce=\"{nonce}\">document.querySelector('button.copy').click();\
+         setTimeout(function () {{ var b = document.body;\
+         b.setAttribute('data-button', document.querySelector('button.copy').textContent);\
+         b.setAttribute('data-selection', String(window.getSelection())); }}, 300);</script>"
+    );
+    std::fs::write(&page, html.replace("</body>", &format!("{click}</body>"))).unwrap();
+    let (dom_text, console) = dump_dom(&page);
+    assert!(console.is_empty(), "{console:?}");
+    let root = dom::parse(&dom_text);
+    let body = one(root.by_name("body"), "body");
+    let filter = root.by_class("filter")[0].text();
+    match body.attr("data-button") {
+        Some("Copied") => {}
+        Some("Selected: press Ctrl+C") => {
+            assert_eq!(body.attr("data-selection"), Some(filter.as_str()))
+        }
+        other => panic!("the button says {other:?} after a click"),
+    }
+}
+
+#[test]
 fn the_console_and_blank_checks_catch_a_broken_page() {
     if !chromium_available() {
         return;

@@ -81,9 +81,10 @@ pub fn console_lines(stderr: &[u8]) -> Vec<String> {
         .collect()
 }
 
-/// The DOM after the page loaded and ran its script, and the console messages.
+/// The DOM after the page loaded and ran its script (and a second of virtual time for what
+/// the script left waiting), and the console messages.
 pub fn dump_dom(page: &Path) -> (String, Vec<String>) {
-    let ran = chromium(page, &["--dump-dom"]);
+    let ran = chromium(page, &["--dump-dom", "--virtual-time-budget=1000"]);
     assert!(
         ran.status.success(),
         "chromium --dump-dom failed on {page:?}"
