@@ -469,20 +469,21 @@ fn captures(out: &mut String, analysis: &Analysis) {
         .vantages
         .iter()
         .map(|v| {
-            let interfaces: Vec<String> = analysis
+            // The interface this vantage point is, by the name the file gives it (cut as the
+            // text report cuts it: a name is whatever the file's writer put there).
+            let interface = analysis
                 .captures
                 .iter()
-                .filter(|c| c.capture == v.id.capture)
-                .flat_map(|c| c.interfaces.iter().map(|(_, n)| h(n).into_owned()))
-                .collect();
-            let capture = if interfaces.is_empty() {
-                h(&crate::report::flows::vantage_label(analysis, v.id)).into_owned()
-            } else {
-                format!(
-                    "{}<br><span class=\"muted\">interfaces: <span class=\"ifname\">{}</span></span>",
-                    h(&crate::report::flows::vantage_label(analysis, v.id)),
-                    interfaces.join("</span>, <span class=\"ifname\">")
-                )
+                .find(|c| c.capture == v.id.capture)
+                .and_then(|c| c.interfaces.iter().find(|(i, _)| *i == v.id.interface))
+                .map(|(_, name)| crate::escape::printable(name, 64));
+            let label = h(&crate::report::flows::vantage_label(analysis, v.id)).into_owned();
+            let capture = match interface {
+                Some(name) => format!(
+                    "{label}<br><span class=\"muted\">interface <span class=\"ifname\">{}</span></span>",
+                    h(&name)
+                ),
+                None => label,
             };
             let offset = offsets.get(&v.id).map_or("-".into(), |o| offset_cell(analysis, o));
             vec![
