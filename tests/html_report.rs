@@ -405,8 +405,26 @@ fn the_fairness_page_of_wrr_has_its_verdict_tables_and_charts() {
     let (files, rules) = fixture("wrr");
     let page = dir.join("fairness.html");
     let rules = rules.to_str().unwrap().to_string();
-    let out = run_with_html("fairness", &files, &["--rules", &rules], &page);
+    let charts_dir = dir.join("charts");
+    let charts_arg = charts_dir.to_str().unwrap().to_string();
+    let out = run_with_html(
+        "fairness",
+        &files,
+        &["--rules", &rules, "--charts", &charts_arg],
+        &page,
+    );
     assert_eq!(out.status.code(), Some(0));
+    // The page's charts are those --charts writes, to the byte.
+    let html = std::fs::read_to_string(&page).unwrap();
+    for name in ["shares", "timeline", "cumulative", "response"] {
+        let file = charts_dir.join(format!("tcp-192.168.60.80-8080-{name}.svg"));
+        let svg = std::fs::read_to_string(&file).unwrap();
+        assert!(svg.starts_with("<svg"), "{file:?}");
+        assert!(
+            html.contains(&svg),
+            "the page's {name} chart is not {file:?}"
+        );
+    }
     let (root, shot) = open(&page);
     assert!(shot.count_near(PASS_GREEN, 12) > 200, "no conforming green");
     let verdict = root.by_id("verdict").unwrap();
