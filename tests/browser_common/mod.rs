@@ -33,12 +33,30 @@ pub fn chromium_available() -> bool {
     found
 }
 
-/// A fresh folder under the temporary directory.
-pub fn scratch(name: &str) -> PathBuf {
+/// A fresh folder under the temporary directory, removed when the test passes (kept, with the
+/// page and its screenshot, when it fails).
+pub struct Scratch(PathBuf);
+
+impl std::ops::Deref for Scratch {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+pub fn scratch(name: &str) -> Scratch {
     let dir = std::env::temp_dir().join(format!("lvscheck-html-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    Scratch(dir)
 }
 
 fn url(page: &Path) -> String {
