@@ -117,9 +117,9 @@ pub fn render_service(svc: &ServiceReport, dir: &Path) -> Result<Vec<PathBuf>, C
     Ok(written)
 }
 
-/// One chart of one service (`name` from [`CHARTS`]) as an SVG document in a string, drawn as
+/// Chart `name` (one of [`CHARTS`]) of `svc` as an SVG document in a string, drawn as
 /// [`render_service`] draws it: for the HTML report, which puts it inline.
-pub fn render_svg_string(name: &str, svc: &ServiceReport) -> Result<String, ChartError> {
+pub fn svg(name: &str, svc: &ServiceReport) -> Result<String, ChartError> {
     register_font()?;
     let fail = |message: String| ChartError::Draw {
         path: PathBuf::from(format!("{}-{name}.svg", stem(svc))),

@@ -159,7 +159,7 @@ fn list<S: AsRef<str>>(out: &mut String, items: impl Iterator<Item = S>) {
 fn chart_grid(out: &mut String, svc: &ServiceReport) {
     out.push_str("<div class=\"charts\">");
     for name in charts::CHARTS {
-        match charts::render_svg_string(name, svc) {
+        match charts::svg(name, svc) {
             Ok(svg) if svg.len() <= MAX_CHART_BYTES => {
                 let _ = write!(
                     out,
