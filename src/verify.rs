@@ -112,11 +112,20 @@ pub fn verify(
         rules_given: rules.is_some(),
         ..Policy::default()
     };
-    verify_with(sources, decode, opts, rules, None, &policy)
+    verify_with(
+        sources,
+        decode,
+        opts,
+        rules,
+        None,
+        &policy,
+        fairness::Timeline::Skip,
+    )
 }
 
 /// [`verify`] with the director's snapshots (`--director-state`) and the verdict's demands
-/// given (`--require`, `--fail-on`).
+/// given (`--require`, `--fail-on`); `timeline` keeps each service's assignments for the
+/// fairness charts (the HTML report draws them).
 pub fn verify_with(
     sources: &[CaptureSource],
     decode: DecodeOptions,
@@ -124,6 +133,7 @@ pub fn verify_with(
     rules: Option<&Rules>,
     state: Option<&DirectorState>,
     policy: &Policy,
+    timeline: fairness::Timeline,
 ) -> Verification {
     let mut v = Verifier::new(state);
     let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
@@ -137,7 +147,7 @@ pub fn verify_with(
     if let Some(rules) = rules {
         fairness::observe::apply_rules(&mut input, rules);
     }
-    let fairness = fairness::analyse_observed(&input, fairness::Timeline::Skip);
+    let fairness = fairness::analyse_observed(&input, timeline);
     let packet_of = |client: SocketAddr, time_ns: i64| {
         // The connection of that client port that started nearest that time, as the director
         // saw its first packet. Called for the few assignments shown as evidence only.

@@ -1,5 +1,5 @@
 //! `lvscheck verify FILE... [--rules FILE] [--director-state FILE]... [--vip ADDR]
-//! [--require CHECK,...] [--fail-on warn] [--json]`
+//! [--require CHECK,...] [--fail-on warn] [--json] [--html FILE]`
 
 use super::say;
 use clap::{Args, ValueEnum};
@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::common::AnalysisArgs;
 use super::{EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNUSABLE};
 use crate::checks::verdict::{FailOn, Outcome, Policy};
+use crate::report::html;
 use crate::report::style::{color_wanted, Painter};
 use crate::report::verify::{document, render};
 
@@ -23,6 +24,10 @@ pub struct VerifyArgs {
     /// Print one JSON document (schema: docs/verify-json.md) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as one self-contained HTML file (no network: inline CSS and
+    /// SVG), with the deployment drawn and the fairness charts; standard output is unchanged.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
     /// The checks that must run for the verdict to be "verified" (comma-separated or
     /// repeated), instead of the default set: tunnel.encapsulation, tunnel.delivery,
     /// reply.present, reply.source, reply.direct, arp.vip, bypass (and scheduler with --rules).
@@ -96,11 +101,22 @@ pub fn run(args: &VerifyArgs) -> i32 {
         rules.as_ref(),
         state.as_ref(),
         &policy,
+        match args.html {
+            Some(_) => crate::fairness::Timeline::Keep,
+            None => crate::fairness::Timeline::Skip,
+        },
     );
     if args.analysis.report_unusable(&v.analysis, &opts) {
         return EXIT_UNUSABLE;
     }
     let code = exit_code(v.verdict.outcome);
+    if let Some(path) = &args.html {
+        let page = html::verify_page(&v, code, &html::VerifyExtras::default());
+        if let Err(e) = html::write(path, &page) {
+            say(format!("lvscheck: cannot write {}: {e}", path.display()));
+            return EXIT_UNUSABLE;
+        }
+    }
     if args.json {
         super::emit_json(&document(&v, code));
     } else {

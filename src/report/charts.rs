@@ -117,6 +117,23 @@ pub fn render_service(svc: &ServiceReport, dir: &Path) -> Result<Vec<PathBuf>, C
     Ok(written)
 }
 
+/// Chart `name` (one of [`CHARTS`]) of `svc` as an SVG document in a string, drawn as
+/// [`render_service`] draws it: for the HTML report, which puts it inline.
+pub fn svg(name: &str, svc: &ServiceReport) -> Result<String, ChartError> {
+    register_font()?;
+    let fail = |message: String| ChartError::Draw {
+        path: PathBuf::from(format!("{}-{name}.svg", stem(svc))),
+        message,
+    };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        draw(name, svc, &root).map_err(fail)?;
+        root.present().map_err(|e| fail(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
 type Area<'a, DB> = DrawingArea<DB, Shift>;
 
 fn draw<DB: DrawingBackend>(

@@ -3,6 +3,7 @@
 pub mod charts;
 pub mod fairness;
 pub mod flows;
+pub mod html;
 pub mod inspect;
 pub mod style;
 pub mod verify;

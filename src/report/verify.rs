@@ -45,6 +45,33 @@ pub fn per_server(analysis: &Analysis) -> Vec<PerServer> {
         .collect()
 }
 
+/// The header of the per-server table.
+pub const PER_SERVER_HEADER: [&str; 8] = [
+    "service",
+    "real server",
+    "connections",
+    "completed",
+    "reset",
+    "refused",
+    "unanswered",
+    "other",
+];
+
+/// The outcome columns of a per-server row: completed, reset, refused, unanswered, and the
+/// other outcomes together.
+pub fn outcome_columns(p: &PerServer) -> [u64; 5] {
+    let get = |o: Outcome| p.outcomes.get(&o.to_string()).copied().unwrap_or(0);
+    let named = [
+        get(Outcome::Completed),
+        get(Outcome::Reset),
+        get(Outcome::Refused),
+        get(Outcome::Unanswered),
+    ];
+    let [completed, reset, refused, unanswered] = named;
+    let other = p.connections - named.iter().sum::<u64>();
+    [completed, reset, refused, unanswered, other]
+}
+
 /// The worst status of all checks.
 pub fn overall(checks: &[CheckResult]) -> Status {
     crate::checks::verdict::worst(checks)
@@ -265,24 +292,10 @@ pub fn render(v: &Verification, paint: Painter) -> String {
             paint.bold("Connections per real server")
         ));
         let mut t = table();
-        t.set_header(vec![
-            "service",
-            "real server",
-            "connections",
-            "completed",
-            "reset",
-            "refused",
-            "unanswered",
-            "other",
-        ]);
+        t.set_header(PER_SERVER_HEADER.to_vec());
         for p in per {
-            let get = |o: Outcome| p.outcomes.get(&o.to_string()).copied().unwrap_or(0);
-            let named = get(Outcome::Completed)
-                + get(Outcome::Reset)
-                + get(Outcome::Refused)
-                + get(Outcome::Unanswered);
             let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
-            t.add_row(vec![
+            let mut row = vec![
                 Cell::new(esc(&p.service)),
                 Cell::new(
                     p.real_server
@@ -290,12 +303,9 @@ pub fn render(v: &Verification, paint: Painter) -> String {
                         .unwrap_or_else(|| "(not captured)".into()),
                 ),
                 num(p.connections),
-                num(get(Outcome::Completed)),
-                num(get(Outcome::Reset)),
-                num(get(Outcome::Refused)),
-                num(get(Outcome::Unanswered)),
-                num(p.connections - named),
-            ]);
+            ];
+            row.extend(outcome_columns(&p).into_iter().map(num));
+            t.add_row(row);
         }
         out.push_str(&t.to_string());
         out.push('\n');
