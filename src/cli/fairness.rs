@@ -70,6 +70,9 @@ pub struct FairnessArgs {
     /// SVG), the charts inline; standard output is unchanged.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: super::common::OutputArgs,
 }
 
 /// Parsed `--weights`: servers in the order given; a server without a port takes the VIP's.
@@ -191,7 +194,8 @@ pub fn run(
     if args.json {
         super::emit_json(&report);
     } else {
-        report::fairness::print(&report);
+        // Not wrapped in a pipe: one line a row.
+        report::fairness::print(&report, &args.output.term(None));
     }
     let charts = match &args.charts {
         Some(dir) => report::charts::render_all(&report, dir)

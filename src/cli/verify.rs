@@ -5,12 +5,11 @@ use super::say;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
-use super::common::AnalysisArgs;
+use super::common::{AnalysisArgs, OutputArgs};
 use super::{EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNUSABLE};
 use crate::checks::verdict::{FailOn, Outcome, Policy};
 use crate::report::html;
-use crate::report::style::{color_wanted, Painter};
-use crate::report::verify::{document, render};
+use crate::report::verify::{document, render, PIPE_WIDTH};
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -28,6 +27,8 @@ pub struct VerifyArgs {
     /// SVG), with the deployment drawn and the fairness charts; standard output is unchanged.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The checks that must run for the verdict to be "verified" (comma-separated or
     /// repeated), instead of the default set: tunnel.encapsulation, tunnel.delivery,
     /// reply.present, reply.source, reply.direct, arp.vip, bypass (and scheduler with --rules).
@@ -120,10 +121,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
     if args.json {
         super::emit_json(&document(&v, code));
     } else {
-        let paint = Painter {
-            enabled: color_wanted(),
-        };
-        super::emit(&render(&v, paint));
+        super::emit(&render(&v, &args.output.term(Some(PIPE_WIDTH))));
     }
     code
 }

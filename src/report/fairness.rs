@@ -2,17 +2,25 @@
 //! the fairness numbers, the conformance verdict with its evidence, and the drift table.
 //! Times are seconds from the start of the capture (or of the service's first connection).
 
+use super::style::Term;
+use crate::checks::verdict::plural;
 use crate::fairness::{FairnessReport, ServiceReport};
-use comfy_table::{presets::UTF8_FULL_CONDENSED, CellAlignment, Table};
+use comfy_table::{CellAlignment, Table};
 use std::fmt::Write;
 
-/// Prints the report to standard output.
-pub fn print(report: &FairnessReport) {
-    super::emit(&render(report));
+/// Prints the report to standard output, laid out for `term`.
+pub fn print(report: &FairnessReport, term: &Term) {
+    super::emit(&render_for(report, term));
 }
 
-/// The report as text; its last line is the verdict (`Verdict: conforms at p = ...: ...`).
+/// The report as text for a file or a pipe (no colour, tables not wrapped); its last line is
+/// the verdict (`Verdict: conforms at p = ...: ...`).
 pub fn render(report: &FairnessReport) -> String {
+    render_for(report, &Term::PLAIN)
+}
+
+/// The report as text laid out for `term`; its last line is the verdict.
+pub fn render_for(report: &FairnessReport, term: &Term) -> String {
     let mut out = String::new();
     if report.services.is_empty() {
         out.push_str("No virtual service with connections was found.\n");
@@ -21,7 +29,7 @@ pub fn render(report: &FairnessReport) -> String {
         if k > 0 {
             out.push('\n');
         }
-        render_service(&mut out, svc);
+        render_service(&mut out, svc, term);
         if report.services.len() > 1 {
             let _ = writeln!(out, "Verdict for this service: {}", svc.verdict.line());
         }
@@ -29,14 +37,13 @@ pub fn render(report: &FairnessReport) -> String {
     if !report.services.is_empty() {
         out.push('\n');
     }
-    let _ = writeln!(out, "Verdict: {}", report.verdict.line());
+    let _ = writeln!(
+        out,
+        "{} {}",
+        term.painter().bold("Verdict:"),
+        report.verdict.line()
+    );
     out
-}
-
-fn table() -> Table {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED);
-    t
 }
 
 fn right_align(t: &mut Table, from: usize) {
@@ -60,7 +67,7 @@ fn secs(t: i64, origin: i64) -> String {
     format!("{:.3}", (t - origin) as f64 / 1e9)
 }
 
-/// The service's first line: `Service TCP 10.0.0.100:80 (scheduler wrr): 30 connection(s)`.
+/// The service's first line: `Service TCP 10.0.0.100:80 (scheduler wrr): 30 connections`.
 pub fn service_heading(svc: &ServiceReport) -> String {
     let proto = format!("{:?}", svc.proto).to_uppercase();
     let sched = svc
@@ -70,9 +77,9 @@ pub fn service_heading(svc: &ServiceReport) -> String {
         .persistence_s
         .map_or(String::new(), |p| format!(", persistence {p} s"));
     format!(
-        "Service {proto} {} ({sched}{persist}): {} connection(s)",
+        "Service {proto} {} ({sched}{persist}): {}",
         crate::fairness::input::service_label(svc.vip, svc.mark),
-        svc.connections
+        plural(svc.connections as usize, "connection", "connections")
     )
 }
 
@@ -243,15 +250,16 @@ pub fn largest_drift_line(svc: &ServiceReport) -> Option<String> {
     ))
 }
 
-fn render_service(out: &mut String, svc: &ServiceReport) {
+fn render_service(out: &mut String, svc: &ServiceReport, term: &Term) {
     let _ = writeln!(out, "{}", service_heading(svc));
 
-    let mut t = table();
+    let mut t = term.table();
     t.set_header(SERVER_HEADER.to_vec());
     for s in &svc.servers {
         t.add_row(server_row(s));
     }
     right_align(&mut t, 1);
+    term.fit(&mut t, &[], &[0, 1, 2, 3, 4]);
     let _ = writeln!(out, "{t}");
 
     let _ = writeln!(out, "{}", fairness_line(svc));
@@ -268,15 +276,16 @@ fn render_service(out: &mut String, svc: &ServiceReport) {
         if !c.first_mismatches.is_empty() {
             let _ = writeln!(
                 out,
-                "  {} mismatch(es); the first {}:",
-                c.mismatches,
+                "  {}; the first {}:",
+                plural(c.mismatches as usize, "mismatch", "mismatches"),
                 c.first_mismatches.len()
             );
-            let mut t = table();
+            let mut t = term.table();
             t.set_header(MISMATCH_HEADER.to_vec());
             for m in &c.first_mismatches {
                 t.add_row(mismatch_row(svc, m));
             }
+            term.fit(&mut t, &[], &[1, 2, 3, 0]);
             let _ = writeln!(out, "{t}");
         }
         for l in &c.limitations {
@@ -286,12 +295,13 @@ fn render_service(out: &mut String, svc: &ServiceReport) {
 
     if let Some((title, header, rows)) = drift_table(svc) {
         let _ = writeln!(out, "{title}");
-        let mut t = table();
+        let mut t = term.table();
         t.set_header(header);
         for row in rows {
             t.add_row(row);
         }
         right_align(&mut t, 0);
+        term.fit(&mut t, &[], &[0, 1]);
         let _ = writeln!(out, "{t}");
     }
     if let Some(line) = largest_drift_line(svc) {
