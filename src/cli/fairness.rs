@@ -247,6 +247,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
     flow_options.expected = rules
         .as_ref()
         .map(|r| crate::topology::config::expected_from_rules(r).0);
+    let progress = super::progress::attach(&mut flow_options, args.json);
     let analysis = crate::flows::analyse_files_streaming(
         &sources,
         // GUE as in flows: on the rules' tunnel ports, and where the captures confirm it.
@@ -261,6 +262,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
         &flow_options,
         &mut observer,
     );
+    drop(progress);
     if super::report_unreadable(&analysis) {
         return super::EXIT_UNUSABLE;
     }

@@ -82,7 +82,7 @@ pub fn selected(args: &FlowsArgs, c: &Connection) -> bool {
 /// Exit status: 0 when the captures could be read, 2 when one could not or the input cannot
 /// be used ([`AnalysisArgs::problems`], bad arguments).
 pub fn run(args: &FlowsArgs) -> i32 {
-    let (opts, decode) = match options(args) {
+    let (mut opts, decode) = match options(args) {
         Ok(o) => o,
         Err(e) => {
             say(format!("lvscheck flows: {e}"));
@@ -101,7 +101,9 @@ pub fn run(args: &FlowsArgs) -> i32 {
         selected: 0,
         starts: Vec::new(),
     };
+    let progress = super::progress::attach(&mut opts, false);
     let analysis = analyse_files_streaming(&args.analysis.sources(), decode, &opts, &mut sink);
+    drop(progress);
     if args.analysis.report_unusable(&analysis, &opts) {
         return EXIT_UNUSABLE;
     }

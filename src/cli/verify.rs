@@ -57,7 +57,7 @@ pub fn exit_code(outcome: Outcome) -> i32 {
 /// Exit status: 0 verified, 1 a check failed, 2 the input could not be used at all, 3
 /// inconclusive.
 pub fn run(args: &VerifyArgs) -> i32 {
-    let (opts, rules) = match args.analysis.prepare() {
+    let (mut opts, rules) = match args.analysis.prepare() {
         Ok(p) => p,
         Err(e) => {
             say(format!("lvscheck: {e}"));
@@ -95,6 +95,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
         rules_given: rules.is_some(),
         director_state_given: state.is_some(),
     };
+    let progress = super::progress::attach(&mut opts, args.json);
     let v = crate::verify::verify_with(
         &args.analysis.sources(),
         args.analysis.decode_options(rules.as_ref()),
@@ -107,6 +108,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
             None => crate::fairness::Timeline::Skip,
         },
     );
+    drop(progress);
     if args.analysis.report_unusable(&v.analysis, &opts) {
         return EXIT_UNUSABLE;
     }
