@@ -4,7 +4,6 @@
 //! build) that lvscheck reads them for more than the half second after which the progress line shows.
 
 #[path = "synth_common/generator.rs"]
-#[allow(dead_code)]
 mod generator;
 
 use generator::{generate, Config};

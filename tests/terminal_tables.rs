@@ -31,8 +31,13 @@ fn piped(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// What lvscheck prints on a terminal `cols` columns wide (carriage returns removed).
 fn on_terminal(cols: u16, args: &[&str]) -> String {
+    on_terminal_with(cols, "", args)
+}
+
+/// [`on_terminal`], with `env` (`NAME=value ...`) set for lvscheck.
+fn on_terminal_with(cols: u16, env: &str, args: &[&str]) -> String {
     let line = format!(
-        "stty cols {cols} rows 50; exec {BIN} {}",
+        "stty cols {cols} rows 50; {env} exec {BIN} {}",
         args.iter()
             .map(|a| format!("'{a}'"))
             .collect::<Vec<_>>()
