@@ -67,12 +67,21 @@ fn show(counters: &ReadProgress, stop: &AtomicBool) {
         std::thread::sleep(TICK);
         waited += TICK;
     }
-    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
+    // Hidden until the estimate is started (below), so it never draws a jump as a rate.
+    let bar = ProgressBar::hidden();
+    // One line however narrow the terminal: the bar takes what the words leave.
     if let Ok(style) = ProgressStyle::with_template(
-        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}, {eta} left",
+        "{msg} [{wide_bar}] {bytes}/{total_bytes} {bytes_per_sec} {eta} left",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
+    // What was read while the line was not shown is not a rate: the estimate starts now.
+    let now = counters.snapshot();
+    bar.set_length(now.total.max(now.bytes));
+    bar.set_position(now.bytes);
+    bar.set_message(message(&now));
+    bar.reset_eta();
+    bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(10));
     while !stop.load(Ordering::Relaxed) {
         let now = counters.snapshot();
         bar.set_length(now.total.max(now.bytes));
@@ -86,10 +95,10 @@ fn show(counters: &ReadProgress, stop: &AtomicBool) {
 /// The words before the bar: which pass, and how many of the captures' reads are done.
 pub fn message(now: &ProgressSnapshot) -> String {
     let pass = match now.pass {
-        0 | 1 => "pass 1 of 2 (topology, clocks)",
-        _ => "pass 2 of 2 (connections)",
+        0 | 1 => "pass 1/2 topology",
+        _ => "pass 2/2 connections",
     };
-    format!("{pass}: {} of {} files read", now.done, now.reads)
+    format!("{pass}, {}/{} files", now.done, now.reads)
 }
 
 #[cfg(test)]
@@ -115,19 +124,13 @@ mod tests {
                 pass: 1
             }
         );
-        assert_eq!(
-            message(&now),
-            "pass 1 of 2 (topology, clocks): 1 of 2 files read"
-        );
+        assert_eq!(message(&now), "pass 1/2 topology, 1/2 files");
         p.set_pass(2);
         // A capture read again counts its size again.
         p.begin_read(1000);
         let now = p.snapshot();
         assert_eq!((now.total, now.reads), (2500, 3));
-        assert_eq!(
-            message(&now),
-            "pass 2 of 2 (connections): 1 of 3 files read"
-        );
+        assert_eq!(message(&now), "pass 2/2 connections, 1/3 files");
     }
 
     #[test]
