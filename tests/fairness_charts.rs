@@ -225,6 +225,16 @@ fn text_boxes(svg: &str) -> Vec<(String, f64, f64, f64, f64)> {
         .collect()
 }
 
+/// No two of the boxes overlap.
+fn assert_apart(what: &str, boxes: &[(String, f64, f64, f64, f64)]) {
+    for (i, a) in boxes.iter().enumerate() {
+        for b in &boxes[i + 1..] {
+            let apart = a.2 <= b.1 || b.2 <= a.1 || a.4 <= b.3 || b.4 <= a.3;
+            assert!(apart, "{what}: {:?} overlaps {:?}", a.0, b.0);
+        }
+    }
+}
+
 #[test]
 fn at_200000_connections_the_charts_stay_small_readable_and_honest() {
     let report = analyse(&many(200_000));
@@ -235,12 +245,7 @@ fn at_200000_connections_the_charts_stay_small_readable_and_honest() {
         assert!(svg.len() < 400_000, "{name}: {} bytes", svg.len());
         let boxes = text_boxes(&svg);
         assert!(boxes.len() >= 10, "{name}: {} texts", boxes.len());
-        for (i, a) in boxes.iter().enumerate() {
-            for b in &boxes[i + 1..] {
-                let apart = a.2 <= b.1 || b.2 <= a.1 || a.4 <= b.3 || b.4 <= a.3;
-                assert!(apart, "{name}: {:?} overlaps {:?}", a.0, b.0);
-            }
-        }
+        assert_apart(name, &boxes);
         // The question answered in the subtitle: 1 in 12 connections went elsewhere than rr
         // sends them, so the service deviates; rr promises equal shares over weights 1:1:1.
         assert!(svg.contains("verdict: deviates"), "{name}");
@@ -265,5 +270,56 @@ fn at_200000_connections_the_charts_stay_small_readable_and_honest() {
     );
     if let Some(dir) = std::env::var_os("LVSCHECK_KEEP_CHARTS") {
         charts::render_all(&report, std::path::Path::new(&dir)).unwrap();
+    }
+}
+
+/// rr over 16 servers (more than the charts have colours, names too long to stand side by
+/// side under their bars), `connections` 1 ms apart.
+fn sixteen(connections: usize) -> FairnessInput {
+    let mut inp = input();
+    let svc = &mut inp.services[0];
+    let names: Vec<String> = (0..16).map(|i| format!("10.100.200.{}", 10 + i)).collect();
+    let config = svc.config.as_mut().unwrap();
+    config.scheduler = Scheduler::Rr;
+    config.servers = names
+        .iter()
+        .map(|ip| Server {
+            addr: SocketAddr::new(ip.parse().unwrap(), 80),
+            weight: 1,
+        })
+        .collect();
+    let template = svc.connections[0].clone();
+    svc.connections = (0..connections)
+        .map(|k| {
+            let mut c = template.clone();
+            c.client = format!("198.51.100.{}:{}", k % 250 + 1, 1024 + k)
+                .parse()
+                .unwrap();
+            c.rs = Some(names[k % 16].parse().unwrap());
+            c.start_ns = k as i64 * 1_000_000;
+            c.last_ns = c.start_ns + 1000;
+            c.tcp = None;
+            c
+        })
+        .collect();
+    inp
+}
+
+#[test]
+fn sixteen_servers_are_all_named_and_no_label_runs_into_another() {
+    // 300 connections: one mark each; 5000: counts per bin.
+    for connections in [300, 5000] {
+        let report = analyse(&sixteen(connections));
+        let svc = &report.services[0];
+        for name in CHARTS {
+            let svg = charts::svg(name, svc).unwrap();
+            assert_apart(&format!("{connections} {name}"), &text_boxes(&svg));
+        }
+        // Under the bars, upright: every server.
+        let svg = charts::svg("shares", svc).unwrap();
+        for i in 0..16 {
+            let ip = format!("10.100.200.{}", 10 + i);
+            assert!(svg.contains(&ip), "{ip}");
+        }
     }
 }

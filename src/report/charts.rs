@@ -255,16 +255,16 @@ fn seconds(svc: &ServiceReport, t: i64) -> f64 {
 }
 
 fn time_range(svc: &ServiceReport) -> (f64, f64) {
-    let end = svc
-        .timeline
-        .last()
-        .map_or(1.0, |a| seconds(svc, a.time_ns))
-        .max(seconds(
+    // The connections drawn decide; without any, the drift windows.
+    let end = match svc.timeline.last() {
+        Some(a) => seconds(svc, a.time_ns),
+        None => seconds(
             svc,
             svc.drift.windows.last().map_or(0, |w| w.start_ns) + svc.drift.window_ns,
-        ));
+        ),
+    };
     // A little room on the right so the last mark is not cut by the frame.
-    (0.0, end.max(1.0) * 1.02)
+    (0.0, if end > 0.0 { end * 1.02 } else { 1.0 })
 }
 
 /// The width, in pixels, a text of `chars` characters takes at `size` (DejaVu Sans averages a
@@ -295,28 +295,35 @@ fn shares<DB: DrawingBackend>(svc: &ServiceReport, root: &Area<DB>) -> DrawResul
             .max()
             .unwrap_or(0),
     );
-    // Labels that do not fit their server's slot are left out rather than drawn over others.
+    // Server names across when they fit their slot, else upright (every k-th when even
+    // that is too tight): never one over another.
     let slot = area.dim_in_pixel().0.saturating_sub(110) / n as u32;
     let longest_name = (0..n).map(|i| label(svc, i).len()).max().unwrap_or(0);
-    let name_size = if text_width(longest_name, 18) <= slot {
-        18
+    let across = text_width(longest_name, 18) <= slot;
+    let (name_size, name_area) = if across {
+        (18, 50)
     } else {
-        12
+        (14, text_width(longest_name, 14) + 24)
     };
-    let names_fit = text_width(longest_name, name_size) <= slot;
+    let every = if across {
+        1
+    } else {
+        (18 / slot.max(1) + 1) as i32
+    };
     let mut chart = ChartBuilder::on(&area)
         .margin(20)
         .margin_top(4)
-        .x_label_area_size(50)
+        .x_label_area_size(name_area)
         .y_label_area_size(90)
         .build_cartesian_2d((0..n as i32 - 1).into_segmented(), 0u64..top)?;
     chart
         .configure_mesh()
         .disable_x_mesh()
+        .x_labels(n + 1)
         .x_desc("real server")
         .y_desc("connections")
         .x_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) if names_fit => label(svc, *i as usize),
+            SegmentValue::CenterOf(i) if across => label(svc, *i as usize),
             _ => String::new(),
         })
         .y_label_formatter(&|y| y.to_string())
@@ -324,6 +331,22 @@ fn shares<DB: DrawingBackend>(svc: &ServiceReport, root: &Area<DB>) -> DrawResul
         .y_label_style(("sans-serif", 18))
         .axis_desc_style(("sans-serif", 20))
         .draw()?;
+    if !across {
+        // Upright, top down from just below the axis, centred on the server's slot.
+        let upright = ("sans-serif", name_size)
+            .into_font()
+            .transform(FontTransform::Rotate90)
+            .color(&BLACK);
+        let base = area.get_base_pixel();
+        for i in (0..n as i32).filter(|i| i % every == 0) {
+            let (x, y) = chart.backend_coord(&(SegmentValue::CenterOf(i), 0));
+            area.draw(&Text::new(
+                label(svc, i as usize),
+                (x - base.0 + name_size / 2, y - base.1 + 8),
+                upright.clone(),
+            ))?;
+        }
+    }
     chart
         .draw_series(svc.servers.iter().enumerate().map(|(i, s)| {
             let i = i as i32;
@@ -499,6 +522,10 @@ fn assignment_dots<DB: DrawingBackend>(
     area: &Area<DB>,
 ) -> DrawResult<DB> {
     let n = svc.servers.len().max(1);
+    // A row's name every `every` rows, so that names 16 pixels high do not run into each
+    // other (the rows share what the panel leaves after its caption and axis, ~100 px).
+    let row_px = area.dim_in_pixel().1.saturating_sub(100) / n as u32;
+    let every = (20 / row_px.max(1) + 1) as i32;
     let mut chart = ChartBuilder::on(area)
         .caption(
             "each connection, on the real server it went to (ringed in red: not as the \
@@ -515,8 +542,9 @@ fn assignment_dots<DB: DrawingBackend>(
         .disable_y_mesh()
         .light_line_style(WHITE)
         .x_desc("time (s)")
+        .y_labels(n + 1)
         .y_label_formatter(&|v| match v {
-            SegmentValue::CenterOf(i) => label(svc, *i as usize),
+            SegmentValue::CenterOf(i) if i % every == 0 => label(svc, *i as usize),
             _ => String::new(),
         })
         .label_style(("sans-serif", 16))
@@ -553,7 +581,16 @@ fn connections_per_bin<DB: DrawingBackend>(
     let most = b.per_server.iter().flatten().copied().max().unwrap_or(0);
     let mut chart = ChartBuilder::on(area)
         .caption(
-            format!("connections per {:.3} s, per real server", b.width_s),
+            if b.per_server.len() <= PALETTE.len() {
+                format!("connections per {:.3} s, per real server", b.width_s)
+            } else {
+                format!(
+                    "connections per {:.3} s: the most and the least any of the {} real \
+                     servers got",
+                    b.width_s,
+                    b.per_server.len()
+                )
+            },
             ("sans-serif", 18),
         )
         .margin(20)
@@ -572,17 +609,43 @@ fn connections_per_bin<DB: DrawingBackend>(
         .label_style(("sans-serif", 16))
         .axis_desc_style(("sans-serif", 18))
         .draw()?;
-    for (i, row) in b.per_server.iter().enumerate() {
-        let c = colour(i);
-        let points: Vec<(f64, u64)> = row
-            .iter()
-            .enumerate()
-            .map(|(k, &v)| (t0 + (k as f64 + 0.5) * b.width_s, v))
-            .collect();
-        chart
-            .draw_series(LineSeries::new(points, c.stroke_width(2)))?
-            .label(label(svc, i))
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3)));
+    let at = |k: usize| t0 + (k as f64 + 0.5) * b.width_s;
+    if b.per_server.len() <= PALETTE.len() {
+        for (i, row) in b.per_server.iter().enumerate() {
+            let c = colour(i);
+            let points: Vec<(f64, u64)> =
+                row.iter().enumerate().map(|(k, &v)| (at(k), v)).collect();
+            chart
+                .draw_series(LineSeries::new(points, c.stroke_width(2)))?
+                .label(label(svc, i))
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+        }
+    } else {
+        // More servers than colours: the least and the most any of them got, per bin.
+        let bins = b.per_server.first().map_or(0, Vec::len);
+        for (name, pick, c) in [
+            (
+                "the most any real server got",
+                u64::max as fn(u64, u64) -> u64,
+                BLACK,
+            ),
+            ("the least", u64::min, colour(0)),
+        ] {
+            let points: Vec<(f64, u64)> = (0..bins)
+                .map(|k| {
+                    let v = b.per_server.iter().map(|row| row[k]).reduce(pick);
+                    (at(k), v.unwrap_or(0))
+                })
+                .collect();
+            chart
+                .draw_series(LineSeries::new(points, c.stroke_width(2)))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(3))
+                });
+        }
     }
     chart
         .configure_series_labels()
