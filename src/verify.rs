@@ -33,7 +33,7 @@ pub struct Verification {
     /// What the run concluded, with its coverage.
     pub verdict: Verdict,
     /// What placing a frame needs of every connection, in order of start (connection `id` =
-    /// index + 1, as `flows` numbers them), when asked for ([`verify_with`]):
+    /// index + 1, as `flows` numbers them), when asked for ([`Keep::placements`]):
     /// for the annotated copies of the captures, which read them again.
     pub placements: Vec<Placement>,
 }
@@ -123,12 +123,28 @@ pub fn verify(
         rules_given: rules.is_some(),
         ..Policy::default()
     };
-    verify_with(sources, decode, opts, rules, None, &policy, false)
+    verify_with(sources, decode, opts, rules, None, &policy, Keep::NOTHING)
+}
+
+/// What a run keeps beyond the checks' results, for the reports that need more.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    /// Each service's assignments, for the fairness charts (the HTML report draws them).
+    pub timeline: fairness::Timeline,
+    /// What placing a frame needs of every connection ([`Verification::placements`], for
+    /// `--annotate`).
+    pub placements: bool,
+}
+
+impl Keep {
+    pub const NOTHING: Keep = Keep {
+        timeline: fairness::Timeline::Skip,
+        placements: false,
+    };
 }
 
 /// [`verify`] with the director's snapshots (`--director-state`) and the verdict's demands
-/// given (`--require`, `--fail-on`); with `keep_placements`, what placing a frame needs of
-/// every connection is kept ([`Verification::placements`], for `--annotate`).
+/// given (`--require`, `--fail-on`), keeping what `keep` asks for.
 pub fn verify_with(
     sources: &[CaptureSource],
     decode: DecodeOptions,
@@ -136,9 +152,9 @@ pub fn verify_with(
     rules: Option<&Rules>,
     state: Option<&DirectorState>,
     policy: &Policy,
-    keep_placements: bool,
+    keep: Keep,
 ) -> Verification {
-    let mut v = Verifier::new(state, keep_placements);
+    let mut v = Verifier::new(state, keep.placements);
     let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
     let mut placements = v.placements.take().unwrap_or_default();
     // In order of start, as `flows` numbers connections.
@@ -153,7 +169,7 @@ pub fn verify_with(
     if let Some(rules) = rules {
         fairness::observe::apply_rules(&mut input, rules);
     }
-    let fairness = fairness::analyse_observed(&input, fairness::Timeline::Skip);
+    let fairness = fairness::analyse_observed(&input, keep.timeline);
     let packet_of = |client: SocketAddr, time_ns: i64| {
         // The connection of that client port that started nearest that time, as the director
         // saw its first packet. Called for the few assignments shown as evidence only.
