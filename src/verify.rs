@@ -17,7 +17,9 @@ use crate::decode::DecodeOptions;
 use crate::fairness::observe::FairnessObserver;
 use crate::fairness::{self, FairnessReport};
 use crate::flows::trace::locate::Placement;
-use crate::flows::{analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions};
+use crate::flows::{
+    analyse_files_streaming, Analysis, ConnKey, Connection, ConnectionSink, FlowOptions,
+};
 use crate::topology::director_state::DirectorState;
 use crate::topology::rules::Rules;
 use crate::topology::MacAddr;
@@ -36,6 +38,27 @@ pub struct Verification {
     /// index + 1, as `flows` numbers them), when asked for ([`Keep::placements`]):
     /// for the annotated copies of the captures, which read them again.
     pub placements: Vec<Placement>,
+    /// The connections the checks found something to say about (not tunnelled, not answered,
+    /// with evidence: [`remarkable`]), at most [`REMARKABLE_KEPT`], numbered in order of start
+    /// as `flows` numbers them, when asked for ([`Keep::remarkable`]): what the HTML report
+    /// draws the findings' ladders from.
+    pub remarkable: Vec<Connection>,
+}
+
+/// Remarkable connections kept at most ([`Verification::remarkable`]): ladders are drawn for a
+/// few per finding, and each kept connection costs a kilobyte or so.
+pub const REMARKABLE_KEPT: usize = 10_000;
+
+/// Whether the checks may have something to say about a connection: it was not seen
+/// tunnelled, not answered, went around the director, or its legs hold evidence (resets,
+/// ICMP errors, replies from elsewhere).
+pub fn remarkable(class: &crate::checks::classify::Class, conn: &Connection) -> bool {
+    use crate::checks::classify::Forwarding;
+    class.forwarding != Forwarding::Tunnel
+        || !class.answer.answered()
+        || class.unwrapped_at_rs.is_some()
+        || class.wrapped_from_vip.is_some()
+        || conn.evidence().next().is_some()
 }
 
 impl Verification {
@@ -61,23 +84,29 @@ struct Verifier<'s> {
     director: Option<DirectorCheck<'s>>,
     /// Every connection's placement, when kept.
     placements: Option<Vec<Placement>>,
+    /// Remarkable connections, when kept, and where every connection started (to number
+    /// them in order of start).
+    remarkable: Option<(Vec<Connection>, Vec<(i64, ConnKey)>)>,
+    keep: Keep,
 }
 
 impl<'s> Verifier<'s> {
-    fn new(state: Option<&'s DirectorState>, keep_placements: bool) -> Verifier<'s> {
+    fn new(state: Option<&'s DirectorState>, keep: Keep) -> Verifier<'s> {
         Verifier {
             started: None,
             fairness: FairnessObserver::default(),
             state,
             director: state.map(DirectorCheck::new),
-            placements: keep_placements.then(Vec::new),
+            placements: keep.placements.then(Vec::new),
+            remarkable: keep.remarkable.then(Default::default),
+            keep,
         }
     }
 }
 
 impl ConnectionSink for Verifier<'_> {
     fn restart(&mut self) -> bool {
-        *self = Verifier::new(self.state, self.placements.is_some());
+        *self = Verifier::new(self.state, self.keep);
         true
     }
 
@@ -104,6 +133,12 @@ impl ConnectionSink for Verifier<'_> {
             // A connection that bypassed the director was never scheduled by it: `bypass`
             // reports it; the replay must not count it as a decision.
             scheduled = !class.bypassed();
+            if let Some((kept, starts)) = &mut self.remarkable {
+                starts.push((conn.first_ts_ns, conn.key()));
+                if kept.len() < REMARKABLE_KEPT && remarkable(&class, &conn) {
+                    kept.push(conn.clone());
+                }
+            }
         }
         if scheduled {
             self.fairness.add(&conn);
@@ -134,12 +169,16 @@ pub struct Keep {
     /// What placing a frame needs of every connection ([`Verification::placements`], for
     /// `--annotate`).
     pub placements: bool,
+    /// The remarkable connections ([`Verification::remarkable`], for the HTML report's
+    /// ladders).
+    pub remarkable: bool,
 }
 
 impl Keep {
     pub const NOTHING: Keep = Keep {
         timeline: fairness::Timeline::Skip,
         placements: false,
+        remarkable: false,
     };
 }
 
@@ -154,9 +193,14 @@ pub fn verify_with(
     policy: &Policy,
     keep: Keep,
 ) -> Verification {
-    let mut v = Verifier::new(state, keep.placements);
+    let mut v = Verifier::new(state, keep);
     let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
     let mut placements = v.placements.take().unwrap_or_default();
+    let remarkable = v
+        .remarkable
+        .take()
+        .map(numbered_by_start)
+        .unwrap_or_default();
     // In order of start, as `flows` numbers connections.
     placements.sort_by_key(|p| (p.first_ts_ns, p.key));
     let ctx = Context::new(&analysis);
@@ -205,7 +249,21 @@ pub fn verify_with(
         analysis,
         verdict,
         placements,
+        remarkable,
     }
+}
+
+/// The kept connections, numbered in order of start among all (`starts`), as `flows` numbers
+/// them, and in that order.
+fn numbered_by_start(
+    (mut kept, mut starts): (Vec<Connection>, Vec<(i64, ConnKey)>),
+) -> Vec<Connection> {
+    starts.sort_unstable();
+    for c in &mut kept {
+        c.id = starts.partition_point(|s| *s < (c.first_ts_ns, c.key())) as u64 + 1;
+    }
+    kept.sort_by_key(|c| c.id);
+    kept
 }
 
 /// A check skipped for want of packets that a capture's own problem removed says so: the

@@ -122,6 +122,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
             None => crate::fairness::Timeline::Skip,
         },
         placements: outputs.is_some(),
+        remarkable: args.html.is_some(),
     };
     let mut v = crate::verify::verify_with(
         &sources,
