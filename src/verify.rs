@@ -86,9 +86,12 @@ struct Verifier<'s> {
     placements: Option<Vec<Placement>>,
     /// Remarkable connections, when kept, and where every connection started (to number
     /// them in order of start).
-    remarkable: Option<(Vec<Connection>, Vec<(i64, ConnKey)>)>,
+    remarkable: Option<(Vec<Connection>, Starts)>,
     keep: Keep,
 }
+
+/// Where each connection started (reference clock) and its key: its number in order of start.
+type Starts = Vec<(i64, ConnKey)>;
 
 impl<'s> Verifier<'s> {
     fn new(state: Option<&'s DirectorState>, keep: Keep) -> Verifier<'s> {
@@ -255,9 +258,7 @@ pub fn verify_with(
 
 /// The kept connections, numbered in order of start among all (`starts`), as `flows` numbers
 /// them, and in that order.
-fn numbered_by_start(
-    (mut kept, mut starts): (Vec<Connection>, Vec<(i64, ConnKey)>),
-) -> Vec<Connection> {
+fn numbered_by_start((mut kept, mut starts): (Vec<Connection>, Starts)) -> Vec<Connection> {
     starts.sort_unstable();
     for c in &mut kept {
         c.id = starts.partition_point(|s| *s < (c.first_ts_ns, c.key())) as u64 + 1;
