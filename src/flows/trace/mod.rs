@@ -173,14 +173,16 @@ pub fn collect(
 }
 
 /// Marks the segments that take sequence space a vantage point already saw going the same
-/// way. `list` is in capture order, which is each vantage point's own time order.
+/// way in the same form. `list` is in capture order, which is each vantage point's own time
+/// order. Per form: a director sees every request twice, arriving and leaving wrapped, and the
+/// wrapped copy repeats nothing.
 fn mark_retransmissions(list: &mut [TracedPacket]) {
-    let mut highest: HashMap<(VantageId, bool), u32> = HashMap::default();
+    let mut highest: HashMap<(VantageId, Form), u32> = HashMap::default();
     for p in list.iter_mut().filter(|p| p.icmp.is_none()) {
         let Some(end) = p.seq_end() else {
             continue;
         };
-        match highest.entry((p.vantage(), p.form.is_request())) {
+        match highest.entry((p.vantage(), p.form)) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 // Sequence numbers wrap: "not after" is a signed difference.
                 if (end.wrapping_sub(*e.get()) as i32) <= 0 {
