@@ -13,16 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn captures(fixture: &str) -> Vec<PathBuf> {
-    let dir = Path::new(verify_common::root())
-        .join("fixtures")
-        .join(fixture);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    files.sort();
-    files
+    verify_common::fixture_captures(fixture)
 }
 
 /// Frames of `file` tshark shows for `filter`.

@@ -4,6 +4,7 @@ pub mod charts;
 pub mod fairness;
 pub mod flows;
 pub mod inspect;
+pub mod ladder;
 pub mod style;
 pub mod verify;
 

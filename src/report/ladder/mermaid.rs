@@ -1,0 +1,91 @@
+//! The ladder as a Mermaid `sequenceDiagram`, for tickets: one participant per column, one
+//! message per arrow (from the first vantage point that saw the packet to the last, or to where
+//! it was lost), the tunnel and the marks in its text.
+
+use super::text::letter;
+use super::{clock, heading, label, ArrowKind, Cell, Ladder};
+
+/// Mermaid text: every character that is not plainly safe in a participant's alias or a
+/// message (`;` ends a statement, `#` starts an entity, `%%` a comment, `<`, `>`, `:` and
+/// `-` take part in arrows and HTML) written as a `#NNN;` entity.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                ' ' | '.' | ',' | '_' | '/' | '+' | '(' | ')' | '=' | '[' | ']'
+            )
+        {
+            out.push(c);
+        } else {
+            out.push_str(&format!("#{};", u32::from(c)));
+        }
+    }
+    out
+}
+
+/// The ladder as a Mermaid sequence diagram.
+pub fn mermaid(l: &Ladder) -> String {
+    let mut out = String::from("sequenceDiagram\n");
+    out.push_str(&format!("    title {}\n", escape(&l.title())));
+    for (i, c) in l.columns.iter().enumerate() {
+        out.push_str(&format!(
+            "    participant {} as {}\n",
+            letter(i),
+            escape(&format!("{} ({}, {})", heading(c), c.capture, clock(c)))
+        ));
+    }
+    for a in &l.arrows {
+        let from = a.first_column();
+        let lost = a.lost_at.is_some() || a.unanswered;
+        let to = a.last_column();
+        let arrow = match (a.kind, lost) {
+            (ArrowKind::Request, false) => "->>",
+            (ArrowKind::Reply, false) => "-->>",
+            (ArrowKind::Icmp, false) => "--)",
+            (ArrowKind::Request, true) => "-x",
+            (_, true) => "--x",
+        };
+        let mut text = format!("+{} ms {}", l.ms(a.at_ns), a.label);
+        let via: Vec<String> = a
+            .cells
+            .iter()
+            .skip(1)
+            .filter(|c| c.0 != to && c.1 == Cell::Seen)
+            .map(|c| letter(c.0))
+            .collect();
+        if !via.is_empty() {
+            text.push_str(&format!(" via {}", via.join(", ")));
+        }
+        if let Some(o) = a.outer.filter(|_| a.wrapped.iter().any(|w| *w)) {
+            text.push_str(&format!(
+                ", wrapped: {} | {} > {}",
+                label::outer(&o),
+                a.src,
+                a.dst
+            ));
+        }
+        if a.retransmission {
+            text.push_str(", retransmission");
+        }
+        for (c, cell) in &a.cells {
+            if *cell == Cell::Missed {
+                text.push_str(&format!(", not captured at {}", letter(*c)));
+            }
+        }
+        if let Some(c) = a.lost_at {
+            text.push_str(&format!(", lost at {}", letter(c)));
+        }
+        if a.unanswered {
+            text.push_str(", no answer");
+        }
+        out.push_str(&format!(
+            "    {}{arrow}{}: {}\n",
+            letter(from),
+            letter(to),
+            escape(&text)
+        ));
+    }
+    out
+}
