@@ -213,19 +213,14 @@ impl Context<'_> {
         }
         let at_ns = group.iter().map(|p| p.at_ns).min().unwrap_or(first.at_ns);
         let (cells, lost_at) = self.cells(kind, first, &sightings);
+        // A step is wrapped when the packet arrived wrapped, or, where it did not arrive (lost,
+        // missed), when it left wrapped.
         let wrapped = cells
             .windows(2)
             .map(|w| {
-                let leaving = sightings
-                    .iter()
-                    .rev()
-                    .find(|s| s.column == w[0].0)
-                    .is_some_and(|s| s.outer.is_some());
-                let arriving = sightings
-                    .iter()
-                    .find(|s| s.column == w[1].0)
-                    .is_some_and(|s| s.outer.is_some());
-                leaving || arriving
+                let arriving = sightings.iter().find(|s| s.column == w[1].0);
+                let leaving = sightings.iter().rev().find(|s| s.column == w[0].0);
+                arriving.or(leaving).is_some_and(|s| s.outer.is_some())
             })
             .collect();
         let unanswered =

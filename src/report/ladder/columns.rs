@@ -2,6 +2,7 @@
 //! director, real server, the real server's decapsulating interface), so that requests run
 //! left to right and replies right to left.
 
+use crate::decode::packet::TunnelKind;
 use crate::flows::clock::{offset_of, OffsetMethod};
 use crate::flows::trace::TracedPacket;
 use crate::flows::{Analysis, Connection, Form};
@@ -25,6 +26,16 @@ pub enum Place {
 }
 
 impl Place {
+    /// A word for machines (the SVG's `data-place`).
+    pub fn id(self) -> &'static str {
+        match self {
+            Place::Client => "client",
+            Place::Other => "other",
+            Place::Director => "director",
+            Place::RealServer => "real_server",
+            Place::Decapsulated => "tunnel_end",
+        }
+    }
     /// The words a column header uses.
     pub fn name(self) -> &'static str {
         match self {
@@ -55,6 +66,9 @@ pub enum Clock {
 pub struct Column {
     pub vantage: VantageId,
     pub place: Place,
+    /// What the column is called: the place's name, or for a tunnel's end the device
+    /// ("RS tunl0": the interface's name when the capture gives it, tunl0 for IP-in-IP).
+    pub name: String,
     /// The host's address as far as LVS goes (the client's for a client capture).
     pub address: Option<IpAddr>,
     /// The capture file, and the interface or hop when it has several: escaped for a terminal
@@ -122,9 +136,15 @@ pub fn columns(a: &Analysis, conn: &Connection, packets: &[TracedPacket]) -> Vec
             .map(|(_, n)| crate::escape::printable(n, 64));
         let offset = offset_of(&a.clock_offsets, vantage.id);
         let own_to_reference = offset.map(|o| o.offset_ns).unwrap_or(0);
+        let name = match (place, &interface) {
+            (Place::Decapsulated, Some(i)) => format!("RS {i}"),
+            (Place::Decapsulated, None) if ipip(packets, address) => "RS tunl0".into(),
+            _ => place.name().to_string(),
+        };
         out.push(Column {
             vantage: vantage.id,
             place,
+            name,
             address,
             capture: vantage_label(a, vantage.id),
             interface,
@@ -154,6 +174,15 @@ pub fn columns(a: &Analysis, conn: &Connection, packets: &[TracedPacket]) -> Vec
         (group, c.address, c.place, c.vantage)
     });
     out
+}
+
+/// Whether the requests to the real server at `address` were wrapped in IPv4 IP-in-IP, whose
+/// end on Linux is tunl0.
+fn ipip(packets: &[TracedPacket], address: Option<IpAddr>) -> bool {
+    packets.iter().any(|p| {
+        p.outer
+            .is_some_and(|o| o.kind == TunnelKind::IpIp && Some(o.dst) == address)
+    })
 }
 
 /// Whether another capture of the real server at `address` saw this connection's requests

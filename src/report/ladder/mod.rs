@@ -153,8 +153,8 @@ impl Ladder {
 /// A column's heading: "client 172.25.254.67", "real server 172.25.67.2".
 pub fn heading(c: &Column) -> String {
     match c.address {
-        Some(a) => format!("{} {a}", c.place.name()),
-        None => c.place.name().to_string(),
+        Some(a) => format!("{} {a}", c.name),
+        None => c.name.clone(),
     }
 }
 

@@ -103,13 +103,13 @@ pub fn svg(l: &Ladder) -> String {
     for (i, c) in l.columns.iter().enumerate() {
         let cx = x(i);
         let w = gap.min(230.0) - 16.0;
-        let chars = (w / 6.6) as usize;
+        let chars = (w / 7.0) as usize;
         let _ = write!(
             s,
             r##"<g class="column" data-vantage="{}/{}" data-place="{}"><title>{}</title><rect x="{:.1}" y="60" width="{w:.1}" height="66" rx="6" fill="#f4f6f8" stroke="#7f8c8d"/><text x="{cx:.1}" y="78" text-anchor="middle" font-weight="bold">{} {}</text><text x="{cx:.1}" y="96" text-anchor="middle" font-family="monospace" font-size="11">{}</text><text x="{cx:.1}" y="113" text-anchor="middle" font-size="10" fill="#555">{}</text><line x1="{cx:.1}" y1="126" x2="{cx:.1}" y2="{bottom:.1}" stroke="#95a5a6" stroke-width="1.5"/></g>"##,
             c.vantage.capture,
             c.vantage.interface,
-            xml(c.place.name()),
+            c.place.id(),
             xml(&format!("{}: {}, {}", heading(c), c.capture, clock(c))),
             cx - w / 2.0,
             letter(i),

@@ -5,10 +5,10 @@ use super::{clock, heading, label, Arrow, ArrowKind, Cell, Ladder};
 use crate::time::rfc3339_ns;
 
 /// Characters between two columns, at most (fewer when there are many columns).
-const GAP: usize = 18;
+const GAP: usize = 16;
 /// Room left of the first column and right of the last (arrow stubs, the no-answer mark).
 const LEFT: usize = 4;
-const RIGHT: usize = 4;
+const RIGHT: usize = 3;
 
 /// The letter naming column `i` in the diagram.
 pub fn letter(i: usize) -> String {
@@ -191,7 +191,7 @@ pub fn describe(a: &Arrow, inner: bool) -> String {
         }
     }
     if a.unanswered {
-        parts.push(format!("✗ no answer after {}", letter(a.last_column())));
+        parts.push("✗ no answer".into());
     }
     parts.join(" · ")
 }
