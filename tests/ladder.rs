@@ -52,8 +52,9 @@ struct Expected {
     /// (capture index, interface) of every vantage point that saw a frame of it.
     vantages: BTreeSet<(usize, String)>,
     /// Distinct packets: the inner header's source, IP id, sequence and acknowledgement
-    /// numbers and flags (a wrapped copy carries the packet it wraps unchanged).
-    packets: BTreeSet<(String, String, String, String, String)>,
+    /// numbers, flags and TCP timestamp (a wrapped copy carries the packet it wraps unchanged;
+    /// a retransmitted SYN-ACK differs from the first only in its timestamp).
+    packets: BTreeSet<(String, String, String, String, String, String)>,
     /// Every frame of it: capture index and frame number.
     frames: BTreeSet<(usize, u64)>,
 }
@@ -91,6 +92,7 @@ fn expected(files: &[PathBuf], client: &str, port: u16) -> Expected {
             "tcp.seq_raw",
             "tcp.ack_raw",
             "tcp.flags",
+            "tcp.options.timestamp.tsval",
         ];
         for r in tshark(file, &filter, &fields) {
             e.vantages.insert((i, r[1].clone()));
@@ -101,6 +103,7 @@ fn expected(files: &[PathBuf], client: &str, port: u16) -> Expected {
                 r[4].clone(),
                 r[5].clone(),
                 r[6].clone(),
+                r[7].clone(),
             ));
         }
     }
@@ -111,6 +114,8 @@ struct Drawn {
     columns: usize,
     /// Per arrow: its frames (capture, frame) and whether it is marked lost or unanswered.
     arrows: Vec<(Vec<(usize, u64)>, bool)>,
+    /// Per arrow: its kind and the capture of the column where it was lost.
+    fates: Vec<(String, Option<usize>)>,
 }
 
 fn parse_svg(svg: &str) -> Drawn {
@@ -123,6 +128,17 @@ fn parse_svg(svg: &str) -> Drawn {
     );
     let class = |n: &roxmltree::Node, c: &str| n.attribute("class") == Some(c);
     let columns = doc.descendants().filter(|n| class(n, "column")).count();
+    let fates = doc
+        .descendants()
+        .filter(|n| class(n, "arrow"))
+        .map(|n| {
+            let at = n.attribute("data-lost-at");
+            (
+                n.attribute("data-kind").unwrap().to_string(),
+                at.map(|v| v.split('/').next().unwrap().parse().unwrap()),
+            )
+        })
+        .collect();
     let arrows = doc
         .descendants()
         .filter(|n| class(n, "arrow"))
@@ -139,7 +155,11 @@ fn parse_svg(svg: &str) -> Drawn {
             (frames, n.attribute("data-lost") == Some("true"))
         })
         .collect();
-    Drawn { columns, arrows }
+    Drawn {
+        columns,
+        arrows,
+        fates,
+    }
 }
 
 /// The SVG of the connection has a column per vantage point tshark sees it at and an arrow per
@@ -261,6 +281,36 @@ fn rp_filter_ladder_marks_the_requests_that_reached_the_server_unanswered() {
     let (_, text, _) = lvscheck(&files, &["--conn", &e.id.to_string(), "--ladder"]);
     let marked = text.lines().filter(|l| l.contains("✗ no answer")).count();
     assert_eq!(marked, e.packets.len(), "{text}");
+}
+
+#[test]
+fn replies_that_never_reached_the_client_are_lost_at_the_client() {
+    if !verify_common::tshark_available() {
+        return;
+    }
+    // conns.txt: 10.7.0.200:50744 SYN_RECV on 10.7.0.12, the server that routes its replies
+    // through the director, which drops them.
+    let files = captures("reply-via-director");
+    let drawn = ladder_matches_tshark("reply-via-director", "10.7.0.200", 50744);
+    let client = files
+        .iter()
+        .position(|f| f.file_name().unwrap() == "client.pcap")
+        .unwrap();
+    let rs2 = files
+        .iter()
+        .position(|f| f.file_name().unwrap() == "rs2.pcap")
+        .unwrap();
+    let filter = "ip.src == 10.7.0.100 && tcp.dstport == 50744";
+    let left = tshark(&files[rs2], filter, &["frame.number"]).len();
+    assert!(left > 0);
+    assert!(tshark(&files[client], filter, &["frame.number"]).is_empty());
+    let replies: Vec<_> = drawn.fates.iter().filter(|f| f.0 == "reply").collect();
+    assert_eq!(replies.len(), left, "{:?}", drawn.fates);
+    assert!(
+        replies.iter().all(|f| f.1 == Some(client)),
+        "{:?}",
+        drawn.fates
+    );
 }
 
 #[test]

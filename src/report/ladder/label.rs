@@ -132,3 +132,44 @@ pub fn tunnel(kind: TunnelKind) -> &'static str {
 pub fn outer(o: &OuterHeader) -> String {
     format!("{} {} > {}", tunnel(o.kind), o.src, o.dst)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{flags, icmp};
+    use crate::decode::packet::Tcp;
+    use crate::flows::trace::IcmpError;
+
+    #[test]
+    fn flags_read_as_people_say_them() {
+        assert_eq!(flags(Tcp::SYN), "SYN");
+        assert_eq!(flags(Tcp::SYN | Tcp::ACK), "SYN-ACK");
+        assert_eq!(flags(Tcp::PSH | Tcp::ACK), "PSH-ACK");
+        assert_eq!(flags(Tcp::FIN | Tcp::ACK), "FIN-ACK");
+        assert_eq!(flags(Tcp::RST), "RST");
+        assert_eq!(flags(0), "no flags");
+    }
+
+    #[test]
+    fn icmp_errors_are_named_with_their_mtu() {
+        let e = |v6, icmp_type, code, mtu| IcmpError {
+            v6,
+            icmp_type,
+            code,
+            mtu,
+        };
+        assert_eq!(icmp(&e(false, 3, 3, None)), "port unreachable");
+        assert_eq!(icmp(&e(true, 1, 4, None)), "port unreachable");
+        assert_eq!(
+            icmp(&e(false, 3, 4, Some(1480))),
+            "fragmentation needed (MTU 1480)"
+        );
+        assert_eq!(
+            icmp(&e(true, 2, 0, Some(1280))),
+            "packet too big (MTU 1280)"
+        );
+        assert_eq!(
+            icmp(&e(false, 3, 7, None)),
+            "destination unreachable (type 3 code 7)"
+        );
+    }
+}

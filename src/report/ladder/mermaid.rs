@@ -89,3 +89,17 @@ pub fn mermaid(l: &Ladder) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn everything_that_is_syntax_becomes_an_entity() {
+        assert_eq!(escape("SYN seq 0"), "SYN seq 0");
+        assert_eq!(escape("a;b#c"), "a#59;b#35;c");
+        assert_eq!(escape("<script>"), "#60;script#62;");
+        assert_eq!(escape("10.0.0.1:80 %% x"), "10.0.0.1#58;80 #37;#37; x");
+        assert_eq!(escape("a-x\u{1b}"), "a#45;x#27;");
+    }
+}

@@ -161,7 +161,7 @@ fn arrow(s: &mut String, l: &Ladder, a: &Arrow, y: f64, x: &dyn Fn(usize) -> f64
         .collect();
     let _ = write!(
         s,
-        r#"<g class="arrow" data-kind="{}" data-frames="{}" data-lost="{}" data-retransmission="{}">"#,
+        r#"<g class="arrow" data-kind="{}" data-frames="{}" data-lost="{}"{} data-retransmission="{}">"#,
         match a.kind {
             ArrowKind::Request => "request",
             ArrowKind::Reply => "reply",
@@ -169,6 +169,12 @@ fn arrow(s: &mut String, l: &Ladder, a: &Arrow, y: f64, x: &dyn Fn(usize) -> f64
         },
         frames.join(" "),
         a.lost_at.is_some() || a.unanswered,
+        a.lost_at
+            .map(|c| {
+                let v = l.columns[c].vantage;
+                format!(r#" data-lost-at="{}/{}""#, v.capture, v.interface)
+            })
+            .unwrap_or_default(),
         a.retransmission
     );
     let mut tip = describe(a, true);
