@@ -66,6 +66,18 @@ fn fit(text: &str, max: usize) -> String {
     s
 }
 
+/// Cuts a path to its last `max` characters with an ellipsis in front: the file's name stays
+/// whole (the whole path goes in a `<title>`).
+fn fit_path(text: &str, max: usize) -> String {
+    let n = text.chars().count();
+    if n <= max {
+        return text.to_string();
+    }
+    let mut s = String::from("…");
+    s.extend(text.chars().skip(n + 1 - max.max(1)));
+    s
+}
+
 /// The ladder as an SVG document (an `<svg>` element, fit to be inlined in HTML too).
 pub fn svg(l: &Ladder) -> String {
     let n = l.columns.len().max(1);
@@ -114,7 +126,7 @@ pub fn svg(l: &Ladder) -> String {
             cx - w / 2.0,
             letter(i),
             xml(&fit(&heading(c), chars.saturating_sub(3))),
-            xml(&fit(&c.capture, chars)),
+            xml(&fit_path(&c.capture, chars)),
             xml(&clock(c)),
         );
     }
