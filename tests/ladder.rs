@@ -314,6 +314,18 @@ fn replies_that_never_reached_the_client_are_lost_at_the_client() {
 }
 
 #[test]
+fn a_packet_the_director_forwards_without_a_tunnel_is_one_arrow() {
+    if !verify_common::tshark_available() {
+        return;
+    }
+    // rules.txt: 10.7.0.12 is added with -g (direct routing); conns.txt: 10.7.0.200:39504
+    // went to it. The director's capture holds each request twice, in and out, unwrapped:
+    // still one packet each, and nothing lost on the way.
+    let drawn = ladder_matches_tshark("dr-server", "10.7.0.200", 39504);
+    assert!(drawn.arrows.iter().all(|a| !a.1), "{:?}", drawn.fates);
+}
+
+#[test]
 fn an_unknown_connection_is_refused() {
     let files = captures("tutorial");
     let (code, out, err) = lvscheck(&files, &["--conn", "11", "--ladder"]);

@@ -15,6 +15,8 @@ use std::net::{IpAddr, SocketAddr};
 
 /// Sightings of one packet further apart than this are of different packets.
 const SAME_PACKET_NS: i64 = 1_000_000_000;
+/// A director forwards a packet within this time of its arrival.
+const FORWARD_NS: i64 = 200_000_000;
 /// A request is unanswered when a capture that would see the answer ran this long after it.
 const ANSWER_WAIT_NS: i64 = 1_000_000_000;
 
@@ -144,10 +146,21 @@ pub fn arrows(columns: &[Column], conn: &Connection, packets: &[TracedPacket]) -
             continue;
         }
         let candidates = open.entry(key(p)).or_default();
+        // A packet passes each vantage point once in each form, but a director twice in the
+        // same form when it forwards without a tunnel (direct routing: in, then out to the
+        // real server's MAC), soon after.
+        let director = columns[column_of[&p.vantage()]].place == Place::Director;
         let fits = |g: &Vec<&TracedPacket>| {
-            g.iter()
-                .all(|q| !(q.vantage() == p.vantage() && q.form == p.form))
-                && p.at_ns - g[g.len() - 1].at_ns <= SAME_PACKET_NS
+            let same: Vec<&&TracedPacket> = g
+                .iter()
+                .filter(|q| q.vantage() == p.vantage() && q.form == p.form)
+                .collect();
+            let room = match same.as_slice() {
+                [] => true,
+                [q] => director && p.form == Form::Request && p.at_ns - q.at_ns <= FORWARD_NS,
+                _ => false,
+            };
+            room && p.at_ns - g[g.len() - 1].at_ns <= SAME_PACKET_NS
         };
         match candidates.iter().find(|&&g| fits(&groups[g])) {
             Some(&g) => groups[g].push(p),
@@ -198,7 +211,14 @@ impl Context<'_> {
         } else {
             ArrowKind::Reply
         };
-        let mut sightings: Vec<Sighting> = group
+        let mut group: Vec<&TracedPacket> = group.to_vec();
+        if kind != ArrowKind::Icmp {
+            group.sort_by_key(|p| {
+                let place = self.columns[column_of[&p.vantage()]].place;
+                (position(place, p.form), p.at_ns)
+            });
+        }
+        let sightings: Vec<Sighting> = group
             .iter()
             .map(|p| Sighting {
                 column: column_of[&p.vantage()],
@@ -208,9 +228,6 @@ impl Context<'_> {
                 outer: p.outer,
             })
             .collect();
-        if kind != ArrowKind::Icmp {
-            sightings.sort_by_key(|s| (position(self.columns[s.column].place, s.form), s.at_ns));
-        }
         let at_ns = group.iter().map(|p| p.at_ns).min().unwrap_or(first.at_ns);
         let (cells, lost_at) = self.cells(kind, first, &sightings);
         // A step is wrapped when the packet arrived wrapped, or, where it did not arrive (lost,
@@ -232,7 +249,9 @@ impl Context<'_> {
             outer: group.iter().find_map(|p| p.outer),
             src: first.src,
             dst: first.dst,
-            retransmission: group.iter().any(|p| p.retransmission),
+            // As its sender (or the first capture on its way) saw it: a director's second copy
+            // of a packet it forwards repeats its sequence space without being resent.
+            retransmission: group[0].retransmission,
             cells,
             wrapped,
             sightings,
@@ -320,6 +339,10 @@ impl Context<'_> {
                 c = step(i);
             }
         }
+        // A request seen unwrapped past the director never went through it (the client sent
+        // it to a real server that claimed the VIP): the director did not miss it.
+        let tunnelled = sightings.iter().any(|s| s.outer.is_some());
+        let through = |c: usize| self.columns[c].place != Place::Director || tunnelled;
         let stop = lost_at.filter(|l| *l != end).unwrap_or(end);
         let mut cells = Vec::new();
         let mut c = start;
@@ -328,7 +351,7 @@ impl Context<'_> {
                 Cell::Lost
             } else if seen(c) {
                 Cell::Seen
-            } else if self.on_path(kind, c) && self.running(c, last.at_ns) {
+            } else if self.on_path(kind, c) && self.running(c, last.at_ns) && through(c) {
                 Cell::Missed
             } else {
                 Cell::Crossed
