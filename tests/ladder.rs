@@ -206,7 +206,8 @@ fn ladder_matches_tshark(fixture: &str, client: &str, port: u16) -> Drawn {
 
 /// Reads a Mermaid sequence diagram as its grammar has it: `sequenceDiagram`, then `title`,
 /// `participant ID as TEXT` and `FROM ARROW TO: TEXT` lines; the texts hold no character that
-/// Mermaid would read as syntax (`;`, `#` outside an entity, `%`, `<`, `>`, `:`). Returns the
+/// Mermaid would read as syntax (`;`, `#` outside an entity, `%`, `<`, `>`; in an alias also
+/// `:`, `-` and `,`). Returns the
 /// messages (from, arrow, to).
 fn sequence_diagram_messages(text: &str) -> Vec<(String, String, String)> {
     let mut lines = text.lines();
@@ -219,8 +220,10 @@ fn sequence_diagram_messages(text: &str) -> Vec<(String, String, String)> {
             assert!(after[..end].chars().all(|c| c.is_ascii_digit()), "{s}");
             rest = &after[end + 1..];
         }
-        !rest.contains([';', '%', '<', '>', ':', '"'])
+        !rest.contains([';', '%', '<', '>', '"'])
     };
+    // An alias is stricter: `:`, `-` and `,` take part in the syntax there.
+    let strict = |s: &str| safe(s) && !s.contains([':', '-', ',']);
     let mut participants = BTreeSet::new();
     let mut messages = Vec::new();
     for line in lines {
@@ -230,7 +233,7 @@ fn sequence_diagram_messages(text: &str) -> Vec<(String, String, String)> {
         } else if let Some(p) = line.strip_prefix("participant ") {
             let (id, alias) = p.split_once(" as ").expect("participant ID as TEXT");
             assert!(id.chars().all(|c| c.is_ascii_alphanumeric()), "{line}");
-            assert!(safe(alias), "{line}");
+            assert!(strict(alias), "{line}");
             participants.insert(id.to_string());
         } else {
             let (head, label) = line.split_once(": ").expect("FROM ARROW TO: TEXT");

@@ -5,18 +5,29 @@
 use super::text::letter;
 use super::{clock, heading, label, ArrowKind, Cell, Ladder};
 
-/// Mermaid text: every character that is not plainly safe in a participant's alias or a
-/// message (`;` ends a statement, `#` starts an entity, `%%` a comment, `<`, `>`, `:` and
-/// `-` take part in arrows and HTML) written as a `#NNN;` entity.
+/// Mermaid text for a participant's alias: every character that is not plainly
+/// safe there (`;` ends a statement, `#` starts an entity, `%%` a comment, `<`, `>`, `:`, `,`
+/// and `-` take part in the syntax and HTML) written as a `#NNN;` entity.
 pub fn escape(text: &str) -> String {
+    entities(text, |c| {
+        c.is_ascii_alphanumeric() || matches!(c, ' ' | '.' | '_' | '/' | '+' | '(' | ')' | '=')
+    })
+}
+
+/// Mermaid text for a message, which runs from the `:` to the end of the line: only `;`, `#`,
+/// `%`, `<`, `>`, `&`, `"` and control or invisible characters are written as entities, so that
+/// "10.0.0.1:80 → 10.0.0.100:80" stays readable in a ticket.
+pub fn escape_message(text: &str) -> String {
+    entities(text, |c| {
+        !matches!(c, ';' | '#' | '%' | '<' | '>' | '&' | '"')
+            && crate::escape::printable(&c.to_string(), 1).chars().count() == 1
+    })
+}
+
+fn entities(text: &str, keep: impl Fn(char) -> bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                ' ' | '.' | ',' | '_' | '/' | '+' | '(' | ')' | '=' | '[' | ']'
-            )
-        {
+        if keep(c) {
             out.push(c);
         } else {
             out.push_str(&format!("#{};", u32::from(c)));
@@ -28,7 +39,9 @@ pub fn escape(text: &str) -> String {
 /// The ladder as a Mermaid sequence diagram.
 pub fn mermaid(l: &Ladder) -> String {
     let mut out = String::from("sequenceDiagram\n");
-    out.push_str(&format!("    title {}\n", escape(&l.title())));
+    // The title, like a message, runs to the end of its line.
+    let title = l.title().replace(" > ", " → ");
+    out.push_str(&format!("    title {}\n", escape_message(&title)));
     for (i, c) in l.columns.iter().enumerate() {
         out.push_str(&format!(
             "    participant {} as {}\n",
@@ -84,7 +97,7 @@ pub fn mermaid(l: &Ladder) -> String {
             "    {}{arrow}{}: {}\n",
             letter(from),
             letter(to),
-            escape(&text)
+            escape_message(&text.replace(" > ", " → "))
         ));
     }
     out
@@ -92,7 +105,7 @@ pub fn mermaid(l: &Ladder) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::{escape, escape_message};
 
     #[test]
     fn everything_that_is_syntax_becomes_an_entity() {
@@ -101,5 +114,13 @@ mod tests {
         assert_eq!(escape("<script>"), "#60;script#62;");
         assert_eq!(escape("10.0.0.1:80 %% x"), "10.0.0.1#58;80 #37;#37; x");
         assert_eq!(escape("a-x\u{1b}"), "a#45;x#27;");
+        assert_eq!(
+            escape_message("SYN-ACK 10.0.0.1:80 → 10.0.0.9:5000 | x"),
+            "SYN-ACK 10.0.0.1:80 → 10.0.0.9:5000 | x"
+        );
+        assert_eq!(
+            escape_message("a;b#c%<>\u{1b}\u{202e}"),
+            "a#59;b#35;c#37;#60;#62;#27;#8238;"
+        );
     }
 }
