@@ -16,6 +16,7 @@ use crate::checks::{CheckResult, ConnectionChecks, Context, Status};
 use crate::decode::DecodeOptions;
 use crate::fairness::observe::FairnessObserver;
 use crate::fairness::{self, FairnessReport};
+use crate::flows::trace::locate::Placement;
 use crate::flows::{analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions};
 use crate::topology::director_state::DirectorState;
 use crate::topology::rules::Rules;
@@ -31,6 +32,10 @@ pub struct Verification {
     pub fairness: FairnessReport,
     /// What the run concluded, with its coverage.
     pub verdict: Verdict,
+    /// What placing a frame needs of every connection, in order of start (connection `id` =
+    /// index + 1, as `flows` numbers them), when asked for ([`Keep::placements`]):
+    /// for the annotated copies of the captures, which read them again.
+    pub placements: Vec<Placement>,
 }
 
 impl Verification {
@@ -54,22 +59,25 @@ struct Verifier<'s> {
     /// The director's snapshots, when given, and their comparison with the connections.
     state: Option<&'s DirectorState>,
     director: Option<DirectorCheck<'s>>,
+    /// Every connection's placement, when kept.
+    placements: Option<Vec<Placement>>,
 }
 
 impl<'s> Verifier<'s> {
-    fn new(state: Option<&'s DirectorState>) -> Verifier<'s> {
+    fn new(state: Option<&'s DirectorState>, keep_placements: bool) -> Verifier<'s> {
         Verifier {
             started: None,
             fairness: FairnessObserver::default(),
             state,
             director: state.map(DirectorCheck::new),
+            placements: keep_placements.then(Vec::new),
         }
     }
 }
 
 impl ConnectionSink for Verifier<'_> {
     fn restart(&mut self) -> bool {
-        *self = Verifier::new(self.state);
+        *self = Verifier::new(self.state, self.placements.is_some());
         true
     }
 
@@ -82,6 +90,9 @@ impl ConnectionSink for Verifier<'_> {
     }
 
     fn connection(&mut self, conn: Connection) {
+        if let Some(kept) = &mut self.placements {
+            kept.push(Placement::from(&conn));
+        }
         let mut scheduled = true;
         if let Some((analysis, checks, director_macs)) = &mut self.started {
             let ctx = Context::with_director_macs(analysis, director_macs);
@@ -112,11 +123,28 @@ pub fn verify(
         rules_given: rules.is_some(),
         ..Policy::default()
     };
-    verify_with(sources, decode, opts, rules, None, &policy)
+    verify_with(sources, decode, opts, rules, None, &policy, Keep::NOTHING)
+}
+
+/// What a run keeps beyond the checks' results, for the reports that need more.
+#[derive(Debug, Clone, Copy)]
+pub struct Keep {
+    /// Each service's assignments, for the fairness charts (the HTML report draws them).
+    pub timeline: fairness::Timeline,
+    /// What placing a frame needs of every connection ([`Verification::placements`], for
+    /// `--annotate`).
+    pub placements: bool,
+}
+
+impl Keep {
+    pub const NOTHING: Keep = Keep {
+        timeline: fairness::Timeline::Skip,
+        placements: false,
+    };
 }
 
 /// [`verify`] with the director's snapshots (`--director-state`) and the verdict's demands
-/// given (`--require`, `--fail-on`).
+/// given (`--require`, `--fail-on`), keeping what `keep` asks for.
 pub fn verify_with(
     sources: &[CaptureSource],
     decode: DecodeOptions,
@@ -124,9 +152,13 @@ pub fn verify_with(
     rules: Option<&Rules>,
     state: Option<&DirectorState>,
     policy: &Policy,
+    keep: Keep,
 ) -> Verification {
-    let mut v = Verifier::new(state);
+    let mut v = Verifier::new(state, keep.placements);
     let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
+    let mut placements = v.placements.take().unwrap_or_default();
+    // In order of start, as `flows` numbers connections.
+    placements.sort_by_key(|p| (p.first_ts_ns, p.key));
     let ctx = Context::new(&analysis);
     let mut checks = match v.started {
         Some((_, checks, _)) => checks.finish(&ctx),
@@ -137,7 +169,7 @@ pub fn verify_with(
     if let Some(rules) = rules {
         fairness::observe::apply_rules(&mut input, rules);
     }
-    let fairness = fairness::analyse_observed(&input, fairness::Timeline::Skip);
+    let fairness = fairness::analyse_observed(&input, keep.timeline);
     let packet_of = |client: SocketAddr, time_ns: i64| {
         // The connection of that client port that started nearest that time, as the director
         // saw its first packet. Called for the few assignments shown as evidence only.
@@ -172,6 +204,7 @@ pub fn verify_with(
         fairness,
         analysis,
         verdict,
+        placements,
     }
 }
 

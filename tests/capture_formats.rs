@@ -426,6 +426,29 @@ fn pcapng_journal_entries_take_a_frame_number() {
     assert!(summary.complete);
 }
 
+/// tshark 4.0 lists a custom block (copiable 0x0BAD or not 0x40000BAD, any PEN) as a frame of
+/// its own: "PCAPNG 0 Custom Block: PEN = ...". Frames after one were numbered one less than
+/// Wireshark shows them, so evidence named the frame before the one meant.
+#[test]
+fn pcapng_custom_blocks_take_a_frame_number() {
+    let mut ng = Pcapng::new(false);
+    ng.interface(1, 0, &[]);
+    ng.epb(0, 1, &payload(0, 14), 14);
+    ng.block(0x0000_0BAD, &[1, 2, 3, 4]);
+    ng.epb(0, 2, &payload(1, 14), 14);
+    ng.block(0x4000_0BAD, &[0xd9, 0x7e, 0, 0, 9, 9, 9, 9]);
+    ng.block(4, &[0, 0, 0, 0]); // name resolution: no frame
+    ng.epb(0, 3, &payload(2, 14), 14);
+    let (summary, frames) = read_ok("custom.pcapng", &ng.bytes);
+    assert_eq!(
+        frames.iter().map(|f| f.number).collect::<Vec<_>>(),
+        vec![1, 3, 5]
+    );
+    assert_eq!(summary.frames, 3);
+    assert_eq!(summary.skipped_records, 2);
+    assert!(summary.complete);
+}
+
 #[test]
 fn gzip_is_recognised_by_its_magic() {
     let (ng, expected) = two_sections();

@@ -69,7 +69,7 @@ fn report_names_servers_numbers_and_the_first_mismatch() {
     let b = "10.0.0.12";
     let text = render(&analyse(&input(Scheduler::Rr, &[a, b, a, a, b, a])));
     assert!(
-        text.contains("Service TCP 192.0.2.10:80 (scheduler rr): 6 connection(s)"),
+        text.contains("Service TCP 192.0.2.10:80 (scheduler rr): 6 connections"),
         "{text}"
     );
     assert!(text.contains("10.0.0.11") && text.contains("10.0.0.12"));
@@ -80,7 +80,7 @@ fn report_names_servers_numbers_and_the_first_mismatch() {
         text.contains("5 of 6 scheduled decisions reproduced"),
         "{text}"
     );
-    assert!(text.contains("1 mismatch(es); the first 1:"), "{text}");
+    assert!(text.contains("1 mismatch; the first 1:"), "{text}");
     assert!(text.contains("3.000"), "mismatch time 3 s: {text}");
     assert!(text.contains("4.0/4.0/4.0 (n=4)"), "{text}");
 }

@@ -170,3 +170,35 @@ fn tutorial_retransmissions_are_tsharks() {
 fn rp_filter_retransmissions_are_tsharks() {
     retransmissions_are_tsharks("rp-filter");
 }
+
+/// Every evidence frame of rp-filter's reply.present finding belongs to a connection whose
+/// client port tshark shows in that frame.
+#[test]
+fn evidence_frames_name_their_connection() {
+    if !verify_common::tshark_available() {
+        return;
+    }
+    let files = captures("rp-filter");
+    let sources: Vec<CaptureSource> = files.iter().cloned().map(CaptureSource::File).collect();
+    let opts = FlowOptions::default();
+    let source = FileSource::new(sources, DecodeOptions::default(), opts.look_ahead);
+    let analysis = analyse_source(&source, &opts);
+    let conns: Vec<_> = analysis.connections.iter().collect();
+    let by_frame = lvscheck::flows::trace::connections_by_frame(&conns);
+    let (_, doc) = verify_common::verify(&files);
+    let finding = &verify_common::check(&doc, "reply.present")["findings"][0];
+    let evidence = finding["evidence"].as_array().unwrap();
+    assert!(!evidence.is_empty());
+    for e in evidence {
+        let file = Path::new(e["file"].as_str().unwrap());
+        let capture = files.iter().position(|f| f.ends_with(file)).unwrap() as u32;
+        let frame = e["frame"].as_u64().unwrap();
+        let c = conns[by_frame[&(capture, frame)]];
+        let filter = format!(
+            "frame.number == {frame} && ip.addr == {} && tcp.port == {}",
+            c.client.ip(),
+            c.client.port()
+        );
+        assert_eq!(tshark_frames(&files[capture as usize], &filter), [frame]);
+    }
+}

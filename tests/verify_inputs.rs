@@ -7,19 +7,14 @@
 //! rules.txt and stats.txt (the director's tables).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn lvscheck(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lvscheck"))
-        .current_dir(root())
-        .args(args)
-        .output()
-        .expect("lvscheck runs")
-}
+mod verify_common;
+use verify_common::lvscheck;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

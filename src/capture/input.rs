@@ -36,6 +36,20 @@ pub enum CaptureSource {
 }
 
 impl CaptureSource {
+    /// The size of the file read, in bytes (as on disk); None for standard input or what
+    /// cannot be asked.
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            CaptureSource::Stdin => None,
+            CaptureSource::File(path) | CaptureSource::Spooled { path, .. } => {
+                std::fs::metadata(path)
+                    .ok()
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+            }
+        }
+    }
+
     /// `-` means standard input; anything else is a path.
     pub fn from_arg(arg: impl AsRef<OsStr>) -> Self {
         let arg = arg.as_ref();

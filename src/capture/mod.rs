@@ -15,6 +15,7 @@
 //! and/or byte offset (in the decompressed stream); no input makes the reader panic or allocate
 //! more than a bounded buffer (largest record: 16 MiB).
 
+pub mod annotate;
 pub mod block;
 pub mod error;
 pub mod frame;
@@ -23,6 +24,7 @@ mod input;
 mod options;
 mod pcap;
 mod pcapng;
+pub mod progress;
 pub mod spool;
 pub mod summary;
 
@@ -58,13 +60,15 @@ pub fn read_capture(
 /// they fill up (see [`block`]); the last block, which may hold frames, is given back with the
 /// outcome. It ends early, as at the end of the file, once `stop` is set: for a reader on its
 /// own thread whose frames are no longer wanted. What was read by then is summarised as usual
-/// (the summary then says nothing useful about the rest of the file).
+/// (the summary then says nothing useful about the rest of the file). The bytes read from the
+/// file are counted in `progress`, when given.
 pub fn read_capture_in_blocks(
     id: CaptureId,
     source: &CaptureSource,
     stop: Arc<AtomicBool>,
     limits: BlockLimits,
     sink: &mut dyn BlockSink,
+    progress: Option<Arc<progress::ReadProgress>>,
 ) -> (CaptureOutcome, FrameBlock) {
     let reader = match open_source(source) {
         Ok(reader) => reader,
@@ -73,6 +77,7 @@ pub fn read_capture_in_blocks(
     let reader = Stoppable {
         inner: reader,
         stop,
+        progress,
     };
     let keeper = Keeper { limits, sink };
     read_stream(
@@ -85,10 +90,12 @@ pub fn read_capture_in_blocks(
     )
 }
 
-/// A byte stream that ends when told to.
+/// A byte stream that ends when told to, and counts what it gives (one atomic add per read
+/// of the file, each of a whole buffer).
 struct Stoppable<R> {
     inner: R,
     stop: Arc<AtomicBool>,
+    progress: Option<Arc<progress::ReadProgress>>,
 }
 
 impl<R: Read> Read for Stoppable<R> {
@@ -96,7 +103,11 @@ impl<R: Read> Read for Stoppable<R> {
         if self.stop.load(Ordering::Relaxed) {
             return Ok(0);
         }
-        self.inner.read(buf)
+        let n = self.inner.read(buf)?;
+        if let Some(p) = &self.progress {
+            p.read_bytes(n as u64);
+        }
+        Ok(n)
     }
 }
 

@@ -32,7 +32,7 @@ const HARD_MAX_CAPLEN: u32 = 16 * 1024 * 1024;
 
 /// The largest captured length a record of this file may claim; beyond it, the length field is
 /// taken as corruption rather than a reason to allocate.
-fn caplen_limit(snaplen: u32) -> u32 {
+pub(crate) fn caplen_limit(snaplen: u32) -> u32 {
     snaplen.clamp(STANDARD_MAX_CAPLEN, HARD_MAX_CAPLEN)
 }
 

@@ -25,9 +25,9 @@ use pcap_file::pcapng::blocks::interface_description::{
     InterfaceDescriptionBlock, InterfaceDescriptionOption,
 };
 use pcap_file::pcapng::blocks::{
-    ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, INTERFACE_STATISTIC_BLOCK,
-    NAME_RESOLUTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK,
-    SYSTEMD_JOURNAL_EXPORT_BLOCK,
+    CUSTOM_BLOCK_COPIABLE, CUSTOM_BLOCK_NON_COPIABLE, ENHANCED_PACKET_BLOCK,
+    INTERFACE_DESCRIPTION_BLOCK, INTERFACE_STATISTIC_BLOCK, NAME_RESOLUTION_BLOCK, PACKET_BLOCK,
+    SECTION_HEADER_BLOCK, SIMPLE_PACKET_BLOCK, SYSTEMD_JOURNAL_EXPORT_BLOCK,
 };
 use pcap_file::pcapng::{PcapNgBlock, PcapNgState, RawBlock};
 
@@ -100,6 +100,28 @@ impl TsResolution {
         let clamped = total.clamp(i128::from(i64::MIN), i128::from(i64::MAX));
         (clamped as i64, clamped != total)
     }
+
+    /// The raw timestamp of a time in nanoseconds since the epoch, for an interface with this
+    /// resolution and `if_tsoffset`: the inverse of [`TsResolution::to_ns`], which reads the
+    /// time `to_ns` gave back as it was (0 for a time before the offset).
+    pub(crate) fn to_ticks(self, ns: i64, offset_s: i64) -> u64 {
+        let since = i128::from(ns) - i128::from(offset_s) * 1_000_000_000;
+        let since = since.max(0) as u128;
+        let ticks = match self {
+            TsResolution::Decimal(d) if d <= 9 => since / 10u128.pow(9 - u32::from(d)),
+            TsResolution::Decimal(d) => 10u128
+                .checked_pow(u32::from(d) - 9)
+                .map_or(u128::MAX, |m| since.saturating_mul(m)),
+            // Rounded up: to_ns rounds down, and a tick of 2^-b s is no whole nanosecond.
+            TsResolution::Binary(b) => {
+                let scaled = 1u128
+                    .checked_shl(u32::from(b))
+                    .map_or(u128::MAX, |m| since.saturating_mul(m));
+                scaled.saturating_add(999_999_999) / 1_000_000_000
+            }
+        };
+        ticks.min(u128::from(u64::MAX)) as u64
+    }
 }
 
 /// An interface of the current section.
@@ -112,13 +134,13 @@ struct Interface {
 }
 
 /// What an interface description block says that we use.
-struct IdbFields {
-    link_type: u32,
-    snaplen: u32,
-    name: Option<String>,
-    filter: Option<String>,
-    resolution: TsResolution,
-    offset_s: i64,
+pub(crate) struct IdbFields {
+    pub(crate) link_type: u32,
+    pub(crate) snaplen: u32,
+    pub(crate) name: Option<String>,
+    pub(crate) filter: Option<String>,
+    pub(crate) resolution: TsResolution,
+    pub(crate) offset_s: i64,
 }
 
 /// Reads the first section header (errors are fatal) and then every block (problems become
@@ -473,9 +495,9 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     rec.skip_record();
                 }
             },
-            // Wireshark shows each journal entry as a frame; it is not a packet for us, but it
-            // takes its number so that the frame numbers after it match.
-            SYSTEMD_JOURNAL_EXPORT_BLOCK => rec.skip_record(),
+            // Wireshark shows each journal entry and custom block as a frame; it is not a packet
+            // for us, but it takes its number so that the frame numbers after it match.
+            t if numbered_not_packet(t) => rec.skip_record(),
             // Counters are cumulative: the largest any block gives is the capture's total.
             INTERFACE_STATISTIC_BLOCK => match options::isb_drops(body, big) {
                 Some(drops) => {
@@ -503,7 +525,7 @@ pub(crate) fn read<R: Read, F: FnMut(&Frame)>(
                     format!("{what} at byte {offset} is too short ({len} bytes); ignored"),
                 ),
             },
-            // Name resolution, decryption secrets, custom blocks: not frames.
+            // Name resolution, decryption secrets: not frames.
             _ => {}
         }
 
@@ -547,11 +569,21 @@ fn block_name(block_type: u32) -> Option<&'static str> {
     })
 }
 
+/// Blocks that are no packets but that Wireshark lists as frames of their own, each taking a
+/// frame number: systemd journal entries, and custom blocks, copiable or not (tshark 4.0 shows
+/// one as "PCAPNG ... Custom Block"; capinfos counts packets only).
+pub(crate) fn numbered_not_packet(block_type: u32) -> bool {
+    matches!(
+        block_type,
+        SYSTEMD_JOURNAL_EXPORT_BLOCK | CUSTOM_BLOCK_COPIABLE | CUSTOM_BLOCK_NON_COPIABLE
+    )
+}
+
 /// Link type, snaplen, name, `if_filter`, `if_tsresol` and `if_tsoffset` of an interface
 /// description body;
 /// with pcap-file's complaint when we had to read it leniently. `None` if the body cannot hold
 /// the fixed fields.
-fn idb_fields<B: ByteOrder>(body: &[u8]) -> Option<(IdbFields, Option<String>)> {
+pub(crate) fn idb_fields<B: ByteOrder>(body: &[u8]) -> Option<(IdbFields, Option<String>)> {
     if body.len() < 8 {
         return None;
     }
@@ -624,6 +656,40 @@ fn lenient_idb(options: &[u8], big: bool, fields: &mut IdbFields) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_convert_back_to_ticks() {
+        let ns = 1_795_629_504_691_167_123;
+        assert_eq!(
+            TsResolution::Decimal(6).to_ticks(ns, 0),
+            1_795_629_504_691_167
+        );
+        assert_eq!(TsResolution::Decimal(9).to_ticks(ns, 0), ns as u64);
+        assert_eq!(TsResolution::Decimal(12).to_ticks(7, 0), 7_000);
+        assert_eq!(TsResolution::Decimal(6).to_ticks(2_500_000_000, 2), 500_000);
+        // Before the offset: 0, not a wrap; far after it (a huge negative offset): the largest.
+        assert_eq!(TsResolution::Decimal(6).to_ticks(1, 10), 0);
+        assert_eq!(
+            TsResolution::Binary(64).to_ticks(i64::MAX, i64::MIN),
+            u64::MAX
+        );
+        assert_eq!(
+            TsResolution::Decimal(19).to_ticks(i64::MAX, i64::MIN),
+            u64::MAX
+        );
+        for r in [
+            TsResolution::Decimal(3),
+            TsResolution::Decimal(6),
+            TsResolution::Decimal(9),
+            TsResolution::Binary(10),
+            TsResolution::Binary(30),
+        ] {
+            for ticks in [0u64, 1, 1536, 1_795_629_504_691] {
+                let (ns, _) = r.to_ns(ticks, -3);
+                assert_eq!(r.to_ns(r.to_ticks(ns, -3), -3).0, ns, "{r:?} {ticks}");
+            }
+        }
+    }
 
     #[test]
     fn resolutions_convert_ticks_to_nanoseconds() {

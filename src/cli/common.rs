@@ -301,3 +301,68 @@ pub fn rules_unrelated(
         file.display()
     ))
 }
+
+/// `--color`: when the text report gets ANSI colour.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// When standard output is a terminal and NO_COLOR is not set (https://no-color.org).
+    Auto,
+    Always,
+    Never,
+}
+
+/// How the text report looks: shared by every command that prints one.
+#[derive(Args, Debug, Clone)]
+pub struct OutputArgs {
+    /// Colour in the text report: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl OutputArgs {
+    /// Colour and table width for the text report. The width: `COLUMNS` when set (as `ls`
+    /// reads it), else the terminal's when standard output is one, else `in_pipe` (None: the
+    /// tables are not wrapped, one line a row).
+    pub fn term(&self, in_pipe: Option<u16>) -> crate::report::style::Term {
+        use std::io::IsTerminal;
+        let tty = std::io::stdout().is_terminal();
+        let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+        crate::report::style::Term {
+            color: match self.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => tty && !no_color,
+            },
+            width: table_width(
+                std::env::var("COLUMNS").ok().as_deref(),
+                // comfy-table asks the terminal (through crossterm) when standard output is one.
+                tty.then(|| comfy_table::Table::new().width()).flatten(),
+                in_pipe,
+            ),
+        }
+    }
+}
+
+/// The width tables fit: `COLUMNS` when it is a number of columns (at least 20), else the
+/// terminal's, else what a pipe gets.
+fn table_width(columns: Option<&str>, terminal: Option<u16>, in_pipe: Option<u16>) -> Option<u16> {
+    columns
+        .and_then(|c| c.trim().parse::<u16>().ok())
+        .filter(|&c| c >= 20)
+        .or(terminal.filter(|&w| w > 0))
+        .or(in_pipe)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::table_width;
+
+    #[test]
+    fn columns_then_the_terminal_then_the_pipe_default() {
+        assert_eq!(table_width(Some("100"), Some(80), Some(120)), Some(100));
+        assert_eq!(table_width(None, Some(80), Some(120)), Some(80));
+        assert_eq!(table_width(Some("wide"), None, Some(120)), Some(120));
+        assert_eq!(table_width(Some("5"), None, None), None);
+        assert_eq!(table_width(None, Some(0), None), None);
+    }
+}

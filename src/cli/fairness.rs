@@ -1,4 +1,5 @@
-//! `lvscheck fairness FILE... [--rules FILE | --scheduler NAME --weights RIP=W,...] [--charts DIR]`
+//! `lvscheck fairness FILE... [--rules FILE | --scheduler NAME --weights RIP=W,...] [--charts DIR]
+//! [--html FILE]`
 //!
 //! The arguments, their parsing and validation, and what the command does once the
 //! connection records exist: analyse, print (table or JSON), draw charts.
@@ -64,6 +65,14 @@ pub struct FairnessArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+
+    /// Also write the report as one self-contained HTML file (no network: inline CSS and
+    /// SVG), the charts inline; standard output is unchanged.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub output: super::common::OutputArgs,
 }
 
 /// Parsed `--weights`: servers in the order given; a server without a port takes the VIP's.
@@ -177,15 +186,16 @@ pub fn run(
     input: &FairnessInput<ConnTable>,
     args: &FairnessArgs,
 ) -> anyhow::Result<(FairnessReport, Vec<PathBuf>)> {
-    let timeline = match args.charts {
-        Some(_) => fairness::Timeline::Keep,
-        None => fairness::Timeline::Skip,
+    let timeline = match (&args.charts, &args.html) {
+        (None, None) => fairness::Timeline::Skip,
+        _ => fairness::Timeline::Keep,
     };
     let report = fairness::analyse_observed(input, timeline);
     if args.json {
         super::emit_json(&report);
     } else {
-        report::fairness::print(&report);
+        // Not wrapped in a pipe: one line a row.
+        report::fairness::print(&report, &args.output.term(None));
     }
     let charts = match &args.charts {
         Some(dir) => report::charts::render_all(&report, dir)
@@ -237,6 +247,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
     flow_options.expected = rules
         .as_ref()
         .map(|r| crate::topology::config::expected_from_rules(r).0);
+    let progress = super::progress::attach(&mut flow_options, args.json);
     let analysis = crate::flows::analyse_files_streaming(
         &sources,
         // GUE as in flows: on the rules' tunnel ports, and where the captures confirm it.
@@ -251,6 +262,7 @@ pub fn main(args: &FairnessArgs) -> i32 {
         &flow_options,
         &mut observer,
     );
+    drop(progress);
     if super::report_unreadable(&analysis) {
         return super::EXIT_UNUSABLE;
     }
@@ -268,6 +280,13 @@ pub fn main(args: &FairnessArgs) -> i32 {
         Ok((report, charts)) => {
             for c in charts {
                 say(format!("wrote {}", c.display()));
+            }
+            if let Some(path) = &args.html {
+                let page = report::html::fairness_page(&report, &analysis);
+                if let Err(e) = report::html::write(path, &page) {
+                    say(format!("lvscheck: cannot write {}: {e}", path.display()));
+                    return super::EXIT_UNUSABLE;
+                }
             }
             exit_status(&report.verdict)
         }

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 
 use clap::Args;
 
-use super::common::AnalysisArgs;
+use super::common::{AnalysisArgs, OutputArgs};
 use super::{EXIT_OK, EXIT_UNUSABLE};
 use crate::decode::DecodeOptions;
 use crate::flows::legs::Timeouts;
@@ -26,6 +26,8 @@ pub struct FlowsArgs {
     /// docs/flows.md). Memory then follows the connections in flight.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// Show only connections that went to this real server; repeatable.
     #[arg(long, value_name = "IP")]
     pub rs: Vec<IpAddr>,
@@ -100,7 +102,7 @@ pub fn selected(args: &FlowsArgs, c: &Connection) -> bool {
 /// Exit status: 0 when the captures could be read, 2 when one could not or the input cannot
 /// be used ([`AnalysisArgs::problems`], bad arguments).
 pub fn run(args: &FlowsArgs) -> i32 {
-    let (opts, decode) = match options(args) {
+    let (mut opts, decode) = match options(args) {
         Ok(o) => o,
         Err(e) => {
             say(format!("lvscheck flows: {e}"));
@@ -122,7 +124,9 @@ pub fn run(args: &FlowsArgs) -> i32 {
         selected: 0,
         starts: Vec::new(),
     };
+    let progress = super::progress::attach(&mut opts, false);
     let analysis = analyse_files_streaming(&args.analysis.sources(), decode, &opts, &mut sink);
+    drop(progress);
     if args.analysis.report_unusable(&analysis, &opts) {
         return EXIT_UNUSABLE;
     }
@@ -142,8 +146,16 @@ pub fn run(args: &FlowsArgs) -> i32 {
     let shown: Vec<&Connection> = shown.iter().collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    let written =
-        out.write_all(crate::report::flows::render(&analysis, &shown, selected).as_bytes());
+    let written = out.write_all(
+        crate::report::flows::render(
+            &analysis,
+            &shown,
+            selected,
+            // Not wrapped in a pipe: one line a connection, for grep.
+            &args.output.term(None),
+        )
+        .as_bytes(),
+    );
     finish(written.and_then(|()| out.flush()))
 }
 
@@ -271,7 +283,7 @@ fn run_one(args: &FlowsArgs, id: u64, opts: &FlowOptions, decode: DecodeOptions)
             LadderFormat::Mermaid => ladder::mermaid(&l),
         }
     } else {
-        crate::report::flows::render(&analysis, &[&conn], 1)
+        crate::report::flows::render(&analysis, &[&conn], 1, &args.output.term(None))
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -19,6 +19,8 @@ pub struct InspectArgs {
     /// Print one JSON document instead of tables.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub output: super::common::OutputArgs,
     /// UDP port carrying GUE tunnels (`ipvsadm --tun-type gue --tun-port`); repeatable. Without
     /// it, GUE-shaped UDP is a tunnel only where the captures show the director wrapping the
     /// clients' packets in it.
@@ -64,7 +66,11 @@ pub fn run(args: &InspectArgs) -> i32 {
             captures: &surveys,
         });
     } else {
-        super::emit(&crate::report::inspect::render(&surveys));
+        super::emit(&crate::report::inspect::render(
+            &surveys,
+            // Not wrapped in a pipe, as before.
+            &args.output.term(None),
+        ));
     }
     let failed = surveys
         .iter()

@@ -12,6 +12,7 @@ pub mod common;
 pub mod fairness;
 pub mod flows;
 pub mod inspect;
+pub mod progress;
 pub mod verify;
 
 use clap::{Parser, Subcommand};

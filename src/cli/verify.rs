@@ -1,15 +1,17 @@
 //! `lvscheck verify FILE... [--rules FILE] [--director-state FILE]... [--vip ADDR]
-//! [--require CHECK,...] [--fail-on warn] [--json]`
+//! [--require CHECK,...] [--fail-on warn] [--json] [--html FILE]`
 
 use super::say;
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
-use super::common::AnalysisArgs;
+use super::common::{AnalysisArgs, OutputArgs};
 use super::{EXIT_FAILED, EXIT_INCONCLUSIVE, EXIT_OK, EXIT_UNUSABLE};
 use crate::checks::verdict::{FailOn, Outcome, Policy};
-use crate::report::style::{color_wanted, Painter};
-use crate::report::verify::{document, render};
+use crate::report::annotate;
+use crate::report::html;
+use crate::report::verify::{document, render, PIPE_WIDTH};
+use crate::verify::Keep;
 
 #[derive(Args, Debug)]
 pub struct VerifyArgs {
@@ -23,6 +25,12 @@ pub struct VerifyArgs {
     /// Print one JSON document (schema: docs/verify-json.md) instead of tables.
     #[arg(long)]
     pub json: bool,
+    /// Also write the report as one self-contained HTML file (no network: inline CSS and
+    /// SVG), with the deployment drawn and the fairness charts; standard output is unchanged.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: OutputArgs,
     /// The checks that must run for the verdict to be "verified" (comma-separated or
     /// repeated), instead of the default set: tunnel.encapsulation, tunnel.delivery,
     /// reply.present, reply.source, reply.direct, arp.vip, bypass (and scheduler with --rules).
@@ -31,6 +39,12 @@ pub struct VerifyArgs {
     /// The severity that fails the run: `fail` (default) or `warn` (a warning exits 1 too).
     #[arg(long, value_enum, default_value_t = FailOnArg::Fail, value_name = "SEVERITY")]
     pub fail_on: FailOnArg,
+    /// Also write a pcapng copy of every capture into DIR (made if missing), with a comment on
+    /// every packet of a connection (its id, what the packet is where it was captured) and on
+    /// every evidence packet (check and finding): in Wireshark, `frame.comment contains
+    /// "reply.present"`. Names: the input's, `.pcapng` (standard input: stdin.pcapng).
+    #[arg(long, value_name = "DIR")]
+    pub annotate: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -51,7 +65,7 @@ pub fn exit_code(outcome: Outcome) -> i32 {
 /// Exit status: 0 verified, 1 a check failed, 2 the input could not be used at all, 3
 /// inconclusive.
 pub fn run(args: &VerifyArgs) -> i32 {
-    let (opts, rules) = match args.analysis.prepare() {
+    let (mut opts, rules) = match args.analysis.prepare() {
         Ok(p) => p,
         Err(e) => {
             say(format!("lvscheck: {e}"));
@@ -89,25 +103,66 @@ pub fn run(args: &VerifyArgs) -> i32 {
         rules_given: rules.is_some(),
         director_state_given: state.is_some(),
     };
-    let v = crate::verify::verify_with(
-        &args.analysis.sources(),
-        args.analysis.decode_options(rules.as_ref()),
+    let sources = args.analysis.sources();
+    let outputs = match &args.annotate {
+        None => None,
+        Some(dir) => match annotate::prepare(dir, &sources) {
+            Ok(outputs) => Some(outputs),
+            Err(e) => {
+                say(format!("lvscheck: {e}"));
+                return EXIT_UNUSABLE;
+            }
+        },
+    };
+    let decode = args.analysis.decode_options(rules.as_ref());
+    let progress = super::progress::attach(&mut opts, args.json);
+    let keep = Keep {
+        timeline: match args.html {
+            Some(_) => crate::fairness::Timeline::Keep,
+            None => crate::fairness::Timeline::Skip,
+        },
+        placements: outputs.is_some(),
+    };
+    let mut v = crate::verify::verify_with(
+        &sources,
+        decode.clone(),
         &opts,
         rules.as_ref(),
         state.as_ref(),
         &policy,
+        keep,
     );
+    drop(progress);
     if args.analysis.report_unusable(&v.analysis, &opts) {
         return EXIT_UNUSABLE;
     }
+    if let Some(outputs) = &outputs {
+        let (_, renamed) = annotate::output_names(&sources);
+        let placements = std::mem::take(&mut v.placements);
+        match annotate::write(&sources, outputs, decode, &v, placements) {
+            Ok(written) => {
+                for line in renamed.iter().chain(&annotate::summary(&written)) {
+                    say(format!("lvscheck: {line}"));
+                }
+            }
+            Err(e) => {
+                say(format!("lvscheck: {e}"));
+                return EXIT_UNUSABLE;
+            }
+        }
+    }
     let code = exit_code(v.verdict.outcome);
+    if let Some(path) = &args.html {
+        let page = html::verify_page(&v, code, &html::VerifyExtras::default());
+        if let Err(e) = html::write(path, &page) {
+            say(format!("lvscheck: cannot write {}: {e}", path.display()));
+            return EXIT_UNUSABLE;
+        }
+    }
     if args.json {
         super::emit_json(&document(&v, code));
     } else {
-        let paint = Painter {
-            enabled: color_wanted(),
-        };
-        super::emit(&render(&v, paint));
+        super::emit(&render(&v, &args.output.term(Some(PIPE_WIDTH))));
     }
     code
 }

@@ -58,11 +58,17 @@ pub struct FairnessVerdict {
 impl FairnessVerdict {
     /// One line: `deviates at p = 0.0012: ...`.
     pub fn line(&self) -> String {
-        let p = match self.p_value {
-            Some(p) if self.outcome != Outcome::Inconclusive => format!(" at {}", show_p(p)),
-            _ => String::new(),
-        };
-        format!("{}{p}: {}", self.outcome.name(), self.reason)
+        format!("{}: {}", self.short(), self.reason)
+    }
+
+    /// The outcome and the p-value it rests on, without the reason: `deviates at p = 0.0012`.
+    pub fn short(&self) -> String {
+        match self.p_value {
+            Some(p) if self.outcome != Outcome::Inconclusive => {
+                format!("{} at {}", self.outcome.name(), show_p(p))
+            }
+            _ => self.outcome.name().to_string(),
+        }
     }
 }
 

@@ -11,6 +11,7 @@
 
 use crate::capture::block::RECORD_BYTES;
 use crate::capture::frame::CaptureId;
+use crate::capture::progress::ReadProgress;
 use crate::capture::{
     read_capture_in_blocks, BlockLimits, BlockSink, CaptureSource, CaptureSummary, Frame,
     FrameBlock,
@@ -80,8 +81,16 @@ struct Reader {
 }
 
 impl Reader {
-    /// Starts reading, in chunks of `chunk_bytes` of frames.
-    fn start(capture: CaptureId, source: CaptureSource, chunk_bytes: usize) -> Reader {
+    /// Starts reading, in chunks of `chunk_bytes` of frames, counting in `progress`.
+    fn start(
+        capture: CaptureId,
+        source: CaptureSource,
+        chunk_bytes: usize,
+        progress: Option<Arc<ReadProgress>>,
+    ) -> Reader {
+        if let Some(p) = &progress {
+            p.begin_read(source.size().unwrap_or(0));
+        }
         let (tx, rx) = sync_channel(CHUNKS_IN_CHANNEL);
         let (recycle, reuse) = channel::<Chunk>();
         let stop = Arc::new(AtomicBool::new(false));
@@ -100,8 +109,17 @@ impl Reader {
                     gone: false,
                     spare: None,
                 };
-                let (outcome, last) =
-                    read_capture_in_blocks(capture, &source, stopped, limits, &mut sink);
+                let (outcome, last) = read_capture_in_blocks(
+                    capture,
+                    &source,
+                    stopped,
+                    limits,
+                    &mut sink,
+                    progress.clone(),
+                );
+                if let Some(p) = &progress {
+                    p.end_read();
+                }
                 if sink.gone {
                     return;
                 }
@@ -198,10 +216,16 @@ pub struct Feeds {
     states: Vec<Mutex<State>>,
     budget: usize,
     chunk_bytes: usize,
+    progress: Option<Arc<ReadProgress>>,
 }
 
 impl Feeds {
-    pub fn new(sources: Vec<CaptureSource>, look_ahead: LookAhead) -> Feeds {
+    /// The feeds of `sources`, counting what they read in `progress` when given.
+    pub fn new(
+        sources: Vec<CaptureSource>,
+        look_ahead: LookAhead,
+        progress: Option<Arc<ReadProgress>>,
+    ) -> Feeds {
         let budget = look_ahead.per_capture(sources.len());
         let states = sources.iter().map(|_| Mutex::default()).collect();
         Feeds {
@@ -210,6 +234,7 @@ impl Feeds {
             budget,
             // Four chunks to a look-ahead: one read ahead of it costs a quarter of it.
             chunk_bytes: (budget / 4).min(CHUNK_BYTES),
+            progress,
         }
     }
 
@@ -232,6 +257,7 @@ impl Feeds {
                 capture,
                 self.sources[capture as usize].clone(),
                 self.chunk_bytes,
+                self.progress.clone(),
             ));
         }
         state

@@ -92,12 +92,28 @@ impl MirrorSplit {
 pub struct Split<'a> {
     inner: &'a dyn FrameSource,
     mirrors: BTreeMap<CaptureId, BTreeSet<u32>>,
+    /// Hand on the copies of a frame seen again (which the analysis leaves out), with their
+    /// interface as in the file rather than a hop's.
+    copies: bool,
 }
 
 impl<'a> Split<'a> {
     /// `mirrors`: the interfaces of each capture to split.
     pub fn new(inner: &'a dyn FrameSource, mirrors: BTreeMap<CaptureId, BTreeSet<u32>>) -> Self {
-        Split { inner, mirrors }
+        Split {
+            inner,
+            mirrors,
+            copies: false,
+        }
+    }
+
+    /// Also hands on each copy of a frame it has just seen (the receiver's copy in a merged
+    /// file), on the interface the file gives it (a mirror interface, which no hop is): for a
+    /// reader that marks every frame of a connection, not for the analysis, which counts a
+    /// packet once.
+    pub fn with_copies(mut self) -> Self {
+        self.copies = true;
+        self
     }
 
     /// Reads one capture (its look-ahead only, when `ahead`: [`FrameSource::read_ahead_mut`]),
@@ -144,6 +160,9 @@ impl<'a> Split<'a> {
             match recent.seen_before(f) {
                 Sighting::Copy => {
                     split.duplicates += 1;
+                    if self.copies {
+                        each(f, link_type);
+                    }
                     return;
                 }
                 Sighting::LateCopy(gap) => {

@@ -15,6 +15,7 @@ use super::mirror;
 use super::stream;
 use super::{Connection, Outcome};
 use crate::capture::frame::CaptureId;
+use crate::capture::progress::ReadProgress;
 use crate::capture::CaptureSource;
 use crate::decode::packet::DecodedFrame;
 use crate::decode::{DecodeOptions, Decoder};
@@ -101,8 +102,18 @@ pub struct FileSource {
 
 impl FileSource {
     pub fn new(files: Vec<CaptureSource>, decode: DecodeOptions, look_ahead: LookAhead) -> Self {
+        Self::counted(files, decode, look_ahead, None)
+    }
+
+    /// [`FileSource::new`], counting what is read of the files in `progress` when given.
+    pub fn counted(
+        files: Vec<CaptureSource>,
+        decode: DecodeOptions,
+        look_ahead: LookAhead,
+        progress: Option<Arc<ReadProgress>>,
+    ) -> Self {
         FileSource {
-            feeds: Arc::new(Feeds::new(files, look_ahead)),
+            feeds: Arc::new(Feeds::new(files, look_ahead, progress)),
             decode,
         }
     }
@@ -214,7 +225,12 @@ impl FrameSource for FileSource {
 
 /// Reads the files and runs the analysis, keeping every connection.
 pub fn analyse(files: &[CaptureSource], decode: DecodeOptions, opts: &FlowOptions) -> Analysis {
-    let source = FileSource::new(files.to_vec(), decode, opts.look_ahead);
+    let source = FileSource::counted(
+        files.to_vec(),
+        decode,
+        opts.look_ahead,
+        opts.progress.clone(),
+    );
     analyse_source(&source, opts)
 }
 
@@ -225,7 +241,12 @@ pub fn analyse_files_streaming(
     opts: &FlowOptions,
     sink: &mut dyn ConnectionSink,
 ) -> Analysis {
-    let source = FileSource::new(files.to_vec(), decode, opts.look_ahead);
+    let source = FileSource::counted(
+        files.to_vec(),
+        decode,
+        opts.look_ahead,
+        opts.progress.clone(),
+    );
     analyse_streaming(&source, opts, sink)
 }
 
@@ -260,6 +281,8 @@ pub struct FlowOptions {
     pub look_ahead: LookAhead,
     /// Read every capture whole in pass 1, and again in pass 2 (`--read-twice`).
     pub read_twice: bool,
+    /// Where the reading's progress is counted, for a display (none by default).
+    pub progress: Option<Arc<ReadProgress>>,
 }
 
 /// Per vantage point: how many connection states it held at most at once.
@@ -547,6 +570,12 @@ fn run_passes(
 ) -> (Analysis, Option<String>) {
     let names = source.captures();
     let mut warnings = opts.notes.clone();
+    let pass = |n| {
+        if let Some(p) = &opts.progress {
+            p.set_pass(n);
+        }
+    };
+    pass(1);
     let mut learned = learn(source, opts, whole);
     let mut read = Pass1Read::of(std::mem::take(&mut learned.pass1), &names);
     let mut topology = topology::discover(&read.facts, &opts.hints);
@@ -624,6 +653,7 @@ fn run_passes(
     sink.begin(&analysis);
 
     // Pass 2: legs per vantage point, joined as they end.
+    pass(2);
     let topology = &analysis.topology;
     let ctx = FlowContext::new(topology, expected.as_deref());
     let joiner = Joiner::new(topology, &analysis.clock_offsets, &replies_at);

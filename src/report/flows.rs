@@ -4,9 +4,11 @@
 use crate::escape::{printable, terminal as esc};
 use std::io::{self, Write};
 
-use comfy_table::{presets, Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment, Table};
 use serde::Serialize;
 
+use super::style::{path_cell, words, Term};
+use crate::checks::verdict::plural;
 use crate::flows::clock::{ClockOffset, OffsetMethod};
 use crate::flows::{Analysis, Connection, Leg};
 use crate::time::rfc3339_ns;
@@ -46,12 +48,6 @@ pub fn vantage_label(a: &Analysis, v: VantageId) -> String {
     }
 }
 
-fn table() -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED);
-    t
-}
-
 fn ms(ns: i64) -> String {
     format!("{:.3} ms", ns as f64 / 1e6)
 }
@@ -75,10 +71,11 @@ fn role_letter(r: Role) -> char {
 ///
 /// `selected` counts every connection the filters selected: more than `connections` when the
 /// table was cut to the earliest (`flows --limit`).
-pub fn render(a: &Analysis, connections: &[&Connection], selected: u64) -> String {
+pub fn render(a: &Analysis, connections: &[&Connection], selected: u64, term: &Term) -> String {
     let mut out = String::new();
     out.push_str("Captures\n");
-    let mut t = table();
+    let labels = Labels::new(a, term);
+    let mut t = term.table();
     t.set_header(vec![
         "capture",
         "role",
@@ -89,18 +86,19 @@ pub fn render(a: &Analysis, connections: &[&Connection], selected: u64) -> Strin
     ]);
     for v in &a.topology.vantages {
         t.add_row(vec![
-            Cell::new(vantage_label(a, v.id)),
-            Cell::new(v.role),
+            labels.cell(v.id),
+            Cell::new(words(&v.role.to_string())),
             Cell::new(v.decided_by),
             Cell::new(v.address.map_or("-".into(), |x| x.to_string())),
             Cell::new(v.local_mac.map_or("-".into(), |x| x.to_string())),
             Cell::new(esc(&v.reason)),
         ]);
     }
+    term.fit(&mut t, &[0], &[1, 3, 4, 2]);
     out.push_str(&format!("{t}\n\n"));
 
     out.push_str("Topology\n");
-    let mut t = table();
+    let mut t = term.table();
     t.set_header(vec!["what", "address", "detail"]);
     for v in &a.topology.vips {
         t.add_row(vec![
@@ -125,7 +123,7 @@ pub fn render(a: &Analysis, connections: &[&Connection], selected: u64) -> Strin
         t.add_row(vec![
             Cell::new("service"),
             Cell::new(s),
-            Cell::new(format!("{n} connections")),
+            Cell::new(plural(n as usize, "connection", "connections")),
         ]);
     }
     for d in &a.topology.directors {
@@ -142,7 +140,11 @@ pub fn render(a: &Analysis, connections: &[&Connection], selected: u64) -> Strin
         t.add_row(vec![
             Cell::new("real server"),
             Cell::new(r.addr),
-            Cell::new(format!("MAC {}; {n} connections", macs.join(", "))),
+            Cell::new(format!(
+                "MAC {}; {}",
+                macs.join(", "),
+                plural(n as usize, "connection", "connections")
+            )),
         ]);
     }
     const SHOWN_CLIENTS: usize = 10;
@@ -164,34 +166,37 @@ pub fn render(a: &Analysis, connections: &[&Connection], selected: u64) -> Strin
             Cell::new(list.join(", ")),
         ]);
     }
+    term.fit(&mut t, &[], &[0, 1]);
     out.push_str(&format!("{t}\n\n"));
 
     let vip_arp: Vec<_> = a.topology.arp.iter().filter(|o| o.about_vip).collect();
     if !vip_arp.is_empty() {
         out.push_str("ARP about the VIP\n");
-        let mut t = table();
+        let mut t = term.table();
         t.set_header(vec!["capture", "what", "VIP is at", "count", "first frame"]);
         for o in vip_arp {
             t.add_row(vec![
-                Cell::new(vantage_label(a, o.vantage)),
+                labels.cell(o.vantage),
                 Cell::new(o.operation),
                 Cell::new(format!("{} {}", o.sender_ip, o.sender_mac)),
                 Cell::new(o.count).set_alignment(CellAlignment::Right),
                 Cell::new(o.first.frame).set_alignment(CellAlignment::Right),
             ]);
         }
+        term.fit(&mut t, &[0], &[2, 1, 3, 4]);
         out.push_str(&format!("{t}\n\n"));
     }
 
-    out.push_str(&clocks(a));
+    out.push_str(&clocks(a, &labels, term));
 
     if !a.config.is_empty() {
         out.push_str("Configuration against traffic\n");
-        let mut t = table();
+        let mut t = term.table();
         t.set_header(vec!["finding", "detail"]);
         for f in &a.config {
-            t.add_row(vec![Cell::new(f.kind), Cell::new(esc(&f.message))]);
+            t.add_row(vec![Cell::new(words(f.kind)), Cell::new(esc(&f.message))]);
         }
+        term.fit(&mut t, &[], &[0]);
         out.push_str(&format!("{t}\n\n"));
     }
 
@@ -212,7 +217,7 @@ pub fn render(a: &Analysis, connections: &[&Connection], selected: u64) -> Strin
     if !connections.is_empty() {
         out.push_str(&format!(
             "{}\n",
-            connection_table(a.first_ts_ns.unwrap_or(0), connections)
+            connection_table(a.first_ts_ns.unwrap_or(0), connections, term)
         ));
         out.push_str(
             "seen at: C client, D director, R real server, O other; times by the reference \
@@ -228,11 +233,11 @@ pub fn render(a: &Analysis, connections: &[&Connection], selected: u64) -> Strin
     out
 }
 
-fn clocks(a: &Analysis) -> String {
+fn clocks(a: &Analysis, labels: &Labels, term: &Term) -> String {
     if a.clock_offsets.len() < 2 {
         return String::new();
     }
-    let mut t = table();
+    let mut t = term.table();
     t.set_header(vec![
         "capture",
         "offset",
@@ -242,8 +247,9 @@ fn clocks(a: &Analysis) -> String {
         "packets",
     ]);
     for o in &a.clock_offsets {
-        t.add_row(offset_row(a, o));
+        t.add_row(offset_row(labels, o));
     }
+    term.fit(&mut t, &[0, 4], &[1, 2, 5]);
     let reference = a
         .clock_offsets
         .first()
@@ -264,24 +270,36 @@ pub fn offset_method(m: OffsetMethod) -> &'static str {
     }
 }
 
-fn offset_row(a: &Analysis, o: &ClockOffset) -> Vec<Cell> {
+fn offset_row(labels: &Labels, o: &ClockOffset) -> Vec<Cell> {
     let how = offset_method(o.method);
     vec![
-        Cell::new(vantage_label(a, o.vantage)),
+        labels.cell(o.vantage),
         Cell::new(ms(o.offset_ns)).set_alignment(CellAlignment::Right),
         Cell::new(format!("± {}", ms(o.uncertainty_ns))).set_alignment(CellAlignment::Right),
         Cell::new(how),
-        Cell::new(o.via.map_or("-".into(), |v| vantage_label(a, v))),
+        o.via.map_or(Cell::new("-"), |v| labels.cell(v)),
         Cell::new(o.samples).set_alignment(CellAlignment::Right),
     ]
 }
 
-/// The evidence kind as the JSON output names it.
+/// The evidence kind in words: the name the JSON output gives it, its underscores spaces.
 fn evidence_name(k: crate::flows::EvidenceKind) -> String {
     serde_json::to_value(k)
         .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
+        .and_then(|v| v.as_str().map(words))
         .unwrap_or_else(|| format!("{k:?}"))
+}
+
+/// The colour of an outcome: a connection that failed as a failed check, one still open or
+/// that no capture could judge as a skipped one.
+fn outcome_status(o: crate::flows::Outcome) -> crate::checks::Status {
+    use crate::checks::Status;
+    use crate::flows::Outcome;
+    match o {
+        Outcome::Completed => Status::Pass,
+        Outcome::Reset | Outcome::Refused | Outcome::Unanswered => Status::Fail,
+        Outcome::InProgress | Outcome::Unknown => Status::Skip,
+    }
 }
 
 fn seen_at(legs: &[Leg]) -> String {
@@ -289,8 +307,8 @@ fn seen_at(legs: &[Leg]) -> String {
 }
 
 /// `start`: when the first connection of all began (reference clock).
-fn connection_table(start: i64, connections: &[&Connection]) -> Table {
-    let mut t = table();
+fn connection_table(start: i64, connections: &[&Connection], term: &Term) -> Table {
+    let mut t = term.table();
     t.set_header(vec![
         "#",
         "start",
@@ -325,7 +343,7 @@ fn connection_table(start: i64, connections: &[&Connection]) -> Table {
                 (None, Some(m)) => format!("? (replies from {m})"),
                 (None, None) => "?".into(),
             }),
-            Cell::new(c.outcome),
+            term.cell_as(words(&c.outcome.to_string()), outcome_status(c.outcome)),
             Cell::new(&c.history),
             Cell::new(opt_ms(c.handshake_ns)).set_alignment(CellAlignment::Right),
             Cell::new(opt_ms(c.first_response_ns)).set_alignment(CellAlignment::Right),
@@ -334,7 +352,36 @@ fn connection_table(start: i64, connections: &[&Connection]) -> Table {
             Cell::new(kinds.join(", ")),
         ]);
     }
+    // What wraps: the history and the notes.
+    term.fit(&mut t, &[], &[0, 2, 3, 4, 5, 1, 7, 8, 9, 10]);
     t
+}
+
+/// The capture names of an analysis's tables, each made once, and the width past which one is
+/// broken after a `/` ([`Term::path_width`]).
+struct Labels {
+    names: HashMap<VantageId, String>,
+    width: usize,
+}
+
+impl Labels {
+    fn new(a: &Analysis, term: &Term) -> Labels {
+        let names: HashMap<VantageId, String> = a
+            .topology
+            .vantages
+            .iter()
+            .map(|v| (v.id, vantage_label(a, v.id)))
+            .collect();
+        let width = term.path_width(names.values().map(String::as_str));
+        Labels { names, width }
+    }
+
+    fn cell(&self, v: VantageId) -> Cell {
+        match self.names.get(&v) {
+            Some(name) => Cell::new(path_cell(name, self.width)),
+            None => Cell::new(v.to_string()),
+        }
+    }
 }
 
 /// The first line: what is known before the first connection.

@@ -1,8 +1,9 @@
 //! Terminal output of `inspect`: one block per capture, one column per interface listed (those
 //! that carried frames, and a few that did not: the rest are counted).
 
+use super::style::Term;
 use crate::escape::{printable, terminal as esc};
-use comfy_table::{presets, Cell, CellAlignment, Table};
+use comfy_table::{Cell, CellAlignment, Table};
 
 use crate::capture::{CaptureSummary, Format};
 use crate::decode::LayerCounts;
@@ -41,18 +42,19 @@ fn format_name(summary: &CaptureSummary) -> String {
     text
 }
 
-/// Renders every capture's block.
-pub fn render(surveys: &[CaptureSurvey]) -> String {
+/// Renders every capture's block, laid out for `term`.
+pub fn render(surveys: &[CaptureSurvey], term: &Term) -> String {
     let mut out = String::new();
     for (capture, survey) in surveys.iter().enumerate() {
-        render_one(survey, &mut out);
+        render_one(survey, term, &mut out);
         render_gue(capture, survey, &mut out);
         out.push('\n');
     }
     out
 }
 
-fn render_one(survey: &CaptureSurvey, out: &mut String) {
+fn render_one(survey: &CaptureSurvey, term: &Term, out: &mut String) {
+    let paint = term.painter();
     let summary = match &survey.read {
         ReadResult::Error(message) => {
             out.push_str(&format!(
@@ -64,7 +66,7 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
         }
         ReadResult::Summary(summary) => summary,
     };
-    out.push_str(&format!("{}\n", esc(&survey.file)));
+    out.push_str(&format!("{}\n", paint.bold(&esc(&survey.file))));
     out.push_str(&format!("  format     {}\n", format_name(summary)));
     out.push_str(&format!(
         "  frames     {}{}\n",
@@ -121,7 +123,7 @@ fn render_one(survey: &CaptureSurvey, out: &mut String) {
             }
         }
     }
-    out.push_str(&layer_table(summary, &survey.layers_per_interface).to_string());
+    out.push_str(&layer_table(summary, &survey.layers_per_interface, term).to_string());
     out.push('\n');
     for warning in &summary.warnings {
         // The reader's messages already name the record and byte offset.
@@ -160,9 +162,8 @@ fn render_gue(capture: usize, survey: &CaptureSurvey, out: &mut String) {
     }
 }
 
-fn layer_table(summary: &CaptureSummary, layers: &[LayerCounts]) -> Table {
-    let mut table = Table::new();
-    table.load_style(presets::UTF8_FULL_CONDENSED);
+fn layer_table(summary: &CaptureSummary, layers: &[LayerCounts], term: &Term) -> Table {
+    let mut table = term.table();
     let mut header = vec![Cell::new("")];
     for iface in &summary.interfaces {
         let name = iface
@@ -214,5 +215,6 @@ fn layer_table(summary: &CaptureSummary, layers: &[LayerCounts]) -> Table {
         );
         table.add_row(row);
     }
+    term.fit(&mut table, &[], &[0]);
     table
 }

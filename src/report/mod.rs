@@ -1,8 +1,10 @@
 //! Terminal, JSON, chart and HTML output.
 
+pub mod annotate;
 pub mod charts;
 pub mod fairness;
 pub mod flows;
+pub mod html;
 pub mod inspect;
 pub mod ladder;
 pub mod style;

@@ -5,10 +5,10 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+use comfy_table::{Cell, CellAlignment};
 use serde::Serialize;
 
-use super::style::Painter;
+use super::style::{path_cell, words, Term};
 use crate::checks::verdict::plural;
 use crate::checks::{CheckResult, Status};
 use crate::escape::terminal as esc;
@@ -43,6 +43,33 @@ pub fn per_server(analysis: &Analysis) -> Vec<PerServer> {
             outcomes: outcomes.iter().map(|(o, n)| (o.to_string(), *n)).collect(),
         })
         .collect()
+}
+
+/// The header of the per-server table.
+pub const PER_SERVER_HEADER: [&str; 8] = [
+    "service",
+    "real server",
+    "connections",
+    "completed",
+    "reset",
+    "refused",
+    "unanswered",
+    "other",
+];
+
+/// The outcome columns of a per-server row: completed, reset, refused, unanswered, and the
+/// other outcomes together.
+pub fn outcome_columns(p: &PerServer) -> [u64; 5] {
+    let get = |o: Outcome| p.outcomes.get(&o.to_string()).copied().unwrap_or(0);
+    let named = [
+        get(Outcome::Completed),
+        get(Outcome::Reset),
+        get(Outcome::Refused),
+        get(Outcome::Unanswered),
+    ];
+    let [completed, reset, refused, unanswered] = named;
+    let other = p.connections - named.iter().sum::<u64>();
+    [completed, reset, refused, unanswered, other]
 }
 
 /// The worst status of all checks.
@@ -161,21 +188,18 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
     }
 }
 
-fn table() -> Table {
-    let mut t = Table::new();
-    t.load_style(presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_width(120);
-    t
-}
-
 /// The capture as people know it: the file, and the interface or hop when the file has several.
 fn vantage_name(analysis: &Analysis, v: VantageId) -> String {
     super::flows::vantage_label(analysis, v)
 }
 
-/// The text report.
-pub fn render(v: &Verification, paint: Painter) -> String {
+/// The width `verify`'s tables fit when standard output is not a terminal and `COLUMNS` is not
+/// set: what the report has always been laid out for.
+pub const PIPE_WIDTH: u16 = 120;
+
+/// The text report, laid out for `term`.
+pub fn render(v: &Verification, term: &Term) -> String {
+    let paint = term.painter();
     let (analysis, checks) = (&v.analysis, &v.checks[..]);
     let mut out = String::new();
     let verdict = &v.verdict;
@@ -191,15 +215,16 @@ pub fn render(v: &Verification, paint: Painter) -> String {
         esc(&verdict.summary)
     ));
 
-    let mut t = table();
+    let mut t = term.table();
     t.set_header(vec!["check", "status", "reason"]);
     for c in checks {
         t.add_row(vec![
             Cell::new(c.id),
-            Cell::new(paint.status(c.status)),
+            term.status_cell(c.status),
             Cell::new(esc(&c.reason)),
         ]);
     }
+    term.fit(&mut t, &[], &[0, 1]);
     out.push_str(&t.to_string());
     out.push('\n');
 
@@ -264,25 +289,11 @@ pub fn render(v: &Verification, paint: Painter) -> String {
             "\n{}\n",
             paint.bold("Connections per real server")
         ));
-        let mut t = table();
-        t.set_header(vec![
-            "service",
-            "real server",
-            "connections",
-            "completed",
-            "reset",
-            "refused",
-            "unanswered",
-            "other",
-        ]);
+        let mut t = term.table();
+        t.set_header(PER_SERVER_HEADER.to_vec());
         for p in per {
-            let get = |o: Outcome| p.outcomes.get(&o.to_string()).copied().unwrap_or(0);
-            let named = get(Outcome::Completed)
-                + get(Outcome::Reset)
-                + get(Outcome::Refused)
-                + get(Outcome::Unanswered);
             let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
-            t.add_row(vec![
+            let mut row = vec![
                 Cell::new(esc(&p.service)),
                 Cell::new(
                     p.real_server
@@ -290,26 +301,31 @@ pub fn render(v: &Verification, paint: Painter) -> String {
                         .unwrap_or_else(|| "(not captured)".into()),
                 ),
                 num(p.connections),
-                num(get(Outcome::Completed)),
-                num(get(Outcome::Reset)),
-                num(get(Outcome::Refused)),
-                num(get(Outcome::Unanswered)),
-                num(p.connections - named),
-            ]);
+            ];
+            row.extend(outcome_columns(&p).into_iter().map(num));
+            t.add_row(row);
         }
+        term.fit(&mut t, &[], &[1, 0, 2, 3, 4, 5, 6, 7]);
         out.push_str(&t.to_string());
         out.push('\n');
     }
 
     out.push_str(&format!("\n{}\n", paint.bold("Captures and clocks")));
-    let mut t = table();
+    let mut t = term.table();
     t.set_header(vec!["capture", "role", "decided by", "clock offset", "why"]);
     // Each vantage point's offset found once, not by a scan of every offset per row.
     let mut offsets = std::collections::HashMap::new();
     for o in &analysis.clock_offsets {
         offsets.entry(o.vantage).or_insert(o);
     }
-    for v in &analysis.topology.vantages {
+    let names: Vec<String> = analysis
+        .topology
+        .vantages
+        .iter()
+        .map(|v| vantage_name(analysis, v.id))
+        .collect();
+    let path_width = term.path_width(names.iter().map(String::as_str));
+    for (v, name) in analysis.topology.vantages.iter().zip(&names) {
         let offset = offsets
             .get(&v.id)
             .map(|o| {
@@ -334,13 +350,14 @@ pub fn render(v: &Verification, paint: Painter) -> String {
             })
             .unwrap_or_else(|| "-".into());
         t.add_row(vec![
-            Cell::new(esc(&vantage_name(analysis, v.id))),
-            Cell::new(v.role.to_string()),
+            Cell::new(path_cell(name, path_width)),
+            Cell::new(words(&v.role.to_string())),
             Cell::new(v.decided_by.to_string()),
             Cell::new(offset),
             Cell::new(esc(&v.reason)),
         ]);
     }
+    term.fit(&mut t, &[0], &[1, 2]);
     out.push_str(&t.to_string());
     out.push('\n');
     out

@@ -9,6 +9,48 @@ pub fn root() -> &'static str {
     env!("CARGO_MANIFEST_DIR")
 }
 
+/// Runs `lvscheck ARGS...` in the repository.
+pub fn lvscheck(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .current_dir(root())
+        .args(args)
+        .output()
+        .expect("lvscheck runs")
+}
+
+/// The fields of every frame of `file` that tshark reads, as it prints them (`-T fields`, every occurrence,
+/// several joined with `aggregator`), one Vec per frame; with `md5`, `frame.md5_hash` can be
+/// asked for.
+pub fn tshark_fields(
+    file: &std::path::Path,
+    md5: bool,
+    aggregator: &str,
+    fields: &[&str],
+) -> Vec<Vec<String>> {
+    let mut command = Command::new("tshark");
+    if md5 {
+        command.args(["-o", "frame.generate_md5_hash:TRUE"]);
+    }
+    command
+        .arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "occurrence=a"]);
+    command.arg("-E").arg(format!("aggregator={aggregator}"));
+    for f in fields {
+        command.args(["-e", f]);
+    }
+    // Not checked for success: tshark exits 2 on a capture cut short, after its frames.
+    let out = command
+        .stderr(std::process::Stdio::null())
+        .output()
+        .expect("tshark runs");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.splitn(fields.len(), '\t').map(str::to_string).collect())
+        .collect()
+}
+
 /// Runs `lvscheck verify --json ARGS...` in the repository: the exit status and the document
 /// (null when nothing was written).
 pub fn verify<S: AsRef<std::ffi::OsStr>>(args: &[S]) -> (i32, Value) {

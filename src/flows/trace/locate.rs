@@ -28,9 +28,49 @@ pub struct Located {
     pub icmp_error: bool,
 }
 
+/// What placing a frame needs of a connection: its key, its real server, when it started, and
+/// when each vantage point saw it (a leg's first and last packet, by that vantage point's own
+/// clock). A few dozen bytes where a [`Connection`] with its legs takes hundreds: what a caller
+/// keeps of every connection of a long capture to place its frames afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placement {
+    pub key: ConnKey,
+    pub real_server: Option<IpAddr>,
+    /// By the reference clock.
+    pub first_ts_ns: i64,
+    pub spans: SmallVec<[LegSpan; 4]>,
+}
+
+/// When one vantage point saw a connection, by its own clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegSpan {
+    pub vantage: VantageId,
+    pub first_ts_ns: i64,
+    pub last_ts_ns: i64,
+}
+
+impl From<&Connection> for Placement {
+    fn from(c: &Connection) -> Placement {
+        Placement {
+            key: c.key(),
+            real_server: c.real_server,
+            first_ts_ns: c.first_ts_ns,
+            spans: c
+                .legs
+                .iter()
+                .map(|l| LegSpan {
+                    vantage: l.vantage,
+                    first_ts_ns: l.first_ts_ns,
+                    last_ts_ns: l.last_ts_ns,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Finds frames' connections among a list of them.
-pub struct Locator<'a> {
-    conns: &'a [&'a Connection],
+pub struct Locator {
+    conns: Vec<Placement>,
     by_key: HashMap<ConnKey, SmallVec<[usize; 1]>>,
     /// Connections by the client's address and port: replies from a server's own address.
     by_client: HashMap<(Proto, SocketAddr), SmallVec<[usize; 1]>>,
@@ -39,15 +79,26 @@ pub struct Locator<'a> {
     offsets: HashMap<VantageId, i64>,
 }
 
-impl<'a> Locator<'a> {
-    pub fn new(conns: &'a [&'a Connection], clock_offsets: &[ClockOffset]) -> Locator<'a> {
+impl Locator {
+    pub fn new(conns: &[&Connection], clock_offsets: &[ClockOffset]) -> Locator {
+        Locator::of(
+            conns.iter().map(|c| Placement::from(*c)).collect(),
+            clock_offsets,
+        )
+    }
+
+    /// A locator of connections kept as [`Placement`]s; `Located::index` is an index of `conns`.
+    pub fn of(conns: Vec<Placement>, clock_offsets: &[ClockOffset]) -> Locator {
         let mut by_key: HashMap<ConnKey, SmallVec<[usize; 1]>> = HashMap::default();
         let mut by_client: HashMap<(Proto, SocketAddr), SmallVec<[usize; 1]>> = HashMap::default();
         let mut vips = HashSet::default();
         for (i, c) in conns.iter().enumerate() {
-            by_key.entry(c.key()).or_default().push(i);
-            by_client.entry((c.proto, c.client)).or_default().push(i);
-            vips.insert(c.vip.ip());
+            by_key.entry(c.key).or_default().push(i);
+            by_client
+                .entry((c.key.proto, c.key.client))
+                .or_default()
+                .push(i);
+            vips.insert(c.key.vip.ip());
         }
         Locator {
             conns,
@@ -59,6 +110,11 @@ impl<'a> Locator<'a> {
                 .map(|o| (o.vantage, o.offset_ns))
                 .collect(),
         }
+    }
+
+    /// The connections, as placed: `Located::index` indexes this.
+    pub fn placements(&self) -> &[Placement] {
+        &self.conns
     }
 
     /// The connection `f` belongs to, if it is one of the list's.
@@ -83,8 +139,8 @@ impl<'a> Locator<'a> {
             None => {
                 // From a server's own address: the connection's server, or the service's port.
                 let from_server = |i: &usize| {
-                    let c = self.conns[*i];
-                    c.real_server == Some(src.ip()) || c.vip.port() == sp
+                    let c = &self.conns[*i];
+                    c.real_server == Some(src.ip()) || c.key.vip.port() == sp
                 };
                 let candidates: SmallVec<[usize; 1]> = self
                     .by_client
@@ -143,7 +199,7 @@ impl<'a> Locator<'a> {
         }
         let spans = |i: &&usize| {
             self.conns[**i]
-                .legs
+                .spans
                 .iter()
                 .any(|l| l.vantage == vantage && (l.first_ts_ns..=l.last_ts_ns).contains(&f.ts_ns))
         };

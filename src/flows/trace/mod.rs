@@ -197,3 +197,26 @@ fn mark_retransmissions(list: &mut [TracedPacket]) {
         }
     }
 }
+
+/// The connection each example and evidence frame the legs kept belongs to: what a finding's
+/// evidence packets point at ([`crate::checks::finding::PacketRef`] names a capture and a frame),
+/// found without reading the captures again. Keyed by (capture, frame number); a frame a leg
+/// did not keep is not there.
+pub fn connections_by_frame(
+    conns: &[&Connection],
+) -> HashMap<(crate::capture::frame::CaptureId, u64), usize> {
+    let mut out = HashMap::default();
+    for (i, c) in conns.iter().enumerate() {
+        for leg in &c.legs {
+            let firsts = Form::ALL
+                .iter()
+                .filter_map(|f| leg.form(*f))
+                .map(|d| d.first);
+            let evidence = leg.evidence.iter().map(|e| e.first);
+            for at in firsts.chain(evidence) {
+                out.entry((at.capture, at.frame)).or_insert(i);
+            }
+        }
+    }
+    out
+}
