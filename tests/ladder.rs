@@ -329,6 +329,39 @@ fn a_packet_the_director_forwards_without_a_tunnel_is_one_arrow() {
 }
 
 #[test]
+fn the_html_report_draws_the_ladders_of_each_findings_connections() {
+    if !verify_common::tshark_available() {
+        return;
+    }
+    // rp-filter's reply.present finding cites the requests rs2 never answered: conns.txt's two
+    // SYN_RECV entries on 10.7.0.12, each drawn beside the finding under its number.
+    let files = captures("rp-filter");
+    let page = std::env::temp_dir().join(format!("lvscheck-ladder-{}.html", std::process::id()));
+    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .arg("verify")
+        .args(&files)
+        .arg("--html")
+        .arg(&page)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let html = std::fs::read_to_string(&page).unwrap();
+    std::fs::remove_file(&page).unwrap();
+    for port in [54682, 54696] {
+        let e = expected(&files, "10.7.0.200", port);
+        let anchor = format!("<figure id=\"conn-{}\"", e.id);
+        let at = html.find(&anchor).unwrap_or_else(|| panic!("{anchor}"));
+        let from = at + html[at..].find("<svg").unwrap();
+        let to = from + html[from..].find("</svg>").unwrap() + "</svg>".len();
+        let drawn = parse_svg(&html[from..to]);
+        assert_eq!(drawn.columns, e.vantages.len());
+        assert_eq!(drawn.arrows.len(), e.packets.len());
+        assert!(drawn.arrows.iter().all(|a| a.1), "unanswered");
+    }
+    assert_eq!(html.matches("<figure id=\"conn-").count(), 2);
+}
+
+#[test]
 fn an_unknown_connection_is_refused() {
     let files = captures("tutorial");
     let (code, out, err) = lvscheck(&files, &["--conn", "11", "--ladder"]);

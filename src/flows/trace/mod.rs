@@ -207,16 +207,25 @@ pub fn connections_by_frame(
 ) -> HashMap<(crate::capture::frame::CaptureId, u64), usize> {
     let mut out = HashMap::default();
     for (i, c) in conns.iter().enumerate() {
-        for leg in &c.legs {
-            let firsts = Form::ALL
-                .iter()
-                .filter_map(|f| leg.form(*f))
-                .map(|d| d.first);
-            let evidence = leg.evidence.iter().map(|e| e.first);
-            for at in firsts.chain(evidence) {
-                out.entry((at.capture, at.frame)).or_insert(i);
-            }
+        for at in frames_kept(c) {
+            out.entry(at).or_insert(i);
         }
     }
     out
+}
+
+/// The frames a connection's legs kept, as (capture, frame number): the first packet of each
+/// form and the first of each piece of evidence, at every vantage point (what findings cite).
+pub fn frames_kept(
+    c: &Connection,
+) -> impl Iterator<Item = (crate::capture::frame::CaptureId, u64)> + '_ {
+    c.legs.iter().flat_map(|leg| {
+        let firsts = Form::ALL
+            .iter()
+            .filter_map(|f| leg.form(*f))
+            .map(|d| d.first);
+        firsts
+            .chain(leg.evidence.iter().map(|e| e.first))
+            .map(|at| (at.capture, at.frame))
+    })
 }

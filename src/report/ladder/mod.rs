@@ -8,6 +8,7 @@
 
 pub mod arrows;
 pub mod columns;
+pub mod findings;
 pub mod label;
 pub mod mermaid;
 pub mod svg;
