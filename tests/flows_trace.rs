@@ -6,23 +6,14 @@ mod verify_common;
 
 use lvscheck::capture::CaptureSource;
 use lvscheck::decode::DecodeOptions;
-use lvscheck::flows::trace::collect;
-use lvscheck::flows::{analyse_source, FileSource, FlowOptions};
+use lvscheck::flows::trace::{collect, Traces};
+use lvscheck::flows::{analyse_source, Analysis, FileSource, FlowOptions};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn captures(fixture: &str) -> Vec<PathBuf> {
-    let dir = Path::new(verify_common::root())
-        .join("fixtures")
-        .join(fixture);
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
-        .collect();
-    files.sort();
-    files
+    verify_common::fixture_captures(fixture)
 }
 
 /// Frames of `file` tshark shows for `filter`.
@@ -41,16 +32,13 @@ fn tshark_frames(file: &Path, filter: &str) -> Vec<u64> {
         .collect()
 }
 
-fn each_connection_has_the_frames_tshark_shows(fixture: &str) {
-    if !verify_common::tshark_available() {
-        return;
-    }
+/// A fixture's captures, its analysis and the packets of all its connections.
+fn traced(fixture: &str) -> (Vec<PathBuf>, Analysis, Traces) {
     let files = captures(fixture);
     let sources: Vec<CaptureSource> = files.iter().cloned().map(CaptureSource::File).collect();
     let opts = FlowOptions::default();
     let source = FileSource::new(sources.clone(), DecodeOptions::default(), opts.look_ahead);
     let analysis = analyse_source(&source, &opts);
-    assert!(!analysis.connections.is_empty(), "{fixture}: connections");
     let conns: Vec<_> = analysis.connections.iter().collect();
     let traces = collect(
         &sources,
@@ -59,6 +47,16 @@ fn each_connection_has_the_frames_tshark_shows(fixture: &str) {
         &conns,
         usize::MAX,
     );
+    (files, analysis, traces)
+}
+
+fn each_connection_has_the_frames_tshark_shows(fixture: &str) {
+    if !verify_common::tshark_available() {
+        return;
+    }
+    let (files, analysis, traces) = traced(fixture);
+    assert!(!analysis.connections.is_empty(), "{fixture}: connections");
+    let conns: Vec<_> = analysis.connections.iter().collect();
     assert!(traces.unread.is_empty(), "{:?}", traces.unread);
     for (c, packets) in conns.iter().zip(&traces.packets) {
         let mut got: BTreeMap<u32, Vec<u64>> = BTreeMap::new();
@@ -104,6 +102,73 @@ fn rp_filter_connections_are_traced_in_every_capture() {
 #[test]
 fn gue_connections_are_traced_in_every_capture() {
     each_connection_has_the_frames_tshark_shows("gue-healthy");
+}
+
+/// Retransmissions are marked per vantage point and form: where a capture holds each packet
+/// once (client, real server), the frames marked are those tshark calls retransmissions; at
+/// the director, the wrapped copy of a request is marked exactly when the copy that arrived is.
+fn retransmissions_are_tsharks(fixture: &str) {
+    if !verify_common::tshark_available() {
+        return;
+    }
+    let (files, analysis, traces) = traced(fixture);
+    let director = |capture: u32| {
+        analysis
+            .topology
+            .vantages
+            .iter()
+            .any(|v| v.id.capture == capture && v.role == lvscheck::topology::Role::Director)
+    };
+    let mut marked_somewhere = 0;
+    for (i, file) in files.iter().enumerate() {
+        let mut mine: Vec<u64> = traces
+            .packets
+            .iter()
+            .flatten()
+            .filter(|p| p.frame.capture == i as u32 && p.retransmission)
+            .map(|p| p.frame.frame)
+            .collect();
+        mine.sort_unstable();
+        marked_somewhere += mine.len();
+        if director(i as u32) {
+            for list in &traces.packets {
+                let at_director = |p: &&lvscheck::flows::trace::TracedPacket| {
+                    p.frame.capture == i as u32 && p.tcp.is_some()
+                };
+                let plain: Vec<_> = list
+                    .iter()
+                    .filter(at_director)
+                    .filter(|p| p.form == lvscheck::flows::Form::Request)
+                    .map(|p| (p.identity, p.retransmission))
+                    .collect();
+                let wrapped: Vec<_> = list
+                    .iter()
+                    .filter(at_director)
+                    .filter(|p| p.form == lvscheck::flows::Form::RequestWrapped)
+                    .map(|p| (p.identity, p.retransmission))
+                    .collect();
+                assert_eq!(plain, wrapped, "{fixture}: {}", file.display());
+            }
+        } else {
+            assert_eq!(
+                mine,
+                tshark_frames(file, "tcp.analysis.retransmission"),
+                "{fixture}: {}",
+                file.display()
+            );
+        }
+    }
+    assert!(marked_somewhere > 0, "{fixture}: some retransmission");
+}
+
+#[test]
+fn tutorial_retransmissions_are_tsharks() {
+    retransmissions_are_tsharks("tutorial");
+}
+
+#[test]
+fn rp_filter_retransmissions_are_tsharks() {
+    retransmissions_are_tsharks("rp-filter");
 }
 
 /// Every evidence frame of rp-filter's reply.present finding belongs to a connection whose

@@ -15,6 +15,7 @@ use crate::flows::{
     analyse_files_streaming, Analysis, ConnKey, Connection, ConnectionSink, FlowOptions, Outcome,
 };
 use crate::report::flows::JsonLines;
+use crate::report::ladder;
 
 #[derive(Args, Debug)]
 pub struct FlowsArgs {
@@ -45,6 +46,25 @@ pub struct FlowsArgs {
     /// Seconds without packets after which a UDP "connection" ends (IPVS default 300).
     #[arg(long, value_name = "SECONDS", default_value_t = 300.0)]
     pub udp_timeout: f64,
+    /// Only connection ID, numbered as the table numbers connections (by order of start among
+    /// all of them, whatever the filters); with `--ladder`, its ladder diagram.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["json", "rs", "client", "outcome"])]
+    pub conn: Option<u64>,
+    /// With `--conn`: the connection's packets as a ladder diagram, one column per vantage
+    /// point and one arrow per packet (the captures are read once more for them).
+    #[arg(long, requires = "conn")]
+    pub ladder: bool,
+    /// The ladder's format: text (a terminal), svg (a web page), mermaid (a ticket).
+    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LadderFormat::Text, requires = "ladder")]
+    pub format: LadderFormat,
+}
+
+/// How `--ladder` draws.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LadderFormat {
+    Text,
+    Svg,
+    Mermaid,
 }
 
 fn parse_outcome(s: &str) -> Result<Outcome, String> {
@@ -91,6 +111,9 @@ pub fn run(args: &FlowsArgs) -> i32 {
     };
     if args.json {
         return run_json_lines(args, &opts, decode);
+    }
+    if let Some(id) = args.conn {
+        return run_one(args, id, &opts, decode);
     }
     // Only the selected connections are kept (with the start and key of every connection, to
     // number them in order of start among all): a filtered table of a long capture needs
@@ -191,6 +214,80 @@ impl ConnectionSink for TableSink<'_> {
             }
         }
     }
+}
+
+/// `--conn ID`: the ID-th connection to start among all of them, found with the ID that
+/// started first kept (not every connection), then its row or its ladder.
+fn run_one(args: &FlowsArgs, id: u64, opts: &FlowOptions, decode: DecodeOptions) -> i32 {
+    struct First {
+        n: usize,
+        kept: BinaryHeap<ByStart>,
+        count: u64,
+    }
+    impl ConnectionSink for First {
+        fn restart(&mut self) -> bool {
+            self.kept.clear();
+            self.count = 0;
+            true
+        }
+        fn connection(&mut self, c: Connection) {
+            self.count += 1;
+            self.kept.push(ByStart(c));
+            if self.kept.len() > self.n {
+                self.kept.pop();
+            }
+        }
+    }
+    let Some(n) = usize::try_from(id).ok().filter(|n| *n > 0) else {
+        say(format!(
+            "lvscheck flows: --conn {id}: connections are numbered from 1"
+        ));
+        return EXIT_UNUSABLE;
+    };
+    let mut sink = First {
+        n,
+        kept: BinaryHeap::new(),
+        count: 0,
+    };
+    let sources = args.analysis.sources();
+    let analysis = analyse_files_streaming(&sources, decode.clone(), opts, &mut sink);
+    if args.analysis.report_unusable(&analysis, opts) {
+        return EXIT_UNUSABLE;
+    }
+    let conn = match sink.kept.pop() {
+        Some(ByStart(mut c)) if sink.kept.len() + 1 == n => {
+            c.id = id;
+            c
+        }
+        _ => {
+            say(format!(
+                "lvscheck flows: --conn {id}: no such connection: the captures hold {}",
+                match sink.count {
+                    0 => "none".to_string(),
+                    1 => "1 (--conn 1)".to_string(),
+                    k => format!("{k} (--conn 1 to {k})"),
+                }
+            ));
+            return EXIT_UNUSABLE;
+        }
+    };
+    let text = if args.ladder {
+        let (mut ladders, unread) = ladder::of_connections(&sources, decode, &analysis, &[&conn]);
+        for u in unread {
+            say(format!("lvscheck flows: reading again for the ladder: {u}"));
+        }
+        let l = ladders.remove(0);
+        match args.format {
+            LadderFormat::Text => ladder::text(&l),
+            LadderFormat::Svg => ladder::svg(&l),
+            LadderFormat::Mermaid => ladder::mermaid(&l),
+        }
+    } else {
+        crate::report::flows::render(&analysis, &[&conn], 1, &args.output.term(None))
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    finish(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
 }
 
 /// Exit status for what writing the report gave.

@@ -137,6 +137,7 @@ pub fn run(args: &VerifyArgs) -> i32 {
     if args.analysis.report_unusable(&v.analysis, &opts) {
         return EXIT_UNUSABLE;
     }
+    let ladder_decode = decode.clone();
     if let Some(outputs) = &outputs {
         let (_, renamed) = annotate::output_names(&sources);
         let placements = std::mem::take(&mut v.placements);
@@ -154,7 +155,13 @@ pub fn run(args: &VerifyArgs) -> i32 {
     }
     let code = exit_code(v.verdict.outcome);
     if let Some(path) = &args.html {
-        let page = html::verify_page(&v, code, &html::VerifyExtras::default());
+        // Each finding's connections drawn as ladders: the captures are read again for them.
+        let (ladders, unread) =
+            crate::report::ladder::findings::for_findings(&sources, ladder_decode, &opts, &v);
+        for u in unread {
+            say(format!("lvscheck: reading again for the ladders: {u}"));
+        }
+        let page = html::verify_page(&v, code, &html::VerifyExtras { ladders });
         if let Err(e) = html::write(path, &page) {
             say(format!("lvscheck: cannot write {}: {e}", path.display()));
             return EXIT_UNUSABLE;

@@ -6,6 +6,7 @@ pub mod fairness;
 pub mod flows;
 pub mod html;
 pub mod inspect;
+pub mod ladder;
 pub mod style;
 pub mod verify;
 

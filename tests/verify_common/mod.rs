@@ -105,3 +105,15 @@ pub fn tshark_available() -> bool {
     }
     found
 }
+
+/// The pcap and pcapng files of a fixture, in name order (as the shell expands `*.pcap`).
+pub fn fixture_captures(fixture: &str) -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(root()).join("fixtures").join(fixture);
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcap" || e == "pcapng"))
+        .collect();
+    files.sort();
+    files
+}

@@ -173,14 +173,16 @@ pub fn collect(
 }
 
 /// Marks the segments that take sequence space a vantage point already saw going the same
-/// way. `list` is in capture order, which is each vantage point's own time order.
+/// way in the same form. `list` is in capture order, which is each vantage point's own time
+/// order. Per form: a director sees every request twice, arriving and leaving wrapped, and the
+/// wrapped copy repeats nothing.
 fn mark_retransmissions(list: &mut [TracedPacket]) {
-    let mut highest: HashMap<(VantageId, bool), u32> = HashMap::default();
+    let mut highest: HashMap<(VantageId, Form), u32> = HashMap::default();
     for p in list.iter_mut().filter(|p| p.icmp.is_none()) {
         let Some(end) = p.seq_end() else {
             continue;
         };
-        match highest.entry((p.vantage(), p.form.is_request())) {
+        match highest.entry((p.vantage(), p.form)) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 // Sequence numbers wrap: "not after" is a signed difference.
                 if (end.wrapping_sub(*e.get()) as i32) <= 0 {
@@ -205,16 +207,25 @@ pub fn connections_by_frame(
 ) -> HashMap<(crate::capture::frame::CaptureId, u64), usize> {
     let mut out = HashMap::default();
     for (i, c) in conns.iter().enumerate() {
-        for leg in &c.legs {
-            let firsts = Form::ALL
-                .iter()
-                .filter_map(|f| leg.form(*f))
-                .map(|d| d.first);
-            let evidence = leg.evidence.iter().map(|e| e.first);
-            for at in firsts.chain(evidence) {
-                out.entry((at.capture, at.frame)).or_insert(i);
-            }
+        for at in frames_kept(c) {
+            out.entry(at).or_insert(i);
         }
     }
     out
+}
+
+/// The frames a connection's legs kept, as (capture, frame number): the first packet of each
+/// form and the first of each piece of evidence, at every vantage point (what findings cite).
+pub fn frames_kept(
+    c: &Connection,
+) -> impl Iterator<Item = (crate::capture::frame::CaptureId, u64)> + '_ {
+    c.legs.iter().flat_map(|leg| {
+        let firsts = Form::ALL
+            .iter()
+            .filter_map(|f| leg.form(*f))
+            .map(|d| d.first);
+        firsts
+            .chain(leg.evidence.iter().map(|e| e.first))
+            .map(|at| (at.capture, at.frame))
+    })
 }
