@@ -91,7 +91,7 @@ struct Verifier<'s> {
 }
 
 /// Where each connection started (reference clock) and its key: its number in order of start.
-type Starts = Vec<(i64, ConnKey)>;
+pub type Starts = Vec<(i64, ConnKey)>;
 
 impl<'s> Verifier<'s> {
     fn new(state: Option<&'s DirectorState>, keep: Keep) -> Verifier<'s> {
@@ -202,7 +202,7 @@ pub fn verify_with(
     let remarkable = v
         .remarkable
         .take()
-        .map(numbered_by_start)
+        .map(|(kept, starts)| numbered_by_start(kept, starts))
         .unwrap_or_default();
     // In order of start, as `flows` numbers connections.
     placements.sort_by_key(|p| (p.first_ts_ns, p.key));
@@ -258,7 +258,7 @@ pub fn verify_with(
 
 /// The kept connections, numbered in order of start among all (`starts`), as `flows` numbers
 /// them, and in that order.
-fn numbered_by_start((mut kept, mut starts): (Vec<Connection>, Starts)) -> Vec<Connection> {
+pub fn numbered_by_start(mut kept: Vec<Connection>, mut starts: Starts) -> Vec<Connection> {
     starts.sort_unstable();
     for c in &mut kept {
         c.id = starts.partition_point(|s| *s < (c.first_ts_ns, c.key())) as u64 + 1;

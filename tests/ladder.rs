@@ -409,3 +409,44 @@ fn capture_names_are_escaped_in_every_format() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The findings' ladders come from the connections `verify` kept for the page; without them
+/// (a finding citing a connection the run did not keep) the captures are analysed again for
+/// the cited frames. Both ways draw the same connections under the same numbers.
+#[test]
+fn findings_ladders_are_the_same_from_kept_connections_and_from_a_second_analysis() {
+    use lvscheck::capture::CaptureSource;
+    use lvscheck::checks::verdict::Policy;
+    use lvscheck::decode::DecodeOptions;
+    use lvscheck::flows::FlowOptions;
+    use lvscheck::report::ladder::findings::for_findings;
+    use lvscheck::verify::{verify_with, Keep};
+    for fixture in ["rp-filter", "reply-via-director", "mtu"] {
+        let sources: Vec<CaptureSource> = captures(fixture)
+            .into_iter()
+            .map(CaptureSource::File)
+            .collect();
+        let opts = FlowOptions::default();
+        let keep = Keep {
+            remarkable: true,
+            ..Keep::NOTHING
+        };
+        let decode = DecodeOptions::default();
+        let mut v = verify_with(
+            &sources,
+            decode.clone(),
+            &opts,
+            None,
+            None,
+            &Policy::default(),
+            keep,
+        );
+        assert!(!v.remarkable.is_empty(), "{fixture}: connections kept");
+        let (kept, unread) = for_findings(&sources, decode.clone(), &opts, &v);
+        assert!(unread.is_empty());
+        assert!(!kept.is_empty(), "{fixture}: ladders");
+        v.remarkable.clear();
+        let (again, _) = for_findings(&sources, decode, &opts, &v);
+        assert_eq!(kept, again, "{fixture}");
+    }
+}

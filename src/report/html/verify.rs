@@ -23,7 +23,7 @@ pub struct FindingKey {
 
 /// The ladder diagram of one connection, drawn elsewhere: the connection's id (as `flows`
 /// numbers it) and its SVG, trusted as it is (its maker escapes its own text).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ladder {
     pub connection: u64,
     pub svg: String,
