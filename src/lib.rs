@@ -19,3 +19,4 @@ pub mod time;
 pub mod topology;
 pub mod varint;
 pub mod verify;
+pub mod words;

@@ -366,8 +366,13 @@ fn scheduler_unseen(analysis: &Analysis) -> Option<String> {
         return None;
     }
     Some(format!(
-        "no director capture, and real server(s) {} not captured: the replay needs every \
-         decision the director took, in order",
+        "no director capture, and {} {} not captured: the replay needs every decision the \
+         director took, in order",
+        if missing.len() == 1 {
+            "real server"
+        } else {
+            "real servers"
+        },
         missing.join(", ")
     ))
 }

@@ -5,6 +5,8 @@
 //! its cause, fix, display filter (and its copy button) and evidence, times corrected by the
 //! clock offsets the JSON gives; the console stays silent; a pcapng whose interface name is
 //! `<script>alert(1)</script>`, in a file named like an `<img onerror>`, shows both as text.
+//! Each finding of rp-filter holds the ladder of every connection its evidence frames belong to
+//! (as many as tshark finds client ports in them), each with an arrow holding the frame.
 //! Standard output is the same with `--html` as without.
 
 mod browser_common;
@@ -368,6 +370,73 @@ fn the_rp_filter_page_shows_each_finding_with_its_evidence_and_filter() {
         page.by_id(target).and_then(|a| a.attr("data-check")),
         Some("reply.present")
     );
+    // Each finding shows the ladder of every connection its evidence packets belong to: as
+    // many ladders as tshark finds client ports in those frames, each drawn with its columns
+    // and an arrow holding the evidence frame.
+    let articles = page.by_class("finding");
+    for f in doc["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["findings"].as_array().unwrap())
+    {
+        let summary = words(f["summary"].as_str().unwrap());
+        let article = one(
+            articles
+                .iter()
+                .copied()
+                .filter(|a| {
+                    a.attr("data-check") == f["check"].as_str()
+                        && words(&one(a.by_class("f-summary"), "summary").text()) == summary
+                })
+                .collect(),
+            &summary,
+        );
+        let figures = article.by_name("figure");
+        let mut ports = std::collections::BTreeSet::new();
+        for e in f["evidence"].as_array().unwrap() {
+            let frame = e["frame"].as_u64().unwrap();
+            let fields = tshark_fields(
+                &root().join(e["file"].as_str().unwrap()),
+                &format!("frame.number == {frame}"),
+                &["tcp.srcport"],
+            );
+            ports.extend(fields.into_iter().filter(|p| !p.is_empty()));
+            let drawn = figures.iter().any(|fig| {
+                fig.by_class("arrow").iter().any(|a| {
+                    a.attr("data-frames").is_some_and(|fs| {
+                        fs.split(' ')
+                            .any(|x| x.rsplit(':').next() == Some(&frame.to_string()))
+                    })
+                })
+            });
+            assert!(
+                drawn,
+                "evidence frame {frame} is drawn in a ladder of its finding"
+            );
+        }
+        assert_eq!(figures.len(), ports.len(), "{}", f["summary"]);
+        for fig in figures {
+            assert!(fig.attr("id").is_some_and(|id| id.starts_with("conn-")));
+            assert_eq!(fig.by_class("column").len(), 3, "client, director, rs2");
+        }
+    }
+}
+
+/// One field per frame tshark shows for `filter` in `file`.
+fn tshark_fields(file: &Path, filter: &str, fields: &[&str]) -> Vec<String> {
+    let mut c = Command::new("tshark");
+    c.arg("-r").arg(file).args(["-Y", filter, "-T", "fields"]);
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    let out = c.output().expect("tshark runs");
+    assert!(out.status.success(), "tshark on {file:?}");
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]

@@ -215,13 +215,18 @@ fn describe(c: &ArpObservation) -> String {
             _ => "Neighbor Advertisement",
         };
         return format!(
-            "{what} {} is at {} ({} packets)",
-            c.sender_ip, c.sender_mac, c.count
+            "{what} {} is at {} ({})",
+            c.sender_ip,
+            c.sender_mac,
+            crate::checks::verdict::plural(c.count as usize, "packet", "packets")
         );
     }
     format!(
-        "ARP {} {} is-at {} ({} packets)",
-        c.operation, c.sender_ip, c.sender_mac, c.count
+        "ARP {} {} is-at {} ({})",
+        c.operation,
+        c.sender_ip,
+        c.sender_mac,
+        crate::checks::verdict::plural(c.count as usize, "packet", "packets")
     )
 }
 

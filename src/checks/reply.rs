@@ -172,7 +172,12 @@ fn where_lost(ctx: &Context, rs: Option<IpAddr>) -> String {
                 format!("{director}, and no real server was captured")
             } else {
                 format!(
-                    "{director}, and they did not reach the captured real server(s) {}",
+                    "{director}, and they did not reach the captured {} {}",
+                    if captured.len() == 1 {
+                        "real server"
+                    } else {
+                        "real servers"
+                    },
                     captured.join(", ")
                 )
             }

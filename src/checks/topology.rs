@@ -65,7 +65,7 @@ pub fn check(ctx: &Context) -> CheckResult {
                 let rs = c.real_server.map(|a| a.to_string()).unwrap_or_default();
                 let summary = if clients_only {
                     format!(
-                        "real server {rs} of {}: no connection of the captured client(s) went to \
+                        "real server {rs} of {}: no connection of any captured client went to \
                          it; it was not captured, nor was the director, so other clients' \
                          connections are not in these captures",
                         c.service

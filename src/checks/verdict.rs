@@ -312,13 +312,9 @@ pub fn needs(check: &str) -> &'static str {
     }
 }
 
-/// "1 check", "3 checks".
+/// "1 check", "3 checks" ([`crate::words::plural`]).
 pub fn plural(n: usize, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("1 {one}")
-    } else {
-        format!("{n} {many}")
-    }
+    crate::words::plural(n as u64, one, many)
 }
 
 /// The worst status of all checks (`info` does not count): what the checks say, before the

@@ -136,8 +136,9 @@ fn analyse_service<C>(
     extra.dedup();
     if cfg.is_some() && !extra.is_empty() {
         notes.push(format!(
-            "{} server(s) received connections but are not in the configuration: {}",
-            extra.len(),
+            "{} received connections but {} not in the configuration: {}",
+            crate::words::plural(extra.len() as u64, "server", "servers"),
+            crate::words::noun(extra.len(), "is", "are"),
             extra
                 .iter()
                 .map(|ip| ip.to_string())
@@ -206,8 +207,9 @@ fn analyse_service<C>(
     }
     if unattributed > 0 {
         notes.push(format!(
-            "{unattributed} connection(s) have no observed real server and are left out of the \
-             shares"
+            "{} no observed real server and {} left out of the shares",
+            crate::words::plural(unattributed as u64, "connection has", "connections have"),
+            crate::words::noun(unattributed as usize, "is", "are")
         ));
     }
 

@@ -636,7 +636,7 @@ fn unseen(legs: &[Leg], captured: &Captured, rs: Option<IpAddr>, outcome: Outcom
                 }
             }
         }
-        out.push(format!("not seen in the {name} capture(s)"));
+        out.push(format!("not seen in any {name} capture"));
     }
     if rs.is_none() {
         out.push("which real server it went to".into());

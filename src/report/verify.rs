@@ -340,11 +340,11 @@ pub fn render(v: &Verification, term: &Term) -> String {
                     )
                 } else {
                     format!(
-                        "{:+.3} ms ± {:.3} ms ({}, {} packets)",
+                        "{:+.3} ms ± {:.3} ms ({}, {})",
                         o.offset_ns as f64 / 1e6,
                         o.uncertainty_ns as f64 / 1e6,
                         super::flows::offset_method(o.method),
-                        o.samples
+                        crate::checks::verdict::plural(o.samples as usize, "packet", "packets")
                     )
                 }
             })

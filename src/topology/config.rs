@@ -227,7 +227,10 @@ pub fn compare(expected: &[ExpectedService], observed: &Observed) -> Vec<ConfigF
                 kind: "service_not_configured",
                 service: svc.clone(),
                 real_server: None,
-                message: format!("{n} connection(s) to {svc}, which the rules do not define"),
+                message: format!(
+                    "{} to {svc}, which the rules do not define",
+                    crate::words::plural(n, "connection", "connections")
+                ),
             });
         }
     }
@@ -323,7 +326,8 @@ pub fn compare(expected: &[ExpectedService], observed: &Observed) -> Vec<ConfigF
                     service: svc.clone(),
                     real_server: Some(*rs),
                     message: format!(
-                        "{n} connection(s) of {svc_name} went to {rs}, which the rules do not list"
+                        "{} of {svc_name} went to {rs}, which the rules do not list",
+                        crate::words::plural(*n, "connection", "connections")
                     ),
                 });
             }

@@ -264,8 +264,8 @@ fn find_vips(facts: &[VantageFacts], hints: &Hints) -> Vec<Vip> {
             decided_by: Decision::Guess,
             reason: format!(
                 "no tunnelled packet in any capture: the address most connections go to \
-                 ({syns} SYNs, {packets} packets from {} host(s)); give --vip if wrong",
-                peers.len()
+                 ({syns} SYNs, {packets} packets from {}); give --vip if wrong",
+                crate::words::plural(peers.len() as u64, "host", "hosts")
             ),
             evidence: Some(ev),
         });

@@ -58,7 +58,10 @@ pub fn check(ctx: &Context) -> CheckResult {
     findings.extend(undecoded_link_types(ctx));
     CheckResult::from_findings(
         ID,
-        format!("all {} captures read to their end", captures.len()),
+        match captures.len() {
+            1 => "the capture was read to its end".to_string(),
+            n => format!("all {n} captures read to their end"),
+        },
         findings,
     )
 }

@@ -127,9 +127,8 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
             conformance.order = perm.iter().map(|&i| cfg.servers[i].addr).collect();
             let tie_note = if b.ties > 0 {
                 format!(
-                    "; {} other candidate(s) matched as many, so this capture does \
-                         not pin the order down",
-                    b.ties
+                    "; {} matched as many, so this capture does not pin the order down",
+                    crate::words::plural(b.ties as u64, "other candidate", "other candidates")
                 )
             } else {
                 String::new()
@@ -223,8 +222,10 @@ pub fn replay(inp: &ReplayInput) -> (Conformance, Vec<Verdict>) {
         .count();
     if unseen > 0 && cfg.scheduler.reads_counters() {
         limitations.push(format!(
-            "{unseen} connection(s) with no observed server are missing from the rebuilt \
-             counters, which can tip close decisions"
+            "{} with no observed server {} missing from the rebuilt counters, which can tip \
+             close decisions",
+            crate::words::plural(unseen as u64, "connection", "connections"),
+            crate::words::noun(unseen, "is", "are")
         ));
     }
     limitations.push(
