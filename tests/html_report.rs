@@ -127,17 +127,7 @@ fn assert_page_matches(doc: &Value, page: &Element) {
     let offsets = clock_offsets(doc);
     for f in findings {
         let summary = words(f["summary"].as_str().unwrap());
-        let article = one(
-            articles
-                .iter()
-                .copied()
-                .filter(|a| {
-                    a.attr("data-check") == f["check"].as_str()
-                        && words(&one(a.by_class("f-summary"), "summary").text()) == summary
-                })
-                .collect(),
-            &format!("finding {summary}"),
-        );
+        let article = article_of(&articles, f);
         assert_eq!(article.attr("data-severity"), f["severity"].as_str());
         for (class, key) in [("f-cause", "likely_cause"), ("f-fix", "fix")] {
             assert_eq!(
@@ -380,18 +370,7 @@ fn the_rp_filter_page_shows_each_finding_with_its_evidence_and_filter() {
         .iter()
         .flat_map(|c| c["findings"].as_array().unwrap())
     {
-        let summary = words(f["summary"].as_str().unwrap());
-        let article = one(
-            articles
-                .iter()
-                .copied()
-                .filter(|a| {
-                    a.attr("data-check") == f["check"].as_str()
-                        && words(&one(a.by_class("f-summary"), "summary").text()) == summary
-                })
-                .collect(),
-            &summary,
-        );
+        let article = article_of(&articles, f);
         let figures = article.by_name("figure");
         let mut ports = std::collections::BTreeSet::new();
         for e in f["evidence"].as_array().unwrap() {
@@ -421,6 +400,22 @@ fn the_rp_filter_page_shows_each_finding_with_its_evidence_and_filter() {
             assert_eq!(fig.by_class("column").len(), 3, "client, director, rs2");
         }
     }
+}
+
+/// The page's section of the JSON finding `f`: its check and summary.
+fn article_of<'a>(articles: &[&'a Element], f: &Value) -> &'a Element {
+    let summary = words(f["summary"].as_str().unwrap());
+    one(
+        articles
+            .iter()
+            .copied()
+            .filter(|a| {
+                a.attr("data-check") == f["check"].as_str()
+                    && words(&one(a.by_class("f-summary"), "summary").text()) == summary
+            })
+            .collect(),
+        &format!("finding {summary}"),
+    )
 }
 
 /// One field per frame tshark shows for `filter` in `file`.

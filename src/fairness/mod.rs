@@ -208,7 +208,7 @@ fn analyse_service<C>(
     if unattributed > 0 {
         notes.push(format!(
             "{} no observed real server and {} left out of the shares",
-            crate::words::plural(unattributed as u64, "connection has", "connections have"),
+            crate::words::plural(unattributed, "connection has", "connections have"),
             crate::words::noun(unattributed as usize, "is", "are")
         ));
     }
