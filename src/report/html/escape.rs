@@ -8,10 +8,19 @@
 
 use std::borrow::Cow;
 
-/// `text` safe inside HTML element text and double- or single-quoted attribute values.
-/// Borrowed when there is nothing to escape.
+/// `text` safe inside HTML (or SVG) element text and double- or single-quoted attribute
+/// values. Borrowed when there is nothing to escape.
 pub fn h(text: &str) -> Cow<'_, str> {
-    let visible = crate::escape::terminal(text);
+    entities(crate::escape::terminal(text))
+}
+
+/// [`h`], keeping line breaks (a tooltip's lines).
+pub fn h_lines(text: &str) -> Cow<'_, str> {
+    entities(crate::escape::terminal_lines(text))
+}
+
+/// The markup characters of text already made visible, as entities.
+fn entities(visible: Cow<'_, str>) -> Cow<'_, str> {
     if !visible.contains(['<', '>', '&', '"', '\'']) {
         return visible;
     }

@@ -4,6 +4,7 @@
 
 use super::text::{describe, letter};
 use super::{clock, heading, label, Arrow, ArrowKind, Cell, Ladder};
+use crate::report::html::escape::{h, h_lines};
 use crate::time::rfc3339_ns;
 use std::fmt::Write;
 
@@ -16,27 +17,6 @@ const FALL: f64 = 5.0;
 const LABELS: f64 = 320.0;
 /// Width of a character of the 11 px monospace labels, about.
 const CHAR: f64 = 6.7;
-
-/// Text safe inside an XML element or attribute.
-pub fn xml(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Not allowed in XML 1.0 at all (the terminal escaping has written them out
-            // already; this is the last guard).
-            c if c.is_control() && !matches!(c, '\n' | '\t') => {
-                let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 fn gap(columns: usize) -> f64 {
     if columns <= 4 {
@@ -101,10 +81,9 @@ pub fn svg(l: &Ladder) -> String {
     let _ = write!(
         s,
         r##"<rect width="100%" height="100%" fill="#ffffff"/><text x="16" y="24" font-size="15" font-weight="bold">{}</text><text x="16" y="44" fill="#444">times: ms after {} by the reference clock{}; requests {} &gt; {}, replies the other way</text>"##,
-        xml(&l.title()),
+        h(&l.title()),
         rfc3339_ns(l.start_ns),
-        xml(&l
-            .reference
+        h(&l.reference
             .as_deref()
             .map(|r| format!(" ({r})"))
             .unwrap_or_default()),
@@ -122,12 +101,12 @@ pub fn svg(l: &Ladder) -> String {
             c.vantage.capture,
             c.vantage.interface,
             c.place.id(),
-            xml(&format!("{}: {}, {}", heading(c), c.capture, clock(c))),
+            h(&format!("{}: {}, {}", heading(c), c.capture, clock(c))),
             cx - w / 2.0,
             letter(i),
-            xml(&fit(&heading(c), chars.saturating_sub(3))),
-            xml(&fit_path(&c.capture, chars)),
-            xml(&clock(c)),
+            h(&fit(&heading(c), chars.saturating_sub(3))),
+            h(&fit_path(&c.capture, chars)),
+            h(&clock(c)),
         );
     }
     let _ = write!(
@@ -150,7 +129,7 @@ pub fn svg(l: &Ladder) -> String {
         let _ = write!(
             s,
             r##"<text x="16" y="{ly:.1}" font-size="11" fill="#555">{}</text>"##,
-            xml(note)
+            h(note)
         );
     }
     if l.left_out > 0 {
@@ -201,7 +180,7 @@ fn arrow(s: &mut String, l: &Ladder, a: &Arrow, y: f64, x: &dyn Fn(usize) -> f64
             l.ms(sight.at_ns)
         );
     }
-    let _ = write!(s, "<title>{}</title>", xml(&tip));
+    let _ = write!(s, "<title>{}</title>", h_lines(&tip));
     let _ = write!(
         s,
         r##"<text x="{LEFT:.1}" y="{:.1}" text-anchor="end" font-family="monospace" font-size="11" fill="#333">{}</text>"##,
@@ -240,7 +219,7 @@ fn arrow(s: &mut String, l: &Ladder, a: &Arrow, y: f64, x: &dyn Fn(usize) -> f64
                     r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10" font-style="italic" fill="#555">{}</text>"##,
                     (x0 + x1) / 2.0,
                     (y0 + y1) / 2.0 - 5.0,
-                    xml(&label::outer(&o))
+                    h(&label::outer(&o))
                 );
             }
         } else {
@@ -255,7 +234,7 @@ fn arrow(s: &mut String, l: &Ladder, a: &Arrow, y: f64, x: &dyn Fn(usize) -> f64
                 r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11" font-weight="bold" fill="{colour}">{}</text>"##,
                 (x0 + x1) / 2.0,
                 (y0 + y1) / 2.0 - 5.0,
-                xml(&short(a))
+                h(&short(a))
             );
         }
         if pair[1].1 != Cell::Crossed {
@@ -275,7 +254,7 @@ fn arrow(s: &mut String, l: &Ladder, a: &Arrow, y: f64, x: &dyn Fn(usize) -> f64
             r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11" font-weight="bold" fill="{colour}">{}</text>"##,
             (x0 + x1) / 2.0,
             y0 - 5.0,
-            xml(&short(a))
+            h(&short(a))
         );
     }
     for (c, cell) in &a.cells {
@@ -313,7 +292,7 @@ fn arrow(s: &mut String, l: &Ladder, a: &Arrow, y: f64, x: &dyn Fn(usize) -> f64
         s,
         r##"<text x="{labels_x:.1}" y="{:.1}" font-family="monospace" font-size="11" fill="#222">{}</text>"##,
         y + 4.0,
-        xml(&details(a))
+        h(&details(a))
     );
     s.push_str("</g>");
 }
