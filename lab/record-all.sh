@@ -6,7 +6,7 @@ set -euo pipefail
 LAB="$(cd "$(dirname "$0")" && pwd)"
 [ -f "$LAB/build/initrd.gz" ] || "$LAB/build-vm.sh"
 "$LAB/run-scenario.sh" tutorial wrr arp-vip arp-vip-late rp-filter no-vip reply-via-director \
-    not-listening-tcp not-listening-udp udp-wildcard mtu wlc-long sh-clients persistence \
+    not-listening-tcp not-listening-udp udp-wildcard mtu mtu-clamped wlc-long sh-clients persistence \
     span-rp-filter dr-server port-filter gue-healthy gue-no-fou gre-healthy gre-no-gre0 fwmark \
     multi-service keepalived director-state nat-server sctp-healthy
 # The IPv6 scenarios boot on their own, with IPv6 on.
