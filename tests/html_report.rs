@@ -372,6 +372,11 @@ fn the_rp_filter_page_shows_each_finding_with_its_evidence_and_filter() {
     {
         let article = article_of(&articles, f);
         let figures = article.by_name("figure");
+        // Informational findings (the mtu prediction) draw no ladder: nothing went wrong.
+        if f["severity"] == "info" {
+            assert!(figures.is_empty(), "{}", f["summary"]);
+            continue;
+        }
         let mut ports = std::collections::BTreeSet::new();
         for e in f["evidence"].as_array().unwrap() {
             let frame = e["frame"].as_u64().unwrap();

@@ -606,6 +606,30 @@ fn a_table_written_to_disk_gives_the_report_kept_in_memory() {
         "connections",
         "per_real_server",
     ] {
-        assert_eq!(spilled.report[part], kept.report[part], "{part}");
+        assert_eq!(
+            without_files(&spilled.report[part]),
+            without_files(&kept.report[part]),
+            "{part}"
+        );
     }
+}
+
+/// A report part with every evidence packet's `file` left out: each run writes its captures
+/// to a directory of its own.
+fn without_files(part: &serde_json::Value) -> serde_json::Value {
+    let mut part = part.clone();
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                if m.contains_key("frame") {
+                    m.remove("file");
+                }
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut part);
+    part
 }

@@ -304,7 +304,7 @@ impl ConnectionChecks {
         self.source.observe(ctx, conn, class);
         self.direct.observe(ctx, conn, class);
         self.bypass.observe(ctx, conn, class);
-        self.mtu.observe(ctx, conn);
+        self.mtu.observe(ctx, conn, class);
     }
 
     /// Every check's result, in report order, with `ctx` the finished analysis.

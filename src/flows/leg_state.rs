@@ -41,6 +41,8 @@ impl FormStats {
                 packets: 0,
                 ip_bytes: 0,
                 payload_bytes: 0,
+                max_ip_len: 0,
+                mss: None,
                 retransmissions: 0,
                 first: at,
                 ttl,
@@ -277,6 +279,10 @@ pub(crate) fn record(s: &mut LegState, p: &Seen, ctx: &FlowContext, role: Role) 
     st.packets += 1;
     st.ip_bytes += u64::from(v.ip.total_len);
     st.payload_bytes += u64::from(payload_len);
+    st.max_ip_len = st.max_ip_len.max(v.ip.total_len);
+    if let Some(t) = tcp.filter(|t| t.has(Tcp::SYN) && st.mss.is_none()) {
+        st.mss = t.mss;
+    }
     st.retransmissions += u64::from(retrans);
     add_mac(&mut st.src_macs, link.src_mac);
     add_mac(&mut st.dst_macs, link.dst_mac);

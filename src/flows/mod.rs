@@ -151,6 +151,12 @@ pub struct DirStats {
     pub ip_bytes: u64,
     /// Sum of the TCP/UDP payload lengths.
     pub payload_bytes: u64,
+    /// The largest (inner) IP total length: what the path had to carry, tunnel header aside.
+    pub max_ip_len: u32,
+    /// The MSS option of this form's first SYN (requests: the client's SYN; replies: the
+    /// SYN-ACK). The SYN-ACK's is what sizes the client's segments, hence the tunnelled ones.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mss: Option<u16>,
     /// Packets that repeat sequence space already seen (TCP only).
     pub retransmissions: u64,
     /// The first packet of this form.

@@ -294,6 +294,8 @@ fn form(w: &mut Out, f: &FormStats, base: i64, vantage: VantageId) {
         st.ip_bytes,
         st.payload_bytes,
         st.retransmissions,
+        u64::from(st.max_ip_len),
+        st.mss.map_or(0, |m| u64::from(m) + 1),
     ] {
         w.varint(n);
     }
@@ -419,6 +421,7 @@ fn read_form(r: &mut Reader, base: i64, vantage: VantageId, forms: &mut SmallVec
     let (first_ts_ns, last_ts_ns) = (r.time(base), r.time(base));
     let (packets, ip_bytes, payload_bytes, retransmissions) =
         (r.varint(), r.varint(), r.varint(), r.varint());
+    let (max_ip_len, mss) = (r.varint(), r.varint());
     let first = r.frame(first_ts_ns, vantage);
     forms.push(FormStats::new(form, first_ts_ns, first, ttl));
     let f = forms.last_mut().expect("just pushed");
@@ -429,6 +432,8 @@ fn read_form(r: &mut Reader, base: i64, vantage: VantageId, forms: &mut SmallVec
     st.ip_bytes = ip_bytes;
     st.payload_bytes = payload_bytes;
     st.retransmissions = retransmissions;
+    st.max_ip_len = max_ip_len as u32;
+    st.mss = mss.checked_sub(1).map(|m| m as u16);
     for macs in [&mut st.src_macs, &mut st.dst_macs] {
         for _ in 0..r.u8() {
             macs.push(MacAddr(r.bytes(6).try_into().expect("6 bytes")));
@@ -555,6 +560,7 @@ mod tests {
         let r = &mut request.stats;
         (r.packets, r.ip_bytes, r.payload_bytes) = (5, u64::MAX, 0);
         r.retransmissions = 2;
+        (r.max_ip_len, r.mss) = (u32::MAX, Some(u16::MAX));
         r.src_macs = smallvec![MacAddr([1; 6]), MacAddr([2; 6]), MacAddr([3; 6])];
         r.dst_macs = smallvec![MacAddr([9; 6])];
         let mut wrapped = FormStats::new(Form::RequestWrapped, T0 + 10, at(u64::MAX, T0 + 10), 1);

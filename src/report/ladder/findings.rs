@@ -30,6 +30,11 @@ fn evidence(v: &Verification) -> Vec<(FindingKey, Vec<(CaptureId, u64)>)> {
     let mut out = Vec::new();
     for c in &v.checks {
         for (index, f) in c.findings.iter().enumerate() {
+            // Ladders show what went wrong; an informational finding (a prediction, a note on
+            // the captures) is not worth a second analysis of every capture.
+            if f.severity < crate::checks::Status::Warn {
+                continue;
+            }
             let frames: Vec<(CaptureId, u64)> = f
                 .evidence
                 .iter()
