@@ -17,9 +17,7 @@ use crate::decode::DecodeOptions;
 use crate::fairness::observe::FairnessObserver;
 use crate::fairness::{self, FairnessReport};
 use crate::flows::trace::locate::Placement;
-use crate::flows::{
-    analyse_files_streaming, Analysis, ConnKey, Connection, ConnectionSink, FlowOptions,
-};
+use crate::flows::{analyse_files_streaming, Analysis, Connection, ConnectionSink, FlowOptions};
 use crate::topology::director_state::DirectorState;
 use crate::topology::rules::Rules;
 use crate::topology::MacAddr;
@@ -39,7 +37,7 @@ pub struct Verification {
     /// for the annotated copies of the captures, which read them again.
     pub placements: Vec<Placement>,
     /// The connections the checks found something to say about (not tunnelled, not answered,
-    /// with evidence: [`remarkable`]), at most [`REMARKABLE_KEPT`], numbered in order of start
+    /// with evidence: [`crate::checks::classify::Class::remarkable`]), at most [`REMARKABLE_KEPT`], numbered in order of start
     /// as `flows` numbers them, when asked for ([`Keep::remarkable`]): what the HTML report
     /// draws the findings' ladders from.
     pub remarkable: Vec<Connection>,
@@ -48,18 +46,6 @@ pub struct Verification {
 /// Remarkable connections kept at most ([`Verification::remarkable`]): ladders are drawn for a
 /// few per finding, and each kept connection costs a kilobyte or so.
 pub const REMARKABLE_KEPT: usize = 10_000;
-
-/// Whether the checks may have something to say about a connection: it was not seen
-/// tunnelled, not answered, went around the director, or its legs hold evidence (resets,
-/// ICMP errors, replies from elsewhere).
-pub fn remarkable(class: &crate::checks::classify::Class, conn: &Connection) -> bool {
-    use crate::checks::classify::Forwarding;
-    class.forwarding != Forwarding::Tunnel
-        || !class.answer.answered()
-        || class.unwrapped_at_rs.is_some()
-        || class.wrapped_from_vip.is_some()
-        || conn.evidence().next().is_some()
-}
 
 impl Verification {
     /// The worst status of all checks (`info` does not count); the verdict also weighs what
@@ -91,7 +77,7 @@ struct Verifier<'s> {
 }
 
 /// Where each connection started (reference clock) and its key: its number in order of start.
-pub type Starts = Vec<(i64, ConnKey)>;
+use crate::flows::{numbered_by_start, Starts};
 
 impl<'s> Verifier<'s> {
     fn new(state: Option<&'s DirectorState>, keep: Keep) -> Verifier<'s> {
@@ -138,7 +124,7 @@ impl ConnectionSink for Verifier<'_> {
             scheduled = !class.bypassed();
             if let Some((kept, starts)) = &mut self.remarkable {
                 starts.push((conn.first_ts_ns, conn.key()));
-                if kept.len() < REMARKABLE_KEPT && remarkable(&class, &conn) {
+                if kept.len() < REMARKABLE_KEPT && class.remarkable(&conn) {
                     kept.push(conn.clone());
                 }
             }
@@ -254,17 +240,6 @@ pub fn verify_with(
         placements,
         remarkable,
     }
-}
-
-/// The kept connections, numbered in order of start among all (`starts`), as `flows` numbers
-/// them, and in that order.
-pub fn numbered_by_start(mut kept: Vec<Connection>, mut starts: Starts) -> Vec<Connection> {
-    starts.sort_unstable();
-    for c in &mut kept {
-        c.id = starts.partition_point(|s| *s < (c.first_ts_ns, c.key())) as u64 + 1;
-    }
-    kept.sort_by_key(|c| c.id);
-    kept
 }
 
 /// A check skipped for want of packets that a capture's own problem removed says so: the

@@ -358,3 +358,16 @@ fn answer(ctx: &Context, conn: &Connection) -> Answer {
     }
     unanswered.unwrap_or(Answer::Unknown)
 }
+
+impl Class {
+    /// Whether the checks may have something to say about a connection: it was not seen
+    /// tunnelled, not answered, went around the director, or its legs hold evidence (resets,
+    /// ICMP errors, replies from elsewhere). The connections a report keeps to draw.
+    pub fn remarkable(&self, conn: &Connection) -> bool {
+        self.forwarding != Forwarding::Tunnel
+            || !self.answer.answered()
+            || self.unwrapped_at_rs.is_some()
+            || self.wrapped_from_vip.is_some()
+            || conn.evidence().next().is_some()
+    }
+}

@@ -133,16 +133,10 @@ pub fn run(args: &FlowsArgs) -> i32 {
     let TableSink {
         shown,
         selected,
-        mut starts,
+        starts,
         ..
     } = sink;
-    let mut shown: Vec<Connection> = shown.into_iter().map(|b| b.0).collect();
-    starts.sort_unstable();
-    for c in &mut shown {
-        let at = (c.first_ts_ns, c.key());
-        c.id = starts.partition_point(|s| *s < at) as u64 + 1;
-    }
-    shown.sort_by_key(|c| c.id);
+    let shown = crate::flows::numbered_by_start(shown.into_iter().map(|b| b.0).collect(), starts);
     let shown: Vec<&Connection> = shown.iter().collect();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

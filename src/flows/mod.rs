@@ -472,3 +472,19 @@ impl Connection {
         self.legs.iter().flat_map(|l| l.evidence.iter())
     }
 }
+
+/// Where each connection of a run started and its key: what numbers connections in order of
+/// start when only some of them are kept ([`numbered_by_start`]).
+pub type Starts = Vec<(i64, ConnKey)>;
+
+/// The kept connections, numbered in order of start among all (`starts`, every connection of
+/// the run), as `flows` numbers them, and in that order: for the callers that keep only a few
+/// (a filtered table, the connections a report draws).
+pub fn numbered_by_start(mut kept: Vec<Connection>, mut starts: Starts) -> Vec<Connection> {
+    starts.sort_unstable();
+    for c in &mut kept {
+        c.id = starts.partition_point(|s| *s < (c.first_ts_ns, c.key())) as u64 + 1;
+    }
+    kept.sort_by_key(|c| c.id);
+    kept
+}

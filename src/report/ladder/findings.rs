@@ -10,10 +10,11 @@ use super::{of_connections, svg};
 use crate::capture::frame::CaptureId;
 use crate::capture::CaptureSource;
 use crate::decode::DecodeOptions;
+use crate::flows::numbered_by_start;
 use crate::flows::trace::frames_kept;
 use crate::flows::{analyse_files_streaming, ConnKey, Connection, ConnectionSink, FlowOptions};
 use crate::report::html::{FindingKey, Ladder as HtmlLadder};
-use crate::verify::{numbered_by_start, Verification};
+use crate::verify::Verification;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Connections drawn per finding, at most: the page stays readable with thousands of them.
