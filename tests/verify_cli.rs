@@ -89,3 +89,41 @@ fn the_same_captures_give_the_same_document() {
         assert_eq!(verify(&args).stdout, first);
     }
 }
+
+/// `--html -` writes the page to standard output in place of the tables (no file named `-`),
+/// with the verdict's exit status; with `--json` both would claim standard output: refused.
+#[test]
+fn html_dash_writes_the_page_to_standard_output() {
+    let dir = std::env::temp_dir().join(format!("lvscheck-html-dash-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let files = fixture_files("rp-filter");
+    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .current_dir(&dir)
+        .arg("verify")
+        .args(&files)
+        .args(["--html", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "rp-filter fails");
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        page.starts_with("<!DOCTYPE html>"),
+        "{}",
+        &page[..page.len().min(200)]
+    );
+    assert!(page.trim_end().ends_with("</html>"));
+    assert!(!page.contains("Connections per real server\n"), "no tables");
+    assert!(!dir.join("-").exists(), "no file named -");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+        .current_dir(&dir)
+        .arg("verify")
+        .args(&files)
+        .args(["--json", "--html", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--html a file"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

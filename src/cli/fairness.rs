@@ -67,7 +67,8 @@ pub struct FairnessArgs {
     pub json: bool,
 
     /// Also write the report as one self-contained HTML file (no network: inline CSS and
-    /// SVG), the charts inline; standard output is unchanged.
+    /// SVG), the charts inline; standard output is unchanged. `-` writes the page to standard
+    /// output instead of the tables.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 
@@ -191,7 +192,9 @@ pub fn run(
         _ => fairness::Timeline::Keep,
     };
     let report = fairness::analyse_observed(input, timeline);
-    if args.json {
+    if args.html.as_deref().is_some_and(report::html::to_stdout) {
+        // The page takes standard output.
+    } else if args.json {
         super::emit_json(&report);
     } else {
         // Not wrapped in a pipe: one line a row.
@@ -220,6 +223,10 @@ pub fn exit_status(verdict: &fairness::FairnessVerdict) -> i32 {
 /// do not parse or describe other traffic), 3 inconclusive (see `fairness::verdict`).
 pub fn main(args: &FairnessArgs) -> i32 {
     // Everything that can be refused before reading the captures is.
+    if args.json && args.html.as_deref().is_some_and(report::html::to_stdout) {
+        say("lvscheck: --json and --html - both write to standard output: give --html a file");
+        return super::EXIT_UNUSABLE;
+    }
     let sources = match super::common::check_captures(&args.files) {
         Ok(sources) => sources,
         Err(e) => {

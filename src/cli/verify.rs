@@ -27,6 +27,7 @@ pub struct VerifyArgs {
     pub json: bool,
     /// Also write the report as one self-contained HTML file (no network: inline CSS and
     /// SVG), with the deployment drawn and the fairness charts; standard output is unchanged.
+    /// `-` writes the page to standard output instead of the tables.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
     #[command(flatten)]
@@ -65,6 +66,10 @@ pub fn exit_code(outcome: Outcome) -> i32 {
 /// Exit status: 0 verified, 1 a check failed, 2 the input could not be used at all, 3
 /// inconclusive.
 pub fn run(args: &VerifyArgs) -> i32 {
+    if args.json && args.html.as_deref().is_some_and(html::to_stdout) {
+        say("lvscheck: --json and --html - both write to standard output: give --html a file");
+        return EXIT_UNUSABLE;
+    }
     let (mut opts, rules) = match args.analysis.prepare() {
         Ok(p) => p,
         Err(e) => {
@@ -167,7 +172,9 @@ pub fn run(args: &VerifyArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     }
-    if args.json {
+    if args.html.as_deref().is_some_and(html::to_stdout) {
+        // The page took standard output.
+    } else if args.json {
         super::emit_json(&document(&v, code));
     } else {
         super::emit(&render(&v, &args.output.term(Some(PIPE_WIDTH))));

@@ -20,5 +20,14 @@ pub use verify::{verify_page, FindingKey, Ladder, VerifyExtras};
 
 /// Writes a page to `path`.
 pub fn write(path: &std::path::Path, page: &str) -> std::io::Result<()> {
+    if to_stdout(path) {
+        super::emit(page);
+        return Ok(());
+    }
     std::fs::write(path, page)
+}
+
+/// `--html -`: the page goes to standard output, in place of the tables.
+pub fn to_stdout(path: &std::path::Path) -> bool {
+    path.as_os_str() == "-"
 }
