@@ -19,6 +19,7 @@ pub mod classify;
 pub mod director_state;
 pub mod finding;
 pub mod mtu;
+pub mod oddities;
 pub mod reply;
 pub mod topology;
 pub mod tunnel;
@@ -325,6 +326,7 @@ impl ConnectionChecks {
             arp::vip(ctx),
             self.bypass.finish(ctx),
             self.mtu.finish(ctx),
+            oddities::check(ctx),
             topology::check(ctx),
         ]
     }

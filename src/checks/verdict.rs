@@ -30,7 +30,7 @@ pub const REQUIRED: [&str; 7] = [
 ];
 
 /// Every check id `verify` runs, for `--require` to be checked against.
-pub const ALL: [&str; 16] = [
+pub const ALL: [&str; 17] = [
     "capture.read",
     "capture.filter",
     "capture.snaplen",
@@ -44,6 +44,7 @@ pub const ALL: [&str; 16] = [
     "arp.vip",
     "bypass",
     "mtu",
+    "oddities",
     "topology",
     "director.state",
     "scheduler",
@@ -299,6 +300,10 @@ pub fn needs(check: &str) -> &'static str {
              every real server's capture"
         }
         "mtu" => "a capture on the director or a client during full-size requests",
+        "oddities" => {
+            "captures of the traffic to the VIP; a director capture too, to judge packets from \
+             the VIP by their MAC"
+        }
         "capture.drops" => {
             "pcapng captures, which record drop counters (dumpcap -i eth0 -w host.pcapng, or \
              Wireshark); for pcap, tcpdump's \"packets dropped by kernel\" line when it stops"

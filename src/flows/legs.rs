@@ -19,6 +19,7 @@
 //! ([`SPARE_STATES`]), with their lists inline ([`LegState`]).
 
 use super::leg_state::{record, LegState, Seen};
+use super::oddity::{Oddity, OddityCounts, Sender};
 use super::packed::{pack, unpack_into, PackedLeg};
 use super::{ConnKey, EvidenceKind, Form};
 use crate::decode::packet::{DecodedFrame, IpPacket, Tcp, Transport};
@@ -84,6 +85,10 @@ pub struct FlowContext {
     /// The services (protocol, VIP and port): a reply from a real server's own address is
     /// matched to the client's connection to one of them.
     pub services: HashSet<(Proto, SocketAddr)>,
+    /// The MACs a plain packet from a VIP may come from (directors', real servers', the
+    /// client side's); None when no director capture shows which MACs the client side uses,
+    /// and a packet from a VIP cannot be judged by its MAC ([`Oddity::VipFromUnknownMac`]).
+    pub vip_senders: Option<Members<MacAddr>>,
 }
 
 impl FlowContext {
@@ -107,6 +112,24 @@ impl FlowContext {
                 .iter()
                 .map(|s| (s.proto, SocketAddr::new(s.vip, s.port)))
                 .collect(),
+            vip_senders: t
+                .vantages
+                .iter()
+                .any(|v| v.role == Role::Director)
+                .then(|| {
+                    let hosts = t.directors.iter().chain(&t.real_servers);
+                    // A director or real server whose own capture was given is known even
+                    // when no tunnel shows it (every request bypassed the director to it).
+                    let captured = t.vantages.iter().filter(|v| {
+                        v.id.interface < super::mirror::HOP_BASE
+                            && matches!(v.role, Role::Director | Role::RealServer)
+                    });
+                    hosts
+                        .flat_map(|h| h.macs.iter().copied())
+                        .chain(t.client_side_macs.iter().copied())
+                        .chain(captured.filter_map(|v| v.local_mac))
+                        .collect()
+                }),
         }
     }
 }
@@ -231,6 +254,11 @@ struct Handoff {
     tombstones: Tombstones,
     events: Vec<LegEvent>,
     legs: usize,
+    /// Packets about the deployment that fit nowhere, by kind ([`Oddity`]).
+    oddities: OddityCounts,
+    /// On a hop of a mirror port ([`super::mirror`]), the hop's MAC: a frame the hop sent is
+    /// handed on again as the receiver's, where its oddity is counted, not twice.
+    hop_mac: Option<MacAddr>,
 }
 
 impl Handoff {
@@ -310,11 +338,42 @@ impl<'c> LegTracker<'c> {
                 tombstones: Tombstones::default(),
                 events: Vec::new(),
                 legs: 0,
+                oddities: OddityCounts::default(),
+                hop_mac: None,
             },
             recently_closed: std::collections::VecDeque::new(),
             last_sweep_ns: None,
             next_expiry_ns: None,
         }
+    }
+
+    /// Marks this tracker as a mirror port's hop of `mac` ([`Handoff::hop_mac`]).
+    pub fn on_hop(mut self, mac: Option<MacAddr>) -> Self {
+        self.out.hop_mac = mac;
+        self
+    }
+
+    /// The packets that fit nowhere so far, by kind.
+    pub fn oddities(&self) -> &OddityCounts {
+        &self.out.oddities
+    }
+
+    /// Counts a packet of `f` as an oddity of `kind`, unless this hop sent it (the receiving
+    /// hop counts it).
+    #[cold]
+    fn odd(&mut self, kind: Oddity, f: &DecodedFrame) {
+        if self
+            .out
+            .hop_mac
+            .is_some_and(|m| f.packet.link.src_mac == Some(m.0))
+        {
+            return;
+        }
+        let from = crate::topology::view::IpView::of(&f.packet).map(|v| Sender {
+            addr: v.outer.map_or(v.ip.src, |o| o.ip.src),
+            mac: f.packet.link.src_mac.map(MacAddr),
+        });
+        self.out.oddities.bump(kind, FrameRef::of(f), from);
     }
 
     /// Connections currently held in memory.
@@ -375,6 +434,9 @@ impl<'c> LegTracker<'c> {
         let vips = &self.ctx.vips;
         let (form, key) =
             if let Some((key, to_vip)) = ConnKey::between(proto, src, dst, |a| vips.contains(a)) {
+                if !to_vip && v.outer.is_none() && self.unknown_vip_sender(f) {
+                    self.odd(Oddity::VipFromUnknownMac, f);
+                }
                 (Form::of(to_vip, v.outer.is_some()), key)
             } else if let Some(k) = self.reply_target(proto, SocketAddr::new(v.ip.dst, dp)) {
                 // From a real server the traffic or the rules know, or from the service's port:
@@ -388,10 +450,14 @@ impl<'c> LegTracker<'c> {
                         .is_some_and(|c| c.contains(&v.ip.src))
                     || sp == k.vip.port();
                 if !plausible {
+                    self.odd(Oddity::ReplyFromUnknownSource, f);
                     return;
                 }
                 (Form::ReplyOtherSource, k)
             } else {
+                if v.outer.is_some() {
+                    self.odd(Oddity::TunnelInnerNotVip, f);
+                }
                 return;
             };
         let tcp = v.tcp();
@@ -401,6 +467,8 @@ impl<'c> LegTracker<'c> {
         let (ctx, role) = (self.ctx, self.out.role);
         let (one_way, timeouts) = (self.out.one_way(), self.timeouts);
         let Some((state, unpacked)) = self.state(key, f.ts_ns, Lookup::Packet { new_isn }) else {
+            // A straggler of a connection in TIME_WAIT (counted as a late packet too).
+            self.out.oddities.bump(Oddity::LatePacket, at, None);
             return;
         };
         let queued = !unpacked && key.proto == Proto::TCP && state.closed(one_way);
@@ -456,6 +524,16 @@ impl<'c> LegTracker<'c> {
             Some(t) => work.max(t.saturating_add(SWEEP_EVERY_NS)),
             None => work,
         })
+    }
+
+    /// Whether a plain packet from a VIP comes from a MAC no known host uses (never judged
+    /// without a director capture, nor on a link without MACs).
+    #[inline]
+    fn unknown_vip_sender(&self, f: &DecodedFrame) -> bool {
+        match (&self.ctx.vip_senders, f.packet.link.src_mac) {
+            (Some(known), Some(mac)) => !known.contains(&MacAddr(mac)),
+            _ => false,
+        }
     }
 
     /// The open connection that a packet from elsewhere (not the VIP) to this client address
@@ -622,6 +700,7 @@ impl<'c> LegTracker<'c> {
         let unreachable = !frag && ((!icmp.v6 && t == 3) || (icmp.v6 && t == 1));
         let (one_way, timeouts) = (self.out.one_way(), self.timeouts);
         let Some((state, unpacked)) = self.state(key, at.ts_ns, Lookup::IcmpError) else {
+            self.out.oddities.bump(Oddity::LatePacket, at, None);
             return;
         };
         state.last_ts = state.last_ts.max(at.ts_ns);

@@ -30,6 +30,7 @@ pub mod join;
 mod leg_state;
 pub mod legs;
 pub mod mirror;
+pub mod oddity;
 mod packed;
 mod pending;
 pub mod pipeline;

@@ -252,6 +252,7 @@ mod tests {
             role_conflicts: Vec::new(),
             gue: Vec::new(),
             tunnels: Default::default(),
+            client_side_macs: Vec::new(),
         }
     }
 

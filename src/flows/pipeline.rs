@@ -297,6 +297,10 @@ pub struct VantageStats {
     /// Why this capture's connections could be joined only once it had been read to its end
     /// (its progress could not be trusted), or null: memory then grows with its connections.
     pub joined_at_end: Option<&'static str>,
+    /// Packets about the deployment that fit nowhere, by kind: gathered into
+    /// [`Analysis::oddities`].
+    #[serde(skip)]
+    pub oddities: super::oddity::OddityCounts,
 }
 
 /// Everything `flows` found.
@@ -325,6 +329,9 @@ pub struct Analysis {
     #[serde(skip)]
     pub expected: Vec<ExpectedService>,
     pub stats: Vec<VantageStats>,
+    /// Packets about the deployment that the model could not place, one row per kind seen
+    /// ([`super::oddity`]).
+    pub oddities: Vec<super::oddity::OddityCount>,
     /// Interfaces that held several hosts' packets and were split into hops ([`mirror`]).
     pub mirrors: Vec<mirror::MirrorSplit>,
     /// What could not be read, and other problems with the input.
@@ -647,6 +654,7 @@ fn run_passes(
         config: Vec::new(),
         expected: expected.clone().unwrap_or_default(),
         stats: Vec::new(),
+        oddities: Vec::new(),
         mirrors: splits,
         warnings,
     };
@@ -732,6 +740,8 @@ fn run_passes(
     analysis.per_server = seen.counts;
     analysis.first_ts_ns = seen.first_ts_ns;
     analysis.connection_count = id;
+    analysis.oddities =
+        super::oddity::gather(outcome.stats.iter().map(|s| (s.vantage, &s.oddities)));
     analysis.stats = outcome.stats;
     analysis.max_waiting = outcome.max_waiting;
     (analysis, unsettled_why)

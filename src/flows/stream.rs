@@ -436,8 +436,12 @@ fn produce(
             let raw_ip = topology
                 .vantage(v)
                 .is_some_and(|x| super::join::is_raw_ip(x.link_type));
+            let hop_mac = topology
+                .vantage(v)
+                .filter(|x| x.id.interface >= super::mirror::HOP_BASE)
+                .and_then(|x| x.local_mac);
             (
-                LegTracker::new(v, topology.role_of(v), raw_ip, ctx, timeouts),
+                LegTracker::new(v, topology.role_of(v), raw_ip, ctx, timeouts).on_hop(hop_mac),
                 0,
             )
         });
@@ -512,6 +516,7 @@ fn produce(
             max_in_flight: max,
             late_packets: t.late_packets(),
             joined_at_end: None,
+            oddities: *t.oddities(),
         });
     }
     batch.end = Some(CaptureEnd {

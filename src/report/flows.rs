@@ -411,6 +411,8 @@ struct SummaryRecord<'a> {
     topology: &'a crate::topology::Topology,
     config: &'a [crate::topology::config::ConfigFinding],
     stats: &'a [crate::flows::pipeline::VantageStats],
+    /// Packets about the deployment the model could not place ([`super::oddities`]).
+    oddities: Vec<super::oddities::OddityDoc>,
     warnings: &'a [String],
 }
 
@@ -472,6 +474,7 @@ impl<W: Write> JsonLines<W> {
             topology: &a.topology,
             config: &a.config,
             stats: &a.stats,
+            oddities: super::oddities::docs(a),
             warnings: &a.warnings,
         })?;
         self.out.flush()

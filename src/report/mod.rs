@@ -7,6 +7,7 @@ pub mod flows;
 pub mod html;
 pub mod inspect;
 pub mod ladder;
+pub mod oddities;
 pub mod style;
 pub mod verify;
 

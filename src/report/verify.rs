@@ -98,6 +98,9 @@ pub struct VerifyDocument<'a> {
     pub stats: &'a [crate::flows::pipeline::VantageStats],
     /// Connections waiting to be joined at once, at most.
     pub max_waiting: usize,
+    /// Packets about the deployment the model could not place, one row per name
+    /// ([`super::oddities`]).
+    pub oddities: Vec<super::oddities::OddityDoc>,
     pub clock_offsets: &'a [crate::flows::clock::ClockOffset],
     pub read_warnings: &'a [String],
     /// Per service: shares, fairness statistics and the scheduler replay (docs/fairness.md).
@@ -182,6 +185,7 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
         connections: analysis.connection_count,
         stats: &analysis.stats,
         max_waiting: analysis.max_waiting,
+        oddities: super::oddities::docs(analysis),
         clock_offsets: &analysis.clock_offsets,
         read_warnings: &analysis.warnings,
         fairness,
@@ -309,6 +313,8 @@ pub fn render(v: &Verification, term: &Term) -> String {
         out.push_str(&t.to_string());
         out.push('\n');
     }
+
+    out.push_str(&super::oddities::render(analysis, term));
 
     out.push_str(&format!("\n{}\n", paint.bold("Captures and clocks")));
     let mut t = term.table();

@@ -171,6 +171,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         role_conflicts,
         gue: Vec::new(),
         tunnels,
+        client_side_macs: client_macs.into_iter().collect(),
     }
 }
 

@@ -312,6 +312,11 @@ pub struct Topology {
     /// of tunnelled packet seen to it (GUE's port from [`Self::set_gue`]).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub tunnels: BTreeMap<IpAddr, encap::Encap>,
+    /// The source MACs of plain requests to a VIP sent to a director's MAC: the clients on
+    /// the director's segment, or their router. With the directors' and real servers' MACs,
+    /// the MACs a packet from a VIP may come from ([`crate::flows::oddity`]).
+    #[serde(skip)]
+    pub client_side_macs: Vec<MacAddr>,
 }
 
 impl Topology {
