@@ -129,9 +129,6 @@ fn display_filter(ctx: &Context, o: &OddityCount) -> Option<String> {
             let f = if s.addr.is_ipv6() { "ipv6" } else { "ip" };
             format!("{f}.src == {}", s.addr)
         }),
-        Oddity::TunnelInnerNotVip => Some(format!(
-            "(ip.proto == 4 || ip.proto == 41 || gre || gue) && !({family}.addr in {{{vips}}})"
-        )),
         Oddity::LatePacket => None,
     }
 }

@@ -455,9 +455,6 @@ impl<'c> LegTracker<'c> {
                 }
                 (Form::ReplyOtherSource, k)
             } else {
-                if v.outer.is_some() {
-                    self.odd(Oddity::TunnelInnerNotVip, f);
-                }
                 return;
             };
         let tcp = v.tcp();

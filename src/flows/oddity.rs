@@ -23,22 +23,18 @@ pub enum Oddity {
     /// A packet to the port of a client's open connection to a service, from an address that
     /// is neither the VIP nor a real server, nor from the service's port.
     ReplyFromUnknownSource,
-    /// A tunnelled packet (IP-in-IP, GUE, GRE) whose inner packet neither goes to nor comes
-    /// from a VIP.
-    TunnelInnerNotVip,
     /// A packet of a closed TCP connection that came during TIME_WAIT, after its state was
     /// handed on (the same count as `stats[].late_packets`).
     LatePacket,
 }
 
 /// How many kinds there are: the size of the per-vantage array.
-pub const KINDS: usize = 4;
+pub const KINDS: usize = 3;
 
 impl Oddity {
     pub const ALL: [Oddity; KINDS] = [
         Oddity::VipFromUnknownMac,
         Oddity::ReplyFromUnknownSource,
-        Oddity::TunnelInnerNotVip,
         Oddity::LatePacket,
     ];
 
@@ -51,7 +47,6 @@ impl Oddity {
         match self {
             Oddity::VipFromUnknownMac => "vip_from_unknown_mac",
             Oddity::ReplyFromUnknownSource => "reply_from_unknown_source",
-            Oddity::TunnelInnerNotVip => "tunnel_inner_not_vip",
             Oddity::LatePacket => "late_packet",
         }
     }
@@ -64,9 +59,6 @@ impl Oddity {
             }
             Oddity::ReplyFromUnknownSource => {
                 "a packet to a client's port of an open connection to a service, from an address that is neither the VIP nor a real server, and not from the service's port"
-            }
-            Oddity::TunnelInnerNotVip => {
-                "a tunnelled packet whose inner packet neither goes to nor comes from a VIP"
             }
             Oddity::LatePacket => {
                 "a packet of a closed TCP connection that came during TIME_WAIT, after the connection was over"
@@ -83,9 +75,6 @@ impl Oddity {
             Oddity::ReplyFromUnknownSource => {
                 "a reply rewritten on its way back (SNAT or masquerading on the real server or a router) or a real server the captures and the rules do not show answering from its own address"
             }
-            Oddity::TunnelInnerNotVip => {
-                "a VIP the traffic did not reveal (give it with --vip), another tunnel sharing the hosts (a site-to-site IP-in-IP or GRE link), or a director forwarding traffic for an address that is no longer a service"
-            }
             Oddity::LatePacket => {
                 "a retransmitted FIN or ACK after the connection closed (a lost last ACK), or a client reusing a port within 60 s without a new SYN; benign alone"
             }
@@ -100,9 +89,6 @@ impl Oddity {
             }
             Oddity::ReplyFromUnknownSource => {
                 "on the real servers and routers on the way back: iptables -t nat -S, look for SNAT/MASQUERADE of replies from the VIP; give --rules so that real servers missing from the captures are known"
-            }
-            Oddity::TunnelInnerNotVip => {
-                "if the inner destination is a VIP, give it with --vip; otherwise check the director's rules (ipvsadm -Ln) for services on addresses that are no VIP any more"
             }
             Oddity::LatePacket => "nothing, unless they are many: then look for loss on the client's last ACK",
         }
@@ -250,7 +236,6 @@ mod tests {
             [
                 "vip_from_unknown_mac",
                 "reply_from_unknown_source",
-                "tunnel_inner_not_vip",
                 "late_packet"
             ]
         );

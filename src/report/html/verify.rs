@@ -52,6 +52,7 @@ pub fn verify_page(v: &Verification, exit_code: i32, extras: &VerifyExtras) -> S
         super::topology::diagram(analysis, &all)
     );
     per_server(&mut body, analysis);
+    oddities(&mut body, analysis);
     captures(&mut body, analysis);
     if !v.fairness.services.is_empty() {
         body.push_str("<section id=\"fairness\"><h2>Scheduler and fairness</h2>");
@@ -452,6 +453,38 @@ fn per_server(out: &mut String, analysis: &Analysis) {
         "per-server",
         &crate::report::verify::PER_SERVER_HEADER,
         &[2, 3, 4, 5, 6, 7],
+        &rows,
+    ));
+    out.push_str("</section>");
+}
+
+/// The packets the model could not place, one row per name, as Zeek's weird.log lists them
+/// (none: no section).
+fn oddities(out: &mut String, analysis: &Analysis) {
+    let docs = crate::report::oddities::docs(analysis);
+    if docs.is_empty() {
+        return;
+    }
+    out.push_str("<section id=\"oddities\"><h2>Oddities</h2>");
+    let rows: Vec<Vec<String>> = docs
+        .iter()
+        .map(|d| {
+            let sender = d.first_sender.map_or(String::new(), |s| match s.mac {
+                Some(m) => format!(" from {} ({m})", s.addr),
+                None => format!(" from {}", s.addr),
+            });
+            vec![
+                format!("<code>{}</code>", h(d.name)),
+                d.count.to_string(),
+                format!("{} frame {}{}", h(&d.first.file), d.first.frame, h(&sender)),
+                h(d.meaning).into_owned(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        "oddities",
+        &["name", "count", "first packet", "what it means"],
+        &[1],
         &rows,
     ));
     out.push_str("</section>");
