@@ -33,6 +33,7 @@ fn every_filter_shows_its_evidence_in_tshark() {
         "not-listening-udp",
         "udp-wildcard",
         "mtu",
+        "stale-vip-host",
     ] {
         let dir = root.join("fixtures").join(name);
         let rules = read_rules(&dir.join("rules.txt")).unwrap();

@@ -1407,6 +1407,14 @@ fn a_capture_out_of_time_order_is_joined_once_read_to_its_end() {
 
 const MAC_OLD: Mac = [2, 0, 0, 0, 0, 0x0d];
 
+/// `n` exchanges sent round-robin to the two real servers, 10 ms apart.
+fn rr_exchanges(sim: &mut Sim, n: u16) {
+    for i in 0..n {
+        let at = MS + i64::from(i) * 10 * MS;
+        sim.http(at, 40000 + i, 1000 + u32::from(i), usize::from(i % 2));
+    }
+}
+
 /// The oddities as (name, count), in the analysis's order.
 fn oddities(a: &Analysis) -> Vec<(&'static str, u64)> {
     a.oddities.iter().map(|o| (o.name, o.count)).collect()
@@ -1462,14 +1470,7 @@ fn replies_from_the_vip_by_an_unknown_mac_are_named_where_a_director_capture_sho
     // Without a director capture nothing says which MACs the client side uses (a router's
     // would look unknown): not judged.
     let mut blind = Sim::new(&[Host::Client, Host::Rs(0), Host::Rs(1)]);
-    for i in 0..4 {
-        blind.http(
-            MS + i64::from(i) * 10 * MS,
-            40000 + i,
-            1000 + u32::from(i),
-            usize::from(i % 2),
-        );
-    }
+    rr_exchanges(&mut blind, 4);
     stale_host_exchange(&mut blind, 100 * MS, 3);
     assert_eq!(oddities(&blind.analyse()), vec![]);
 }
@@ -1477,14 +1478,7 @@ fn replies_from_the_vip_by_an_unknown_mac_are_named_where_a_director_capture_sho
 #[test]
 fn a_mirror_port_counts_an_unknown_mac_once_per_packet() {
     let mut sim = Sim::new(&[Host::Mirror, Host::Director]);
-    for i in 0..4 {
-        sim.http(
-            MS + i64::from(i) * 10 * MS,
-            46000 + i,
-            70 + u32::from(i),
-            usize::from(i % 2),
-        );
-    }
+    rr_exchanges(&mut sim, 4);
     stale_host_exchange(&mut sim, 100 * MS, 3);
     let a = sim.analyse();
     // Each reply is on the wire once: seen by the client's hop (received), not again by the

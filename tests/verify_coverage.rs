@@ -224,6 +224,7 @@ fn every_fixture_gives_the_verdict_its_readme_states() {
         ("clock-skew", 0),
         ("dr-server", 1),
         ("span-rp-filter", 1),
+        ("stale-vip-host", 1),
         // Healthy, but captured with `tcp port 80`: the tunnel checks cannot run.
         ("port-filter", 3),
     ];

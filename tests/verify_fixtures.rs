@@ -390,3 +390,57 @@ fn ipv6_tunnels_are_checked_like_ipv4_ones() {
     );
     assert_eq!(v.analysis.connection_count, 10);
 }
+
+#[test]
+fn a_stale_host_answering_as_the_vip_is_named_by_its_mac() {
+    // client2's four connections go to old (02:00:00:07:00:0d), which answers from the VIP:
+    // the captures never show old's own address, only its MAC (fixtures/stale-vip-host).
+    let v = failing(
+        "stale-vip-host",
+        &[
+            ("bypass", Status::Fail, "do not identify"),
+            ("oddities", Status::Warn, "02:00:00:07:00:0d"),
+        ],
+    );
+    for id in [
+        "arp.vip",
+        "tunnel.encapsulation",
+        "reply.present",
+        "scheduler",
+    ] {
+        expect(&v, "stale-vip-host", id, Status::Pass, None);
+    }
+    let bypass = &v.check("bypass").unwrap().findings[0];
+    assert_eq!((bypass.count, bypass.out_of), (4, Some(12)));
+    // tshark: 24 packets from the VIP by MACs no host of the cluster has, all in
+    // client2.pcap, the first being old's SYN-ACK, frame 9.
+    let odd = &v.check("oddities").unwrap().findings;
+    assert_eq!(odd.len(), 1);
+    assert_eq!(odd[0].count, 24);
+    assert!(odd[0]
+        .summary
+        .starts_with("24 vip_from_unknown_mac packets at 1 capture"));
+    let first = &odd[0].evidence[0];
+    assert!(first.file.ends_with("client2.pcap"), "{first:?}");
+    assert_eq!(first.frame, 9);
+    assert_eq!(v.analysis.oddities[0].per_vantage.len(), 1);
+}
+
+#[test]
+fn healthy_fixtures_have_no_oddities() {
+    for name in [
+        "tutorial",
+        "wrr",
+        "keepalived",
+        "span-rp-filter",
+        "gue-healthy",
+    ] {
+        let v = run(name);
+        expect(&v, name, "oddities", Status::Pass, None);
+        assert!(
+            v.analysis.oddities.is_empty(),
+            "{name}: {:?}",
+            v.analysis.oddities
+        );
+    }
+}

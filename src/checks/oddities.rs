@@ -23,9 +23,7 @@ pub fn check(ctx: &Context) -> CheckResult {
         };
         return CheckResult::pass(
             ID,
-            format!(
-                "every packet to or from a VIP, and every tunnelled packet, found its place{macs}"
-            ),
+            format!("every packet to or from a VIP found its place in a connection{macs}"),
         );
     }
     let mut r = CheckResult::from_findings(ID, "", findings);
