@@ -780,3 +780,33 @@ fn a_large_deployment_is_drawn_with_the_hosts_past_eight_counted() {
         .count();
     assert_eq!(tunnels, 9);
 }
+
+#[test]
+fn the_stale_host_page_lists_its_oddities_as_the_json_does() {
+    if !chromium_available() {
+        return;
+    }
+    let (doc, page, _) = verify_fixture("stale-vip-host");
+    let section = page.by_id("oddities").expect("an Oddities section");
+    let rows: Vec<&Element> = section
+        .find_all(|e| e.name == "tr")
+        .into_iter()
+        .skip(1)
+        .collect();
+    let odd = doc["oddities"].as_array().unwrap();
+    assert_eq!(rows.len(), odd.len());
+    for (row, o) in rows.iter().zip(odd) {
+        let cells: Vec<String> = row.by_name("td").iter().map(|c| c.text()).collect();
+        assert_eq!(cells[0], o["name"].as_str().unwrap());
+        assert_eq!(cells[1], o["count"].to_string());
+        let first = format!(
+            "{} frame {}",
+            o["first"]["file"].as_str().unwrap(),
+            o["first"]["frame"]
+        );
+        assert!(cells[2].starts_with(&first), "{cells:?}");
+    }
+    // The fixture's README: 24 packets from the VIP by old's MAC, all at client2.pcap.
+    assert_eq!(odd[0]["name"], "vip_from_unknown_mac");
+    assert_eq!(odd[0]["count"], 24);
+}

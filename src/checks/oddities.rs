@@ -27,12 +27,17 @@ pub fn check(ctx: &Context) -> CheckResult {
         );
     }
     let mut r = CheckResult::from_findings(ID, "", findings);
-    r.reason = a
+    let names: Vec<String> = a
         .oddities
         .iter()
         .map(|o| format!("{} {}", o.name, o.count))
-        .collect::<Vec<_>>()
-        .join(", ");
+        .collect();
+    let total: u64 = a.oddities.iter().map(|o| o.count).sum();
+    r.reason = format!(
+        "{total} packet{} about the deployment fit nowhere: {}",
+        if total == 1 { "" } else { "s" },
+        names.join(", ")
+    );
     r
 }
 

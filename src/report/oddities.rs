@@ -61,35 +61,32 @@ pub fn docs(a: &Analysis) -> Vec<OddityDoc> {
         .collect()
 }
 
-/// The terminal's "Oddities" section (empty when there are none): a table of name, count,
-/// first packet and meaning, every text escaped.
+/// The terminal's "Oddities" section (empty when there are none), laid out as the findings
+/// are: per name its count, first packet and meaning, every text from a capture escaped.
 pub fn render(a: &Analysis, term: &super::style::Term) -> String {
     if a.oddities.is_empty() {
         return String::new();
     }
     let esc = crate::escape::terminal;
-    let paint = term.painter();
-    let mut out = format!("\n{}\n", paint.bold("Oddities"));
-    let mut t = term.table();
-    t.set_header(vec!["name", "count", "first packet", "what it means"]);
+    let mut out = format!("\n{}\n", term.painter().bold("Oddities"));
     for d in docs(a) {
-        let first = format!("{} frame {}", d.first.file, d.first.frame);
-        let mut first = esc(&first).into_owned();
-        if let Some(s) = d.first_sender {
-            first.push_str(&match s.mac {
-                Some(m) => format!(" from {} ({m})", s.addr),
-                None => format!(" from {}", s.addr),
-            });
-        }
-        t.add_row(vec![
-            comfy_table::Cell::new(d.name),
-            comfy_table::Cell::new(d.count).set_alignment(comfy_table::CellAlignment::Right),
-            comfy_table::Cell::new(first),
-            comfy_table::Cell::new(d.meaning),
-        ]);
+        let from = d.first_sender.map_or(String::new(), |s| match s.mac {
+            Some(m) => format!(", from {} ({m})", s.addr),
+            None => format!(", from {}", s.addr),
+        });
+        let captures = d.per_capture.len();
+        out.push_str(&format!(
+            "\n{}: {} packet{} at {} capture{}\n  first:    {} frame {} at {}{from}\n  means:    {}\n",
+            d.name,
+            d.count,
+            if d.count == 1 { "" } else { "s" },
+            captures,
+            if captures == 1 { "" } else { "s" },
+            esc(&d.first.file),
+            d.first.frame,
+            d.first.time,
+            d.meaning
+        ));
     }
-    term.fit(&mut t, &[2], &[0, 1]);
-    out.push_str(&t.to_string());
-    out.push('\n');
     out
 }
