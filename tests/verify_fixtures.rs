@@ -419,7 +419,7 @@ fn a_stale_host_answering_as_the_vip_is_named_by_its_mac() {
     assert_eq!(odd[0].count, 24);
     assert!(odd[0]
         .summary
-        .starts_with("24 vip_from_unknown_mac packets at 1 capture"));
+        .starts_with("vip_from_unknown_mac: 24 packets at 1 capture, each a packet from the VIP"));
     let first = &odd[0].evidence[0];
     assert!(first.file.ends_with("client2.pcap"), "{first:?}");
     assert_eq!(first.frame, 9);

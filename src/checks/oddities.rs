@@ -5,7 +5,8 @@
 //! replies rewritten on their way), informs for the others.
 
 use super::{CheckResult, Context, Finding, PacketRef, Status, MAX_EVIDENCE};
-use crate::flows::oddity::{Oddity, OddityCount};
+use crate::flows::oddity::{Oddity, OddityCount, Sender};
+use crate::words::plural;
 
 pub const ID: &str = "oddities";
 
@@ -41,25 +42,25 @@ pub fn check(ctx: &Context) -> CheckResult {
     r
 }
 
+/// "24 packets at 1 capture".
+pub fn counted(packets: u64, captures: usize) -> String {
+    format!(
+        "{} at {}",
+        plural(packets, "packet", "packets"),
+        plural(captures as u64, "capture", "captures")
+    )
+}
+
 /// The first packet of the kind at each capture that saw one, in order of vantage point.
 pub fn evidence(ctx: &Context, o: &OddityCount) -> Vec<PacketRef> {
     o.per_vantage
         .iter()
         .take(MAX_EVIDENCE)
         .map(|at| {
-            let what = match at.first_sender {
-                Some(s) => match s.mac {
-                    Some(m) => format!(
-                        "first {} here ({} of {}), from {} ({m})",
-                        o.name, at.count, o.count, s.addr
-                    ),
-                    None => format!(
-                        "first {} here ({} of {}), from {}",
-                        o.name, at.count, o.count, s.addr
-                    ),
-                },
-                None => format!("first {} here ({} of {})", o.name, at.count, o.count),
-            };
+            let mut what = format!("first {} here ({} of {})", o.name, at.count, o.count);
+            if let Some(s) = at.first_sender {
+                what.push_str(&format!(", from {s}"));
+            }
             ctx.packet(&at.first, what)
         })
         .collect()
@@ -71,18 +72,14 @@ fn finding(ctx: &Context, o: &OddityCount) -> Finding {
     } else {
         Status::Info
     };
-    let captures = o.per_vantage.len();
     let summary = format!(
-        "{} {} packet{} at {} capture{}: {}",
-        o.count,
+        "{}: {}, each {}",
         o.name,
-        if o.count == 1 { "" } else { "s" },
-        captures,
-        if captures == 1 { "" } else { "s" },
+        counted(o.count, o.per_vantage.len()),
         o.meaning
     );
     let host = o.first_sender.map(|s| match s.mac {
-        Some(m) => format!("{} ({m})", s.addr),
+        Some(_) => s.to_string(),
         None => ctx.host(s.addr),
     });
     Finding {
@@ -96,7 +93,26 @@ fn finding(ctx: &Context, o: &OddityCount) -> Finding {
         display_filter: display_filter(ctx, o),
         snapshot: Vec::new(),
         likely_cause: o.likely_cause.to_string(),
-        fix: o.fix.to_string(),
+        fix: fix(o),
+    }
+}
+
+/// The fix in this deployment's terms: the MAC to look for and the VIP to remove, where the
+/// first packet names them.
+fn fix(o: &OddityCount) -> String {
+    match (o.kind, o.first_sender) {
+        (
+            Oddity::VipFromUnknownMac,
+            Some(Sender {
+                addr,
+                mac: Some(mac),
+            }),
+        ) => o
+            .fix
+            .replace("with that MAC", &format!("with MAC {mac}"))
+            .replace("VIP dev lo", &format!("{addr} dev lo"))
+            .replace("flush to VIP", &format!("flush to {addr}")),
+        _ => o.fix.to_string(),
     }
 }
 

@@ -111,6 +111,16 @@ pub struct Sender {
     pub mac: Option<MacAddr>,
 }
 
+/// "10.7.0.100 (02:00:00:07:00:0d)", or the address alone without a MAC.
+impl std::fmt::Display for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.mac {
+            Some(m) => write!(f, "{} ({m})", self.addr),
+            None => write!(f, "{}", self.addr),
+        }
+    }
+}
+
 /// Per vantage point: how many packets of each kind, and the first of each with its sender.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OddityCounts {

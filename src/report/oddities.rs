@@ -70,18 +70,13 @@ pub fn render(a: &Analysis, term: &super::style::Term) -> String {
     let esc = crate::escape::terminal;
     let mut out = format!("\n{}\n", term.painter().bold("Oddities"));
     for d in docs(a) {
-        let from = d.first_sender.map_or(String::new(), |s| match s.mac {
-            Some(m) => format!(", from {} ({m})", s.addr),
-            None => format!(", from {}", s.addr),
-        });
-        let captures = d.per_capture.len();
+        let from = d
+            .first_sender
+            .map_or(String::new(), |s| format!(", from {s}"));
         out.push_str(&format!(
-            "\n{}: {} packet{} at {} capture{}\n  first:    {} frame {} at {}{from}\n  means:    {}\n",
+            "\n{}: {}\n  first:    {} frame {} at {}{from}\n  means:    {}\n",
             d.name,
-            d.count,
-            if d.count == 1 { "" } else { "s" },
-            captures,
-            if captures == 1 { "" } else { "s" },
+            crate::checks::oddities::counted(d.count, d.per_capture.len()),
             esc(&d.first.file),
             d.first.frame,
             d.first.time,

@@ -469,10 +469,9 @@ fn oddities(out: &mut String, analysis: &Analysis) {
     let rows: Vec<Vec<String>> = docs
         .iter()
         .map(|d| {
-            let sender = d.first_sender.map_or(String::new(), |s| match s.mac {
-                Some(m) => format!(" from {} ({m})", s.addr),
-                None => format!(" from {}", s.addr),
-            });
+            let sender = d
+                .first_sender
+                .map_or(String::new(), |s| format!(" from {s}"));
             vec![
                 format!("<code>{}</code>", h(d.name)),
                 d.count.to_string(),
