@@ -413,6 +413,8 @@ struct SummaryRecord<'a> {
     stats: &'a [crate::flows::pipeline::VantageStats],
     /// Packets about the deployment the model could not place ([`super::oddities`]).
     oddities: Vec<super::oddities::OddityDoc>,
+    /// Health checks seen: the director's own connections to real servers' addresses.
+    health_checks: &'a [crate::flows::probes::HealthChecks],
     warnings: &'a [String],
 }
 
@@ -475,6 +477,7 @@ impl<W: Write> JsonLines<W> {
             config: &a.config,
             stats: &a.stats,
             oddities: super::oddities::docs(a),
+            health_checks: &a.health_checks,
             warnings: &a.warnings,
         })?;
         self.out.flush()
