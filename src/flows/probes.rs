@@ -364,3 +364,53 @@ fn median(v: &mut [i64]) -> Option<i64> {
     let mid = v.len() / 2;
     Some(*v.select_nth_unstable(mid).1)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(frame: u64, secs: i64) -> FrameRef {
+        FrameRef {
+            capture: 0,
+            interface: 0,
+            frame,
+            ts_ns: secs * 1_000_000_000,
+        }
+    }
+
+    #[test]
+    fn a_check_left_pending_is_unanswered_once_its_slot_is_needed() {
+        let mut s = KeyState::new(0);
+        // IN_FLIGHT + 1 checks from different ports, none answered: the first is pushed out.
+        for i in 0..=IN_FLIGHT as u16 {
+            s.start(
+                40_000 + i,
+                u32::from(i),
+                at(u64::from(i) + 1, 3 * i64::from(i)),
+            );
+        }
+        assert_eq!((s.started, s.unanswered), (IN_FLIGHT as u64 + 1, 1));
+        assert_eq!(s.failed.map(|e| e.request.frame), Some(1));
+        // The same port again: its old check is over.
+        s.start(40_001, 99, at(20, 30));
+        assert_eq!(s.unanswered, 2);
+        assert_eq!(s.intervals.len(), IN_FLIGHT + 1);
+    }
+
+    #[test]
+    fn the_median_interval_is_the_middle_one() {
+        assert_eq!(median(&mut []), None);
+        assert_eq!(median(&mut [3, 1, 2]), Some(2));
+        assert_eq!(median(&mut [5, 3, 3, 100]), Some(5));
+    }
+
+    #[test]
+    fn intervals_kept_are_bounded() {
+        let mut s = KeyState::new(0);
+        for i in 0..(MAX_INTERVALS as u16 + 10) {
+            s.start(i, 0, at(u64::from(i), i64::from(i)));
+        }
+        assert_eq!(s.intervals.len(), MAX_INTERVALS);
+        assert_eq!(s.started, MAX_INTERVALS as u64 + 10);
+    }
+}

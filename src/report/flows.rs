@@ -189,6 +189,10 @@ pub fn render(a: &Analysis, connections: &[&Connection], selected: u64, term: &T
 
     out.push_str(&clocks(a, &labels, term));
 
+    if let Some(table) = super::health::table(a, term) {
+        out.push_str(&format!("{}\n{table}\n\n", super::health::TITLE));
+    }
+
     if !a.config.is_empty() {
         out.push_str("Configuration against traffic\n");
         let mut t = term.table();

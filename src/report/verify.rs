@@ -318,50 +318,9 @@ pub fn render(v: &Verification, term: &Term) -> String {
     }
 
     out.push_str(&super::oddities::render(analysis, term));
-    if !analysis.health_checks.is_empty() {
-        out.push_str(&format!(
-            "\n{}\n",
-            paint.bold(
-                "Health checks (the director's own connections to real servers; lost: no answer)"
-            )
-        ));
-        let mut t = term.table();
-        t.set_header(vec![
-            "capture",
-            "director > server",
-            "checks",
-            "answered",
-            "refused",
-            "lost",
-            "every",
-        ]);
-        let names: Vec<String> = analysis
-            .health_checks
-            .iter()
-            .map(|h| esc(&vantage_name(analysis, h.vantage)).into_owned())
-            .collect();
-        let path_width = term.path_width(names.iter().map(String::as_str));
-        for (h, name) in analysis.health_checks.iter().zip(&names) {
-            let num = |n: u64| Cell::new(n).set_alignment(CellAlignment::Right);
-            let every = h
-                .median_interval_ns
-                .map_or_else(|| "-".to_string(), |i| format!("{:.1} s", i as f64 / 1e9));
-            t.add_row(vec![
-                Cell::new(path_cell(name, path_width)),
-                Cell::new(format!(
-                    "{} > {} {}",
-                    h.key.director, h.key.proto, h.key.server
-                )),
-                num(h.started),
-                num(h.answered),
-                num(h.refused),
-                num(h.unanswered),
-                Cell::new(every).set_alignment(CellAlignment::Right),
-            ]);
-        }
-        term.fit(&mut t, &[0], &[1, 2, 3, 4, 5, 6]);
-        out.push_str(&t.to_string());
-        out.push('\n');
+    if let Some(table) = super::health::table(analysis, term) {
+        let title = paint.bold(super::health::TITLE);
+        out.push_str(&format!("\n{title}\n{table}\n"));
     }
 
     out.push_str(&format!("\n{}\n", paint.bold("Captures and clocks")));
