@@ -1508,6 +1508,7 @@ fn a_packet_to_a_clients_open_connection_from_an_unknown_address_is_named() {
         .connections
         .iter()
         .all(|c| c.outcome == Outcome::Completed));
+}
 
 #[test]
 fn health_checks_are_counted_apart_and_never_made_connections() {

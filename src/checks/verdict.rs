@@ -304,6 +304,7 @@ pub fn needs(check: &str) -> &'static str {
         "oddities" => {
             "captures of the traffic to the VIP; a director capture too, to judge packets from \
              the VIP by their MAC"
+        }
         "health.path" => {
             "a capture on the director (or on the real servers) while its health checker \
              (keepalived's TCP_CHECK or HTTP_GET) runs, over at least two rounds of checks, \

@@ -378,6 +378,8 @@ impl<'c> LegTracker<'c> {
             mac: f.packet.link.src_mac.map(MacAddr),
         });
         self.out.oddities.bump(kind, FrameRef::of(f), from);
+    }
+
     /// The health checks seen here ([`ProbeTracker`]), once the capture has ended.
     pub fn health_checks(&mut self) -> Vec<HealthChecks> {
         self.probes.finish(self.out.vantage)
