@@ -53,8 +53,11 @@ fn fixtures() -> Vec<PathBuf> {
 /// the checks do: fixtures/nat-server/README.md).
 const NO_SERVER_ADDRESS_CAPTURED: &[&str] = &["port-filter", "nat-server"];
 /// Captures of a real server that never sees a VIP: nat-server/rs2.pcap (added with -m, it
-/// gets and sends only its own address's packets), which the traffic alone calls `other`.
-const NO_VIP_TRAFFIC: &[(&str, &str)] = &[("nat-server", "rs2.pcap")];
+/// gets and sends only its own address's packets) and health-removed/rs2.pcap (keepalived took
+/// it out of the rules before the captures: it sees only the director's health checks), which
+/// the traffic alone calls `other`.
+const NO_VIP_TRAFFIC: &[(&str, &str)] =
+    &[("nat-server", "rs2.pcap"), ("health-removed", "rs2.pcap")];
 /// Captures whose role cannot be told on their own. port-filter/director.pcap holds only the
 /// client's requests to the VIP (the filter dropped all the director sent, the IP-in-IP
 /// packets): a capture on a client whose requests go unanswered holds the same frames.

@@ -1509,3 +1509,106 @@ fn a_packet_to_a_clients_open_connection_from_an_unknown_address_is_named() {
         .iter()
         .all(|c| c.outcome == Outcome::Completed));
 }
+
+#[test]
+fn health_checks_are_counted_apart_and_never_made_connections() {
+    // keepalived-style checks from the director's address to RS 0's own address on port 80,
+    // outside the tunnel, every 3 s, beside four client connections: one answered (after a
+    // retransmitted SYN), one refused, one never answered; and a UDP check answered.
+    let mut sim = healthy(4);
+    let check = |sim: &mut Sim, t: i64, s: &Seg, to_rs: bool| {
+        let (src, dst) = if to_rs {
+            (MAC_DIRECTOR, MAC_RS[0])
+        } else {
+            (MAC_RS[0], MAC_DIRECTOR)
+        };
+        sim.next_ip_id += 1;
+        let f = eth(src, dst, s.packet(sim.next_ip_id, 64));
+        let (first, second) = if to_rs {
+            (Host::Director, Host::Rs(0))
+        } else {
+            (Host::Rs(0), Host::Director)
+        };
+        sim.see(first, t, &f, true);
+        sim.see(second, t + 20 * US, &f, false);
+    };
+    let (d, r) = (DIRECTOR, RS[0]);
+    const S: u8 = Tcp::SYN;
+    const A: u8 = Tcp::ACK;
+    const R: u8 = Tcp::RST;
+    let t0 = 2 * MS;
+    check(&mut sim, t0, &tcp((d, 50000), (r, 80), 5, 0, S, 0), true);
+    check(
+        &mut sim,
+        t0 + 1000 * MS,
+        &tcp((d, 50000), (r, 80), 5, 0, S, 0),
+        true,
+    );
+    check(
+        &mut sim,
+        t0 + 1001 * MS,
+        &tcp((r, 80), (d, 50000), 9, 6, S | A, 0),
+        false,
+    );
+    check(
+        &mut sim,
+        t0 + 3000 * MS,
+        &tcp((d, 50002), (r, 80), 70, 0, S, 0),
+        true,
+    );
+    check(
+        &mut sim,
+        t0 + 3001 * MS,
+        &tcp((r, 80), (d, 50002), 0, 71, R | A, 0),
+        false,
+    );
+    check(
+        &mut sim,
+        t0 + 6000 * MS,
+        &tcp((d, 50004), (r, 80), 900, 0, S, 0),
+        true,
+    );
+    check(&mut sim, t0, &udp((d, 51000), (r, 53), 30), true);
+    check(&mut sim, t0 + MS, &udp((r, 53), (d, 51000), 60), false);
+    // The real server opening a connection to the director is no check.
+    check(
+        &mut sim,
+        t0 + 10 * MS,
+        &tcp((r, 80), (d, 22), 1, 0, S, 0),
+        false,
+    );
+    let a = sim.analyse();
+    assert_eq!(a.connections.len(), 4, "checks are not client connections");
+    let at = vantage(&sim, Host::Director);
+    let seen = |port: u16| {
+        a.health_checks
+            .iter()
+            .find(|h| h.vantage == at && h.key.server == SocketAddr::new(ip4(r), port))
+            .unwrap_or_else(|| panic!("no checks of port {port}: {:#?}", a.health_checks))
+    };
+    let h = seen(80);
+    assert_eq!(h.key.director, ip4(d));
+    assert_eq!(
+        (
+            h.started,
+            h.answered,
+            h.refused,
+            h.unanswered,
+            h.retransmissions
+        ),
+        (3, 1, 1, 1, 1)
+    );
+    assert_eq!(h.median_interval_ns, Some(3000 * MS));
+    assert_eq!(h.server_mac.map(|m| m.0), Some(MAC_RS[0]));
+    assert!(h.succeeded.unwrap().answer.is_some());
+    assert!(h.failed.is_some());
+    let u = seen(53);
+    assert_eq!((u.key.proto, u.started, u.answered), (Proto::UDP, 1, 1));
+    // The real server's capture sees the same checks.
+    let at_rs = vantage(&sim, Host::Rs(0));
+    assert!(a
+        .health_checks
+        .iter()
+        .any(|h| h.vantage == at_rs && h.started == 3 && h.refused == 1));
+    assert_eq!(a.health_checks.len(), 4);
+}

@@ -219,6 +219,44 @@ fn strict_rp_filter_and_missing_vip_leave_requests_unanswered() {
 }
 
 #[test]
+fn health_checks_passing_while_the_tunnel_is_dropped() {
+    // keepalived's TCP_CHECKs to rs2's own address succeed; the tunnelled connections to it,
+    // which rs2 drops (no VIP on its tunl0), are never answered: exactly these two fail.
+    let name = "health-blackhole";
+    let v = failing(
+        name,
+        &[
+            ("reply.present", Status::Fail, RS2),
+            ("health.path", Status::Fail, RS2),
+        ],
+    );
+    let failed: Vec<&str> = v
+        .checks
+        .iter()
+        .filter(|c| c.status == Status::Fail)
+        .map(|c| c.id)
+        .collect();
+    assert_eq!(failed, ["reply.present", "health.path"]);
+    expect(&v, name, "tunnel.delivery", Status::Pass, None);
+    expect(&v, name, "scheduler", Status::Pass, None);
+}
+
+#[test]
+fn keepalived_fixtures_judge_their_health_checks() {
+    // Healthy keepalived: every check answered, every connection answered.
+    let v = healthy("keepalived", Status::Pass);
+    expect(&v, "keepalived", "health.path", Status::Pass, None);
+    no_other_failure(&v, "keepalived", &[]);
+    // rs2 refused its HTTP_GETs and keepalived removed it (rules.txt lists rs1 only).
+    let v = healthy("health-removed", Status::Pass);
+    expect(&v, "health-removed", "health.path", Status::Pass, None);
+    no_other_failure(&v, "health-removed", &[]);
+    // No health checks in the tutorial's captures.
+    let v = run("tutorial");
+    expect(&v, "tutorial", "health.path", Status::Skip, None);
+}
+
+#[test]
 fn replies_routed_through_the_director() {
     let v = failing("reply-via-director", &[("reply.direct", Status::Fail, RS2)]);
     // rs2 did answer: it must not be reported silent.

@@ -18,6 +18,7 @@ pub mod capture;
 pub mod classify;
 pub mod director_state;
 pub mod finding;
+pub mod health;
 pub mod mtu;
 pub mod oddities;
 pub mod reply;
@@ -265,6 +266,7 @@ pub struct ConnectionChecks {
     direct: reply::Direct,
     bypass: bypass::Bypass,
     mtu: mtu::Mtu,
+    health_path: health::Path,
 }
 
 impl ConnectionChecks {
@@ -280,6 +282,7 @@ impl ConnectionChecks {
             direct: reply::Direct::default(),
             bypass: bypass::Bypass::default(),
             mtu: mtu::Mtu::default(),
+            health_path: health::Path::default(),
         }
     }
 
@@ -306,6 +309,7 @@ impl ConnectionChecks {
         self.direct.observe(ctx, conn, class);
         self.bypass.observe(ctx, conn, class);
         self.mtu.observe(ctx, conn, class);
+        self.health_path.observe(ctx, conn, class);
     }
 
     /// Every check's result, in report order, with `ctx` the finished analysis.
@@ -327,6 +331,7 @@ impl ConnectionChecks {
             self.bypass.finish(ctx),
             self.mtu.finish(ctx),
             oddities::check(ctx),
+            self.health_path.finish(ctx),
             topology::check(ctx),
         ]
     }

@@ -30,7 +30,7 @@ pub const REQUIRED: [&str; 7] = [
 ];
 
 /// Every check id `verify` runs, for `--require` to be checked against.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 18] = [
     "capture.read",
     "capture.filter",
     "capture.snaplen",
@@ -45,6 +45,7 @@ pub const ALL: [&str; 17] = [
     "bypass",
     "mtu",
     "oddities",
+    "health.path",
     "topology",
     "director.state",
     "scheduler",
@@ -303,6 +304,11 @@ pub fn needs(check: &str) -> &'static str {
         "oddities" => {
             "captures of the traffic to the VIP; a director capture too, to judge packets from \
              the VIP by their MAC"
+        }
+        "health.path" => {
+            "a capture on the director (or on the real servers) while its health checker \
+             (keepalived's TCP_CHECK or HTTP_GET) runs, over at least two rounds of checks, \
+             together with the captures that show the tunnelled connections' answers"
         }
         "capture.drops" => {
             "pcapng captures, which record drop counters (dumpcap -i eth0 -w host.pcapng, or \

@@ -21,6 +21,7 @@
 use super::leg_state::{record, LegState, Seen};
 use super::oddity::{Oddity, OddityCounts, Sender};
 use super::packed::{pack, unpack_into, PackedLeg};
+use super::probes::{HealthChecks, ProbeTracker};
 use super::{ConnKey, EvidenceKind, Form};
 use crate::decode::packet::{DecodedFrame, IpPacket, Tcp, Transport};
 use crate::topology::config::ExpectedService;
@@ -231,6 +232,8 @@ pub struct LegTracker<'c> {
     /// state, so that states waiting out a long timeout (UDP's 300 s) are not visited every
     /// second.
     next_expiry_ns: Option<i64>,
+    /// Health checks: the director's own connections to real servers' addresses.
+    probes: ProbeTracker,
 }
 
 /// Everything opening and ending a state touches besides the table: the vantage point, the
@@ -344,6 +347,7 @@ impl<'c> LegTracker<'c> {
             recently_closed: std::collections::VecDeque::new(),
             last_sweep_ns: None,
             next_expiry_ns: None,
+            probes: ProbeTracker::default(),
         }
     }
 
@@ -374,6 +378,11 @@ impl<'c> LegTracker<'c> {
             mac: f.packet.link.src_mac.map(MacAddr),
         });
         self.out.oddities.bump(kind, FrameRef::of(f), from);
+    }
+
+    /// The health checks seen here ([`ProbeTracker`]), once the capture has ended.
+    pub fn health_checks(&mut self) -> Vec<HealthChecks> {
+        self.probes.finish(self.out.vantage)
     }
 
     /// Connections currently held in memory.
@@ -455,7 +464,7 @@ impl<'c> LegTracker<'c> {
                 }
                 (Form::ReplyOtherSource, k)
             } else {
-                return;
+                return self.probes.push(self.ctx, &v, f);
             };
         let tcp = v.tcp();
         let new_isn = tcp

@@ -34,6 +34,7 @@ pub mod oddity;
 mod packed;
 mod pending;
 pub mod pipeline;
+pub mod probes;
 pub mod stream;
 pub mod trace;
 mod trim;

@@ -332,6 +332,10 @@ pub struct Analysis {
     /// Packets about the deployment that the model could not place, one row per kind seen
     /// ([`super::oddity`]).
     pub oddities: Vec<super::oddity::OddityCount>,
+    /// Health checks: connections from a director's address to a real server's own address,
+    /// not through the tunnel, per vantage point that saw them ([`super::probes`]); never
+    /// client connections.
+    pub health_checks: Vec<super::probes::HealthChecks>,
     /// Interfaces that held several hosts' packets and were split into hops ([`mirror`]).
     pub mirrors: Vec<mirror::MirrorSplit>,
     /// What could not be read, and other problems with the input.
@@ -655,6 +659,7 @@ fn run_passes(
         expected: expected.clone().unwrap_or_default(),
         stats: Vec::new(),
         oddities: Vec::new(),
+        health_checks: Vec::new(),
         mirrors: splits,
         warnings,
     };
@@ -743,6 +748,7 @@ fn run_passes(
     analysis.oddities =
         super::oddity::gather(outcome.stats.iter().map(|s| (s.vantage, &s.oddities)));
     analysis.stats = outcome.stats;
+    analysis.health_checks = outcome.health_checks;
     analysis.max_waiting = outcome.max_waiting;
     (analysis, unsettled_why)
 }

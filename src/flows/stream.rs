@@ -25,6 +25,7 @@ use super::legs::{FlowContext, LegEvent, LegTracker, Timeouts};
 use super::packed::PackedLeg;
 use super::pending::Pending;
 use super::pipeline::{FrameSource, Gather, ReadReport, VantageStats};
+use super::probes::HealthChecks;
 use super::Connection;
 use crate::capture::frame::CaptureId;
 use crate::topology::facts::VantageFacts;
@@ -91,6 +92,7 @@ struct Batch {
 /// What a capture's thread says once it has read the capture.
 struct CaptureEnd {
     stats: Vec<VantageStats>,
+    health_checks: Vec<HealthChecks>,
     read: Result<ReadReport, String>,
     /// The facts of every frame, when the plan asked for them.
     gathered: Option<Gather>,
@@ -113,6 +115,8 @@ pub struct Plan<'a> {
 /// What pass 2 says besides the connections.
 pub struct StreamOutcome {
     pub stats: Vec<VantageStats>,
+    /// The health checks each vantage point saw ([`super::probes`]).
+    pub health_checks: Vec<HealthChecks>,
     pub warnings: Vec<String>,
     /// Connection keys waiting to be joined at once, at most: what the join held in memory.
     pub max_waiting: usize,
@@ -179,6 +183,7 @@ pub fn run(
         let mut pending = Pending::new(joiner, slack);
         let mut give_back = GiveBack::new(&inputs);
         let mut stats = Vec::new();
+        let mut health_checks = Vec::new();
         let mut reads = Vec::new();
         let mut facts = Vec::new();
         let mut out_of_order = Vec::new();
@@ -195,6 +200,7 @@ pub fn run(
                     }
                     if let Some(end) = batch.end {
                         stats.extend(end.stats);
+                        health_checks.extend(end.health_checks);
                         reads.push((input.capture, end.read));
                         if let Some(g) = end.gathered {
                             let (f, disordered) = g.into_facts();
@@ -242,8 +248,10 @@ pub fn run(
         reads.sort_by_key(|(c, _)| *c);
         facts.sort_by_key(|f: &VantageFacts| f.vantage);
         out_of_order.sort_unstable();
+        health_checks.sort_by_key(|h: &HealthChecks| (h.key, h.vantage));
         StreamOutcome {
             stats,
+            health_checks,
             warnings,
             max_waiting,
             reads,
@@ -504,9 +512,11 @@ fn produce(
         }
     });
     let mut stats = Vec::new();
+    let mut health_checks = Vec::new();
     for (i, (mut t, max)) in trackers.into_sorted() {
         t.finish(&mut batch.events);
         t.drain_events(&mut batch.events);
+        health_checks.extend(t.health_checks());
         stats.push(VantageStats {
             vantage: VantageId {
                 capture,
@@ -521,6 +531,7 @@ fn produce(
     }
     batch.end = Some(CaptureEnd {
         stats,
+        health_checks,
         read,
         gathered,
     });

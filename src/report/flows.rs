@@ -189,6 +189,10 @@ pub fn render(a: &Analysis, connections: &[&Connection], selected: u64, term: &T
 
     out.push_str(&clocks(a, &labels, term));
 
+    if let Some(table) = super::health::table(a, term) {
+        out.push_str(&format!("{}\n{table}\n\n", super::health::TITLE));
+    }
+
     if !a.config.is_empty() {
         out.push_str("Configuration against traffic\n");
         let mut t = term.table();
@@ -413,6 +417,8 @@ struct SummaryRecord<'a> {
     stats: &'a [crate::flows::pipeline::VantageStats],
     /// Packets about the deployment the model could not place ([`super::oddities`]).
     oddities: Vec<super::oddities::OddityDoc>,
+    /// Health checks seen: the director's own connections to real servers' addresses.
+    health_checks: &'a [crate::flows::probes::HealthChecks],
     warnings: &'a [String],
 }
 
@@ -475,6 +481,7 @@ impl<W: Write> JsonLines<W> {
             config: &a.config,
             stats: &a.stats,
             oddities: super::oddities::docs(a),
+            health_checks: &a.health_checks,
             warnings: &a.warnings,
         })?;
         self.out.flush()

@@ -4,6 +4,7 @@ pub mod annotate;
 pub mod charts;
 pub mod fairness;
 pub mod flows;
+pub mod health;
 pub mod html;
 pub mod inspect;
 pub mod ladder;

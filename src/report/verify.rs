@@ -101,6 +101,8 @@ pub struct VerifyDocument<'a> {
     /// Packets about the deployment the model could not place, one row per name
     /// ([`super::oddities`]).
     pub oddities: Vec<super::oddities::OddityDoc>,
+    /// Health checks seen: the director's own connections to real servers' addresses.
+    pub health_checks: &'a [crate::flows::probes::HealthChecks],
     pub clock_offsets: &'a [crate::flows::clock::ClockOffset],
     pub read_warnings: &'a [String],
     /// Per service: shares, fairness statistics and the scheduler replay (docs/fairness.md).
@@ -186,6 +188,7 @@ pub fn document(v: &Verification, exit_code: i32) -> VerifyDocument<'_> {
         stats: &analysis.stats,
         max_waiting: analysis.max_waiting,
         oddities: super::oddities::docs(analysis),
+        health_checks: &analysis.health_checks,
         clock_offsets: &analysis.clock_offsets,
         read_warnings: &analysis.warnings,
         fairness,
@@ -315,6 +318,10 @@ pub fn render(v: &Verification, term: &Term) -> String {
     }
 
     out.push_str(&super::oddities::render(analysis, term));
+    if let Some(table) = super::health::table(analysis, term) {
+        let title = paint.bold(super::health::TITLE);
+        out.push_str(&format!("\n{title}\n{table}\n"));
+    }
 
     out.push_str(&format!("\n{}\n", paint.bold("Captures and clocks")));
     let mut t = term.table();
