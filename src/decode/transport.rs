@@ -141,6 +141,11 @@ pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode, out:
         if tunnel::decode_gue(datagram, payload, depth, ctx, out) {
             return;
         }
+    } else if datagram.dst_port == super::ipvs_sync::SYNC_PORT && depth == 0 && !ctx.quoted {
+        // Whatever the group (`--mcast-group`), port 8848 carrying a version 1 header is the
+        // sync daemon's.
+        ctx.control = super::ipvs_sync::SyncView::parse(payload)
+            .map(|v| super::Control::IpvsSync(v.summary()));
     } else if opts.gue_probe && depth == 0 && mode == Mode::Normal {
         // Only the outermost datagram: IPVS puts GUE right on the director's packet. A first
         // fragment is not probed: its datagram, once whole, is.
