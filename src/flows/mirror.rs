@@ -52,11 +52,15 @@ const MIN_UNICAST_FRAMES: u64 = 8;
 
 /// Whether an interface holds several hosts' packets: Ethernet with both MACs (not a cooked
 /// capture, which is one host's by construction), and no MAC in most unicast frames.
-pub fn is_mirror(facts: &VantageFacts) -> bool {
+/// Frames between hosts that other captures (`all`) were taken on do not count: a switch
+/// floods them to a host's port when it has forgotten where their destination is.
+pub fn is_mirror(facts: &VantageFacts, all: &[&VantageFacts]) -> bool {
     facts.has_macs()
         && !facts.has_sll()
         && facts.unicast_frames >= MIN_UNICAST_FRAMES
-        && facts.local_mac_candidates().is_empty()
+        && facts
+            .local_mac_candidates_among(&facts.macs_elsewhere(all))
+            .is_empty()
 }
 
 /// What the split did to one interface, for the report.
@@ -447,6 +451,7 @@ mod tests {
                 },
                 net: Net::Other { ether_type: 0x88b5 },
                 gue_shaped: None,
+                control: None,
             },
         }
     }

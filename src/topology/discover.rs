@@ -93,7 +93,13 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         }
     }
     // A MAC that is plainly the capturing host's in another capture is not this one's.
-    let claimed: BTreeSet<MacAddr> = facts.iter().filter_map(clear_local_mac).collect();
+    let all: Vec<&VantageFacts> = facts.iter().collect();
+    let elsewhere: Vec<BTreeSet<MacAddr>> = facts.iter().map(|f| f.macs_elsewhere(&all)).collect();
+    let claimed: BTreeSet<MacAddr> = facts
+        .iter()
+        .zip(&elsewhere)
+        .filter_map(|(f, e)| f.clear_local_mac(e))
+        .collect();
     let rank = |m: MacAddr| {
         if claimed.contains(&m) {
             -2
@@ -120,8 +126,9 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
     let mut role_conflicts = Vec::new();
     let mut vantages: Vec<Vantage> = facts
         .iter()
-        .map(|vf| {
-            let local = clear_local_mac(vf).or_else(|| vf.local_mac(rank));
+        .zip(&elsewhere)
+        .map(|(vf, e)| {
+            let local = vf.clear_local_mac(e).or_else(|| vf.local_mac(rank));
             let (v, conflict) = decide_role(vf, local, &is_vip, &mac_owner, hints);
             role_conflicts.extend(conflict);
             v
@@ -149,6 +156,13 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
     }
 
     let arp = arp_observations(facts, &is_vip);
+    // Control traffic is kept where there may be a failover to tell: VRRP or sync messages in
+    // a capture, or more than one director forwarding.
+    let control = if directors.len() > 1 || facts.iter().any(|f| f.control.has_control()) {
+        facts.iter().map(|f| f.control.summary(f.vantage)).collect()
+    } else {
+        Vec::new()
+    };
     let limits = limits(&vantages, &vips);
     let hosts = |m: BTreeMap<IpAddr, (BTreeSet<MacAddr>, FrameRef)>| {
         m.into_iter()
@@ -172,6 +186,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         gue: Vec::new(),
         tunnels,
         client_side_macs: client_macs.into_iter().collect(),
+        control,
     }
 }
 

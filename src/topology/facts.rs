@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 // FxHash: these tables are looked up for every packet, where SipHash was a quarter of
 // all instructions of `verify` (callgrind).
 use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 mod flow_table;
@@ -240,6 +241,8 @@ pub struct VantageFacts {
     pub counts: PacketCounts,
     /// GUE-shaped UDP and the plain packets to compare it with ([`super::gue`]).
     pub gue: GueEvidence,
+    /// VRRP, sync messages, gratuitous ARP, who forwarded when ([`super::failover`]).
+    pub control: super::failover::ControlFacts,
 }
 
 impl VantageFacts {
@@ -256,6 +259,7 @@ impl VantageFacts {
             arp: HashMap::default(),
             counts: PacketCounts::default(),
             gue: GueEvidence::default(),
+            control: Default::default(),
         }
     }
 
@@ -267,6 +271,9 @@ impl VantageFacts {
         self.gue.push(f);
         let link = &f.packet.link;
         self.unicast_frames += u64::from(unicast_macs(link).is_some());
+        if f.packet.control.is_some() || matches!(f.packet.net, Net::Arp(_)) {
+            self.control.push(f);
+        }
         if let Net::Arp(a) = &f.packet.net {
             self.count_macs_aside(link);
             let key = ArpFact {
@@ -301,6 +308,13 @@ impl VantageFacts {
         } else {
             v.server_side()
         };
+        match (v.outer, link.dst_mac) {
+            (Some(o), _) => self.control.tunnelled(o.ip.src, f),
+            (None, Some(d)) if to_server && is_unicast(&d) => {
+                self.control.sent(v.ip.dst, MacAddr(d), f)
+            }
+            _ => {}
+        }
         let syn = v.tcp().is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
         self.flows.add(
             &PackedFlow::of(link, &v, server_port, to_server),
@@ -363,9 +377,62 @@ impl VantageFacts {
 
     /// MACs in at least 80% of the unicast frames, with their frame counts.
     pub fn local_mac_candidates(&self) -> Vec<(MacAddr, u64)> {
-        self.mac_frames()
+        self.local_mac_candidates_among(&BTreeSet::new())
+    }
+
+    /// [`Self::local_mac_candidates`], leaving out the frames between two MACs of `elsewhere`
+    /// (the hosts other captures were taken on): a switch floods a frame whose destination it
+    /// no longer knows to every port, as when a director dies and clients go on sending to
+    /// its MAC, so a backup director's own capture holds frames that are neither its own nor
+    /// a mirror's.
+    pub fn local_mac_candidates_among(&self, elsewhere: &BTreeSet<MacAddr>) -> Vec<(MacAddr, u64)> {
+        let mut frames = self.mac_frames();
+        let mut unicast = self.unicast_frames;
+        if !elsewhere.is_empty() {
+            for (k, c) in &self.flows {
+                let (Some(s), Some(d)) = (k.src_mac, k.dst_mac) else {
+                    continue;
+                };
+                if is_unicast(&d.0) && s != d && elsewhere.contains(&s) && elsewhere.contains(&d) {
+                    unicast -= c.packets.min(unicast);
+                    for m in [s, d] {
+                        if let Some(n) = frames.get_mut(&m) {
+                            *n -= c.packets.min(*n);
+                        }
+                    }
+                }
+            }
+        }
+        // Flooding is the exception on a host's port; a capture whose frames are mostly
+        // between other hosts is a mirror's, and is judged on all of them.
+        if unicast * 2 < self.unicast_frames {
+            frames = self.mac_frames();
+            unicast = self.unicast_frames;
+        }
+        frames
             .into_iter()
-            .filter(|(_, n)| self.unicast_frames > 0 && *n * 5 >= self.unicast_frames * 4)
+            .filter(|(_, n)| unicast > 0 && *n > 0 && *n * 5 >= unicast * 4)
+            .collect()
+    }
+
+    /// The capturing host's MAC when the frames leave no doubt: the one candidate in more
+    /// frames than any other (frames between `elsewhere`'s MACs left out).
+    pub fn clear_local_mac(&self, elsewhere: &BTreeSet<MacAddr>) -> Option<MacAddr> {
+        let mut c = self.local_mac_candidates_among(elsewhere);
+        c.sort_by_key(|(m, n)| (std::cmp::Reverse(*n), *m));
+        match c.as_slice() {
+            [(m, _)] => Some(*m),
+            [(m, a), (_, b), ..] if a > b => Some(*m),
+            _ => None,
+        }
+    }
+
+    /// The MACs other captures (not this one's interfaces) plainly belong to: what
+    /// [`Self::local_mac_candidates_among`] leaves out.
+    pub fn macs_elsewhere(&self, all: &[&VantageFacts]) -> BTreeSet<MacAddr> {
+        all.iter()
+            .filter(|f| f.vantage.capture != self.vantage.capture)
+            .filter_map(|f| f.clear_local_mac(&BTreeSet::new()))
             .collect()
     }
 
