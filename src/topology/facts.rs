@@ -381,19 +381,38 @@ impl VantageFacts {
     }
 
     /// [`Self::local_mac_candidates`], leaving out the frames between two MACs of `elsewhere`
-    /// (the hosts other captures were taken on): a switch floods a frame whose destination it
-    /// no longer knows to every port, as when a director dies and clients go on sending to
-    /// its MAC, so a backup director's own capture holds frames that are neither its own nor
-    /// a mirror's.
+    /// (the hosts other captures were taken on) and those to a MAC that sent no unicast frame
+    /// here: a switch floods a frame whose destination it no longer knows to every port, as
+    /// when a director dies and clients go on sending to its MAC, so a backup director's own
+    /// capture holds frames that are neither its own nor a mirror's.
     pub fn local_mac_candidates_among(&self, elsewhere: &BTreeSet<MacAddr>) -> Vec<(MacAddr, u64)> {
         let mut frames = self.mac_frames();
         let mut unicast = self.unicast_frames;
-        if !elsewhere.is_empty() {
+        // A destination that never sent a unicast frame here is one the switch floods to
+        // every port (it no longer knows where it is: a dead host), alone as well as
+        // together with other captures.
+        let senders: BTreeSet<MacAddr> = self
+            .flows
+            .keys()
+            .filter(|k| k.dst_mac.is_some_and(|d| is_unicast(&d.0)))
+            .filter_map(|k| k.src_mac)
+            // ARP replies (unicast as a rule): a real server tells the director its MAC,
+            // and is sent tunnelled packets it never answers through this port.
+            .chain(
+                self.arp
+                    .keys()
+                    .filter(|a| a.operation == 2 && a.sender_ip != a.target_ip)
+                    .map(|a| a.sender_mac),
+            )
+            .collect();
+        {
             for (k, c) in &self.flows {
                 let (Some(s), Some(d)) = (k.src_mac, k.dst_mac) else {
                     continue;
                 };
-                if is_unicast(&d.0) && s != d && elsewhere.contains(&s) && elsewhere.contains(&d) {
+                let flooded = !senders.contains(&d)
+                    || (elsewhere.contains(&s) && elsewhere.contains(&d));
+                if is_unicast(&d.0) && s != d && flooded {
                     unicast -= c.packets.min(unicast);
                     for m in [s, d] {
                         if let Some(n) = frames.get_mut(&m) {
