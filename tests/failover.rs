@@ -32,18 +32,32 @@ fn run(name: &str) -> Verification {
         .collect();
     files.sort();
     let sources: Vec<CaptureSource> = files.iter().map(CaptureSource::from_arg).collect();
-    verify(&sources, DecodeOptions::default(), &FlowOptions::default(), None)
+    verify(
+        &sources,
+        DecodeOptions::default(),
+        &FlowOptions::default(),
+        None,
+    )
 }
 
 /// tshark's fields of the frames matching `filter`, one line per frame.
 fn tshark(file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
     let mut cmd = Command::new("tshark");
-    cmd.arg("-r").arg(file).arg("-Y").arg(filter).arg("-T").arg("fields");
+    cmd.arg("-r")
+        .arg(file)
+        .arg("-Y")
+        .arg(filter)
+        .arg("-T")
+        .arg("fields");
     for f in fields {
         cmd.arg("-e").arg(f);
     }
     let out = cmd.output().expect("tshark runs");
-    assert!(out.status.success(), "tshark: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "tshark: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -73,7 +87,10 @@ fn first_anywhere(name: &str, filter: &str) -> i64 {
 
 /// `HH:MM:SS.mmm` after `marker` in `text`, as nanoseconds of the day.
 fn time_after(text: &str, marker: &str) -> i64 {
-    let at = text.find(marker).unwrap_or_else(|| panic!("no {marker:?} in {text}")) + marker.len();
+    let at = text
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker:?} in {text}"))
+        + marker.len();
     let t = &text[at..at + 12];
     let h: i64 = t[0..2].parse().unwrap();
     let m: i64 = t[3..5].parse().unwrap();
@@ -94,7 +111,11 @@ fn sync_passes_with_the_switch_and_gratuitous_arp_times() {
     // The switch: director2's first VRRP advertisement (priority 100, the only master left).
     let switch = first_anywhere("failover-sync", "vrrp && ip.src == 10.7.0.2");
     let said = time_after(&c.reason, "switch at ");
-    assert!((said - of_day(switch)).abs() <= 1_000_000, "{} vs {switch}", c.reason);
+    assert!(
+        (said - of_day(switch)).abs() <= 1_000_000,
+        "{} vs {switch}",
+        c.reason
+    );
     let garp = first_anywhere(
         "failover-sync",
         "arp.isgratuitous && eth.src == 02:00:00:07:00:02",
@@ -103,10 +124,15 @@ fn sync_passes_with_the_switch_and_gratuitous_arp_times() {
     assert!((said - of_day(garp)).abs() <= 1_000_000, "{}", c.reason);
     // The four held connections (hold.txt: all answered to the end) went on through director2.
     let hold = std::fs::read_to_string(fixture("failover-sync").join("hold.txt")).unwrap();
-    let held = hold.lines().filter(|l| l.starts_with("conn ") && l.ends_with("end ok")).count();
+    let held = hold
+        .lines()
+        .filter(|l| l.starts_with("conn ") && l.ends_with("end ok"))
+        .count();
     assert_eq!(held, 4);
     assert!(
-        c.reason.contains(&format!("{held} of {held} connections established before the switch went on through 10.7.0.2")),
+        c.reason.contains(&format!(
+            "{held} of {held} connections established before the switch went on through 10.7.0.2"
+        )),
         "{}",
         c.reason
     );
@@ -117,7 +143,11 @@ fn sync_passes_with_the_switch_and_gratuitous_arp_times() {
     let arp = v.check("arp.vip").unwrap();
     assert!(arp.reason.contains("failover"), "{}", arp.reason);
     let topo = v.check("topology").unwrap();
-    assert!(topo.reason.contains("directors 10.7.0.1"), "{}", topo.reason);
+    assert!(
+        topo.reason.contains("directors 10.7.0.1"),
+        "{}",
+        topo.reason
+    );
 }
 
 #[test]
@@ -128,7 +158,11 @@ fn nosync_fails_naming_the_new_master_with_its_resets() {
     let d2 = fixture("failover-nosync").join("director2.pcap");
     // The resets director2's own stack sent for the held connections (tshark), which the
     // client saw as resets (hold.txt).
-    let rsts = tshark(&d2, "ip.src == 10.7.0.100 && tcp.flags.reset == 1", &["frame.number"]);
+    let rsts = tshark(
+        &d2,
+        "ip.src == 10.7.0.100 && tcp.flags.reset == 1",
+        &["frame.number"],
+    );
     let hold = std::fs::read_to_string(fixture("failover-nosync").join("hold.txt")).unwrap();
     let reset = hold.lines().filter(|l| l.ends_with("end reset")).count();
     assert_eq!(rsts.len(), reset);
@@ -138,7 +172,10 @@ fn nosync_fails_naming_the_new_master_with_its_resets() {
         .find(|f| f.summary.contains("did not go on through the new master"))
         .expect("a finding on the broken connections");
     assert_eq!(broken.count, rsts.len() as u64);
-    assert!(broken.host.as_deref().is_some_and(|h| h.contains("10.7.0.2")));
+    assert!(broken
+        .host
+        .as_deref()
+        .is_some_and(|h| h.contains("10.7.0.2")));
     let rst_frames: Vec<u64> = rsts.iter().map(|r| r[0].parse().unwrap()).collect();
     assert!(broken
         .evidence
@@ -148,8 +185,11 @@ fn nosync_fails_naming_the_new_master_with_its_resets() {
     assert!((time_after(&broken.summary, "switch at ") - of_day(switch)).abs() <= 1_000_000);
     // No sync message anywhere in director2's capture (tshark), and the check says so.
     assert!(tshark(&d2, "udp.port == 8848", &["frame.number"]).is_empty());
-    assert!(c.findings.iter().any(|f| f.summary.contains("holds no IPVS sync message")
-        && f.host.as_deref().is_some_and(|h| h.contains("10.7.0.2"))));
+    assert!(c
+        .findings
+        .iter()
+        .any(|f| f.summary.contains("holds no IPVS sync message")
+            && f.host.as_deref().is_some_and(|h| h.contains("10.7.0.2"))));
     // Only failover fails: the resets are the new master's, not a real server's.
     for other in &v.checks {
         if other.id != "failover" {
@@ -162,7 +202,11 @@ fn nosync_fails_naming_the_new_master_with_its_resets() {
 fn frames(file: &Path) -> Vec<(u64, Vec<u8>, lvscheck::decode::Packet)> {
     let mut out = Vec::new();
     read_capture(0, &CaptureSource::File(file.to_path_buf()), |f: &Frame| {
-        out.push((f.number, f.data.to_vec(), decode(f.link_type, f.data, &DecodeOptions::default())));
+        out.push((
+            f.number,
+            f.data.to_vec(),
+            decode(f.link_type, f.data, &DecodeOptions::default()),
+        ));
     })
     .expect("reads");
     out
@@ -176,7 +220,11 @@ fn established(file: &Path) -> Vec<(SocketAddr, SocketAddr, SocketAddr)> {
         .filter(|l| l.contains("ESTABLISHED"))
         .map(|l| {
             let w: Vec<&str> = l.split_whitespace().collect();
-            (w[3].parse().unwrap(), w[4].parse().unwrap(), w[5].parse().unwrap())
+            (
+                w[3].parse().unwrap(),
+                w[4].parse().unwrap(),
+                w[5].parse().unwrap(),
+            )
         })
         .collect()
 }
@@ -186,7 +234,11 @@ fn sync_messages_decode_to_the_backups_table() {
     let dir = fixture("failover-sync");
     let file = dir.join("director2.pcap");
     // tshark: which frames are sync messages from the master, and their UDP lengths.
-    let want = tshark(&file, "udp.dstport == 8848 && ip.src == 10.7.0.1", &["frame.number", "udp.length"]);
+    let want = tshark(
+        &file,
+        "udp.dstport == 8848 && ip.src == 10.7.0.1",
+        &["frame.number", "udp.length"],
+    );
     assert!(!want.is_empty());
     let mut carried: Vec<SyncConn> = Vec::new();
     for (n, bytes, packet) in frames(&file) {
@@ -213,7 +265,9 @@ fn sync_messages_decode_to_the_backups_table() {
     assert_eq!(table.len(), 4);
     for (client, vip, rs) in table {
         assert!(
-            carried.iter().any(|c| c.client == client && c.vip == vip && c.real_server == rs && c.state == 1),
+            carried
+                .iter()
+                .any(|c| c.client == client && c.vip == vip && c.real_server == rs && c.state == 1),
             "{client} -> {rs} not carried: {carried:#?}"
         );
     }
@@ -225,13 +279,23 @@ fn vrrp_adverts_decode_as_tshark_reads_them() {
     let want = tshark(
         &file,
         "vrrp",
-        &["frame.number", "vrrp.version", "vrrp.virt_rtr_id", "vrrp.prio", "vrrp.ip_addr", "vrrp.adver_int"],
+        &[
+            "frame.number",
+            "vrrp.version",
+            "vrrp.virt_rtr_id",
+            "vrrp.prio",
+            "vrrp.ip_addr",
+            "vrrp.adver_int",
+        ],
     );
     assert!(want.len() > 10);
     let mut seen = 0;
     for (n, bytes, packet) in frames(&file) {
         let Some(row) = want.iter().find(|r| r[0] == n.to_string()) else {
-            assert!(!matches!(packet.control, Some(Control::Vrrp(_))), "frame {n}");
+            assert!(
+                !matches!(packet.control, Some(Control::Vrrp(_))),
+                "frame {n}"
+            );
             continue;
         };
         let Some(Control::Vrrp(v)) = packet.control else {

@@ -216,7 +216,10 @@ fn own_entries(dir: &Path, host: &str, all: &[ConnEntry]) -> Vec<ConnEntry> {
     if dir.join(format!("conns-{host}-after.txt")).is_file() {
         // The survivor, whose table conns.txt is.
         let same = |a: &ConnEntry, b: &ConnEntry| a.client == b.client && a.vip == b.vip;
-        all.iter().filter(|c| !given.iter().any(|m| same(c, m))).cloned().collect()
+        all.iter()
+            .filter(|c| !given.iter().any(|m| same(c, m)))
+            .cloned()
+            .collect()
     } else {
         given
     }
@@ -511,7 +514,11 @@ fn a_single_vantage_point_gives_what_it_can_show() {
             );
             // A client's capture shows that client's connections only.
             let own = own_entries(&dir, &t.host, &conns);
-            let table = if t.role == Role::Director { &own } else { &conns };
+            let table = if t.role == Role::Director {
+                &own
+            } else {
+                &conns
+            };
             let mine = table
                 .iter()
                 .filter(|c| t.role == Role::Director || t.ips.contains(&c.client.ip()))

@@ -169,7 +169,10 @@ pub fn vip(ctx: &Context) -> CheckResult {
     // Two directors' MACs claiming the VIP one after the other is a keepalived pair's
     // failover (each announces the VIP when it becomes master), not a conflict.
     let mut firsts: BTreeMap<MacAddr, i64> = BTreeMap::new();
-    for c in claims.iter().filter(|c| director_macs.contains(&c.sender_mac)) {
+    for c in claims
+        .iter()
+        .filter(|c| director_macs.contains(&c.sender_mac))
+    {
         let t = firsts.entry(c.sender_mac).or_insert(c.first.ts_ns);
         *t = (*t).min(c.first.ts_ns);
     }
@@ -182,7 +185,7 @@ pub fn vip(ctx: &Context) -> CheckResult {
             protocol_of(&claims),
             order
                 .iter()
-                .map(|(t, m)| format!("{m} from {}", clock_of(*t)))
+                .map(|(t, m)| format!("{m} from {}", crate::time::time_of_day(*t)))
                 .collect::<Vec<_>>()
                 .join(", then ")
         )
@@ -198,12 +201,6 @@ pub fn vip(ctx: &Context) -> CheckResult {
         )
     };
     CheckResult::from_findings(ID, pass, findings)
-}
-
-/// A time of day: `23:46:21.788`.
-fn clock_of(ts_ns: i64) -> String {
-    let t = crate::time::rfc3339_ns(ts_ns);
-    t.get(11..23).map(str::to_string).unwrap_or(t)
 }
 
 /// "ARP", "neighbour discovery", or both, as the claims were made.

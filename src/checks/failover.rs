@@ -58,11 +58,7 @@ fn reference_ns(ctx: &Context, f: &FrameRef) -> i64 {
     f.ts_ns - offset_of(&ctx.analysis.clock_offsets, f.vantage()).map_or(0, |o| o.offset_ns)
 }
 
-/// A time of day for the texts: `23:46:21.788`.
-fn clock(ts_ns: i64) -> String {
-    let t = crate::time::rfc3339_ns(ts_ns);
-    t.get(11..23).map(str::to_string).unwrap_or(t)
-}
+use crate::time::time_of_day as clock;
 
 impl Timeline {
     pub fn of(ctx: &Context) -> Option<Timeline> {
@@ -147,7 +143,9 @@ impl Timeline {
                 .vantages
                 .iter()
                 .filter(|v| v.role == Role::Director)
-                .find(|v| v.address == Some(r.addr) || (v.local_mac.is_some() && v.local_mac == r.mac))
+                .find(|v| {
+                    v.address == Some(r.addr) || (v.local_mac.is_some() && v.local_mac == r.mac)
+                })
                 .map(|v| v.id);
         }
         if routers.len() < 2 && !vrrp_seen {
@@ -169,9 +167,22 @@ impl Timeline {
                 .iter()
                 .flat_map(|vc| vc.garps.iter())
                 .filter(|g| g.mac == mac && Some(g.addr) == vip.or(Some(g.addr)))
-                .map(|g| (reference_ns(ctx, &g.span.last), g.span.last, reference_ns(ctx, &g.span.first), g.span.first))
+                .map(|g| {
+                    (
+                        reference_ns(ctx, &g.span.last),
+                        g.span.last,
+                        reference_ns(ctx, &g.span.first),
+                        g.span.first,
+                    )
+                })
                 .filter(|g| g.0 + GARP_GRACE_NS >= at)
-                .map(|g| if g.2 + GARP_GRACE_NS >= at { (g.2, g.3) } else { (g.0, g.1) })
+                .map(|g| {
+                    if g.2 + GARP_GRACE_NS >= at {
+                        (g.2, g.3)
+                    } else {
+                        (g.0, g.1)
+                    }
+                })
                 .min_by_key(|g| g.0)
         });
         let mut syncs: Vec<(IpAddr, u64, u64, FrameRef)> = Vec::new();
@@ -187,7 +198,9 @@ impl Timeline {
             }
         }
         let synced_to_new = switch.map_or(0, |(_, n, at, _)| {
-            let Some(v) = routers[n].vantage else { return 0 };
+            let Some(v) = routers[n].vantage else {
+                return 0;
+            };
             let new_addr = routers[n].addr;
             topo.control
                 .iter()
@@ -294,8 +307,12 @@ impl Failover {
         if conn.proto != Proto::TCP || conn.first_ts_ns >= at || conn.last_ts_ns <= at {
             return;
         }
-        let off = |v: VantageId| offset_of(&ctx.analysis.clock_offsets, v).map_or(0, |o| o.offset_ns);
-        let established = conn.legs.iter().any(|l| l.tcp.as_ref().is_some_and(|f| f.syn && f.syn_ack));
+        let off =
+            |v: VantageId| offset_of(&ctx.analysis.clock_offsets, v).map_or(0, |o| o.offset_ns);
+        let established = conn
+            .legs
+            .iter()
+            .any(|l| l.tcp.as_ref().is_some_and(|f| f.syn && f.syn_ack));
         if !established {
             return;
         }
@@ -322,15 +339,17 @@ impl Failover {
             .and_then(|l| l.request_wrapped.as_ref().map(|w| (l, w)))
             .is_some_and(|(l, w)| w.last_ts_ns - off(l.vantage) > at);
         let sync_carried = ctx
-                .analysis
-                .topology
-                .control
-                .iter()
-                .filter(|vc| Some(vc.vantage) == new_v)
-                .flat_map(|vc| vc.carried.iter())
-                .filter(|c| c.sender != new_addr && c.conn.client == conn.client && c.conn.vip == conn.vip)
-                .map(|c| c.conn.real_server.ip())
-                .last();
+            .analysis
+            .topology
+            .control
+            .iter()
+            .filter(|vc| Some(vc.vantage) == new_v)
+            .flat_map(|vc| vc.carried.iter())
+            .filter(|c| {
+                c.sender != new_addr && c.conn.client == conn.client && c.conn.vip == conn.vip
+            })
+            .map(|c| c.conn.real_server.ip())
+            .next_back();
         if let Some(rs) = sync_carried {
             if Some(rs) == conn.real_server.or(rs_via(old_addr)) {
                 self.carried += 1;
@@ -372,7 +391,10 @@ impl Failover {
             if let Some(e) = rst {
                 evidence.push((
                     e.first,
-                    format!("{}: RST from the VIP, sent by the new master's own stack", conn.client),
+                    format!(
+                        "{}: RST from the VIP, sent by the new master's own stack",
+                        conn.client
+                    ),
                 ));
             }
             if evidence.is_empty() {
@@ -398,10 +420,7 @@ impl Failover {
         };
         let story = t.story(ctx);
         let Some((old, new, at, at_frame)) = t.switch else {
-            return CheckResult::pass(
-                ID,
-                format!("no failover in the captures: {story}"),
-            );
+            return CheckResult::pass(ID, format!("no failover in the captures: {story}"));
         };
         let new_name = t.name(ctx, new);
         let old_name = t.name(ctx, old);
@@ -409,7 +428,9 @@ impl Failover {
         let mut findings = Vec::new();
         let no_sync = t.synced_to_new == 0
             && t.routers[new].vantage.is_some_and(|v| {
-                topo.vantage(v).and_then(|v| v.first_ts_ns).is_some_and(|f| f < at_frame.ts_ns)
+                topo.vantage(v)
+                    .and_then(|v| v.first_ts_ns)
+                    .is_some_and(|f| f < at_frame.ts_ns)
             });
         let sync_fix = format!(
             "run the IPVS sync daemon on both directors, following VRRP: in keepalived.conf's \
@@ -421,7 +442,8 @@ impl Failover {
             t.routers[new].addr
         );
         if self.broken > 0 {
-            let mut ports: Vec<String> = self.clients.iter().map(|c| c.port().to_string()).collect();
+            let mut ports: Vec<String> =
+                self.clients.iter().map(|c| c.port().to_string()).collect();
             ports.truncate(20);
             let client_ip = self.clients.iter().next().map(|c| c.ip());
             let evidence: Vec<PacketRef> = self
@@ -545,9 +567,7 @@ impl Failover {
                     count: 1,
                     out_of: None,
                     evidence: vec![ctx.packet(&span.last, format!("to {vip_addr} at {old_mac}"))],
-                    display_filter: Some(format!(
-                        "eth.dst == {old_mac} && ip.dst == {vip_addr}"
-                    )),
+                    display_filter: Some(format!("eth.dst == {old_mac} && ip.dst == {vip_addr}")),
                     likely_cause: "the new master's gratuitous ARP did not reach the client or \
                                    did not update its neighbour cache"
                         .into(),
@@ -576,7 +596,13 @@ impl Failover {
         let synced: Vec<String> = t
             .syncs
             .iter()
-            .map(|(a, n, c, _)| format!("{a} sent {} ({})", plural(*n, "sync message", "sync messages"), plural(*c, "entry", "entries")))
+            .map(|(a, n, c, _)| {
+                format!(
+                    "{a} sent {} ({})",
+                    plural(*n, "sync message", "sync messages"),
+                    plural(*c, "entry", "entries")
+                )
+            })
             .collect();
         if !synced.is_empty() {
             pass.push_str(&format!("; {}", synced.join(", ")));

@@ -78,6 +78,18 @@ pub struct SyncView<'a> {
     b: &'a [u8],
 }
 
+impl SyncSummary {
+    /// What a reused box holds before it is written over.
+    pub const BLANK: SyncSummary = SyncSummary {
+        syncid: 0,
+        version: 0,
+        size: 0,
+        nr_conns: 0,
+        read: 0,
+        conns: [None; KEPT_CONNS],
+    };
+}
+
 impl<'a> SyncView<'a> {
     /// The message in `b`, if its header is whole and says version 1 (reserved byte 0).
     pub fn parse(b: &'a [u8]) -> Option<SyncView<'a>> {
@@ -107,22 +119,26 @@ impl<'a> SyncView<'a> {
         })
     }
     pub fn summary(&self) -> SyncSummary {
-        let mut conns = [None; KEPT_CONNS];
+        let mut s = SyncSummary::BLANK;
+        self.write_summary(&mut s);
+        s
+    }
+
+    /// [`Self::summary`] written over `s` (a box the decoder reuses).
+    pub fn write_summary(&self, s: &mut SyncSummary) {
+        s.conns = [None; KEPT_CONNS];
         let mut read = 0u8;
         for c in self.conns() {
-            if let Some(slot) = conns.get_mut(usize::from(read)) {
+            if let Some(slot) = s.conns.get_mut(usize::from(read)) {
                 *slot = Some(c);
             }
             read += 1;
         }
-        SyncSummary {
-            syncid: self.syncid(),
-            version: self.version(),
-            size: self.size(),
-            nr_conns: self.nr_conns(),
-            read,
-            conns,
-        }
+        s.syncid = self.syncid();
+        s.version = self.version();
+        s.size = self.size();
+        s.nr_conns = self.nr_conns();
+        s.read = read;
     }
 }
 
@@ -192,7 +208,10 @@ mod tests {
 
     #[test]
     fn reads_a_v4_message() {
-        let m = message(&[entry_v4(40000, [10, 7, 0, 11]), entry_v4(40002, [10, 7, 0, 12])]);
+        let m = message(&[
+            entry_v4(40000, [10, 7, 0, 11]),
+            entry_v4(40002, [10, 7, 0, 12]),
+        ]);
         let v = SyncView::parse(&m).expect("v1 message");
         assert_eq!((v.syncid(), v.nr_conns(), v.size()), (7, 2, 80));
         let c: Vec<SyncConn> = v.conns().collect();
@@ -226,7 +245,10 @@ mod tests {
 
     #[test]
     fn cut_messages_never_panic() {
-        let m = message(&[entry_v4(40000, [10, 7, 0, 11]), entry_v4(40002, [10, 7, 0, 12])]);
+        let m = message(&[
+            entry_v4(40000, [10, 7, 0, 11]),
+            entry_v4(40002, [10, 7, 0, 12]),
+        ]);
         for n in 0..m.len() {
             let Some(v) = SyncView::parse(&m[..n]) else {
                 assert!(n < HEADER);

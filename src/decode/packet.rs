@@ -30,11 +30,12 @@ pub struct Packet {
 
 /// A control message between directors, decoded from the outermost packet only (one quoted by
 /// an ICMP error or carried by a tunnel is not the director's own).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Control {
     Vrrp(super::vrrp::Vrrp),
-    IpvsSync(super::ipvs_sync::SyncSummary),
+    /// Boxed (and the box reused by the decoder): the summary holds a few entries.
+    IpvsSync(Box<super::ipvs_sync::SyncSummary>),
 }
 
 /// What a GUE-shaped UDP payload would carry.

@@ -410,8 +410,8 @@ impl VantageFacts {
                 let (Some(s), Some(d)) = (k.src_mac, k.dst_mac) else {
                     continue;
                 };
-                let flooded = !senders.contains(&d)
-                    || (elsewhere.contains(&s) && elsewhere.contains(&d));
+                let flooded =
+                    !senders.contains(&d) || (elsewhere.contains(&s) && elsewhere.contains(&d));
                 if is_unicast(&d.0) && s != d && flooded {
                     unicast -= c.packets.min(unicast);
                     for m in [s, d] {

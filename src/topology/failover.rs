@@ -167,7 +167,7 @@ impl ControlFacts {
     pub fn summary(&self, vantage: VantageId) -> VantageControl {
         fn sorted<K: Ord + Copy, V: Copy>(m: &HashMap<K, V>) -> Vec<(K, V)> {
             let mut v: Vec<(K, V)> = m.iter().map(|(k, v)| (*k, *v)).collect();
-            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v.sort_by_key(|a| a.0);
             v
         }
         VantageControl {
