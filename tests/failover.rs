@@ -313,3 +313,21 @@ fn vrrp_adverts_decode_as_tshark_reads_them() {
     }
     assert_eq!(seen, want.len());
 }
+
+#[test]
+fn one_director_without_vrrp_skips() {
+    // The tutorial's director and keepalived's (checkers only, no vrrp_instance): tshark finds
+    // no VRRP in any capture.
+    for name in ["tutorial", "keepalived"] {
+        for f in std::fs::read_dir(fixture(name)).unwrap() {
+            let p = f.unwrap().path();
+            if p.extension().is_some_and(|e| e == "pcap") {
+                assert!(tshark(&p, "vrrp || udp.port == 8848", &["frame.number"]).is_empty());
+            }
+        }
+        let v = run(name);
+        let c = v.check("failover").unwrap();
+        assert_eq!(c.status, Status::Skip, "{name}: {}", c.reason);
+        assert!(c.reason.contains("one director"), "{name}: {}", c.reason);
+    }
+}
