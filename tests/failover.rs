@@ -331,3 +331,59 @@ fn one_director_without_vrrp_skips() {
         assert!(c.reason.contains("one director"), "{name}: {}", c.reason);
     }
 }
+
+#[test]
+fn nogarp_fails_naming_the_client_that_kept_the_old_mac() {
+    let v = run("failover-nogarp");
+    let c = v.check("failover").expect("failover runs");
+    assert_eq!(c.status, Status::Fail, "{}", c.reason);
+    let client = fixture("failover-nogarp").join("client.pcap");
+    let switch = first_anywhere("failover-nogarp", "vrrp && ip.src == 10.7.0.2");
+    // tshark: the client's packets to the VIP at the dead master's MAC after the switch.
+    let late = tshark(
+        &client,
+        &format!(
+            "ip.dst == 10.7.0.100 && eth.dst == 02:00:00:07:00:01 && frame.time_epoch > {}.{:09}",
+            switch / 1_000_000_000,
+            switch % 1_000_000_000
+        ),
+        &["frame.number"],
+    );
+    assert!(!late.is_empty());
+    let last: u64 = late.last().unwrap()[0].parse().unwrap();
+    let garp: u64 = tshark(
+        &client,
+        "arp.isgratuitous && eth.src == 02:00:00:07:00:02",
+        &["frame.number"],
+    )[0][0]
+        .parse()
+        .unwrap();
+    let f = c
+        .findings
+        .iter()
+        .find(|f| f.summary.contains("old master's MAC 02:00:00:07:00:01"))
+        .expect("the gratuitous ARP finding");
+    assert!(
+        f.host.as_deref().is_some_and(|h| h.contains("10.7.0.200")),
+        "{:?}",
+        f.host
+    );
+    assert!(f
+        .evidence
+        .iter()
+        .any(|e| e.file.ends_with("client.pcap") && e.frame == last));
+    assert!(f.evidence.iter().any(|e| e.frame == garp));
+    assert!(f.summary.contains("reached its interface"), "{}", f.summary);
+    // The held connections went on (hold.txt: all answered), so none is reported broken.
+    let hold = std::fs::read_to_string(fixture("failover-nogarp").join("hold.txt")).unwrap();
+    assert_eq!(hold.lines().filter(|l| l.ends_with("end ok")).count(), 4);
+    assert!(!c
+        .findings
+        .iter()
+        .any(|f| f.summary.contains("did not go on")));
+    for other in &v.checks {
+        if other.id != "failover" {
+            assert_ne!(other.status, Status::Fail, "{}: {}", other.id, other.reason);
+        }
+    }
+}

@@ -492,4 +492,8 @@ fn a_director_failover_passes_with_sync_and_fails_without() {
         "failover-nosync",
         &[("failover", Status::Fail, "10.7.0.2 (02:00:00:07:00:02)")],
     );
+    failing(
+        "failover-nogarp",
+        &[("failover", Status::Fail, "10.7.0.200 (02:00:00:07:00:c8)")],
+    );
 }

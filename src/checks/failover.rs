@@ -546,36 +546,69 @@ impl Failover {
                 let Some((_, span)) = late.first() else {
                     continue;
                 };
-                let garp_here = vc.garps.iter().any(|g| Some(g.mac) == t.routers[new].mac);
+                let garp_here = vc
+                    .garps
+                    .iter()
+                    .filter(|g| Some(g.mac) == t.routers[new].mac)
+                    .map(|g| g.span.first)
+                    .next();
+                // The client's address: the one client, else the capture names it.
+                let client = match topo.clients.as_slice() {
+                    [one] => match topo.vantage(vc.vantage).and_then(|v| v.local_mac) {
+                        Some(m) => format!("{one} ({m})"),
+                        None => one.to_string(),
+                    },
+                    _ => ctx.vantage_host(vc.vantage),
+                };
+                let mut evidence =
+                    vec![ctx.packet(&span.last, format!("to {vip_addr} at {old_mac}"))];
+                if let Some(g) = garp_here {
+                    evidence.push(ctx.packet(
+                        &g,
+                        format!(
+                            "gratuitous ARP from {}, in the client's capture",
+                            t.routers[new].addr
+                        ),
+                    ));
+                }
                 findings.push(Finding {
                     snapshot: Vec::new(),
                     check: ID,
                     severity: Status::Fail,
                     summary: format!(
-                        "{} went on sending to the old master's MAC {old_mac} after the switch \
-                         at {} (last at {}){}",
-                        ctx.vantage_host(vc.vantage),
+                        "{client} went on sending to the old master's MAC {old_mac} after the \
+                         switch at {} (last at {}){}",
                         clock(at_frame.ts_ns),
                         clock(span.last.ts_ns),
-                        if garp_here {
-                            ""
+                        if garp_here.is_some() {
+                            ", although the new master's gratuitous ARP reached its interface"
                         } else {
                             ": no gratuitous ARP from the new master reached it"
                         }
                     ),
-                    host: Some(ctx.vantage_host(vc.vantage)),
+                    host: Some(client.clone()),
                     count: 1,
                     out_of: None,
-                    evidence: vec![ctx.packet(&span.last, format!("to {vip_addr} at {old_mac}"))],
+                    evidence,
                     display_filter: Some(format!("eth.dst == {old_mac} && ip.dst == {vip_addr}")),
-                    likely_cause: "the new master's gratuitous ARP did not reach the client or \
-                                   did not update its neighbour cache"
-                        .into(),
-                    fix: "make keepalived announce the VIP when it becomes master: \
-                          vrrp_garp_master_delay 1, vrrp_garp_master_repeat 5 (and \
-                          vrrp_garp_master_refresh 60) in keepalived.conf; on the clients' \
-                          side, arp_accept or a shorter neighbour cache time"
-                        .into(),
+                    likely_cause: if garp_here.is_some() {
+                        "the client does not take the gratuitous ARP (an arptables or firewall \
+                         rule dropping ARP whose sender is the VIP, or a neighbour cache that \
+                         ignores it): it keeps the dead master's MAC until the entry goes stale \
+                         and is probed, and its packets meanwhile go nowhere"
+                            .into()
+                    } else {
+                        "the new master's gratuitous ARP did not reach the client (another \
+                         segment, a switch or router that drops it, or none was sent)"
+                            .into()
+                    },
+                    fix: format!(
+                        "on {client}: let gratuitous ARP for {vip_addr} in (arptables -L, \
+                         ebtables); on the directors: make keepalived announce the VIP when it \
+                         becomes master and again later (vrrp_garp_master_delay 1, \
+                         vrrp_garp_master_repeat 5, vrrp_garp_master_refresh 60 in \
+                         keepalived.conf's global_defs)"
+                    ),
                 });
             }
         }
