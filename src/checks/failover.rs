@@ -612,6 +612,30 @@ impl Failover {
                 });
             }
         }
+        if self.carried_elsewhere > 0 {
+            findings.push(Finding {
+                snapshot: Vec::new(),
+                check: ID,
+                severity: Status::Warn,
+                summary: format!(
+                    "the sync messages in {new_name}'s capture carried {} of the connections \
+                     established before the switch to another real server than the one they used",
+                    self.carried_elsewhere
+                ),
+                host: Some(new_name.clone()),
+                count: self.carried_elsewhere,
+                out_of: Some(self.spanned),
+                evidence: Vec::new(),
+                display_filter: Some("udp.port == 8848".into()),
+                likely_cause: "the directors' real servers differ (the backup's virtual_server \
+                               lists other addresses or ports), or a later scheduling overwrote \
+                               the entry"
+                    .into(),
+                fix: "give both directors the same virtual_server blocks (compare ipvsadm -Sn on \
+                      each)"
+                    .into(),
+            });
+        }
         let mut pass = format!(
             "{story}; {} of {} established before the switch went on through {new_name}",
             self.went_on,
