@@ -52,15 +52,13 @@ const MIN_UNICAST_FRAMES: u64 = 8;
 
 /// Whether an interface holds several hosts' packets: Ethernet with both MACs (not a cooked
 /// capture, which is one host's by construction), and no MAC in most unicast frames.
-/// Frames between hosts that other captures (`all`) were taken on do not count: a switch
-/// floods them to a host's port when it has forgotten where their destination is.
-pub fn is_mirror(facts: &VantageFacts, all: &[&VantageFacts]) -> bool {
+/// Frames a switch flooded to a host's port are not counted against it (see
+/// [`VantageFacts::local_mac_candidates`]).
+pub fn is_mirror(facts: &VantageFacts) -> bool {
     facts.has_macs()
         && !facts.has_sll()
         && facts.unicast_frames >= MIN_UNICAST_FRAMES
-        && facts
-            .local_mac_candidates_among(&facts.macs_elsewhere(all))
-            .is_empty()
+        && facts.local_mac_candidates().is_empty()
 }
 
 /// What the split did to one interface, for the report.

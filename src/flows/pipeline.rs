@@ -493,16 +493,13 @@ fn learn(source: &dyn FrameSource, opts: &FlowOptions, whole: bool) -> Learned {
 
 /// The interfaces of pass 1 that hold several hosts' packets (not hops already split).
 fn mirror_candidates(pass1: &[Pass1], opts: &FlowOptions) -> BTreeMap<CaptureId, BTreeSet<u32>> {
-    let all: Vec<&VantageFacts> = pass1
+    pass1
         .iter()
         .flat_map(|p| p.facts.iter().map(|(f, _)| f))
-        .collect();
-    all.iter()
-        .copied()
         // A capture the user gave a role is one host's, whatever its MACs say.
         .filter(|f| {
             f.vantage.interface < mirror::HOP_BASE
-                && mirror::is_mirror(f, &all)
+                && mirror::is_mirror(f)
                 && !opts.hints.roles.contains_key(&f.vantage.capture)
         })
         .fold(BTreeMap::new(), |mut m, f| {
@@ -719,12 +716,11 @@ fn run_passes(
         let new_gue = topology::gue::confirmed(&topology::gue::judge(
             &full.iter().map(|f| (f.vantage, &f.gue)).collect::<Vec<_>>(),
         ));
-        let all: Vec<&VantageFacts> = full.iter().collect();
         let new_mirrors: Vec<&VantageFacts> = full
             .iter()
             .filter(|f| {
                 f.vantage.interface < mirror::HOP_BASE
-                    && mirror::is_mirror(f, &all)
+                    && mirror::is_mirror(f)
                     && !opts.hints.roles.contains_key(&f.vantage.capture)
             })
             .collect();

@@ -93,13 +93,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         }
     }
     // A MAC that is plainly the capturing host's in another capture is not this one's.
-    let all: Vec<&VantageFacts> = facts.iter().collect();
-    let elsewhere: Vec<BTreeSet<MacAddr>> = facts.iter().map(|f| f.macs_elsewhere(&all)).collect();
-    let claimed: BTreeSet<MacAddr> = facts
-        .iter()
-        .zip(&elsewhere)
-        .filter_map(|(f, e)| f.clear_local_mac(e))
-        .collect();
+    let claimed: BTreeSet<MacAddr> = facts.iter().filter_map(clear_local_mac).collect();
     let rank = |m: MacAddr| {
         if claimed.contains(&m) {
             -2
@@ -126,9 +120,8 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
     let mut role_conflicts = Vec::new();
     let mut vantages: Vec<Vantage> = facts
         .iter()
-        .zip(&elsewhere)
-        .map(|(vf, e)| {
-            let local = vf.clear_local_mac(e).or_else(|| vf.local_mac(rank));
+        .map(|vf| {
+            let local = clear_local_mac(vf).or_else(|| vf.local_mac(rank));
             let (v, conflict) = decide_role(vf, local, &is_vip, &mac_owner, hints);
             role_conflicts.extend(conflict);
             v

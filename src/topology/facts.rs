@@ -375,22 +375,16 @@ impl VantageFacts {
             .map(|(m, _)| m)
     }
 
-    /// MACs in at least 80% of the unicast frames, with their frame counts.
+    /// MACs in at least 80% of the unicast frames, with their frame counts. When none is, the
+    /// frames to a MAC that sent no unicast frame here are left out: a switch floods a frame
+    /// whose destination it no longer knows (a dead host) to every port, as when a director
+    /// dies and clients go on sending to its MAC, so a backup director's own capture holds
+    /// frames that are neither its own nor a mirror's.
     pub fn local_mac_candidates(&self) -> Vec<(MacAddr, u64)> {
-        self.local_mac_candidates_among(&BTreeSet::new())
-    }
-
-    /// [`Self::local_mac_candidates`], leaving out the frames between two MACs of `elsewhere`
-    /// (the hosts other captures were taken on) and those to a MAC that sent no unicast frame
-    /// here: a switch floods a frame whose destination it no longer knows to every port, as
-    /// when a director dies and clients go on sending to its MAC, so a backup director's own
-    /// capture holds frames that are neither its own nor a mirror's.
-    pub fn local_mac_candidates_among(&self, elsewhere: &BTreeSet<MacAddr>) -> Vec<(MacAddr, u64)> {
-        let mut frames = self.mac_frames();
-        let mut unicast = self.unicast_frames;
-        // A destination that never sent a unicast frame here is one the switch floods to
-        // every port (it no longer knows where it is: a dead host), alone as well as
-        // together with other captures.
+        let plain = self.candidates_without(|_, _| false);
+        if !plain.is_empty() {
+            return plain;
+        }
         let senders: BTreeSet<MacAddr> = self
             .flows
             .keys()
@@ -405,25 +399,31 @@ impl VantageFacts {
                     .map(|a| a.sender_mac),
             )
             .collect();
-        {
-            for (k, c) in &self.flows {
-                let (Some(s), Some(d)) = (k.src_mac, k.dst_mac) else {
-                    continue;
-                };
-                let flooded =
-                    !senders.contains(&d) || (elsewhere.contains(&s) && elsewhere.contains(&d));
-                if is_unicast(&d.0) && s != d && flooded {
-                    unicast -= c.packets.min(unicast);
-                    for m in [s, d] {
-                        if let Some(n) = frames.get_mut(&m) {
-                            *n -= c.packets.min(*n);
-                        }
+        self.candidates_without(|_, d| !senders.contains(d))
+    }
+
+    /// MACs in at least 80% of the unicast frames but those `flooded` says (source,
+    /// destination) passed this host by. Flooding is the exception on a host's port: when
+    /// more than half of the frames would be left out, all count (a mirror's capture).
+    fn candidates_without(
+        &self,
+        flooded: impl Fn(&MacAddr, &MacAddr) -> bool,
+    ) -> Vec<(MacAddr, u64)> {
+        let mut frames = self.mac_frames();
+        let mut unicast = self.unicast_frames;
+        for (k, c) in &self.flows {
+            let (Some(s), Some(d)) = (k.src_mac, k.dst_mac) else {
+                continue;
+            };
+            if is_unicast(&d.0) && s != d && flooded(&s, &d) {
+                unicast -= c.packets.min(unicast);
+                for m in [s, d] {
+                    if let Some(n) = frames.get_mut(&m) {
+                        *n -= c.packets.min(*n);
                     }
                 }
             }
         }
-        // Flooding is the exception on a host's port; a capture whose frames are mostly
-        // between other hosts is a mirror's, and is judged on all of them.
         if unicast * 2 < self.unicast_frames {
             frames = self.mac_frames();
             unicast = self.unicast_frames;
@@ -431,27 +431,6 @@ impl VantageFacts {
         frames
             .into_iter()
             .filter(|(_, n)| unicast > 0 && *n > 0 && *n * 5 >= unicast * 4)
-            .collect()
-    }
-
-    /// The capturing host's MAC when the frames leave no doubt: the one candidate in more
-    /// frames than any other (frames between `elsewhere`'s MACs left out).
-    pub fn clear_local_mac(&self, elsewhere: &BTreeSet<MacAddr>) -> Option<MacAddr> {
-        let mut c = self.local_mac_candidates_among(elsewhere);
-        c.sort_by_key(|(m, n)| (std::cmp::Reverse(*n), *m));
-        match c.as_slice() {
-            [(m, _)] => Some(*m),
-            [(m, a), (_, b), ..] if a > b => Some(*m),
-            _ => None,
-        }
-    }
-
-    /// The MACs other captures (not this one's interfaces) plainly belong to: what
-    /// [`Self::local_mac_candidates_among`] leaves out.
-    pub fn macs_elsewhere(&self, all: &[&VantageFacts]) -> BTreeSet<MacAddr> {
-        all.iter()
-            .filter(|f| f.vantage.capture != self.vantage.capture)
-            .filter_map(|f| f.clear_local_mac(&BTreeSet::new()))
             .collect()
     }
 
