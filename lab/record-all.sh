@@ -9,7 +9,8 @@ LAB="$(cd "$(dirname "$0")" && pwd)"
     not-listening-tcp not-listening-udp udp-wildcard mtu mtu-clamped wlc-long sh-clients persistence \
     span-rp-filter dr-server port-filter gue-healthy gue-no-fou gre-healthy gre-no-gre0 fwmark \
     multi-service keepalived director-state nat-server sctp-healthy stale-vip-host \
-    health-blackhole health-removed
+    health-blackhole health-removed failover-sync failover-nosync \
+    failover-nogarp
 # The IPv6 scenarios boot on their own, with IPv6 on.
 "$LAB/run-scenario.sh" ipv6-healthy ipv6-nd-vip ipv6-outer-vip ipv6-mixed
 "$LAB/make-variants.sh"

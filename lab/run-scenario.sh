@@ -16,7 +16,8 @@ FIXTURES="${FIXTURES:-$LAB/../fixtures}"
 
 RUN="$BUILD/run-$1"
 rm -rf "$RUN" && mkdir -p "$RUN/in" "$RUN/out"
-cp "$LAB/guest/lib.sh" "$LAB/guest/udp.py" "$LAB/guest/sctp.py" "$RUN/in/"
+cp "$LAB/guest/lib.sh" "$LAB/guest/udp.py" "$LAB/guest/sctp.py" "$LAB/guest/hold.py" \
+    "$LAB/guest/failover.sh" "$RUN/in/"
 for name in "$@"; do
     [ -f "$LAB/scenarios/$name.sh" ] || { echo "no scenario $name" >&2; exit 2; }
     cp "$LAB/scenarios/$name.sh" "$RUN/in/"

@@ -61,6 +61,13 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// The time of day to the millisecond (UTC), e.g. `23:46:21.788`: for timelines within one
+/// capture session, where the date says nothing.
+pub fn time_of_day(ts_ns: i64) -> String {
+    let t = rfc3339_ns(ts_ns);
+    t.get(11..23).map(str::to_string).unwrap_or(t)
+}
+
 /// Seconds with millisecond precision, e.g. `12.345 s`.
 pub fn seconds(ns: i64) -> String {
     format!("{:.3} s", ns as f64 / 1e9)

@@ -195,6 +195,36 @@ fn ipvs_conns(dir: &Path) -> Vec<ConnEntry> {
         .collect()
 }
 
+/// The table entries a director's capture alone must show. One director: its table. Two
+/// directors of a failover pair (`conns-<host>-before.txt` saved on each before the switch,
+/// conns.txt on the survivor after): what each scheduled itself, the old master's table
+/// before the switch, and the survivor's entries other than those its sync daemon had been
+/// given before the switch.
+fn own_entries(dir: &Path, host: &str, all: &[ConnEntry]) -> Vec<ConnEntry> {
+    let read = |p: PathBuf| -> Vec<ConnEntry> {
+        read_conns(&p)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .filter(|c| !c.is_template() && c.client.port() != 0)
+            .collect()
+    };
+    let before = dir.join(format!("conns-{host}-before.txt"));
+    if !before.is_file() {
+        return all.to_vec();
+    }
+    let given = read(before);
+    if dir.join(format!("conns-{host}-after.txt")).is_file() {
+        // The survivor, whose table conns.txt is.
+        let same = |a: &ConnEntry, b: &ConnEntry| a.client == b.client && a.vip == b.vip;
+        all.iter()
+            .filter(|c| !given.iter().any(|m| same(c, m)))
+            .cloned()
+            .collect()
+    } else {
+        given
+    }
+}
+
 fn proto_name(p: RuleProto) -> &'static str {
     match p {
         RuleProto::Tcp => "tcp",
@@ -483,7 +513,13 @@ fn a_single_vantage_point_gives_what_it_can_show() {
                 a.topology.limits
             );
             // A client's capture shows that client's connections only.
-            let mine = conns
+            let own = own_entries(&dir, &t.host, &conns);
+            let table = if t.role == Role::Director {
+                &own
+            } else {
+                &conns
+            };
+            let mine = table
                 .iter()
                 .filter(|c| t.role == Role::Director || t.ips.contains(&c.client.ip()))
                 .filter(|c| before_captures(&name) == 0 || captured.contains(&c.client));

@@ -180,6 +180,7 @@ fn eth(src: Mac, dst: Mac, ip: IpPacket) -> Packet {
         },
         net: Net::Ip(ip),
         gue_shaped: None,
+        control: None,
     }
 }
 
@@ -188,6 +189,7 @@ fn raw(ip: IpPacket) -> Packet {
         link: Link::default(),
         net: Net::Ip(ip),
         gue_shaped: None,
+        control: None,
     }
 }
 
@@ -351,6 +353,7 @@ impl Sim {
                 target_ip: VIP,
             }),
             gue_shaped: None,
+            control: None,
         };
         let answer = Packet {
             link: Link {
@@ -366,6 +369,7 @@ impl Sim {
                 target_ip: CLIENT,
             }),
             gue_shaped: None,
+            control: None,
         };
         for h in [Host::Client, Host::Director, Host::Rs(0), Host::Rs(1)] {
             self.see(h, t, &ask, h == Host::Client);
@@ -1038,6 +1042,7 @@ fn a_director_that_no_client_reached_is_known_by_its_arp_answer() {
             target_ip: CLIENT,
         }),
         gue_shaped: None,
+        control: None,
     };
     sim.see(Host::Director, 0, &answer, false);
     sim.see(Host::Client, 20 * US, &answer, false);

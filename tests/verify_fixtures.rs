@@ -482,3 +482,18 @@ fn healthy_fixtures_have_no_oddities() {
         );
     }
 }
+
+#[test]
+fn a_director_failover_passes_with_sync_and_fails_without() {
+    // With the rules of the survivor (director2's ipvsadm -Sn, the same as the old master's).
+    let v = healthy("failover-sync", Status::Pass);
+    expect(&v, "failover-sync", "failover", Status::Pass, None);
+    failing(
+        "failover-nosync",
+        &[("failover", Status::Fail, "10.7.0.2 (02:00:00:07:00:02)")],
+    );
+    failing(
+        "failover-nogarp",
+        &[("failover", Status::Fail, "10.7.0.200 (02:00:00:07:00:c8)")],
+    );
+}

@@ -166,8 +166,30 @@ pub fn vip(ctx: &Context) -> CheckResult {
             fix: fix_text(nd, &vips[0], &host),
         });
     }
-    CheckResult::from_findings(
-        ID,
+    // Two directors' MACs claiming the VIP one after the other is a keepalived pair's
+    // failover (each announces the VIP when it becomes master), not a conflict.
+    let mut firsts: BTreeMap<MacAddr, i64> = BTreeMap::new();
+    for c in claims
+        .iter()
+        .filter(|c| director_macs.contains(&c.sender_mac))
+    {
+        let t = firsts.entry(c.sender_mac).or_insert(c.first.ts_ns);
+        *t = (*t).min(c.first.ts_ns);
+    }
+    let pass = if firsts.len() > 1 {
+        let mut order: Vec<(i64, MacAddr)> = firsts.into_iter().map(|(m, t)| (t, m)).collect();
+        order.sort();
+        format!(
+            "only directors' MACs claim the VIP in {}, one after the other ({}): a failover \
+             between directors (see failover), not a conflict",
+            protocol_of(&claims),
+            order
+                .iter()
+                .map(|(t, m)| format!("{m} from {}", crate::time::time_of_day(*t)))
+                .collect::<Vec<_>>()
+                .join(", then ")
+        )
+    } else {
         format!(
             "only the director's MAC ({}) claims the VIP in {}",
             director_macs
@@ -176,9 +198,9 @@ pub fn vip(ctx: &Context) -> CheckResult {
                 .collect::<Vec<_>>()
                 .join(", "),
             protocol_of(&claims)
-        ),
-        findings,
-    )
+        )
+    };
+    CheckResult::from_findings(ID, pass, findings)
 }
 
 /// "ARP", "neighbour discovery", or both, as the claims were made.

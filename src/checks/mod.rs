@@ -17,6 +17,7 @@ pub mod bypass;
 pub mod capture;
 pub mod classify;
 pub mod director_state;
+pub mod failover;
 pub mod finding;
 pub mod health;
 pub mod mtu;
@@ -267,6 +268,7 @@ pub struct ConnectionChecks {
     bypass: bypass::Bypass,
     mtu: mtu::Mtu,
     health_path: health::Path,
+    failover: failover::Failover,
 }
 
 impl ConnectionChecks {
@@ -283,6 +285,7 @@ impl ConnectionChecks {
             bypass: bypass::Bypass::default(),
             mtu: mtu::Mtu::default(),
             health_path: health::Path::default(),
+            failover: failover::Failover::new(ctx),
         }
     }
 
@@ -310,6 +313,7 @@ impl ConnectionChecks {
         self.bypass.observe(ctx, conn, class);
         self.mtu.observe(ctx, conn, class);
         self.health_path.observe(ctx, conn, class);
+        self.failover.observe(ctx, conn);
     }
 
     /// Every check's result, in report order, with `ctx` the finished analysis.
@@ -332,6 +336,7 @@ impl ConnectionChecks {
             self.mtu.finish(ctx),
             oddities::check(ctx),
             self.health_path.finish(ctx),
+            self.failover.finish(ctx),
             topology::check(ctx),
         ]
     }

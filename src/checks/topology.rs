@@ -18,7 +18,7 @@ pub fn check(ctx: &Context) -> CheckResult {
         }
     };
     let reason = format!(
-        "VIP {}; services {}; director {}; real servers {}{}; {}",
+        "VIP {}; services {}; {}; real servers {}{}; {}",
         list(
             topo.vips
                 .iter()
@@ -32,7 +32,16 @@ pub fn check(ctx: &Context) -> CheckResult {
                 .collect()
         ),
         list(topo.services.iter().map(|s| s.to_string()).collect()),
-        list(topo.directors.iter().map(|d| ctx.host(d.addr)).collect()),
+        match topo.directors.as_slice() {
+            [_, _, ..] => format!(
+                "directors {} (each forwarded for a while: a failover pair, see failover)",
+                list(topo.directors.iter().map(|d| ctx.host(d.addr)).collect())
+            ),
+            _ => format!(
+                "director {}",
+                list(topo.directors.iter().map(|d| ctx.host(d.addr)).collect())
+            ),
+        },
         list(topo.real_servers.iter().map(|r| ctx.host(r.addr)).collect()),
         // The tutorial's IPv4 IP-in-IP goes without saying; any other tunnel is named.
         match ctx.tunnel_name() {

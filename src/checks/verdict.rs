@@ -30,7 +30,7 @@ pub const REQUIRED: [&str; 7] = [
 ];
 
 /// Every check id `verify` runs, for `--require` to be checked against.
-pub const ALL: [&str; 18] = [
+pub const ALL: [&str; 19] = [
     "capture.read",
     "capture.filter",
     "capture.snaplen",
@@ -46,6 +46,7 @@ pub const ALL: [&str; 18] = [
     "mtu",
     "oddities",
     "health.path",
+    "failover",
     "topology",
     "director.state",
     "scheduler",
@@ -315,6 +316,11 @@ pub fn needs(check: &str) -> &'static str {
              Wireshark); for pcap, tcpdump's \"packets dropped by kernel\" line when it stops"
         }
         "capture.time" => "two or more captures, taken at the same time",
+        "failover" => {
+            "captures on both directors of a keepalived pair (and a client), taken across the \
+             switch, with VRRP (tcpdump -i eth0 -s 0 'host VIP or proto 4 or vrrp or arp or udp \
+             port 8848')"
+        }
         "director.state" => {
             "the director's snapshots (--director-state: ipvsadm -Lnc and ipvsadm -Ln --stats, \
              taken on it right after the captures) and captures of its traffic"

@@ -3,7 +3,8 @@
 //! takes them back out of every frame it has handed on and fills them again for the frames
 //! after it, so that a tunnelled frame costs no allocation once the first few have been seen.
 
-use super::packet::{IpPacket, Net, Packet, Transport};
+use super::ipvs_sync::SyncSummary;
+use super::packet::{Control, IpPacket, Net, Packet, Transport};
 
 /// Spare boxes kept; a frame holds at most `MAX_IP_LAYERS - 1` of them, more would only hold
 /// memory after a burst of held-back frames is released.
@@ -14,6 +15,9 @@ pub(crate) struct PacketBoxes {
     // The boxes themselves are what is kept: a frame's tunnel takes one as it is.
     #[allow(clippy::vec_box)]
     spare: Vec<Box<IpPacket>>,
+    /// The box of the last IPVS sync message's summary (`Control::IpvsSync`): a few hundred
+    /// bytes that every other packet does not carry.
+    sync: Option<Box<SyncSummary>>,
 }
 
 impl PacketBoxes {
@@ -23,6 +27,13 @@ impl PacketBoxes {
         self.spare
             .pop()
             .unwrap_or_else(|| Box::new(IpPacket::BLANK))
+    }
+
+    /// A box for a sync message's summary, to be written over.
+    pub fn take_sync(&mut self) -> Box<SyncSummary> {
+        self.sync
+            .take()
+            .unwrap_or_else(|| Box::new(SyncSummary::BLANK))
     }
 
     /// A box that will not be handed on after all (its decode failed, or it was only a look).
@@ -36,6 +47,9 @@ impl PacketBoxes {
     pub fn reclaim(&mut self, packet: &mut Packet) {
         if let Net::Ip(ip) = &mut packet.net {
             self.reclaim_ip(ip);
+        }
+        if let Some(Control::IpvsSync(b)) = packet.control.take() {
+            self.sync = Some(b);
         }
     }
 

@@ -225,6 +225,14 @@ pub(crate) fn decode_body(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode, out
         PROTO_IPIP | PROTO_IPV6 if body.behind_auth_or_routing => *out = Transport::Other,
         PROTO_IPIP | PROTO_IPV6 => tunnel::decode_ip_in_ip(body, depth, ctx, out),
         PROTO_GRE => tunnel::decode_gre(body, depth, ctx, out),
+        super::vrrp::PROTO_VRRP => {
+            // Only a director's own advertisement, not one quoted or tunnelled.
+            if depth == 0 && !ctx.quoted {
+                ctx.control = super::vrrp::VrrpView::parse(body.bytes, body.outer_v6)
+                    .map(|v| super::Control::Vrrp(v.summary()));
+            }
+            *out = Transport::Other
+        }
         _ => *out = Transport::Other,
     }
     if mode == Mode::FirstFragment && matches!(out, Transport::Malformed { .. }) {

@@ -125,6 +125,7 @@ pub(crate) fn decode_frame(link_type: u32, data: &[u8], ctx: &mut Ctx, packet: &
         Some(LinkType::Loop) => null(data, ctx, false, net),
     }
     packet.gue_shaped = ctx.gue_shaped.take();
+    packet.control = ctx.control.take();
 }
 
 fn malformed(reason: Defect) -> Net {

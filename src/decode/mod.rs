@@ -34,11 +34,13 @@ pub mod defect;
 pub mod icmp;
 pub mod ip;
 mod ip_header;
+pub mod ipvs_sync;
 pub mod link;
 pub mod packet;
 pub mod reassembly;
 pub mod transport;
 pub mod tunnel;
+pub mod vrrp;
 
 pub use counts::{LayerCounts, TunnelCounts};
 pub use defect::{Defect, IpDefect, MAX_VLAN_TAGS};
@@ -94,6 +96,7 @@ pub fn decode(link_type: u32, data: &[u8], opts: &DecodeOptions) -> Packet {
         quoted: false,
         held: None,
         gue_shaped: None,
+        control: None,
     };
     let mut packet = Packet::BLANK;
     link::decode_frame(link_type, data, &mut ctx, &mut packet);
@@ -169,6 +172,7 @@ impl Decoder {
             quoted: false,
             held: None,
             gue_shaped: None,
+            control: None,
         };
         let decoded = &mut self.frame;
         decoded.capture = frame.capture;
@@ -281,6 +285,8 @@ pub(crate) struct Ctx<'a> {
     pub held: Option<DatagramId>,
     /// Set by the decode: what the outermost UDP datagram would carry if it were GUE.
     pub gue_shaped: Option<GueShape>,
+    /// Set by the decode: the outermost packet is a director's control message.
+    pub control: Option<Control>,
 }
 
 impl Ctx<'_> {
@@ -294,6 +300,7 @@ impl Ctx<'_> {
             quoted: true,
             held: None,
             gue_shaped: None,
+            control: None,
         }
     }
 }

@@ -22,6 +22,20 @@ pub struct Packet {
     /// whether it is a tunnel (`topology::gue`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gue_shaped: Option<GueShape>,
+    /// The outermost packet is a director's control message: a VRRP advertisement or an IPVS
+    /// sync message (the failover between two directors is told from them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub control: Option<Control>,
+}
+
+/// A control message between directors, decoded from the outermost packet only (one quoted by
+/// an ICMP error or carried by a tunnel is not the director's own).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Control {
+    Vrrp(super::vrrp::Vrrp),
+    /// Boxed (and the box reused by the decoder): the summary holds a few entries.
+    IpvsSync(Box<super::ipvs_sync::SyncSummary>),
 }
 
 /// What a GUE-shaped UDP payload would carry.
@@ -363,6 +377,7 @@ impl Packet {
         },
         net: Net::Other { ether_type: 0 },
         gue_shaped: None,
+        control: None,
     };
 
     /// The outermost IP packet, if the frame carries IP.

@@ -141,6 +141,14 @@ pub(crate) fn decode_udp(body: &Body, depth: u8, ctx: &mut Ctx, mode: Mode, out:
         if tunnel::decode_gue(datagram, payload, depth, ctx, out) {
             return;
         }
+    } else if datagram.dst_port == super::ipvs_sync::SYNC_PORT && depth == 0 && !ctx.quoted {
+        // Whatever the group (`--mcast-group`), port 8848 carrying a version 1 header is the
+        // sync daemon's.
+        if let Some(v) = super::ipvs_sync::SyncView::parse(payload) {
+            let mut summary = ctx.boxes.take_sync();
+            v.write_summary(&mut summary);
+            ctx.control = Some(super::Control::IpvsSync(summary));
+        }
     } else if opts.gue_probe && depth == 0 && mode == Mode::Normal {
         // Only the outermost datagram: IPVS puts GUE right on the director's packet. A first
         // fragment is not probed: its datagram, once whole, is.

@@ -279,6 +279,7 @@ pub(crate) fn gue_shaped(payload: &[u8], payload_len: usize, ctx: &mut Ctx) -> O
         quoted: false,
         held: None,
         gue_shaped: None,
+        control: None,
     };
     let mut inner = look.boxes.take();
     let decoded = ip::decode_ip(&payload[offset..], 1, &mut look, &mut inner);

@@ -52,6 +52,8 @@ const MIN_UNICAST_FRAMES: u64 = 8;
 
 /// Whether an interface holds several hosts' packets: Ethernet with both MACs (not a cooked
 /// capture, which is one host's by construction), and no MAC in most unicast frames.
+/// Frames a switch flooded to a host's port are not counted against it (see
+/// [`VantageFacts::local_mac_candidates`]).
 pub fn is_mirror(facts: &VantageFacts) -> bool {
     facts.has_macs()
         && !facts.has_sll()
@@ -447,6 +449,7 @@ mod tests {
                 },
                 net: Net::Other { ether_type: 0x88b5 },
                 gue_shaped: None,
+                control: None,
             },
         }
     }

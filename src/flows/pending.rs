@@ -253,6 +253,7 @@ mod tests {
             gue: Vec::new(),
             tunnels: Default::default(),
             client_side_macs: Vec::new(),
+            control: Vec::new(),
         }
     }
 

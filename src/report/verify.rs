@@ -14,7 +14,8 @@ use crate::checks::{CheckResult, Status};
 use crate::escape::terminal as esc;
 use crate::flows::clock::OffsetMethod;
 use crate::flows::{Analysis, Outcome};
-use crate::topology::VantageId;
+use crate::time::time_of_day;
+use crate::topology::{FrameRef, VantageId};
 use crate::verify::Verification;
 
 /// Version of the JSON document; bumped when a field changes meaning or goes away. 2: the
@@ -373,5 +374,94 @@ pub fn render(v: &Verification, term: &Term) -> String {
     term.fit(&mut t, &[0], &[1, 2]);
     out.push_str(&t.to_string());
     out.push('\n');
+    control_section(&mut out, analysis, term, &paint);
     out
+}
+
+/// The directors' control traffic (`topology.control`): VRRP advertisements, IPVS sync
+/// messages and gratuitous ARP as each capture saw them, when any capture holds them.
+fn control_section(
+    out: &mut String,
+    analysis: &Analysis,
+    term: &Term,
+    paint: &super::style::Painter,
+) {
+    let topo = &analysis.topology;
+    // The directors' own captures: what each sent and received (the same multicast is in
+    // every capture of the segment).
+    let shown = |vc: &&crate::topology::failover::VantageControl| {
+        topo.role_of(vc.vantage) == crate::topology::Role::Director
+            && (!vc.adverts.is_empty() || !vc.syncs.is_empty() || !vc.garps.is_empty())
+    };
+    if !topo.control.iter().any(|vc| shown(&vc)) {
+        return;
+    }
+    out.push_str(&format!(
+        "\n{}\n",
+        paint.bold("Directors' VRRP, sync and gratuitous ARP")
+    ));
+    let mut t = term.table();
+    t.set_header(vec!["capture", "seen", "from", "count", "first", "last"]);
+    let time = |f: &FrameRef| format!("{} (frame {})", time_of_day(f.ts_ns), f.frame);
+    let from = |a: std::net::IpAddr, m: Option<crate::topology::MacAddr>| match m {
+        Some(m) => format!("{a} ({m})"),
+        None => a.to_string(),
+    };
+    for vc in topo.control.iter().filter(shown) {
+        let own = topo.vantage(vc.vantage).and_then(|v| v.local_mac);
+        let way = |m: Option<crate::topology::MacAddr>| {
+            if m.is_some() && m == own {
+                "sent"
+            } else {
+                "received"
+            }
+        };
+        let name = vantage_name(analysis, vc.vantage);
+        for a in &vc.adverts {
+            let what = format!(
+                "{} VRRPv{} vrid {} priority {}{}",
+                way(a.key.mac),
+                a.key.version,
+                a.key.vrid,
+                a.key.priority,
+                a.address.map(|x| format!(" for {x}")).unwrap_or_default()
+            );
+            t.add_row(vec![
+                Cell::new(esc(&name)),
+                Cell::new(what),
+                Cell::new(from(a.key.router, a.key.mac)),
+                Cell::new(a.span.count),
+                Cell::new(time(&a.span.first)),
+                Cell::new(time(&a.span.last)),
+            ]);
+        }
+        for s in &vc.syncs {
+            t.add_row(vec![
+                Cell::new(esc(&name)),
+                Cell::new(format!(
+                    "{} IPVS sync syncid {} ({} carried)",
+                    way(s.key.mac),
+                    s.key.syncid,
+                    crate::words::plural(s.conns, "entry", "entries")
+                )),
+                Cell::new(from(s.key.sender, s.key.mac)),
+                Cell::new(s.span.count),
+                Cell::new(time(&s.span.first)),
+                Cell::new(time(&s.span.last)),
+            ]);
+        }
+        for g in &vc.garps {
+            t.add_row(vec![
+                Cell::new(esc(&name)),
+                Cell::new(format!("{} gratuitous ARP", way(Some(g.mac)))),
+                Cell::new(from(g.addr, Some(g.mac))),
+                Cell::new(g.span.count),
+                Cell::new(time(&g.span.first)),
+                Cell::new(time(&g.span.last)),
+            ]);
+        }
+    }
+    term.fit(&mut t, &[0], &[3]);
+    out.push_str(&t.to_string());
+    out.push('\n');
 }

@@ -149,6 +149,13 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
     }
 
     let arp = arp_observations(facts, &is_vip);
+    // Control traffic is kept where there may be a failover to tell: VRRP or sync messages in
+    // a capture, or more than one director forwarding.
+    let control = if directors.len() > 1 || facts.iter().any(|f| f.control.has_control()) {
+        facts.iter().map(|f| f.control.summary(f.vantage)).collect()
+    } else {
+        Vec::new()
+    };
     let limits = limits(&vantages, &vips);
     let hosts = |m: BTreeMap<IpAddr, (BTreeSet<MacAddr>, FrameRef)>| {
         m.into_iter()
@@ -172,6 +179,7 @@ pub fn discover(facts: &[VantageFacts], hints: &Hints) -> Topology {
         gue: Vec::new(),
         tunnels,
         client_side_macs: client_macs.into_iter().collect(),
+        control,
     }
 }
 

@@ -14,6 +14,7 @@ use smallvec::SmallVec;
 // FxHash: these tables are looked up for every packet, where SipHash was a quarter of
 // all instructions of `verify` (callgrind).
 use rustc_hash::FxHashMap as HashMap;
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 mod flow_table;
@@ -240,6 +241,8 @@ pub struct VantageFacts {
     pub counts: PacketCounts,
     /// GUE-shaped UDP and the plain packets to compare it with ([`super::gue`]).
     pub gue: GueEvidence,
+    /// VRRP, sync messages, gratuitous ARP, who forwarded when ([`super::failover`]).
+    pub control: super::failover::ControlFacts,
 }
 
 impl VantageFacts {
@@ -256,6 +259,7 @@ impl VantageFacts {
             arp: HashMap::default(),
             counts: PacketCounts::default(),
             gue: GueEvidence::default(),
+            control: Default::default(),
         }
     }
 
@@ -267,6 +271,9 @@ impl VantageFacts {
         self.gue.push(f);
         let link = &f.packet.link;
         self.unicast_frames += u64::from(unicast_macs(link).is_some());
+        if f.packet.control.is_some() || matches!(f.packet.net, Net::Arp(_)) {
+            self.control.push(f);
+        }
         if let Net::Arp(a) = &f.packet.net {
             self.count_macs_aside(link);
             let key = ArpFact {
@@ -301,6 +308,13 @@ impl VantageFacts {
         } else {
             v.server_side()
         };
+        match (v.outer, link.dst_mac) {
+            (Some(o), _) => self.control.tunnelled(o.ip.src, f),
+            (None, Some(d)) if to_server && is_unicast(&d) => {
+                self.control.sent(v.ip.dst, MacAddr(d), f)
+            }
+            _ => {}
+        }
         let syn = v.tcp().is_some_and(|t| t.has(Tcp::SYN) && !t.has(Tcp::ACK));
         self.flows.add(
             &PackedFlow::of(link, &v, server_port, to_server),
@@ -361,11 +375,62 @@ impl VantageFacts {
             .map(|(m, _)| m)
     }
 
-    /// MACs in at least 80% of the unicast frames, with their frame counts.
+    /// MACs in at least 80% of the unicast frames, with their frame counts. When none is, the
+    /// frames to a MAC that sent no unicast frame here are left out: a switch floods a frame
+    /// whose destination it no longer knows (a dead host) to every port, as when a director
+    /// dies and clients go on sending to its MAC, so a backup director's own capture holds
+    /// frames that are neither its own nor a mirror's.
     pub fn local_mac_candidates(&self) -> Vec<(MacAddr, u64)> {
-        self.mac_frames()
+        let plain = self.candidates_without(|_, _| false);
+        if !plain.is_empty() {
+            return plain;
+        }
+        let senders: BTreeSet<MacAddr> = self
+            .flows
+            .keys()
+            .filter(|k| k.dst_mac.is_some_and(|d| is_unicast(&d.0)))
+            .filter_map(|k| k.src_mac)
+            // ARP replies (unicast as a rule): a real server tells the director its MAC,
+            // and is sent tunnelled packets it never answers through this port.
+            .chain(
+                self.arp
+                    .keys()
+                    .filter(|a| a.operation == 2 && a.sender_ip != a.target_ip)
+                    .map(|a| a.sender_mac),
+            )
+            .collect();
+        self.candidates_without(|_, d| !senders.contains(d))
+    }
+
+    /// MACs in at least 80% of the unicast frames but those `flooded` says (source,
+    /// destination) passed this host by. Flooding is the exception on a host's port: when
+    /// more than half of the frames would be left out, all count (a mirror's capture).
+    fn candidates_without(
+        &self,
+        flooded: impl Fn(&MacAddr, &MacAddr) -> bool,
+    ) -> Vec<(MacAddr, u64)> {
+        let mut frames = self.mac_frames();
+        let mut unicast = self.unicast_frames;
+        for (k, c) in &self.flows {
+            let (Some(s), Some(d)) = (k.src_mac, k.dst_mac) else {
+                continue;
+            };
+            if is_unicast(&d.0) && s != d && flooded(&s, &d) {
+                unicast -= c.packets.min(unicast);
+                for m in [s, d] {
+                    if let Some(n) = frames.get_mut(&m) {
+                        *n -= c.packets.min(*n);
+                    }
+                }
+            }
+        }
+        if unicast * 2 < self.unicast_frames {
+            frames = self.mac_frames();
+            unicast = self.unicast_frames;
+        }
+        frames
             .into_iter()
-            .filter(|(_, n)| self.unicast_frames > 0 && *n * 5 >= self.unicast_frames * 4)
+            .filter(|(_, n)| unicast > 0 && *n > 0 && *n * 5 >= unicast * 4)
             .collect()
     }
 

@@ -455,6 +455,7 @@ mod tests {
                     }),
                 }),
                 gue_shaped: carried.map(|carried| GueShape { carried }),
+                control: None,
             },
         }
     }

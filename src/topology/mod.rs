@@ -13,6 +13,7 @@ pub mod director_state;
 pub mod discover;
 pub mod encap;
 pub mod facts;
+pub mod failover;
 pub mod gue;
 pub mod keepalived;
 pub mod rules;
@@ -317,6 +318,10 @@ pub struct Topology {
     /// the MACs a packet from a VIP may come from ([`crate::flows::oddity`]).
     #[serde(skip)]
     pub client_side_macs: Vec<MacAddr>,
+    /// Every vantage point's VRRP, sync, gratuitous ARP and forwarding times ([`failover`]),
+    /// when any capture holds VRRP or sync messages or two directors forwarded; else none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub control: Vec<failover::VantageControl>,
 }
 
 impl Topology {

@@ -67,11 +67,17 @@ impl Delivery {
             lost,
             unjudged,
         } = self;
+        // A connection two directors tunnelled to one server (the backup carrying it on after
+        // a failover) is one tunnelled connection to that server.
+        let mut judged: SmallVec<[std::net::IpAddr; 2]> = SmallVec::new();
         for leg in ctx.legs_at(conn, Role::Director) {
             let Some(wrapped) = &leg.request_wrapped else {
                 continue;
             };
             for pair in &wrapped.outer {
+                if judged.contains(&pair.dst) {
+                    continue;
+                }
                 // Inline lists: a server has one capture as a rule, and this runs for every
                 // connection on the thread every connection goes through.
                 let at_rs: SmallVec<[VantageId; 2]> = rs_vantages
@@ -104,6 +110,7 @@ impl Delivery {
                         continue;
                     }
                 }
+                judged.push(pair.dst);
                 *sent.entry(pair.dst).or_default() += 1;
                 if !arrived {
                     lost.entry(pair.dst).or_default().add(conn, || {
