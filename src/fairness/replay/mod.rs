@@ -18,6 +18,7 @@
 
 mod arrivals;
 mod loads;
+pub mod placements;
 mod plan;
 mod search;
 mod unscheduled;
