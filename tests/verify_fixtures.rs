@@ -653,6 +653,59 @@ fn a_reused_client_port_follows_its_fin_wait_entry_to_the_weight_0_server() {
 }
 
 #[test]
+fn the_sysctls_the_drain_check_suggests_let_the_weight_0_server_go() {
+    // drain-persist with expire_quiescent_template=1: client's connections after client3's
+    // (the first request after the drain) went to rs1, and the kernel retired its template.
+    let name = "drain-persist-fixed";
+    let v = healthy(name, Status::Warn);
+    expect(&v, name, "drain", Status::Pass, None);
+    no_other_failure(&v, name, &[]);
+    let reason = &v.check("drain").unwrap().reason;
+    assert!(
+        reason.contains("1 new connection through a template"),
+        "{reason}"
+    );
+    if verify_common::tshark_available() {
+        let drained_by = client_syn_times(name, "10.7.0.202")[0];
+        assert!(tunnelled_syns(name, "10.7.0.12")
+            .iter()
+            .all(|s| s.0 < drained_by));
+        let moved = tunnelled_syns(name, "10.7.0.11")
+            .into_iter()
+            .filter(|s| s.1 == "10.7.0.200" && s.0 > drained_by)
+            .count();
+        assert_eq!(moved, 3);
+    }
+    assert_eq!(
+        conns_lines(name, "10.7.0.200:0", "10.7.0.12:65535").len(),
+        1,
+        "the retired template"
+    );
+
+    // drain-reuse with expire_nodest_conn=1: port 40001 was scheduled afresh, to rs1.
+    let name = "drain-reuse-fixed";
+    let v = healthy(name, Status::Warn);
+    expect(&v, name, "drain", Status::Pass, None);
+    no_other_failure(&v, name, &[]);
+    if verify_common::tshark_available() {
+        let syns = tunnelled_syns(name, "10.7.0.12");
+        assert!(syns
+            .iter()
+            .enumerate()
+            .all(|(i, s)| !syns[..i].iter().any(|e| e.1 == s.1 && e.2 == s.2)));
+        let port_40001_to_rs1 = tunnelled_syns(name, "10.7.0.11")
+            .into_iter()
+            .filter(|s| s.2 == 40001)
+            .count();
+        assert_eq!(port_40001_to_rs1, 2);
+    }
+    assert_eq!(
+        conns_lines(name, "10.7.0.200:40001", "10.7.0.11:80").len(),
+        1
+    );
+}
+
+#[test]
 fn drain_skips_where_no_server_is_out_of_the_rotation() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
     let mut seen = 0;

@@ -6,6 +6,9 @@
 # first two clients make three more requests each. With expire_quiescent_template=0 (the
 # default) the client pinned to rs2 keeps opening new connections there: the fault.
 # Only the director, the real servers and the first client are captured.
+# Recorded as drain-persist-fixed (a link to this file) it sets expire_quiescent_template=1 on
+# the director first: the template to rs2 is dropped at its next use and the client goes to
+# rs1 (the fix the drain check gives).
 . ./lib.sh
 four_hosts
 host client2 02:00:00:07:00:c9 10.7.0.201/24
@@ -16,6 +19,7 @@ in_ns director ipvsadm -a -t $VIP:80 -r $RS1:80 -i
 in_ns director ipvsadm -a -t $VIP:80 -r $RS2:80 -i
 rs_tunnel rs1 $VIP; rs_arp rs1 $VIP $RS1; web rs1 80 rs1
 rs_tunnel rs2 $VIP; rs_arp rs2 $VIP $RS2; web rs2 80 rs2
+case "$0" in *-fixed.sh) sysctl_ns director net.ipv4.vs.expire_quiescent_template 1 ;; esac
 echo "expire_quiescent_template=$(in_ns director cat /proc/sys/net/ipv4/vs/expire_quiescent_template)"
 four_captures
 for i in 1 2; do

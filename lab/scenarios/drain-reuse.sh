@@ -7,11 +7,15 @@
 # sees only the client's half), and with conn_reuse_mode=1 (the default) only TIME_WAIT and
 # CLOSE entries are rescheduled (FIN_WAIT only with bit 2): the new SYN follows the old entry
 # to the weight-0 server. The fault.
+# Recorded as drain-reuse-fixed (a link to this file) it sets expire_nodest_conn=1 on the
+# director first: a SYN on the entry of a weight-0 server is then scheduled afresh (the fix
+# the drain check gives).
 . ./lib.sh
 four_hosts
 rr_service -t 80
 rs_tunnel rs1 $VIP; rs_arp rs1 $VIP $RS1; web rs1 80 rs1
 rs_tunnel rs2 $VIP; rs_arp rs2 $VIP $RS2; web rs2 80 rs2
+case "$0" in *-fixed.sh) sysctl_ns director net.ipv4.vs.expire_nodest_conn 1 ;; esac
 echo "conn_reuse_mode=$(in_ns director cat /proc/sys/net/ipv4/vs/conn_reuse_mode)"
 echo "expire_nodest_conn=$(in_ns director cat /proc/sys/net/ipv4/vs/expire_nodest_conn)"
 four_captures

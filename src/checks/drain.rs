@@ -188,13 +188,16 @@ impl Drain {
     /// The pass text for a drained server no new connection reached after its last scheduled
     /// one: when that was, and how many connections continued there.
     fn quiet_text(&self, ctx: &Context, svc: &ServicePlacements, j: &Judged) -> String {
+        // Still running once the captures prove the weight 0, else after the last choice.
+        let running_since = j.passed_over.map(|p| p.0).or(j.last_scheduled_ns);
         let continuing = svc
             .placements
             .iter()
             .filter(|p| p.server == Some(j.server))
+            .filter(|p| matches!(p.how, How::Scheduled | How::BeforeCapture))
             .filter(|p| {
                 self.row(p.client, p.frame)
-                    .is_some_and(|r| j.last_scheduled_ns.is_none_or(|t| r.last_ns > t))
+                    .is_some_and(|r| running_since.is_none_or(|t| r.last_ns > t))
             })
             .count();
         let last = match j.last_scheduled_ns {
@@ -204,9 +207,19 @@ impl Drain {
             ),
             None => "no connection from the scheduler in the captures".into(),
         };
+        let released = match (j.released, j.passed_over) {
+            (0, _) | (_, None) => "no new connection after it".to_string(),
+            (n, Some((t, _))) => format!(
+                "{} through a template or a reused entry before {} (the captures prove its \
+                 weight 0 from then on), whose clients the director placed elsewhere after",
+                crate::words::plural(n as u64, "new connection", "new connections"),
+                rfc3339_ns(t)
+            ),
+        };
+        let since = running_since.map_or(String::new(), |t| format!(" after {}", rfc3339_ns(t)));
         format!(
-            "{}: {} ({}) got {last} and no new connection after it; {} continued there \
-             (draining lets them finish)",
+            "{}: {} ({}) got {last}, then {released}; {} continued there{since} (draining \
+             lets them finish)",
             svc.name,
             ctx.host(j.server),
             j.why_out(),
@@ -417,6 +430,9 @@ struct Judged {
     proof_frame: Option<FrameRef>,
     /// New connections to it after its last scheduled one, by template or reused entry.
     sticky: Vec<(Placement, Group)>,
+    /// Of those, before `passed_over`: the clients (or client ports) the director placed
+    /// elsewhere after it, as the kernel does once the template or entry is dropped.
+    released: usize,
     /// New connections of the service after that moment.
     new_after: usize,
 }
@@ -475,9 +491,28 @@ fn judge(svc: &ServicePlacements, server: IpAddr) -> Judged {
             _ => {}
         }
     }
+    // Sticky connections before the proof whose client the director placed elsewhere after
+    // it were let go (the template or entry dropped): the drain took effect in the captures.
+    let mut released = 0;
+    if let Some((proof, _, _)) = passed {
+        let placed_elsewhere_after = |p: &Placement, g: Group| {
+            svc.placements.iter().any(|q| {
+                q.created_ns >= proof
+                    && q.server.is_some_and(|s| s != server)
+                    && match g {
+                        Group::Persisted => q.client.ip() == p.client.ip(),
+                        Group::Reused => q.client == p.client,
+                    }
+            })
+        };
+        let before = sticky.len();
+        sticky.retain(|(p, g)| p.created_ns >= proof || !placed_elsewhere_after(p, *g));
+        released = before - sticky.len();
+    }
     Judged {
         server,
         out,
+        released,
         last_scheduled_ns,
         passed_over: passed.map(|(t, n, _)| (t, n)),
         proof_frame: passed.and_then(|(_, _, f)| f),
@@ -635,4 +670,179 @@ fn ordinal(n: usize) -> String {
         _ => "th",
     };
     format!("{n}{suffix}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "10.0.0.11";
+    const B: &str = "10.0.0.12";
+    const C: &str = "10.0.0.13";
+
+    fn placed(t: i64, port: u16, server: &str, how: How) -> Placement {
+        Placement {
+            client: SocketAddr::new("10.0.0.200".parse().unwrap(), port),
+            created_ns: t,
+            server: Some(server.parse().unwrap()),
+            how,
+            frame: None,
+        }
+    }
+
+    fn reused(t: i64, port: u16, server: &str) -> Placement {
+        let earlier = Earlier {
+            client: SocketAddr::new("10.0.0.200".parse().unwrap(), port),
+            created_ns: 0,
+            frame: None,
+        };
+        placed(
+            t,
+            port,
+            server,
+            How::Reused {
+                state: "FIN_WAIT",
+                earlier,
+            },
+        )
+    }
+
+    fn service(
+        scheduler: &'static str,
+        weights: &[(&str, u32)],
+        p: Vec<Placement>,
+    ) -> ServicePlacements {
+        ServicePlacements {
+            name: "10.0.0.100:80".into(),
+            udp: false,
+            scheduler,
+            persistence_s: None,
+            servers: weights
+                .iter()
+                .map(|(a, w)| (SocketAddr::new(a.parse().unwrap(), 80), *w))
+                .collect(),
+            placements: p,
+        }
+    }
+
+    fn b() -> IpAddr {
+        B.parse().unwrap()
+    }
+
+    #[test]
+    fn rr_proves_the_server_passed_over_after_one_round_of_the_others() {
+        // B's last turn at 1; then A at 2 (what rr does anyway between two turns of B): the
+        // time of the change is unknown. A again at 4: B was passed over.
+        let all = vec![
+            placed(1, 1, B, How::Scheduled),
+            placed(2, 2, A, How::Scheduled),
+            reused(3, 9, B),
+            placed(4, 3, A, How::Scheduled),
+            reused(5, 9, B),
+        ];
+        let j = judge(&service("rr", &[(A, 1), (B, 0)], all[..3].to_vec()), b());
+        assert_eq!((j.last_scheduled_ns, j.passed_over), (Some(1), None));
+        assert_eq!(j.sticky.len(), 1);
+        let j = judge(&service("rr", &[(A, 1), (B, 0)], all), b());
+        assert_eq!(j.passed_over, Some((4, 2)));
+        assert_eq!(j.sticky.len(), 2);
+        assert_eq!(j.new_after, 4);
+    }
+
+    #[test]
+    fn a_client_placed_elsewhere_after_the_proof_was_let_go() {
+        // Port 9 followed its entry to B at 3, before the proof at 4; at 5 it went to A.
+        let s = service(
+            "rr",
+            &[(A, 1), (B, 0)],
+            vec![
+                placed(1, 1, B, How::Scheduled),
+                placed(2, 2, A, How::Scheduled),
+                reused(3, 9, B),
+                placed(4, 3, A, How::Scheduled),
+                reused(5, 9, A),
+            ],
+        );
+        let j = judge(&s, b());
+        assert_eq!((j.sticky.len(), j.released), (0, 1));
+    }
+
+    #[test]
+    fn wrr_allows_the_others_weights_and_lc_proves_nothing() {
+        let choices = |sched| {
+            service(
+                sched,
+                &[(A, 2), (C, 1), (B, 0)],
+                vec![
+                    placed(1, 1, B, How::Scheduled),
+                    placed(2, 2, A, How::Scheduled),
+                    placed(3, 3, A, How::Scheduled),
+                    placed(4, 4, C, How::Scheduled),
+                    placed(5, 5, A, How::Scheduled),
+                ],
+            )
+        };
+        // wrr: 2 + 1 choices elsewhere fit one round; the fourth proves it.
+        assert_eq!(judge(&choices("wrr"), b()).passed_over, Some((5, 4)));
+        // rr: two other servers, one turn each.
+        assert_eq!(judge(&choices("rr"), b()).passed_over, Some((4, 3)));
+        assert_eq!(judge(&choices("lc"), b()).passed_over, None);
+        assert_eq!(judge(&choices("sh"), b()).passed_over, None);
+    }
+
+    #[test]
+    fn wrr_with_another_server_of_unknown_weight_proves_nothing() {
+        let s = service(
+            "wrr",
+            &[(A, 1), (C, 0), (B, 0)],
+            (1..8)
+                .map(|k| placed(k, k as u16, A, How::Scheduled))
+                .collect(),
+        );
+        assert_eq!(judge(&s, b()).passed_over, None);
+    }
+
+    #[test]
+    fn a_persistent_choice_of_the_server_after_the_proof_is_a_template_from_before() {
+        let mut s = service(
+            "rr",
+            &[(A, 1), (B, 0)],
+            vec![
+                placed(1, 1, A, How::Scheduled),
+                placed(2, 2, A, How::Scheduled),
+                placed(3, 3, B, How::Scheduled),
+            ],
+        );
+        s.persistence_s = Some(300);
+        let j = judge(&s, b());
+        assert_eq!(j.last_scheduled_ns, None);
+        assert_eq!(j.passed_over, Some((2, 2)));
+        assert_eq!(j.sticky.len(), 1);
+        assert_eq!(j.sticky[0].1, Group::Persisted);
+    }
+
+    #[test]
+    fn servers_out_are_the_weight_0_ones_and_those_outside_the_rules() {
+        let s = service(
+            "rr",
+            &[(A, 1), (B, 0)],
+            vec![
+                placed(1, 1, C, How::Scheduled),
+                placed(2, 2, A, How::Scheduled),
+            ],
+        );
+        assert_eq!(servers_out(&s), vec![b(), C.parse::<IpAddr>().unwrap()]);
+        assert_eq!(judge(&s, C.parse().unwrap()).out, Out::Removed);
+        // rr counts the server outside the rules as another that may have had turns.
+        assert_eq!(round_of_others(&s, b()), Some(2));
+    }
+
+    #[test]
+    fn ordinals() {
+        let words: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101].map(ordinal).to_vec();
+        assert_eq!(
+            words,
+            ["1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]
+        );
+    }
 }

@@ -251,7 +251,11 @@ impl Iterator for Arrivals<'_> {
         if let Some(j) = previous.filter(|j| j.1 > t) {
             if let Some(state) = life_of(inp, j.conn()).state_at(t) {
                 let reuse =
-                    inp.proto != Proto::Tcp || state != TcpState::TimeWait || j.controlled();
+                    // `is_new_conn_expected`: TIME_WAIT and CLOSE entries are rescheduled
+                    // unless a template controls them.
+                    inp.proto != Proto::Tcp
+                        || !matches!(state, TcpState::TimeWait | TcpState::Close)
+                        || j.controlled();
                 if reuse {
                     self.set_controlled(i, j.controlled());
                     return decision(Kind::Reused {
