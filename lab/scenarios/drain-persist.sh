@@ -5,7 +5,6 @@
 # new clients make one request each (both scheduled to rs1: rs2 is passed over); then the
 # first two clients make three more requests each. With expire_quiescent_template=0 (the
 # default) the client pinned to rs2 keeps opening new connections there: the fault.
-# Only the director, the real servers and the first client are captured.
 # Recorded as drain-persist-fixed (a link to this file) it sets expire_quiescent_template=1 on
 # the director first: the template to rs2 is dropped at its next use and the client goes to
 # rs1 (the fix the drain check gives).
@@ -22,6 +21,11 @@ rs_tunnel rs2 $VIP; rs_arp rs2 $VIP $RS2; web rs2 80 rs2
 case "$0" in *-fixed.sh) sysctl_ns director net.ipv4.vs.expire_quiescent_template 1 ;; esac
 echo "expire_quiescent_template=$(in_ns director cat /proc/sys/net/ipv4/vs/expire_quiescent_template)"
 four_captures
+for c in client2:c9:201 client3:ca:202 client4:cb:203; do
+    IFS=: read -r name mac last <<< "$c"
+    capture $name eth0 $name.pcap
+    note_host $name.pcap $name client 02:00:00:07:00:$mac eth0 ethernet 10.7.0.$last
+done
 for i in 1 2; do
     echo "client: $(in_ns client curl -s -m 4 http://$VIP/)"
     echo "client2: $(in_ns client2 curl -s -m 4 http://$VIP/)"

@@ -187,10 +187,12 @@ impl Drain {
 
     /// The pass text for a drained server no new connection reached after its last scheduled
     /// one: when that was, and how many connections continued there.
-    fn quiet_text(&self, ctx: &Context, svc: &ServicePlacements, j: &Judged) -> String {
-        // Still running once the captures prove the weight 0, else after the last choice.
+    /// The connections the scheduler (or a time before the captures) gave the server that
+    /// were still running once the captures prove its weight 0, else after its last choice;
+    /// and that moment.
+    fn continuing(&self, svc: &ServicePlacements, j: &Judged) -> (usize, Option<i64>) {
         let running_since = j.passed_over.map(|p| p.0).or(j.last_scheduled_ns);
-        let continuing = svc
+        let n = svc
             .placements
             .iter()
             .filter(|p| p.server == Some(j.server))
@@ -200,6 +202,11 @@ impl Drain {
                     .is_some_and(|r| running_since.is_none_or(|t| r.last_ns > t))
             })
             .count();
+        (n, running_since)
+    }
+
+    fn quiet_text(&self, ctx: &Context, svc: &ServicePlacements, j: &Judged) -> String {
+        let (continuing, running_since) = self.continuing(svc, j);
         let last = match j.last_scheduled_ns {
             Some(t) => format!(
                 "its last connection from the scheduler at {}",
@@ -277,8 +284,12 @@ impl Drain {
         } else {
             crate::words::plural(sticky.len() as u64, "new connection", "new connections")
         };
+        let (continuing, _) = self.continuing(svc, j);
         let summary = format!(
-            "{counted} of {svc_name} reached {host} ({why}) {by} {when}",
+            "{counted} of {svc_name} reached {host} ({why}) {by} {when}; {} that merely \
+             continued there {} not counted",
+            crate::words::plural(continuing as u64, "connection", "connections"),
+            crate::words::noun(continuing, "is", "are"),
             svc_name = svc.name,
             why = j.why_out(),
             by = group.by(),
