@@ -284,12 +284,16 @@ impl Drain {
         } else {
             crate::words::plural(sticky.len() as u64, "new connection", "new connections")
         };
-        let (continuing, _) = self.continuing(svc, j);
+        let continuing = match self.continuing(svc, j).0 {
+            0 => String::new(),
+            n => format!(
+                "; {} that merely continued there {} not counted",
+                crate::words::plural(n as u64, "connection", "connections"),
+                crate::words::noun(n, "is", "are"),
+            ),
+        };
         let summary = format!(
-            "{counted} of {svc_name} reached {host} ({why}) {by} {when}; {} that merely \
-             continued there {} not counted",
-            crate::words::plural(continuing as u64, "connection", "connections"),
-            crate::words::noun(continuing, "is", "are"),
+            "{counted} of {svc_name} reached {host} ({why}) {by} {when}{continuing}",
             svc_name = svc.name,
             why = j.why_out(),
             by = group.by(),
