@@ -496,6 +496,7 @@ fn a_director_failover_passes_with_sync_and_fails_without() {
         "failover-nogarp",
         &[("failover", Status::Fail, "10.7.0.200 (02:00:00:07:00:c8)")],
     );
+}
 
 // ---- `drain`: weight-0 servers (fixtures drain-*, recorded with rs2 set to weight 0 midway).
 
