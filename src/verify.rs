@@ -193,15 +193,17 @@ pub fn verify_with(
     // In order of start, as `flows` numbers connections.
     placements.sort_by_key(|p| (p.first_ts_ns, p.key));
     let ctx = Context::new(&analysis);
-    let mut checks = match v.started {
-        Some((_, checks, _)) => checks.finish(&ctx),
-        // begin is always called; an analysis that never started has nothing to check.
-        None => ConnectionChecks::new(&ctx).finish(&ctx),
-    };
     let mut input = v.fairness.finish(&analysis.topology);
     if let Some(rules) = rules {
         fairness::observe::apply_rules(&mut input, rules);
     }
+    let drained = fairness::drain_placements(&input);
+    let mut checks = match v.started {
+        Some((_, checks, _)) => checks.finish(&ctx, &drained),
+        // begin is always called; an analysis that never started has nothing to check.
+        None => ConnectionChecks::new(&ctx).finish(&ctx, &drained),
+    };
+    drop(drained);
     let fairness = fairness::analyse_observed(&input, keep.timeline);
     let packet_of = |client: SocketAddr, time_ns: i64| {
         // The connection of that client port that started nearest that time, as the director

@@ -192,6 +192,13 @@ fn every_fixture_has_parseable_ground_truth() {
         // service has no address: `-Lnc` shows the connection's VIP and port, and its
         // servers have port 0 (each connection keeps its own).
         for c in &f.conns {
+            // A persistence template the kernel retired (ip_vs_check_template: its server
+            // quiesced with expire_quiescent_template=1) keeps its client port 0 and has its
+            // VIP and server ports set to 65535, so that nothing matches it any more
+            // (fixtures/drain-persist-fixed).
+            if c.client.port() == 0 && c.vip.port() == 65535 && c.rs.port() == 65535 {
+                continue;
+            }
             let svc = f.rules.services.iter().find(|s| s.vip() == Some(c.vip));
             let marked =
                 f.rules.services.iter().find(|s| {

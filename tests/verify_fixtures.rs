@@ -497,3 +497,236 @@ fn a_director_failover_passes_with_sync_and_fails_without() {
         &[("failover", Status::Fail, "10.7.0.200 (02:00:00:07:00:c8)")],
     );
 }
+
+// ---- `drain`: weight-0 servers (fixtures drain-*, recorded with rs2 set to weight 0 midway).
+
+#[path = "verify_common/mod.rs"]
+mod verify_common;
+
+/// The client SYNs the director tunnelled to `rs`, from its capture: (time, client address,
+/// client port), in capture order.
+fn tunnelled_syns(fixture_name: &str, rs: &str) -> Vec<(f64, String, u16)> {
+    let rows = verify_common::tshark_fields(
+        &fixture(fixture_name).join("director.pcap"),
+        false,
+        ",",
+        &[
+            "frame.time_epoch",
+            "ip.src",
+            "ip.dst",
+            "tcp.srcport",
+            "tcp.flags.syn",
+            "tcp.flags.ack",
+        ],
+    );
+    rows.iter()
+        .filter(|r| r.len() == 6 && r[4] == "1" && r[5] == "0")
+        .filter_map(|r| {
+            // A tunnelled packet has two IP headers: outer first, then inner.
+            let src: Vec<&str> = r[1].split(',').collect();
+            let dst: Vec<&str> = r[2].split(',').collect();
+            (dst.len() == 2 && dst[0] == rs).then(|| {
+                (
+                    r[0].parse().unwrap(),
+                    src[1].to_string(),
+                    r[3].parse().unwrap(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The SYNs the director received from `client` (untunnelled): their times.
+fn client_syn_times(fixture_name: &str, client: &str) -> Vec<f64> {
+    verify_common::tshark_fields(
+        &fixture(fixture_name).join("director.pcap"),
+        false,
+        ",",
+        &[
+            "frame.time_epoch",
+            "ip.src",
+            "tcp.flags.syn",
+            "tcp.flags.ack",
+        ],
+    )
+    .iter()
+    .filter(|r| r.len() == 4 && r[1] == client && r[2] == "1" && r[3] == "0")
+    .map(|r| r[0].parse().unwrap())
+    .collect()
+}
+
+/// The lines of the director's `ipvsadm -Lnc` (conns.txt) from `source` to `dest`.
+fn conns_lines(fixture_name: &str, source: &str, dest: &str) -> Vec<String> {
+    std::fs::read_to_string(fixture(fixture_name).join("conns.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 6 && f[3] == source && f[5] == dest
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn draining_rs2_while_a_download_runs_is_healthy() {
+    let name = "drain-healthy";
+    // The scheduler check warns: rr's choices changed midway, as the rules cannot show.
+    let v = healthy(name, Status::Warn);
+    expect(&v, name, "drain", Status::Pass, None);
+    let c = v.check("drain").unwrap();
+    assert!(
+        c.reason.contains("10.7.0.12") && c.reason.contains("1 connection continued"),
+        "{}",
+        c.reason
+    );
+    // The rules read after the traffic give rs2 weight 0; the director's table still holds
+    // its three connections (two of the first batch, the download), all from before.
+    assert!(std::fs::read_to_string(fixture(name).join("rules.txt"))
+        .unwrap()
+        .contains("-r 10.7.0.12:80 -i -w 0"));
+    assert_eq!(conns_lines(name, "10.7.0.200", "10.7.0.12:80").len(), 0);
+    let to_rs2 = std::fs::read_to_string(fixture(name).join("conns.txt"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.ends_with("10.7.0.12:80"))
+        .count();
+    assert_eq!(to_rs2, 3);
+    no_other_failure(&v, name, &[]);
+}
+
+#[test]
+fn a_client_pinned_by_persistence_keeps_reaching_the_weight_0_server() {
+    let name = "drain-persist";
+    let v = failing(name, &[("drain", Status::Fail, RS2)]);
+    let f = &v.check("drain").unwrap().findings[0];
+    // The scenario drains rs2, then client3 (10.7.0.202) makes the first request: every SYN
+    // tunnelled to rs2 after client3's is a new connection after the drain.
+    if verify_common::tshark_available() {
+        let drained_by = client_syn_times(name, "10.7.0.202")[0];
+        let after: Vec<_> = tunnelled_syns(name, "10.7.0.12")
+            .into_iter()
+            .filter(|s| s.0 > drained_by)
+            .collect();
+        assert_eq!(f.count, after.len() as u64, "{f:#?}");
+        assert!(after.iter().all(|s| s.1 == "10.7.0.200"));
+    }
+    assert_eq!(f.count, 3);
+    // The template that pinned it, as the director's table shows it (client port 0).
+    assert_eq!(conns_lines(name, "10.7.0.200:0", "10.7.0.12:80").len(), 1);
+    assert!(f.likely_cause.contains("expire_quiescent_template"));
+    assert!(f
+        .fix
+        .contains("sysctl -w net.ipv4.vs.expire_quiescent_template=1"));
+    assert!(f.display_filter.as_deref().unwrap().contains("10.7.0.200"));
+    for shown in ["tunnelled copy", "made the persistence template"] {
+        assert!(
+            f.evidence.iter().any(|p| p.summary.contains(shown)),
+            "{f:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_reused_client_port_follows_its_fin_wait_entry_to_the_weight_0_server() {
+    let name = "drain-reuse";
+    let v = failing(name, &[("drain", Status::Fail, RS2)]);
+    let f = &v.check("drain").unwrap().findings[0];
+    if verify_common::tshark_available() {
+        // SYNs tunnelled to rs2 from a client port that an earlier SYN to rs2 had used.
+        let syns = tunnelled_syns(name, "10.7.0.12");
+        let reused = syns
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| syns[..*i].iter().any(|e| e.1 == s.1 && e.2 == s.2))
+            .count();
+        assert_eq!(f.count, reused as u64, "{f:#?}");
+    }
+    assert_eq!(f.count, 2);
+    // One entry for port 40001, still pointing at rs2: the kernel reused it.
+    assert_eq!(
+        conns_lines(name, "10.7.0.200:40001", "10.7.0.12:80").len(),
+        1
+    );
+    assert!(f.likely_cause.contains("FIN_WAIT") && f.likely_cause.contains("conn_reuse_mode"));
+    assert!(f.fix.contains("expire_nodest_conn=1"));
+    assert!(f.display_filter.as_deref().unwrap().contains("40001"));
+}
+
+#[test]
+fn the_sysctls_the_drain_check_suggests_let_the_weight_0_server_go() {
+    // drain-persist with expire_quiescent_template=1: client's connections after client3's
+    // (the first request after the drain) went to rs1, and the kernel retired its template.
+    let name = "drain-persist-fixed";
+    let v = healthy(name, Status::Warn);
+    expect(&v, name, "drain", Status::Pass, None);
+    no_other_failure(&v, name, &[]);
+    let reason = &v.check("drain").unwrap().reason;
+    assert!(
+        reason.contains("1 new connection through a template"),
+        "{reason}"
+    );
+    if verify_common::tshark_available() {
+        let drained_by = client_syn_times(name, "10.7.0.202")[0];
+        assert!(tunnelled_syns(name, "10.7.0.12")
+            .iter()
+            .all(|s| s.0 < drained_by));
+        let moved = tunnelled_syns(name, "10.7.0.11")
+            .into_iter()
+            .filter(|s| s.1 == "10.7.0.200" && s.0 > drained_by)
+            .count();
+        assert_eq!(moved, 3);
+    }
+    assert_eq!(
+        conns_lines(name, "10.7.0.200:0", "10.7.0.12:65535").len(),
+        1,
+        "the retired template"
+    );
+
+    // drain-reuse with expire_nodest_conn=1: port 40001 was scheduled afresh, to rs1.
+    let name = "drain-reuse-fixed";
+    let v = healthy(name, Status::Warn);
+    expect(&v, name, "drain", Status::Pass, None);
+    no_other_failure(&v, name, &[]);
+    if verify_common::tshark_available() {
+        let syns = tunnelled_syns(name, "10.7.0.12");
+        assert!(syns
+            .iter()
+            .enumerate()
+            .all(|(i, s)| !syns[..i].iter().any(|e| e.1 == s.1 && e.2 == s.2)));
+        let port_40001_to_rs1 = tunnelled_syns(name, "10.7.0.11")
+            .into_iter()
+            .filter(|s| s.2 == 40001)
+            .count();
+        assert_eq!(port_40001_to_rs1, 2);
+    }
+    assert_eq!(
+        conns_lines(name, "10.7.0.200:40001", "10.7.0.11:80").len(),
+        1
+    );
+}
+
+#[test]
+fn drain_skips_where_no_server_is_out_of_the_rotation() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&root).unwrap() {
+        let dir = entry.unwrap().path();
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("drain-")
+            || !dir.join("rules.txt").exists()
+            || captures(&dir).is_empty()
+        {
+            continue;
+        }
+        // Every other fixture's rules give each server a weight above 0.
+        let rules = std::fs::read_to_string(dir.join("rules.txt")).unwrap();
+        if rules.contains(" -w 0 ") || rules.contains("weight 0") {
+            continue;
+        }
+        let v = run(&name);
+        expect(&v, &name, "drain", Status::Skip, None);
+        seen += 1;
+    }
+    assert!(seen >= 20, "{seen} fixtures");
+}

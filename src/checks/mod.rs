@@ -17,6 +17,7 @@ pub mod bypass;
 pub mod capture;
 pub mod classify;
 pub mod director_state;
+pub mod drain;
 pub mod failover;
 pub mod finding;
 pub mod health;
@@ -269,6 +270,7 @@ pub struct ConnectionChecks {
     mtu: mtu::Mtu,
     health_path: health::Path,
     failover: failover::Failover,
+    drain: drain::Drain,
 }
 
 impl ConnectionChecks {
@@ -286,6 +288,7 @@ impl ConnectionChecks {
             mtu: mtu::Mtu::default(),
             health_path: health::Path::default(),
             failover: failover::Failover::new(ctx),
+            drain: drain::Drain::default(),
         }
     }
 
@@ -314,10 +317,13 @@ impl ConnectionChecks {
         self.mtu.observe(ctx, conn, class);
         self.health_path.observe(ctx, conn, class);
         self.failover.observe(ctx, conn);
+        self.drain.observe(ctx, conn, class);
     }
 
-    /// Every check's result, in report order, with `ctx` the finished analysis.
-    pub fn finish(self, ctx: &Context) -> Vec<CheckResult> {
+    /// Every check's result, in report order, with `ctx` the finished analysis and `drained`
+    /// how the director placed the new connections of the services with a server out of the
+    /// rotation (the scheduler replay works it out: [`drain`]).
+    pub fn finish(self, ctx: &Context, drained: &[drain::ServicePlacements]) -> Vec<CheckResult> {
         let mut sight = self.sight;
         sight.confirm(ctx, &self.watch);
         vec![
@@ -334,6 +340,7 @@ impl ConnectionChecks {
             arp::vip(ctx),
             self.bypass.finish(ctx),
             self.mtu.finish(ctx),
+            self.drain.finish(ctx, drained),
             oddities::check(ctx),
             self.health_path.finish(ctx),
             self.failover.finish(ctx),

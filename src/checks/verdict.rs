@@ -30,7 +30,7 @@ pub const REQUIRED: [&str; 7] = [
 ];
 
 /// Every check id `verify` runs, for `--require` to be checked against.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 20] = [
     "capture.read",
     "capture.filter",
     "capture.snaplen",
@@ -44,6 +44,7 @@ pub const ALL: [&str; 19] = [
     "arp.vip",
     "bypass",
     "mtu",
+    "drain",
     "oddities",
     "health.path",
     "failover",
@@ -310,6 +311,11 @@ pub fn needs(check: &str) -> &'static str {
             "a capture on the director (or on the real servers) while its health checker \
              (keepalived's TCP_CHECK or HTTP_GET) runs, over at least two rounds of checks, \
              together with the captures that show the tunnelled connections' answers"
+        }
+        "drain" => {
+            "the director's rules (--rules, ipvsadm -Sn taken after the captures, showing the \
+             weight-0 or removed server) and a capture on the director while new connections \
+             arrive after the weight was set to 0"
         }
         "capture.drops" => {
             "pcapng captures, which record drop counters (dumpcap -i eth0 -w host.pcapng, or \

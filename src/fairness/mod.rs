@@ -121,19 +121,9 @@ fn analyse_service<C>(
         ));
     }
 
-    // Servers: configured ones first, then any other server that got traffic.
-    let mut addrs: Vec<SocketAddr> = cfg
-        .map(|c| c.servers.iter().map(|s| s.addr).collect())
-        .unwrap_or_default();
-    let n_cfg = addrs.len();
-    let mut extra: Vec<IpAddr> = conns
-        .servers()
-        .iter()
-        .map(|s| s.addr)
-        .filter(|ip| !addrs.iter().any(|a| a.ip() == *ip))
-        .collect();
-    extra.sort();
-    extra.dedup();
+    let (addrs, server_of_rs) = server_index(cfg, conns, svc.vip.port());
+    let n_cfg = cfg.map_or(0, |c| c.servers.len());
+    let extra = &addrs[n_cfg..];
     if cfg.is_some() && !extra.is_empty() {
         notes.push(format!(
             "{} received connections but {} not in the configuration: {}",
@@ -141,18 +131,11 @@ fn analyse_service<C>(
             crate::words::noun(extra.len(), "is", "are"),
             extra
                 .iter()
-                .map(|ip| ip.to_string())
+                .map(|a| a.ip().to_string())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
     }
-    addrs.extend(extra.iter().map(|&ip| SocketAddr::new(ip, svc.vip.port())));
-    // Where each real server seen is in `addrs`.
-    let server_of_rs: Vec<Option<usize>> = conns
-        .servers()
-        .iter()
-        .map(|s| addrs.iter().position(|a| a.ip() == s.addr))
-        .collect();
     let server_of = |i: usize| conns.rs(i).and_then(|k| server_of_rs[k]);
 
     let mut servers: Vec<ServerStats> = addrs
@@ -227,16 +210,8 @@ fn analyse_service<C>(
 
     let (conformance, verdicts) = match cfg {
         Some(c) => {
-            let (conf, v) = replay::replay(&replay::ReplayInput {
-                cfg: c,
-                proto: svc.proto,
-                vip: svc.vip,
-                conns,
-                server_of_rs: &server_of_rs,
-                server_addrs: &addrs,
-                timeouts: &input.timeouts,
-                capture_span: input.capture_span,
-            });
+            let (conf, v) =
+                replay::replay(&replay_input(c, svc, conns, (&addrs, &server_of_rs), input));
             (Some(conf), v)
         }
         None => {
@@ -293,6 +268,84 @@ fn analyse_service<C>(
     };
     report.verdict = verdict::judge(&report);
     report
+}
+
+/// For the `drain` check: how the director placed each new connection of every service whose
+/// rules give a server weight 0, or that sent connections to a server its rules do not list.
+pub fn drain_placements(
+    input: &FairnessInput<ConnTable>,
+) -> Vec<crate::checks::drain::ServicePlacements> {
+    input
+        .services
+        .iter()
+        .filter_map(|svc| {
+            let cfg = svc.config.as_ref()?;
+            let conns = &svc.connections;
+            let (addrs, server_of_rs) = server_index(Some(cfg), conns, svc.vip.port());
+            let out = cfg.servers.iter().any(|s| s.weight == 0) || addrs.len() > cfg.servers.len();
+            if !out {
+                return None;
+            }
+            let inp = replay_input(cfg, svc, conns, (&addrs, &server_of_rs), input);
+            Some(crate::checks::drain::ServicePlacements {
+                name: input::service_label(svc.vip, svc.mark),
+                udp: svc.proto == Proto::Udp,
+                scheduler: cfg.scheduler.name(),
+                persistence_s: cfg.persistence_s,
+                servers: cfg.servers.iter().map(|s| (s.addr, s.weight)).collect(),
+                placements: replay::placements::placements(&inp),
+            })
+        })
+        .collect()
+}
+
+/// What the replay reads of a service: its configuration and connections, the servers
+/// ([`server_index`]), and the capture's timeouts and span.
+fn replay_input<'a, C>(
+    cfg: &'a ServiceConfig,
+    svc: &ServiceObs<C>,
+    conns: &'a ConnTable,
+    (addrs, server_of_rs): (&'a [SocketAddr], &'a [Option<usize>]),
+    input: &'a FairnessInput<C>,
+) -> replay::ReplayInput<'a> {
+    replay::ReplayInput {
+        cfg,
+        proto: svc.proto,
+        vip: svc.vip,
+        conns,
+        server_of_rs,
+        server_addrs: addrs,
+        timeouts: &input.timeouts,
+        capture_span: input.capture_span,
+    }
+}
+
+/// The servers of a service: the configured ones first, in the configuration's order, then
+/// any other server that got traffic (by address, on the service's port); and where each real
+/// server of `conns` ([`ConnTable::servers`]) is among them.
+fn server_index(
+    cfg: Option<&ServiceConfig>,
+    conns: &ConnTable,
+    port: u16,
+) -> (Vec<SocketAddr>, Vec<Option<usize>>) {
+    let mut addrs: Vec<SocketAddr> = cfg
+        .map(|c| c.servers.iter().map(|s| s.addr).collect())
+        .unwrap_or_default();
+    let mut extra: Vec<IpAddr> = conns
+        .servers()
+        .iter()
+        .map(|s| s.addr)
+        .filter(|ip| !addrs.iter().any(|a| a.ip() == *ip))
+        .collect();
+    extra.sort();
+    extra.dedup();
+    addrs.extend(extra.iter().map(|&ip| SocketAddr::new(ip, port)));
+    let server_of_rs = conns
+        .servers()
+        .iter()
+        .map(|s| addrs.iter().position(|a| a.ip() == s.addr))
+        .collect();
+    (addrs, server_of_rs)
 }
 
 /// The share of connections each configured server should get, when the scheduler

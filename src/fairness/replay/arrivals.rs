@@ -25,11 +25,15 @@ pub(super) enum Kind {
     Reused {
         server: Option<usize>,
         state: TcpState,
+        /// The connection whose entry it was.
+        earlier: usize,
     },
     /// A persistence template chose the server.
     Persisted {
         server: Option<usize>,
         since_ns: i64,
+        /// The connection whose scheduling made the template.
+        by: usize,
     },
     /// The scheduler ran (with the counters the plan's load log gives).
     Scheduled,
@@ -45,6 +49,8 @@ pub(super) struct Decision {
 pub(super) struct Template {
     server: Option<usize>,
     created_ns: i64,
+    /// The connection that made it.
+    by: usize,
     timeout_ns: i64,
     expires_ns: i64,
     /// Latest expiry among the connections it controls.
@@ -192,6 +198,7 @@ impl<'a> Arrivals<'a> {
                 return Some(Kind::Persisted {
                     server: tpl.server,
                     since_ns: tpl.created_ns,
+                    by: tpl.by,
                 });
             }
         }
@@ -204,6 +211,7 @@ impl<'a> Arrivals<'a> {
             Template {
                 server: inp.server_of(i),
                 created_ns: t,
+                by: i,
                 timeout_ns,
                 expires_ns: t + timeout_ns,
                 controlled_until: life.expires_ns,
@@ -243,12 +251,17 @@ impl Iterator for Arrivals<'_> {
         if let Some(j) = previous.filter(|j| j.1 > t) {
             if let Some(state) = life_of(inp, j.conn()).state_at(t) {
                 let reuse =
-                    inp.proto != Proto::Tcp || state != TcpState::TimeWait || j.controlled();
+                    // `is_new_conn_expected`: TIME_WAIT and CLOSE entries are rescheduled
+                    // unless a template controls them.
+                    inp.proto != Proto::Tcp
+                        || !matches!(state, TcpState::TimeWait | TcpState::Close)
+                        || j.controlled();
                 if reuse {
                     self.set_controlled(i, j.controlled());
                     return decision(Kind::Reused {
                         server: inp.server_of(j.conn()),
                         state,
+                        earlier: j.conn(),
                     });
                 }
             }
@@ -312,6 +325,7 @@ mod tests {
         let mut t = Template {
             server: Some(0),
             created_ns: 0,
+            by: 0,
             timeout_ns: 10 * NS,
             expires_ns: 10 * NS,
             controlled_until: 75 * NS,

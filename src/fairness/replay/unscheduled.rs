@@ -91,7 +91,7 @@ impl Walked {
             Kind::BeforeCapture => self.bump(
                 "started before the capture (no SYN seen), so the decision is not in it".into(),
             ),
-            Kind::Reused { server, state } => {
+            Kind::Reused { server, state, .. } => {
                 let reason = format!(
                     "same client address and port as a live entry ({state:?}): the kernel \
                      reused it instead of scheduling"
@@ -102,7 +102,9 @@ impl Walked {
                 }
                 self.bump(reason);
             }
-            Kind::Persisted { server, since_ns } => match (server, observed) {
+            Kind::Persisted {
+                server, since_ns, ..
+            } => match (server, observed) {
                 (Some(s), Some(o)) => {
                     self.persistent += 1;
                     if s == o {
