@@ -8,7 +8,7 @@ LAB="$(cd "$(dirname "$0")" && pwd)"
 "$LAB/run-scenario.sh" tutorial wrr arp-vip arp-vip-late rp-filter no-vip reply-via-director \
     not-listening-tcp not-listening-udp udp-wildcard mtu mtu-clamped wlc-long sh-clients persistence \
     span-rp-filter dr-server port-filter gue-healthy gue-no-fou gre-healthy gre-no-gre0 fwmark \
-    multi-service keepalived director-state nat-server sctp-healthy stale-vip-host \
+    multi-service keepalived director-state nat-server sctp-healthy stale-vip-host stale-vip-flood \
     health-blackhole health-removed failover-sync failover-nosync \
     failover-nogarp \
     drain-healthy drain-persist drain-persist-fixed drain-reuse drain-reuse-fixed

@@ -225,6 +225,7 @@ fn every_fixture_gives_the_verdict_its_readme_states() {
         ("dr-server", 1),
         ("span-rp-filter", 1),
         ("stale-vip-host", 1),
+        ("stale-vip-flood", 1),
         // Healthy, but captured with `tcp port 80`: the tunnel checks cannot run.
         ("port-filter", 3),
     ];

@@ -102,6 +102,16 @@ impl Class {
     }
 }
 
+/// [`Leg::request_reached`] the host whose capture holds the leg.
+fn addressed_to_capturing_host(ctx: &Context, leg: &Leg) -> bool {
+    let own = ctx
+        .analysis
+        .topology
+        .vantage(leg.vantage)
+        .and_then(|v| v.local_mac);
+    leg.request_reached(own.as_slice())
+}
+
 /// Whether some director capture was running when the connection happened (reference clock).
 pub fn director_watching(ctx: &Context, conn: &Connection) -> bool {
     let offsets = &ctx.analysis.clock_offsets;
@@ -137,7 +147,10 @@ pub fn classify(ctx: &Context, conn: &Connection) -> Class {
     let watching = director_watching(ctx, conn);
     let answer = answer(ctx, conn);
     let unwrapped_at_rs = conn
-        .evidence()
+        .legs
+        .iter()
+        .filter(|l| addressed_to_capturing_host(ctx, l))
+        .flat_map(|l| l.evidence.iter())
         .filter(|e| e.kind == EvidenceKind::UnwrappedRequestAtRealServer)
         .find(|e| {
             ctx.analysis
@@ -154,6 +167,10 @@ pub fn classify(ctx: &Context, conn: &Connection) -> Class {
         let Some(arrived) = &leg.request else {
             continue;
         };
+        // Flooded past the director (or mirrored to it), not received by it.
+        if !leg.request_reached(director_macs) {
+            continue;
+        }
         director_vantage = Some(leg.vantage);
         if leg.request_wrapped.is_some() {
             forwarding = Some(Forwarding::Tunnel);

@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 #[derive(Default)]
 pub struct FairnessObserver {
     director_captured: bool,
+    /// The director's MACs: a request flooded past its capture is no arrival at it.
+    director_macs: Vec<crate::topology::MacAddr>,
     services: Vec<ServiceObs<ConnTable>>,
     /// Where each service is in `services`: a connection finds its own in constant time, not
     /// by a scan of every service (65 536 UDP services made that quadratic). FxHash: looked up
@@ -31,6 +33,7 @@ impl FairnessObserver {
     pub fn new(topology: &Topology) -> Self {
         FairnessObserver {
             director_captured: topology.vantages.iter().any(|v| v.role == Role::Director),
+            director_macs: topology.director_macs(),
             services: Vec::new(),
             index: FxHashMap::default(),
             marks: FxHashMap::default(),
@@ -53,13 +56,13 @@ impl FairnessObserver {
     pub fn add(&mut self, conn: &Connection) {
         // With the director captured, a connection it never saw was not scheduled by IPVS
         // (a client bypassing it: the `bypass` check's business), so it is no assignment.
-        if self.director_captured && director_leg(conn).is_none() {
+        if self.director_captured && director_leg(conn, &self.director_macs).is_none() {
             return;
         }
         let Some(proto) = Proto::of(conn.proto) else {
             return;
         };
-        let obs = observe(conn);
+        let obs = observe(conn, &self.director_macs);
         let services = &mut self.services;
         // A marked service's connections are keyed by the mark's VIP and port 0.
         let mark = self.marks.get(&(proto, conn.vip)).copied();
@@ -115,14 +118,18 @@ impl ConnectionSink for FairnessObserver {
 }
 
 /// The director's leg when there is one: its clock is the reference and it sees what IPVS sees.
-fn director_leg(conn: &Connection) -> Option<&Leg> {
-    conn.legs
-        .iter()
-        .find(|l| l.role == Role::Director && l.request.is_some())
+/// Not a request flooded past its capture ([`Leg::request_reached`]).
+fn director_leg<'c>(
+    conn: &'c Connection,
+    director_macs: &[crate::topology::MacAddr],
+) -> Option<&'c Leg> {
+    conn.legs.iter().find(|l| {
+        l.role == Role::Director && l.request.is_some() && l.request_reached(director_macs)
+    })
 }
 
-fn observe(conn: &Connection) -> ConnObs {
-    let leg = director_leg(conn);
+fn observe(conn: &Connection, director_macs: &[crate::topology::MacAddr]) -> ConnObs {
+    let leg = director_leg(conn, director_macs);
     let request = leg.and_then(|l| l.request.as_ref());
     let (start_ns, last_ns) = match request {
         Some(r) => (r.first_ts_ns, r.last_ts_ns),

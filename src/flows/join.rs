@@ -579,6 +579,8 @@ fn real_server(
             .iter()
             .filter(|l| l.role == Role::Director && l.request_wrapped.is_none())
             .filter_map(|l| l.request.as_ref())
+            // The director's own copy; a frame flooded past it comes from the client's MAC.
+            .filter(|r| r.src_macs.iter().any(|m| director_macs.contains(m)))
             .flat_map(|r| r.dst_macs.iter())
             .filter(|m| !director_macs.contains(m))
             .find_map(|m| topology.address_of_mac(*m))
@@ -588,7 +590,9 @@ fn real_server(
     }
     if let Some(a) = legs.iter().find_map(|l| {
         let v = topology.vantage(l.vantage)?;
-        (v.role == Role::RealServer).then_some(v.address).flatten()
+        (v.role == Role::RealServer && l.request_reached(v.local_mac.as_slice()))
+            .then_some(v.address)
+            .flatten()
     }) {
         return (Some(a), Some(RsSource::RsCapture));
     }

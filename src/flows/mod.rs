@@ -362,6 +362,22 @@ pub struct Leg {
 }
 
 impl Leg {
+    /// Whether this leg's requests reached the capturing host, whose MACs are `host`, as far
+    /// as the MACs tell: sent to it, or sent on by it. A frame between two other MACs was
+    /// flooded by a switch that had not learnt its destination yet (or copied by a mirror),
+    /// and the capturing host's kernel dropped it. True when the MACs are unknown (raw IP,
+    /// cooked captures, a host whose MAC the topology does not know).
+    pub fn request_reached(&self, host: &[MacAddr]) -> bool {
+        match &self.request {
+            Some(r) if !host.is_empty() && !r.dst_macs.is_empty() => r
+                .dst_macs
+                .iter()
+                .chain(&r.src_macs)
+                .any(|m| host.contains(m)),
+            _ => true,
+        }
+    }
+
     pub fn form(&self, f: Form) -> Option<&DirStats> {
         match f {
             Form::Request => self.request.as_ref(),
