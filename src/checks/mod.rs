@@ -23,6 +23,7 @@ pub mod health;
 pub mod mtu;
 pub mod oddities;
 pub mod reply;
+pub mod syn;
 pub mod topology;
 pub mod tunnel;
 pub mod verdict;
@@ -269,6 +270,7 @@ pub struct ConnectionChecks {
     mtu: mtu::Mtu,
     health_path: health::Path,
     failover: failover::Failover,
+    syn_drop: syn::SynDrop,
 }
 
 impl ConnectionChecks {
@@ -286,6 +288,7 @@ impl ConnectionChecks {
             mtu: mtu::Mtu::default(),
             health_path: health::Path::default(),
             failover: failover::Failover::new(ctx),
+            syn_drop: syn::SynDrop::default(),
         }
     }
 
@@ -314,6 +317,7 @@ impl ConnectionChecks {
         self.mtu.observe(ctx, conn, class);
         self.health_path.observe(ctx, conn, class);
         self.failover.observe(ctx, conn);
+        self.syn_drop.observe(ctx, conn, &self.sight);
     }
 
     /// Every check's result, in report order, with `ctx` the finished analysis.
@@ -337,6 +341,7 @@ impl ConnectionChecks {
             oddities::check(ctx),
             self.health_path.finish(ctx),
             self.failover.finish(ctx),
+            self.syn_drop.finish(ctx),
             topology::check(ctx),
         ]
     }

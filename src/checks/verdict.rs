@@ -30,7 +30,7 @@ pub const REQUIRED: [&str; 7] = [
 ];
 
 /// Every check id `verify` runs, for `--require` to be checked against.
-pub const ALL: [&str; 19] = [
+pub const ALL: [&str; 20] = [
     "capture.read",
     "capture.filter",
     "capture.snaplen",
@@ -47,6 +47,7 @@ pub const ALL: [&str; 19] = [
     "oddities",
     "health.path",
     "failover",
+    "syn.drop",
     "topology",
     "director.state",
     "scheduler",
@@ -310,6 +311,11 @@ pub fn needs(check: &str) -> &'static str {
             "a capture on the director (or on the real servers) while its health checker \
              (keepalived's TCP_CHECK or HTTP_GET) runs, over at least two rounds of checks, \
              together with the captures that show the tunnelled connections' answers"
+        }
+        "syn.drop" => {
+            "a capture on the director's interface towards the clients and the real servers, \
+             running while clients open connections (tcpdump -i eth0 -s 0 -w director.pcap \
+             'host VIP or proto 4'): it shows each first SYN and whether a tunnelled copy left"
         }
         "capture.drops" => {
             "pcapng captures, which record drop counters (dumpcap -i eth0 -w host.pcapng, or \

@@ -242,8 +242,10 @@ impl Iterator for Arrivals<'_> {
         // An entry already expired has no state at `t`: its life is not rebuilt to say so.
         if let Some(j) = previous.filter(|j| j.1 > t) {
             if let Some(state) = life_of(inp, j.conn()).state_at(t) {
-                let reuse =
-                    inp.proto != Proto::Tcp || state != TcpState::TimeWait || j.controlled();
+                // is_new_conn_expected (conn_reuse_mode 1): an entry in TIME_WAIT or CLOSE
+                // (an RST from the client) is expired and the SYN scheduled afresh.
+                let ended = matches!(state, TcpState::TimeWait | TcpState::Close);
+                let reuse = inp.proto != Proto::Tcp || !ended || j.controlled();
                 if reuse {
                     self.set_controlled(i, j.controlled());
                     return decision(Kind::Reused {

@@ -4,7 +4,8 @@
 //! for each, works out what the kernel did before asking the scheduler (`ip_vs_in` and
 //! `ip_vs_sched_persist` in ip_vs_core.c):
 //! - a SYN whose client address and port match a live entry reuses it unless that entry is
-//!   in TIME_WAIT and not controlled by a template (`is_new_conn_expected`, conn_reuse_mode 1);
+//!   in TIME_WAIT or CLOSE and not controlled by a template (`is_new_conn_expected`,
+//!   conn_reuse_mode 1);
 //! - on a persistent service a live template for the client (masked) decides, and the
 //!   scheduler is not called; a template lives `-p` seconds after its last use and, while
 //!   connections it controls are alive, is pushed back 60 s at a time (`ip_vs_conn_expire`);
