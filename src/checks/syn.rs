@@ -113,7 +113,7 @@ impl Group {
 /// `syn.drop`, fed one connection at a time.
 #[derive(Default)]
 pub struct SynDrop {
-    /// TCP connections whose first SYN a director capture shows (tunnels not hidden there).
+    /// TCP connections whose first SYN a director capture shows, and a tunnelled copy of it.
     judged: usize,
     /// Keyed by the director's name.
     dropped: BTreeMap<String, Group>,
@@ -177,14 +177,16 @@ impl SynDrop {
         );
         match at_director {
             Some((leg, req)) => {
-                self.judged += 1;
-                // The first copy that left wrapped, at any of the director's captures.
+                // The first copy that left wrapped, at any of the director's captures. Without
+                // one the capture cannot show its tunnelled packets (a port filter) or the
+                // director forwarded nothing (tunnel.encapsulation's finding): not judged.
                 let forwarded = director_legs()
                     .filter_map(|l| l.request_wrapped.as_ref().map(|w| (l, w)))
                     .min_by_key(|(l, w)| reference(ctx, l.vantage, w.first_ts_ns));
                 let Some((wleg, wrapped)) = forwarded else {
                     return;
                 };
+                self.judged += 1;
                 let syn_ts = reference(ctx, leg.vantage, req.first_ts_ns);
                 let delay = reference(ctx, wleg.vantage, wrapped.first_ts_ns) - syn_ts;
                 let repeated = req.retransmissions > 0 && req.packets > wrapped.packets;
@@ -266,8 +268,8 @@ impl SynDrop {
         }
         let pass = if self.judged > 0 {
             format!(
-                "the director forwarded the first SYN of all {} connections whose SYN its \
-                 capture shows",
+                "the director forwarded the first SYN of all {} connections whose SYN and \
+                 tunnelled copies its capture shows",
                 self.judged
             )
         } else {
@@ -280,8 +282,9 @@ impl SynDrop {
         CheckResult::judged(
             ID,
             judged,
-            "no TCP connection starts (SYN) in the captures: needs a capture on the director \
-             taken while clients connect",
+            "no TCP connection starts (SYN) in a director capture that shows its tunnelled \
+             copies, nor in a client capture (UDP has no first packet IPVS drops; SCTP INITs \
+             are not judged)",
             pass,
             findings,
         )
