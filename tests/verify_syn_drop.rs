@@ -92,10 +92,17 @@ fn the_dropped_first_syns_are_counted_with_their_delays_and_the_director_named()
         .unwrap()
         .contains("sysctl -w net.ipv4.vs.conntrack=0"));
     // The connections still succeed: nothing fails, the run is verified (exit 0).
-    assert_eq!(doc["verdict"]["outcome"], "verified", "{:#}", doc["verdict"]);
+    assert_eq!(
+        doc["verdict"]["outcome"], "verified",
+        "{:#}",
+        doc["verdict"]
+    );
     if !tshark_available() {
         // fixtures/syn-drop/README.md: 5 of 11.
-        assert_eq!((f["count"].as_u64(), f["out_of"].as_u64()), (Some(5), Some(11)));
+        assert_eq!(
+            (f["count"].as_u64(), f["out_of"].as_u64()),
+            (Some(5), Some(11))
+        );
         return;
     }
     let syns = director_syns("syn-drop");
@@ -173,7 +180,10 @@ fn a_client_capture_alone_only_informs() {
     let c = check(&doc, "syn.drop");
     assert_eq!(c["status"], "info", "{c:#}");
     let f = &c["findings"][0];
-    assert!(f["fix"].as_str().unwrap().contains("capture on the director"));
+    assert!(f["fix"]
+        .as_str()
+        .unwrap()
+        .contains("capture on the director"));
     if tshark_available() {
         // The client's SYN retransmissions, each then answered.
         let file = Path::new(verify_common::root()).join("fixtures/syn-drop/client.pcap");
@@ -181,7 +191,11 @@ fn a_client_capture_alone_only_informs() {
             &file,
             false,
             ",",
-            &["tcp.flags.syn", "tcp.flags.ack", "tcp.analysis.retransmission"],
+            &[
+                "tcp.flags.syn",
+                "tcp.flags.ack",
+                "tcp.analysis.retransmission",
+            ],
         )
         .into_iter()
         .filter(|r| r.len() == 3 && r[0] == "1" && r[1] == "0" && !r[2].is_empty())

@@ -268,8 +268,7 @@ impl SynDrop {
         }
         let pass = if self.judged > 0 {
             format!(
-                "the director forwarded the first SYN of all {} connections whose SYN and \
-                 tunnelled copies its capture shows",
+                "all {} first SYNs at the director were tunnelled at once",
                 self.judged
             )
         } else {
