@@ -15,13 +15,16 @@ use verify_common::{check, fixture_captures, tshark_available, tshark_fields, ve
 /// The director of the failure scenarios (lab/guest/lib.sh: DIR_IP, MAC_DIR).
 const DIRECTOR: &str = "10.7.0.1 (02:00:00:07:00:01)";
 
+/// A frame number and its time (ns since the epoch).
+type At = (u64, i64);
+
 /// One connection's SYN at the director, as tshark reads it.
 #[derive(Default)]
 struct Syn {
     /// Frame and time (ns) of the first bare SYN.
-    first: Option<(u64, i64)>,
+    first: Option<At>,
     /// Frame and time of the first IP-in-IP copy.
-    tunnelled: Option<(u64, i64)>,
+    tunnelled: Option<At>,
 }
 
 fn epoch_ns(s: &str) -> i64 {
@@ -108,7 +111,7 @@ fn the_dropped_first_syns_are_counted_with_their_delays_and_the_director_named()
     let syns = director_syns("syn-drop");
     // Dropped: the first tunnelled copy left a retransmission timeout (>= 200 ms) after the
     // first SYN arrived.
-    let mut dropped: Vec<(u16, (u64, i64), (u64, i64))> = syns
+    let mut dropped: Vec<(u16, At, At)> = syns
         .iter()
         .filter_map(|(k, s)| {
             let (first, tun) = (s.first?, s.tunnelled?);

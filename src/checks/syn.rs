@@ -309,9 +309,11 @@ fn director_finding(director: String, mut group: Group, judged: usize) -> super:
     let med = median(&mut group.delays_ns);
     let reused = group.reuse_gaps_ns.len();
     let reuse_text = if reused == 0 {
-        "none of them follows an earlier connection from the same client address and port in \
-         the captures (that one may have ended before they started)"
-            .to_string()
+        format!(
+            "none of them follows an earlier connection from the same client address and port \
+             among the latest {REMEMBERED} or more kept (one may have ended before the captures \
+             started)"
+        )
     } else {
         let gap = median(&mut group.reuse_gaps_ns);
         format!(
@@ -419,4 +421,50 @@ fn client_finding(
             ),
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+
+    fn key(host: u8, port: u16) -> ConnKey {
+        ConnKey {
+            proto: Proto::TCP,
+            client: SocketAddr::from(([10, 0, 0, host], port)),
+            vip: SocketAddr::from(([10, 0, 0, 100], 80)),
+        }
+    }
+
+    fn ended(t: i64) -> Ended {
+        Ended {
+            last_ts_ns: t,
+            reset: None,
+        }
+    }
+
+    #[test]
+    fn the_latest_connections_of_a_port_are_remembered_within_two_generations() {
+        let mut r = Recent::default();
+        r.put(key(1, 1), ended(1));
+        r.put(key(1, 1), ended(2));
+        assert_eq!(r.get(&key(1, 1)).map(|e| e.last_ts_ns), Some(2));
+        // Filling the current generation moves it to the previous: still found.
+        for p in 0..REMEMBERED as u16 {
+            r.put(key(2, p), ended(3));
+        }
+        assert_eq!(r.get(&key(1, 1)).map(|e| e.last_ts_ns), Some(2));
+        // A second generation later it is forgotten: memory stays bounded.
+        for p in 0..REMEMBERED as u16 {
+            r.put(key(3, p), ended(4));
+        }
+        assert!(r.get(&key(1, 1)).is_none());
+        assert!(r.current.len() + r.previous.len() <= 2 * REMEMBERED);
+    }
+
+    #[test]
+    fn median_of_an_odd_and_an_even_count() {
+        assert_eq!(median(&mut [3, 1, 2]), 2);
+        assert_eq!(median(&mut [4, 1, 3, 2]), 3);
+    }
 }
