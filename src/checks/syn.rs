@@ -4,12 +4,16 @@
 //! packet on purpose in one case: the SYN finds the entry of an earlier connection with the same
 //! client address and port that `is_new_conn_expected()` lets go (TCP TIME_WAIT or CLOSE with
 //! `conn_reuse_mode` 1, also FIN_WAIT of a one-way entry with bit 2; SCTP CLOSED), and that
-//! entry still refers to a confirmed conntrack entry (`ip_vs_conn_uses_old_conntrack()`, only
-//! with `net.ipv4.vs.conntrack=1`). It expires the IPVS entry and returns NF_DROP so that the
+//! packet carries a confirmed conntrack entry (`ip_vs_conn_uses_old_conntrack()`), which cannot
+//! be sent to another real server. It expires the IPVS entry and returns NF_DROP so that the
 //! conntrack entry can go; the client's retransmission one RTO later (1 s on Linux) is
 //! scheduled afresh. The same drop happens on a weight-0 server with `expire_nodest_conn`.
-//! On a tunnelling director conntrack sees only the client's half of each connection, never
-//! the close, so its entry stays SYN_SENT and the drop is met on every quickly reused port.
+//! Conntrack entries are confirmed only with `net.ipv4.vs.conntrack=1` (with 0,
+//! `ip_vs_tunnel_xmit_prepare()` lets the unconfirmed entry go), and since Linux 5.9 one that
+//! saw the close is
+//! replaced by a fresh, unconfirmed one; but a tunnelling director's conntrack sees only the
+//! client's half of each connection, never the close: its entry stays SYN_SENT [UNREPLIED]
+//! (fixtures/syn-drop), and the drop is met on every quickly reused port.
 //!
 //! The evidence is in one director capture: the first SYN arrived, no tunnelled copy left,
 //! and the first copy that left is of a retransmission, a retransmission timeout later. A
@@ -335,11 +339,13 @@ fn director_finding(director: String, mut group: Group, judged: usize) -> super:
     let likely_cause = format!(
         "a client reused its source port for a new connection while the director still held the \
          IPVS entry of the previous one in TIME_WAIT or CLOSE (after the client's RST), which \
-         net.ipv4.vs.conn_reuse_mode=1 expires for a new SYN; with net.ipv4.vs.conntrack=1 that \
-         entry still refers to a confirmed conntrack entry, and ip_vs_in() drops the SYN \
-         (NF_DROP) to let the old conntrack entry go; the retransmission one RTO later is \
-         scheduled afresh. On a tunnelling director conntrack sees only the clients' side of a \
-         connection and never its close, so every quickly reused port meets this. (A real \
+         net.ipv4.vs.conn_reuse_mode=1 expires for a new SYN; with net.ipv4.vs.conntrack=1 the \
+         SYN still belongs to the old connection's confirmed conntrack entry, which cannot go to \
+         another real server, and ip_vs_in() drops the SYN (NF_DROP) to let it expire; the \
+         retransmission one RTO later is scheduled afresh. Since Linux 5.9 a conntrack entry \
+         that saw the close is replaced at once, but a tunnelling director's conntrack sees \
+         only the clients' side of a connection, never its close (its entries stay SYN_SENT), \
+         so every quickly reused port meets this. (A real \
          server of weight 0 with net.ipv4.vs.expire_nodest_conn=1 drops a SYN the same way.) \
          {reused} of the {n} followed an earlier connection on the same port in the captures"
     );
