@@ -33,14 +33,19 @@ fn epoch_ns(s: &str) -> i64 {
     sec.parse::<i64>().unwrap() * 1_000_000_000 + frac[..9].parse::<i64>().unwrap()
 }
 
-/// Per (client port, ISN): the SYNs of the director's capture.
+/// Per (client port, ISN): the SYNs of a fixture's director capture.
 fn director_syns(fixture: &str) -> BTreeMap<(u16, u64), Syn> {
     let file = Path::new(verify_common::root())
         .join("fixtures")
         .join(fixture)
         .join("director.pcap");
+    syns_in(&file)
+}
+
+/// Per (client port, ISN): the SYNs of a director capture.
+fn syns_in(file: &Path) -> BTreeMap<(u16, u64), Syn> {
     let rows = tshark_fields(
-        &file,
+        file,
         false,
         ",",
         &[
@@ -234,4 +239,70 @@ fn no_other_fixture_shows_a_dropped_syn() {
             assert_eq!(status, "pass", "{name}: {c:#}");
         }
     }
+}
+
+/// The dropped SYNs of a director capture (first tunnelled copy a retransmission timeout
+/// after the first SYN) and how many of them reused a port an earlier SYN had used.
+fn dropped_and_reused(syns: &BTreeMap<(u16, u64), Syn>) -> (usize, usize) {
+    let dropped: Vec<(u16, i64)> = syns
+        .iter()
+        .filter_map(|(k, s)| {
+            let (first, tun) = (s.first?, s.tunnelled?);
+            (tun.1 - first.1 >= 200_000_000).then_some((k.0, first.1))
+        })
+        .collect();
+    let reused = dropped
+        .iter()
+        .filter(|(port, t)| {
+            syns.iter()
+                .any(|(k, s)| k.0 == *port && s.first.is_some_and(|x| x.1 < *t))
+        })
+        .count();
+    (dropped.len(), reused)
+}
+
+#[test]
+fn a_dropped_syn_whose_earlier_connection_is_not_captured_is_still_counted() {
+    if !tshark_available() {
+        return;
+    }
+    // The director's capture from frame 45 on: the first connection of port 40001 (frames
+    // 33-44, its RST and the RST's tunnelled copy last) is gone, so the next one's dropped SYN
+    // has no earlier connection.
+    let dir = std::env::temp_dir().join(format!("lvscheck-syn-drop-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cut = dir.join("director.pcap");
+    let src = Path::new(verify_common::root()).join("fixtures/syn-drop/director.pcap");
+    let ok = std::process::Command::new("editcap")
+        .arg("-r")
+        .arg(&src)
+        .arg(&cut)
+        .arg("45-1000")
+        .status()
+        .expect("editcap runs")
+        .success();
+    assert!(ok);
+    let (dropped, reused) = dropped_and_reused(&syns_in(&cut));
+    let (_, doc) = verify(&[cut.as_os_str()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        reused < dropped,
+        "{reused} of {dropped}: the cut keeps a predecessor"
+    );
+    let c = check(&doc, "syn.drop");
+    assert_eq!(c["status"], "warn", "{c:#}");
+    let f = &c["findings"][0];
+    assert_eq!(f["count"].as_u64().unwrap(), dropped as u64, "{f:#}");
+    let summary = f["summary"].as_str().unwrap();
+    assert!(
+        summary.contains(&format!("{reused} of {dropped} reused")),
+        "{summary}"
+    );
+    assert!(
+        f["likely_cause"]
+            .as_str()
+            .unwrap()
+            .contains("for those that did not"),
+        "{f:#}"
+    );
 }

@@ -345,9 +345,16 @@ fn director_finding(director: String, mut group: Group, judged: usize) -> super:
          retransmission one RTO later is scheduled afresh. Since Linux 5.9 a conntrack entry \
          that saw the close is replaced at once, but a tunnelling director's conntrack sees \
          only the clients' side of a connection, never its close (its entries stay SYN_SENT), \
-         so every quickly reused port meets this. (A real \
-         server of weight 0 with net.ipv4.vs.expire_nodest_conn=1 drops a SYN the same way.) \
-         {reused} of the {n} followed an earlier connection on the same port in the captures"
+         so every quickly reused port meets this. (A real server of weight 0 with \
+         net.ipv4.vs.expire_nodest_conn=1 drops a reused port's SYN the same way.) {reused} of \
+         the {n} followed an earlier connection on the same port in the captures{}",
+        if reused < n {
+            "; for those that did not, if their ports were not reused before the captures \
+             began, look for another drop on the director: its defence sysctls under memory \
+             pressure (net.ipv4.vs.drop_packet, drop_entry), a firewall rule, a full backlog"
+        } else {
+            ""
+        }
     );
     let fix = format!(
         "on the director {director}: sysctl -w net.ipv4.vs.conntrack=0 (and in \
