@@ -159,6 +159,21 @@ fn the_dropped_first_syns_are_counted_with_their_delays_and_the_director_named()
         .map(|e| e["frame"].as_u64().unwrap())
         .collect();
     assert_eq!(&frames[..2], &[dropped[0].1 .0, dropped[0].2 .0], "{f:#}");
+    // Then the client's RST that ended the earlier connection on that port: the last bare RST
+    // from that port before the dropped SYN.
+    let file = Path::new(verify_common::root()).join("fixtures/syn-drop/director.pcap");
+    let rst = tshark_fields(
+        &file,
+        false,
+        ",",
+        &["frame.number", "ip.proto", "tcp.srcport", "tcp.flags.reset"],
+    )
+    .into_iter()
+    .filter(|r| r.len() == 4 && r[1] == "6" && r[3] == "1" && r[2] == dropped[0].0.to_string())
+    .map(|r| r[0].parse::<u64>().unwrap())
+    .filter(|n| *n < dropped[0].1 .0)
+    .max();
+    assert_eq!(frames.get(2).copied(), rst, "{f:#}");
     for d in &dropped[1..] {
         if frames.len() >= 5 {
             break;
