@@ -10,7 +10,7 @@ LAB="$(cd "$(dirname "$0")" && pwd)"
     span-rp-filter dr-server port-filter gue-healthy gue-no-fou gre-healthy gre-no-gre0 fwmark \
     multi-service keepalived director-state nat-server sctp-healthy stale-vip-host stale-vip-flood \
     health-blackhole health-removed failover-sync failover-nosync \
-    failover-nogarp \
+    failover-nogarp syn-drop syn-reuse-ok \
     drain-healthy drain-persist drain-persist-fixed drain-reuse drain-reuse-fixed
 # The IPv6 scenarios boot on their own, with IPv6 on.
 "$LAB/run-scenario.sh" ipv6-healthy ipv6-nd-vip ipv6-outer-vip ipv6-mixed

@@ -17,7 +17,7 @@ FIXTURES="${FIXTURES:-$LAB/../fixtures}"
 RUN="$BUILD/run-$1"
 rm -rf "$RUN" && mkdir -p "$RUN/in" "$RUN/out"
 cp "$LAB/guest/lib.sh" "$LAB/guest/udp.py" "$LAB/guest/sctp.py" "$LAB/guest/hold.py" \
-    "$LAB/guest/failover.sh" "$RUN/in/"
+    "$LAB/guest/failover.sh" "$LAB/guest/reuse.py" "$LAB/guest/syn-reuse.sh" "$RUN/in/"
 for name in "$@"; do
     [ -f "$LAB/scenarios/$name.sh" ] || { echo "no scenario $name" >&2; exit 2; }
     cp "$LAB/scenarios/$name.sh" "$RUN/in/"

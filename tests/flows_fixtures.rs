@@ -315,7 +315,8 @@ fn every_fixture_gives_the_right_roles_and_real_servers() {
         let mut uncaptured = 0;
         for c in ipvs_conns(dir) {
             // The table's entry is the latest connection of its client port: a reused port's
-            // earlier connections may have gone elsewhere (fixtures/drain-reuse-fixed).
+            // earlier connections may have gone elsewhere (fixtures/drain-reuse-fixed), or
+            // been dropped and retried (syn-drop, syn-reuse-ok).
             let found = a
                 .connections
                 .iter()
@@ -532,6 +533,7 @@ fn a_single_vantage_point_gives_what_it_can_show() {
                 .filter(|c| t.role == Role::Director || t.ips.contains(&c.client.ip()))
                 .filter(|c| before_captures(&name) == 0 || captured.contains(&c.client));
             for c in mine {
+                // The table's entry of a reused client port is the latest connection's.
                 let x = a
                     .connections
                     .iter()

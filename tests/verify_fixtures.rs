@@ -98,6 +98,7 @@ fn healthy(name: &str, scheduler: Status) -> Verification {
         "reply.direct",
         "arp.vip",
         "bypass",
+        "syn.drop",
     ] {
         expect(&v, name, id, Status::Pass, None);
     }
@@ -301,6 +302,20 @@ fn full_size_segments_warn_about_the_tunnel_mtu() {
         .summary
         .contains("MTU 1480"));
     expect(&v, "mtu", "scheduler", Status::Pass, None);
+}
+
+#[test]
+fn reused_client_ports_with_ipvs_conntrack_warn_of_dropped_syns() {
+    let v = failing(
+        "syn-drop",
+        &[("syn.drop", Status::Warn, "10.7.0.1 (02:00:00:07:00:01)")],
+    );
+    // The dropped SYN's retransmission is scheduled like any new connection: rr conforms.
+    expect(&v, "syn-drop", "scheduler", Status::Pass, None);
+    assert_eq!(v.analysis.connection_count, 11);
+    // Without ipvs conntrack the same reuse is rescheduled at once: healthy.
+    let v = healthy("syn-reuse-ok", Status::Pass);
+    assert_eq!(v.analysis.connection_count, 11);
 }
 
 #[test]

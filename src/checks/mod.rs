@@ -24,6 +24,7 @@ pub mod health;
 pub mod mtu;
 pub mod oddities;
 pub mod reply;
+pub mod syn;
 pub mod topology;
 pub mod tunnel;
 pub mod verdict;
@@ -271,6 +272,7 @@ pub struct ConnectionChecks {
     health_path: health::Path,
     failover: failover::Failover,
     drain: drain::Drain,
+    syn_drop: syn::SynDrop,
 }
 
 impl ConnectionChecks {
@@ -289,6 +291,7 @@ impl ConnectionChecks {
             health_path: health::Path::default(),
             failover: failover::Failover::new(ctx),
             drain: drain::Drain::default(),
+            syn_drop: syn::SynDrop::default(),
         }
     }
 
@@ -318,6 +321,7 @@ impl ConnectionChecks {
         self.health_path.observe(ctx, conn, class);
         self.failover.observe(ctx, conn);
         self.drain.observe(ctx, conn, class);
+        self.syn_drop.observe(ctx, conn, &self.sight);
     }
 
     /// Every check's result, in report order, with `ctx` the finished analysis and `drained`
@@ -344,6 +348,7 @@ impl ConnectionChecks {
             oddities::check(ctx),
             self.health_path.finish(ctx),
             self.failover.finish(ctx),
+            self.syn_drop.finish(ctx),
             topology::check(ctx),
         ]
     }

@@ -30,7 +30,7 @@ pub const REQUIRED: [&str; 7] = [
 ];
 
 /// Every check id `verify` runs, for `--require` to be checked against.
-pub const ALL: [&str; 20] = [
+pub const ALL: [&str; 21] = [
     "capture.read",
     "capture.filter",
     "capture.snaplen",
@@ -48,6 +48,7 @@ pub const ALL: [&str; 20] = [
     "oddities",
     "health.path",
     "failover",
+    "syn.drop",
     "topology",
     "director.state",
     "scheduler",
@@ -316,6 +317,11 @@ pub fn needs(check: &str) -> &'static str {
             "the director's rules (--rules, ipvsadm -Sn taken after the captures, showing the \
              weight-0 or removed server) and a capture on the director while new connections \
              arrive after the weight was set to 0"
+        }
+        "syn.drop" => {
+            "a capture on the director's interface towards the clients and the real servers, \
+             running while clients open connections (tcpdump -i eth0 -s 0 -w director.pcap \
+             'host VIP or proto 4'): it shows each first SYN and whether a tunnelled copy left"
         }
         "capture.drops" => {
             "pcapng captures, which record drop counters (dumpcap -i eth0 -w host.pcapng, or \
