@@ -39,8 +39,9 @@ pub const ID: &str = "syn.drop";
 const MIN_RTO_NS: i64 = 200_000_000;
 
 /// Connections remembered per generation to find the one that last used a client port: two
-/// generations, so at least this many of the latest are always known (a few MB at most).
-const REMEMBERED: usize = 1 << 15;
+/// generations, so at least this many of the latest are always known (about 2 MB at most:
+/// 1 << 15 cost 15 MB of peak memory on the bench's 100 000 connections, bench/RESULTS.md).
+const REMEMBERED: usize = 1 << 13;
 
 /// Client names listed in a summary at most.
 const CLIENTS_NAMED: usize = 4;

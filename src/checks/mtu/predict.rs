@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use super::super::affected::{Examples, FilterParts};
+use super::super::affected::Examples;
 use super::super::classify::{Class, Forwarding};
 use super::super::{Context, Finding, Status};
 use crate::flows::{Connection, Form};
@@ -48,7 +48,6 @@ pub struct Group {
     /// Of them, those whose client sent a full-size segment (the prediction was put to test).
     pub full_size: usize,
     pub servers: Vec<IpAddr>,
-    pub filter: FilterParts,
     pub examples: Examples,
 }
 
@@ -119,7 +118,6 @@ impl Prediction {
                 conns: 0,
                 full_size: 0,
                 servers: Vec::new(),
-                filter: FilterParts::default(),
                 examples: Examples::default(),
             });
         g.conns += 1;
@@ -130,7 +128,6 @@ impl Prediction {
                 g.servers.sort();
             }
         }
-        g.filter.add(conn);
         g.examples.offer(conn, || {
             let what = match from {
                 MssFrom::SynAck => format!("SYN-ACK from the VIP offering MSS {mss}"),
@@ -263,10 +260,16 @@ pub fn finding(
         count: g.conns as u64,
         out_of: Some(total as u64),
         evidence: g.examples.into_vec(),
-        display_filter: g
-            .filter
-            .filter()
-            .map(|f| format!("tcp.options.mss_val && ({f})")),
+        // The handshakes that agreed on this MSS: by value, not by client (a prediction covers
+        // every connection, and a list of their clients would grow with them).
+        display_filter: Some(match from {
+            MssFrom::SynAck => {
+                format!("tcp.flags.syn == 1 && tcp.flags.ack == 1 && tcp.options.mss_val == {mss}")
+            }
+            MssFrom::ClientSyn => {
+                format!("tcp.flags.syn == 1 && tcp.flags.ack == 0 && tcp.options.mss_val == {mss}")
+            }
+        }),
         likely_cause: format!(
             "the {name} tunnel adds {overhead} bytes that the MSS does not leave room for \
              (path MTU {}: {}); the director will answer a full-size segment with ICMP \
