@@ -354,3 +354,46 @@ stale_vip_traffic() { # captures and requests of stale-vip-host and stale-vip-fl
     in_ns client2 ip neigh show
     four_done
 }
+
+keepalived_tcp_conf() { # SCENARIO: keepalived.conf of scenarios keepalived and health-blackhole
+    cat > "$OUT/keepalived.conf" <<CONF
+! keepalived.conf of the lab's director (scenario "$1")
+global_defs {
+    router_id lab_director
+}
+
+virtual_server $VIP 80 {
+    delay_loop 3
+    lvs_sched wrr
+    lvs_method TUN
+    protocol TCP
+
+    real_server $RS1 80 {
+        weight 2
+        TCP_CHECK {
+            connect_timeout 2
+        }
+    }
+    real_server $RS2 80 {
+        weight 1
+        TCP_CHECK {
+            connect_timeout 2
+        }
+    }
+}
+CONF
+}
+
+keepalived_start() { # keepalived on the director from $OUT/keepalived.conf; waits for rs1, rs2
+    mkdir -p /run/keepalived /var/run
+    in_ns director keepalived --dont-fork --log-console --check --use-file="$OUT/keepalived.conf" \
+        --pid=/tmp/ka.pid --checkers_pid=/tmp/ka-check.pid > /tmp/keepalived.log 2>&1 &
+    KA=$!
+    for i in $(seq 50); do
+        [ "$(in_ns director ipvsadm -Ln | grep -c -- '-> 10.7.0.1[12]:80')" = 2 ] && break
+        sleep 0.2
+    done
+    in_ns director ipvsadm -Ln
+    [ "$(in_ns director ipvsadm -Ln | grep -c -- '-> 10.7.0.1[12]:80')" = 2 ] \
+        || { cat /tmp/keepalived.log; die "keepalived did not set up the service"; }
+}
