@@ -13,6 +13,7 @@ pub mod decode;
 pub mod escape;
 pub mod fairness;
 pub mod flows;
+pub mod full_state;
 pub mod report;
 pub mod survey;
 pub mod time;

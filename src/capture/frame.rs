@@ -1,6 +1,6 @@
 //! The unit the capture layer hands on: one record of one capture file.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Index of a capture in the list of inputs given on the command line (0-based).
 pub type CaptureId = u32;
@@ -26,7 +26,7 @@ pub struct Frame<'a> {
 }
 
 /// Container format, recognised by magic bytes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     PcapMicro,
@@ -35,7 +35,7 @@ pub enum Format {
 }
 
 /// One interface of a capture: the whole file for pcap, one IDB for pcapng.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InterfaceInfo {
     pub id: u32,
     pub link_type: u32,
@@ -60,7 +60,7 @@ pub struct InterfaceInfo {
 }
 
 /// Something that could not be read; the reader carries on where it can.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReadWarning {
     pub file: String,
     /// Byte offset in the (decompressed) stream where the problem starts.

@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::ops::Range;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::frame::{CaptureId, Format, Frame, InterfaceInfo, ReadWarning};
 use super::input::StreamBuf;
@@ -13,7 +13,7 @@ use super::input::StreamBuf;
 pub const MAX_WARNINGS: usize = 32;
 
 /// The outcome of reading one capture that could at least be opened and recognised.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureSummary {
     pub capture: CaptureId,
     /// File name as given (`<stdin>` for `-`).

@@ -35,7 +35,7 @@ pub const KEPT_CONNS: usize = 4;
 pub const FLAG_TEMPLATE: u32 = 0x1000;
 
 /// One connection entry of a sync message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 pub struct SyncConn {
     pub protocol: u8,
     pub flags: u32,

@@ -46,7 +46,9 @@ pub struct GueShape {
 }
 
 /// Addresses, protocol and ports of a TCP or UDP packet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 pub struct FiveTuple {
     pub src: IpAddr,
     pub dst: IpAddr,

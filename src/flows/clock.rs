@@ -22,7 +22,7 @@ use super::Form;
 use crate::decode::packet::DecodedFrame;
 use crate::topology::view::IpView;
 use crate::topology::{Role, Topology, VantageId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 // FxHash: these tables are looked up for every packet, where SipHash was a quarter of
 // all instructions of `verify` (callgrind).
@@ -35,7 +35,7 @@ pub const MAX_CLOCK_SAMPLES: usize = 1 << 15;
 
 /// One packet kept for the clock estimate: its identity, when it was seen here, and what is
 /// needed to tell its form once the VIPs are known.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 struct Sighting {
     /// [`fingerprint`] without its two low bits, as [`super::Fingerprint::value`].
     value: u64,
@@ -54,7 +54,9 @@ struct Sighting {
 /// packets sampled at one vantage point are sampled at every other one that saw them, and
 /// thinning (one more bit) keeps a consistent subset. Memory is bounded by
 /// [`MAX_CLOCK_SAMPLES`], not by packets or connections.
-#[derive(Debug, Default)]
+///
+/// Its JSON is the full state's ([`crate::full_state`]): the level and the packets kept.
+#[derive(Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ClockSampler {
     level: u32,
     kept: Vec<Sighting>,

@@ -27,7 +27,7 @@ use crate::topology::facts::VantageFacts;
 use crate::topology::view::is_unicast;
 use crate::topology::{Topology, VantageId};
 use rustc_hash::{FxHashMap, FxHasher};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
 
@@ -62,7 +62,7 @@ pub fn is_mirror(facts: &VantageFacts) -> bool {
 }
 
 /// What the split did to one interface, for the report.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MirrorSplit {
     pub capture: CaptureId,
     pub interface: u32,

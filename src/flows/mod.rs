@@ -25,6 +25,7 @@
 mod by_interface;
 pub mod clock;
 pub mod feed;
+pub mod gathered;
 pub mod history;
 pub mod join;
 mod leg_state;

@@ -9,7 +9,7 @@
 //! checks) is no oddity and is not counted at all.
 
 use crate::topology::{FrameRef, MacAddr, VantageId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// A kind of packet the model could not place. The names ([`Oddity::name`]) are stable: they
@@ -105,7 +105,7 @@ impl Oddity {
 }
 
 /// Who sent a packet: its (outer) IP source and its Ethernet source, when the link has one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sender {
     pub addr: IpAddr,
     pub mac: Option<MacAddr>,
@@ -122,7 +122,7 @@ impl std::fmt::Display for Sender {
 }
 
 /// Per vantage point: how many packets of each kind, and the first of each with its sender.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct OddityCounts {
     counts: [u64; KINDS],
     first: [Option<(FrameRef, Option<Sender>)>; KINDS],

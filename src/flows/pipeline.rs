@@ -23,7 +23,7 @@ use crate::topology::config::{self, ConfigFinding, ExpectedService, Observed};
 use crate::topology::facts::VantageFacts;
 use crate::topology::{self, Hints, Proto, Role, Service, Topology, VantageId};
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 // FxHash: these tables are looked up for every packet, where SipHash was a quarter of
 // all instructions of `verify` (callgrind).
@@ -78,7 +78,7 @@ pub trait FrameSource: Sync {
 }
 
 /// What reading one capture said besides its frames.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ReadReport {
     /// Interface id -> name (pcapng `if_name`), where known.
     pub interface_names: Vec<(u32, String)>,
@@ -286,7 +286,7 @@ pub struct FlowOptions {
 }
 
 /// Per vantage point: how many connection states it held at most at once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VantageStats {
     pub vantage: VantageId,
     pub legs: usize,
@@ -296,10 +296,11 @@ pub struct VantageStats {
     pub late_packets: u64,
     /// Why this capture's connections could be joined only once it had been read to its end
     /// (its progress could not be trusted), or null: memory then grows with its connections.
-    pub joined_at_end: Option<&'static str>,
+    #[serde(deserialize_with = "crate::full_state::static_text")]
+    pub joined_at_end: Option<crate::full_state::StaticText>,
     /// Packets about the deployment that fit nowhere, by kind: gathered into
-    /// [`Analysis::oddities`].
-    #[serde(skip)]
+    /// [`Analysis::oddities`] (users' JSON has them there, the full state here).
+    #[serde(skip_serializing_if = "crate::full_state::hidden", default)]
     pub oddities: super::oddity::OddityCounts,
 }
 
@@ -895,13 +896,13 @@ fn gue_evidence(pass1: &[Pass1]) -> Vec<(VantageId, &topology::gue::GueEvidence)
 }
 
 /// Pass 1 over one capture.
-struct Pass1 {
+pub(super) struct Pass1 {
     /// Facts and a clock sample per interface.
-    facts: Vec<(VantageFacts, ClockSampler)>,
+    pub(super) facts: Vec<(VantageFacts, ClockSampler)>,
     /// The read's outcome (`partial` when only the look-ahead was read).
-    read: Result<ReadReport, String>,
+    pub(super) read: Result<ReadReport, String>,
     /// Its frames came out of time order.
-    out_of_order: bool,
+    pub(super) out_of_order: bool,
 }
 
 impl Pass1 {
@@ -911,7 +912,7 @@ impl Pass1 {
     }
 }
 
-fn pass1_of(source: &dyn FrameSource, c: CaptureId, whole: bool) -> Pass1 {
+pub(super) fn pass1_of(source: &dyn FrameSource, c: CaptureId, whole: bool) -> Pass1 {
     let mut gather = Gather::new(true);
     let mut push = |f: &mut DecodedFrame, link_type| gather.push(f, link_type);
     let res = if whole {

@@ -20,7 +20,7 @@ use crate::decode::packet::{DecodedFrame, Tcp};
 use crate::topology::view::IpView;
 use crate::topology::{FrameRef, MacAddr, Proto, VantageId};
 use rustc_hash::FxHashMap as HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 
 /// Checks of one key followed at once: keepalived runs one check per real server at a time,
@@ -35,7 +35,7 @@ pub const MAX_KEYS: usize = 4096;
 pub const MAX_INTERVALS: usize = 64;
 
 /// What a health check is keyed on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ProbeKey {
     pub proto: Proto,
     /// The director's address the checks come from.
@@ -63,7 +63,7 @@ struct Probe {
 }
 
 /// A check as evidence: the request, and the answer (SYN-ACK, RST, datagram) when one came.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProbeExample {
     pub request: FrameRef,
     pub answer: Option<FrameRef>,
@@ -156,7 +156,7 @@ impl KeyState {
 }
 
 /// One key's checks as one vantage point saw them.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthChecks {
     pub vantage: VantageId,
     #[serde(flatten)]

@@ -9,7 +9,7 @@ use super::{FrameRef, MacAddr, Proto, VantageId};
 use crate::decode::ip::{PROTO_GRE, PROTO_IPIP, PROTO_IPV6, PROTO_TCP, PROTO_UDP};
 use crate::decode::packet::{DecodedFrame, IpPacket, Link, Mac, Net, Tcp, Transport};
 use flow_table::PackedFlow;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 // FxHash: these tables are looked up for every packet, where SipHash was a quarter of
 // all instructions of `verify` (callgrind).
@@ -29,7 +29,10 @@ pub const MAX_CUT_EXAMPLES: usize = 5;
 /// arriving at a director and no tunnelled packet; a snap length too short for the inner
 /// headers leaves tunnelled packets whose connection cannot be read. Both look like a director
 /// that forwards nothing unless they are told apart here.
-#[derive(Debug, Clone, Default, Serialize)]
+///
+/// The frames named here are left out of users' JSON (the topology's `packets`) and kept in
+/// the full state ([`crate::full_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct PacketCounts {
     /// Plain TCP/UDP packets to a VIP, plain packets from a VIP, and tunnelled packets whose
     /// inner destination is a VIP (filled in by `discover`, which knows the VIPs).
@@ -45,18 +48,18 @@ pub struct PacketCounts {
     /// Plain frames whose TCP/UDP header the snap length cut off.
     pub plain_cut: u64,
     /// The first cut frames, in file order.
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "crate::full_state::hidden", default)]
     pub cut_examples: SmallVec<[FrameRef; MAX_CUT_EXAMPLES]>,
     /// The earliest and the latest frame (this capture's own clock).
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "crate::full_state::hidden", default)]
     pub earliest: Option<FrameRef>,
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "crate::full_state::hidden", default)]
     pub latest: Option<FrameRef>,
     /// The first plain request to a VIP and the first reply from one, in file order (filled in
     /// by `discover`): evidence for what a capture shows arriving or leaving.
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "crate::full_state::hidden", default)]
     pub first_request: Option<FrameRef>,
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "crate::full_state::hidden", default)]
     pub first_reply: Option<FrameRef>,
 }
 
@@ -116,7 +119,7 @@ fn headers_cut(p: &IpPacket) -> (bool, bool) {
 }
 
 /// The tunnel around a group of packets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct TunnelFact {
     pub outer_src: IpAddr,
     pub outer_dst: IpAddr,
@@ -125,7 +128,7 @@ pub struct TunnelFact {
 }
 
 /// A group of packets with the same hosts, MACs, service port and tunnel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FlowFact {
     pub tunnel: Option<TunnelFact>,
     pub src_mac: Option<MacAddr>,
@@ -161,7 +164,7 @@ impl FlowFact {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FlowCount {
     pub packets: u64,
     /// TCP SYN without ACK.
@@ -171,7 +174,7 @@ pub struct FlowCount {
 
 /// Who asked for or claimed an address on the link: an ARP packet, or an IPv6 neighbour
 /// discovery message put in ARP's terms ([`VantageFacts::push`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ArpFact {
     pub operation: u16,
     pub sender_ip: IpAddr,
@@ -181,7 +184,7 @@ pub struct ArpFact {
     pub nd: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct ArpCount {
     pub count: u64,
     pub first: FrameRef,
@@ -224,8 +227,9 @@ fn unicast_macs(link: &Link) -> Option<(Mac, Mac)> {
     }
 }
 
-/// What one vantage point saw, summed up.
-#[derive(Debug, Clone)]
+/// What one vantage point saw, summed up. Its JSON is the full state's
+/// ([`crate::full_state`]): users' JSON never holds it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VantageFacts {
     pub vantage: VantageId,
     pub link_type: u32,
@@ -235,8 +239,10 @@ pub struct VantageFacts {
     pub unicast_frames: u64,
     /// [`VantageFacts::mac_frames`] of the frames that belong to no group of `flows` (ARP,
     /// other protocols, fragments): those of a group are counted with it.
+    #[serde(with = "crate::full_state::pairs")]
     macs_aside: HashMap<MacAddr, u64>,
     pub flows: FlowTable,
+    #[serde(with = "crate::full_state::pairs")]
     pub arp: HashMap<ArpFact, ArpCount>,
     pub counts: PacketCounts,
     /// GUE-shaped UDP and the plain packets to compare it with ([`super::gue`]).

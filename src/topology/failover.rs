@@ -14,7 +14,7 @@ use crate::decode::packet::{DecodedFrame, Net};
 use crate::decode::vrrp::Vrrp;
 use crate::decode::Control;
 use rustc_hash::FxHashMap as HashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 
 /// Sync entries kept per vantage point (the failover check compares them with the
@@ -22,7 +22,7 @@ use std::net::IpAddr;
 pub const MAX_CARRIED: usize = 256;
 
 /// How many frames of one kind, the first and the last (the capture's own clock).
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Span {
     pub count: u64,
     pub first: FrameRef,
@@ -53,7 +53,7 @@ fn bump<K: std::hash::Hash + Eq>(m: &mut HashMap<K, Span>, k: K, f: &DecodedFram
     m.entry(k).or_insert_with(|| Span::at(f)).add(f);
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct AdvertKey {
     pub router: IpAddr,
     pub mac: Option<MacAddr>,
@@ -62,7 +62,7 @@ pub struct AdvertKey {
     pub version: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SyncKey {
     pub sender: IpAddr,
     pub mac: Option<MacAddr>,
@@ -70,35 +70,43 @@ pub struct SyncKey {
 }
 
 /// One kind of frame and where it went: (destination address, destination MAC).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct SentTo {
     pub dst: IpAddr,
     pub mac: MacAddr,
 }
 
 /// A sync entry as one vantage point saw it carried.
-#[derive(Debug, Clone, Copy, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Carried {
     pub conn: SyncConn,
     pub sender: IpAddr,
     pub frame: FrameRef,
 }
 
-/// Pass 1's control-traffic facts of one vantage point.
-#[derive(Debug, Clone, Default)]
+/// Pass 1's control-traffic facts of one vantage point. Its JSON is the full state's
+/// ([`crate::full_state`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ControlFacts {
+    #[serde(with = "crate::full_state::pairs")]
     pub adverts: HashMap<AdvertKey, Span>,
     /// The first advertisement's virtual address, per router and vrid.
+    #[serde(with = "crate::full_state::pairs")]
     pub advert_address: HashMap<(IpAddr, u8), IpAddr>,
+    #[serde(with = "crate::full_state::pairs")]
     pub syncs: HashMap<SyncKey, Span>,
     /// Entries carried by all sync messages (the header's counts), per sender.
+    #[serde(with = "crate::full_state::pairs")]
     pub sync_conns: HashMap<IpAddr, u64>,
     pub carried: Vec<Carried>,
     /// Gratuitous ARP (sender address = target address), by (address, MAC).
+    #[serde(with = "crate::full_state::pairs")]
     pub garps: HashMap<(IpAddr, MacAddr), Span>,
     /// Tunnelled frames by outer source.
+    #[serde(with = "crate::full_state::pairs")]
     pub forwarded: HashMap<IpAddr, Span>,
     /// Plain TCP/UDP/SCTP frames by destination address and MAC.
+    #[serde(with = "crate::full_state::pairs")]
     pub sent_to: HashMap<SentTo, Span>,
 }
 

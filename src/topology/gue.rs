@@ -21,7 +21,7 @@
 use super::{FrameRef, VantageId};
 use crate::decode::packet::{DecodedFrame, FiveTuple, Net};
 use rustc_hash::{FxHashMap, FxHashSet};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
@@ -66,9 +66,11 @@ fn sampled(hash: u64, level: u32) -> bool {
 }
 
 /// Tuples kept by their hash, at most `cap` (see the module documentation).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound(serialize = "V: Serialize", deserialize = "V: Deserialize<'de>"))]
 struct Sample<V> {
     level: u32,
+    #[serde(with = "crate::full_state::pairs")]
     kept: FxHashMap<u64, V>,
 }
 
@@ -101,7 +103,7 @@ impl<V> Sample<V> {
 }
 
 /// GUE-shaped datagrams from one host to another on one port, seen at one vantage point.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Shaped {
     datagrams: u64,
     /// Of them, those whose inner packet is no TCP or UDP packet (or none at all).
@@ -111,12 +113,14 @@ struct Shaped {
     carried: Sample<FiveTuple>,
 }
 
-/// What one vantage point shows about GUE that nobody named.
-#[derive(Debug, Clone)]
+/// What one vantage point shows about GUE that nobody named. Its JSON is the full state's
+/// ([`crate::full_state`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GueEvidence {
     /// Whether plain packets are sampled (see [`GueEvidence::shaped_only`]).
     with_plain: bool,
     /// By (source, destination, UDP destination port).
+    #[serde(with = "crate::full_state::pairs")]
     shaped: HashMap<(IpAddr, IpAddr, u16), Shaped>,
     /// GUE-shaped datagrams of flows past [`MAX_SHAPED_FLOWS`].
     shaped_not_kept: u64,
@@ -228,7 +232,7 @@ impl GueEvidence {
 }
 
 /// GUE-shaped UDP from one source to one port, over all captures, and whether it is a tunnel.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GueTunnel {
     /// The datagrams' source: the director, when confirmed.
     pub source: IpAddr,

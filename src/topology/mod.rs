@@ -22,13 +22,13 @@ pub mod view;
 pub use discover::{discover, Hints};
 
 use crate::capture::frame::CaptureId;
-use serde::{Serialize, Serializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
 /// One place a capture was taken: one interface of one capture file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct VantageId {
     pub capture: CaptureId,
     pub interface: u32,
@@ -41,7 +41,7 @@ impl fmt::Display for VantageId {
 }
 
 /// Points at one packet the way Wireshark shows it: capture, frame number, the capture's own time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FrameRef {
     pub capture: CaptureId,
     pub interface: u32,
@@ -104,6 +104,33 @@ impl Serialize for MacAddr {
     }
 }
 
+impl std::str::FromStr for MacAddr {
+    type Err = String;
+    /// Six hexadecimal bytes separated by colons, as [`MacAddr`] prints.
+    fn from_str(s: &str) -> Result<MacAddr, String> {
+        let mut m = [0u8; 6];
+        let mut parts = s.split(':');
+        for b in &mut m {
+            *b = parts
+                .next()
+                .filter(|p| p.len() == 2)
+                .and_then(|p| u8::from_str_radix(p, 16).ok())
+                .ok_or_else(|| format!("not a MAC address: {s:?}"))?;
+        }
+        match parts.next() {
+            None => Ok(MacAddr(m)),
+            Some(_) => Err(format!("not a MAC address: {s:?}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for MacAddr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MacAddr, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// An IP protocol number that prints as `tcp`, `udp`, `icmp` where it has a name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Proto(pub u8);
@@ -141,6 +168,18 @@ impl fmt::Display for Proto {
 impl Serialize for Proto {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
+    }
+}
+
+/// What [`Proto`]'s Display prints, read back (`icmpv6` too, which [`Proto::parse`] leaves out).
+impl<'de> Deserialize<'de> for Proto {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Proto, D::Error> {
+        let s = std::borrow::Cow::<str>::deserialize(d)?;
+        match s.as_ref() {
+            "icmpv6" => Some(Proto::ICMPV6),
+            other => Proto::parse(other),
+        }
+        .ok_or_else(|| serde::de::Error::custom(format!("not an IP protocol: {s:?}")))
     }
 }
 

@@ -5,12 +5,17 @@
 //! recent groups sit in front of the hash table: the frames of the connections in flight go to
 //! a handful of groups (client ports are folded away), and comparing twelve words costs a
 //! fraction of hashing them.
+//!
+//! Its JSON (the full state, [`crate::full_state`]) is the list of groups, each `[fact,
+//! count]`, in the order first seen; the index is rebuilt from the facts when read.
 
-use super::{FlowCount, FlowFact};
+use super::{FlowCount, FlowFact, TunnelFact};
 use crate::decode::packet::{Link, Mac};
 use crate::topology::view::IpView;
 use crate::topology::{FrameRef, MacAddr};
 use rustc_hash::FxHashMap as HashMap;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::hash::{Hash, Hasher};
 use std::net::IpAddr;
 
@@ -49,22 +54,46 @@ impl PackedFlow {
     /// The key of the group a frame's packet belongs to (the fields of [`FlowFact::of`]).
     #[inline]
     pub(super) fn of(link: &Link, v: &IpView, server_port: u16, to_server: bool) -> PackedFlow {
-        let mac = |m: Option<Mac>| m.map_or(0, |m| MacAddr(m).as_u64() | 1 << 48);
-        let (s0, s1, s6) = ip_words(v.ip.src);
-        let (d0, d1, d6) = ip_words(v.ip.dst);
-        let (t0, t1, t2, t3, tunnel) = match v.outer {
+        let mac = |m: Option<Mac>| m.map(MacAddr);
+        let tunnel = v.outer.map(|o| TunnelFact {
+            outer_src: o.ip.src,
+            outer_dst: o.ip.dst,
+            outer_proto: o.ip.protocol,
+        });
+        let group = FlowFact {
+            tunnel,
+            src_mac: mac(link.src_mac),
+            dst_mac: mac(link.dst_mac),
+            sll_packet_type: link.sll_packet_type,
+            src: v.ip.src,
+            dst: v.ip.dst,
+            proto: crate::topology::Proto(v.ip.protocol),
+            server_port,
+            to_server,
+        };
+        PackedFlow::of_fact(&group)
+    }
+
+    /// The key of a group, from its fact: one layout for [`PackedFlow::of`] and for the
+    /// groups read back from JSON. Inlined into `of`, where the fact is never built.
+    #[inline(always)]
+    fn of_fact(f: &FlowFact) -> PackedFlow {
+        let mac = |m: Option<MacAddr>| m.map_or(0, |m| m.as_u64() | 1 << 48);
+        let (s0, s1, s6) = ip_words(f.src);
+        let (d0, d1, d6) = ip_words(f.dst);
+        let (t0, t1, t2, t3, tunnel) = match f.tunnel {
             Some(o) => {
-                let (a0, a1, a6) = ip_words(o.ip.src);
-                let (b0, b1, b6) = ip_words(o.ip.dst);
-                let bits = 1 | a6 << 1 | b6 << 2 | u64::from(o.ip.protocol) << 8;
+                let (a0, a1, a6) = ip_words(o.outer_src);
+                let (b0, b1, b6) = ip_words(o.outer_dst);
+                let bits = 1 | a6 << 1 | b6 << 2 | u64::from(o.outer_proto) << 8;
                 (a0, a1, b0, b1, bits)
             }
             None => (0, 0, 0, 0, 0),
         };
-        let sll = link.sll_packet_type.map_or(0, |t| u64::from(t) | 1 << 16);
-        let misc = u64::from(server_port)
-            | u64::from(v.ip.protocol) << 16
-            | u64::from(to_server) << 24
+        let sll = f.sll_packet_type.map_or(0, |t| u64::from(t) | 1 << 16);
+        let misc = u64::from(f.server_port)
+            | u64::from(f.proto.0) << 16
+            | u64::from(f.to_server) << 24
             | s6 << 25
             | d6 << 26
             | sll << 32;
@@ -73,8 +102,8 @@ impl PackedFlow {
             s1,
             d0,
             d1,
-            mac(link.src_mac),
-            mac(link.dst_mac),
+            mac(f.src_mac),
+            mac(f.dst_mac),
             misc,
             tunnel,
             t0,
@@ -185,6 +214,38 @@ impl FlowTable {
 
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+/// Equal groups, counts and index; the recent groups are a cache of the index and differ
+/// with the order of lookups, not with what the table holds.
+impl PartialEq for FlowTable {
+    fn eq(&self, other: &FlowTable) -> bool {
+        self.keys == other.keys && self.counts == other.counts && self.index == other.index
+    }
+}
+
+impl Serialize for FlowTable {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for FlowTable {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FlowTable, D::Error> {
+        let groups: Vec<(FlowFact, FlowCount)> = Vec::deserialize(d)?;
+        let mut table = FlowTable::default();
+        for (fact, count) in groups {
+            let i = table.keys.len() as u32;
+            if table.index.insert(PackedFlow::of_fact(&fact), i).is_some() {
+                return Err(D::Error::custom(format!(
+                    "a flow group given twice: {fact:?}"
+                )));
+            }
+            table.keys.push(fact);
+            table.counts.push(count);
+        }
+        Ok(table)
     }
 }
 
