@@ -14,6 +14,7 @@ pub mod escape;
 pub mod fairness;
 pub mod flows;
 pub mod full_state;
+pub mod records;
 pub mod report;
 pub mod survey;
 pub mod time;

@@ -184,6 +184,33 @@ pub fn verify_with(
 ) -> Verification {
     let mut v = Verifier::new(state, keep);
     let analysis = analyse_files_streaming(sources, decode, opts, &mut v);
+    conclude(v, analysis, rules, policy, keep)
+}
+
+/// [`verify_with`] on the records `lvscheck extract` wrote (folders of captures' records),
+/// the legs joined by a query on `engine`: the same checks on the same connections.
+pub fn verify_records(
+    paths: &[std::path::PathBuf],
+    engine: &crate::records::engine::Engine,
+    opts: &FlowOptions,
+    rules: Option<&Rules>,
+    state: Option<&DirectorState>,
+    policy: &Policy,
+    keep: Keep,
+) -> Result<Verification, String> {
+    let mut v = Verifier::new(state, keep);
+    let analysis = crate::records::analyse_streaming(paths, engine, opts, &mut v)?;
+    Ok(conclude(v, analysis, rules, policy, keep))
+}
+
+/// The checks' and the scheduler's conclusions once every connection has been seen.
+fn conclude(
+    mut v: Verifier,
+    analysis: Analysis,
+    rules: Option<&Rules>,
+    policy: &Policy,
+    keep: Keep,
+) -> Verification {
     let mut placements = v.placements.take().unwrap_or_default();
     let remarkable = v
         .remarkable

@@ -13,6 +13,7 @@ pub mod fairness;
 pub mod flows;
 pub mod inspect;
 pub mod progress;
+pub mod records;
 pub mod verify;
 
 use clap::{Parser, Subcommand};
@@ -56,6 +57,15 @@ pub enum Command {
     /// configuration, 1 it deviates (at the p-value stated), 2 the input could not be used,
     /// 3 inconclusive (no configuration, too few connections, nothing to compare).
     Fairness(fairness::FairnessArgs),
+    /// Write what each capture says about roles, VIPs and services (pass 1's facts, a few KB
+    /// a capture) as JSON, next to where it was taken: the first step of verifying from
+    /// records (docs/records.md).
+    Facts(records::FactsArgs),
+    /// Merge the facts of every capture into the topology file that `extract` works from.
+    Topology(records::TopologyArgs),
+    /// Read each capture next to where it was taken and write its records (Parquet: one row
+    /// per leg, the clock sample, the read report) for `verify --records`.
+    Extract(records::ExtractArgs),
     /// Print a shell completion script for lvscheck (bash, zsh, fish, elvish, powershell):
     /// `lvscheck completions bash > /etc/bash_completion.d/lvscheck`.
     Completions {
@@ -105,6 +115,9 @@ pub fn run() -> i32 {
         Command::Verify(args) => verify::run(&args),
         Command::Flows(args) => flows::run(&args),
         Command::Fairness(args) => fairness::main(&args),
+        Command::Facts(args) => records::facts(&args),
+        Command::Topology(args) => records::topology(&args),
+        Command::Extract(args) => records::extract_main(&args),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(

@@ -46,6 +46,21 @@ pub struct VerifyArgs {
     /// "reply.present"`. Names: the input's, `.pcapng` (standard input: stdin.pcapng).
     #[arg(long, value_name = "DIR")]
     pub annotate: Option<PathBuf>,
+    /// The FILEs are records that `lvscheck extract` wrote (its --out folders, or one
+    /// capture's folder each), not captures: their legs are joined by a query (docs/records.md)
+    /// into the same connections and checks as `verify` on the captures.
+    #[arg(long)]
+    pub records: bool,
+    /// Where the query of --records runs: `embedded` (DataFusion in this process, the
+    /// default) or `ballista://HOST:PORT` (a Ballista scheduler; its executors must reach the
+    /// records' files by the same paths).
+    #[arg(
+        long,
+        value_name = "ENGINE",
+        default_value = "embedded",
+        requires = "records"
+    )]
+    pub engine: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -70,6 +85,9 @@ pub fn run(args: &VerifyArgs) -> i32 {
         say("lvscheck: --json and --html - both write to standard output: give --html a file");
         return EXIT_UNUSABLE;
     }
+    if args.records {
+        return run_records(args);
+    }
     let (mut opts, rules) = match args.analysis.prepare() {
         Ok(p) => p,
         Err(e) => {
@@ -77,36 +95,13 @@ pub fn run(args: &VerifyArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     };
-    let state = if args.director_state.is_empty() {
-        None
-    } else {
-        match crate::topology::director_state::read_director_state(&args.director_state) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                say(format!("lvscheck: --director-state {e}"));
-                return EXIT_UNUSABLE;
-            }
-        }
+    let state = match director_state(args) {
+        Ok(s) => s,
+        Err(code) => return code,
     };
-    let require = if args.require.is_empty() {
-        None
-    } else {
-        match Policy::parse_require(&args.require) {
-            Ok(list) => Some(list),
-            Err(e) => {
-                say(format!("lvscheck: {e}"));
-                return EXIT_UNUSABLE;
-            }
-        }
-    };
-    let policy = Policy {
-        require,
-        fail_on: match args.fail_on {
-            FailOnArg::Fail => FailOn::Fail,
-            FailOnArg::Warn => FailOn::Warn,
-        },
-        rules_given: rules.is_some(),
-        director_state_given: state.is_some(),
+    let policy = match policy_of(args, rules.is_some(), state.is_some()) {
+        Ok(p) => p,
+        Err(code) => return code,
     };
     let sources = args.analysis.sources();
     let outputs = match &args.annotate {
@@ -172,12 +167,143 @@ pub fn run(args: &VerifyArgs) -> i32 {
             return EXIT_UNUSABLE;
         }
     }
+    print_report(args, &v, code)
+}
+
+/// The director's snapshots given with --director-state, read; Err: the exit status.
+fn director_state(
+    args: &VerifyArgs,
+) -> Result<Option<crate::topology::director_state::DirectorState>, i32> {
+    if args.director_state.is_empty() {
+        return Ok(None);
+    }
+    crate::topology::director_state::read_director_state(&args.director_state)
+        .map(Some)
+        .map_err(|e| {
+            say(format!("lvscheck: --director-state {e}"));
+            EXIT_UNUSABLE
+        })
+}
+
+/// The verdict's demands; Err: the exit status.
+fn policy_of(args: &VerifyArgs, rules_given: bool, state_given: bool) -> Result<Policy, i32> {
+    let require = if args.require.is_empty() {
+        None
+    } else {
+        match Policy::parse_require(&args.require) {
+            Ok(list) => Some(list),
+            Err(e) => {
+                say(format!("lvscheck: {e}"));
+                return Err(EXIT_UNUSABLE);
+            }
+        }
+    };
+    Ok(Policy {
+        require,
+        fail_on: match args.fail_on {
+            FailOnArg::Fail => FailOn::Fail,
+            FailOnArg::Warn => FailOn::Warn,
+        },
+        rules_given,
+        director_state_given: state_given,
+    })
+}
+
+/// `verify --records`: the records' legs joined by a query, then the same report.
+fn run_records(args: &VerifyArgs) -> i32 {
+    let a = &args.analysis;
+    let refused = [
+        (!a.vips.is_empty(), "--vip"),
+        (!a.roles.is_empty(), "--role"),
+        (!a.gue_ports.is_empty(), "--gue-port"),
+        (args.annotate.is_some(), "--annotate"),
+    ];
+    if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
+        say(format!(
+            "lvscheck: {flag} with --records: {}",
+            if *flag == "--annotate" {
+                "the records hold no packets to copy; annotate the captures with verify on them"
+            } else {
+                "the records were extracted with the options given to lvscheck topology; give it                  there"
+            }
+        ));
+        return EXIT_UNUSABLE;
+    }
+    let engine = match crate::records::engine::Engine::parse(&args.engine) {
+        Ok(e) => e,
+        Err(e) => {
+            say(format!("lvscheck: {e}"));
+            return EXIT_UNUSABLE;
+        }
+    };
+    let rules = match a.load_rules() {
+        Ok(r) => r,
+        Err(e) => {
+            say(format!("lvscheck: {e}"));
+            return EXIT_UNUSABLE;
+        }
+    };
+    let state = match director_state(args) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let policy = match policy_of(args, rules.is_some(), state.is_some()) {
+        Ok(p) => p,
+        Err(code) => return code,
+    };
+    let mut opts = a.reading.flow_options();
+    if let Some(rules) = &rules {
+        let (expected, notes) = crate::topology::config::expected_from_rules(rules);
+        opts.expected = Some(expected);
+        opts.notes.extend(notes);
+    }
+    let keep = Keep {
+        timeline: match args.html {
+            Some(_) => crate::fairness::Timeline::Keep,
+            None => crate::fairness::Timeline::Skip,
+        },
+        placements: false,
+        remarkable: false,
+    };
+    let v = match crate::verify::verify_records(
+        &a.files,
+        &engine,
+        &opts,
+        rules.as_ref(),
+        state.as_ref(),
+        &policy,
+        keep,
+    ) {
+        Ok(v) => v,
+        Err(e) => {
+            say(format!("lvscheck: {e}"));
+            return EXIT_UNUSABLE;
+        }
+    };
+    if crate::cli::report_unreadable(&v.analysis) {
+        return EXIT_UNUSABLE;
+    }
+    let code = exit_code(v.verdict.outcome);
+    if let Some(path) = &args.html {
+        // No ladders: drawing them reads the packets again, which the records do not hold.
+        let page = html::verify_page(&v, code, &html::VerifyExtras::default());
+        if let Err(e) = html::write(path, &page) {
+            say(format!("lvscheck: cannot write {}: {e}", path.display()));
+            return EXIT_UNUSABLE;
+        }
+    }
+    print_report(args, &v, code)
+}
+
+/// Prints the report as asked (tables, JSON, or nothing when the HTML page took standard
+/// output) and returns the exit status.
+fn print_report(args: &VerifyArgs, v: &crate::verify::Verification, code: i32) -> i32 {
     if args.html.as_deref().is_some_and(html::to_stdout) {
         // The page took standard output.
     } else if args.json {
-        super::emit_json(&document(&v, code));
+        super::emit_json(&document(v, code));
     } else {
-        super::emit(&render(&v, &args.output.term(Some(PIPE_WIDTH))));
+        super::emit(&render(v, &args.output.term(Some(PIPE_WIDTH))));
     }
     code
 }

@@ -36,14 +36,14 @@ pub const MAX_CLOCK_SAMPLES: usize = 1 << 15;
 /// One packet kept for the clock estimate: its identity, when it was seen here, and what is
 /// needed to tell its form once the VIPs are known.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct Sighting {
+pub struct Sighting {
     /// [`fingerprint`] without its two low bits, as [`super::Fingerprint::value`].
-    value: u64,
-    ts_ns: i64,
-    src: IpAddr,
-    dst: IpAddr,
-    src_port: u16,
-    wrapped: bool,
+    pub value: u64,
+    pub ts_ns: i64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub wrapped: bool,
 }
 
 /// A sample of one vantage point's TCP/UDP packets for matching against other captures, taken
@@ -99,6 +99,17 @@ impl ClockSampler {
             let level = self.level;
             self.kept.retain(|s| sampled(s.value, level));
         }
+    }
+
+    /// The sampling level (low zero bits a kept packet's mixed fingerprint has) and the packets
+    /// kept: what the records of `extract` hold of the sample.
+    pub fn parts(&self) -> (u32, &[Sighting]) {
+        (self.level, &self.kept)
+    }
+
+    /// A sample as [`ClockSampler::parts`] gave it.
+    pub fn from_parts(level: u32, kept: Vec<Sighting>) -> ClockSampler {
+        ClockSampler { level, kept }
     }
 
     /// Packets kept.

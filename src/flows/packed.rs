@@ -81,6 +81,31 @@ fn kind_code(k: EvidenceKind) -> u8 {
 pub struct PackedLeg(Box<[u8]>);
 
 impl PackedLeg {
+    /// The packed bytes, as `extract` writes them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// A leg packed by [`PackedLeg::as_bytes`], read back; None when the bytes are too short
+    /// to be one. (The rest is trusted: records carry a checksum of these bytes.)
+    pub fn from_bytes(bytes: Box<[u8]>) -> Option<PackedLeg> {
+        (bytes.len() >= HEADER).then_some(PackedLeg(bytes))
+    }
+
+    /// The leg itself, with the fingerprints of its packets, for the records' readable
+    /// columns.
+    pub fn unpack(
+        &self,
+        key: super::ConnKey,
+        vantage: VantageId,
+    ) -> (super::Leg, Vec<Fingerprint>) {
+        let mut state = LegState::new(0);
+        unpack_into(self, vantage, &mut state);
+        let fingerprints = state.fingerprints.iter().copied().collect();
+        let (role, raw_ip) = self.vantage_kind();
+        (state.take_leg(key, vantage, role, raw_ip), fingerprints)
+    }
+
     fn header(&self) -> &[u8; HEADER] {
         self.0[..HEADER]
             .try_into()

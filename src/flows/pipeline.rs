@@ -429,6 +429,11 @@ struct Learned {
 /// Pass 1 over every capture: facts and clock samples from each capture's look-ahead (or all of
 /// it, `whole`), with GUE nobody named decoded where confirmed and mirror interfaces split.
 fn learn(source: &dyn FrameSource, opts: &FlowOptions, whole: bool) -> Learned {
+    learn_gue(source, opts, whole, true)
+}
+
+/// [`learn`], judging GUE nobody named (`gue`) or not.
+fn learn_gue(source: &dyn FrameSource, opts: &FlowOptions, whole: bool, gue: bool) -> Learned {
     let captures: Vec<CaptureId> = source.captures().iter().map(|(c, _)| *c).collect();
     let read = |s: &dyn FrameSource, c| pass1_of(s, c, whole);
     // Pass 1: facts per vantage point, and a sample of packets for the clocks.
@@ -436,7 +441,10 @@ fn learn(source: &dyn FrameSource, opts: &FlowOptions, whole: bool) -> Learned {
     // GUE-shaped UDP on a port nobody named is a tunnel where the captures show the director
     // wrapping clients' packets in it. Its packets then are other packets (a tunnel's inner
     // ones), so every fact changes: pass 1 is read again, decoding it.
-    let gue = topology::gue::judge(&gue_evidence(&pass1));
+    let gue = match gue {
+        true => topology::gue::judge(&gue_evidence(&pass1)),
+        false => Vec::new(),
+    };
     let confirmed = topology::gue::confirmed(&gue);
     let with_gue = (!confirmed.is_empty())
         .then(|| source.with_gue_tunnels(&confirmed))
@@ -490,6 +498,39 @@ fn learn(source: &dyn FrameSource, opts: &FlowOptions, whole: bool) -> Learned {
         mirrors,
         splits,
     }
+}
+
+/// Pass 1 of one capture read whole, for `lvscheck facts`.
+pub struct WholeFacts {
+    /// Facts per vantage point (interface, or hop of a split interface).
+    pub facts: Vec<VantageFacts>,
+    pub read: Result<ReadReport, String>,
+    /// The interfaces split into hops ([`mirror`]), and how.
+    pub mirrors: BTreeSet<u32>,
+    pub splits: Vec<mirror::MirrorSplit>,
+}
+
+/// Pass 1 over whole captures, each on its own: what `lvscheck facts` writes. GUE on a port
+/// nobody named is not decoded here: judging it takes the director's capture and the real
+/// servers' together (`lvscheck topology` does, and says to read again with `--gue-port`).
+pub fn whole_facts(source: &dyn FrameSource, opts: &FlowOptions) -> Vec<WholeFacts> {
+    let Learned {
+        pass1,
+        mirrors,
+        splits,
+        ..
+    } = learn_gue(source, opts, true, false);
+    let captures: Vec<CaptureId> = source.captures().iter().map(|(c, _)| *c).collect();
+    pass1
+        .into_iter()
+        .zip(captures)
+        .map(|(p, c)| WholeFacts {
+            facts: p.facts.into_iter().map(|(f, _)| f).collect(),
+            read: p.read,
+            mirrors: mirrors.get(&c).cloned().unwrap_or_default(),
+            splits: splits.iter().filter(|s| s.capture == c).cloned().collect(),
+        })
+        .collect()
 }
 
 /// The interfaces of pass 1 that hold several hosts' packets (not hops already split).
@@ -860,7 +901,11 @@ fn new_items<T: PartialEq>(
 }
 
 /// How the analysis names a capture, from what reading it said.
-fn capture_name(capture: CaptureId, file: &str, read: Result<ReadReport, String>) -> CaptureName {
+pub(super) fn capture_name(
+    capture: CaptureId,
+    file: &str,
+    read: Result<ReadReport, String>,
+) -> CaptureName {
     let (interfaces, complete, error, warnings, summary) = match read {
         Ok(r) => (r.interface_names, r.complete, None, r.warnings, r.summary),
         Err(e) => (Vec::new(), false, Some(e), Vec::new(), None),
@@ -877,7 +922,7 @@ fn capture_name(capture: CaptureId, file: &str, read: Result<ReadReport, String>
 }
 
 /// The read problems of every capture, in capture order.
-fn read_warnings(captures: &[CaptureName]) -> Vec<String> {
+pub(super) fn read_warnings(captures: &[CaptureName]) -> Vec<String> {
     captures
         .iter()
         .flat_map(|c| match &c.error {
@@ -981,6 +1026,20 @@ impl Gather {
         }
     }
 
+    /// The facts and clock samples per interface, and whether the frames came out of time
+    /// order.
+    pub(super) fn into_parts(self) -> (Vec<VantageFacts>, Vec<(VantageId, ClockSampler)>, bool) {
+        let disordered = self.order.disordered();
+        let (facts, samplers) = self
+            .by_interface()
+            .map(|(f, s)| {
+                let v = f.vantage;
+                (f, (v, s))
+            })
+            .unzip();
+        (facts, samplers, disordered)
+    }
+
     /// The facts per interface, and whether the frames came out of time order.
     pub(super) fn into_facts(self) -> (Vec<VantageFacts>, bool) {
         let disordered = self.order.disordered();
@@ -1027,7 +1086,7 @@ impl<F: FnMut(Connection)> ConnectionSink for F {
 pub type ServerCounts = BTreeMap<(Service, Option<IpAddr>), BTreeMap<Outcome, u64>>;
 
 /// Connections per service and real server, for the comparison with the rules.
-fn observed(counts: &ServerCounts) -> Observed {
+pub(super) fn observed(counts: &ServerCounts) -> Observed {
     let mut o = Observed::new();
     for ((svc, rs), outcomes) in counts {
         *o.entry(svc.clone()).or_default().entry(*rs).or_default() +=
@@ -1037,7 +1096,10 @@ fn observed(counts: &ServerCounts) -> Observed {
 }
 
 /// The real servers each service's requests were tunnelled to, in any capture.
-fn reached(facts: &[VantageFacts], topology: &Topology) -> BTreeMap<Service, BTreeSet<IpAddr>> {
+pub(super) fn reached(
+    facts: &[VantageFacts],
+    topology: &Topology,
+) -> BTreeMap<Service, BTreeSet<IpAddr>> {
     let mut out: BTreeMap<Service, BTreeSet<IpAddr>> = BTreeMap::new();
     for (k, tunnel) in facts
         .iter()
@@ -1057,7 +1119,7 @@ fn reached(facts: &[VantageFacts], topology: &Topology) -> BTreeMap<Service, BTr
 }
 
 /// The vantage points where a TCP or UDP packet from a VIP was seen.
-fn saw_replies(facts: &[VantageFacts], topology: &Topology) -> HashSet<VantageId> {
+pub(super) fn saw_replies(facts: &[VantageFacts], topology: &Topology) -> HashSet<VantageId> {
     facts
         .iter()
         .filter(|f| {
@@ -1072,14 +1134,14 @@ fn saw_replies(facts: &[VantageFacts], topology: &Topology) -> HashSet<VantageId
 /// What the connections add up to, gathered as they pass: per service and real server, and the
 /// real servers each vantage point saw connections of.
 #[derive(Default)]
-struct Seen {
-    counts: ServerCounts,
-    first_ts_ns: Option<i64>,
+pub(super) struct Seen {
+    pub(super) counts: ServerCounts,
+    pub(super) first_ts_ns: Option<i64>,
     servers_at: HashMap<VantageId, BTreeSet<IpAddr>>,
 }
 
 impl Seen {
-    fn add(&mut self, c: &Connection, topology: &Topology) {
+    pub(super) fn add(&mut self, c: &Connection, topology: &Topology) {
         let svc = Service {
             vip: c.vip.ip(),
             port: c.vip.port(),
@@ -1112,7 +1174,7 @@ impl Seen {
     /// A real server's tunnel device (tunl0) sees only inner packets, so its capture does not
     /// show the server's address; the connections it saw do, when they all went to one real
     /// server.
-    fn name_tunnel_devices(&self, topology: &mut Topology) {
+    pub(super) fn name_tunnel_devices(&self, topology: &mut Topology) {
         for v in topology.vantages.iter_mut() {
             if v.role != Role::RealServer || v.address.is_some() {
                 continue;

@@ -26,7 +26,7 @@ use super::packed::PackedLeg;
 use super::pending::Pending;
 use super::pipeline::{FrameSource, Gather, ReadReport, VantageStats};
 use super::probes::HealthChecks;
-use super::Connection;
+use super::{ConnKey, Connection};
 use crate::capture::frame::CaptureId;
 use crate::topology::facts::VantageFacts;
 use crate::topology::{Topology, VantageId};
@@ -155,7 +155,8 @@ pub fn run(
                 .name(format!("legs-{capture}"))
                 .spawn_scoped(scope, move || {
                     let pipes = Pipes { tx, back: back_rx };
-                    produce(source, capture, topology, ctx, timeouts, gather, pipes)
+                    let gathered = gather.then(|| Gather::new(false));
+                    produce(source, capture, topology, ctx, timeouts, gathered, pipes)
                 })
                 .expect("a thread to follow a capture");
             inputs.push(Input {
@@ -223,11 +224,7 @@ pub fn run(
         stats.sort_by_key(|s: &VantageStats| s.vantage);
         let mut warnings = Vec::new();
         for i in &inputs {
-            let why = if i.disordered {
-                "frames not in time order"
-            } else if i.unmatched {
-                "clock not matched against the other captures"
-            } else {
+            let Some(why) = joined_at_end(i.disordered, i.unmatched) else {
                 continue;
             };
             for s in stats.iter_mut().filter(|s| s.vantage.capture == i.capture) {
@@ -238,11 +235,7 @@ pub fn run(
                     .iter()
                     .find(|(c, _)| *c == i.capture)
                     .map_or_else(|| format!("capture #{}", i.capture), |(_, f)| f.clone());
-                warnings.push(format!(
-                    "{file}: its frames are not in time order (one more than 1 s older than a \
-                     frame before it); its connections were joined once it had been read to \
-                     its end"
-                ));
+                warnings.push(disordered_warning(&file));
             }
         }
         reads.sort_by_key(|(c, _)| *c);
@@ -407,11 +400,10 @@ fn produce(
     topology: &Topology,
     ctx: &FlowContext,
     timeouts: Timeouts,
-    gather: bool,
+    mut gathered: Option<Gather>,
     pipes: Pipes,
 ) {
     let Pipes { tx, back } = pipes;
-    let mut gathered = gather.then(|| Gather::new(false));
     // One tracker per interface, with the most it had in flight at once.
     let mut trackers: ByInterface<(LegTracker, usize)> = ByInterface::default();
     // (wake-up time, interface) of every tracker with something in flight: which ones a
@@ -536,6 +528,95 @@ fn produce(
         gathered,
     });
     send(&mut batch);
+}
+
+/// What [`extract`] found in one capture besides its legs.
+pub struct Extracted {
+    pub stats: Vec<VantageStats>,
+    pub health_checks: Vec<HealthChecks>,
+    pub read: Result<ReadReport, String>,
+    /// The facts and clock sample of every vantage point, over all its frames.
+    pub facts: Vec<VantageFacts>,
+    pub samplers: Vec<(VantageId, super::clock::ClockSampler)>,
+    /// Its frames came out of time order.
+    pub disordered: bool,
+}
+
+/// Pass 2 over one capture without the join (`lvscheck extract`): every leg its trackers
+/// finish goes to `each`, in the order they finish, with the facts and the clock sample of
+/// every frame gathered on the way. The capture is read by a thread of its own, as in
+/// [`run`], so that reading and writing the legs overlap.
+pub fn extract(
+    source: &dyn FrameSource,
+    capture: CaptureId,
+    plan: &Plan,
+    each: &mut dyn FnMut(VantageId, ConnKey, PackedLeg),
+) -> Extracted {
+    std::thread::scope(|scope| {
+        let (tx, rx) = sync_channel::<Batch>(BATCHES_IN_CHANNEL);
+        // Nothing goes back: the legs are written and freed here.
+        let (_, back_rx) = channel::<Vec<PackedLeg>>();
+        let (topology, ctx, timeouts) = (plan.topology, plan.ctx, plan.timeouts);
+        std::thread::Builder::new()
+            .name(format!("extract-{capture}"))
+            .spawn_scoped(scope, move || {
+                let pipes = Pipes { tx, back: back_rx };
+                let gathered = Some(Gather::new(true));
+                produce(source, capture, topology, ctx, timeouts, gathered, pipes)
+            })
+            .expect("a thread to read the capture");
+        let mut end = None;
+        for batch in rx {
+            for (vantage, event) in batch.events {
+                if let LegEvent::Finished(key, leg, _) = event {
+                    each(vantage, key, leg);
+                }
+            }
+            if batch.end.is_some() {
+                end = batch.end;
+            }
+        }
+        let end = end.unwrap_or_else(|| CaptureEnd {
+            stats: Vec::new(),
+            health_checks: Vec::new(),
+            read: Err(format!("capture #{capture}: its reader stopped")),
+            gathered: None,
+        });
+        let (facts, samplers, disordered) = match end.gathered {
+            Some(g) => g.into_parts(),
+            None => (Vec::new(), Vec::new(), false),
+        };
+        let mut health_checks = end.health_checks;
+        health_checks.sort_by_key(|h: &HealthChecks| (h.key, h.vantage));
+        Extracted {
+            stats: end.stats,
+            health_checks,
+            read: end.read,
+            facts,
+            samplers,
+            disordered,
+        }
+    })
+}
+
+/// Why a capture's connections could be joined only at its end, if they could: its frames
+/// are out of time order, or its clock was not matched against the others.
+pub fn joined_at_end(disordered: bool, unmatched: bool) -> Option<&'static str> {
+    if disordered {
+        Some("frames not in time order")
+    } else if unmatched {
+        Some("clock not matched against the other captures")
+    } else {
+        None
+    }
+}
+
+/// The warning for a capture whose frames are out of time order.
+pub fn disordered_warning(file: &str) -> String {
+    format!(
+        "{file}: its frames are not in time order (one more than 1 s older than a frame before \
+         it); its connections were joined once it had been read to its end"
+    )
 }
 
 /// Moves a tracker's entry in the set of wake-up times ([`LegTracker::wake_at`]).

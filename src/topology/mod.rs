@@ -184,7 +184,7 @@ impl<'de> Deserialize<'de> for Proto {
 }
 
 /// Where a capture was taken, as far as LVS-TUN is concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Director,

@@ -1,0 +1,265 @@
+//! On every fixture, `verify` on the captures and the records route (`facts` on each capture,
+//! `topology`, `extract` on each capture, `verify --records`) give identical JSON documents
+//! (checks, findings, verdict, topology, clocks, counts), and `flows` on the captures and on
+//! the records the same connections, field for field. The records route runs as a user runs
+//! it: one process per step, each capture on its own, as on its own host.
+//!
+//! This compares lvscheck with itself on purpose: the records must say what the captures say.
+//! What each fixture's verdict should be is tested against its README elsewhere
+//! (tests/verify_fixtures.rs).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use lvscheck::capture::CaptureSource;
+use lvscheck::decode::DecodeOptions;
+use lvscheck::flows::FlowOptions;
+use lvscheck::records::engine::Engine;
+use lvscheck::topology::config::expected_from_rules;
+use lvscheck::topology::rules::read_rules;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lvscheck"))
+}
+
+/// Every fixture folder holding captures, and its captures in name order.
+fn fixtures() -> Vec<(String, Vec<PathBuf>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+    let mut out = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy().to_string();
+                [".pcap", ".pcapng", ".pcap.gz", ".pcapng.gz"]
+                    .iter()
+                    .any(|s| n.ends_with(s))
+            })
+            .collect();
+        files.sort();
+        if !files.is_empty() {
+            out.push((d.file_name().unwrap().to_string_lossy().to_string(), files));
+        }
+    }
+    out
+}
+
+fn rules_of(files: &[PathBuf]) -> Option<PathBuf> {
+    let r = files[0].parent().unwrap().join("rules.txt");
+    r.is_file().then_some(r)
+}
+
+fn run(mut c: Command, what: &str) -> (i32, Vec<u8>, String) {
+    let out = c.output().expect("lvscheck runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.code().is_some(),
+        "{what}: killed by a signal: {stderr}"
+    );
+    (out.status.code().unwrap(), out.stdout, stderr)
+}
+
+/// The `--gue-port N` flags `topology` asks for, from its message.
+fn asked_gue_ports(stderr: &str) -> Vec<String> {
+    stderr
+        .split("--gue-port ")
+        .skip(1)
+        .filter_map(|s| {
+            let n: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+            (!n.is_empty()).then_some(n)
+        })
+        .collect()
+}
+
+/// The records of a fixture, made step by step; the --gue-port flags the facts needed.
+fn make_records(name: &str, files: &[PathBuf], work: &Path) -> (PathBuf, Vec<String>) {
+    let rules = rules_of(files);
+    let mut gue: Vec<String> = Vec::new();
+    for attempt in 0..2 {
+        let mut facts = Vec::new();
+        for (i, f) in files.iter().enumerate() {
+            let out = work.join(format!("facts-{i}.json"));
+            let mut c = bin();
+            c.arg("facts").arg(f).arg("-o").arg(&out);
+            for p in &gue {
+                c.args(["--gue-port", p]);
+            }
+            if let Some(r) = &rules {
+                c.arg("--rules").arg(r);
+            }
+            let (code, _, err) = run(c, name);
+            assert!(
+                code == 0 || code == 2,
+                "{name}: facts {}: {code} {err}",
+                f.display()
+            );
+            facts.push(out);
+        }
+        let topo = work.join("topology.json");
+        let mut c = bin();
+        c.arg("topology").args(&facts).arg("-o").arg(&topo);
+        if let Some(r) = &rules {
+            c.arg("--rules").arg(r);
+        }
+        let (code, _, err) = run(c, name);
+        if code != 0 {
+            let asked = asked_gue_ports(&err);
+            assert!(
+                attempt == 0 && !asked.is_empty(),
+                "{name}: topology: {code} {err}"
+            );
+            gue = asked;
+            continue;
+        }
+        let recs = work.join("records");
+        for f in files {
+            let mut c = bin();
+            c.arg("extract")
+                .arg(f)
+                .arg("--topology")
+                .arg(&topo)
+                .arg("--out")
+                .arg(&recs);
+            let (code, _, err) = run(c, name);
+            assert_eq!(code, 0, "{name}: extract {}: {err}", f.display());
+        }
+        return (recs, gue);
+    }
+    unreachable!("{name}: topology asked twice for GUE ports")
+}
+
+/// The verify document without what describes the run rather than the deployment: how many
+/// keys the streaming join held at once (the query holds them instead).
+fn comparable(mut v: serde_json::Value) -> serde_json::Value {
+    fn strip(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.remove("max_waiting");
+                m.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+fn first_difference(a: &serde_json::Value, b: &serde_json::Value, at: &str) -> Option<String> {
+    use serde_json::Value::*;
+    match (a, b) {
+        (Object(x), Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let (p, q) = (x.get(k).unwrap_or(&Null), y.get(k).unwrap_or(&Null));
+                if let Some(d) = first_difference(p, q, &format!("{at}.{k}")) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (Array(x), Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (p, q))| first_difference(p, q, &format!("{at}[{i}]"))),
+        _ if a == b => None,
+        _ => Some(format!(
+            "{at}: captures say {}, records say {}",
+            truncate(a),
+            truncate(b)
+        )),
+    }
+}
+
+fn truncate(v: &serde_json::Value) -> String {
+    let s = v.to_string();
+    if s.len() > 400 {
+        format!("{}...", &s[..400])
+    } else {
+        s
+    }
+}
+
+#[test]
+fn records_give_what_the_captures_give_on_every_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut failures = Vec::new();
+    let mut compared = 0;
+    for (name, files) in fixtures() {
+        let work = tmp.path().join(&name);
+        std::fs::create_dir_all(&work).unwrap();
+        let (recs, gue) = make_records(&name, &files, &work);
+        let rules = rules_of(&files);
+        let mut a = bin();
+        a.args(["verify", "--json"]).args(&files);
+        for p in &gue {
+            a.args(["--gue-port", p]);
+        }
+        let mut b = bin();
+        b.args(["verify", "--json", "--records"]).arg(&recs);
+        if let Some(r) = &rules {
+            a.arg("--rules").arg(r);
+            b.arg("--rules").arg(r);
+        }
+        let (ca, oa, ea) = run(a, &name);
+        let (cb, ob, eb) = run(b, &name);
+        let parse = |o: &[u8], e: &str| -> serde_json::Value {
+            serde_json::from_slice(o).unwrap_or_else(|_| panic!("{name}: no JSON: {e}"))
+        };
+        let (ja, jb) = (comparable(parse(&oa, &ea)), comparable(parse(&ob, &eb)));
+        if ca != cb {
+            failures.push(format!(
+                "{name}: exit {ca} on the captures, {cb} on the records"
+            ));
+        }
+        if let Some(d) = first_difference(&ja, &jb, "verify") {
+            failures.push(format!("{name}: {d}"));
+        }
+        // The connections, field for field.
+        let rules = rules.map(|r| read_rules(&r).unwrap());
+        let mut decode = DecodeOptions {
+            gue_ports: rules.as_ref().map(|r| r.gue_ports()).unwrap_or_default(),
+            gue_probe: true,
+            ..DecodeOptions::default()
+        };
+        decode
+            .gue_ports
+            .extend(gue.iter().map(|p| p.parse::<u16>().unwrap()));
+        let opts = FlowOptions {
+            expected: rules.as_ref().map(|r| expected_from_rules(r).0),
+            ..FlowOptions::default()
+        };
+        let sources: Vec<CaptureSource> = files.iter().map(CaptureSource::from_arg).collect();
+        let on_captures = lvscheck::flows::analyse(&sources, decode, &opts);
+        let on_records = lvscheck::records::analyse(&[recs.clone()], &Engine::Embedded, &opts)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let ca = serde_json::to_value(&on_captures.connections).unwrap();
+        let cb = serde_json::to_value(&on_records.connections).unwrap();
+        assert!(
+            !on_captures.connections.is_empty()
+                || name == "no-vip"
+                || name.starts_with("formats-truncated"),
+            "{name}: no connection to compare"
+        );
+        if let Some(d) = first_difference(&ca, &cb, "connections") {
+            failures.push(format!("{name}: {d}"));
+        }
+        if on_captures.connections.len() != on_records.connections.len() {
+            failures.push(format!(
+                "{name}: {} connections on the captures, {} on the records",
+                on_captures.connections.len(),
+                on_records.connections.len()
+            ));
+        }
+        compared += 1;
+    }
+    assert!(compared >= 50, "only {compared} fixtures compared");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
