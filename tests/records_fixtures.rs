@@ -222,6 +222,25 @@ fn records_give_what_the_captures_give_on_every_fixture() {
         if let Some(d) = first_difference(&ja, &jb, "verify") {
             failures.push(format!("{name}: {d}"));
         }
+        // The scheduler's fairness, as `fairness` reports it (it needs the rules; it takes
+        // no --gue-port, so not where the facts needed one).
+        if let (Some(r), true) = (&rules, gue.is_empty()) {
+            let (mut a, mut b) = (bin(), bin());
+            a.args(["fairness", "--json"])
+                .args(&files)
+                .arg("--rules")
+                .arg(r);
+            b.args(["fairness", "--json", "--records"])
+                .arg(&recs)
+                .arg("--rules")
+                .arg(r);
+            let ((ca, oa, _), (cb, ob, eb)) = (run(a, &name), run(b, &name));
+            if (ca, &oa) != (cb, &ob) {
+                failures.push(format!(
+                    "{name}: fairness differs (exit {ca} on the captures, {cb} on the records) {eb}"
+                ));
+            }
+        }
         // The connections, field for field.
         let rules = rules.map(|r| read_rules(&r).unwrap());
         let mut decode = DecodeOptions {
@@ -238,8 +257,9 @@ fn records_give_what_the_captures_give_on_every_fixture() {
         };
         let sources: Vec<CaptureSource> = files.iter().map(CaptureSource::from_arg).collect();
         let on_captures = lvscheck::flows::analyse(&sources, decode, &opts);
-        let on_records = lvscheck::records::analyse(&[recs.clone()], &Engine::Embedded, &opts)
-            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let on_records =
+            lvscheck::records::analyse(std::slice::from_ref(&recs), &Engine::Embedded, &opts)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
         let ca = serde_json::to_value(&on_captures.connections).unwrap();
         let cb = serde_json::to_value(&on_records.connections).unwrap();
         assert!(

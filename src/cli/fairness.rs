@@ -27,6 +27,18 @@ pub struct FairnessArgs {
     #[command(flatten)]
     pub reading: super::common::ReadingArgs,
 
+    /// The FILEs are records that `lvscheck extract` wrote, not captures (docs/records.md).
+    #[arg(long)]
+    pub records: bool,
+    /// Where the query of --records runs: `embedded` (the default) or `ballista://HOST:PORT`.
+    #[arg(
+        long,
+        value_name = "ENGINE",
+        default_value = "embedded",
+        requires = "records"
+    )]
+    pub engine: String,
+
     /// Configured scheduler: rr, wrr, lc, wlc, sed, nq, sh, dh, fo, ovf, mh, lblc, lblcr, twos.
     #[arg(long, value_name = "NAME", value_parser = parse_scheduler, requires = "weights")]
     pub scheduler: Option<Scheduler>,
@@ -227,12 +239,15 @@ pub fn main(args: &FairnessArgs) -> i32 {
         say("lvscheck: --json and --html - both write to standard output: give --html a file");
         return super::EXIT_UNUSABLE;
     }
-    let sources = match super::common::check_captures(&args.files) {
-        Ok(sources) => sources,
-        Err(e) => {
-            say(format!("lvscheck: {e}"));
-            return super::EXIT_UNUSABLE;
-        }
+    let sources = match args.records {
+        true => Vec::new(),
+        false => match super::common::check_captures(&args.files) {
+            Ok(sources) => sources,
+            Err(e) => {
+                say(format!("lvscheck: {e}"));
+                return super::EXIT_UNUSABLE;
+            }
+        },
     };
     let rules = match args
         .rules
@@ -254,22 +269,26 @@ pub fn main(args: &FairnessArgs) -> i32 {
     flow_options.expected = rules
         .as_ref()
         .map(|r| crate::topology::config::expected_from_rules(r).0);
-    let progress = super::progress::attach(&mut flow_options, args.json);
-    let analysis = crate::flows::analyse_files_streaming(
-        &sources,
-        // GUE as in flows: on the rules' tunnel ports, and where the captures confirm it.
-        crate::decode::DecodeOptions {
-            gue_ports: rules
-                .as_ref()
-                .map(crate::topology::rules::Rules::gue_ports)
-                .unwrap_or_default(),
-            gue_probe: true,
-            ..crate::decode::DecodeOptions::default()
-        },
-        &flow_options,
-        &mut observer,
-    );
-    drop(progress);
+    let analysis = if args.records {
+        let engine = crate::records::engine::Engine::parse(&args.engine);
+        match engine.and_then(|engine| {
+            crate::records::analyse_streaming(&args.files, &engine, &flow_options, &mut observer)
+        }) {
+            Ok(a) => a,
+            Err(e) => {
+                say(format!("lvscheck: {e}"));
+                return super::EXIT_UNUSABLE;
+            }
+        }
+    } else {
+        analyse_captures(
+            &sources,
+            rules.as_ref(),
+            &mut flow_options,
+            args.json,
+            &mut observer,
+        )
+    };
     if super::report_unreadable(&analysis) {
         return super::EXIT_UNUSABLE;
     }
@@ -302,6 +321,32 @@ pub fn main(args: &FairnessArgs) -> i32 {
             super::EXIT_UNUSABLE
         }
     }
+}
+
+/// The connections of the captures, rebuilt, each handed to `observer`.
+fn analyse_captures(
+    sources: &[crate::capture::CaptureSource],
+    rules: Option<&crate::topology::rules::Rules>,
+    flow_options: &mut crate::flows::FlowOptions,
+    json: bool,
+    observer: &mut fairness::observe::FairnessObserver,
+) -> crate::flows::Analysis {
+    let progress = super::progress::attach(flow_options, json);
+    let analysis = crate::flows::analyse_files_streaming(
+        sources,
+        // GUE as in flows: on the rules' tunnel ports, and where the captures confirm it.
+        crate::decode::DecodeOptions {
+            gue_ports: rules
+                .map(crate::topology::rules::Rules::gue_ports)
+                .unwrap_or_default(),
+            gue_probe: true,
+            ..crate::decode::DecodeOptions::default()
+        },
+        flow_options,
+        observer,
+    );
+    drop(progress);
+    analysis
 }
 
 #[cfg(test)]

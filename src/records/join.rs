@@ -89,7 +89,8 @@ ORDER BY due_ns, proto, client_ip, client_port, vip_ip, vip_port, session, ref_f
 }
 
 /// One session's legs.
-type Session = (ConnKey, Vec<(VantageId, PackedLeg)>);
+type Legs = Vec<(VantageId, PackedLeg)>;
+type Session = (ConnKey, Legs);
 
 /// Runs the join on `engine` over the legs files, handing every connection to `each` in the
 /// order their sessions end (sessions ending at the same time in the order of their keys).
@@ -106,7 +107,8 @@ pub fn join_legs(
     // Sessions ending at `due`, not joined yet: sorted by key once the next due time comes.
     let mut due_now: Option<i64> = None;
     let mut ending: Vec<Session> = Vec::new();
-    let mut open: Option<(ConnKey, i64, Vec<(VantageId, PackedLeg)>)> = None;
+    // The session being read: its key, its number and its legs so far.
+    let mut open: Option<(ConnKey, i64, Legs)> = None;
     let mut row = 0u64;
     let mut flush = |ending: &mut Vec<Session>, each: &mut dyn FnMut(Connection)| {
         ending.sort_by_key(|(k, _)| *k);

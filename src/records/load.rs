@@ -8,7 +8,7 @@ use super::facts_file::{self, TopologyFile};
 use super::{CAPTURE_FILE, LEGS_FILE, TOPOLOGY_FILE};
 use crate::flows::products::{CaptureProducts, Products};
 use crate::topology::VantageId;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The records given, read.
 pub struct Loaded {
@@ -132,9 +132,4 @@ pub fn load(paths: &[PathBuf]) -> Result<Loaded, String> {
         legs_files,
         topology,
     })
-}
-
-/// Whether a path holds records rather than a capture.
-pub fn is_records(path: &Path) -> bool {
-    path.is_dir()
 }
