@@ -190,96 +190,122 @@ fn truncate(v: &serde_json::Value) -> String {
 #[test]
 fn records_give_what_the_captures_give_on_every_fixture() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut failures = Vec::new();
-    let mut compared = 0;
-    for (name, files) in fixtures() {
-        let work = tmp.path().join(&name);
-        std::fs::create_dir_all(&work).unwrap();
-        let (recs, gue) = make_records(&name, &files, &work);
-        let rules = rules_of(&files);
-        let mut a = bin();
-        a.args(["verify", "--json"]).args(&files);
-        for p in &gue {
-            a.args(["--gue-port", p]);
-        }
-        let mut b = bin();
-        b.args(["verify", "--json", "--records"]).arg(&recs);
-        if let Some(r) = &rules {
-            a.arg("--rules").arg(r);
-            b.arg("--rules").arg(r);
-        }
-        let (ca, oa, ea) = run(a, &name);
-        let (cb, ob, eb) = run(b, &name);
-        let parse = |o: &[u8], e: &str| -> serde_json::Value {
-            serde_json::from_slice(o).unwrap_or_else(|_| panic!("{name}: no JSON: {e}"))
-        };
-        let (ja, jb) = (comparable(parse(&oa, &ea)), comparable(parse(&ob, &eb)));
-        if ca != cb {
-            failures.push(format!(
-                "{name}: exit {ca} on the captures, {cb} on the records"
-            ));
-        }
-        if let Some(d) = first_difference(&ja, &jb, "verify") {
-            failures.push(format!("{name}: {d}"));
-        }
-        // The scheduler's fairness, as `fairness` reports it (it needs the rules; it takes
-        // no --gue-port, so not where the facts needed one).
-        if let (Some(r), true) = (&rules, gue.is_empty()) {
-            let (mut a, mut b) = (bin(), bin());
-            a.args(["fairness", "--json"])
-                .args(&files)
-                .arg("--rules")
-                .arg(r);
-            b.args(["fairness", "--json", "--records"])
-                .arg(&recs)
-                .arg("--rules")
-                .arg(r);
-            let ((ca, oa, _), (cb, ob, eb)) = (run(a, &name), run(b, &name));
-            if (ca, &oa) != (cb, &ob) {
-                failures.push(format!(
-                    "{name}: fairness differs (exit {ca} on the captures, {cb} on the records) {eb}"
-                ));
-            }
-        }
-        // The connections, field for field.
-        let rules = rules.map(|r| read_rules(&r).unwrap());
-        let mut decode = DecodeOptions {
-            gue_ports: rules.as_ref().map(|r| r.gue_ports()).unwrap_or_default(),
-            gue_probe: true,
-            ..DecodeOptions::default()
-        };
-        decode
-            .gue_ports
-            .extend(gue.iter().map(|p| p.parse::<u16>().unwrap()));
-        let opts = FlowOptions {
-            expected: rules.as_ref().map(|r| expected_from_rules(r).0),
-            ..FlowOptions::default()
-        };
-        let sources: Vec<CaptureSource> = files.iter().map(CaptureSource::from_arg).collect();
-        let on_captures = lvscheck::flows::analyse(&sources, decode, &opts);
-        let on_records =
-            lvscheck::records::analyse(std::slice::from_ref(&recs), &Engine::Embedded, &opts)
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
-        let ca = serde_json::to_value(&on_captures.connections).unwrap();
-        let cb = serde_json::to_value(&on_records.connections).unwrap();
-        assert!(
-            !on_captures.connections.is_empty()
-                || name == "no-vip"
-                || name.starts_with("formats-truncated"),
-            "{name}: no connection to compare"
-        );
-        if let Some(d) = first_difference(&ca, &cb, "connections") {
-            failures.push(format!("{name}: {d}"));
-        }
-        if on_captures.connections.len() != on_records.connections.len() {
-            failures.push(format!(
-                "{name}: {} connections on the captures, {} on the records",
-                on_captures.connections.len(),
-                on_records.connections.len()
-            ));
-        }
-        compared += 1;
-    }
-    assert!(compared >= 50, "only {compared} fixtures compared");
+    let all = fixtures();
+    // Two at a time: each step is a process of its own, mostly waiting on the other.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let failures: Vec<String> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut failures = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some((name, files)) = all.get(i) else {
+                            return failures;
+                        };
+                        failures.extend(compare(name, files, tmp.path()));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a worker"))
+            .collect()
+    });
+    assert!(all.len() >= 50, "only {} fixtures compared", all.len());
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// What differs between the captures and the records of one fixture.
+fn compare(name: &str, files: &[PathBuf], tmp: &Path) -> Vec<String> {
+    let mut failures = Vec::new();
+    let name = name.to_string();
+    let files = files.to_vec();
+    let work = tmp.join(&name);
+    std::fs::create_dir_all(&work).unwrap();
+    let (recs, gue) = make_records(&name, &files, &work);
+    let rules = rules_of(&files);
+    let mut a = bin();
+    a.args(["verify", "--json"]).args(&files);
+    for p in &gue {
+        a.args(["--gue-port", p]);
+    }
+    let mut b = bin();
+    b.args(["verify", "--json", "--records"]).arg(&recs);
+    if let Some(r) = &rules {
+        a.arg("--rules").arg(r);
+        b.arg("--rules").arg(r);
+    }
+    let (ca, oa, ea) = run(a, &name);
+    let (cb, ob, eb) = run(b, &name);
+    let parse = |o: &[u8], e: &str| -> serde_json::Value {
+        serde_json::from_slice(o).unwrap_or_else(|_| panic!("{name}: no JSON: {e}"))
+    };
+    let (ja, jb) = (comparable(parse(&oa, &ea)), comparable(parse(&ob, &eb)));
+    if ca != cb {
+        failures.push(format!(
+            "{name}: exit {ca} on the captures, {cb} on the records"
+        ));
+    }
+    if let Some(d) = first_difference(&ja, &jb, "verify") {
+        failures.push(format!("{name}: {d}"));
+    }
+    // The scheduler's fairness, as `fairness` reports it (it needs the rules; it takes
+    // no --gue-port, so not where the facts needed one).
+    if let (Some(r), true) = (&rules, gue.is_empty()) {
+        let (mut a, mut b) = (bin(), bin());
+        a.args(["fairness", "--json"])
+            .args(&files)
+            .arg("--rules")
+            .arg(r);
+        b.args(["fairness", "--json", "--records"])
+            .arg(&recs)
+            .arg("--rules")
+            .arg(r);
+        let ((ca, oa, _), (cb, ob, eb)) = (run(a, &name), run(b, &name));
+        if (ca, &oa) != (cb, &ob) {
+            failures.push(format!(
+                "{name}: fairness differs (exit {ca} on the captures, {cb} on the records) {eb}"
+            ));
+        }
+    }
+    // The connections, field for field.
+    let rules = rules.map(|r| read_rules(&r).unwrap());
+    let mut decode = DecodeOptions {
+        gue_ports: rules.as_ref().map(|r| r.gue_ports()).unwrap_or_default(),
+        gue_probe: true,
+        ..DecodeOptions::default()
+    };
+    decode
+        .gue_ports
+        .extend(gue.iter().map(|p| p.parse::<u16>().unwrap()));
+    let opts = FlowOptions {
+        expected: rules.as_ref().map(|r| expected_from_rules(r).0),
+        ..FlowOptions::default()
+    };
+    let sources: Vec<CaptureSource> = files.iter().map(CaptureSource::from_arg).collect();
+    let on_captures = lvscheck::flows::analyse(&sources, decode, &opts);
+    let on_records =
+        lvscheck::records::analyse(std::slice::from_ref(&recs), &Engine::Embedded, &opts)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    let ca = serde_json::to_value(&on_captures.connections).unwrap();
+    let cb = serde_json::to_value(&on_records.connections).unwrap();
+    assert!(
+        !on_captures.connections.is_empty()
+            || name == "no-vip"
+            || name.starts_with("formats-truncated"),
+        "{name}: no connection to compare"
+    );
+    if let Some(d) = first_difference(&ca, &cb, "connections") {
+        failures.push(format!("{name}: {d}"));
+    }
+    if on_captures.connections.len() != on_records.connections.len() {
+        failures.push(format!(
+            "{name}: {} connections on the captures, {} on the records",
+            on_captures.connections.len(),
+            on_records.connections.len()
+        ));
+    }
+    failures
 }
