@@ -10,7 +10,7 @@
 //! count]`, in the order first seen; the index is rebuilt from the facts when read.
 
 use super::{FlowCount, FlowFact};
-use crate::decode::packet::{IpHeader, Link, Mac, Transport, TunnelKind};
+use crate::decode::packet::{IpHeader, IpPacket, Link, Mac, Transport, TunnelKind};
 use crate::topology::view::{IpView, Outer};
 use crate::topology::{FrameRef, MacAddr};
 use rustc_hash::FxHashMap as HashMap;
@@ -96,13 +96,7 @@ impl PackedFlow {
             src,
             dst,
             protocol,
-            ttl: 0,
-            id: 0,
-            dont_fragment: false,
-            more_fragments: false,
-            fragment_offset: 0,
-            total_len: 0,
-            captured_len: 0,
+            ..IpPacket::BLANK.ip
         };
         let inner = header(f.src, f.dst, f.proto.0);
         let outer = f
