@@ -13,7 +13,9 @@
 //! (docs/verify-json.md). Those fields are marked
 //! `#[serde(skip_serializing_if = "crate::full_state::hidden", default)]`: [`to_json`] writes
 //! them, every other serialization leaves them out as before, so users' JSON does not change
-//! by a byte. Reading users' JSON back gives those fields their default.
+//! by a byte. Reading users' JSON back gives those fields their default. (A flag for the
+//! length of the call, because serde hands a serializer no context of its own: the other way,
+//! a twin of each type for the full state, would be a second list of fields to keep in step.)
 //!
 //! # Format
 //!

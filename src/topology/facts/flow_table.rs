@@ -9,9 +9,9 @@
 //! Its JSON (the full state, [`crate::full_state`]) is the list of groups, each `[fact,
 //! count]`, in the order first seen; the index is rebuilt from the facts when read.
 
-use super::{FlowCount, FlowFact, TunnelFact};
-use crate::decode::packet::{Link, Mac};
-use crate::topology::view::IpView;
+use super::{FlowCount, FlowFact};
+use crate::decode::packet::{IpHeader, IpPacket, Link, Mac, Transport, TunnelKind};
+use crate::topology::view::{IpView, Outer};
 use crate::topology::{FrameRef, MacAddr};
 use rustc_hash::FxHashMap as HashMap;
 use serde::de::Error as _;
@@ -54,46 +54,22 @@ impl PackedFlow {
     /// The key of the group a frame's packet belongs to (the fields of [`FlowFact::of`]).
     #[inline]
     pub(super) fn of(link: &Link, v: &IpView, server_port: u16, to_server: bool) -> PackedFlow {
-        let mac = |m: Option<Mac>| m.map(MacAddr);
-        let tunnel = v.outer.map(|o| TunnelFact {
-            outer_src: o.ip.src,
-            outer_dst: o.ip.dst,
-            outer_proto: o.ip.protocol,
-        });
-        let group = FlowFact {
-            tunnel,
-            src_mac: mac(link.src_mac),
-            dst_mac: mac(link.dst_mac),
-            sll_packet_type: link.sll_packet_type,
-            src: v.ip.src,
-            dst: v.ip.dst,
-            proto: crate::topology::Proto(v.ip.protocol),
-            server_port,
-            to_server,
-        };
-        PackedFlow::of_fact(&group)
-    }
-
-    /// The key of a group, from its fact: one layout for [`PackedFlow::of`] and for the
-    /// groups read back from JSON. Inlined into `of`, where the fact is never built.
-    #[inline(always)]
-    fn of_fact(f: &FlowFact) -> PackedFlow {
-        let mac = |m: Option<MacAddr>| m.map_or(0, |m| m.as_u64() | 1 << 48);
-        let (s0, s1, s6) = ip_words(f.src);
-        let (d0, d1, d6) = ip_words(f.dst);
-        let (t0, t1, t2, t3, tunnel) = match f.tunnel {
+        let mac = |m: Option<Mac>| m.map_or(0, |m| MacAddr(m).as_u64() | 1 << 48);
+        let (s0, s1, s6) = ip_words(v.ip.src);
+        let (d0, d1, d6) = ip_words(v.ip.dst);
+        let (t0, t1, t2, t3, tunnel) = match v.outer {
             Some(o) => {
-                let (a0, a1, a6) = ip_words(o.outer_src);
-                let (b0, b1, b6) = ip_words(o.outer_dst);
-                let bits = 1 | a6 << 1 | b6 << 2 | u64::from(o.outer_proto) << 8;
+                let (a0, a1, a6) = ip_words(o.ip.src);
+                let (b0, b1, b6) = ip_words(o.ip.dst);
+                let bits = 1 | a6 << 1 | b6 << 2 | u64::from(o.ip.protocol) << 8;
                 (a0, a1, b0, b1, bits)
             }
             None => (0, 0, 0, 0, 0),
         };
-        let sll = f.sll_packet_type.map_or(0, |t| u64::from(t) | 1 << 16);
-        let misc = u64::from(f.server_port)
-            | u64::from(f.proto.0) << 16
-            | u64::from(f.to_server) << 24
+        let sll = link.sll_packet_type.map_or(0, |t| u64::from(t) | 1 << 16);
+        let misc = u64::from(server_port)
+            | u64::from(v.ip.protocol) << 16
+            | u64::from(to_server) << 24
             | s6 << 25
             | d6 << 26
             | sll << 32;
@@ -102,8 +78,8 @@ impl PackedFlow {
             s1,
             d0,
             d1,
-            mac(f.src_mac),
-            mac(f.dst_mac),
+            mac(link.src_mac),
+            mac(link.dst_mac),
             misc,
             tunnel,
             t0,
@@ -111,6 +87,36 @@ impl PackedFlow {
             t2,
             t3,
         ])
+    }
+
+    /// The key of a group read back from JSON: [`PackedFlow::of`] of a frame with the group's
+    /// fields (what `of` reads of them), so that one layout serves both.
+    fn of_fact(f: &FlowFact) -> PackedFlow {
+        let header = |src, dst, protocol| IpHeader {
+            src,
+            dst,
+            protocol,
+            ..IpPacket::BLANK.ip
+        };
+        let inner = header(f.src, f.dst, f.proto.0);
+        let outer = f
+            .tunnel
+            .map(|t| header(t.outer_src, t.outer_dst, t.outer_proto));
+        let link = Link {
+            src_mac: f.src_mac.map(|m| m.0),
+            dst_mac: f.dst_mac.map(|m| m.0),
+            sll_packet_type: f.sll_packet_type,
+            ..Link::default()
+        };
+        let view = IpView {
+            outer: outer.as_ref().map(|ip| Outer {
+                ip,
+                kind: TunnelKind::IpIp,
+            }),
+            ip: &inner,
+            transport: &Transport::Fragment,
+        };
+        PackedFlow::of(&link, &view, f.server_port, f.to_server)
     }
 
     /// No frame's key: the misc word of a real one leaves its top 15 bits clear.
