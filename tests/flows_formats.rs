@@ -856,3 +856,75 @@ fn out_file_appears_whole_or_not_at_all() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no/such/dir"));
 }
+
+/// Zeek's `conn_state` for what the client's capture shows: the flags each side sent there
+/// (tshark), read with Zeek's rules for the cases these fixtures hold.
+#[test]
+fn conn_state_is_zeeks_reading_of_the_flags_the_client_saw() {
+    if !tshark_available() {
+        return;
+    }
+    for fixture in ["tutorial", "syn-reuse-ok", "not-listening-tcp", "not-listening-udp"] {
+        let files = fixture_captures(fixture);
+        let log = tsv(&files);
+        let vip = log.get(&log.rows[0], "id.resp_h").text().to_string();
+        let fields = [
+            "ip.src",
+            "ip.dst",
+            "tcp.srcport",
+            "tcp.dstport",
+            "tcp.flags.syn",
+            "tcp.flags.ack",
+            "tcp.flags.fin",
+            "tcp.flags.reset",
+            "udp.srcport",
+            "udp.dstport",
+            "icmp.type",
+        ];
+        // Per client port, in order: [SYN, SYN-ACK, client FIN, server FIN, client RST,
+        // server RST, client datagram, server datagram], a new entry at each client SYN.
+        let mut seen: BTreeMap<u16, Vec<[bool; 8]>> = BTreeMap::new();
+        for f in tshark_fields(&files[0], false, ",", &fields) {
+            if f.len() != fields.len() || !f[10].is_empty() {
+                continue;
+            }
+            let request = f[1] == vip;
+            if !request && f[0] != vip {
+                continue;
+            }
+            let (sport, dport) = if f[2].is_empty() { (&f[8], &f[9]) } else { (&f[2], &f[3]) };
+            let port: u16 = (if request { sport } else { dport }).parse().unwrap();
+            let list = seen.entry(port).or_default();
+            let on = |i: usize| f[i] == "1";
+            if (request && on(4) && !on(5)) || (f[2].is_empty() && list.is_empty()) {
+                list.push([false; 8]);
+            }
+            let Some(s) = list.last_mut() else { continue };
+            if f[2].is_empty() {
+                s[if request { 6 } else { 7 }] = true;
+                continue;
+            }
+            s[0] |= request && on(4) && !on(5);
+            s[1] |= !request && on(4) && on(5);
+            s[if request { 2 } else { 3 }] |= on(6);
+            s[if request { 4 } else { 5 }] |= on(7);
+        }
+        let mut states: Vec<&str> = Vec::new();
+        for list in seen.values() {
+            for s in list {
+                states.push(match *s {
+                    [true, false, _, _, _, true, _, _] => "REJ",
+                    [true, true, _, _, true, false, _, _] => "RSTO",
+                    [true, true, true, true, false, false, _, _] => "SF",
+                    [false, false, false, false, false, false, true, true] => "SF",
+                    [false, false, false, false, false, false, true, false] => "S0",
+                    other => panic!("{fixture}: no case for {other:?}"),
+                });
+            }
+        }
+        states.sort_unstable();
+        let mut got: Vec<&str> = log.rows.iter().map(|r| log.get(r, "conn_state").text()).collect();
+        got.sort_unstable();
+        assert_eq!(got, states, "{fixture}");
+    }
+}
