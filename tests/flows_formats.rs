@@ -841,7 +841,7 @@ fn out_file_appears_whole_or_not_at_all() {
     let before = std::fs::read(&log).unwrap();
     let out = run(
         &["--format", "tsv", "--out", log.to_str().unwrap()],
-        &[bad.clone()],
+        std::slice::from_ref(&bad),
     );
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("bad.pcap"));
@@ -864,7 +864,12 @@ fn conn_state_is_zeeks_reading_of_the_flags_the_client_saw() {
     if !tshark_available() {
         return;
     }
-    for fixture in ["tutorial", "syn-reuse-ok", "not-listening-tcp", "not-listening-udp"] {
+    for fixture in [
+        "tutorial",
+        "syn-reuse-ok",
+        "not-listening-tcp",
+        "not-listening-udp",
+    ] {
         let files = fixture_captures(fixture);
         let log = tsv(&files);
         let vip = log.get(&log.rows[0], "id.resp_h").text().to_string();
@@ -892,7 +897,11 @@ fn conn_state_is_zeeks_reading_of_the_flags_the_client_saw() {
             if !request && f[0] != vip {
                 continue;
             }
-            let (sport, dport) = if f[2].is_empty() { (&f[8], &f[9]) } else { (&f[2], &f[3]) };
+            let (sport, dport) = if f[2].is_empty() {
+                (&f[8], &f[9])
+            } else {
+                (&f[2], &f[3])
+            };
             let port: u16 = (if request { sport } else { dport }).parse().unwrap();
             let list = seen.entry(port).or_default();
             let on = |i: usize| f[i] == "1";
@@ -923,7 +932,11 @@ fn conn_state_is_zeeks_reading_of_the_flags_the_client_saw() {
             }
         }
         states.sort_unstable();
-        let mut got: Vec<&str> = log.rows.iter().map(|r| log.get(r, "conn_state").text()).collect();
+        let mut got: Vec<&str> = log
+            .rows
+            .iter()
+            .map(|r| log.get(r, "conn_state").text())
+            .collect();
         got.sort_unstable();
         assert_eq!(got, states, "{fixture}");
     }
