@@ -201,7 +201,7 @@ pub fn emit(c: &Connection, ctx: &Context, f: &mut impl Fields) {
     let encap = wrapped.and_then(|o| ctx.tunnels.get(&o.dst));
     f.text(encap.map(tunnel_name).as_ref().map(|s| s as _));
     f.port(encap.and_then(|e| e.gue_port));
-    let seen_at: String = c.legs.iter().map(|l| role_letter(l.role)).collect();
+    let seen_at = super::flows::seen_at(&c.legs);
     f.text(Some(&seen_at));
     let names: SmallVec<[std::borrow::Cow<str>; 6]> =
         c.legs.iter().map(|l| ctx.name(l.vantage)).collect();
@@ -234,15 +234,6 @@ pub fn emit(c: &Connection, ctx: &Context, f: &mut impl Fields) {
 /// The first leg (in path order) at a vantage point of this role.
 fn first_of(c: &Connection, role: Role) -> Option<&Leg> {
     c.legs.iter().find(|l| l.role == role)
-}
-
-fn role_letter(r: Role) -> char {
-    match r {
-        Role::Client => 'C',
-        Role::Director => 'D',
-        Role::RealServer => 'R',
-        Role::Other => 'O',
-    }
 }
 
 fn rs_source(s: RsSource) -> &'static str {

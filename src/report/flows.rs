@@ -326,7 +326,8 @@ fn outcome_status(o: crate::flows::Outcome) -> crate::checks::Status {
     }
 }
 
-fn seen_at(legs: &[Leg]) -> String {
+/// The roles of the vantage points that saw a connection, one letter each (C, D, R, O).
+pub(crate) fn seen_at(legs: &[Leg]) -> String {
     legs.iter().map(|l| role_letter(l.role)).collect()
 }
 
