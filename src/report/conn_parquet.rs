@@ -17,14 +17,18 @@ use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::WriterProperties;
+use parquet::schema::types::ColumnPath;
 
-use super::conn_row::{emit, Context, Fields, Kind, COLUMNS, VERSION};
+use super::conn_row::{emit, Column, Context, Fields, Kind, COLUMNS, VERSION};
 use super::flows::ConnectionWriter;
 use crate::flows::{Analysis, Connection};
 
 /// Rows per row group: large enough for zstd and the readers' statistics to pay, small enough
 /// to hold in memory (a few MB).
 pub const ROW_GROUP_ROWS: usize = 65_536;
+/// Bytes of a column's page before it is compressed and set aside: each of the 40 columns
+/// holds one page open, so the default (1 MiB) would keep up to 40 MiB uncompressed.
+const PAGE_BYTES: usize = 128 * 1024;
 /// Rows gathered in the builders before they go to the writer as one batch.
 const BATCH_ROWS: usize = 8_192;
 /// The metadata key naming the version of the columns.
@@ -50,6 +54,12 @@ fn data_type(kind: Kind) -> DataType {
         Kind::Addr | Kind::String | Kind::Enum => DataType::Utf8,
         Kind::Set => DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
     }
+}
+
+/// Times, intervals, and the identifiers of a connection: nearly every row has its own value.
+fn unique_per_row(c: &Column) -> bool {
+    matches!(c.kind, Kind::Time | Kind::Interval)
+        || ["uid", "id.orig_p", "conn_id", "isn"].contains(&c.name)
 }
 
 enum Builder {
@@ -134,17 +144,24 @@ impl<W: Write + Send> ConnParquet<W> {
 impl<W: Write + Send> ConnectionWriter for ConnParquet<W> {
     fn head(&mut self, a: &Analysis) -> io::Result<()> {
         self.ctx = Some(Context::new(a));
-        let props = WriterProperties::builder()
+        let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(self.row_group_rows))
+            .set_data_page_size_limit(PAGE_BYTES)
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(VERSION_KEY.into(), VERSION.to_string()),
                 KeyValue::new(
                     "lvscheck.version".into(),
                     env!("CARGO_PKG_VERSION").to_string(),
                 ),
-            ]))
-            .build();
+            ]));
+        // A dictionary pays for the columns whose values repeat (addresses, words, names);
+        // for those nearly unique per row it only grows to its limit and is dropped, a
+        // megabyte or two of memory per column for nothing.
+        for c in COLUMNS.iter().filter(|c| unique_per_row(c)) {
+            props = props.set_column_dictionary_enabled(ColumnPath::from(c.name), false);
+        }
+        let props = props.build();
         let out = self.out.take().expect("one head");
         self.writer = Some(
             ArrowWriter::try_new(out, self.schema.clone(), Some(props))
