@@ -26,9 +26,6 @@ use crate::flows::{Analysis, Connection};
 /// Rows per row group: large enough for zstd and the readers' statistics to pay, small enough
 /// to hold in memory (a few MB).
 pub const ROW_GROUP_ROWS: usize = 65_536;
-/// Bytes of a column's page before it is compressed and set aside: each of the 40 columns
-/// holds one page open, so the default (1 MiB) would keep up to 40 MiB uncompressed.
-const PAGE_BYTES: usize = 128 * 1024;
 /// Rows gathered in the builders before they go to the writer as one batch.
 const BATCH_ROWS: usize = 8_192;
 /// The metadata key naming the version of the columns.
@@ -147,7 +144,6 @@ impl<W: Write + Send> ConnectionWriter for ConnParquet<W> {
         let mut props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
             .set_max_row_group_row_count(Some(self.row_group_rows))
-            .set_data_page_size_limit(PAGE_BYTES)
             .set_key_value_metadata(Some(vec![
                 KeyValue::new(VERSION_KEY.into(), VERSION.to_string()),
                 KeyValue::new(
