@@ -66,9 +66,30 @@ pub fn printable(text: &str, max_chars: usize) -> String {
     out
 }
 
+/// `text` as one field of a Zeek-style TSV log (`flows --format tsv`), appended to `out`:
+/// every byte of a control or invisible character, a backslash, and (in an element of a set)
+/// the set separator `,` written as `\xNN`, as Zeek's ASCII writer escapes the separator, so
+/// that a tab or a newline in a file name cannot break a row. A value that would read as the
+/// unset (`-`) or empty (`(empty)`) marker has its first character escaped. The caller writes
+/// an empty value as `(empty)`.
+pub fn zeek_field(text: &str, set_element: bool, out: &mut String) {
+    use std::fmt::Write;
+    let marker = text == "-" || text == "(empty)";
+    for (i, c) in text.char_indices() {
+        if invisible(c) || c == '\\' || (set_element && c == ',') || (marker && i == 0) {
+            let mut bytes = [0u8; 4];
+            for b in c.encode_utf8(&mut bytes).bytes() {
+                let _ = write!(out, "\\x{b:02x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{printable, terminal, terminal_lines};
+    use super::{printable, terminal, terminal_lines, zeek_field};
 
     #[test]
     fn control_and_invisible_characters_are_escaped_and_long_text_cut() {
@@ -93,5 +114,23 @@ mod tests {
             std::borrow::Cow::Borrowed(_)
         ));
         assert_eq!(terminal_lines("a\nb\u{1b}"), "a\nb\\u{1b}");
+    }
+
+    #[test]
+    fn zeek_fields_escape_separators_controls_and_markers() {
+        let field = |t: &str, set: bool| {
+            let mut s = String::new();
+            zeek_field(t, set, &mut s);
+            s
+        };
+        assert_eq!(field("eth0", false), "eth0");
+        assert_eq!(field("a\tb\nc\\d", false), "a\\x09b\\x0ac\\x5cd");
+        assert_eq!(field("a,b", false), "a,b");
+        assert_eq!(field("a,b", true), "a\\x2cb");
+        assert_eq!(field("-", false), "\\x2d");
+        assert_eq!(field("(empty)", true), "\\x28empty)");
+        assert_eq!(field("x-", false), "x-");
+        assert_eq!(field("a\u{202e}b", false), "a\\xe2\\x80\\xaeb");
+        assert_eq!(field("ünï", false), "ünï");
     }
 }

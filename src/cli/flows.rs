@@ -4,17 +4,21 @@ use super::say;
 use std::collections::BinaryHeap;
 use std::io::Write;
 use std::net::IpAddr;
+use std::path::PathBuf;
 
 use clap::Args;
 
 use super::common::{AnalysisArgs, OutputArgs};
+use super::out_file::Output;
 use super::{EXIT_OK, EXIT_UNUSABLE};
 use crate::decode::DecodeOptions;
 use crate::flows::legs::Timeouts;
 use crate::flows::{
     analyse_files_streaming, Analysis, ConnKey, Connection, ConnectionSink, FlowOptions, Outcome,
 };
-use crate::report::flows::JsonLines;
+use crate::report::conn_log::ConnLog;
+use crate::report::conn_parquet::ConnParquet;
+use crate::report::flows::{ConnectionWriter, JsonLines};
 use crate::report::ladder;
 
 #[derive(Args, Debug)]
@@ -23,9 +27,19 @@ pub struct FlowsArgs {
     pub analysis: AnalysisArgs,
     /// Write JSON Lines instead of tables: a `topology` record, one `connection` record per
     /// connection as each is rebuilt (in the order they end), a `summary` record (see
-    /// docs/flows.md). Memory then follows the connections in flight.
+    /// docs/flows.md). Memory then follows the connections in flight. Same as `--format json`.
     #[arg(long)]
     pub json: bool,
+    /// How to write the connections: table (default), json (JSON Lines, as --json), tsv (a
+    /// Zeek conn.log), parquet (the same columns typed, zstd; docs/conn-log.md). json, tsv and
+    /// parquet write each connection as it is rebuilt. With --ladder: text (default), svg,
+    /// mermaid.
+    #[arg(long, value_enum, value_name = "FORMAT")]
+    pub format: Option<Format>,
+    /// Write to FILE instead of standard output (`-`: standard output); FILE appears once
+    /// whole. Needed for --format parquet when standard output is a terminal.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
     #[command(flatten)]
     pub output: OutputArgs,
     /// Show only connections that went to this real server; repeatable.
@@ -54,17 +68,56 @@ pub struct FlowsArgs {
     /// point and one arrow per packet (the captures are read once more for them).
     #[arg(long, requires = "conn")]
     pub ladder: bool,
-    /// The ladder's format: text (a terminal), svg (a web page), mermaid (a ticket).
-    #[arg(long, value_enum, value_name = "FORMAT", default_value_t = LadderFormat::Text, requires = "ladder")]
-    pub format: LadderFormat,
 }
 
-/// How `--ladder` draws.
+/// What `--format` writes: the connections (table, json, tsv, parquet) or, with `--ladder`,
+/// one connection's ladder (text for a terminal, svg for a web page, mermaid for a ticket).
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LadderFormat {
+pub enum Format {
+    Table,
+    Json,
+    Tsv,
+    Parquet,
     Text,
     Svg,
     Mermaid,
+}
+
+impl Format {
+    fn is_ladder(self) -> bool {
+        matches!(self, Format::Text | Format::Svg | Format::Mermaid)
+    }
+}
+
+/// The format asked for, with its default, or why the options do not go together.
+pub fn format(args: &FlowsArgs) -> Result<Format, String> {
+    let name = |f: Format| {
+        clap::ValueEnum::to_possible_value(&f).map_or(String::new(), |v| v.get_name().to_string())
+    };
+    match (args.format, args.ladder, args.json) {
+        (Some(f), true, _) if !f.is_ladder() => Err(format!(
+            "--format {}: a ladder is drawn as text, svg or mermaid",
+            name(f)
+        )),
+        (Some(f), false, _) if f.is_ladder() => Err(format!(
+            "--format {}: draws one connection's ladder: give --conn ID --ladder (the \
+             connections: table, json, tsv, parquet)",
+            name(f)
+        )),
+        (Some(f), _, true) if f != Format::Json => Err(format!(
+            "--json and --format {} ask for two formats: give one",
+            name(f)
+        )),
+        (Some(f), false, _) if f != Format::Table && args.conn.is_some() => Err(format!(
+            "--conn shows one connection as a table or a ladder, not as {}: leave out --conn \
+             and filter the log instead",
+            name(f)
+        )),
+        (Some(f), _, _) => Ok(f),
+        (None, true, _) => Ok(Format::Text),
+        (None, false, true) => Ok(Format::Json),
+        (None, false, false) => Ok(Format::Table),
+    }
 }
 
 fn parse_outcome(s: &str) -> Result<Outcome, String> {
@@ -102,18 +155,34 @@ pub fn selected(args: &FlowsArgs, c: &Connection) -> bool {
 /// Exit status: 0 when the captures could be read, 2 when one could not or the input cannot
 /// be used ([`AnalysisArgs::problems`], bad arguments).
 pub fn run(args: &FlowsArgs) -> i32 {
+    let unusable = |e: String| {
+        say(format!("lvscheck flows: {e}"));
+        EXIT_UNUSABLE
+    };
     let (mut opts, decode) = match options(args) {
         Ok(o) => o,
-        Err(e) => {
-            say(format!("lvscheck flows: {e}"));
-            return EXIT_UNUSABLE;
-        }
+        Err(e) => return unusable(e),
     };
-    if args.json {
-        return run_json_lines(args, &opts, decode);
+    let format = match format(args) {
+        Ok(f) => f,
+        Err(e) => return unusable(e),
+    };
+    let output = match Output::open(args.out.as_deref()) {
+        Ok(o) => o,
+        Err(e) => return unusable(format!("--out {e}")),
+    };
+    if format == Format::Parquet && output.is_terminal() {
+        return unusable(
+            "--format parquet writes a binary file, not for a terminal: give --out FILE, or \
+             send standard output to a file or a pipe"
+                .into(),
+        );
+    }
+    if matches!(format, Format::Json | Format::Tsv | Format::Parquet) {
+        return run_streaming(args, opts, decode, format, output);
     }
     if let Some(id) = args.conn {
-        return run_one(args, id, &opts, decode);
+        return run_one(args, id, &opts, decode, format, output);
     }
     // Only the selected connections are kept (with the start and key of every connection, to
     // number them in order of start among all): a filtered table of a long capture needs
@@ -138,19 +207,44 @@ pub fn run(args: &FlowsArgs) -> i32 {
     } = sink;
     let shown = crate::flows::numbered_by_start(shown.into_iter().map(|b| b.0).collect(), starts);
     let shown: Vec<&Connection> = shown.iter().collect();
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    let written = out.write_all(
-        crate::report::flows::render(
-            &analysis,
-            &shown,
-            selected,
-            // Not wrapped in a pipe: one line a connection, for grep.
-            &args.output.term(None),
-        )
-        .as_bytes(),
-    );
-    finish(written.and_then(|()| out.flush()))
+    // Not wrapped in a pipe: one line a connection, for grep.
+    let text = crate::report::flows::render(&analysis, &shown, selected, &term(args, &output));
+    deliver(output, &text)
+}
+
+/// Colour and width for the tables: as for standard output, but no colour in a file unless
+/// asked for (`--color always`), nor lines wrapped.
+fn term(args: &FlowsArgs, output: &Output) -> crate::report::style::Term {
+    match output {
+        Output::Stdout => args.output.term(None),
+        Output::File { .. } => crate::report::style::Term {
+            color: args.output.color == super::common::ColorChoice::Always,
+            width: None,
+        },
+    }
+}
+
+/// Writes a report made whole to the output.
+fn deliver(output: Output, text: &str) -> i32 {
+    let written = output
+        .writer()
+        .map_err(std::io::Error::other)
+        .and_then(|mut w| w.write_all(text.as_bytes()).and_then(|()| w.flush()));
+    settle(output, finish(written))
+}
+
+/// The output kept when it was written whole (exit status 0), else removed.
+fn settle(output: Output, code: i32) -> i32 {
+    if code != EXIT_OK {
+        return code;
+    }
+    match output.commit() {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            say(format!("lvscheck flows: --out {e}"));
+            EXIT_UNUSABLE
+        }
+    }
 }
 
 /// The tables' side of the stream: what they show, and where every connection starts.
@@ -212,7 +306,14 @@ impl ConnectionSink for TableSink<'_> {
 
 /// `--conn ID`: the ID-th connection to start among all of them, found with the ID that
 /// started first kept (not every connection), then its row or its ladder.
-fn run_one(args: &FlowsArgs, id: u64, opts: &FlowOptions, decode: DecodeOptions) -> i32 {
+fn run_one(
+    args: &FlowsArgs,
+    id: u64,
+    opts: &FlowOptions,
+    decode: DecodeOptions,
+    format: Format,
+    output: Output,
+) -> i32 {
     struct First {
         n: usize,
         kept: BinaryHeap<ByStart>,
@@ -271,17 +372,15 @@ fn run_one(args: &FlowsArgs, id: u64, opts: &FlowOptions, decode: DecodeOptions)
             say(format!("lvscheck flows: reading again for the ladder: {u}"));
         }
         let l = ladders.remove(0);
-        match args.format {
-            LadderFormat::Text => ladder::text(&l),
-            LadderFormat::Svg => ladder::svg(&l),
-            LadderFormat::Mermaid => ladder::mermaid(&l),
+        match format {
+            Format::Svg => ladder::svg(&l),
+            Format::Mermaid => ladder::mermaid(&l),
+            _ => ladder::text(&l),
         }
     } else {
-        crate::report::flows::render(&analysis, &[&conn], 1, &args.output.term(None))
+        crate::report::flows::render(&analysis, &[&conn], 1, &term(args, &output))
     };
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    finish(out.write_all(text.as_bytes()).and_then(|()| out.flush()))
+    deliver(output, &text)
 }
 
 /// Exit status for what writing the report gave.
@@ -297,18 +396,24 @@ fn finish(written: std::io::Result<()>) -> i32 {
     }
 }
 
-/// `--json`: each connection is written as soon as it is rebuilt and then forgotten, so memory
-/// follows the connections in flight however many there are.
-fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions, decode: DecodeOptions) -> i32 {
-    struct Sink<'a, W: Write> {
+/// `--format json|tsv|parquet`: each connection is written as soon as it is rebuilt and then
+/// forgotten, so memory follows the connections in flight however many there are.
+fn run_streaming(
+    args: &FlowsArgs,
+    mut opts: FlowOptions,
+    decode: DecodeOptions,
+    format: Format,
+    output: Output,
+) -> i32 {
+    struct Sink<'a> {
         args: &'a FlowsArgs,
         opts: &'a FlowOptions,
-        out: JsonLines<W>,
+        out: Box<dyn ConnectionWriter + 'a>,
         error: Option<std::io::Error>,
         /// The input cannot be used: nothing is written.
         refused: bool,
     }
-    impl<W: Write> Sink<'_, W> {
+    impl Sink<'_> {
         fn failed(&mut self, e: std::io::Error) {
             // The reader went away (`| head`): what is left to read would go nowhere, so stop
             // now rather than read the captures to their end.
@@ -318,10 +423,10 @@ fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions, decode: DecodeOptions) -
             self.error.get_or_insert(e);
         }
     }
-    impl<W: Write> ConnectionSink for Sink<'_, W> {
+    impl ConnectionSink for Sink<'_> {
         fn begin(&mut self, a: &Analysis) {
             // Input that cannot be used (a capture unreadable, a contradicted --role, rules of
-            // other traffic): the caller reports it, and nothing goes to stdout.
+            // other traffic): the caller reports it, and nothing is written.
             self.refused = !self.args.analysis.problems(a, self.opts).is_empty();
             if !self.refused {
                 if let Err(e) = self.out.head(a) {
@@ -337,21 +442,41 @@ fn run_json_lines(args: &FlowsArgs, opts: &FlowOptions, decode: DecodeOptions) -
             }
         }
     }
-    let stdout = std::io::stdout();
+    let writer = match output.writer() {
+        Ok(w) => w,
+        Err(e) => {
+            say(format!("lvscheck flows: --out {e}"));
+            return EXIT_UNUSABLE;
+        }
+    };
+    // The progress line when standard error is free for it: the output goes to a file.
+    let progress = super::progress::attach(&mut opts, matches!(output, Output::Stdout));
     let mut sink = Sink {
         args,
-        opts,
-        out: JsonLines::new(std::io::BufWriter::new(stdout.lock())),
+        opts: &opts,
+        out: match format {
+            Format::Tsv => Box::new(ConnLog::new(writer)),
+            Format::Parquet => Box::new(ConnParquet::new(writer)),
+            _ => Box::new(JsonLines::new(writer)),
+        },
         error: None,
         refused: false,
     };
-    let analysis = analyse_files_streaming(&args.analysis.sources(), decode, opts, &mut sink);
-    if args.analysis.report_unusable(&analysis, opts) {
+    let analysis = analyse_files_streaming(&args.analysis.sources(), decode, &opts, &mut sink);
+    drop(progress);
+    if args.analysis.report_unusable(&analysis, &opts) {
         return EXIT_UNUSABLE;
     }
     let written = match sink.error.take() {
         Some(e) => Err(e),
         None => sink.out.tail(&analysis),
     };
-    finish(written)
+    drop(sink);
+    // JSON Lines carry the warnings in their summary record; the logs have no place for them.
+    if format != Format::Json {
+        for w in &analysis.warnings {
+            say(format!("lvscheck flows: warning: {w}"));
+        }
+    }
+    settle(output, finish(written))
 }

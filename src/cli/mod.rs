@@ -12,6 +12,7 @@ pub mod common;
 pub mod fairness;
 pub mod flows;
 pub mod inspect;
+pub mod out_file;
 pub mod progress;
 pub mod records;
 pub mod verify;

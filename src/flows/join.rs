@@ -425,7 +425,8 @@ fn reply_visibility(
         .collect()
 }
 
-fn role_rank(r: Role) -> u8 {
+/// The order in which the legs are asked how a connection ended.
+pub(crate) fn role_rank(r: Role) -> u8 {
     match r {
         Role::Client => 0,
         Role::RealServer => 1,

@@ -487,6 +487,19 @@ impl Connection {
             vip: self.vip,
         }
     }
+    /// The leg whose view gave `history`, `handshake_ns`, `first_response_ns` and
+    /// `retransmissions`: `outcome_from`'s, else the first one asked for the outcome (client,
+    /// real server, other, director), as the join chose it.
+    pub fn history_leg(&self) -> Option<&Leg> {
+        match self.outcome_from {
+            Some(v) => self.legs.iter().find(|l| l.vantage == v),
+            None => self
+                .legs
+                .iter()
+                .min_by_key(|l| (join::role_rank(l.role), l.vantage)),
+        }
+    }
+
     /// Every piece of evidence of every leg.
     pub fn evidence(&self) -> impl Iterator<Item = &Evidence> {
         self.legs.iter().flat_map(|l| l.evidence.iter())

@@ -424,7 +424,7 @@ fn open_copy<'c>(
 }
 
 /// Where a copy is written until it is whole.
-fn temporary(out: &Path) -> PathBuf {
+pub(crate) fn temporary(out: &Path) -> PathBuf {
     let mut name = out.as_os_str().to_owned();
     name.push(".part");
     PathBuf::from(name)

@@ -22,6 +22,16 @@ pub const SCHEMA_VERSION: u32 = 2;
 /// A capture interface as people know it: the file name, and the interface when the file has
 /// several; escaped for a terminal (both come from outside: the command line, the file).
 pub fn vantage_label(a: &Analysis, v: VantageId) -> String {
+    vantage_text(a, v, true)
+}
+
+/// [`vantage_label`] as the file and the capture give it, unescaped: for formats that escape
+/// in their own way (a Zeek-style log) or need none (Parquet).
+pub fn vantage_name(a: &Analysis, v: VantageId) -> String {
+    vantage_text(a, v, false)
+}
+
+fn vantage_text(a: &Analysis, v: VantageId, terminal: bool) -> String {
     let Some(c) = a.captures.iter().find(|c| c.capture == v.capture) else {
         return v.to_string();
     };
@@ -39,10 +49,20 @@ pub fn vantage_label(a: &Analysis, v: VantageId) -> String {
         .interfaces
         .iter()
         .find(|(i, _)| *i == v.interface)
-        .map(|(_, n)| n.clone());
-    let file = esc(&c.file);
+        .map(|(_, n)| {
+            if terminal {
+                printable(n, 64)
+            } else {
+                n.clone()
+            }
+        });
+    let file = if terminal {
+        esc(&c.file)
+    } else {
+        std::borrow::Cow::Borrowed(c.file.as_str())
+    };
     match (several, name) {
-        (_, Some(n)) if several => format!("{file} ({})", printable(&n, 64)),
+        (_, Some(n)) if several => format!("{file} ({n})"),
         (true, None) => format!("{file} (if {})", v.interface),
         _ => file.into_owned(),
     }
@@ -306,7 +326,8 @@ fn outcome_status(o: crate::flows::Outcome) -> crate::checks::Status {
     }
 }
 
-fn seen_at(legs: &[Leg]) -> String {
+/// The roles of the vantage points that saw a connection, one letter each (C, D, R, O).
+pub(crate) fn seen_at(legs: &[Leg]) -> String {
     legs.iter().map(|l| role_letter(l.role)).collect()
 }
 
@@ -485,6 +506,27 @@ impl<W: Write> JsonLines<W> {
             warnings: &a.warnings,
         })?;
         self.out.flush()
+    }
+}
+
+/// A format that writes the connections as they come (`flows --format json|tsv|parquet`):
+/// what is known before the first, each connection, what is known after the last.
+pub trait ConnectionWriter {
+    fn head(&mut self, a: &Analysis) -> io::Result<()>;
+    fn connection(&mut self, c: &Connection) -> io::Result<()>;
+    /// Finishes the output and flushes it.
+    fn tail(&mut self, a: &Analysis) -> io::Result<()>;
+}
+
+impl<W: Write> ConnectionWriter for JsonLines<W> {
+    fn head(&mut self, a: &Analysis) -> io::Result<()> {
+        JsonLines::head(self, a)
+    }
+    fn connection(&mut self, c: &Connection) -> io::Result<()> {
+        JsonLines::connection(self, c)
+    }
+    fn tail(&mut self, a: &Analysis) -> io::Result<()> {
+        JsonLines::tail(self, a)
     }
 }
 

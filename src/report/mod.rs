@@ -2,6 +2,9 @@
 
 pub mod annotate;
 pub mod charts;
+pub mod conn_log;
+pub mod conn_parquet;
+pub mod conn_row;
 pub mod fairness;
 pub mod flows;
 pub mod health;
