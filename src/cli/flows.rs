@@ -25,6 +25,18 @@ use crate::report::ladder;
 pub struct FlowsArgs {
     #[command(flatten)]
     pub analysis: AnalysisArgs,
+    /// The FILEs are records that `lvscheck extract` wrote, not captures: their legs are
+    /// joined by a query into the same connections (docs/records.md).
+    #[arg(long)]
+    pub records: bool,
+    /// Where the query of --records runs: `embedded` (the default) or `ballista://HOST:PORT`.
+    #[arg(
+        long,
+        value_name = "ENGINE",
+        default_value = "embedded",
+        requires = "records"
+    )]
+    pub engine: String,
     /// Write JSON Lines instead of tables: a `topology` record, one `connection` record per
     /// connection as each is rebuilt (in the order they end), a `summary` record (see
     /// docs/flows.md). Memory then follows the connections in flight. Same as `--format json`.
@@ -130,7 +142,10 @@ fn parse_outcome(s: &str) -> Result<Outcome, String> {
 
 /// Builds the analysis and decode options from the arguments.
 pub fn options(args: &FlowsArgs) -> Result<(FlowOptions, DecodeOptions), String> {
-    let (mut opts, rules) = args.analysis.prepare()?;
+    let (mut opts, rules) = match args.records {
+        true => records_options(args)?,
+        false => args.analysis.prepare()?,
+    };
     let decode = args.analysis.decode_options(rules.as_ref());
     if !(args.udp_timeout.is_finite() && args.udp_timeout > 0.0) {
         return Err(format!(
@@ -143,6 +158,56 @@ pub fn options(args: &FlowsArgs) -> Result<(FlowOptions, DecodeOptions), String>
         ..Timeouts::default()
     };
     Ok((opts, decode))
+}
+
+/// The options of `--records`: the reading's and the rules', without checking the FILEs as
+/// captures; the options that `lvscheck topology` takes are refused here.
+fn records_options(
+    args: &FlowsArgs,
+) -> Result<(FlowOptions, Option<crate::topology::rules::Rules>), String> {
+    let a = &args.analysis;
+    if !a.vips.is_empty() || !a.roles.is_empty() || !a.gue_ports.is_empty() {
+        return Err(
+            "--vip, --role and --gue-port with --records: the records were extracted \
+                    with the options given to lvscheck topology; give them there"
+                .into(),
+        );
+    }
+    if args.ladder {
+        return Err(
+            "--ladder with --records: a ladder draws the packets, which the records do \
+                    not hold; draw it from the captures"
+                .into(),
+        );
+    }
+    let mut opts = a.reading.flow_options();
+    let rules = a.load_rules()?;
+    if let Some(rules) = &rules {
+        let (expected, notes) = crate::topology::config::expected_from_rules(rules);
+        opts.expected = Some(expected);
+        opts.notes.extend(notes);
+    }
+    Ok((opts, rules))
+}
+
+/// The analysis of the captures, or of the records with `--records`, each connection handed
+/// to `sink` as it is rebuilt.
+fn analyse(
+    args: &FlowsArgs,
+    decode: DecodeOptions,
+    opts: &FlowOptions,
+    sink: &mut dyn ConnectionSink,
+) -> Result<Analysis, String> {
+    if !args.records {
+        return Ok(analyse_files_streaming(
+            &args.analysis.sources(),
+            decode,
+            opts,
+            sink,
+        ));
+    }
+    let engine = crate::records::engine::Engine::parse(&args.engine)?;
+    crate::records::analyse_streaming(&args.analysis.files, &engine, opts, sink)
 }
 
 /// Whether a connection passes the `--rs`, `--client` and `--outcome` filters.
@@ -194,8 +259,15 @@ pub fn run(args: &FlowsArgs) -> i32 {
         starts: Vec::new(),
     };
     let progress = super::progress::attach(&mut opts, false);
-    let analysis = analyse_files_streaming(&args.analysis.sources(), decode, &opts, &mut sink);
+    let analysis = analyse(args, decode, &opts, &mut sink);
     drop(progress);
+    let analysis = match analysis {
+        Ok(a) => a,
+        Err(e) => {
+            say(format!("lvscheck flows: {e}"));
+            return EXIT_UNUSABLE;
+        }
+    };
     if args.analysis.report_unusable(&analysis, &opts) {
         return EXIT_UNUSABLE;
     }
@@ -345,7 +417,13 @@ fn run_one(
         count: 0,
     };
     let sources = args.analysis.sources();
-    let analysis = analyse_files_streaming(&sources, decode.clone(), opts, &mut sink);
+    let analysis = match analyse(args, decode.clone(), opts, &mut sink) {
+        Ok(a) => a,
+        Err(e) => {
+            say(format!("lvscheck flows: {e}"));
+            return EXIT_UNUSABLE;
+        }
+    };
     if args.analysis.report_unusable(&analysis, opts) {
         return EXIT_UNUSABLE;
     }
@@ -462,8 +540,15 @@ fn run_streaming(
         error: None,
         refused: false,
     };
-    let analysis = analyse_files_streaming(&args.analysis.sources(), decode, &opts, &mut sink);
+    let analysis = analyse(args, decode, &opts, &mut sink);
     drop(progress);
+    let analysis = match analysis {
+        Ok(a) => a,
+        Err(e) => {
+            say(format!("lvscheck flows: {e}"));
+            return EXIT_UNUSABLE;
+        }
+    };
     if args.analysis.report_unusable(&analysis, &opts) {
         return EXIT_UNUSABLE;
     }
