@@ -14,6 +14,8 @@ use crate::escape;
 
 #[cfg(feature = "ballista")]
 mod cluster;
+#[cfg(feature = "ballista")]
+pub mod local;
 #[cfg(feature = "datafusion")]
 mod session;
 
@@ -27,7 +29,11 @@ pub enum Engine {
     /// must name the same files on them as here (shared storage, or one machine).
     Ballista { url: String },
     /// A Ballista scheduler and executor started in this process for the query: Ballista's
-    /// distributed plan (stages, shuffle files, Flight transfers) without a cluster.
+    /// distributed plan (stages, shuffle files, Flight transfers) without a cluster, for the
+    /// tests. The executor runs under the memory limit of [`QueryOptions`]. Not offered by
+    /// [`Engine::parse`]: Ballista 55's standalone executor leaves its shuffle files in a
+    /// directory of `TMPDIR` that only the scheduler's clean-up, minutes after the job, would
+    /// remove, and the process ends before that.
     BallistaStandalone,
 }
 
@@ -43,21 +49,19 @@ pub const DATAFUSION_MISSING: &str = "lvscheck was built without DataFusion, whi
 const BALLISTA_DEFAULT_PORT: u16 = 50050;
 
 impl Engine {
-    /// `embedded`, `ballista://HOST[:PORT]` (port 50050 when not given, as Ballista's) or
-    /// `ballista-standalone`. The Ballista forms are refused here, before any work, in a
-    /// build without the `ballista` feature.
+    /// `embedded` or `ballista://HOST[:PORT]` (port 50050 when not given, as Ballista's).
+    /// The Ballista form is refused here, before any work, in a build without the `ballista`
+    /// feature.
     pub fn parse(s: &str) -> Result<Engine, String> {
         let engine = match s {
             "embedded" => Engine::Embedded,
-            "ballista-standalone" => Engine::BallistaStandalone,
             _ => match s.strip_prefix("ballista://") {
                 Some(address) => Engine::Ballista {
                     url: scheduler_url(address)?,
                 },
                 None => {
                     return Err(format!(
-                        "unknown engine `{}`: expected `embedded`, `ballista://HOST:PORT` or \
-                         `ballista-standalone`",
+                        "unknown engine `{}`: expected `embedded` or `ballista://HOST:PORT`",
                         escape::printable(s, 80)
                     ))
                 }
@@ -121,8 +125,8 @@ fn scheduler_url(address: &str) -> Result<String, String> {
 pub struct QueryOptions {
     /// Bytes the plan's operators may hold. Sorts, aggregations and window functions spill to
     /// temporary files (in `TMPDIR`) past it; what cannot spill (a hash join's build side)
-    /// fails with DataFusion's "resources exhausted" instead of growing without bound. The
-    /// Ballista engines leave memory to the executors' own configuration.
+    /// fails with DataFusion's "resources exhausted" instead of growing without bound. A
+    /// remote Ballista cluster's executors have their own limits.
     pub memory_limit: usize,
 }
 
@@ -136,10 +140,7 @@ impl QueryOptions {
     pub fn from_env() -> Result<QueryOptions, EngineError> {
         let memory_limit = match std::env::var(MEMORY_ENV) {
             Ok(v) => parse_size(&v).map_err(|why| {
-                EngineError::Options(format!(
-                    "{MEMORY_ENV}={}: {why}",
-                    escape::printable(&v, 40)
-                ))
+                EngineError::Options(format!("{MEMORY_ENV}={}: {why}", escape::printable(&v, 40)))
             })?,
             Err(std::env::VarError::NotPresent) => physical_memory() / 2,
             Err(std::env::VarError::NotUnicode(_)) => {
@@ -286,6 +287,7 @@ mod tests {
             "ballista://a b:1",
             "ballista://user@host:1",
             "duckdb",
+            "ballista-standalone",
             "",
         ] {
             let err = Engine::parse(bad).expect_err(bad);
@@ -309,9 +311,17 @@ mod tests {
     #[cfg(not(feature = "datafusion"))]
     #[test]
     fn without_datafusion_a_query_says_how_to_build() {
-        let options = QueryOptions { memory_limit: 1 << 30 };
-        let err = run_query_with(&Engine::Embedded, &options, &[], "SELECT 1", &mut |_| Ok(()))
-            .unwrap_err();
+        let options = QueryOptions {
+            memory_limit: 1 << 30,
+        };
+        let err = run_query_with(
+            &Engine::Embedded,
+            &options,
+            &[],
+            "SELECT 1",
+            &mut |_| Ok(()),
+        )
+        .unwrap_err();
         assert_eq!(err.to_string(), DATAFUSION_MISSING);
     }
 }

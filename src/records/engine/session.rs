@@ -15,7 +15,7 @@ use datafusion::datasource::listing::{
 use datafusion::error::DataFusionError;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
@@ -69,7 +69,10 @@ pub(super) fn run(
 pub(super) fn shared_settings(config: SessionConfig) -> SessionConfig {
     // String columns come back as the records hold them (Utf8), not as the Utf8View that
     // DataFusion reads them as by default: the caller's readers take the files' own types.
-    config.set_bool("datafusion.execution.parquet.schema_force_view_types", false)
+    config.set_bool(
+        "datafusion.execution.parquet.schema_force_view_types",
+        false,
+    )
 }
 
 async fn context(
@@ -82,7 +85,7 @@ async fn context(
         #[cfg(feature = "ballista")]
         Engine::Ballista { url } => super::cluster::remote(url).await,
         #[cfg(feature = "ballista")]
-        Engine::BallistaStandalone => super::cluster::standalone().await,
+        Engine::BallistaStandalone => super::cluster::standalone(runtime_env(options)?).await,
         #[cfg(not(feature = "ballista"))]
         Engine::Ballista { .. } | Engine::BallistaStandalone => Err(
             DataFusionError::Configuration(super::BALLISTA_MISSING.to_string()),
@@ -90,17 +93,29 @@ async fn context(
     }
 }
 
-fn embedded(options: &QueryOptions, threads: usize) -> Result<SessionContext, DataFusionError> {
+/// Memory and spill files of the plan's operators, as `options` says.
+pub(super) fn runtime_env(options: &QueryOptions) -> Result<Arc<RuntimeEnv>, DataFusionError> {
     // FairSpillPool rather than a greedy one: with several sorts and windows running at once,
     // each gets its share and spills past it, instead of the first taking everything and the
     // others failing.
-    let runtime = RuntimeEnvBuilder::new()
+    RuntimeEnvBuilder::new()
         .with_memory_pool(Arc::new(FairSpillPool::new(options.memory_limit)))
         .with_disk_manager_builder(
             DiskManagerBuilder::default().with_mode(DiskManagerMode::OsTmpDirectory),
         )
-        .build_arc()?;
-    let config = shared_settings(SessionConfig::new().with_target_partitions(threads));
+        .build_arc()
+}
+
+fn embedded(options: &QueryOptions, threads: usize) -> Result<SessionContext, DataFusionError> {
+    let runtime = runtime_env(options)?;
+    let mut config = shared_settings(SessionConfig::new().with_target_partitions(threads));
+    // Each partition's sort sets aside this much (10 MB by default) to merge its spilled runs,
+    // outside what it may spill: under a small limit on many cores that share alone would
+    // exhaust the pool. An eighth of a partition's share leaves the rest to the sorted rows.
+    let execution = &mut config.options_mut().execution;
+    execution.sort_spill_reservation_bytes = execution
+        .sort_spill_reservation_bytes
+        .min(options.memory_limit / (8 * threads));
     let state = SessionStateBuilder::new()
         .with_config(config)
         .with_runtime_env(runtime)
@@ -123,9 +138,11 @@ async fn register(ctx: &SessionContext, name: &str, files: &[PathBuf]) -> Result
         .iter()
         .map(|f| file_url(f).map_err(|why| table_error(format!("{}: {why}", shown(f)))))
         .collect::<Result<Vec<_>, _>>()?;
-    // Extension "": the files are named one by one, whatever they end with.
-    let listing = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension("");
     let state = ctx.state();
+    // The session's Parquet settings (shared_settings), which a bare ParquetFormat would not
+    // take; extension "": the files are named one by one, whatever they end with.
+    let format = ParquetFormat::default().with_options(state.default_table_options().parquet);
+    let listing = ListingOptions::new(Arc::new(format)).with_file_extension("");
     let schemas: Vec<Arc<Schema>> = futures::stream::iter(urls.iter().zip(files))
         .map(|(url, file)| {
             let listing = &listing;
