@@ -78,6 +78,7 @@ impl Engine {
     }
 
     /// Names the engine in errors: which one failed matters when a cluster is involved.
+    #[cfg(feature = "datafusion")]
     fn label(&self) -> String {
         match self {
             Engine::Embedded => "DataFusion".to_string(),
