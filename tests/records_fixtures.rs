@@ -100,8 +100,9 @@ fn records_give_what_the_captures_give_on_every_fixture() {
     });
     assert!(all.len() >= 60, "only {} fixtures compared", all.len());
     // A few fixtures have no connection to compare (snap length cut the headers, no VIP).
-    let (empty, failures): (Vec<String>, Vec<String>) =
-        failures.into_iter().partition(|f| f.starts_with(NO_CONNECTION));
+    let (empty, failures): (Vec<String>, Vec<String>) = failures
+        .into_iter()
+        .partition(|f| f.starts_with(NO_CONNECTION));
     assert!(empty.len() <= 5, "{empty:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
