@@ -11,6 +11,7 @@
 #                     generated and deleted after.
 #   BENCH_REC_OUT     where facts, topology, records and both verify outputs go (kept); unset:
 #                     $DATA/rec-out, of which only the records are kept
+#   REC_PEERS=0       skips the walk, capinfos and tshark (lvscheck's rows only)
 #
 # The set: client, director and rs1..rs18, round robin, seed 16, the smallest connection the
 # generator writes whole: one response segment of 1-60 bytes, so every TCP step is there
@@ -29,21 +30,21 @@ REC_BYTES_PER_CONNECTION=3100
 REC_VERIFY_FLAGS=(--json)
 
 # rec_timed STDOUT COMMAND ARGS...: runs COMMAND under /usr/bin/time -v, its standard output
-# into STDOUT; sets t_wall, t_cpu, t_rss (time_fields) and rec_code, and shows the end of its
-# standard error when it fails.
+# into STDOUT and its standard error into $REC_ERR; sets t_wall, t_cpu, t_rss (time_fields)
+# and rec_code, and shows the end of its standard error when it fails.
+REC_ERR=$DATA/records-stderr.txt
 rec_timed() {
     local out=$1; shift
-    local tv err
+    local tv
     tv=$(mktemp)
-    err=$(mktemp)
     rec_code=0
-    /usr/bin/time -v -o "$tv" "$@" >"$out" 2>"$err" || rec_code=$?
+    /usr/bin/time -v -o "$tv" "$@" >"$out" 2>"$REC_ERR" || rec_code=$?
     time_fields "$tv"
     if [ "$rec_code" -ne 0 ]; then
         echo "    $* exited with $rec_code; the end of its standard error:"
-        tail -n 5 "$err" | sed 's/^/      /'
+        tail -n 5 "$REC_ERR" | sed 's/^/      /'
     fi
-    rm -f "$tv" "$err"
+    rm -f "$tv"
 }
 
 # rec_row STEP INPUT PCAP_BYTES OUTPUT_BYTES: one row of the records table from the last
@@ -141,7 +142,7 @@ records_rows() {
     fi
     rec_dataset "$set"
     local pcaps=("$set"/*.pcap)
-    local f name b
+    local f name b legs
     awk -v args="$(cat "$set/synth.args" 2>/dev/null)" -v n="${#pcaps[@]}" -v f="$gen_frames" \
         -v b="$gen_bytes" -v k="$concurrent" '/^connections/ {
         printf "The set: `examples/synth.rs %s`, %d captures (client, director, rs1...), ", args, n
@@ -149,21 +150,19 @@ records_rows() {
         printf "%.1f GB of pcap (%.0f bytes a connection).\n", b / 1e9, b / $2 }' \
         "$set/synth.log" >> "$REC_NOTES"
 
-    # The pcaps, as the other sets are read: verify, the walk, capinfos; tshark's conversation
-    # table on one real server's capture only (it keeps state for every frame: ~0.3 KB a frame,
-    # 1.4 GB for gb-5's 4.7 M frames; the client capture alone has 90 M).
+    # The peers on the pcaps, as on gb-5: the walk, capinfos; tshark's conversation table on
+    # one real server's capture only (it keeps state for every frame: 3.7 GB for rs1's 5 M
+    # frames; the client capture alone has 90 M). verify on the pcaps comes last.
     rm -rf "${out:?}"
     mkdir -p "$out/facts" "$out/records"
-    rec_timed /dev/null bench/peer.sh walk "${pcaps[@]}"
-    rec_row walk "${#pcaps[@]} captures" "$gen_bytes" 0
-    rec_timed /dev/null bench/peer.sh capinfos "${pcaps[@]}"
-    rec_row capinfos "${#pcaps[@]} captures" "$gen_bytes" 0
-    rec_timed /dev/null bench/peer.sh tshark-conv "$set/rs1.pcap"
-    rec_row tshark-conv rs1 "$(stat -c %s "$set/rs1.pcap")" 0
-    rec_timed "$out/verify-pcap.json" "$BIN" verify "${REC_VERIFY_FLAGS[@]}" \
-        --rules "$set/rules.txt" "${pcaps[@]}"
-    rec_row verify "${#pcaps[@]} captures" "$gen_bytes" "$(stat -c %s "$out/verify-pcap.json")"
-
+    if [ "${REC_PEERS:-1}" != 0 ]; then
+        rec_timed /dev/null bench/peer.sh walk "${pcaps[@]}"
+        rec_row walk "${#pcaps[@]} captures" "$gen_bytes" 0
+        rec_timed /dev/null bench/peer.sh capinfos "${pcaps[@]}"
+        rec_row capinfos "${#pcaps[@]} captures" "$gen_bytes" 0
+        rec_timed /dev/null bench/peer.sh tshark-conv "$set/rs1.pcap"
+        rec_row tshark-conv rs1 "$(stat -c %s "$set/rs1.pcap")" 0
+    fi
     # The records path: facts and extract next to each capture (here one after the other), the
     # topology and the join on one machine.
     local ready=1
@@ -182,7 +181,8 @@ records_rows() {
     if [ "$ready" -eq 0 ]; then
         rec_note "\`lvscheck topology\`: skipped, it needs every capture's facts"
     elif has_command topology; then
-        rec_timed /dev/null "$BIN" topology "$out"/facts/*.json -o "$out/topology.json"
+        rec_timed /dev/null "$BIN" topology "$out"/facts/*.json --rules "$set/rules.txt" \
+            -o "$out/topology.json"
         rec_row topology "${#pcaps[@]} facts" 0 "$(stat -c %s "$out/topology.json" 2>/dev/null || echo 0)"
         [ "$rec_code" -eq 0 ] || ready=0
     else
@@ -197,7 +197,9 @@ records_rows() {
             rec_timed /dev/null "$BIN" extract "$f" --topology "$out/topology.json" \
                 --out "$out/records/$name"
             b=$(du -sb "$out/records/$name" 2>/dev/null | cut -f1) || b=0
-            rec_row extract "$name" "$(stat -c %s "$f")" "$b"
+            # extract says how many legs it wrote: the records grow with them, not with bytes.
+            legs=$(sed -n 's/.*: \([0-9]*\) legs,.*/\1/p' "$REC_ERR" | head -n 1)
+            rec_row extract "$name${legs:+ ($legs legs)}" "$(stat -c %s "$f")" "$b"
             [ "$rec_code" -eq 0 ] || ready=0
         done
         rec_total extract
@@ -212,14 +214,21 @@ records_rows() {
             --rules "$set/rules.txt" --records "$out"/records/*
         rec_row "verify --records" "${#pcaps[@]} records folders" "$gen_bytes" \
             "$(stat -c %s "$out/verify-records.json")"
-        if cmp -s "$out/verify-pcap.json" "$out/verify-records.json"; then
-            rec_note "\`verify --records\` wrote the same JSON as \`verify\` on the pcaps, byte for byte"
-        else
-            rec_note "\`verify --records\` and \`verify\` on the pcaps wrote different JSON: $(diff \
-                "$out/verify-pcap.json" "$out/verify-records.json" | grep -c '^[<>]') lines differ"
-        fi
     else
         not_built "verify --records" "${#pcaps[@]} records folders" "lvscheck verify --records"
+    fi
+
+    # verify on the pcaps last: the records' rows come first should the run be cut short.
+    rec_timed "$out/verify-pcap.json" "$BIN" verify "${REC_VERIFY_FLAGS[@]}" \
+        --rules "$set/rules.txt" "${pcaps[@]}"
+    rec_row verify "${#pcaps[@]} captures" "$gen_bytes" "$(stat -c %s "$out/verify-pcap.json")"
+    if [ ! -s "$out/verify-records.json" ]; then
+        :
+    elif cmp -s "$out/verify-pcap.json" "$out/verify-records.json"; then
+        rec_note "\`verify --records\` wrote the same JSON as \`verify\` on the pcaps, byte for byte"
+    else
+        rec_note "\`verify --records\` and \`verify\` on the pcaps wrote different JSON: $(diff \
+            "$out/verify-pcap.json" "$out/verify-records.json" | grep -c '^[<>]') lines differ"
     fi
 
     [ -n "${BENCH_REC_OUT:-}" ] || rm -rf "${out:?}/facts" "$out"/verify-*.json "$out/topology.json"

@@ -86,14 +86,15 @@ Written by \`bench/run.sh --records\` on $(date -u '+%Y-%m-%d %H:%M UTC'), lvsch
 $(grep -v '^- ' "$NOTES" || true)
 
 Each command once under \`/usr/bin/time -v\`; the captures are larger than this machine's
-memory, so every pass over them reads part of them from disk. First the pcaps as the other sets
-are read (the walk, capinfos, \`verify\`; tshark's conversation table on one real server's
-capture only: it keeps state for every frame, ~0.3 KB each, and the client capture alone has
-90 M frames); then the records path: \`lvscheck facts\` and \`lvscheck extract\` per capture (on
-one machine, one after the other; deployed, each runs on its own host), \`lvscheck topology\`
-on the facts, \`lvscheck verify --records\` on the twenty records folders. Output MB is what a
-step wrote (standard output, or the records folder for extract); per pcap GB is that over the
-capture's size: what would cross the network instead of the capture.
+memory, so every pass over them reads part of them from disk. The peers first (the walk and
+capinfos on every capture; tshark's conversation table on one real server's capture only: it
+keeps state for every frame, 3.7 GB for rs1's 5 M, and the client capture alone has 90 M);
+then the records path: \`lvscheck facts\` and \`lvscheck extract\` per capture (on one machine,
+one after the other; deployed, each runs on its own host), \`lvscheck topology --rules\` on the
+facts, \`lvscheck verify --records\` on the twenty records folders; last \`verify\` on the
+pcaps, whose JSON is compared with the records'. Output MB is what a step wrote (standard
+output, or the records folder for extract); per pcap GB is that over the capture's size: what
+would cross the network instead of the capture.
 
 | step | input | pcap GB | wall s | CPU s | max RSS MB | output MB | output MB per pcap GB | exit |
 | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
