@@ -71,6 +71,59 @@ GROWTH
     exit 0
 fi
 
+# bench/report.sh --records ROWS NOTES: the records section alone (between <!-- records -->
+# markers; bench/records.sh). Rows:
+#   | step | input | pcap GB | wall s | CPU s | max RSS MB | output MB | output MB per pcap GB | exit |
+# NOTES: lines starting "- " go under the table, the others (the set) above it.
+if [ "${1:-}" = "--records" ]; then
+    ROWS=$2
+    NOTES=$3
+    cat <<HEAD
+<!-- records -->
+## Records: 10 M connections from 20 hosts (issue 16)
+
+Written by \`bench/run.sh --records\` on $(date -u '+%Y-%m-%d %H:%M UTC'), lvscheck at commit $(git rev-parse --short HEAD), release build, on the machine above (load average $(cut -d' ' -f1-3 /proc/loadavg)).
+$(grep -v '^- ' "$NOTES" || true)
+
+Each command once under \`/usr/bin/time -v\`; the captures are larger than this machine's
+memory, so every pass over them reads part of them from disk. The peers first (the walk and
+capinfos on every capture; tshark's conversation table on one real server's capture only: it
+keeps state for every frame, 3.7 GB for rs1's 5 M, and the client capture alone has 90 M);
+then the records path: \`lvscheck facts\` and \`lvscheck extract\` per capture (on one machine,
+one after the other; deployed, each runs on its own host), \`lvscheck topology --rules\` on the
+facts, \`lvscheck verify --records\` on the twenty records folders; last \`verify\` on the
+pcaps, whose JSON is compared with the records'. Output MB is what a step wrote (standard
+output, or the records folder for extract); per pcap GB is that over the capture's size: what
+would cross the network instead of the capture.
+
+| step | input | pcap GB | wall s | CPU s | max RSS MB | output MB | output MB per pcap GB | exit |
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+HEAD
+    cat "$ROWS"
+    echo
+    grep '^- ' "$NOTES" || true
+    # As deployed: facts and extract on every host at once, so the slowest capture's time.
+    awk -F'|' '
+        function trim(x) { gsub(/^ +| +$/, "", x); return x }
+        { st = trim($2) }
+        st == "facts" && $5 + 0 > fw { fw = $5 + 0 }
+        st == "extract" && $5 + 0 > ew { ew = $5 + 0; en = trim($3) }
+        st == "extract" { o += $8; b += $4 }
+        st == "topology" { tw = $5 + 0; t = 1 }
+        st == "verify --records" { jw = $5 + 0; j = 1 }
+        st == "verify" { vw = $5 + 0; vb = $4 }
+        END {
+            if (!(t && j && ew > 0)) exit
+            printf "- As deployed (facts and extract next to each capture, all at once): the slowest "
+            printf "capture (%s) %.1f s of facts and %.1f s of extract, topology %.1f s, the join %.1f s: ", en, fw, ew, tw, jw
+            printf "%.1f s and %.0f MB over the network, against %.1f s for `verify` on the pcaps once %.1f GB ", fw + ew + tw + jw, o, vw, vb
+            printf "of them are on one machine.\n"
+        }' "$ROWS"
+    echo
+    echo "<!-- /records -->"
+    exit 0
+fi
+
 ROWS=$1
 
 # field DATASET COMMAND COLUMN: one value of the table (columns numbered as above, from 1).

@@ -4,6 +4,8 @@
 #
 #   bench/run.sh            # all datasets, writes bench/RESULTS.md
 #   bench/run.sh --scale    # only the scale rows: rewrites their section of bench/RESULTS.md
+#   bench/run.sh --records  # only the records rows of issue 16 (bench/records.sh): rewrites
+#                           # their section; BENCH_RECORDS=1 adds them to a full run
 #   BENCH_DATA=/some/dir bench/run.sh
 #
 # Datasets (written by examples/synth.rs, deleted after use; the largest, conns-1m, is ~7 GB):
@@ -47,9 +49,23 @@ generate() {
     local log
     log=$("$SYNTH" --out "$DATA/$name" "$@")
     echo "$log" | sed 's/^/    /'
-    gen_frames=$(echo "$log" | awk '/frames/ && !/not written/ && !/^connections/ {s += $2} END {print s}')
+    synth_log_fields "$log"
     gen_bytes=$(du -sb --exclude=truth.json "$DATA/$name" | cut -f1)
-    concurrent=$(echo "$log" | sed -n 's/.*max concurrent connections \([0-9]*\).*/\1/p')
+}
+
+# synth_log_fields LOG: gen_frames and concurrent from what examples/synth.rs printed.
+synth_log_fields() {
+    gen_frames=$(echo "$1" | awk '/frames/ && !/not written/ && !/^connections/ {s += $2} END {print s}')
+    concurrent=$(echo "$1" | sed -n 's/.*max concurrent connections \([0-9]*\).*/\1/p')
+}
+
+# time_fields TV: sets t_wall (s), t_cpu (user + system s) and t_rss (KB) from the report of
+# /usr/bin/time -v in file TV.
+time_fields() {
+    t_wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$1" \
+        | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
+    t_rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$1")
+    t_cpu=$(awk -F': ' '/User time/ {u = $2} /System time/ {s = $2} END {print u + s}' "$1")
 }
 
 # measure DATASET CONNECTIONS COMMAND ARGS...: one row of the results table.
@@ -59,19 +75,13 @@ measure() {
     tv=$(mktemp)
     local code=0
     /usr/bin/time -v "$@" >/dev/null 2>"$tv" || code=$?
-    local wall rss
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$tv" \
-        | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
-    local user sys
-    user=$(awk -F': ' '/User time/ {print $2}' "$tv")
-    sys=$(awk -F': ' '/System time/ {print $2}' "$tv")
+    time_fields "$tv"
     rm -f "$tv"
     local row
     row=$(awk -v d="$dataset" -v c="$2" -v n="$conns" -v f="$gen_frames" -v b="$gen_bytes" \
-        -v w="$wall" -v r="$rss" -v u="$user" -v s="$sys" -v x="$code" -v k="$concurrent" 'BEGIN {
+        -v w="$t_wall" -v r="$t_rss" -v u="$t_cpu" -v x="$code" -v k="$concurrent" 'BEGIN {
         printf "| %s | %s | %d | %s | %d | %.0f | %.2f | %.0f | %.0f | %.1f | %.2f | %d |",
-            d, c, n, k, f, b / 1e6, w, f / w, b / 1e6 / w, r / 1024, u + s, x }')
+            d, c, n, k, f, b / 1e6, w, f / w, b / 1e6 / w, r / 1024, u, x }')
     echo "$row"
     echo "$row" >> "$ROWS"
 }
@@ -91,19 +101,15 @@ scale() {
     out=$(mktemp)
     local code=0
     /usr/bin/time -v -o "$tv" "$@" 2>/dev/null | wc -c >"$out" || code=$?
-    local wall rss user sys bytes
-    wall=$(awk -F': ' '/Elapsed \(wall clock\)/ {print $2}' "$tv" \
-        | awk -F: '{ if (NF == 3) print $1*3600 + $2*60 + $3; else print $1*60 + $2 }')
-    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$tv")
-    user=$(awk -F': ' '/User time/ {print $2}' "$tv")
-    sys=$(awk -F': ' '/System time/ {print $2}' "$tv")
+    time_fields "$tv"
+    local bytes
     bytes=$(cat "$out")
     rm -f "$tv" "$out"
     local row
     row=$(awk -v d="$family" -v n="$n" -v t="$tool" -v f="$gen_frames" -v b="$gen_bytes" \
-        -v w="$wall" -v r="$rss" -v u="$user" -v s="$sys" -v o="$bytes" -v x="$code" 'BEGIN {
+        -v w="$t_wall" -v r="$t_rss" -v u="$t_cpu" -v o="$bytes" -v x="$code" 'BEGIN {
         printf "| %s | %d | %s | %d | %.2f | %.2f | %.2f | %.1f | %.1f | %d |",
-            d, n, t, f, b / 1e6, w, u + s, r / 1024, o / 1024, x }')
+            d, n, t, f, b / 1e6, w, u, r / 1024, o / 1024, x }')
     echo "$row"
     echo "$row" >> "$SCALE_ROWS"
 }
@@ -166,20 +172,35 @@ scale_rows() {
     done
 }
 
-if [ "${1:-}" = "--scale" ]; then
-    scale_rows
-    # Only the scale section of RESULTS.md is rewritten; the rest stays as the last full run
-    # left it.
+# replace_section NAME REPORT-ARGS...: rewrites only the section NAME of RESULTS.md (between
+# <!-- NAME --> markers, appended when missing) with what `bench/report.sh REPORT-ARGS...`
+# renders; the rest stays as the last full run left it.
+replace_section() {
+    local name=$1; shift
+    local section
     section=$(mktemp)
-    bash bench/report.sh --scale "$SCALE_ROWS" > "$section"
-    awk -v file="$section" '
-        /^<!-- scale -->$/ { while ((getline l < file) > 0) print l; skip = 1; done = 1; next }
-        /^<!-- \/scale -->$/ { skip = 0; next }
+    bash bench/report.sh "$@" > "$section"
+    awk -v file="$section" -v first="<!-- $name -->" -v last="<!-- /$name -->" '
+        $0 == first { while ((getline l < file) > 0) print l; skip = 1; done = 1; next }
+        $0 == last { skip = 0; next }
         !skip { print }
         END { if (!done) { print ""; while ((getline l < file) > 0) print l } }' "$OUT" > "$OUT.new"
     mv "$OUT.new" "$OUT"
     rm -f "$section"
-    echo "wrote the scale section of $OUT"
+    echo "wrote the $name section of $OUT"
+}
+
+if [ "${1:-}" = "--scale" ]; then
+    scale_rows
+    replace_section scale --scale "$SCALE_ROWS"
+    exit 0
+fi
+
+# shellcheck source=bench/records.sh
+source bench/records.sh
+if [ "${1:-}" = "--records" ]; then
+    records_rows
+    replace_section records --records "$REC_ROWS" "$REC_NOTES"
     exit 0
 fi
 
@@ -258,10 +279,19 @@ measure inspect-1g 360000 bench/peer.sh capinfos $(files inspect-1g)
 rm -rf "${DATA:?}/inspect-1g"
 
 scale_rows
+[ "${BENCH_RECORDS:-0}" = 1 ] && records_rows
 fi
 
+# The records section is kept from the file when this run did not measure it.
+old_records=$(sed -n '/^<!-- records -->$/,/^<!-- \/records -->$/p' "$OUT" 2>/dev/null || true)
 bash bench/report.sh "$ROWS" > "$OUT"
 [ -s "$SCALE_ROWS" ] && bash bench/report.sh --scale "$SCALE_ROWS" >> "$OUT"
+if [ "${BENCH_RECORDS:-0}" = 1 ] && [ -s "$REC_ROWS" ]; then
+    echo >> "$OUT"
+    bash bench/report.sh --records "$REC_ROWS" "$REC_NOTES" >> "$OUT"
+elif [ -n "$old_records" ]; then
+    printf '\n%s\n' "$old_records" >> "$OUT"
+fi
 if command -v valgrind >/dev/null; then
     {
         echo
