@@ -58,6 +58,20 @@ const DISORDER_NS: i64 = 1_000_000_000;
 /// not worth holding them for minutes.
 const MAX_UNCERTAINTY_SLACK_NS: i64 = 10_000_000_000;
 
+/// How long after a key's last leg ends (reference clock) the join waits for other captures
+/// to open theirs: the time slack, a capture's normal disorder and the worst clock
+/// uncertainty (bounded). The records' query cuts a tuple's legs into sessions by the same gap.
+pub fn join_slack(offsets: &[ClockOffset]) -> i64 {
+    TIME_SLACK_NS
+        + DISORDER_NS
+        + offsets
+            .iter()
+            .map(|o| o.uncertainty_ns)
+            .max()
+            .unwrap_or(0)
+            .clamp(0, MAX_UNCERTAINTY_SLACK_NS)
+}
+
 /// Whether a capture's frames are in time order, to within [`DISORDER_NS`].
 #[derive(Debug, Default)]
 pub struct TimeOrder {
@@ -173,15 +187,7 @@ pub fn run(
                 unmatched: unmatched(capture, offsets),
             });
         }
-        let slack = TIME_SLACK_NS
-            + DISORDER_NS
-            + offsets
-                .iter()
-                .map(|o| o.uncertainty_ns)
-                .max()
-                .unwrap_or(0)
-                .clamp(0, MAX_UNCERTAINTY_SLACK_NS);
-        let mut pending = Pending::new(joiner, slack);
+        let mut pending = Pending::new(joiner, join_slack(offsets));
         let mut give_back = GiveBack::new(&inputs);
         let mut stats = Vec::new();
         let mut health_checks = Vec::new();

@@ -10,26 +10,11 @@ use super::engine::{self, Engine};
 use super::legs::{i64_column, LegColumns};
 use super::RecordError;
 use crate::flows::clock::ClockOffset;
-use crate::flows::join::{JoinScratch, Joiner, TIME_SLACK_NS};
+use crate::flows::join::{JoinScratch, Joiner};
 use crate::flows::packed::PackedLeg;
 use crate::flows::{ConnKey, Connection};
 use crate::topology::VantageId;
 use std::path::PathBuf;
-
-/// The slack of the streaming join ([`crate::flows::stream`]): the gap after which a tuple's
-/// next legs are another session.
-fn slack_ns(offsets: &[ClockOffset]) -> i64 {
-    const DISORDER_NS: i64 = 1_000_000_000;
-    const MAX_UNCERTAINTY_SLACK_NS: i64 = 10_000_000_000;
-    TIME_SLACK_NS
-        + DISORDER_NS
-        + offsets
-            .iter()
-            .map(|o| o.uncertainty_ns)
-            .max()
-            .unwrap_or(0)
-            .clamp(0, MAX_UNCERTAINTY_SLACK_NS)
-}
 
 /// The query, with the clock offsets as a table of values.
 pub fn sql(offsets: &[ClockOffset]) -> String {
@@ -84,7 +69,7 @@ SELECT capture, interface, proto, client_ip, client_port, vip_ip, vip_port, pack
 FROM sessions
 ORDER BY due_ns, proto, client_ip, client_port, vip_ip, vip_port, session, ref_first_ns,
          capture, interface",
-        slack = slack_ns(offsets)
+        slack = crate::flows::stream::join_slack(offsets)
     )
 }
 
